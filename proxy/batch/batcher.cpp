@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "batch/batcher.h"
+
+namespace llmproxy {
+
+size_t qHash(const GroupKey &key, size_t seed) noexcept {
+    return qHashMulti(seed, key.keyHash, key.organization, key.project, key.endpoint, key.model);
+}
+
+QList<Flush> Batcher::add(const GroupKey &group, quint64 requestId, qint64 bytes,
+                          int embeddingInputs, SteadyTime now) {
+    QList<Flush> flushes;
+    if (auto it = m_groups.find(group); it != m_groups.end() && !it->items.empty()) {
+        if (it->bytes + bytes > m_limits.maxBytes)
+            flushes.append(take(group, FlushReason::Bytes));
+        else if (embeddingInputs > 0 &&
+                 it->embeddingInputs + embeddingInputs > m_limits.maxEmbeddingInputs)
+            flushes.append(take(group, FlushReason::EmbeddingInputs));
+    }
+    auto it = m_groups.find(group);
+    if (it == m_groups.end())
+        it = m_groups.insert(group, Group{now, {}, 0, 0});
+    it->items.emplace(requestId, Item{bytes, embeddingInputs});
+    it->bytes += bytes;
+    it->embeddingInputs += embeddingInputs;
+    m_index.insert(requestId, group);
+    if (std::ssize(it->items) >= m_limits.maxRequests)
+        flushes.append(take(group, FlushReason::Size));
+    return flushes;
+}
+
+bool Batcher::remove(quint64 requestId) {
+    const auto indexIt = m_index.constFind(requestId);
+    if (indexIt == m_index.cend())
+        return false;
+    const GroupKey key = *indexIt;
+    m_index.erase(indexIt);
+    auto it = m_groups.find(key);
+    Q_ASSERT(it != m_groups.end());
+    const auto item = it->items.find(requestId);
+    it->bytes -= item->second.bytes;
+    it->embeddingInputs -= item->second.embeddingInputs;
+    it->items.erase(item);
+    if (it->items.empty())
+        m_groups.erase(it); // the next request starts a fresh window
+    return true;
+}
+
+QList<Flush> Batcher::takeDue(SteadyTime now) {
+    QList<GroupKey> due;
+    for (auto it = m_groups.cbegin(); it != m_groups.cend(); ++it) {
+        if (it->firstArrival + m_limits.window <= now)
+            due.append(it.key());
+    }
+    QList<Flush> flushes;
+    for (const GroupKey &key : std::as_const(due))
+        flushes.append(take(key, FlushReason::Window));
+    return flushes;
+}
+
+QList<Flush> Batcher::takeAll() {
+    const QList<GroupKey> keys = m_groups.keys();
+    QList<Flush> flushes;
+    for (const GroupKey &key : keys)
+        flushes.append(take(key, FlushReason::Forced));
+    return flushes;
+}
+
+std::optional<SteadyTime> Batcher::nextDeadline() const {
+    std::optional<SteadyTime> earliest;
+    for (const Group &group : m_groups) {
+        const SteadyTime deadline = group.firstArrival + m_limits.window;
+        if (!earliest || deadline < *earliest)
+            earliest = deadline;
+    }
+    return earliest;
+}
+
+Flush Batcher::take(const GroupKey &key, FlushReason reason) {
+    Flush flush;
+    flush.group = key;
+    flush.reason = reason;
+    auto it = m_groups.find(key);
+    if (it == m_groups.end())
+        return flush;
+    flush.bytes = it->bytes;
+    flush.requestIds.reserve(std::ssize(it->items));
+    for (const auto &[id, item] : it->items) {
+        flush.requestIds.append(id);
+        m_index.remove(id);
+    }
+    m_groups.erase(it);
+    return flush;
+}
+
+} // namespace llmproxy

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// The grouping and flush policy, free of I/O and timers: the core asks it what to send and
+// when its next deadline is.
+
+#include "api/clock.h"
+
+#include <QByteArray>
+#include <QHash>
+#include <QList>
+
+#include <chrono>
+#include <map>
+#include <optional>
+
+namespace llmproxy {
+
+// Requests that may share a batch: same upstream key, organization, project, endpoint and
+// model. Never mixed.
+struct GroupKey {
+    QByteArray keyHash; // a hash of the upstream API key, never the key itself
+    QByteArray organization;
+    QByteArray project;
+    QByteArray endpoint; // "/v1/chat/completions"
+    QByteArray model;
+    friend bool operator==(const GroupKey &, const GroupKey &) = default;
+};
+size_t qHash(const GroupKey &key, size_t seed = 0) noexcept;
+
+struct BatchLimits {
+    std::chrono::milliseconds window{4000}; // from a group's first request
+    int maxRequests = 1000;
+    qint64 maxBytes = 25'000'000; // of the JSONL file
+    int maxEmbeddingInputs = 50'000;
+};
+
+enum class FlushReason { Window, Size, Bytes, EmbeddingInputs, Forced };
+
+struct Flush {
+    GroupKey group;
+    QList<quint64> requestIds; // in arrival order
+    qint64 bytes = 0;
+    FlushReason reason = FlushReason::Window;
+};
+
+class Batcher {
+public:
+    explicit Batcher(const BatchLimits &limits)
+        : m_limits(limits) {}
+
+    void setLimits(const BatchLimits &limits) { m_limits = limits; }
+    const BatchLimits &limits() const { return m_limits; }
+
+    // Queue one request (`bytes`: its JSONL line; `embeddingInputs`: 0 unless an embeddings
+    // request). Returns the batches this closes: the group's current batch first when adding
+    // would exceed the bytes or embedding-input limits, then the new one if it is now full.
+    QList<Flush> add(const GroupKey &group, quint64 requestId, qint64 bytes, int embeddingInputs,
+                     SteadyTime now);
+    // Take a queued request out (its client left before it was sent). False if not queued.
+    bool remove(quint64 requestId);
+    // Every group whose window has passed at `now`.
+    QList<Flush> takeDue(SteadyTime now);
+    // Every group, now (flush-now, or shutting down).
+    QList<Flush> takeAll();
+    // When the earliest window ends, if anything is queued.
+    std::optional<SteadyTime> nextDeadline() const;
+
+    qsizetype queued() const { return m_index.size(); }
+    qsizetype groups() const { return m_groups.size(); }
+
+private:
+    struct Item {
+        qint64 bytes;
+        int embeddingInputs;
+    };
+    struct Group {
+        SteadyTime firstArrival;
+        std::map<quint64, Item> items; // ids grow, so this is arrival order
+        qint64 bytes = 0;
+        int embeddingInputs = 0;
+    };
+    Flush take(const GroupKey &key, FlushReason reason);
+
+    BatchLimits m_limits;
+    QHash<GroupKey, Group> m_groups;
+    QHash<quint64, GroupKey> m_index;
+};
+
+} // namespace llmproxy

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// The HTTP front end: the only code that sees QtHttpServer. It validates requests, applies the
+// key policy, hands batchable requests to the core and holds their connections open until the
+// answer comes, relays everything else, and serves /stats and /healthz.
+
+#include "api/clock.h"
+#include "api/httpanswer.h"
+#include "http/requestgate.h"
+#include "settings/config.h"
+
+#include <QAbstractHttpServer>
+#include <QPointer>
+#include <QTimer>
+#include <QUrl>
+
+#include <chrono>
+#include <unordered_map>
+
+class QNetworkAccessManager;
+class QTcpSocket;
+
+namespace llmproxy {
+
+class BatchCore;
+class Stats;
+
+struct FrontEndSettings {
+    qint64 maxBody = 32LL * 1024 * 1024;
+    QByteArray apiKey; // when set, every upstream call uses it; never logged
+    QUrl upstream = QUrl(QStringLiteral("https://api.openai.com/v1"));
+    std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
+};
+
+// The endpoints the proxy batches.
+bool isBatchedEndpoint(QByteArrayView path);
+
+class HttpFrontEnd final : public QAbstractHttpServer {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(HttpFrontEnd)
+public:
+    HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager *nam, const Clock *clock,
+                 const FrontEndSettings &settings, QObject *parent = nullptr);
+    ~HttpFrontEnd() override;
+
+    // Listen on every address (backlog 1,024). On failure nothing is left listening.
+    bool listenOn(const QList<ListenAddress> &addresses, QString *error);
+    QList<quint16> ports() const;
+    void setSettings(const FrontEndSettings &settings);
+    void setReady(bool ready) { m_ready = ready; }
+
+    // Stop accepting; answer every waiting client with `answer` (shutdown).
+    void closeAll(const HttpAnswer &answer);
+    qsizetype waiting() const { return std::ssize(m_held); }
+    qsizetype connections() const { return std::ssize(m_connections); }
+
+protected:
+    bool handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) override;
+    void missingHandler(const QHttpServerRequest &request, QTcpSocket *socket) override;
+
+private:
+    struct Connection {
+        explicit Connection(const http::GateLimits &limits)
+            : gate(limits) {}
+        http::RequestGate gate;
+        SteadyTime lastActivity;
+        quint64 heldRequest = 0; // a batched request waiting for its answer
+        bool busy = false;       // a request is being answered
+        bool refused = false;    // the gate refused it: drain and close
+        qint64 drained = 0;      // bytes discarded since it was refused
+    };
+    struct Held {
+        QPointer<QTcpSocket> socket;
+        bool keepAlive = true;
+    };
+
+    void acceptSocket(QTcpSocket *socket);
+    void onGateReadyRead(QTcpSocket *socket);
+    void refuse(QTcpSocket *socket, Connection &connection, int status, const QString &message);
+    void respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive, bool head = false);
+    void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive);
+    void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+               const QByteArray &key);
+    void onAnswered(quint64 requestId, const HttpAnswer &answer);
+    void sweepIdle();
+    std::optional<QByteArray> upstreamKey(const QHttpServerRequest &request) const;
+
+    BatchCore *m_core;
+    Stats *m_stats;
+    QNetworkAccessManager *m_nam;
+    const Clock *m_clock;
+    FrontEndSettings m_settings;
+    bool m_ready = true;
+    bool m_closing = false;
+    quint64 m_nextRequestId = 1;
+    std::unordered_map<QTcpSocket *, Connection> m_connections;
+    std::unordered_map<quint64, Held> m_held;
+    QTimer m_sweep;
+};
+
+} // namespace llmproxy

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "http/httpwriter.h"
+
+namespace llmproxy::http {
+
+QByteArray reasonPhrase(int status) {
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Status";
+    }
+}
+
+QByteArray statusLine(int status) {
+    return QByteArrayLiteral("HTTP/1.1 ") + QByteArray::number(status) + ' ' +
+           reasonPhrase(status) + QByteArrayLiteral("\r\n");
+}
+
+QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly) {
+    QByteArray out;
+    out.reserve(160 + answer.body.size());
+    out += statusLine(answer.status);
+    if (!answer.contentType.isEmpty())
+        out += QByteArrayLiteral("Content-Type: ") + answer.contentType + QByteArrayLiteral("\r\n");
+    out += QByteArrayLiteral("Content-Length: ") + QByteArray::number(answer.body.size()) +
+           QByteArrayLiteral("\r\n");
+    for (const auto &[name, value] : answer.headers)
+        out += name + QByteArrayLiteral(": ") + value + QByteArrayLiteral("\r\n");
+    if (!keepAlive)
+        out += QByteArrayLiteral("Connection: close\r\n");
+    out += QByteArrayLiteral("\r\n");
+    if (!headOnly)
+        out += answer.body;
+    return out;
+}
+
+QByteArray chunk(QByteArrayView data) {
+    if (data.isEmpty())
+        return {};
+    QByteArray out = QByteArray::number(data.size(), 16);
+    out.reserve(out.size() + data.size() + 4);
+    out += "\r\n";
+    out += data;
+    out += "\r\n";
+    return out;
+}
+
+bool isHopByHop(QByteArrayView name) {
+    static constexpr QByteArrayView names[] = {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    };
+    for (QByteArrayView n : names) {
+        if (n == name)
+            return true;
+    }
+    return false;
+}
+
+} // namespace llmproxy::http

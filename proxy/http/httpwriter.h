@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Serialising HTTP/1.1 answers by hand: we write straight to the socket, so any status code,
+// header and framing is possible and nothing refers to Qt's per-connection request object.
+
+#include "api/httpanswer.h"
+
+#include <QByteArray>
+#include <QByteArrayView>
+
+namespace llmproxy::http {
+
+QByteArray reasonPhrase(int status);
+// "HTTP/1.1 <status> <reason>\r\n"
+QByteArray statusLine(int status);
+// A whole answer with Content-Type and Content-Length; "Connection: close" unless keepAlive.
+// `headOnly` leaves out the body (a HEAD request) but keeps its Content-Length.
+QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly = false);
+// One chunk of a chunked body (an empty view gives nothing: use lastChunk()).
+QByteArray chunk(QByteArrayView data);
+inline QByteArray lastChunk() {
+    return QByteArrayLiteral("0\r\n\r\n");
+}
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward.
+bool isHopByHop(QByteArrayView lowerCaseName);
+
+} // namespace llmproxy::http

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Relays one request to the upstream as it came and streams the answer back to the client
+// as it arrives, with back-pressure (the upstream is read only as fast as the client takes it).
+
+#include "api/httpanswer.h"
+
+#include <QObject>
+#include <QPointer>
+#include <QUrl>
+
+class QNetworkAccessManager;
+class QNetworkReply;
+class QTcpSocket;
+
+namespace llmproxy {
+
+struct RelayRequest {
+    QByteArray method;
+    QByteArray pathAndQuery; // as received, percent-encoding intact, starting with "/v1"
+    HeaderList headers;      // already without hop-by-hop headers, key policy applied
+    QByteArray body;
+    bool keepAlive = true;
+};
+
+// The upstream URL for a client path under /v1: "/v1/models?x=1" with base
+// "https://api.openai.com/v1" gives "https://api.openai.com/v1/models?x=1".
+QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery);
+
+class RelayCall final : public QObject {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(RelayCall)
+public:
+    RelayCall(QNetworkAccessManager *nam, const QUrl &upstreamBase, RelayRequest request,
+              QTcpSocket *client, QObject *parent = nullptr);
+    ~RelayCall() override;
+
+Q_SIGNALS:
+    // The exchange is over. `reusable`: the client connection may serve another request.
+    void finished(bool reusable);
+
+private:
+    void onMetaData();
+    void pump();
+    void onReplyFinished();
+    void writeHead();
+    void complete();
+    void end(bool reusable);
+
+    QPointer<QTcpSocket> m_client;
+    QNetworkReply *m_reply = nullptr;
+    bool m_keepAlive;
+    bool m_head;
+    bool m_headWritten = false;
+    bool m_chunked = false;
+    bool m_upstreamFinished = false;
+    bool m_done = false;
+};
+
+} // namespace llmproxy

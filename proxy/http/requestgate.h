@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Looks at each connection's bytes before Qt's HTTP parser does, to mend what Qt 6.4's
+// server lacks: a body size limit enforced before the body is buffered, refusing requests
+// whose headers Qt would silently drop, answering "Expect: 100-continue", and knowing each
+// request's HTTP version and Connection header (for keep-alive).
+
+#include <QByteArray>
+#include <QByteArrayView>
+#include <QString>
+
+#include <deque>
+
+namespace llmproxy::http {
+
+struct GateLimits {
+    qint64 maxBody = 32LL * 1024 * 1024;
+    int maxHeaderFields = 96;            // Qt 6.4 drops every header past 100 fields
+    qsizetype maxHeaderLine = 64 * 1024; // ... or with a field over 100 KiB
+    qsizetype maxHeaderBlock = 128 * 1024;
+};
+
+class RequestGate {
+public:
+    struct Verdict {
+        enum Kind { Pass, SendContinue, Reject } kind = Pass;
+        int status = 0;  // for Reject
+        QString message; // for Reject
+    };
+
+    explicit RequestGate(const GateLimits &limits)
+        : m_limits(limits) {}
+
+    // Bytes that have just arrived on the connection, in order, none skipped.
+    Verdict feed(QByteArrayView bytes);
+
+    // For each request whose headers were seen, in order: whether the connection may stay
+    // open after its answer. The front end takes one per request it handles.
+    bool takeKeepAlive();
+
+private:
+    enum class Phase { Headers, Body, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Failed };
+    Verdict parseHeaders(qsizetype end);
+    void startMessage();
+
+    GateLimits m_limits;
+    Phase m_phase = Phase::Headers;
+    QByteArray m_buffer;    // header block (or a chunk-size / trailer line) so far
+    qint64 m_remaining = 0; // body or chunk bytes still to come
+    qint64 m_bodyBytes = 0; // decoded body bytes of this message so far
+    std::deque<bool> m_keepAlive;
+};
+
+} // namespace llmproxy::http

@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "provider/openaiprovider.h"
+
+#include "api/logging.h"
+
+#include <QDateTime>
+#include <QHttpMultiPart>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonValue>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QRandomGenerator>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+
+namespace llmproxy {
+
+namespace {
+
+// Back-pressure for downloads: Qt stops reading the socket when this much is unread.
+constexpr qint64 kReadBufferBytes = 1024 * 1024;
+constexpr qint64 kDefaultTransferTimeoutMs = 120 * 1000;
+// An error body is small; keep at most this much of it.
+constexpr qsizetype kMaxErrorBodyBytes = 64 * 1024;
+
+QByteArray userAgent() {
+    return QByteArrayLiteral("llm-proxy/" LLMPROXY_VERSION);
+}
+
+QByteArray pathSegment(const QByteArray &id) {
+    return QUrl::toPercentEncoding(QString::fromUtf8(id));
+}
+
+int httpStatusOf(const QNetworkReply *reply) {
+    const QVariant v = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
+    return v.isValid() ? v.toInt() : 0;
+}
+
+// What is left to read; nothing once the reply was aborted (closed).
+QByteArray readRest(QNetworkReply *reply) {
+    return reply->isOpen() ? reply->readAll() : QByteArray();
+}
+
+bool isSuccess(int status) {
+    return status >= 200 && status < 300;
+}
+
+// Errors where the HTTP exchange did not complete (refused, reset, cut short, timed out, proxy).
+bool isTransportError(QNetworkReply::NetworkError error) {
+    return error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
+}
+
+QByteArray stringOf(const QJsonValue &v) {
+    if (v.isString())
+        return v.toString().toUtf8();
+    if (v.isDouble())
+        return QByteArray::number(v.toInteger());
+    return {};
+}
+
+std::optional<QJsonObject> parseObject(const QByteArray &json) {
+    QJsonParseError err;
+    const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
+    if (err.error != QJsonParseError::NoError || !doc.isObject())
+        return std::nullopt;
+    return doc.object();
+}
+
+std::optional<BatchInfo> batchFromObject(const QJsonObject &o) {
+    BatchInfo b;
+    b.id = stringOf(o.value(QLatin1StringView("id")));
+    b.status = stringOf(o.value(QLatin1StringView("status")));
+    if (b.id.isEmpty() || b.status.isEmpty())
+        return std::nullopt;
+    b.endpoint = stringOf(o.value(QLatin1StringView("endpoint")));
+    b.inputFileId = stringOf(o.value(QLatin1StringView("input_file_id")));
+    b.outputFileId = stringOf(o.value(QLatin1StringView("output_file_id")));
+    b.errorFileId = stringOf(o.value(QLatin1StringView("error_file_id")));
+    const QJsonObject counts = o.value(QLatin1StringView("request_counts")).toObject();
+    b.total = counts.value(QLatin1StringView("total")).toInt();
+    b.completed = counts.value(QLatin1StringView("completed")).toInt();
+    b.failed = counts.value(QLatin1StringView("failed")).toInt();
+    const QJsonArray errors =
+        o.value(QLatin1StringView("errors")).toObject().value(QLatin1StringView("data")).toArray();
+    for (const QJsonValue &e : errors) {
+        const QJsonObject eo = e.toObject();
+        BatchErrorItem item;
+        item.code = stringOf(eo.value(QLatin1StringView("code")));
+        item.message = eo.value(QLatin1StringView("message")).toString();
+        const QJsonValue line = eo.value(QLatin1StringView("line"));
+        item.line = line.isDouble() ? line.toInt() : -1;
+        b.errors.append(std::move(item));
+    }
+    b.metadata = o.value(QLatin1StringView("metadata")).toObject();
+    b.createdAt = o.value(QLatin1StringView("created_at")).toInteger();
+    return b;
+}
+
+std::optional<bool> parseDeleted(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o)
+        return std::nullopt;
+    return o->value(QLatin1StringView("deleted")).toBool(true);
+}
+
+// The provider may echo what it was sent; a key must never reach a log line or message.
+void scrubKey(ProviderError &error, const QByteArray &apiKey) {
+    if (apiKey.size() < 8)
+        return;
+    const QByteArray redacted = redactedKey(apiKey);
+    error.body.replace(apiKey, redacted);
+    error.message.replace(QString::fromUtf8(apiKey), QString::fromUtf8(redacted));
+}
+
+// nullopt when the reply is a complete 2xx answer, else the error it carries.
+std::optional<ProviderError> replyError(QNetworkReply *reply, const QByteArray &body,
+                                        const QByteArray &apiKey) {
+    if (reply->error() == QNetworkReply::NoError && isSuccess(httpStatusOf(reply)))
+        return std::nullopt;
+    ProviderError err = OpenAiProvider::errorFromReply(reply, body);
+    scrubKey(err, apiKey);
+    qCWarning(lcProvider).noquote() << reply->url().toDisplayString() << "failed, status"
+                                    << err.httpStatus << "-" << err.message;
+    return err;
+}
+
+ProviderError invalidJson(QNetworkReply *reply, const QByteArray &body, const QByteArray &apiKey) {
+    ProviderError err;
+    err.httpStatus = httpStatusOf(reply);
+    err.message = QStringLiteral("invalid JSON from provider");
+    err.body = body.left(kMaxErrorBodyBytes);
+    scrubKey(err, apiKey);
+    qCWarning(lcProvider).noquote() << reply->url().toDisplayString() << "answered"
+                                    << err.httpStatus << "with a body that does not parse";
+    return err;
+}
+
+QByteArray safeFileName(const QString &fileName) {
+    QByteArray name = fileName.toUtf8();
+    for (char &c : name) {
+        if (c == '"' || c == '\\' || c == '\r' || c == '\n')
+            c = '_';
+    }
+    return name.isEmpty() ? QByteArrayLiteral("batch.jsonl") : name;
+}
+
+} // namespace
+
+struct OpenAiProvider::DownloadState {
+    std::function<void(QByteArrayView)> onLine;
+    QByteArray apiKey;
+    QByteArray partial;                   // an unfinished line (2xx answers)
+    QByteArray errorBody;                 // the answer's body (non-2xx answers), capped
+    std::optional<ProviderError> failure; // a failure we found ourselves (line too long)
+};
+
+OpenAiProvider::OpenAiProvider(QNetworkAccessManager *nam, const QUrl &baseUrl, QObject *parent)
+    : Provider(parent)
+    , m_nam(nam)
+    , m_baseUrl(baseUrl) {}
+
+OpenAiProvider::~OpenAiProvider() {
+    // Abort what is in flight without calling back: disconnect first, because abort() emits
+    // finished() synchronously and this object is still alive here.
+    const std::vector<QPointer<QNetworkReply>> replies = std::move(m_replies);
+    m_replies.clear();
+    for (const QPointer<QNetworkReply> &reply : replies) {
+        if (!reply)
+            continue;
+        reply->disconnect(this);
+        reply->abort();
+        reply->deleteLater();
+    }
+}
+
+QUrl OpenAiProvider::endpointUrl(const QByteArray &encodedPath,
+                                 const QByteArray &encodedQuery) const {
+    QUrl url = m_baseUrl;
+    QString path = url.path(QUrl::FullyEncoded);
+    while (path.endsWith(QLatin1Char('/')))
+        path.chop(1);
+    url.setPath(path + QString::fromLatin1(encodedPath), QUrl::StrictMode);
+    if (encodedQuery.isEmpty())
+        url.setQuery(QString());
+    else
+        url.setQuery(QString::fromLatin1(encodedQuery), QUrl::StrictMode);
+    url.setFragment(QString());
+    return url;
+}
+
+QNetworkRequest OpenAiProvider::makeRequest(const Credentials &creds, const QUrl &url) const {
+    QNetworkRequest req(url);
+    req.setRawHeader(QByteArrayLiteral("Authorization"),
+                     QByteArrayLiteral("Bearer ") + creds.apiKey);
+    if (!creds.organization.isEmpty())
+        req.setRawHeader(QByteArrayLiteral("OpenAI-Organization"), creds.organization);
+    if (!creds.project.isEmpty())
+        req.setRawHeader(QByteArrayLiteral("OpenAI-Project"), creds.project);
+    req.setHeader(QNetworkRequest::UserAgentHeader, userAgent());
+    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json"));
+    // Every call has one: a timeout of zero or less means the default, never "wait forever".
+    const qint64 timeoutMs =
+        m_transferTimeout.count() > 0 ? m_transferTimeout.count() : kDefaultTransferTimeoutMs;
+    req.setTransferTimeout(
+        static_cast<int>(std::min<qint64>(timeoutMs, std::numeric_limits<int>::max())));
+    // Never follow a redirect to another origin: it would carry the key along.
+    req.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
+                     QNetworkRequest::SameOriginRedirectPolicy);
+    qCDebug(lcProvider).noquote() << "request" << url.toDisplayString() << "key"
+                                  << redactedKey(creds.apiKey);
+    return req;
+}
+
+void OpenAiProvider::track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler) {
+    m_replies.emplace_back(reply);
+    connect(reply, &QNetworkReply::finished, this,
+            [this, reply, handler = std::move(handler)]() mutable {
+                std::erase_if(m_replies, [reply](const QPointer<QNetworkReply> &r) {
+                    return r.isNull() || r.data() == reply;
+                });
+                reply->deleteLater();
+                // The handler may destroy this provider: keep it alive on the stack.
+                const std::function<void(QNetworkReply *)> h = std::move(handler);
+                h(reply);
+            });
+}
+
+template <typename T>
+void OpenAiProvider::expectJson(QNetworkReply *reply, const Credentials &creds,
+                                std::optional<T> (*parse)(const QByteArray &), Callback<T> done) {
+    track(reply, [key = creds.apiKey, parse, done = std::move(done)](QNetworkReply *r) {
+        const QByteArray body = readRest(r);
+        ProviderResult<T> result;
+        if (std::optional<ProviderError> err = replyError(r, body, key))
+            result.error = std::move(*err);
+        else if (std::optional<T> value = parse(body))
+            result.value = std::move(value);
+        else
+            result.error = invalidJson(r, body, key);
+        done(std::move(result));
+    });
+}
+
+void OpenAiProvider::uploadBatchFile(const Credentials &creds, const QByteArray &jsonl,
+                                     const QString &fileName, Callback<FileInfo> done) {
+    // Our own token-only boundary, sent unquoted like the official SDKs do.
+    QRandomGenerator *rng = QRandomGenerator::global();
+    const QByteArray boundary = QByteArrayLiteral("llmproxy-") +
+                                QByteArray::number(rng->generate64(), 16) +
+                                QByteArray::number(rng->generate64(), 16);
+    auto multipart = std::make_unique<QHttpMultiPart>(QHttpMultiPart::FormDataType);
+    multipart->setBoundary(boundary);
+
+    QHttpPart purpose;
+    purpose.setHeader(QNetworkRequest::ContentDispositionHeader,
+                      QByteArrayLiteral("form-data; name=\"purpose\""));
+    purpose.setBody(QByteArrayLiteral("batch"));
+    multipart->append(purpose);
+
+    QHttpPart file;
+    file.setHeader(QNetworkRequest::ContentDispositionHeader,
+                   QByteArray(QByteArrayLiteral("form-data; name=\"file\"; filename=\"") +
+                              safeFileName(fileName) + '"'));
+    file.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/jsonl"));
+    file.setBody(jsonl); // implicitly shared: this call owns its bytes whatever the caller does
+    multipart->append(file);
+
+    QNetworkRequest req = makeRequest(creds, endpointUrl(QByteArrayLiteral("/files")));
+    req.setHeader(QNetworkRequest::ContentTypeHeader,
+                  QByteArray(QByteArrayLiteral("multipart/form-data; boundary=") + boundary));
+    QNetworkReply *reply = m_nam->post(req, multipart.get());
+    multipart.release()->setParent(reply);
+    expectJson<FileInfo>(reply, creds, &OpenAiProvider::parseFile, std::move(done));
+}
+
+void OpenAiProvider::createBatch(const Credentials &creds, const QByteArray &inputFileId,
+                                 const QByteArray &endpoint, const QJsonObject &metadata,
+                                 Callback<BatchInfo> done) {
+    QJsonObject body{
+        {QStringLiteral("input_file_id"), QString::fromUtf8(inputFileId)},
+        {QStringLiteral("endpoint"), QString::fromUtf8(endpoint)},
+        {QStringLiteral("completion_window"), QStringLiteral("24h")},
+    };
+    if (!metadata.isEmpty())
+        body.insert(QStringLiteral("metadata"), metadata);
+    QNetworkRequest req = makeRequest(creds, endpointUrl(QByteArrayLiteral("/batches")));
+    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    QNetworkReply *reply = m_nam->post(req, QJsonDocument(body).toJson(QJsonDocument::Compact));
+    expectJson<BatchInfo>(reply, creds, &OpenAiProvider::parseBatch, std::move(done));
+}
+
+void OpenAiProvider::retrieveBatch(const Credentials &creds, const QByteArray &batchId,
+                                   Callback<BatchInfo> done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/batches/") + pathSegment(batchId));
+    QNetworkReply *reply = m_nam->get(makeRequest(creds, url));
+    expectJson<BatchInfo>(reply, creds, &OpenAiProvider::parseBatch, std::move(done));
+}
+
+void OpenAiProvider::cancelBatch(const Credentials &creds, const QByteArray &batchId,
+                                 Callback<BatchInfo> done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/batches/") + pathSegment(batchId) +
+                                 QByteArrayLiteral("/cancel"));
+    QNetworkReply *reply = m_nam->post(makeRequest(creds, url), QByteArray());
+    expectJson<BatchInfo>(reply, creds, &OpenAiProvider::parseBatch, std::move(done));
+}
+
+void OpenAiProvider::listBatches(const Credentials &creds, const QByteArray &after, int limit,
+                                 Callback<BatchPage> done) {
+    QByteArray query;
+    if (limit > 0)
+        query = QByteArrayLiteral("limit=") + QByteArray::number(std::clamp(limit, 1, 100));
+    if (!after.isEmpty()) {
+        if (!query.isEmpty())
+            query += '&';
+        query += QByteArrayLiteral("after=") + QUrl::toPercentEncoding(QString::fromUtf8(after));
+    }
+    const QUrl url = endpointUrl(QByteArrayLiteral("/batches"), query);
+    QNetworkReply *reply = m_nam->get(makeRequest(creds, url));
+    expectJson<BatchPage>(reply, creds, &OpenAiProvider::parseBatchPage, std::move(done));
+}
+
+void OpenAiProvider::deleteFile(const Credentials &creds, const QByteArray &fileId,
+                                DoneCallback done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/files/") + pathSegment(fileId));
+    QNetworkReply *reply = m_nam->deleteResource(makeRequest(creds, url));
+    Callback<bool> onDeleted = [done = std::move(done)](ProviderResult<bool> result) {
+        if (!result.ok()) {
+            done(std::move(result.error));
+        } else if (!*result.value) {
+            ProviderError err;
+            err.httpStatus = 200;
+            err.message = QStringLiteral("the provider did not delete the file");
+            done(std::move(err));
+        } else {
+            done(std::nullopt);
+        }
+    };
+    expectJson<bool>(reply, creds, &parseDeleted, std::move(onDeleted));
+}
+
+void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArray &fileId,
+                                       std::function<void(QByteArrayView line)> onLine,
+                                       DoneCallback done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/files/") + pathSegment(fileId) +
+                                 QByteArrayLiteral("/content"));
+    QNetworkRequest req = makeRequest(creds, url);
+    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("*/*"));
+    // The read-buffer limit (our back-pressure) is ignored over HTTP/2 in Qt 6.4.
+    req.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
+    // JSONL compresses very well; do not mistake a big result file for a zip bomb.
+    req.setDecompressedSafetyCheckThreshold(-1);
+
+    auto state = std::make_shared<DownloadState>();
+    state->onLine = std::move(onLine);
+    state->apiKey = creds.apiKey;
+
+    QNetworkReply *reply = m_nam->get(req);
+    reply->setReadBufferSize(kReadBufferBytes);
+    // A queued request may drop the limit set above: set it again once the answer starts.
+    connect(reply, &QNetworkReply::metaDataChanged, this,
+            [reply] { reply->setReadBufferSize(kReadBufferBytes); });
+    connect(reply, &QNetworkReply::readyRead, this,
+            [this, reply, state] { drainDownload(reply, *state); });
+    track(reply, [this, state, done = std::move(done)](QNetworkReply *r) {
+        finishDownload(r, *state, done);
+    });
+}
+
+// Never canReadLine()/readLine(): with a read-buffer limit they stall (qt64-notes §5).
+void OpenAiProvider::drainDownload(QNetworkReply *reply, DownloadState &state) {
+    const QByteArray chunk = readRest(reply);
+    if (chunk.isEmpty() || state.failure)
+        return;
+    if (!isSuccess(httpStatusOf(reply))) {
+        if (state.errorBody.size() < kMaxErrorBodyBytes)
+            state.errorBody += chunk.left(kMaxErrorBodyBytes - state.errorBody.size());
+        return;
+    }
+
+    const QPointer<OpenAiProvider> self(this);
+    const QByteArray data = state.partial.isEmpty() ? chunk : state.partial + chunk;
+    state.partial.clear();
+    qsizetype start = 0;
+    for (;;) {
+        const qsizetype nl = data.indexOf('\n', start);
+        if (nl < 0)
+            break;
+        QByteArrayView line(data.constData() + start, nl - start);
+        start = nl + 1;
+        if (line.endsWith('\r'))
+            line.chop(1);
+        if (line.isEmpty())
+            continue;
+        state.onLine(line);
+        if (!self)
+            return; // destroyed by the callback: stop here, silently
+    }
+    if (data.size() - start > kMaxLineBytes) {
+        ProviderError err;
+        err.httpStatus = httpStatusOf(reply);
+        err.message =
+            QStringLiteral("a line of the provider's file exceeds %1 bytes").arg(kMaxLineBytes);
+        state.failure = std::move(err);
+        reply->abort(); // finished() runs finishDownload(), which reports the failure
+        return;
+    }
+    state.partial = data.sliced(start);
+}
+
+void OpenAiProvider::finishDownload(QNetworkReply *reply, DownloadState &state,
+                                    const DoneCallback &done) {
+    if (state.failure) {
+        qCWarning(lcProvider).noquote()
+            << "download" << reply->url().toDisplayString() << "failed:" << state.failure->message;
+        done(std::move(state.failure));
+        return;
+    }
+    const QPointer<OpenAiProvider> self(this);
+    drainDownload(reply, state);
+    if (!self)
+        return;
+    if (state.failure) {
+        done(std::move(state.failure));
+        return;
+    }
+    if (std::optional<ProviderError> err = replyError(reply, state.errorBody, state.apiKey)) {
+        done(std::move(err));
+        return;
+    }
+    // A last line without a newline.
+    QByteArrayView last(state.partial);
+    if (last.endsWith('\r'))
+        last.chop(1);
+    if (!last.isEmpty()) {
+        state.onLine(last);
+        if (!self)
+            return;
+    }
+    state.partial.clear();
+    done(std::nullopt);
+}
+
+std::optional<BatchInfo> OpenAiProvider::parseBatch(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o)
+        return std::nullopt;
+    return batchFromObject(*o);
+}
+
+std::optional<FileInfo> OpenAiProvider::parseFile(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o)
+        return std::nullopt;
+    FileInfo f;
+    f.id = stringOf(o->value(QLatin1StringView("id")));
+    if (f.id.isEmpty())
+        return std::nullopt;
+    f.bytes = o->value(QLatin1StringView("bytes")).toInteger();
+    return f;
+}
+
+std::optional<BatchPage> OpenAiProvider::parseBatchPage(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o || !o->value(QLatin1StringView("data")).isArray())
+        return std::nullopt;
+    BatchPage page;
+    const QJsonArray data = o->value(QLatin1StringView("data")).toArray();
+    for (const QJsonValue &v : data) {
+        std::optional<BatchInfo> b = batchFromObject(v.toObject());
+        if (!b)
+            return std::nullopt;
+        page.batches.append(std::move(*b));
+    }
+    page.hasMore = o->value(QLatin1StringView("has_more")).toBool();
+    page.lastId = stringOf(o->value(QLatin1StringView("last_id")));
+    if (page.lastId.isEmpty() && !page.batches.isEmpty())
+        page.lastId = page.batches.constLast().id;
+    return page;
+}
+
+std::optional<std::chrono::milliseconds>
+OpenAiProvider::parseRetryAfter(const QByteArray &retryAfterMs, const QByteArray &retryAfter) {
+    using std::chrono::milliseconds;
+    bool ok = false;
+    const double ms = retryAfterMs.trimmed().toDouble(&ok);
+    if (ok && std::isfinite(ms) && ms >= 0 && ms < 1e12)
+        return milliseconds(std::llround(ms));
+
+    const QByteArray value = retryAfter.trimmed();
+    if (value.isEmpty())
+        return std::nullopt;
+    const double seconds = value.toDouble(&ok);
+    if (ok && std::isfinite(seconds) && seconds >= 0 && seconds < 1e9)
+        return milliseconds(std::llround(seconds * 1000));
+
+    // An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Qt 6.4's RFC 2822 parser wants +0000.
+    QString date = QString::fromLatin1(value);
+    if (date.endsWith(QLatin1StringView(" GMT")) || date.endsWith(QLatin1StringView(" UTC")))
+        date = date.chopped(4) + QLatin1StringView(" +0000");
+    const QDateTime when = QDateTime::fromString(date, Qt::RFC2822Date);
+    if (!when.isValid())
+        return std::nullopt;
+    const qint64 delta = QDateTime::currentDateTimeUtc().msecsTo(when);
+    return milliseconds(std::max<qint64>(delta, 0));
+}
+
+ProviderError OpenAiProvider::errorFromReply(QNetworkReply *reply, const QByteArray &body) {
+    ProviderError err;
+    const QNetworkReply::NetworkError netError = reply->error();
+    const int status = httpStatusOf(reply);
+    err.body = body.left(kMaxErrorBodyBytes);
+    // A connection cut short or timed out gives no usable answer, even after a status line.
+    err.httpStatus = isTransportError(netError) ? 0 : status;
+
+    if (const std::optional<QJsonObject> o = parseObject(body)) {
+        const QJsonValue e = o->value(QLatin1StringView("error"));
+        if (e.isObject()) {
+            const QJsonObject eo = e.toObject();
+            err.message = eo.value(QLatin1StringView("message")).toString();
+            err.type = stringOf(eo.value(QLatin1StringView("type")));
+            err.code = stringOf(eo.value(QLatin1StringView("code")));
+            err.param = stringOf(eo.value(QLatin1StringView("param")));
+        } else if (e.isString()) {
+            err.message = e.toString();
+        }
+    }
+
+    if (err.httpStatus == 0) {
+        QString what;
+        switch (netError) {
+        case QNetworkReply::ConnectionRefusedError:
+            what = QStringLiteral("connection refused");
+            break;
+        case QNetworkReply::RemoteHostClosedError:
+            what = status > 0 ? QStringLiteral("connection closed in the middle of the answer")
+                              : QStringLiteral("connection closed before an answer");
+            break;
+        case QNetworkReply::OperationCanceledError: // what setTransferTimeout() reports
+        case QNetworkReply::TimeoutError:
+            what = QStringLiteral("no data from the provider within the transfer timeout");
+            break;
+        default:
+            what = reply->errorString();
+            break;
+        }
+        err.message = err.message.isEmpty() ? what : what + QLatin1StringView(": ") + err.message;
+    } else if (err.message.isEmpty()) {
+        const QString reason = QString::fromUtf8(
+            reply->attribute(QNetworkRequest::HttpReasonPhraseAttribute).toByteArray());
+        err.message = QStringLiteral("HTTP %1").arg(status);
+        if (!reason.isEmpty())
+            err.message += QLatin1Char(' ') + reason;
+    }
+
+    if (status > 0) {
+        err.retryAfter = parseRetryAfter(reply->rawHeader(QByteArrayLiteral("retry-after-ms")),
+                                         reply->rawHeader(QByteArrayLiteral("Retry-After")));
+    }
+    return err;
+}
+
+} // namespace llmproxy

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// What the batching core needs from a provider's Batch API. The core never sees HTTP.
+// Every call is asynchronous: its callback runs later on the provider's thread, exactly once,
+// unless the provider object is destroyed first (then never).
+
+#include <QByteArray>
+#include <QByteArrayView>
+#include <QJsonObject>
+#include <QList>
+#include <QObject>
+#include <QString>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+
+namespace llmproxy {
+
+struct Credentials {
+    QByteArray apiKey;       // sent as "Authorization: Bearer <key>"; never logged
+    QByteArray organization; // OpenAI-Organization, when non-empty
+    QByteArray project;      // OpenAI-Project, when non-empty
+    friend bool operator==(const Credentials &, const Credentials &) = default;
+};
+
+struct ProviderError {
+    int httpStatus = 0; // 0: no HTTP answer (connection refused, reset, timeout)
+    QString message;    // error.message from the provider, or the network error (no secrets)
+    QByteArray type;    // error.type
+    QByteArray code;    // error.code
+    QByteArray param;   // error.param
+    QByteArray body;    // the provider's raw error body, if any
+    std::optional<std::chrono::milliseconds> retryAfter; // Retry-After / retry-after-ms
+    // Network errors, 408, 409, 429 and 5xx are worth retrying; other answers are final.
+    bool retryable() const;
+};
+
+template <typename T>
+struct ProviderResult {
+    std::optional<T> value;
+    ProviderError error; // meaningful when !value
+    bool ok() const { return value.has_value(); }
+};
+
+struct FileInfo {
+    QByteArray id;
+    qint64 bytes = 0;
+};
+
+struct BatchErrorItem {
+    QByteArray code;
+    QString message;
+    int line = -1; // -1 when null
+};
+
+struct BatchInfo {
+    QByteArray id;
+    QByteArray status; // validating, failed, in_progress, finalizing, completed, expired,
+                       // cancelling, cancelled
+    QByteArray endpoint;
+    QByteArray inputFileId;
+    QByteArray outputFileId;                  // empty when null
+    QByteArray errorFileId;                   // empty when null
+    int total = 0, completed = 0, failed = 0; // request_counts
+    QList<BatchErrorItem> errors;             // errors.data
+    QJsonObject metadata;
+    qint64 createdAt = 0;
+    bool isTerminal() const; // failed, completed, expired, cancelled
+};
+
+struct BatchPage {
+    QList<BatchInfo> batches;
+    bool hasMore = false;
+    QByteArray lastId;
+};
+
+class Provider : public QObject {
+    Q_OBJECT
+public:
+    using QObject::QObject;
+    ~Provider() override = default;
+
+    template <typename T>
+    using Callback = std::function<void(ProviderResult<T>)>;
+    using DoneCallback = std::function<void(std::optional<ProviderError>)>;
+
+    // POST /files (multipart, purpose=batch) with the JSONL content.
+    virtual void uploadBatchFile(const Credentials &creds, const QByteArray &jsonl,
+                                 const QString &fileName, Callback<FileInfo> done) = 0;
+    // POST /batches {input_file_id, endpoint, completion_window:"24h", metadata}.
+    virtual void createBatch(const Credentials &creds, const QByteArray &inputFileId,
+                             const QByteArray &endpoint, const QJsonObject &metadata,
+                             Callback<BatchInfo> done) = 0;
+    // GET /batches/{id}
+    virtual void retrieveBatch(const Credentials &creds, const QByteArray &batchId,
+                               Callback<BatchInfo> done) = 0;
+    // POST /batches/{id}/cancel
+    virtual void cancelBatch(const Credentials &creds, const QByteArray &batchId,
+                             Callback<BatchInfo> done) = 0;
+    // GET /batches?limit=&after= (limit clamped to 1..100; <= 0 leaves the provider's default;
+    // an empty `after` starts at the newest batch).
+    virtual void listBatches(const Credentials &creds, const QByteArray &after, int limit,
+                             Callback<BatchPage> done) = 0;
+    // GET /files/{id}/content, delivered line by line as it streams in (never whole in memory).
+    // Each non-empty line goes to `onLine` without its CR/LF, in file order; a last line without
+    // a newline is delivered too. `done` runs once at the end. A download that fails part-way may
+    // already have delivered its complete lines (never a cut one) before `done` reports the error.
+    virtual void downloadFileLines(const Credentials &creds, const QByteArray &fileId,
+                                   std::function<void(QByteArrayView line)> onLine,
+                                   DoneCallback done) = 0;
+    // DELETE /files/{id}
+    virtual void deleteFile(const Credentials &creds, const QByteArray &fileId,
+                            DoneCallback done) = 0;
+};
+
+} // namespace llmproxy

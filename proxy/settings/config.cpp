@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "settings/config.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QFileInfo>
+#include <QRegularExpression>
+#include <QStandardPaths>
+#include <QtNumeric>
+
+#include <array>
+
+namespace llmproxy {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr quint16 DefaultPort = 3030;
+constexpr milliseconds MaxBatchWindow{24LL * 60 * 60 * 1000};
+constexpr milliseconds MinPollInterval{100};
+constexpr qint64 MinBatchBytes = 1000;
+constexpr qint64 MinMaxBody = 1024;
+// Fraction digits beyond this many are ignored: 10^9 times the largest unit (GiB, 2^30)
+// still fits in a qint64, and nine digits are far finer than a millisecond or a byte.
+constexpr qsizetype MaxFractionDigits = 9;
+
+struct Unit {
+    QLatin1StringView name;
+    qint64 factor;
+};
+
+// A bare number is seconds.
+constexpr std::array DurationUnits{
+    Unit{QLatin1StringView(""), 1000},
+    Unit{QLatin1StringView("ms"), 1},
+    Unit{QLatin1StringView("s"), 1000},
+    Unit{QLatin1StringView("m"), 60 * 1000},
+    Unit{QLatin1StringView("h"), 60 * 60 * 1000},
+};
+
+constexpr std::array SizeUnits{
+    Unit{QLatin1StringView(""), 1},
+    Unit{QLatin1StringView("B"), 1},
+    Unit{QLatin1StringView("KB"), 1000},
+    Unit{QLatin1StringView("MB"), 1000 * 1000},
+    Unit{QLatin1StringView("GB"), 1000 * 1000 * 1000},
+    Unit{QLatin1StringView("KiB"), 1024},
+    Unit{QLatin1StringView("MiB"), 1024 * 1024},
+    Unit{QLatin1StringView("GiB"), 1024 * 1024 * 1024},
+};
+
+bool isAsciiDigit(QChar c) {
+    return c >= u'0' && c <= u'9';
+}
+
+bool isAsciiLetter(QChar c) {
+    return (c >= u'a' && c <= u'z') || (c >= u'A' && c <= u'Z');
+}
+
+bool allAsciiDigits(QStringView text) {
+    if (text.isEmpty())
+        return false;
+    for (QChar c : text) {
+        if (!isAsciiDigit(c))
+            return false;
+    }
+    return true;
+}
+
+// "<digits>[.<digits>][spaces]<letters>" → number × unit factor, rounded to the nearest
+// integer. No sign, no exponent; nullopt if malformed, the unit is unknown, or on overflow.
+template <std::size_t N>
+std::optional<qint64> parseScaled(QStringView text, const std::array<Unit, N> &units) {
+    text = text.trimmed();
+    qsizetype pos = 0;
+    while (pos < text.size() && isAsciiDigit(text[pos]))
+        ++pos;
+    const QStringView whole = text.first(pos);
+    QStringView fraction;
+    if (pos < text.size() && text[pos] == u'.') {
+        ++pos;
+        const qsizetype fractionStart = pos;
+        while (pos < text.size() && isAsciiDigit(text[pos]))
+            ++pos;
+        fraction = text.sliced(fractionStart, pos - fractionStart);
+    }
+    if (whole.isEmpty() && fraction.isEmpty())
+        return std::nullopt;
+    while (pos < text.size() && text[pos].isSpace())
+        ++pos;
+    const qsizetype unitStart = pos;
+    while (pos < text.size() && isAsciiLetter(text[pos]))
+        ++pos;
+    if (pos != text.size())
+        return std::nullopt;
+    const QStringView unitText = text.sliced(unitStart);
+
+    qint64 factor = 0;
+    for (const Unit &unit : units) {
+        if (unitText.compare(unit.name, Qt::CaseInsensitive) == 0) {
+            factor = unit.factor;
+            break;
+        }
+    }
+    if (factor == 0)
+        return std::nullopt;
+
+    qint64 result = 0;
+    for (QChar c : whole) {
+        if (qMulOverflow(result, qint64(10), &result) ||
+            qAddOverflow(result, qint64(c.digitValue()), &result)) {
+            return std::nullopt;
+        }
+    }
+    if (qMulOverflow(result, factor, &result))
+        return std::nullopt;
+
+    qint64 numerator = 0;
+    qint64 denominator = 1;
+    for (qsizetype i = 0; i < fraction.size() && i < MaxFractionDigits; ++i) {
+        numerator = numerator * 10 + fraction[i].digitValue();
+        denominator *= 10;
+    }
+    qint64 scaledFraction = 0;
+    if (qMulOverflow(numerator, factor, &scaledFraction))
+        return std::nullopt;
+    scaledFraction = (scaledFraction + denominator / 2) / denominator;
+    if (qAddOverflow(result, scaledFraction, &result))
+        return std::nullopt;
+    return result;
+}
+
+// Strict dotted quad: four decimal parts 0..255 (QHostAddress also takes "127.1" and octal).
+bool isDottedQuad(QStringView text) {
+    const auto parts = text.split(u'.');
+    if (parts.size() != 4)
+        return false;
+    for (QStringView part : parts) {
+        if (part.size() > 3 || !allAsciiDigits(part) || part.toInt() > 255)
+            return false;
+    }
+    return true;
+}
+
+// ---- the command line -------------------------------------------------------------------
+
+enum class OptionId {
+    Listen,
+    Upstream,
+    BatchWindow,
+    BatchSize,
+    BatchBytes,
+    PollInterval,
+    DataDir,
+    MaxBody,
+    Verbose,
+    NoGui,
+    Help,
+    Version,
+};
+
+struct OptionSpec {
+    QLatin1StringView name; // with its dashes
+    OptionId id;
+    bool takesValue;
+};
+
+constexpr std::array Options{
+    OptionSpec{QLatin1StringView("--listen"), OptionId::Listen, true},
+    OptionSpec{QLatin1StringView("--upstream"), OptionId::Upstream, true},
+    OptionSpec{QLatin1StringView("--batch-window"), OptionId::BatchWindow, true},
+    OptionSpec{QLatin1StringView("--batch-size"), OptionId::BatchSize, true},
+    OptionSpec{QLatin1StringView("--batch-bytes"), OptionId::BatchBytes, true},
+    OptionSpec{QLatin1StringView("--poll-interval"), OptionId::PollInterval, true},
+    OptionSpec{QLatin1StringView("--data-dir"), OptionId::DataDir, true},
+    OptionSpec{QLatin1StringView("--max-body"), OptionId::MaxBody, true},
+    OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
+    OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
+    OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
+    OptionSpec{QLatin1StringView("-h"), OptionId::Help, false},
+    OptionSpec{QLatin1StringView("--version"), OptionId::Version, false},
+};
+
+const OptionSpec *findOption(QStringView name) {
+    for (const OptionSpec &spec : Options) {
+        if (name == spec.name)
+            return &spec;
+    }
+    return nullptr;
+}
+
+constexpr QLatin1StringView DurationExamples("examples: 4s, 500ms, 0.5, 2m");
+constexpr QLatin1StringView SizeExamples("examples: 25MB, 32MiB, 1000000, 512KiB");
+
+// A value as it may appear in a one-line error message: quoted, control characters replaced,
+// long values shortened, and anything that looks like an API key (or is the configured key)
+// not shown at all.
+QString shown(QStringView value, const QByteArray &apiKey) {
+    // OpenAI keys start with "sk-" ("sk-proj-…", "sk-svcacct-…").
+    static const QRegularExpression keyLike(QStringLiteral("(^|[^A-Za-z0-9])sk-"));
+    if (keyLike.match(value.toString()).hasMatch() ||
+        (!apiKey.isEmpty() && value.contains(QString::fromUtf8(apiKey)))) {
+        return QStringLiteral("(a value that looks like an API key, not shown)");
+    }
+    // A URL's user name and password ("https://user:secret@host") are never repeated.
+    static const QRegularExpression userInfo(QStringLiteral("://[^/?#]*@"));
+    const QString visible = value.toString().replace(userInfo, QStringLiteral("://…@"));
+    constexpr qsizetype MaxShown = 80;
+    QString text;
+    text.reserve(qMin(visible.size(), MaxShown) + 3);
+    for (qsizetype i = 0; i < visible.size() && i < MaxShown; ++i) {
+        const QChar c = visible[i];
+        text += (c.category() == QChar::Other_Control) ? QChar(u'?') : c;
+    }
+    if (visible.size() > MaxShown)
+        text += QChar(u'…');
+    return u'"' + text + u'"';
+}
+
+QString errorLine(QLatin1StringView option, const QString &detail) {
+    return QStringLiteral("llm-proxy: ") + option + QStringLiteral(": ") + detail;
+}
+
+QString formatDuration(milliseconds duration) {
+    const qint64 ms = duration.count();
+    if (ms % (60 * 60 * 1000) == 0 && ms != 0)
+        return QString::number(ms / (60 * 60 * 1000)) + u'h';
+    if (ms % (60 * 1000) == 0 && ms != 0)
+        return QString::number(ms / (60 * 1000)) + u'm';
+    if (ms % 1000 == 0)
+        return QString::number(ms / 1000) + u's';
+    return QString::number(ms) + QStringLiteral("ms");
+}
+
+QString formatSize(qint64 bytes) {
+    if (bytes != 0) {
+        // Prefer the unit that gives a whole number, largest first, decimal before binary.
+        static constexpr std::array Order{7, 4, 6, 3, 5, 2};
+        for (int index : Order) {
+            const Unit &unit = SizeUnits[static_cast<std::size_t>(index)];
+            if (bytes % unit.factor == 0)
+                return QString::number(bytes / unit.factor) + unit.name;
+        }
+    }
+    return QString::number(bytes);
+}
+
+// The upstream base URL: http or https with a host, no credentials, query or fragment;
+// trailing slashes stripped, the path kept.
+std::optional<QUrl> parseUpstream(const QString &text, QString *error) {
+    const QUrl url(text.trimmed(), QUrl::StrictMode);
+    if (!url.isValid() || url.isRelative() || url.host().isEmpty()) {
+        *error = QStringLiteral("is not a URL with a host (example: https://api.openai.com/v1)");
+        return std::nullopt;
+    }
+    if (url.scheme() != QLatin1StringView("http") && url.scheme() != QLatin1StringView("https")) {
+        *error = QStringLiteral("is not an http or https URL (example: https://api.openai.com/v1)");
+        return std::nullopt;
+    }
+    if (!url.userInfo().isEmpty()) {
+        *error = QStringLiteral("must not contain a user name or password (the key comes from "
+                                "OPENAI_API_KEY or the client)");
+        return std::nullopt;
+    }
+    if (url.hasQuery() || url.hasFragment()) {
+        *error = QStringLiteral("must not have a query or fragment (example: "
+                                "https://api.openai.com/v1)");
+        return std::nullopt;
+    }
+    QUrl normalized = url;
+    QString path = url.path(QUrl::FullyEncoded);
+    while (path.endsWith(u'/'))
+        path.chop(1);
+    normalized.setPath(path, QUrl::TolerantMode);
+    return normalized;
+}
+
+QString helpText() {
+    const Config defaults;
+    return QStringLiteral(
+               "Usage: llm-proxy [options]\n"
+               "\n"
+               "A local proxy for the OpenAI API. Chat completions and embeddings sent to it are\n"
+               "collected into Batch API jobs (half the price) and each waiting client gets its\n"
+               "own answer; every other request is relayed to the upstream unchanged. Point an\n"
+               "OpenAI SDK at http://127.0.0.1:3030/v1.\n"
+               "\n"
+               "Options:\n"
+               "  --no-gui               Run headless, without the tray icon and window.\n"
+               "  --listen HOST:PORT     Address to listen on (default: 127.0.0.1:3030 and\n"
+               "                         [::1]:3030). HOST is an IPv4 address, an IPv6 address\n"
+               "                         in brackets, localhost (both loopbacks) or empty for\n"
+               "                         all interfaces (:3030). Port 0 picks a free port.\n"
+               "  --upstream URL         The OpenAI-compatible API base URL, http or https\n"
+               "                         (default: %1).\n"
+               "  --batch-window DUR     How long a batch collects requests, counted from its\n"
+               "                         first request (default: %2; more than 0, at most 24h).\n"
+               "  --batch-size N         Most requests in one batch (default: %3; 1 to %4).\n"
+               "  --batch-bytes SIZE     Largest batch input file (default: %5; 1KB to 200MB).\n"
+               "  --poll-interval DUR    How often a running batch is checked (default: %6;\n"
+               "                         at least 100ms).\n"
+               "  --data-dir DIR         Where the proxy keeps its state (default:\n"
+               "                         %7).\n"
+               "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
+               "                         1KiB).\n"
+               "  --verbose              Log debug messages.\n"
+               "  -h, --help             Show this help and exit.\n"
+               "  --version              Show the version and exit.\n"
+               "\n"
+               "Both --option VALUE and --option=VALUE work; a repeated option's last value wins.\n"
+               "\n"
+               "Values:\n"
+               "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"
+               "         1.5h).\n"
+               "  SIZE   Bytes (1000000) or a number with a unit: B; KB, MB, GB (powers of 1000);\n"
+               "         KiB, MiB, GiB (powers of 1024). Units ignore case: 25MB, 32MiB, 1.5 GB.\n"
+               "\n"
+               "Environment:\n"
+               "  OPENAI_API_KEY         When set, the proxy uses this key for every upstream\n"
+               "                         call. It is never logged or shown.\n"
+               "\n"
+               "Exit status: 0 on success, 2 for a bad command line.")
+        .arg(defaults.upstream.toString(), formatDuration(defaults.batchWindow),
+             QString::number(defaults.batchSize), QString::number(Config::ProviderMaxRequests),
+             formatSize(defaults.batchBytes), formatDuration(defaults.pollInterval),
+             QDir::toNativeSeparators(defaultDataDir()), formatSize(defaults.maxBody));
+}
+
+class Parser {
+public:
+    explicit Parser(const QByteArray &apiKey)
+        : m_apiKey(apiKey.trimmed()) {}
+
+    CommandLine parse(const QStringList &args) {
+        bool help = false;
+        bool version = false;
+        QString error;
+        for (qsizetype i = 1; i < args.size(); ++i) {
+            const QString &arg = args[i];
+            QStringView name = arg;
+            std::optional<QString> inlineValue;
+            const qsizetype equals = arg.indexOf(u'=');
+            if (arg.startsWith(QLatin1StringView("--")) && equals > 0) {
+                name = QStringView(arg).left(equals);
+                inlineValue = arg.mid(equals + 1);
+            }
+            const OptionSpec *spec = findOption(name);
+            if (!spec) {
+                if (error.isEmpty())
+                    error = unknownArgument(arg, name);
+                continue;
+            }
+            if (!spec->takesValue) {
+                if (inlineValue) {
+                    if (error.isEmpty())
+                        error = errorLine(spec->name, QStringLiteral("takes no value (got ") +
+                                                          shown(*inlineValue, m_apiKey) + u')');
+                    continue;
+                }
+                switch (spec->id) {
+                case OptionId::Help:
+                    help = true;
+                    break;
+                case OptionId::Version:
+                    version = true;
+                    break;
+                case OptionId::Verbose:
+                    m_config.verbose = true;
+                    break;
+                case OptionId::NoGui:
+                    m_config.noGui = true;
+                    break;
+                default:
+                    break;
+                }
+                continue;
+            }
+            QString value;
+            if (inlineValue) {
+                value = *inlineValue;
+            } else if (i + 1 < args.size() && !args[i + 1].startsWith(QLatin1StringView("--"))) {
+                value = args[++i];
+            } else {
+                if (error.isEmpty()) {
+                    error = errorLine(spec->name, QStringLiteral("missing value (expected ") +
+                                                      valueName(spec->id) + u')');
+                }
+                continue;
+            }
+            const QString problem = apply(spec->id, value);
+            if (error.isEmpty() && !problem.isEmpty())
+                error = errorLine(spec->name, problem);
+        }
+
+        CommandLine result;
+        if (help) {
+            result.action = CommandLine::Action::ShowHelp;
+            result.message = helpText();
+        } else if (version) {
+            result.action = CommandLine::Action::ShowVersion;
+            result.message = QStringLiteral("llm-proxy ") + QLatin1StringView(LLMPROXY_VERSION);
+        } else if (!error.isEmpty()) {
+            result.action = CommandLine::Action::Error;
+            result.message = error;
+        } else {
+            result.action = CommandLine::Action::Run;
+        }
+        if (m_config.listen.isEmpty())
+            m_config.listen = defaultListenAddresses();
+        if (m_config.dataDir.isEmpty())
+            m_config.dataDir = defaultDataDir();
+        m_config.apiKey = m_apiKey; // empty when unset or only whitespace
+        result.config = m_config;
+        return result;
+    }
+
+private:
+    static QString valueName(OptionId id) {
+        switch (id) {
+        case OptionId::Listen:
+            return QStringLiteral("HOST:PORT");
+        case OptionId::Upstream:
+            return QStringLiteral("URL");
+        case OptionId::BatchWindow:
+        case OptionId::PollInterval:
+            return QStringLiteral("a duration, ") + DurationExamples;
+        case OptionId::BatchSize:
+            return QStringLiteral("a number of requests");
+        case OptionId::BatchBytes:
+        case OptionId::MaxBody:
+            return QStringLiteral("a size, ") + SizeExamples;
+        case OptionId::DataDir:
+            return QStringLiteral("a directory");
+        default:
+            return QString();
+        }
+    }
+
+    QString unknownArgument(const QString &arg, QStringView name) const {
+        if (arg.startsWith(u'-')) {
+            return QStringLiteral("llm-proxy: unknown option ") + shown(name, m_apiKey) +
+                   QStringLiteral(" (see --help)");
+        }
+        return QStringLiteral("llm-proxy: unexpected argument ") + shown(arg, m_apiKey) +
+               QStringLiteral(" (options start with --; see --help)");
+    }
+
+    // Applies one option's value; returns what is wrong with it, or an empty string.
+    QString apply(OptionId id, const QString &value) {
+        const QString quoted = shown(value, m_apiKey);
+        switch (id) {
+        case OptionId::Listen: {
+            const auto addresses = parseListen(value);
+            if (!addresses) {
+                return quoted +
+                       QStringLiteral(" is not HOST:PORT with an IP address, localhost or nothing "
+                                      "as HOST and a port 0 to 65535 (examples: 127.0.0.1:3030, "
+                                      "[::1]:3030, localhost:3030, :3030)");
+            }
+            m_config.listen = *addresses;
+            m_config.listenText = value.trimmed();
+            return QString();
+        }
+        case OptionId::Upstream: {
+            QString problem;
+            const auto url = parseUpstream(value, &problem);
+            if (!url)
+                return quoted + u' ' + problem;
+            m_config.upstream = *url;
+            return QString();
+        }
+        case OptionId::BatchWindow: {
+            const auto duration = parseDuration(value);
+            if (!duration)
+                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+            if (*duration <= milliseconds::zero() || *duration > MaxBatchWindow) {
+                return quoted +
+                       QStringLiteral(" is out of range (expected more than 0 and at most 24h)");
+            }
+            m_config.batchWindow = *duration;
+            return QString();
+        }
+        case OptionId::PollInterval: {
+            const auto duration = parseDuration(value);
+            if (!duration)
+                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+            if (*duration < MinPollInterval)
+                return quoted + QStringLiteral(" is too short (expected at least 100ms)");
+            m_config.pollInterval = *duration;
+            return QString();
+        }
+        case OptionId::BatchSize: {
+            const QString trimmed = value.trimmed();
+            const QString range = QStringLiteral("1 to ") +
+                                  QString::number(Config::ProviderMaxRequests) +
+                                  QStringLiteral(", the provider's limit");
+            if (!allAsciiDigits(trimmed)) {
+                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
+            }
+            bool ok = false;
+            const qlonglong count = trimmed.toLongLong(&ok);
+            if (!ok || count < 1 || count > Config::ProviderMaxRequests)
+                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+            m_config.batchSize = static_cast<int>(count);
+            return QString();
+        }
+        case OptionId::BatchBytes: {
+            const auto size = parseSize(value);
+            if (!size)
+                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+            if (*size < MinBatchBytes || *size > Config::ProviderMaxBytes) {
+                return quoted +
+                       QStringLiteral(" is out of range (expected 1KB to 200MB, the provider's "
+                                      "limit)");
+            }
+            m_config.batchBytes = *size;
+            return QString();
+        }
+        case OptionId::MaxBody: {
+            const auto size = parseSize(value);
+            if (!size)
+                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+            if (*size < MinMaxBody)
+                return quoted + QStringLiteral(" is too small (expected at least 1KiB)");
+            m_config.maxBody = *size;
+            return QString();
+        }
+        case OptionId::DataDir: {
+            QString dir = value.trimmed();
+            if (dir.isEmpty())
+                return QStringLiteral("missing value (expected a directory)");
+            if (dir == u'~' || dir.startsWith(QLatin1StringView("~/")))
+                dir = QDir::homePath() + dir.mid(1);
+            m_config.dataDir = QDir::cleanPath(QFileInfo(dir).absoluteFilePath());
+            return QString();
+        }
+        default:
+            return QString();
+        }
+    }
+
+    QByteArray m_apiKey; // trimmed; only for the config and for redacting messages
+    Config m_config;
+};
+
+} // namespace
+
+std::optional<milliseconds> parseDuration(QStringView text) {
+    const auto ms = parseScaled(text, DurationUnits);
+    if (!ms)
+        return std::nullopt;
+    return milliseconds(*ms);
+}
+
+std::optional<qint64> parseSize(QStringView text) {
+    return parseScaled(text, SizeUnits);
+}
+
+std::optional<QList<ListenAddress>> parseListen(QStringView text) {
+    text = text.trimmed();
+    const qsizetype colon = text.lastIndexOf(u':');
+    if (colon < 0)
+        return std::nullopt;
+    const QStringView host = text.left(colon);
+    const QStringView portText = text.sliced(colon + 1);
+    if (!allAsciiDigits(portText) || portText.size() > 5)
+        return std::nullopt;
+    const int portNumber = portText.toInt();
+    if (portNumber > 65535)
+        return std::nullopt;
+    const auto port = static_cast<quint16>(portNumber);
+
+    if (host.isEmpty()) {
+        return QList<ListenAddress>{{QHostAddress(QHostAddress::AnyIPv4), port},
+                                    {QHostAddress(QHostAddress::AnyIPv6), port}};
+    }
+    if (host.compare(QLatin1StringView("localhost"), Qt::CaseInsensitive) == 0) {
+        return QList<ListenAddress>{{QHostAddress(QHostAddress::LocalHost), port},
+                                    {QHostAddress(QHostAddress::LocalHostIPv6), port}};
+    }
+    QHostAddress address;
+    if (host.startsWith(u'[') && host.endsWith(u']') && host.size() > 2) {
+        if (!address.setAddress(host.sliced(1, host.size() - 2).toString()) ||
+            address.protocol() != QAbstractSocket::IPv6Protocol) {
+            return std::nullopt;
+        }
+    } else if (isDottedQuad(host)) {
+        if (!address.setAddress(host.toString()) ||
+            address.protocol() != QAbstractSocket::IPv4Protocol) {
+            return std::nullopt;
+        }
+    } else {
+        return std::nullopt; // host names other than localhost, unbracketed IPv6, garbage
+    }
+    return QList<ListenAddress>{{address, port}};
+}
+
+QList<ListenAddress> defaultListenAddresses() {
+    return {{QHostAddress(QHostAddress::LocalHost), DefaultPort},
+            {QHostAddress(QHostAddress::LocalHostIPv6), DefaultPort}};
+}
+
+QString defaultDataDir() {
+    if (!QCoreApplication::applicationName().isEmpty()) {
+        const QString dir = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+        if (!dir.isEmpty())
+            return dir;
+    }
+    const QString shared = QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation);
+    if (shared.isEmpty())
+        return QString();
+    return shared + QStringLiteral("/llm-proxy");
+}
+
+CommandLine parseCommandLine(const QStringList &args,
+                             const QByteArray &openAiApiKeyFromEnvironment) {
+    return Parser(openAiApiKeyFromEnvironment).parse(args);
+}
+
+} // namespace llmproxy

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// The proxy's configuration as a plain value, and the command line that fills it.
+
+#include <QByteArray>
+#include <QHostAddress>
+#include <QList>
+#include <QString>
+#include <QStringList>
+#include <QUrl>
+
+#include <chrono>
+#include <optional>
+
+namespace llmproxy {
+
+struct ListenAddress {
+    QHostAddress address;
+    quint16 port = 0;
+    friend bool operator==(const ListenAddress &, const ListenAddress &) = default;
+};
+
+struct Config {
+    // Default: 127.0.0.1 and ::1 on port 3030 ("localhost" clients try ::1 first).
+    // "--listen localhost:P" also means both loopbacks; any other host is that address only.
+    QList<ListenAddress> listen;
+    QString listenText = QStringLiteral("127.0.0.1:3030"); // as the user wrote it, for display
+    QUrl upstream = QUrl(QStringLiteral("https://api.openai.com/v1"));
+    std::chrono::milliseconds batchWindow{4000};
+    int batchSize = 1000;
+    qint64 batchBytes = 25'000'000;
+    std::chrono::milliseconds pollInterval{10'000};
+    QString dataDir; // default: QStandardPaths::AppDataLocation (filled by parseCommandLine)
+    qint64 maxBody = 32LL * 1024 * 1024;
+    // Idle keep-alive connections are closed after this long (not a flag yet).
+    std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
+    bool verbose = false;
+    bool noGui = false;
+    // From OPENAI_API_KEY when set: every upstream call uses it. Never logged or printed.
+    QByteArray apiKey;
+
+    // The provider's hard limits: a batch never exceeds them whatever the flags say.
+    static constexpr int ProviderMaxRequests = 50'000;
+    static constexpr qint64 ProviderMaxBytes = 200'000'000;
+    static constexpr int ProviderMaxEmbeddingInputs = 50'000;
+};
+
+// "0.5" (seconds), "250ms", "4s", "2m", "1h", "1.5s". Non-negative; nullopt if malformed.
+std::optional<std::chrono::milliseconds> parseDuration(QStringView text);
+// "1000", "25MB" (10^6), "32MiB" (2^20), "1KB", "1KiB", "1GB", "1GiB", "100B"; case-insensitive
+// units, optional space; integral or decimal ("1.5MB"). nullopt if malformed or negative.
+std::optional<qint64> parseSize(QStringView text);
+// "127.0.0.1:3030", "[::1]:3030", "localhost:3030", ":3030" (all interfaces). nullopt if bad.
+std::optional<QList<ListenAddress>> parseListen(QStringView text);
+
+// The default listen addresses: 127.0.0.1 and ::1 on port 3030.
+QList<ListenAddress> defaultListenAddresses();
+// QStandardPaths::AppDataLocation, or GenericDataLocation + "/llm-proxy" when no application
+// name is set (AppDataLocation would then be the shared data folder itself).
+QString defaultDataDir();
+
+struct CommandLine {
+    enum class Action { Run, ShowHelp, ShowVersion, Error };
+    Action action = Action::Run;
+    Config config;
+    QString message; // help text, version line, or a one-line error; no trailing newline
+};
+
+// Parse argv (args[0] is the program name). `environment` supplies OPENAI_API_KEY
+// (pass QProcessEnvironment::systemEnvironment() values in production, anything in tests).
+CommandLine parseCommandLine(const QStringList &args,
+                             const QByteArray &openAiApiKeyFromEnvironment = {});
+
+} // namespace llmproxy

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Counters and latency percentiles for /stats and the dashboard, in bounded memory.
+
+#include <QByteArray>
+#include <QMetaType>
+#include <QtGlobal>
+
+#include <array>
+#include <cstddef>
+#include <vector>
+
+namespace llmproxy {
+
+// Latency samples in logarithmic buckets (relative error under 1%), from 0.01 ms up to
+// about 10 days; memory is fixed however many samples arrive.
+// Percentiles use the nearest-rank definition and never leave [min, max]; min, max and mean are
+// exact. The first kExactSamples samples are also kept verbatim, so small sets get exact
+// percentiles. NaN and infinities are ignored; negative values count as 0.
+class LatencyHistogram {
+public:
+    static constexpr double kLowestMs = 0.01;   // values below share bucket 0
+    static constexpr double kHighestMs = 864e6; // 10 days; values beyond share the last bucket
+    static constexpr double kBucketRatio = 1.01;
+    static constexpr std::size_t kExactSamples = 64;
+
+    LatencyHistogram();
+    void record(double milliseconds);
+    quint64 count() const { return m_count; }
+    double mean() const;                 // 0 when empty
+    double percentile(double p) const;   // p in [0,100]; 0 when empty
+    double min() const { return m_min; } // 0 when empty
+    double max() const { return m_max; } // 0 when empty
+    // Fixed at construction: the memory does not grow with the number of samples.
+    std::size_t bucketCount() const { return m_buckets.size(); }
+    void clear();
+
+private:
+    static std::size_t bucketIndex(double milliseconds);
+    double bucketValue(std::size_t index) const;
+
+    std::vector<quint64> m_buckets;
+    std::array<double, kExactSamples> m_exact{};
+    quint64 m_count = 0;
+    double m_sum = 0;
+    double m_max = 0;
+    double m_min = 0;
+};
+
+// A plain copyable value: it crosses threads in queued signals (see Q_DECLARE_METATYPE below).
+// requestsTotal = requestsSuccessful + requestsFailed; synthesizedErrors is a subset of failed.
+struct StatsSnapshot {
+    quint64 requestsTotal = 0;
+    quint64 requestsSuccessful = 0;
+    quint64 requestsFailed = 0;
+    quint64 synthesizedErrors = 0;
+    double requestAvgMs = 0, requestP50Ms = 0, requestP95Ms = 0, requestP99Ms = 0;
+    quint64 batchesTotal = 0;
+    quint64 batchesSuccessful = 0;
+    quint64 batchesFailed = 0;
+    double batchAvgMs = 0, batchP50Ms = 0, batchP95Ms = 0, batchP99Ms = 0;
+    quint64 queued = 0;
+    quint64 inFlight = 0;
+    quint64 relayed = 0;
+};
+
+class Stats {
+public:
+    // A batched request was answered (status decides successful: 2xx, or failed).
+    // `synthesized`: the proxy made the answer itself; only a synthesized failure counts in
+    // synthesized_error_responses. Time from arrival to answer.
+    void recordRequest(int httpStatus, bool synthesized, double milliseconds);
+    // A batch reached a terminal state: successful if `completed`, else failed.
+    // Time from submission (create) to terminal state.
+    void recordBatch(bool successful, double milliseconds);
+    void recordRelayed() { ++m_relayed; }
+    void setQueued(quint64 n) { m_queued = n; }
+    void setInFlight(quint64 n) { m_inFlight = n; }
+
+    StatsSnapshot snapshot() const;
+    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed" at the top level.
+    // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
+    // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
+    // written as 0.
+    static QByteArray toJson(const StatsSnapshot &s);
+
+private:
+    LatencyHistogram m_requestLatency;
+    LatencyHistogram m_batchLatency;
+    quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
+    quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
+    quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0;
+};
+
+} // namespace llmproxy
+
+Q_DECLARE_METATYPE(llmproxy::StatsSnapshot)

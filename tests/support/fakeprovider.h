@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+#include <QByteArray>
+#include <QHash>
+#include <QJsonObject>
+#include <QList>
+#include <QObject>
+#include <QPointer>
+#include <QString>
+#include <QUrl>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+
+class QHttpServerRequest;
+class QHttpServerResponder;
+class QTcpSocket;
+
+namespace llmproxy::test {
+
+class FakeHttpServer;
+
+// A fake OpenAI server for tests: Files + Batches lifecycle, the synchronous endpoints the proxy
+// relays, and an echo endpoint, served on 127.0.0.1 with scripted delays and faults. Results
+// come from a deterministic "model" (fakemodel.h). It shares no code with the proxy.
+//
+// Magic strings in a batch line's body script that line: [[status:N]] (error file, status N),
+// [[error:CODE]] (error file, response null), [[omit]] (in neither file). [[status:N]] also
+// works on the synchronous endpoints. Request headers X-Fake-Delay-Ms (any /v1 call) delay the
+// answer; X-Fake-Status sets the status of /v1/echo answers.
+//
+// Batch lifecycle: validating (validationDelay) → in_progress (processingDelay) → finalizing
+// (finalizingDelay) → completed. Output lines are written in reverse input order. Uploads take
+// OpenAI's upload purposes (assistants, batch, fine-tune, vision, user_data, evals); batch
+// input must be named *.jsonl.
+// Not modelled: the 24 h window in real time, per-model queue limits, file listing.
+//
+// Control over HTTP (no key needed, not in the request log), for the fake-openai executable:
+//   GET  /_fake/state   counts, per_model / per_endpoint {batches, lines}, batches [{id,
+//                       endpoint, model, status, custom_ids, api_key, organization, project,
+//                       metadata, request_counts}], organizations_seen, projects_seen
+//   POST /_fake/reset   same as reset()
+//   POST /_fake/config  {validation_delay_ms, processing_delay_ms, finalizing_delay_ms,
+//                       cancel_delay_ms, stream_chunk_delay_ms, never_finish, expire_after_ms,
+//                       expire_fraction_done, cancel_fraction_done,
+//                       fail_next: {op: "upload"|"create"|"retrieve"|"download"|"delete"|
+//                                   "cancel"|"list"|"chat", status, count?, retry_after?}
+//                                  (or an array of them),
+//                       fail_batches: {count, code?, message?}}; unknown keys are a 400.
+//
+// Note for Qt clients: QNetworkAccessManager resends a request once when the connection closes
+// before any answer, so failNext(op, 1, 0) is invisible to it; use a count of 2.
+class FakeProvider final : public QObject {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(FakeProvider)
+public:
+    // What failNext() scripts. Retrieve covers GET of a batch and of a file's metadata; Chat
+    // covers the synchronous POST /v1/chat/completions, /v1/embeddings, /v1/completions,
+    // /v1/responses and /v1/moderations.
+    enum class Operation { Upload, Create, Retrieve, Download, Delete, Cancel, List, Chat };
+    Q_ENUM(Operation)
+    enum class BatchOutcome { Complete, Fail };
+
+    struct RequestRecord {
+        QByteArray method;
+        QByteArray path;  // percent-encoded, as received
+        QByteArray query; // percent-encoded, without '?'
+        // Only authorization, openai-organization, openai-project, content-type, user-agent.
+        QHash<QByteArray, QByteArray> headers;
+        qsizetype bodySize = 0;
+    };
+
+    struct BatchRecord {
+        QByteArray id;
+        QByteArray endpoint;
+        QByteArray model; // the first line's model, read at creation (empty if none)
+        QByteArray inputFileId;
+        QJsonObject metadata;
+        QList<QByteArray> customIds; // of the input lines that parsed, in input order
+        QByteArray authorization;    // the full header value the batch was created with
+        QByteArray organization;
+        QByteArray project;
+    };
+
+    explicit FakeProvider(QObject *parent = nullptr);
+    ~FakeProvider() override;
+
+    // Listens on 127.0.0.1; port 0 picks a free one.
+    bool listen(quint16 port = 0);
+    quint16 port() const { return m_port; }
+    QUrl baseUrl() const; // http://127.0.0.1:PORT/v1
+
+    // --- Scripting -------------------------------------------------------------------------
+    void setValidationDelay(std::chrono::milliseconds delay) { m_validationDelay = delay; }
+    void setProcessingDelay(std::chrono::milliseconds delay) { m_processingDelay = delay; }
+    void setFinalizingDelay(std::chrono::milliseconds delay) { m_finalizingDelay = delay; }
+    void setCancelDelay(std::chrono::milliseconds delay) { m_cancelDelay = delay; }
+    void setStreamChunkDelay(std::chrono::milliseconds delay) { m_streamChunkDelay = delay; }
+    // The next `count` calls of `op` answer `httpStatus` with an OpenAI error body (and a
+    // Retry-After header if given); httpStatus 0 closes the connection without an answer.
+    void failNext(Operation op, int count, int httpStatus, const QByteArray &retryAfter = {});
+    // The next `count` batches fail after validation with errors.data[0] = {code, message}.
+    void setBatchOutcome(BatchOutcome outcome, int count = 1,
+                         const QByteArray &code = QByteArrayLiteral("token_limit_exceeded"),
+                         const QString &message = {});
+    // Batches stay in_progress until cancelled (or until this is switched off again).
+    void setNeverFinish(bool neverFinish);
+    // Batches expire `after` after going in_progress; the first `fractionDone` of the lines are
+    // answered, the rest get batch_expired error lines. A negative delay switches this off.
+    void setExpireAfter(std::chrono::milliseconds after, double fractionDone = 0.5);
+    // The fraction of lines answered when an in_progress batch is cancelled (default 0.5).
+    void setCancelFractionDone(double fraction) { m_cancelFractionDone = fraction; }
+    // Forgets all files, batches, the request log and the scripting (delays back to defaults).
+    void reset();
+    // Applies a /_fake/config JSON object; false (with a message) for unknown keys or values.
+    bool applyConfig(const QJsonObject &config, QString *error);
+
+    // --- Observation -----------------------------------------------------------------------
+    const QList<RequestRecord> &requests() const { return m_requests; }
+    // Requests whose method equals `method` (empty: any) and whose path starts with the prefix.
+    int count(QByteArrayView method, QByteArrayView pathPrefix) const;
+    QList<BatchRecord> batches() const;
+    QJsonObject batchObject(const QByteArray &id) const; // the Batch as GET would return it
+    int inputLinesTotal() const { return m_inputLinesTotal; }
+    int filesLive() const { return static_cast<int>(m_files.size()); }
+    int filesDeleted() const { return static_cast<int>(m_deletedFileIds.size()); }
+    QList<QByteArray> liveFileIds() const;
+    QList<QByteArray> deletedFileIds() const { return m_deletedFileIds; }
+    QByteArray fileContent(const QByteArray &id) const;
+    QJsonObject stateJson() const; // what GET /_fake/state returns
+
+Q_SIGNALS:
+    void batchCreated(const QByteArray &id);
+    void batchFinished(const QByteArray &id);
+    void requestReceived();
+
+private:
+    friend class FakeHttpServer;
+    struct Incoming;
+    struct Answer;
+    struct FileEntry;
+    struct BatchEntry;
+    struct Fault {
+        int count = 0;
+        int status = 0;
+        QByteArray retryAfter;
+    };
+
+    void handleRequest(const QHttpServerRequest &request,
+                       std::shared_ptr<QHttpServerResponder> responder);
+    Answer route(const Incoming &in);
+    Answer control(const Incoming &in);
+    Answer uploadFile(const Incoming &in);
+    Answer createBatch(const Incoming &in);
+    Answer listBatches(const Incoming &in);
+    Answer cancelBatch(const QByteArray &id);
+    Answer syncModel(const Incoming &in, QByteArrayView endpoint);
+    Answer echo(const Incoming &in);
+    void dispatch(const std::shared_ptr<QHttpServerResponder> &responder,
+                  const QPointer<QTcpSocket> &socket, const Answer &answer);
+    static void send(const std::shared_ptr<QHttpServerResponder> &responder,
+                     const QPointer<QTcpSocket> &socket, const Answer &answer);
+    void startStream(const std::shared_ptr<QHttpServerResponder> &responder,
+                     const QPointer<QTcpSocket> &socket, const Answer &answer);
+
+    BatchEntry *findBatch(const QByteArray &id) const;
+    QByteArray storeFile(const QByteArray &fileName, const QByteArray &purpose,
+                         const QByteArray &content, qint64 expiresAfterSeconds);
+    void after(std::chrono::milliseconds delay, const QByteArray &batchId,
+               void (FakeProvider::*step)(BatchEntry &));
+    void validate(BatchEntry &batch);
+    void startProcessing(BatchEntry &batch);
+    void scheduleProcessing(BatchEntry &batch);
+    void finalize(BatchEntry &batch);
+    void complete(BatchEntry &batch);
+    void expire(BatchEntry &batch);
+    void finishCancel(BatchEntry &batch);
+    void fail(BatchEntry &batch, const QJsonArray &errors);
+    void writeResults(BatchEntry &batch, qsizetype done, const QByteArray &undoneCode);
+    void finish(BatchEntry &batch, const QByteArray &status);
+    void clearScripting();
+
+    FakeHttpServer *m_server = nullptr;
+    quint16 m_port = 0;
+    quint64 m_epoch = 0; // bumped by reset(); pending timers of older epochs do nothing
+
+    std::chrono::milliseconds m_validationDelay;
+    std::chrono::milliseconds m_processingDelay;
+    std::chrono::milliseconds m_finalizingDelay;
+    std::chrono::milliseconds m_cancelDelay;
+    std::chrono::milliseconds m_streamChunkDelay;
+    std::chrono::milliseconds m_expireAfter;
+    double m_expireFractionDone = 0.5;
+    double m_cancelFractionDone = 0.5;
+    bool m_neverFinish = false;
+    std::map<Operation, Fault> m_faults;
+    int m_failBatchesCount = 0;
+    QByteArray m_failBatchCode;
+    QString m_failBatchMessage;
+
+    QList<RequestRecord> m_requests;
+    std::map<QByteArray, std::unique_ptr<FileEntry>> m_files;
+    QList<QByteArray> m_deletedFileIds;
+    std::vector<std::unique_ptr<BatchEntry>> m_batches; // in creation order
+    int m_inputLinesTotal = 0;
+};
+
+} // namespace llmproxy::test

@@ -1,0 +1,755 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The configuration parsers and the command line: durations, sizes, listen addresses, every
+// option in both syntaxes, every error path, help, version and the API key.
+
+#include "settings/config.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QStandardPaths>
+#include <QTest>
+
+using namespace llmproxy;
+using namespace std::chrono_literals;
+
+namespace llmproxy::test {
+
+// The option's field rendered as text, so one data table can check every option.
+QString fieldText(const Config &config, const QString &field) {
+    if (field == QLatin1StringView("listen")) {
+        QStringList parts;
+        for (const ListenAddress &listen : config.listen)
+            parts.append(listen.address.toString() + u' ' + QString::number(listen.port));
+        return parts.join(u';');
+    }
+    if (field == QLatin1StringView("listenText"))
+        return config.listenText;
+    if (field == QLatin1StringView("upstream"))
+        return config.upstream.toString();
+    if (field == QLatin1StringView("batchWindow"))
+        return QString::number(config.batchWindow.count());
+    if (field == QLatin1StringView("batchSize"))
+        return QString::number(config.batchSize);
+    if (field == QLatin1StringView("batchBytes"))
+        return QString::number(config.batchBytes);
+    if (field == QLatin1StringView("pollInterval"))
+        return QString::number(config.pollInterval.count());
+    if (field == QLatin1StringView("dataDir"))
+        return config.dataDir;
+    if (field == QLatin1StringView("maxBody"))
+        return QString::number(config.maxBody);
+    if (field == QLatin1StringView("verbose"))
+        return config.verbose ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("noGui"))
+        return config.noGui ? QStringLiteral("true") : QStringLiteral("false");
+    return QStringLiteral("<unknown field %1>").arg(field);
+}
+
+QStringList withProgram(const QStringList &args) {
+    return QStringList{QStringLiteral("llm-proxy")} + args;
+}
+
+QStringList addressTexts(const QList<ListenAddress> &addresses) {
+    QStringList texts;
+    for (const ListenAddress &listen : addresses)
+        texts.append(listen.address.toString());
+    return texts;
+}
+
+} // namespace llmproxy::test
+
+using namespace llmproxy::test;
+
+class TestConfig final : public QObject {
+    Q_OBJECT
+
+private slots:
+    void init();
+    void cleanup();
+
+    void parseDuration_data();
+    void parseDuration();
+    void parseSize_data();
+    void parseSize();
+    void parseListen_data();
+    void parseListen();
+
+    void defaults();
+    void emptyArgumentList();
+    void defaultDataDirWithoutApplicationName();
+    void defaultDataDirWithApplicationName();
+    void options_data();
+    void options();
+    void otherFieldsKeepDefaults();
+    void errors_data();
+    void errors();
+    void errorMessageExample();
+    void errorsNeverShowTheKey_data();
+    void errorsNeverShowTheKey();
+    void help_data();
+    void help();
+    void helpIsComplete();
+    void version();
+    void apiKey_data();
+    void apiKey();
+};
+
+void TestConfig::init() {
+    QStandardPaths::setTestModeEnabled(true);
+    QCoreApplication::setApplicationName(QString());
+}
+
+void TestConfig::cleanup() {
+    QCoreApplication::setApplicationName(QString());
+}
+
+// ---- parseDuration ------------------------------------------------------------------------
+
+void TestConfig::parseDuration_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<qint64>("expectedMs"); // -1: must be refused
+
+    QTest::newRow("zero") << QStringLiteral("0") << qint64(0);
+    QTest::newRow("half second") << QStringLiteral("0.5") << qint64(500);
+    QTest::newRow("bare seconds") << QStringLiteral("4") << qint64(4000);
+    QTest::newRow("seconds") << QStringLiteral("4s") << qint64(4000);
+    QTest::newRow("fractional seconds") << QStringLiteral("1.5s") << qint64(1500);
+    QTest::newRow("milliseconds") << QStringLiteral("250ms") << qint64(250);
+    QTest::newRow("minutes") << QStringLiteral("2m") << qint64(120'000);
+    QTest::newRow("hours") << QStringLiteral("1h") << qint64(3'600'000);
+    QTest::newRow("fractional hours") << QStringLiteral("1.5h") << qint64(5'400'000);
+    QTest::newRow("24 hours") << QStringLiteral("24h") << qint64(86'400'000);
+    QTest::newRow("upper-case unit") << QStringLiteral("4S") << qint64(4000);
+    QTest::newRow("upper-case ms") << QStringLiteral("500MS") << qint64(500);
+    QTest::newRow("space before unit") << QStringLiteral("4 s") << qint64(4000);
+    QTest::newRow("surrounding spaces") << QStringLiteral("  10s ") << qint64(10'000);
+    QTest::newRow("leading dot") << QStringLiteral(".5") << qint64(500);
+    QTest::newRow("trailing dot") << QStringLiteral("5.") << qint64(5000);
+    QTest::newRow("leading zeros") << QStringLiteral("007s") << qint64(7000);
+    QTest::newRow("rounds down") << QStringLiteral("0.0004") << qint64(0);
+    QTest::newRow("rounds half up") << QStringLiteral("0.0005") << qint64(1);
+    QTest::newRow("sub-millisecond") << QStringLiteral("1.4ms") << qint64(1);
+    QTest::newRow("many fraction digits")
+        << QStringLiteral("0.12345678901234567890") << qint64(123);
+    QTest::newRow("large but fits") << QStringLiteral("1000000h") << qint64(3'600'000'000'000);
+
+    QTest::newRow("empty") << QString() << qint64(-1);
+    QTest::newRow("blank") << QStringLiteral("   ") << qint64(-1);
+    QTest::newRow("negative") << QStringLiteral("-1") << qint64(-1);
+    QTest::newRow("negative with unit") << QStringLiteral("-5s") << qint64(-1);
+    QTest::newRow("plus sign") << QStringLiteral("+1") << qint64(-1);
+    QTest::newRow("exponent") << QStringLiteral("1e3") << qint64(-1);
+    QTest::newRow("unknown unit") << QStringLiteral("4x") << qint64(-1);
+    QTest::newRow("long unit name") << QStringLiteral("4sec") << qint64(-1);
+    QTest::newRow("days not supported") << QStringLiteral("1d") << qint64(-1);
+    QTest::newRow("compound") << QStringLiteral("1h30m") << qint64(-1);
+    QTest::newRow("unit only") << QStringLiteral("s") << qint64(-1);
+    QTest::newRow("dot only") << QStringLiteral(".") << qint64(-1);
+    QTest::newRow("two dots") << QStringLiteral("1.2.3") << qint64(-1);
+    QTest::newRow("decimal comma") << QStringLiteral("1,5") << qint64(-1);
+    QTest::newRow("trailing garbage") << QStringLiteral("4s x") << qint64(-1);
+    QTest::newRow("hex") << QStringLiteral("0x10") << qint64(-1);
+    QTest::newRow("non-ASCII digit") << QString(QChar(0x0663)) << qint64(-1);
+    QTest::newRow("overflow digits") << QStringLiteral("99999999999999999999") << qint64(-1);
+    QTest::newRow("overflow by unit") << QStringLiteral("9999999999999999h") << qint64(-1);
+}
+
+void TestConfig::parseDuration() {
+    QFETCH(QString, text);
+    QFETCH(qint64, expectedMs);
+
+    const auto result = llmproxy::parseDuration(text);
+    if (expectedMs < 0) {
+        QVERIFY2(!result.has_value(), qPrintable(QString::number(result.value_or(0ms).count())));
+    } else {
+        QVERIFY(result.has_value());
+        QCOMPARE(result->count(), expectedMs);
+    }
+}
+
+// ---- parseSize ----------------------------------------------------------------------------
+
+void TestConfig::parseSize_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<qint64>("expected"); // -1: must be refused
+
+    QTest::newRow("zero") << QStringLiteral("0") << qint64(0);
+    QTest::newRow("bytes") << QStringLiteral("1000") << qint64(1000);
+    QTest::newRow("B") << QStringLiteral("100B") << qint64(100);
+    QTest::newRow("KB") << QStringLiteral("1KB") << qint64(1000);
+    QTest::newRow("KiB") << QStringLiteral("1KiB") << qint64(1024);
+    QTest::newRow("MB") << QStringLiteral("25MB") << qint64(25'000'000);
+    QTest::newRow("MiB") << QStringLiteral("32MiB") << qint64(32 * 1024 * 1024);
+    QTest::newRow("GB") << QStringLiteral("1GB") << qint64(1'000'000'000);
+    QTest::newRow("GiB") << QStringLiteral("1GiB") << qint64(1024 * 1024 * 1024);
+    QTest::newRow("lower-case unit") << QStringLiteral("25mb") << qint64(25'000'000);
+    QTest::newRow("mixed-case unit") << QStringLiteral("2kIb") << qint64(2048);
+    QTest::newRow("space before unit") << QStringLiteral("10 MB") << qint64(10'000'000);
+    QTest::newRow("surrounding spaces") << QStringLiteral(" 10MB  ") << qint64(10'000'000);
+    QTest::newRow("decimal MB") << QStringLiteral("1.5MB") << qint64(1'500'000);
+    QTest::newRow("decimal KiB") << QStringLiteral("0.5KiB") << qint64(512);
+    QTest::newRow("decimal GiB") << QStringLiteral("1.5GiB") << qint64(1'610'612'736);
+    QTest::newRow("fraction of a byte rounds") << QStringLiteral("1.5") << qint64(2);
+    QTest::newRow("200MB") << QStringLiteral("200MB") << qint64(200'000'000);
+    QTest::newRow("largest qint64")
+        << QStringLiteral("9223372036854775807") << std::numeric_limits<qint64>::max();
+    QTest::newRow("large GB fits")
+        << QStringLiteral("9000000000GB") << qint64(9'000'000'000'000'000'000);
+
+    QTest::newRow("empty") << QString() << qint64(-1);
+    QTest::newRow("negative") << QStringLiteral("-1") << qint64(-1);
+    QTest::newRow("negative with unit") << QStringLiteral("-1MB") << qint64(-1);
+    QTest::newRow("exponent") << QStringLiteral("1e3") << qint64(-1);
+    QTest::newRow("unit only") << QStringLiteral("MB") << qint64(-1);
+    QTest::newRow("terabytes not supported") << QStringLiteral("1TB") << qint64(-1);
+    QTest::newRow("bare K") << QStringLiteral("1K") << qint64(-1);
+    QTest::newRow("doubled unit") << QStringLiteral("1KBB") << qint64(-1);
+    QTest::newRow("space inside unit") << QStringLiteral("10 M B") << qint64(-1);
+    QTest::newRow("two dots") << QStringLiteral("1.5.5MB") << qint64(-1);
+    QTest::newRow("thousands separator") << QStringLiteral("1,000") << qint64(-1);
+    QTest::newRow("one past qint64") << QStringLiteral("9223372036854775808") << qint64(-1);
+    QTest::newRow("overflow with unit") << QStringLiteral("99999999999999999999GB") << qint64(-1);
+    QTest::newRow("overflow by unit") << QStringLiteral("10000000000GB") << qint64(-1);
+}
+
+void TestConfig::parseSize() {
+    QFETCH(QString, text);
+    QFETCH(qint64, expected);
+
+    const auto result = llmproxy::parseSize(text);
+    if (expected < 0) {
+        QVERIFY2(!result.has_value(), qPrintable(QString::number(result.value_or(0))));
+    } else {
+        QVERIFY(result.has_value());
+        QCOMPARE(*result, expected);
+    }
+}
+
+// ---- parseListen --------------------------------------------------------------------------
+
+void TestConfig::parseListen_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<bool>("valid");
+    QTest::addColumn<QStringList>("addresses");
+    QTest::addColumn<int>("port");
+
+    const QStringList loopbacks{QStringLiteral("127.0.0.1"), QStringLiteral("::1")};
+    const QStringList any{QStringLiteral("0.0.0.0"), QStringLiteral("::")};
+
+    QTest::newRow("IPv4") << QStringLiteral("127.0.0.1:3030") << true
+                          << QStringList{QStringLiteral("127.0.0.1")} << 3030;
+    QTest::newRow("IPv6") << QStringLiteral("[::1]:3030") << true
+                          << QStringList{QStringLiteral("::1")} << 3030;
+    QTest::newRow("localhost") << QStringLiteral("localhost:3030") << true << loopbacks << 3030;
+    QTest::newRow("LOCALHOST") << QStringLiteral("LOCALHOST:8080") << true << loopbacks << 8080;
+    QTest::newRow("localhost ephemeral") << QStringLiteral("localhost:0") << true << loopbacks << 0;
+    QTest::newRow("all interfaces") << QStringLiteral(":3030") << true << any << 3030;
+    QTest::newRow("IPv4 any") << QStringLiteral("0.0.0.0:80") << true
+                              << QStringList{QStringLiteral("0.0.0.0")} << 80;
+    QTest::newRow("IPv6 any") << QStringLiteral("[::]:443") << true
+                              << QStringList{QStringLiteral("::")} << 443;
+    QTest::newRow("LAN address, top port") << QStringLiteral("192.168.1.10:65535") << true
+                                           << QStringList{QStringLiteral("192.168.1.10")} << 65535;
+    QTest::newRow("port 1") << QStringLiteral("127.0.0.1:1") << true
+                            << QStringList{QStringLiteral("127.0.0.1")} << 1;
+    QTest::newRow("full IPv6") << QStringLiteral("[2001:db8::42]:9000") << true
+                               << QStringList{QStringLiteral("2001:db8::42")} << 9000;
+    QTest::newRow("surrounding spaces") << QStringLiteral(" 127.0.0.1:3030 ") << true
+                                        << QStringList{QStringLiteral("127.0.0.1")} << 3030;
+
+    QTest::newRow("empty") << QString() << false << QStringList() << 0;
+    QTest::newRow("colon only") << QStringLiteral(":") << false << QStringList() << 0;
+    QTest::newRow("IPv4 missing port")
+        << QStringLiteral("127.0.0.1") << false << QStringList() << 0;
+    QTest::newRow("IPv4 empty port") << QStringLiteral("127.0.0.1:") << false << QStringList() << 0;
+    QTest::newRow("localhost missing port")
+        << QStringLiteral("localhost") << false << QStringList() << 0;
+    QTest::newRow("IPv6 missing port") << QStringLiteral("[::1]") << false << QStringList() << 0;
+    QTest::newRow("IPv6 without brackets")
+        << QStringLiteral("::1:3030") << false << QStringList() << 0;
+    QTest::newRow("unclosed bracket") << QStringLiteral("[::1:3030") << false << QStringList() << 0;
+    QTest::newRow("empty brackets") << QStringLiteral("[]:80") << false << QStringList() << 0;
+    QTest::newRow("IPv4 in brackets")
+        << QStringLiteral("[127.0.0.1]:80") << false << QStringList() << 0;
+    QTest::newRow("port too large") << QStringLiteral(":65536") << false << QStringList() << 0;
+    QTest::newRow("port overflow") << QStringLiteral(":99999999999") << false << QStringList() << 0;
+    QTest::newRow("negative port") << QStringLiteral(":-1") << false << QStringList() << 0;
+    QTest::newRow("port with letters")
+        << QStringLiteral("127.0.0.1:30a") << false << QStringList() << 0;
+    QTest::newRow("space before port")
+        << QStringLiteral("127.0.0.1: 3030") << false << QStringList() << 0;
+    QTest::newRow("short IPv4") << QStringLiteral("127.1:3030") << false << QStringList() << 0;
+    QTest::newRow("IPv4 part too big")
+        << QStringLiteral("256.0.0.1:80") << false << QStringList() << 0;
+    QTest::newRow("host name") << QStringLiteral("example.com:80") << false << QStringList() << 0;
+    QTest::newRow("URL") << QStringLiteral("http://127.0.0.1:80") << false << QStringList() << 0;
+}
+
+void TestConfig::parseListen() {
+    QFETCH(QString, text);
+    QFETCH(bool, valid);
+    QFETCH(QStringList, addresses);
+    QFETCH(int, port);
+
+    const auto result = llmproxy::parseListen(text);
+    if (!valid) {
+        QVERIFY2(!result.has_value(),
+                 qPrintable(addressTexts(result.value_or(QList<ListenAddress>())).join(u' ')));
+        return;
+    }
+    QVERIFY(result.has_value());
+    QCOMPARE(addressTexts(*result), addresses);
+    for (const ListenAddress &listen : *result)
+        QCOMPARE(int(listen.port), port);
+}
+
+// ---- parseCommandLine ---------------------------------------------------------------------
+
+void TestConfig::defaults() {
+    const CommandLine line = parseCommandLine(withProgram({}));
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QVERIFY(line.message.isEmpty());
+    const Config &config = line.config;
+    const QList<ListenAddress> expectedListen{{QHostAddress(QStringLiteral("127.0.0.1")), 3030},
+                                              {QHostAddress(QStringLiteral("::1")), 3030}};
+    QCOMPARE(config.listen, expectedListen);
+    QCOMPARE(defaultListenAddresses(), expectedListen);
+    QCOMPARE(config.upstream, QUrl(QStringLiteral("https://api.openai.com/v1")));
+    QCOMPARE(config.batchWindow, 4s);
+    QCOMPARE(config.batchSize, 1000);
+    QCOMPARE(config.batchBytes, qint64(25'000'000));
+    QCOMPARE(config.pollInterval, 10s);
+    QCOMPARE(config.maxBody, qint64(32 * 1024 * 1024));
+    QCOMPARE(config.verbose, false);
+    QCOMPARE(config.noGui, false);
+    QVERIFY(config.apiKey.isEmpty());
+    QVERIFY(!config.dataDir.isEmpty());
+    QCOMPARE(config.dataDir, defaultDataDir());
+}
+
+void TestConfig::emptyArgumentList() {
+    // No program name at all: nothing to skip, nothing to crash on.
+    const CommandLine line = parseCommandLine(QStringList());
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.listen, defaultListenAddresses());
+}
+
+void TestConfig::defaultDataDirWithoutApplicationName() {
+    // No QCoreApplication and no name: AppDataLocation would be the shared data folder itself.
+    QVERIFY(QCoreApplication::applicationName().isEmpty());
+    const QString generic = QStandardPaths::writableLocation(QStandardPaths::GenericDataLocation);
+    QVERIFY(!generic.isEmpty());
+    QCOMPARE(defaultDataDir(), generic + QStringLiteral("/llm-proxy"));
+    QCOMPARE(parseCommandLine(withProgram({})).config.dataDir,
+             generic + QStringLiteral("/llm-proxy"));
+}
+
+void TestConfig::defaultDataDirWithApplicationName() {
+    QCoreApplication::setApplicationName(QStringLiteral("llm-proxy-config-test"));
+    const QString appData = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+    QVERIFY(appData.endsWith(QStringLiteral("/llm-proxy-config-test")));
+    QCOMPARE(defaultDataDir(), appData);
+    QCOMPARE(parseCommandLine(withProgram({})).config.dataDir, appData);
+}
+
+void TestConfig::options_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("field");
+    QTest::addColumn<QString>("expected");
+
+    const auto row = [](const char *name, const QStringList &args, const char *field,
+                        const QString &expected) {
+        QTest::newRow(name) << args << QString::fromUtf8(field) << expected;
+    };
+    const auto s = [](const char *text) { return QString::fromUtf8(text); };
+
+    row("listen IPv4", {s("--listen"), s("127.0.0.1:8080")}, "listen", s("127.0.0.1 8080"));
+    row("listen IPv4 =", {s("--listen=127.0.0.1:8080")}, "listen", s("127.0.0.1 8080"));
+    row("listen IPv6", {s("--listen"), s("[::1]:9000")}, "listen", s("::1 9000"));
+    row("listen localhost", {s("--listen=localhost:4000")}, "listen", s("127.0.0.1 4000;::1 4000"));
+    row("listen all", {s("--listen"), s(":3030")}, "listen", s("0.0.0.0 3030;:: 3030"));
+    row("listen ephemeral", {s("--listen"), s("127.0.0.1:0")}, "listen", s("127.0.0.1 0"));
+    row("listen text", {s("--listen"), s("localhost:4000")}, "listenText", s("localhost:4000"));
+    row("listen text default", {}, "listenText", s("127.0.0.1:3030"));
+    row("listen last wins", {s("--listen=127.0.0.1:1"), s("--listen"), s("[::1]:2")}, "listen",
+        s("::1 2"));
+
+    row("upstream", {s("--upstream"), s("http://127.0.0.1:9999/v1")}, "upstream",
+        s("http://127.0.0.1:9999/v1"));
+    row("upstream =", {s("--upstream=http://127.0.0.1:9999/v1")}, "upstream",
+        s("http://127.0.0.1:9999/v1"));
+    row("upstream trailing slash", {s("--upstream"), s("https://api.openai.com/v1/")}, "upstream",
+        s("https://api.openai.com/v1"));
+    row("upstream trailing slashes", {s("--upstream=http://127.0.0.1:9999/v1//")}, "upstream",
+        s("http://127.0.0.1:9999/v1"));
+    row("upstream root", {s("--upstream=http://localhost:8080/")}, "upstream",
+        s("http://localhost:8080"));
+    row("upstream no path", {s("--upstream=https://example.com")}, "upstream",
+        s("https://example.com"));
+    row("upstream case", {s("--upstream=HTTPS://Example.COM/Base/")}, "upstream",
+        s("https://example.com/Base"));
+    row("upstream IPv6", {s("--upstream=http://[::1]:9999/v1")}, "upstream",
+        s("http://[::1]:9999/v1"));
+    row("upstream deep path", {s("--upstream=https://h.example/openai/deployments/x/")}, "upstream",
+        s("https://h.example/openai/deployments/x"));
+    row("upstream spaces", {s("--upstream"), s(" http://127.0.0.1:9/v1 ")}, "upstream",
+        s("http://127.0.0.1:9/v1"));
+
+    row("batch window", {s("--batch-window"), s("500ms")}, "batchWindow", s("500"));
+    row("batch window =", {s("--batch-window=2m")}, "batchWindow", s("120000"));
+    row("batch window bare", {s("--batch-window"), s("0.5")}, "batchWindow", s("500"));
+    row("batch window smallest", {s("--batch-window=1ms")}, "batchWindow", s("1"));
+    row("batch window 24h", {s("--batch-window=24h")}, "batchWindow", s("86400000"));
+
+    row("batch size", {s("--batch-size"), s("50")}, "batchSize", s("50"));
+    row("batch size =", {s("--batch-size=50")}, "batchSize", s("50"));
+    row("batch size 1", {s("--batch-size=1")}, "batchSize", s("1"));
+    row("batch size max", {s("--batch-size"), s("50000")}, "batchSize", s("50000"));
+
+    row("batch bytes", {s("--batch-bytes"), s("10MB")}, "batchBytes", s("10000000"));
+    row("batch bytes =", {s("--batch-bytes=10MiB")}, "batchBytes", s("10485760"));
+    row("batch bytes min", {s("--batch-bytes=1KB")}, "batchBytes", s("1000"));
+    row("batch bytes plain", {s("--batch-bytes"), s("1000")}, "batchBytes", s("1000"));
+    row("batch bytes max", {s("--batch-bytes=200MB")}, "batchBytes", s("200000000"));
+
+    row("poll interval", {s("--poll-interval"), s("30s")}, "pollInterval", s("30000"));
+    row("poll interval =", {s("--poll-interval=1m")}, "pollInterval", s("60000"));
+    row("poll interval min", {s("--poll-interval=100ms")}, "pollInterval", s("100"));
+    row("poll interval long", {s("--poll-interval=48h")}, "pollInterval", s("172800000"));
+
+    row("data dir", {s("--data-dir"), s("/tmp/llm-proxy-data")}, "dataDir",
+        s("/tmp/llm-proxy-data"));
+    row("data dir =", {s("--data-dir=/tmp/llm-proxy-data")}, "dataDir", s("/tmp/llm-proxy-data"));
+    row("data dir cleaned", {s("--data-dir=/tmp/a/../b/")}, "dataDir", s("/tmp/b"));
+    row("data dir relative", {s("--data-dir"), s("rel/dir")}, "dataDir",
+        QDir::currentPath() + s("/rel/dir"));
+    row("data dir home", {s("--data-dir=~/state")}, "dataDir", QDir::homePath() + s("/state"));
+
+    row("max body", {s("--max-body"), s("1MiB")}, "maxBody", s("1048576"));
+    row("max body =", {s("--max-body=64MB")}, "maxBody", s("64000000"));
+    row("max body min", {s("--max-body=1KiB")}, "maxBody", s("1024"));
+    row("max body large", {s("--max-body=2GiB")}, "maxBody", s("2147483648"));
+
+    row("verbose", {s("--verbose")}, "verbose", s("true"));
+    row("not verbose", {}, "verbose", s("false"));
+    row("no gui", {s("--no-gui")}, "noGui", s("true"));
+    row("gui", {s("--verbose")}, "noGui", s("false"));
+
+    row("all together: size",
+        {s("--no-gui"), s("--listen"), s(":0"), s("--batch-size=7"), s("--verbose"),
+         s("--upstream"), s("http://127.0.0.1:1/v1/")},
+        "batchSize", s("7"));
+    row("all together: upstream",
+        {s("--no-gui"), s("--listen"), s(":0"), s("--batch-size=7"), s("--verbose"),
+         s("--upstream"), s("http://127.0.0.1:1/v1/")},
+        "upstream", s("http://127.0.0.1:1/v1"));
+    row("value with =", {s("--data-dir=/tmp/a=b")}, "dataDir", s("/tmp/a=b"));
+    row("negative-looking value is a value", {s("--data-dir"), s("-x")}, "dataDir",
+        QDir::currentPath() + s("/-x"));
+}
+
+void TestConfig::options() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, field);
+    QFETCH(QString, expected);
+
+    const CommandLine line = parseCommandLine(withProgram(args));
+    QVERIFY2(line.action == CommandLine::Action::Run, qPrintable(line.message));
+    QVERIFY(line.message.isEmpty());
+    QCOMPARE(fieldText(line.config, field), expected);
+}
+
+void TestConfig::otherFieldsKeepDefaults() {
+    // One option changes one field: compare everything else with a default run.
+    const Config defaults = parseCommandLine(withProgram({})).config;
+    const CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--batch-size"), QStringLiteral("5")}));
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    const QStringList fields{QStringLiteral("listen"),     QStringLiteral("listenText"),
+                             QStringLiteral("upstream"),   QStringLiteral("batchWindow"),
+                             QStringLiteral("batchBytes"), QStringLiteral("pollInterval"),
+                             QStringLiteral("dataDir"),    QStringLiteral("maxBody"),
+                             QStringLiteral("verbose"),    QStringLiteral("noGui")};
+    for (const QString &field : fields)
+        QCOMPARE(fieldText(line.config, field), fieldText(defaults, field));
+    QCOMPARE(line.config.batchSize, 5);
+}
+
+void TestConfig::errors_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("option"); // must be named in the message
+    QTest::addColumn<QString>("value");  // must appear in the message (quoted value or reason)
+
+    const auto row = [](const char *name, const QStringList &args, const char *option,
+                        const char *value) {
+        QTest::newRow(name) << args << QString::fromUtf8(option) << QString::fromUtf8(value);
+    };
+    const auto s = [](const char *text) { return QString::fromUtf8(text); };
+
+    row("window not a duration", {s("--batch-window"), s("4x")}, "--batch-window",
+        "\"4x\" is not a duration");
+    row("window = not a duration", {s("--batch-window=soon")}, "--batch-window",
+        "\"soon\" is not a duration");
+    row("window zero", {s("--batch-window"), s("0")}, "--batch-window", "\"0\" is out of range");
+    row("window rounds to zero", {s("--batch-window=0.0001")}, "--batch-window",
+        "\"0.0001\" is out of range");
+    row("window over 24h", {s("--batch-window=25h")}, "--batch-window", "\"25h\" is out of range");
+    row("window just over 24h", {s("--batch-window=86400.001")}, "--batch-window", "out of range");
+    row("window negative", {s("--batch-window=-1")}, "--batch-window", "\"-1\" is not a duration");
+    row("window empty", {s("--batch-window=")}, "--batch-window", "\"\" is not a duration");
+
+    row("size zero", {s("--batch-size"), s("0")}, "--batch-size", "\"0\" is out of range");
+    row("size over provider limit", {s("--batch-size=50001")}, "--batch-size",
+        "\"50001\" is out of range");
+    row("size huge", {s("--batch-size=99999999999999999999")}, "--batch-size", "out of range");
+    row("size not a number", {s("--batch-size"), s("many")}, "--batch-size",
+        "\"many\" is not a whole number");
+    row("size exponent", {s("--batch-size=1e3")}, "--batch-size", "\"1e3\" is not a whole number");
+    row("size negative", {s("--batch-size=-5")}, "--batch-size", "\"-5\" is not a whole number");
+    row("size fraction", {s("--batch-size=1.5")}, "--batch-size", "not a whole number");
+
+    row("bytes below 1KB", {s("--batch-bytes"), s("999")}, "--batch-bytes",
+        "\"999\" is out of range");
+    row("bytes over 200MB", {s("--batch-bytes=200000001")}, "--batch-bytes", "out of range");
+    row("bytes 201MB", {s("--batch-bytes=201MB")}, "--batch-bytes", "\"201MB\" is out of range");
+    row("bytes bad unit", {s("--batch-bytes=10XB")}, "--batch-bytes", "\"10XB\" is not a size");
+    row("bytes overflow", {s("--batch-bytes=99999999999999999999GB")}, "--batch-bytes",
+        "is not a size");
+
+    row("poll too short", {s("--poll-interval"), s("99ms")}, "--poll-interval",
+        "\"99ms\" is too short");
+    row("poll zero", {s("--poll-interval=0")}, "--poll-interval", "\"0\" is too short");
+    row("poll not a duration", {s("--poll-interval=often")}, "--poll-interval",
+        "\"often\" is not a duration");
+
+    row("max body too small", {s("--max-body"), s("1023")}, "--max-body", "\"1023\" is too small");
+    row("max body 1KB is under 1KiB", {s("--max-body=1KB")}, "--max-body", "\"1KB\" is too small");
+    row("max body not a size", {s("--max-body=big")}, "--max-body", "\"big\" is not a size");
+
+    row("listen garbage", {s("--listen"), s("bogus")}, "--listen", "\"bogus\" is not HOST:PORT");
+    row("listen missing port", {s("--listen=127.0.0.1")}, "--listen",
+        "\"127.0.0.1\" is not HOST:PORT");
+    row("listen host name", {s("--listen=example.com:80")}, "--listen",
+        "\"example.com:80\" is not HOST:PORT");
+    row("listen port range", {s("--listen"), s(":65536")}, "--listen",
+        "\":65536\" is not HOST:PORT");
+
+    row("upstream ftp", {s("--upstream"), s("ftp://example.com/v1")}, "--upstream",
+        "\"ftp://example.com/v1\" is not an http or https URL");
+    row("upstream no scheme", {s("--upstream=api.openai.com/v1")}, "--upstream",
+        "\"api.openai.com/v1\" is not a URL with a host");
+    row("upstream no host", {s("--upstream=https://")}, "--upstream", "is not a URL with a host");
+    row("upstream empty host", {s("--upstream=http:///v1")}, "--upstream",
+        "is not a URL with a host");
+    row("upstream bad port", {s("--upstream=http://h:99999/v1")}, "--upstream",
+        "is not a URL with a host");
+    row("upstream query", {s("--upstream=http://h/v1?x=1")}, "--upstream", "must not have a query");
+    row("upstream fragment", {s("--upstream=http://h/v1#top")}, "--upstream",
+        "must not have a query or fragment");
+    row("upstream empty", {s("--upstream=")}, "--upstream", "\"\" is not a URL");
+
+    row("data dir empty", {s("--data-dir=")}, "--data-dir", "missing value");
+
+    row("missing value at end", {s("--listen")}, "--listen", "missing value (expected HOST:PORT)");
+    row("missing value before option", {s("--batch-size"), s("--verbose")}, "--batch-size",
+        "missing value");
+    row("missing duration", {s("--poll-interval")}, "--poll-interval",
+        "missing value (expected a duration");
+    row("flag with value", {s("--verbose=yes")}, "--verbose", "takes no value");
+    row("no-gui with value", {s("--no-gui=1")}, "--no-gui", "takes no value");
+    row("unknown option", {s("--frobnicate")}, "--frobnicate", "unknown option");
+    row("unknown option =", {s("--frobnicate=3")}, "--frobnicate", "unknown option");
+    row("unknown short option", {s("-x")}, "-x", "unknown option");
+    row("screenshot not yet", {s("--screenshot"), s("x.png")}, "--screenshot", "unknown option");
+    row("single-dash long option", {s("-listen"), s(":0")}, "-listen", "unknown option");
+    row("positional", {s("extra")}, "extra", "unexpected argument");
+    row("value containing sk- inside a word is shown", {s("--listen=disk-1:80")}, "--listen",
+        "\"disk-1:80\" is not HOST:PORT");
+    row("first error wins", {s("--batch-size=0"), s("--batch-window=4x")}, "--batch-size",
+        "\"0\" is out of range");
+    row("error after good options", {s("--no-gui"), s("--listen"), s(":0"), s("--max-body=1")},
+        "--max-body", "\"1\" is too small");
+}
+
+void TestConfig::errors() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, option);
+    QFETCH(QString, value);
+
+    const CommandLine line = parseCommandLine(withProgram(args));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(line.message.startsWith(QStringLiteral("llm-proxy: ")), qPrintable(line.message));
+    QVERIFY2(line.message.contains(option), qPrintable(line.message));
+    QVERIFY2(line.message.contains(value), qPrintable(line.message));
+    QVERIFY2(!line.message.contains(u'\n'), qPrintable(line.message));
+    QVERIFY2(line.message.size() < 300, qPrintable(line.message));
+}
+
+void TestConfig::errorMessageExample() {
+    // The exact wording from the specification.
+    const CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--batch-window"), QStringLiteral("4x")}));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QCOMPARE(line.message, QStringLiteral("llm-proxy: --batch-window: \"4x\" is not a duration "
+                                          "(examples: 4s, 500ms, 0.5, 2m)"));
+
+    // Control characters in a value do not break the one-line message.
+    const CommandLine controls =
+        parseCommandLine(withProgram({QStringLiteral("--listen"), QStringLiteral("a\nb\r\tc")}));
+    QCOMPARE(controls.action, CommandLine::Action::Error);
+    QVERIFY(!controls.message.contains(u'\n'));
+    QVERIFY(!controls.message.contains(u'\r'));
+    QVERIFY2(controls.message.contains(QStringLiteral("\"a?b??c\"")), qPrintable(controls.message));
+
+    // A very long value is shortened.
+    const QString longValue(5000, u'x');
+    const CommandLine longLine =
+        parseCommandLine(withProgram({QStringLiteral("--listen"), longValue}));
+    QCOMPARE(longLine.action, CommandLine::Action::Error);
+    QVERIFY2(longLine.message.size() < 400, qPrintable(QString::number(longLine.message.size())));
+}
+
+void TestConfig::errorsNeverShowTheKey_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QByteArray>("key");
+    QTest::addColumn<QString>("secret"); // must not appear in the message
+
+    QTest::newRow("key-like upstream")
+        << QStringList{QStringLiteral("--upstream"), QStringLiteral("sk-proj-abcdef123456")}
+        << QByteArray() << QStringLiteral("abcdef123456");
+    QTest::newRow("key-like positional")
+        << QStringList{QStringLiteral("--api-key"), QStringLiteral("sk-abcdef123456")}
+        << QByteArray() << QStringLiteral("abcdef123456");
+    QTest::newRow("key-like unknown option =")
+        << QStringList{QStringLiteral("--api-key=sk-abcdef123456")} << QByteArray()
+        << QStringLiteral("abcdef123456");
+    QTest::newRow("environment key as a value")
+        << QStringList{QStringLiteral("--listen"), QStringLiteral("custom-key-0123456789")}
+        << QByteArrayLiteral("custom-key-0123456789") << QStringLiteral("custom-key-0123456789");
+    QTest::newRow("environment key inside a value")
+        << QStringList{QStringLiteral("--upstream=ftp://custom-key-0123456789@host/")}
+        << QByteArrayLiteral("custom-key-0123456789") << QStringLiteral("custom-key-0123456789");
+    QTest::newRow("key-like value after a separator")
+        << QStringList{QStringLiteral("--listen=x:sk-abcdef123456")} << QByteArray()
+        << QStringLiteral("abcdef123456");
+    QTest::newRow("padded environment key")
+        << QStringList{QStringLiteral("--batch-size"), QStringLiteral("custom-key-0123456789")}
+        << QByteArrayLiteral("  custom-key-0123456789\n")
+        << QStringLiteral("custom-key-0123456789");
+    QTest::newRow("password in the upstream URL")
+        << QStringList{QStringLiteral("--upstream=https://user:hunter2@api.example.com/v1")}
+        << QByteArray() << QStringLiteral("hunter2");
+}
+
+void TestConfig::errorsNeverShowTheKey() {
+    QFETCH(QStringList, args);
+    QFETCH(QByteArray, key);
+    QFETCH(QString, secret);
+
+    const CommandLine line = parseCommandLine(withProgram(args), key);
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(!line.message.contains(secret), qPrintable(line.message));
+    QVERIFY2(line.message.startsWith(QStringLiteral("llm-proxy: ")), qPrintable(line.message));
+}
+
+void TestConfig::help_data() {
+    QTest::addColumn<QStringList>("args");
+
+    QTest::newRow("--help") << QStringList{QStringLiteral("--help")};
+    QTest::newRow("-h") << QStringList{QStringLiteral("-h")};
+    QTest::newRow("after options")
+        << QStringList{QStringLiteral("--no-gui"), QStringLiteral("--help")};
+    QTest::newRow("wins over a bad value")
+        << QStringList{QStringLiteral("--batch-size=0"), QStringLiteral("--help")};
+    QTest::newRow("wins over an unknown option")
+        << QStringList{QStringLiteral("--help"), QStringLiteral("--frobnicate")};
+    QTest::newRow("after an option missing its value")
+        << QStringList{QStringLiteral("--data-dir"), QStringLiteral("--help")};
+    QTest::newRow("wins over --version")
+        << QStringList{QStringLiteral("--version"), QStringLiteral("--help")};
+}
+
+void TestConfig::help() {
+    QFETCH(QStringList, args);
+
+    const CommandLine line = parseCommandLine(withProgram(args), QByteArrayLiteral("sk-secret"));
+    QCOMPARE(line.action, CommandLine::Action::ShowHelp);
+    QVERIFY(line.message.startsWith(QStringLiteral("Usage: llm-proxy")));
+    QVERIFY(!line.message.contains(QStringLiteral("sk-secret")));
+}
+
+void TestConfig::helpIsComplete() {
+    const CommandLine line = parseCommandLine(withProgram({QStringLiteral("--help")}));
+    QCOMPARE(line.action, CommandLine::Action::ShowHelp);
+    const QString &text = line.message;
+    const QStringList needed{
+        // every option
+        QStringLiteral("--no-gui"), QStringLiteral("--listen HOST:PORT"),
+        QStringLiteral("--upstream URL"), QStringLiteral("--batch-window DUR"),
+        QStringLiteral("--batch-size N"), QStringLiteral("--batch-bytes SIZE"),
+        QStringLiteral("--poll-interval DUR"), QStringLiteral("--data-dir DIR"),
+        QStringLiteral("--max-body SIZE"), QStringLiteral("--verbose"), QStringLiteral("--help"),
+        QStringLiteral("--version"),
+        // every default
+        QStringLiteral("127.0.0.1:3030"), QStringLiteral("[::1]:3030"),
+        QStringLiteral("https://api.openai.com/v1"), QStringLiteral("(default: 4s;"),
+        QStringLiteral("(default: 1000;"), QStringLiteral("(default: 25MB;"),
+        QStringLiteral("(default: 10s;"), QStringLiteral("(default: 32MiB;"),
+        QDir::toNativeSeparators(defaultDataDir()),
+        // limits
+        QStringLiteral("50000"), QStringLiteral("200MB"), QStringLiteral("24h"),
+        QStringLiteral("100ms"), QStringLiteral("1KiB"),
+        // value syntax
+        QStringLiteral("DUR"), QStringLiteral("SIZE"), QStringLiteral("ms, s, m or h"),
+        QStringLiteral("KB, MB, GB (powers of 1000)"),
+        QStringLiteral("KiB, MiB, GiB (powers of 1024)"), QStringLiteral("--option=VALUE"),
+        // the environment
+        QStringLiteral("OPENAI_API_KEY")};
+    for (const QString &piece : needed)
+        QVERIFY2(text.contains(piece), qPrintable(piece));
+    QVERIFY(!text.endsWith(u'\n'));
+    const QStringList lines = text.split(u'\n');
+    for (const QString &helpLine : lines)
+        QVERIFY2(helpLine.size() <= 90, qPrintable(helpLine));
+}
+
+void TestConfig::version() {
+    const CommandLine line = parseCommandLine(withProgram({QStringLiteral("--version")}));
+    QCOMPARE(line.action, CommandLine::Action::ShowVersion);
+    QCOMPARE(line.message, QStringLiteral("llm-proxy ") + QLatin1StringView(LLMPROXY_VERSION));
+    QVERIFY(!QLatin1StringView(LLMPROXY_VERSION).isEmpty());
+
+    const CommandLine afterError = parseCommandLine(
+        withProgram({QStringLiteral("--batch-size=0"), QStringLiteral("--version")}));
+    QCOMPARE(afterError.action, CommandLine::Action::ShowVersion);
+
+    const CommandLine withValue = parseCommandLine(withProgram({QStringLiteral("--version=2")}));
+    QCOMPARE(withValue.action, CommandLine::Action::Error);
+}
+
+void TestConfig::apiKey_data() {
+    QTest::addColumn<QByteArray>("environment");
+    QTest::addColumn<QByteArray>("expected");
+
+    QTest::newRow("unset") << QByteArray() << QByteArray();
+    QTest::newRow("empty") << QByteArrayLiteral("") << QByteArray();
+    QTest::newRow("whitespace") << QByteArrayLiteral("  \t\n") << QByteArray();
+    QTest::newRow("key") << QByteArrayLiteral("sk-test-1234567890")
+                         << QByteArrayLiteral("sk-test-1234567890");
+    QTest::newRow("key with newline")
+        << QByteArrayLiteral(" sk-test-1234567890\n") << QByteArrayLiteral("sk-test-1234567890");
+}
+
+void TestConfig::apiKey() {
+    QFETCH(QByteArray, environment);
+    QFETCH(QByteArray, expected);
+
+    const CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--no-gui")}), environment);
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.apiKey, expected);
+}
+
+QTEST_APPLESS_MAIN(TestConfig)
+
+#include "tst_config.moc"

@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The proxy as a whole, over loopback, against the fake provider: batching, results, errors,
+// relay, the HTTP front end's mended edges, and stats.
+
+#include "batch/batchcore.h"
+#include "fakeprovider.h"
+#include "http/httpfrontend.h"
+#include "proxyservice.h"
+#include "settings/config.h"
+#include "stats/stats.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QSignalSpy>
+#include <QTcpSocket>
+#include <QTest>
+
+#include <memory>
+
+using namespace llmproxy;
+using llmproxy::test::FakeProvider;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Headers = QList<QPair<QByteArray, QByteArray>>;
+const Headers KeyA{{"Authorization", "Bearer sk-test-key-aaaa"}};
+const Headers KeyB{{"Authorization", "Bearer sk-test-key-bbbb"}};
+
+QByteArray chatBody(const QByteArray &content, const QByteArray &model = "gpt-4o-mini") {
+    return QByteArrayLiteral("{\"model\":\"") + model +
+           QByteArrayLiteral("\",\"messages\":[{\"role\":\"user\",\"content\":\"") + content +
+           QByteArrayLiteral("\"}]}");
+}
+
+QJsonObject jsonOf(const QByteArray &body) {
+    return QJsonDocument::fromJson(body).object();
+}
+
+QString chatContent(const QByteArray &body) {
+    return jsonOf(body)[u"choices"][0][u"message"][u"content"].toString();
+}
+
+// Sends raw bytes on a fresh connection and collects everything until the peer closes or
+// `done` says the answer is complete.
+struct RawClient {
+    QTcpSocket socket;
+    QByteArray received;
+    bool connectTo(quint16 port) {
+        socket.connectToHost(QHostAddress::LocalHost, port);
+        return QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; },
+                               5000);
+    }
+    bool waitFor(const std::function<bool()> &done, int ms = 5000) {
+        return QTest::qWaitFor(
+            [&] {
+                received += socket.readAll();
+                return done();
+            },
+            ms);
+    }
+    bool waitClosed(int ms = 5000) {
+        return waitFor([&] { return socket.state() == QAbstractSocket::UnconnectedState; }, ms);
+    }
+};
+
+} // namespace
+
+class tst_Integration final : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<FakeProvider> m_fake;
+    std::unique_ptr<ProxyService> m_proxy;
+    // Several managers: one allows only six connections per host, and held requests keep theirs.
+    std::vector<std::unique_ptr<QNetworkAccessManager>> m_clients;
+    size_t m_nextClient = 0;
+    quint16 m_port = 0;
+
+    Config baseConfig() const {
+        Config config;
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
+        config.upstream = m_fake->baseUrl();
+        config.batchWindow = 300ms;
+        config.pollInterval = 40ms;
+        config.maxBody = 64 * 1024;
+        return config;
+    }
+
+    void startProxy(const Config &config) {
+        m_proxy = std::make_unique<ProxyService>(config);
+        QSignalSpy started(m_proxy.get(), &ProxyService::started);
+        m_proxy->start();
+        QCOMPARE(started.size(), 1);
+        m_port = started.first().first().value<QList<quint16>>().first();
+        QVERIFY(m_port != 0);
+    }
+
+    QNetworkReply *send(const QByteArray &method, const QByteArray &path, const QByteArray &body,
+                        const Headers &headers = KeyA) {
+        QNetworkRequest request(
+            QUrl(QStringLiteral("http://127.0.0.1:%1").arg(m_port) + QString::fromUtf8(path)));
+        request.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
+        if (!body.isEmpty())
+            request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArray("application/json"));
+        for (const auto &[name, value] : headers)
+            request.setRawHeader(name, value);
+        QNetworkAccessManager *client = m_clients.at(m_nextClient++ % m_clients.size()).get();
+        return client->sendCustomRequest(request, method, body);
+    }
+
+    static bool finished(QNetworkReply *reply, int ms = 10'000) {
+        return QTest::qWaitFor([reply] { return reply->isFinished(); }, ms);
+    }
+    static int status(QNetworkReply *reply) {
+        return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    }
+    // A proxy-made error: OpenAI's shape, all four fields present.
+    static QJsonObject errorOf(const QByteArray &body) {
+        const QJsonObject error = jsonOf(body)[u"error"].toObject();
+        for (const char *field : {"message", "type", "param", "code"})
+            if (!error.contains(QLatin1StringView(field)))
+                qWarning("error body lacks %s: %s", field, body.constData());
+        return error;
+    }
+
+private Q_SLOTS:
+    void init() {
+        m_fake = std::make_unique<FakeProvider>();
+        QVERIFY(m_fake->listen());
+        m_fake->setValidationDelay(10ms);
+        m_fake->setProcessingDelay(30ms);
+        m_fake->setFinalizingDelay(10ms);
+        for (int i = 0; i < 6; ++i)
+            m_clients.push_back(std::make_unique<QNetworkAccessManager>());
+        startProxy(baseConfig());
+    }
+
+    void cleanup() {
+        m_clients.clear();
+        m_proxy.reset();
+        m_fake.reset();
+    }
+
+    void chatRequestsShareOneBatchAndEachGetsItsOwnAnswer() {
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 20; ++i)
+            replies.append(send("POST", "/v1/chat/completions",
+                                chatBody("question " + QByteArray::number(i))));
+        for (int i = 0; i < replies.size(); ++i) {
+            QNetworkReply *reply = replies.at(i);
+            QVERIFY(finished(reply));
+            QCOMPARE(status(reply), 200);
+            const QByteArray body = reply->readAll();
+            QCOMPARE(chatContent(body), QStringLiteral("echo: question %1").arg(i));
+            QVERIFY(reply->rawHeader("x-request-id").startsWith("req_"));
+            QVERIFY(reply->rawHeader("x-llm-proxy-batch-id").startsWith("batch_"));
+        }
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.first().customIds.size(), 20);
+        QCOMPARE(batches.first().endpoint, QByteArray("/v1/chat/completions"));
+        QCOMPARE(batches.first().metadata[u"created_by"].toString(), QStringLiteral("llm-proxy"));
+        QCOMPARE(batches.first().authorization, QByteArray("Bearer sk-test-key-aaaa"));
+        for (const QByteArray &id : batches.first().customIds)
+            QVERIFY(QRegularExpression(QStringLiteral("^[A-Za-z0-9_-]{1,64}$"))
+                        .match(QString::fromLatin1(id))
+                        .hasMatch());
+        // Input, output (and no error) files are deleted once everyone is answered.
+        QTRY_COMPARE(m_fake->filesLive(), 0);
+        QVERIFY(m_fake->filesDeleted() >= 2);
+        const QJsonObject stats = jsonOf(Stats::toJson(m_proxy->stats()->snapshot()));
+        QCOMPARE(stats[u"requests"][u"total"].toInt(), 20);
+        QCOMPARE(stats[u"requests"][u"successful"].toInt(), 20);
+        QCOMPARE(stats[u"batches"][u"successful"].toInt(), 1);
+    }
+
+    void bodyGoesUpstreamByteForByte() {
+        // Large integers, odd spacing and a pretty-printed body must arrive unchanged.
+        const QByteArray body =
+            "{\n  \"model\": \"gpt-4o-mini\",\n  \"seed\": 12345678901234567890,"
+            "\n  \"messages\": [{\"role\": \"user\", \"content\": \"hi \\u00e9\"}]"
+            ",\"temperature\":1.0000000000000001}";
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", body);
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), 200);
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 1);
+        // The fake keeps the input file until the proxy deletes it; read what was uploaded via
+        // the recorded requests instead: the line count and the echoed answer prove the body.
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: hi \u00e9"));
+        QCOMPARE(m_fake->inputLinesTotal(), 1);
+    }
+
+    void embeddingsAreBatched() {
+        QNetworkReply *one =
+            send("POST", "/v1/embeddings", R"({"model":"text-embedding-3-small","input":"hello"})");
+        QNetworkReply *many = send("POST", "/v1/embeddings",
+                                   R"({"model":"text-embedding-3-small","input":["a","b","c"]})");
+        QVERIFY(finished(one));
+        QVERIFY(finished(many));
+        QCOMPARE(status(one), 200);
+        QCOMPARE(status(many), 200);
+        QCOMPARE(jsonOf(one->readAll())[u"data"].toArray().size(), 1);
+        QCOMPARE(jsonOf(many->readAll())[u"data"].toArray().size(), 3);
+        QCOMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(m_fake->batches().first().endpoint, QByteArray("/v1/embeddings"));
+    }
+
+    void groupsAreNeverMixed() {
+        Headers orgHeaders = KeyA;
+        orgHeaders.emplaceBack("OpenAI-Organization", "org-123");
+        orgHeaders.emplaceBack("OpenAI-Project", "proj_456");
+        QList<QNetworkReply *> replies{
+            send("POST", "/v1/chat/completions", chatBody("a1", "model-a")),
+            send("POST", "/v1/chat/completions", chatBody("a2", "model-a")),
+            send("POST", "/v1/chat/completions", chatBody("b1", "model-b")),
+            send("POST", "/v1/chat/completions", chatBody("k1", "model-a"), KeyB),
+            send("POST", "/v1/chat/completions", chatBody("o1", "model-a"), orgHeaders),
+            send("POST", "/v1/embeddings", R"({"model":"model-a","input":"x"})"),
+        };
+        for (QNetworkReply *reply : replies) {
+            QVERIFY(finished(reply));
+            QCOMPARE(status(reply), 200);
+        }
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 5);
+        int withOrg = 0;
+        for (const auto &batch : batches) {
+            if (batch.organization == "org-123") {
+                ++withOrg;
+                QCOMPARE(batch.project, QByteArray("proj_456"));
+                QCOMPARE(batch.customIds.size(), 1);
+            }
+            if (batch.authorization.endsWith("bbbb"))
+                QCOMPARE(batch.customIds.size(), 1);
+        }
+        QCOMPARE(withOrg, 1);
+    }
+
+    void sizeLimitSplitsBatches() {
+        Config config = baseConfig();
+        config.batchSize = 3;
+        config.batchWindow = 60s; // only the size can flush
+        startProxy(config);
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 6; ++i)
+            replies.append(send("POST", "/v1/chat/completions", chatBody(QByteArray::number(i))));
+        for (QNetworkReply *reply : replies) {
+            QVERIFY(finished(reply));
+            QCOMPARE(status(reply), 200);
+        }
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 2);
+        QCOMPARE(batches.at(0).customIds.size(), 3);
+        QCOMPARE(batches.at(1).customIds.size(), 3);
+    }
+
+    void perLineOutcomes() {
+        QNetworkReply *ok = send("POST", "/v1/chat/completions", chatBody("fine"));
+        QNetworkReply *bad =
+            send("POST", "/v1/chat/completions", chatBody("too long [[status:400]]"));
+        QNetworkReply *expired =
+            send("POST", "/v1/chat/completions", chatBody("late [[error:batch_expired]]"));
+        QNetworkReply *timeout =
+            send("POST", "/v1/chat/completions", chatBody("slow [[error:request_timeout]]"));
+        QNetworkReply *missing = send("POST", "/v1/chat/completions", chatBody("gone [[omit]]"));
+        for (QNetworkReply *r : {ok, bad, expired, timeout, missing})
+            QVERIFY(finished(r));
+        QCOMPARE(status(ok), 200);
+        // The provider's own error passes through: its status and body.
+        QCOMPARE(status(bad), 400);
+        const QJsonObject badError = errorOf(bad->readAll());
+        QVERIFY(!badError[u"message"].toString().isEmpty());
+        QVERIFY(bad->rawHeader("x-request-id").startsWith("req_"));
+        QCOMPARE(status(expired), 504);
+        QCOMPARE(errorOf(expired->readAll())[u"code"].toString(), QStringLiteral("batch_expired"));
+        QCOMPARE(status(timeout), 504);
+        QCOMPARE(status(missing), 502);
+        QCOMPARE(errorOf(missing->readAll())[u"code"].toString(),
+                 QStringLiteral("missing_from_batch_results"));
+        for (QNetworkReply *r : {bad, expired, timeout, missing})
+            QVERIFY(r->rawHeader("x-llm-proxy-batch-id").startsWith("batch_"));
+        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        QCOMPARE(s.requestsSuccessful, quint64(1));
+        QCOMPARE(s.requestsFailed, quint64(4));
+        QCOMPARE(s.synthesizedErrors, quint64(3)); // expired, timeout, missing
+        QTRY_COMPARE(m_fake->filesLive(), 0);      // input, output and error files deleted
+    }
+
+    void failedBatchCarriesProviderMessages() {
+        m_fake->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "token_limit_exceeded",
+                                QStringLiteral("Enqueued token limit reached for gpt-4o-mini"));
+        QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("x"));
+        QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("y"));
+        QVERIFY(finished(a));
+        QVERIFY(finished(b));
+        QCOMPARE(status(a), 502);
+        const QJsonObject error = errorOf(a->readAll());
+        QCOMPARE(error[u"code"].toString(), QStringLiteral("batch_failed"));
+        QVERIFY2(error[u"message"].toString().contains(QStringLiteral("Enqueued token limit")),
+                 qPrintable(error[u"message"].toString()));
+        QCOMPARE(status(b), 502);
+        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        QCOMPARE(s.batchesFailed, quint64(1));
+        QCOMPARE(s.batchesSuccessful, quint64(0));
+    }
+
+    void uploadAndCreateFailures_data() {
+        QTest::addColumn<FakeProvider::Operation>("operation");
+        QTest::addColumn<int>("providerStatus");
+        QTest::addColumn<int>("clientStatus");
+        QTest::addColumn<int>("times");
+        QTest::newRow("upload 500") << FakeProvider::Operation::Upload << 500 << 502 << 1;
+        QTest::newRow("upload 401") << FakeProvider::Operation::Upload << 401 << 401 << 1;
+        // QNetworkAccessManager itself re-sends once when a connection drops before an answer.
+        QTest::newRow("upload dropped") << FakeProvider::Operation::Upload << 0 << 502 << 2;
+        QTest::newRow("create 400") << FakeProvider::Operation::Create << 400 << 400 << 1;
+        QTest::newRow("create 503") << FakeProvider::Operation::Create << 503 << 502 << 1;
+    }
+    void uploadAndCreateFailures() {
+        QFETCH(FakeProvider::Operation, operation);
+        QFETCH(int, providerStatus);
+        QFETCH(int, clientStatus);
+        QFETCH(int, times);
+        m_fake->failNext(operation, times, providerStatus);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("x"));
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), clientStatus);
+        const QJsonObject error = errorOf(reply->readAll());
+        QVERIFY(!error[u"message"].toString().isEmpty());
+        QVERIFY(!error[u"message"].toString().contains(QStringLiteral("sk-test")));
+        QCOMPARE(m_proxy->stats()->snapshot().synthesizedErrors, quint64(1));
+        // The proxy keeps serving: the next request goes through.
+        QNetworkReply *next = send("POST", "/v1/chat/completions", chatBody("again"));
+        QVERIFY(finished(next));
+        QCOMPARE(status(next), 200);
+        QTRY_COMPARE(m_fake->filesLive(), 0); // an orphaned input file is deleted too
+    }
+
+    void pollFailuresAreRetried() {
+        m_fake->failNext(FakeProvider::Operation::Retrieve, 3, 503);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("patience"));
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), 200);
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: patience"));
+    }
+
+    void downloadFailureIsRetried() {
+        m_fake->failNext(FakeProvider::Operation::Download, 1, 500);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("again"));
+        QVERIFY(finished(reply, 20'000));
+        QCOMPARE(status(reply), 200);
+    }
+
+    void streamingAndOptOutAreRelayed() {
+        QNetworkReply *stream = send(
+            "POST", "/v1/chat/completions",
+            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})");
+        Headers optOut = KeyA;
+        optOut.emplaceBack("X-Batch", "off");
+        QNetworkReply *direct = send("POST", "/v1/chat/completions", chatBody("now"), optOut);
+        QVERIFY(finished(stream));
+        QVERIFY(finished(direct));
+        QCOMPARE(status(stream), 200);
+        QVERIFY(stream->header(QNetworkRequest::ContentTypeHeader)
+                    .toString()
+                    .startsWith(QStringLiteral("text/event-stream")));
+        const QByteArray events = stream->readAll();
+        QVERIFY(events.contains("chat.completion.chunk"));
+        QVERIFY(events.trimmed().endsWith("data: [DONE]"));
+        QCOMPARE(status(direct), 200);
+        QCOMPARE(chatContent(direct->readAll()), QStringLiteral("echo: now"));
+        QCOMPARE(m_fake->batches().size(), 0);
+        QCOMPARE(m_proxy->stats()->snapshot().relayed, quint64(2));
+        // The opt-out header itself is not forwarded.
+        for (const auto &record : m_fake->requests())
+            QVERIFY(!record.headers.contains("x-batch"));
+    }
+
+    void sseArrivesAsItIsProduced() {
+        m_fake->setStreamChunkDelay(150ms);
+        QNetworkReply *stream = send(
+            "POST", "/v1/chat/completions",
+            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"slow stream"}]})");
+        QByteArray first;
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                first += stream->readAll();
+                return first.contains("chat.completion.chunk");
+            },
+            5000));
+        QVERIFY2(!stream->isFinished(), "the stream was buffered whole instead of relayed live");
+        QVERIFY(finished(stream));
+    }
+
+    void relayPassesEverythingThrough() {
+        Headers headers = KeyA;
+        headers.emplaceBack("X-Custom", "kept");
+        headers.emplaceBack("Keep-Alive", "timeout=5");
+        headers.emplaceBack("OpenAI-Organization", "org-9");
+        QNetworkReply *reply =
+            send("PATCH", "/v1/echo/files/file-abc%2Fx?limit=2&q=a+b%20c", "{\"k\":1}", headers);
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), 200);
+        const QJsonObject echo = jsonOf(reply->readAll());
+        QCOMPARE(echo[u"method"].toString(), QStringLiteral("PATCH"));
+        QCOMPARE(echo[u"path"].toString(), QStringLiteral("/v1/echo/files/file-abc%2Fx"));
+        QCOMPARE(echo[u"query"].toString(), QStringLiteral("limit=2&q=a+b%20c"));
+        QCOMPARE(echo[u"body"].toString(), QStringLiteral("{\"k\":1}"));
+        const QJsonObject seen = echo[u"headers"].toObject();
+        QCOMPARE(seen[u"x-custom"].toString(), QStringLiteral("kept"));
+        QCOMPARE(seen[u"openai-organization"].toString(), QStringLiteral("org-9"));
+        QCOMPARE(seen[u"authorization"].toString(), QStringLiteral("Bearer sk-test-key-aaaa"));
+        QVERIFY(!seen.contains(u"keep-alive"));
+        QVERIFY(!seen.contains(u"x-batch"));
+
+        // Upstream statuses and headers come back as they are.
+        Headers teapot = KeyA;
+        teapot.emplaceBack("X-Fake-Status", "418");
+        QNetworkReply *odd = send("GET", "/v1/echo/status", {}, teapot);
+        QVERIFY(finished(odd));
+        QCOMPARE(status(odd), 418);
+        QNetworkReply *models = send("GET", "/v1/models", {});
+        QVERIFY(finished(models));
+        QCOMPARE(status(models), 200);
+        QCOMPARE(jsonOf(models->readAll())[u"object"].toString(), QStringLiteral("list"));
+    }
+
+    void configuredKeyReplacesClientKey() {
+        Config config = baseConfig();
+        config.apiKey = "sk-server-key-zzzz";
+        startProxy(config);
+        QNetworkReply *batched = send("POST", "/v1/chat/completions", chatBody("x"),
+                                      {{"Authorization", "Bearer placeholder"}});
+        QNetworkReply *anonymous = send("POST", "/v1/chat/completions", chatBody("y"), {});
+        QNetworkReply *relayed = send("GET", "/v1/echo/x", {}, {});
+        for (QNetworkReply *r : {batched, anonymous, relayed})
+            QVERIFY(finished(r));
+        QCOMPARE(status(batched), 200);
+        QCOMPARE(status(anonymous), 200);
+        QCOMPARE(jsonOf(relayed->readAll())[u"headers"][u"authorization"].toString(),
+                 QStringLiteral("Bearer sk-server-key-zzzz"));
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 1); // same upstream key: one group
+        QCOMPARE(batches.first().authorization, QByteArray("Bearer sk-server-key-zzzz"));
+    }
+
+    void upstreamUnreachableIs502() {
+        Config config = baseConfig();
+        config.upstream = QUrl(QStringLiteral("http://127.0.0.1:1/v1"));
+        startProxy(config);
+        QNetworkReply *reply = send("GET", "/v1/models", {});
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), 502);
+        QCOMPARE(errorOf(reply->readAll())[u"type"].toString(), QStringLiteral("server_error"));
+    }
+
+    void badInput_data() {
+        QTest::addColumn<QByteArray>("method");
+        QTest::addColumn<QByteArray>("path");
+        QTest::addColumn<QByteArray>("body");
+        QTest::addColumn<bool>("withKey");
+        QTest::addColumn<int>("expected");
+        QTest::addColumn<QString>("param");
+        QTest::newRow("invalid JSON") << QByteArray("POST") << QByteArray("/v1/chat/completions")
+                                      << QByteArray("{\"model\":") << true << 400 << QString();
+        QTest::newRow("not an object") << QByteArray("POST") << QByteArray("/v1/embeddings")
+                                       << QByteArray("[1,2]") << true << 400 << QString();
+        QTest::newRow("empty body") << QByteArray("POST") << QByteArray("/v1/chat/completions")
+                                    << QByteArray() << true << 400 << QString();
+        QTest::newRow("missing model")
+            << QByteArray("POST") << QByteArray("/v1/chat/completions")
+            << QByteArray("{\"messages\":[]}") << true << 400 << QStringLiteral("model");
+        QTest::newRow("numeric model") << QByteArray("POST") << QByteArray("/v1/embeddings")
+                                       << QByteArray("{\"model\":4,\"input\":\"x\"}") << true << 400
+                                       << QStringLiteral("model");
+        QTest::newRow("wrong method") << QByteArray("PUT") << QByteArray("/v1/chat/completions")
+                                      << QByteArray("{}") << true << 405 << QString();
+        QTest::newRow("GET embeddings") << QByteArray("GET") << QByteArray("/v1/embeddings")
+                                        << QByteArray() << true << 405 << QString();
+        QTest::newRow("outside /v1") << QByteArray("GET") << QByteArray("/chat/completions")
+                                     << QByteArray() << true << 404 << QString();
+        QTest::newRow("no key") << QByteArray("POST") << QByteArray("/v1/chat/completions")
+                                << chatBody("x") << false << 401 << QString();
+        QTest::newRow("no key, relay") << QByteArray("GET") << QByteArray("/v1/models")
+                                       << QByteArray() << false << 401 << QString();
+        QTest::newRow("too large")
+            << QByteArray("POST") << QByteArray("/v1/chat/completions")
+            << chatBody(QByteArray(70 * 1024, 'x')) << true << 413 << QString();
+    }
+    void badInput() {
+        QFETCH(QByteArray, method);
+        QFETCH(QByteArray, path);
+        QFETCH(QByteArray, body);
+        QFETCH(bool, withKey);
+        QFETCH(int, expected);
+        QFETCH(QString, param);
+        QNetworkReply *reply = send(method, path, body, withKey ? KeyA : Headers{});
+        QVERIFY(finished(reply));
+        QCOMPARE(status(reply), expected);
+        const QJsonObject error = errorOf(reply->readAll());
+        QVERIFY(!error[u"message"].toString().isEmpty());
+        QVERIFY(!error[u"type"].toString().isEmpty());
+        if (!param.isEmpty())
+            QCOMPARE(error[u"param"].toString(), param);
+        QCOMPARE(m_fake->batches().size(), 0);
+        // ... and the proxy keeps serving.
+        QNetworkReply *health = send("GET", "/healthz", {});
+        QVERIFY(finished(health));
+        QCOMPARE(status(health), 200);
+    }
+
+    void oversizedBodyIsRefusedBeforeItIsRead() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 100000000\r\n\r\n{\"model\":");
+        // Refused at once, without waiting for 100 MB that never comes.
+        QVERIFY(raw.waitFor([&] { return raw.received.contains("\r\n\r\n"); }));
+        QVERIFY2(raw.received.startsWith("HTTP/1.1 413"), raw.received.constData());
+        QVERIFY(raw.waitClosed());
+    }
+
+    void oversizedChunkedBodyIsRefused() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test\r\nTransfer-Encoding: chunked\r\n\r\n");
+        const QByteArray piece(16 * 1024, 'x');
+        for (int i = 0; i < 6; ++i) // 96 KiB > 64 KiB limit
+            raw.socket.write(QByteArray::number(piece.size(), 16) + "\r\n" + piece + "\r\n");
+        QVERIFY(raw.waitFor([&] { return raw.received.contains("\r\n\r\n"); }));
+        QVERIFY2(raw.received.startsWith("HTTP/1.1 413"), raw.received.constData());
+    }
+
+    void expectContinueIsAnswered() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        const QByteArray body = chatBody("hello");
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test\r\nExpect: 100-continue\r\n"
+                         "Content-Length: " +
+                         QByteArray::number(body.size()) + "\r\n\r\n");
+        QElapsedTimer timer;
+        timer.start();
+        QVERIFY(raw.waitFor([&] { return raw.received.contains("100 Continue\r\n\r\n"); }, 3000));
+        QVERIFY(timer.elapsed() < 900); // curl would otherwise wait 1 s
+        raw.received.clear();
+        raw.socket.write(body);
+        QVERIFY(raw.waitFor([&] { return raw.received.contains("echo: hello"); }));
+        QVERIFY(raw.received.startsWith("HTTP/1.1 200"));
+    }
+
+    void connectionCloseIsHonoured() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        QVERIFY(raw.waitClosed());
+        QVERIFY(raw.received.startsWith("HTTP/1.1 200"));
+        QVERIFY(raw.received.contains("Connection: close"));
+
+        RawClient http10;
+        QVERIFY(http10.connectTo(m_port));
+        http10.socket.write("GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n");
+        QVERIFY(http10.waitClosed());
+        QVERIFY(http10.received.contains(" 200 "));
+    }
+
+    void keepAliveServesSeveralRequestsThenIdlesOut() {
+        Config config = baseConfig();
+        config.idleTimeout = 400ms;
+        startProxy(config);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        for (int i = 0; i < 3; ++i) {
+            raw.received.clear();
+            raw.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            QVERIFY(raw.waitFor([&] { return raw.received.endsWith("{\"status\":\"ok\"}"); }));
+            QCOMPARE(raw.socket.state(), QAbstractSocket::ConnectedState);
+        }
+        QVERIFY(raw.waitClosed(3000));
+    }
+
+    void tooManyHeadersAreRefused() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        QByteArray request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                             "Authorization: Bearer sk-test\r\n";
+        for (int i = 0; i < 120; ++i)
+            request += "X-Filler-" + QByteArray::number(i) + ": y\r\n";
+        const QByteArray body = chatBody("x");
+        request += "Content-Length: " + QByteArray::number(body.size()) + "\r\n\r\n" + body;
+        raw.socket.write(request);
+        QVERIFY(raw.waitFor([&] { return raw.received.contains("\r\n\r\n"); }));
+        QVERIFY2(raw.received.startsWith("HTTP/1.1 431"), raw.received.constData());
+        QCOMPARE(m_fake->batches().size(), 0);
+    }
+
+    void unknownMethodIsRefused() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write(
+            "PROPFIND /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n\r\n");
+        QVERIFY(raw.waitFor([&] {
+            return raw.received.contains("\r\n\r\n") ||
+                   raw.socket.state() != QAbstractSocket::ConnectedState;
+        }));
+        QVERIFY2(raw.received.isEmpty() || raw.received.startsWith("HTTP/1.1 501") ||
+                     raw.received.startsWith("HTTP/1.1 400"),
+                 raw.received.constData());
+        QCOMPARE(m_fake->count("PROPFIND", "/"), 0);
+    }
+
+    void clientHangingUpBeforeSubmissionIsNeverSent() {
+        Config config = baseConfig();
+        config.batchWindow = 800ms;
+        startProxy(config);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        const QByteArray body = chatBody("leaving");
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test\r\nContent-Length: " +
+                         QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        raw.socket.abort();
+        QTRY_COMPARE(m_proxy->core()->queued(), 0);
+        QNetworkReply *stayer = send("POST", "/v1/chat/completions", chatBody("staying"));
+        QVERIFY(finished(stayer));
+        QCOMPARE(status(stayer), 200);
+        QCOMPARE(m_fake->inputLinesTotal(), 1);
+    }
+
+    void clientHangingUpAfterSubmissionDoesNoHarm() {
+        m_fake->setProcessingDelay(400ms);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        const QByteArray body = chatBody("leaving later");
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test-key-aaaa\r\nContent-Length: " +
+                         QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        QNetworkReply *stayer = send("POST", "/v1/chat/completions", chatBody("staying"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        raw.socket.abort();
+        QVERIFY(finished(stayer));
+        QCOMPARE(status(stayer), 200);
+        QCOMPARE(chatContent(stayer->readAll()), QStringLiteral("echo: staying"));
+        QTRY_COMPARE(m_proxy->core()->inFlight(), 0);
+    }
+
+    void statsAndHealth() {
+        QNetworkReply *chat = send("POST", "/v1/chat/completions", chatBody("x"));
+        QVERIFY(finished(chat));
+        QNetworkReply *models = send("GET", "/v1/models", {});
+        QVERIFY(finished(models));
+        QNetworkReply *stats = send("GET", "/stats", {}, {});
+        QVERIFY(finished(stats));
+        QCOMPARE(status(stats), 200);
+        const QByteArray text = stats->readAll();
+        const QJsonObject json = jsonOf(text);
+        const char *requestKeys[] = {
+            "total",       "successful",  "failed",      "synthesized_error_responses",
+            "avg_time_ms", "p50_time_ms", "p95_time_ms", "p99_time_ms"};
+        QCOMPARE(json[u"requests"].toObject().keys().size(), qsizetype(std::size(requestKeys)));
+        for (const char *key : requestKeys)
+            QVERIFY2(json[u"requests"].toObject().contains(QLatin1StringView(key)), key);
+        QCOMPARE(json[u"requests"][u"total"].toInt(), 1);
+        QCOMPARE(json[u"batches"][u"total"].toInt(), 1);
+        QVERIFY(json[u"requests"][u"p50_time_ms"].toDouble() > 0);
+        QCOMPARE(json[u"relayed"].toInt(), 1);
+        QCOMPARE(json[u"queued"].toInt(), 0);
+        QCOMPARE(json[u"in_flight"].toInt(), 0);
+        QVERIFY(!text.contains("sk-test"));
+    }
+
+    void listensOnBothLoopbacks() {
+        Config config = baseConfig();
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0},
+                         ListenAddress{QHostAddress(QHostAddress::LocalHostIPv6), 0}};
+        startProxy(config);
+        QTcpSocket v6;
+        v6.connectToHost(QHostAddress::LocalHostIPv6, m_port);
+        if (!QTest::qWaitFor([&] { return v6.state() == QAbstractSocket::ConnectedState; }, 3000))
+            QSKIP("no IPv6 loopback on this machine");
+        v6.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        QByteArray got;
+        QVERIFY(QTest::qWaitFor(
+            [&] {
+                got += v6.readAll();
+                return got.contains("ok");
+            },
+            5000));
+    }
+
+    void shutdownTellsWaitingClientsToRetry() {
+        Config config = baseConfig();
+        config.batchWindow = 30s;
+        startProxy(config);
+        QNetworkReply *waiting = send("POST", "/v1/chat/completions", chatBody("x"));
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        m_proxy->stop();
+        QVERIFY(finished(waiting));
+        QCOMPARE(status(waiting), 503);
+        QCOMPARE(waiting->rawHeader("x-should-retry"), QByteArray("true"));
+        QVERIFY(!waiting->rawHeader("retry-after").isEmpty());
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Integration)
+#include "tst_integration.moc"
