@@ -9,49 +9,91 @@
 
 #include <QNetworkAccessManager>
 
+using namespace std::chrono_literals;
+
 namespace llmproxy {
+
+namespace {
+CoreSettings coreSettings(const Config &config)
+{
+    CoreSettings core;
+    core.limits.window = config.batchWindow;
+    core.limits.maxRequests = std::min(config.batchSize, Config::ProviderMaxRequests);
+    core.limits.maxBytes = std::min(config.batchBytes, Config::ProviderMaxBytes);
+    core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
+    core.pollInterval = config.pollInterval;
+    return core;
+}
+
+FrontEndSettings frontEndSettings(const Config &config)
+{
+    FrontEndSettings front;
+    front.maxBody = config.maxBody;
+    front.apiKey = config.apiKey;
+    front.upstream = config.upstream;
+    front.idleTimeout = config.idleTimeout;
+    return front;
+}
+
+QString urlFor(const ListenAddress &address)
+{
+    const bool v6 = address.address.protocol() == QAbstractSocket::IPv6Protocol;
+    const QString host = v6 ? QLatin1Char('[') + address.address.toString() + QLatin1Char(']')
+                            : address.address.toString();
+    return QStringLiteral("http://%1:%2/v1").arg(host).arg(address.port);
+}
+} // namespace
 
 ProxyService::ProxyService(Config config, QObject *parent)
     : QObject(parent)
-    , m_config(std::move(config)) {}
+    , m_config(std::move(config))
+{
+    qRegisterMetaType<ProxySnapshot>();
+    qRegisterMetaType<BatchProgress>();
+    qRegisterMetaType<Config>();
+    m_snapshotTimer.setInterval(1s);
+    connect(&m_snapshotTimer, &QTimer::timeout, this,
+            [this] { Q_EMIT snapshotReady(snapshot()); });
+}
 
 ProxyService::~ProxyService() = default;
 
-void ProxyService::start() {
+void ProxyService::setSnapshotInterval(std::chrono::milliseconds interval)
+{
+    m_snapshotTimer.setInterval(interval);
+}
+
+void ProxyService::start()
+{
+    m_uptime.start();
     m_stats = std::make_unique<Stats>();
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
-
-    CoreSettings core;
-    core.limits.window = m_config.batchWindow;
-    core.limits.maxRequests = std::min(m_config.batchSize, Config::ProviderMaxRequests);
-    core.limits.maxBytes = std::min(m_config.batchBytes, Config::ProviderMaxBytes);
-    core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
-    core.pollInterval = m_config.pollInterval;
-    m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), core, this);
-
-    FrontEndSettings front;
-    front.maxBody = m_config.maxBody;
-    front.apiKey = m_config.apiKey;
-    front.upstream = m_config.upstream;
-    front.idleTimeout = m_config.idleTimeout;
-    m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock, front, this);
+    m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), coreSettings(m_config), this);
+    connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
+    m_frontEnd =
+        new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock, frontEndSettings(m_config), this);
 
     QString error;
     if (!m_frontEnd->listenOn(m_config.listen, &error)) {
         qCCritical(lcApp).noquote() << error;
+        m_listenError = error;
         Q_EMIT startFailed(error);
         return;
     }
     m_frontEnd->setReady(true);
     qCInfo(lcApp).noquote() << "upstream" << m_config.upstream.toDisplayString()
                             << (m_config.apiKey.isEmpty() ? "(clients' own keys)"
-                                                          : "(key from OPENAI_API_KEY)");
+                                                          : "(configured key)");
+    m_snapshotTimer.start();
     Q_EMIT started(m_frontEnd->ports());
+    Q_EMIT snapshotReady(snapshot());
 }
 
-void ProxyService::stop() {
+void ProxyService::stop()
+{
+    m_snapshotTimer.stop();
     if (m_frontEnd) {
         HttpAnswer answer =
             errorAnswer(503, QStringLiteral("llm-proxy is shutting down; retry shortly"),
@@ -63,9 +105,61 @@ void ProxyService::stop() {
     Q_EMIT stopped();
 }
 
-void ProxyService::flushNow() {
+void ProxyService::flushNow()
+{
     if (m_core)
         m_core->flushNow();
+}
+
+void ProxyService::setPaused(bool paused)
+{
+    if (m_core)
+        m_core->setPaused(paused);
+    if (m_snapshotTimer.isActive())
+        Q_EMIT snapshotReady(snapshot());
+}
+
+void ProxyService::applyConfig(const Config &config)
+{
+    const bool listenChanged = config.listen != m_config.listen;
+    m_config = config;
+    if (!m_core)
+        return;
+    m_core->setSettings(coreSettings(m_config));
+    m_frontEnd->setSettings(frontEndSettings(m_config));
+    m_provider->setBaseUrl(m_config.upstream);
+    if (listenChanged) {
+        QString error;
+        if (m_frontEnd->rebind(m_config.listen, &error)) {
+            m_listenError.clear();
+            qCInfo(lcApp).noquote() << "now listening on" << snapshot().listenUrls.join(u' ');
+        } else {
+            m_listenError = error;
+            qCWarning(lcApp).noquote() << error;
+            Q_EMIT listenFailed(error);
+        }
+    }
+    Q_EMIT snapshotReady(snapshot());
+}
+
+ProxySnapshot ProxyService::snapshot() const
+{
+    ProxySnapshot s;
+    s.takenAt = QDateTime::currentDateTimeUtc();
+    s.uptimeMs = m_uptime.isValid() ? m_uptime.elapsed() : 0;
+    s.listenError = m_listenError;
+    if (!m_core)
+        return s;
+    s.stats = m_stats->snapshot();
+    s.batches = m_core->batchProgress();
+    s.batchesSubmitted = m_core->batchesSubmitted();
+    s.batchesEnded = m_core->batchesEnded();
+    s.paused = m_core->isPaused();
+    const QList<ListenAddress> bound = m_frontEnd->boundAddresses();
+    s.listening = !bound.isEmpty();
+    for (const ListenAddress &address : bound)
+        s.listenUrls.append(urlFor(address));
+    return s;
 }
 
 } // namespace llmproxy

@@ -3,12 +3,16 @@
 
 // The facade that lives on the proxy's worker thread: it builds the front end, the batching
 // core, the provider client and the statistics in start(), so they are born on that thread,
-// and tears them down in stop(). Slots in, signals out.
+// and tears them down in stop(). Slots in (intents), signals out (snapshots): the GUI never
+// touches the objects behind it.
 
 #include "api/clock.h"
+#include "proxysnapshot.h"
 #include "settings/config.h"
 
+#include <QElapsedTimer>
 #include <QObject>
+#include <QTimer>
 
 #include <memory>
 
@@ -21,7 +25,8 @@ class HttpFrontEnd;
 class OpenAiProvider;
 class Stats;
 
-class ProxyService final : public QObject {
+class ProxyService final : public QObject
+{
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(ProxyService)
 public:
@@ -34,19 +39,34 @@ public:
     Stats *stats() const { return m_stats.get(); }
     const Config &config() const { return m_config; }
 
+    ProxySnapshot snapshot() const;
+    // How often snapshotReady() fires (default 1 s).
+    void setSnapshotInterval(std::chrono::milliseconds interval);
+
 public Q_SLOTS:
     void start();
     // Stop listening and tell waiting clients to retry later (503 + Retry-After), then stopped().
     void stop();
     // Send every queued group now.
     void flushNow();
+    // Hold every request (nothing is sent) / send again.
+    void setPaused(bool paused);
+    // New settings, applied without a restart: limits, poll interval, upstream, key, body
+    // limit, and the listen address (re-bound in place; on failure the old one stays and
+    // listenFailed() says why).
+    void applyConfig(const llmproxy::Config &config);
 
 Q_SIGNALS:
     void started(const QList<quint16> &ports);
     void startFailed(const QString &error);
     void stopped();
+    void snapshotReady(const llmproxy::ProxySnapshot &snapshot);
+    void listenFailed(const QString &error);
+    void batchFinished(const llmproxy::BatchProgress &batch);
 
 private:
+    void applyToParts();
+
     Config m_config;
     SystemClock m_clock;
     std::unique_ptr<Stats> m_stats;
@@ -54,6 +74,9 @@ private:
     OpenAiProvider *m_provider = nullptr;
     BatchCore *m_core = nullptr;
     HttpFrontEnd *m_frontEnd = nullptr;
+    QTimer m_snapshotTimer;
+    QElapsedTimer m_uptime;
+    QString m_listenError;
 };
 
 } // namespace llmproxy

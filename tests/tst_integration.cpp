@@ -15,6 +15,7 @@
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
 #include <QSignalSpy>
+#include <QTcpServer>
 #include <QTcpSocket>
 #include <QTest>
 
@@ -694,6 +695,122 @@ private Q_SLOTS:
                 return got.contains("ok");
             },
             5000));
+    }
+
+    void pauseHoldsRequestsUntilResumed() {
+        m_proxy->setPaused(true);
+        QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("held a"));
+        QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("held b"));
+        QTRY_COMPARE(m_proxy->core()->queued(), 2);
+        QTest::qWait(600); // two windows: nothing may leave while paused
+        QCOMPARE(m_fake->batches().size(), 0);
+        QVERIFY(m_proxy->snapshot().paused);
+        QCOMPARE(m_proxy->snapshot().stats.queued, quint64(2));
+        m_proxy->setPaused(false);
+        QVERIFY(finished(a));
+        QVERIFY(finished(b));
+        QCOMPARE(status(a), 200);
+        QCOMPARE(m_fake->batches().size(), 1);
+    }
+
+    void pausedRequestWhoseClientLeavesIsNeverSent() {
+        Config config = baseConfig();
+        config.batchSize = 1; // closes a batch at once, which pausing must hold back
+        startProxy(config);
+        m_proxy->setPaused(true);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        const QByteArray body = chatBody("bye");
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Authorization: Bearer sk-test\r\nContent-Length: " +
+                         QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        raw.socket.abort();
+        QTRY_COMPARE(m_proxy->core()->queued(), 0);
+        m_proxy->setPaused(false);
+        QTest::qWait(200);
+        QCOMPARE(m_fake->inputLinesTotal(), 0);
+    }
+
+    void flushNowSendsAtOnce() {
+        Config config = baseConfig();
+        config.batchWindow = 60s;
+        startProxy(config);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("now please"));
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        m_proxy->flushNow();
+        QVERIFY(finished(reply, 5000));
+        QCOMPARE(status(reply), 200);
+    }
+
+    void snapshotDescribesBatches() {
+        m_fake->setProcessingDelay(500ms);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("watch me"));
+        QTRY_VERIFY(!m_proxy->snapshot().batches.isEmpty());
+        QTRY_COMPARE(m_proxy->snapshot().batches.first().status, QByteArray("in_progress"));
+        const BatchProgress active = m_proxy->snapshot().batches.first();
+        QVERIFY(active.active);
+        QCOMPARE(active.total, 1);
+        QCOMPARE(active.model, QByteArray("gpt-4o-mini"));
+        QCOMPARE(active.endpoint, QByteArray("/v1/chat/completions"));
+        QCOMPARE(active.keyHint, QByteArray("…aaaa"));
+        QVERIFY(active.batchId.startsWith("batch_"));
+        QSignalSpy finishedSpy(m_proxy.get(), &ProxyService::batchFinished);
+        QVERIFY(finished(reply));
+        QTRY_COMPARE(finishedSpy.size(), 1);
+        const ProxySnapshot after = m_proxy->snapshot();
+        QCOMPARE(after.batches.size(), 1);
+        QVERIFY(!after.batches.first().active);
+        QCOMPARE(after.batches.first().status, QByteArray("completed"));
+        QCOMPARE(after.batches.first().completed, 1);
+        QVERIFY(after.batches.first().endedAt.isValid());
+        QCOMPARE(after.batchesSubmitted, quint64(1));
+        QCOMPARE(after.batchesEnded, quint64(1));
+        QCOMPARE(after.listenUrls,
+                 QStringList{QStringLiteral("http://127.0.0.1:%1/v1").arg(m_port)});
+        QCOMPARE(finishedSpy.first().first().value<BatchProgress>().batchId, active.batchId);
+    }
+
+    void applyConfigChangesLimitsAndRebinds() {
+        Config config = baseConfig();
+        config.batchSize = 2;
+        config.batchWindow = 60s;
+        m_proxy->applyConfig(config); // size 2 now closes a batch without waiting
+        QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("1"));
+        QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("2"));
+        QVERIFY(finished(a, 5000));
+        QVERIFY(finished(b, 5000));
+        QCOMPARE(status(a), 200);
+
+        // Another port: the new one serves, the old one is closed.
+        QTcpServer probe;
+        QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
+        const quint16 freePort = probe.serverPort();
+        probe.close();
+        const quint16 oldPort = m_port;
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), freePort}};
+        m_proxy->applyConfig(config);
+        m_port = freePort;
+        QNetworkReply *health = send("GET", "/healthz", {});
+        QVERIFY(finished(health));
+        QCOMPARE(status(health), 200);
+        QTcpSocket old;
+        old.connectToHost(QHostAddress::LocalHost, oldPort);
+        QVERIFY(QTest::qWaitFor([&] { return old.state() == QAbstractSocket::UnconnectedState; },
+                                3000));
+
+        // A port that is taken: refused, and the proxy keeps its current address.
+        QTcpServer squatter;
+        QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
+        QSignalSpy failed(m_proxy.get(), &ProxyService::listenFailed);
+        config.listen = {
+            ListenAddress{QHostAddress(QHostAddress::LocalHost), squatter.serverPort()}};
+        m_proxy->applyConfig(config);
+        QCOMPARE(failed.size(), 1);
+        QVERIFY(!m_proxy->snapshot().listenError.isEmpty());
+        QNetworkReply *still = send("GET", "/healthz", {});
+        QVERIFY(finished(still));
+        QCOMPARE(status(still), 200);
     }
 
     void shutdownTellsWaitingClientsToRetry() {

@@ -6,6 +6,7 @@
 #include "batch/batchjob.h"
 #include "stats/stats.h"
 
+#include <algorithm>
 #include <charconv>
 
 using namespace std::chrono_literals;
@@ -64,8 +65,7 @@ void BatchCore::submit(BatchRequest request) {
     m_requests.emplace(id, Pending{std::move(request.credentials), line, request.arrival, false});
     const QList<Flush> flushes =
         m_batcher.add(request.group, id, line.size(), request.embeddingInputs, m_clock->now());
-    for (const Flush &flush : flushes)
-        startBatch(flush);
+    startBatches(flushes);
     rearmTimer();
     updateGauges();
 }
@@ -81,28 +81,75 @@ void BatchCore::cancel(quint64 requestId) {
         updateGauges();
         return;
     }
+    for (Flush &held : m_heldFlushes) { // closed while paused: not sent either
+        if (held.requestIds.removeOne(requestId)) {
+            --m_heldRequests;
+            m_requests.erase(it);
+            updateGauges();
+            return;
+        }
+    }
     it->second.clientGone = true; // in a batch already: its result has nobody to go to
 }
 
 void BatchCore::flushNow() {
-    const QList<Flush> flushes = m_batcher.takeAll();
-    for (const Flush &flush : flushes)
-        startBatch(flush);
+    if (m_paused)
+        return;
+    startBatches(m_batcher.takeAll());
+    rearmTimer();
+    updateGauges();
+}
+
+void BatchCore::setPaused(bool paused) {
+    if (m_paused == paused)
+        return;
+    m_paused = paused;
+    qCInfo(lcBatch) << (paused ? "batching paused: requests are held" : "batching resumed");
+    if (!paused) {
+        m_heldRequests = 0;
+        startBatches(std::exchange(m_heldFlushes, {}));
+    }
     rearmTimer();
     updateGauges();
 }
 
 void BatchCore::onTimer() {
-    const QList<Flush> flushes = m_batcher.takeDue(m_clock->now());
-    for (const Flush &flush : flushes)
-        startBatch(flush);
+    if (m_paused)
+        return;
+    startBatches(m_batcher.takeDue(m_clock->now()));
     rearmTimer();
     updateGauges();
 }
 
+void BatchCore::startBatches(const QList<Flush> &flushes) {
+    if (m_paused) {
+        for (const Flush &flush : flushes)
+            m_heldRequests += flush.requestIds.size();
+        m_heldFlushes.append(flushes);
+        return;
+    }
+    for (const Flush &flush : flushes)
+        startBatch(flush);
+}
+
+QList<BatchProgress> BatchCore::batchProgress() const {
+    QList<BatchProgress> out;
+    const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
+    for (const BatchJob *job : jobs) {
+        if (job->state() != BatchJob::State::Done)
+            out.append(job->progress());
+    }
+    std::sort(out.begin(), out.end(), [](const BatchProgress &a, const BatchProgress &b) {
+        return a.createdAt > b.createdAt;
+    });
+    for (auto it = m_history.crbegin(); it != m_history.crend(); ++it)
+        out.append(*it);
+    return out;
+}
+
 void BatchCore::rearmTimer() {
     const auto deadline = m_batcher.nextDeadline();
-    if (!deadline) {
+    if (!deadline || m_paused) {
         m_timer.stop();
         return;
     }
@@ -125,6 +172,7 @@ void BatchCore::startBatch(const Flush &flush) {
     auto *job = new BatchJob(this, m_provider, m_clock, credentials, flush.group, flush.requestIds,
                              std::move(jsonl), m_settings.pollInterval);
     ++m_jobs;
+    ++m_batchesStarted;
     job->start();
 }
 
@@ -145,10 +193,13 @@ void BatchCore::deliver(quint64 requestId, HttpAnswer answer) {
 
 void BatchCore::jobEnded(BatchJob *job, bool successful, std::chrono::milliseconds duration) {
     --m_jobs;
+    ++m_batchesEnded;
+    m_history.append(job->progress());
+    if (m_history.size() > HistorySize)
+        m_history.removeFirst();
     if (m_stats)
         m_stats->recordBatch(successful, double(duration.count()));
-    Q_EMIT batchFinished(job->batchId(),
-                         successful ? QByteArray("completed") : QByteArray("failed"));
+    Q_EMIT batchFinished(job->progress());
     job->deleteLater();
     updateGauges();
 }

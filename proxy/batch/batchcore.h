@@ -8,6 +8,7 @@
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
+#include "batch/batchprogress.h"
 #include "provider/provider.h"
 
 #include <QObject>
@@ -59,14 +60,24 @@ public:
     // Send every queued group now, whatever its window.
     void flushNow();
 
-    qsizetype queued() const { return m_batcher.queued(); }
-    qsizetype inFlight() const { return std::ssize(m_requests) - m_batcher.queued(); }
+    // Accepted but not yet sent (waiting for their window, or held while paused).
+    qsizetype queued() const { return m_batcher.queued() + m_heldRequests; }
+    // In a batch that was sent, not answered yet.
+    qsizetype inFlight() const { return std::ssize(m_requests) - queued(); }
     qsizetype activeBatches() const { return m_jobs; }
+    // Active batches, then the last finished ones, newest first.
+    QList<BatchProgress> batchProgress() const;
+    quint64 batchesSubmitted() const { return m_batchesStarted; }
+    quint64 batchesEnded() const { return m_batchesEnded; }
+
+    // Hold every request (nothing is sent) until resumed.
+    void setPaused(bool paused);
+    bool isPaused() const { return m_paused; }
 
 Q_SIGNALS:
     void answered(quint64 requestId, const llmproxy::HttpAnswer &answer);
     void batchSubmitted(const QByteArray &batchId, int requests);
-    void batchFinished(const QByteArray &batchId, const QByteArray &status);
+    void batchFinished(const llmproxy::BatchProgress &batch);
 
 private:
     friend class BatchJob;
@@ -80,6 +91,7 @@ private:
     void onTimer();
     void rearmTimer();
     void startBatch(const Flush &flush);
+    void startBatches(const QList<Flush> &flushes);
     void updateGauges();
     // Called by jobs.
     void deliver(quint64 requestId, HttpAnswer answer);
@@ -93,6 +105,13 @@ private:
     QTimer m_timer;
     std::unordered_map<quint64, Pending> m_requests;
     qsizetype m_jobs = 0;
+    quint64 m_batchesStarted = 0;
+    quint64 m_batchesEnded = 0;
+    bool m_paused = false;
+    QList<Flush> m_heldFlushes; // closed while paused
+    qsizetype m_heldRequests = 0;
+    QList<BatchProgress> m_history; // finished batches, newest last
+    static constexpr qsizetype HistorySize = 500;
 };
 
 } // namespace llmproxy

@@ -41,6 +41,20 @@ BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Cred
     , m_localName(QUuid::createUuid().toByteArray(QUuid::WithoutBraces)) {
     m_pollTimer.setSingleShot(true);
     connect(&m_pollTimer, &QTimer::timeout, this, &BatchJob::poll);
+    m_progress.localId = m_localName;
+    m_progress.endpoint = m_group.endpoint;
+    m_progress.model = m_group.model;
+    m_progress.keyHint = redactedKey(m_credentials.apiKey);
+    m_progress.status = "uploading";
+    m_progress.total = m_requestCount;
+    m_progress.createdAt = QDateTime::currentDateTimeUtc();
+}
+
+void BatchJob::setStatus(const QByteArray &status)
+{
+    m_progress.status = status;
+    m_progress.completed = m_info.completed;
+    m_progress.failed = m_info.failed;
 }
 
 void BatchJob::start() {
@@ -65,6 +79,7 @@ void BatchJob::upload() {
 
 void BatchJob::create() {
     m_state = State::Creating;
+    setStatus("creating");
     const QJsonObject metadata{
         {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
         {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
@@ -79,6 +94,9 @@ void BatchJob::create() {
                                 m_info = *result.value;
                                 m_batchId = m_info.id;
                                 m_createdAt = m_clock->now();
+                                m_progress.batchId = m_batchId;
+                                m_progress.submittedAt = QDateTime::currentDateTimeUtc();
+                                setStatus(m_info.status);
                                 qCInfo(lcBatch).noquote() << "batch" << m_batchId << "created with"
                                                           << m_requestCount << "requests";
                                 Q_EMIT m_core->batchSubmitted(m_batchId, m_requestCount);
@@ -104,6 +122,7 @@ void BatchJob::poll() {
             return;
         }
         m_info = *result.value;
+        setStatus(m_info.status);
         qCDebug(lcBatch).noquote()
             << "batch" << m_batchId << m_info.status << m_info.completed << "/" << m_info.total;
         if (!m_info.isTerminal())
@@ -114,6 +133,7 @@ void BatchJob::poll() {
 
 void BatchJob::download() {
     m_state = State::Downloading;
+    setStatus("downloading");
     qCInfo(lcBatch).noquote() << "batch" << m_batchId << "ended:" << m_info.status << "("
                               << m_info.completed << "completed," << m_info.failed << "failed)";
     m_filesToRead.clear();
@@ -204,6 +224,10 @@ void BatchJob::cleanUp() {
 void BatchJob::failAll(const ProviderError &error, const char *step) {
     qCWarning(lcBatch).noquote() << "batch" << step << "failed (HTTP" << error.httpStatus
                                  << "):" << error.message;
+    m_progress.errors.append(QStringLiteral("%1 failed (HTTP %2): %3")
+                                 .arg(QString::fromLatin1(step))
+                                 .arg(error.httpStatus)
+                                 .arg(error.message));
     const HttpAnswer answer = answerForProviderFailure(error, step);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
@@ -217,6 +241,11 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
 
 void BatchJob::finish() {
     m_state = State::Done;
+    setStatus(m_info.status);
+    m_progress.active = false;
+    m_progress.endedAt = QDateTime::currentDateTimeUtc();
+    for (const BatchErrorItem &item : std::as_const(m_info.errors))
+        m_progress.errors.append(item.message);
     const auto duration =
         m_batchId.isEmpty()
             ? 0ms

@@ -8,6 +8,7 @@
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
+#include "batch/batchprogress.h"
 #include "provider/provider.h"
 
 #include <QObject>
@@ -35,6 +36,8 @@ public:
     const QByteArray &batchId() const { return m_batchId; }
     const GroupKey &group() const { return m_group; }
     int requestCount() const { return m_requestCount; }
+    const BatchProgress &progress() const { return m_progress; }
+    const QByteArray &finalStatus() const { return m_info.status; }
 
 private:
     void upload();
@@ -48,6 +51,7 @@ private:
     void cleanUp();
     void failAll(const ProviderError &error, const char *step);
     void finish();
+    void setStatus(const QByteArray &status);
     HttpAnswer answerForProviderFailure(const ProviderError &error, const char *step) const;
 
     BatchCore *m_core;
@@ -69,6 +73,7 @@ private:
     int m_badLines = 0;
     SteadyTime m_createdAt{};
     QTimer m_pollTimer;
+    BatchProgress m_progress;
 };
 
 } // namespace llmproxy

@@ -35,7 +35,9 @@ public:
 
 protected:
     void incomingConnection(qintptr descriptor) override {
-        auto *socket = new QTcpSocket(this);
+        // Owned by the front end, not by this listener: re-binding to a new address must not
+        // take the connections already open with it.
+        auto *socket = new QTcpSocket(parent());
         if (!socket->setSocketDescriptor(descriptor)) {
             delete socket;
             return;
@@ -167,6 +169,34 @@ bool HttpFrontEnd::listenOn(const QList<ListenAddress> &addresses, QString *erro
     for (GatedTcpServer *server : std::as_const(servers))
         bind(server);
     return true;
+}
+
+bool HttpFrontEnd::rebind(const QList<ListenAddress> &addresses, QString *error)
+{
+    QList<ListenAddress> previous;
+    const QList<QTcpServer *> old = servers();
+    for (QTcpServer *server : old) {
+        previous.append({server->serverAddress(), server->serverPort()});
+        server->close();
+    }
+    if (listenOn(addresses, error)) {
+        qDeleteAll(old);
+        return true;
+    }
+    // Keep serving where we were.
+    for (qsizetype i = 0; i < old.size(); ++i)
+        old.at(i)->listen(previous.at(i).address, previous.at(i).port);
+    return false;
+}
+
+QList<ListenAddress> HttpFrontEnd::boundAddresses() const
+{
+    QList<ListenAddress> out;
+    for (const QTcpServer *server : servers()) {
+        if (server->isListening())
+            out.append({server->serverAddress(), server->serverPort()});
+    }
+    return out;
 }
 
 QList<quint16> HttpFrontEnd::ports() const {

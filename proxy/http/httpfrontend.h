@@ -46,7 +46,10 @@ public:
 
     // Listen on every address (backlog 1,024). On failure nothing is left listening.
     bool listenOn(const QList<ListenAddress> &addresses, QString *error);
+    // Listen somewhere else; connections already open stay. On failure, keeps the old addresses.
+    bool rebind(const QList<ListenAddress> &addresses, QString *error);
     QList<quint16> ports() const;
+    QList<ListenAddress> boundAddresses() const;
     void setSettings(const FrontEndSettings &settings);
     void setReady(bool ready) { m_ready = ready; }
 

@@ -77,6 +77,11 @@ private:
 
     QNetworkAccessManager *m_nam;
     QUrl m_baseUrl;
+
+public:
+    // Calls made from now on go to `baseUrl` (calls in flight finish where they started).
+    void setBaseUrl(const QUrl &baseUrl) { m_baseUrl = baseUrl; }
+    const QUrl &baseUrl() const { return m_baseUrl; }
     std::chrono::milliseconds m_transferTimeout{std::chrono::minutes(2)};
     std::vector<QPointer<QNetworkReply>> m_replies; // in flight, aborted on destruction
 };

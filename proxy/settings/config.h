@@ -73,3 +73,4 @@ CommandLine parseCommandLine(const QStringList &args,
                              const QByteArray &openAiApiKeyFromEnvironment = {});
 
 } // namespace llmproxy
+Q_DECLARE_METATYPE(llmproxy::Config)

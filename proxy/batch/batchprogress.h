@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// What the dashboard shows of one batch: a plain value, safe to copy across threads.
+
+#include <QByteArray>
+#include <QDateTime>
+#include <QMetaType>
+#include <QStringList>
+
+namespace llmproxy {
+
+struct BatchProgress
+{
+    QByteArray localId;  // ours, stable from the start (the provider's id comes later)
+    QByteArray batchId;  // the provider's id; empty until the batch is created
+    QByteArray endpoint; // "/v1/chat/completions"
+    QByteArray model;
+    QByteArray keyHint;  // the key's last four characters ("…abcd"), never more
+    // uploading, creating, then the provider's status (validating, in_progress, finalizing,
+    // completed, failed, expired, cancelling, cancelled), downloading while results stream in.
+    QByteArray status;
+    bool active = true;
+    int total = 0;     // requests in the batch
+    int completed = 0; // as the provider counts them
+    int failed = 0;
+    QDateTime createdAt; // UTC: when the batch was formed
+    QDateTime submittedAt;
+    QDateTime endedAt;
+    QStringList errors; // the provider's messages, if any
+};
+
+} // namespace llmproxy
+
+Q_DECLARE_METATYPE(llmproxy::BatchProgress)
