@@ -5,6 +5,7 @@
 #include "batch/batchcore.h"
 #include "http/httpfrontend.h"
 #include "provider/openaiprovider.h"
+#include "queue/store.h"
 #include "stats/stats.h"
 
 #include <QNetworkAccessManager>
@@ -14,19 +15,18 @@ using namespace std::chrono_literals;
 namespace llmproxy {
 
 namespace {
-CoreSettings coreSettings(const Config &config)
-{
+CoreSettings coreSettings(const Config &config) {
     CoreSettings core;
     core.limits.window = config.batchWindow;
     core.limits.maxRequests = std::min(config.batchSize, Config::ProviderMaxRequests);
     core.limits.maxBytes = std::min(config.batchBytes, Config::ProviderMaxBytes);
     core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
     core.pollInterval = config.pollInterval;
+    core.resultTtl = config.resultTtl;
     return core;
 }
 
-FrontEndSettings frontEndSettings(const Config &config)
-{
+FrontEndSettings frontEndSettings(const Config &config) {
     FrontEndSettings front;
     front.maxBody = config.maxBody;
     front.apiKey = config.apiKey;
@@ -35,8 +35,7 @@ FrontEndSettings frontEndSettings(const Config &config)
     return front;
 }
 
-QString urlFor(const ListenAddress &address)
-{
+QString urlFor(const ListenAddress &address) {
     const bool v6 = address.address.protocol() == QAbstractSocket::IPv6Protocol;
     const QString host = v6 ? QLatin1Char('[') + address.address.toString() + QLatin1Char(']')
                             : address.address.toString();
@@ -46,31 +45,45 @@ QString urlFor(const ListenAddress &address)
 
 ProxyService::ProxyService(Config config, QObject *parent)
     : QObject(parent)
-    , m_config(std::move(config))
-{
+    , m_config(std::move(config)) {
     qRegisterMetaType<ProxySnapshot>();
     qRegisterMetaType<BatchProgress>();
     qRegisterMetaType<Config>();
     m_snapshotTimer.setInterval(1s);
-    connect(&m_snapshotTimer, &QTimer::timeout, this,
-            [this] { Q_EMIT snapshotReady(snapshot()); });
+    connect(&m_snapshotTimer, &QTimer::timeout, this, [this] { Q_EMIT snapshotReady(snapshot()); });
 }
 
-ProxyService::~ProxyService() = default;
+ProxyService::~ProxyService() {
+    // The core commits to the store as it goes: it must go before the store does.
+    delete m_frontEnd;
+    delete m_core;
+}
 
-void ProxyService::setSnapshotInterval(std::chrono::milliseconds interval)
-{
+void ProxyService::setSnapshotInterval(std::chrono::milliseconds interval) {
     m_snapshotTimer.setInterval(interval);
 }
 
-void ProxyService::start()
-{
+void ProxyService::start() {
     m_uptime.start();
     m_stats = std::make_unique<Stats>();
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
-    m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), coreSettings(m_config), this);
+    if (!m_config.dataDir.isEmpty()) {
+        QString storeError;
+        m_store = Store::open(m_config.dataDir, &storeError);
+        if (!m_store) {
+            qCCritical(lcApp).noquote() << storeError;
+            Q_EMIT startFailed(storeError);
+            return;
+        }
+        qCInfo(lcApp).noquote() << "queue stored in" << m_store->path();
+    } else {
+        qCWarning(lcApp) << "no data directory: requests are kept in memory only";
+    }
+    m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), m_store.get(),
+                           coreSettings(m_config), this);
+    m_core->restore();
     connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
     m_frontEnd =
         new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock, frontEndSettings(m_config), this);
@@ -91,9 +104,10 @@ void ProxyService::start()
     Q_EMIT snapshotReady(snapshot());
 }
 
-void ProxyService::stop()
-{
+void ProxyService::stop() {
     m_snapshotTimer.stop();
+    if (m_core)
+        m_core->prepareShutdown();
     if (m_frontEnd) {
         HttpAnswer answer =
             errorAnswer(503, QStringLiteral("llm-proxy is shutting down; retry shortly"),
@@ -102,25 +116,24 @@ void ProxyService::stop()
         answer.headers.emplaceBack("x-should-retry", "true");
         m_frontEnd->closeAll(answer);
     }
+    if (m_core)
+        m_core->commit(); // nothing is cancelled upstream: the next start resumes it all
     Q_EMIT stopped();
 }
 
-void ProxyService::flushNow()
-{
+void ProxyService::flushNow() {
     if (m_core)
         m_core->flushNow();
 }
 
-void ProxyService::setPaused(bool paused)
-{
+void ProxyService::setPaused(bool paused) {
     if (m_core)
         m_core->setPaused(paused);
     if (m_snapshotTimer.isActive())
         Q_EMIT snapshotReady(snapshot());
 }
 
-void ProxyService::applyConfig(const Config &config)
-{
+void ProxyService::applyConfig(const Config &config) {
     const bool listenChanged = config.listen != m_config.listen;
     m_config = config;
     if (!m_core)
@@ -142,8 +155,7 @@ void ProxyService::applyConfig(const Config &config)
     Q_EMIT snapshotReady(snapshot());
 }
 
-ProxySnapshot ProxyService::snapshot() const
-{
+ProxySnapshot ProxyService::snapshot() const {
     ProxySnapshot s;
     s.takenAt = QDateTime::currentDateTimeUtc();
     s.uptimeMs = m_uptime.isValid() ? m_uptime.elapsed() : 0;

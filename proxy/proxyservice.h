@@ -24,9 +24,9 @@ class BatchCore;
 class HttpFrontEnd;
 class OpenAiProvider;
 class Stats;
+class Store;
 
-class ProxyService final : public QObject
-{
+class ProxyService final : public QObject {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(ProxyService)
 public:
@@ -70,6 +70,7 @@ private:
     Config m_config;
     SystemClock m_clock;
     std::unique_ptr<Stats> m_stats;
+    std::unique_ptr<Store> m_store;
     QNetworkAccessManager *m_nam = nullptr;
     OpenAiProvider *m_provider = nullptr;
     BatchCore *m_core = nullptr;

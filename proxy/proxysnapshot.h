@@ -14,8 +14,7 @@
 
 namespace llmproxy {
 
-struct ProxySnapshot
-{
+struct ProxySnapshot {
     QDateTime takenAt; // UTC
     StatsSnapshot stats;
     // Active batches first, then finished ones, newest first (at most the last 500).

@@ -4,6 +4,7 @@
 Q_LOGGING_CATEGORY(lcHttp, "llmproxy.http", QtInfoMsg)
 Q_LOGGING_CATEGORY(lcRelay, "llmproxy.relay", QtInfoMsg)
 Q_LOGGING_CATEGORY(lcBatch, "llmproxy.batch", QtInfoMsg)
+Q_LOGGING_CATEGORY(lcQueue, "llmproxy.queue", QtInfoMsg)
 Q_LOGGING_CATEGORY(lcProvider, "llmproxy.provider", QtInfoMsg)
 Q_LOGGING_CATEGORY(lcApp, "llmproxy.app", QtInfoMsg)
 

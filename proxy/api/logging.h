@@ -8,6 +8,7 @@
 Q_DECLARE_LOGGING_CATEGORY(lcHttp)     // llmproxy.http
 Q_DECLARE_LOGGING_CATEGORY(lcRelay)    // llmproxy.relay
 Q_DECLARE_LOGGING_CATEGORY(lcBatch)    // llmproxy.batch
+Q_DECLARE_LOGGING_CATEGORY(lcQueue)    // llmproxy.queue
 Q_DECLARE_LOGGING_CATEGORY(lcProvider) // llmproxy.provider
 Q_DECLARE_LOGGING_CATEGORY(lcApp)      // llmproxy.app
 

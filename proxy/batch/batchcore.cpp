@@ -4,7 +4,11 @@
 #include "api/jsonl.h"
 #include "api/logging.h"
 #include "batch/batchjob.h"
+#include "queue/store.h"
 #include "stats/stats.h"
+
+#include <QCryptographicHash>
+#include <QUuid>
 
 #include <algorithm>
 #include <charconv>
@@ -15,7 +19,58 @@ namespace llmproxy {
 
 namespace {
 constexpr char CustomIdPrefix[] = "lp_";
+
+qint64 nowMs() {
+    return QDateTime::currentMSecsSinceEpoch();
 }
+
+// What makes two requests "the same" for adoption: same key, organization, project and
+// endpoint, and the same body — or the same Idempotency-Key, which then decides instead.
+QByteArray dedupeKey(const BatchRequest &request) {
+    QCryptographicHash hash(QCryptographicHash::Sha256);
+    for (const QByteArray &part : {request.group.keyHash, request.credentials.organization,
+                                   request.credentials.project, request.group.endpoint}) {
+        hash.addData(QByteArray::number(part.size()));
+        hash.addData(":");
+        hash.addData(part);
+    }
+    if (!request.idempotencyKey.isEmpty()) {
+        hash.addData("idempotency-key:");
+        hash.addData(request.idempotencyKey);
+    } else {
+        hash.addData("body:");
+        hash.addData(request.body);
+    }
+    return hash.result();
+}
+
+QByteArray encodeHeaders(const HttpAnswer &answer) {
+    QByteArray out = QByteArrayLiteral("content-type: ") + answer.contentType + '\n';
+    for (const auto &[name, value] : answer.headers)
+        out += name + QByteArrayLiteral(": ") + value + '\n';
+    return out;
+}
+
+HttpAnswer decodeAnswer(const StoredRequest &stored) {
+    HttpAnswer answer;
+    answer.status = stored.resultStatus;
+    answer.body = stored.resultBody;
+    answer.synthesized = stored.resultSynthesized;
+    answer.contentType.clear();
+    for (const QByteArray &line : stored.resultHeaders.split('\n')) {
+        const qsizetype colon = line.indexOf(": ");
+        if (colon <= 0)
+            continue;
+        const QByteArray name = line.left(colon);
+        const QByteArray value = line.mid(colon + 2);
+        if (name == "content-type")
+            answer.contentType = value;
+        else
+            answer.headers.emplaceBack(name, value);
+    }
+    return answer;
+}
+} // namespace
 
 QByteArray customIdFor(quint64 requestId) {
     return QByteArrayLiteral("lp_") + QByteArray::number(requestId, 36);
@@ -37,59 +92,292 @@ std::optional<quint64> requestIdFromCustomId(QByteArrayView customId) {
     return value;
 }
 
-BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats,
+BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store *store,
                      const CoreSettings &settings, QObject *parent)
     : QObject(parent)
     , m_provider(provider)
     , m_clock(clock)
     , m_stats(stats)
+    , m_store(store)
     , m_settings(settings)
     , m_batcher(settings.limits) {
     m_timer.setSingleShot(true);
     m_timer.setTimerType(Qt::PreciseTimer);
     connect(&m_timer, &QTimer::timeout, this, &BatchCore::onTimer);
+    // Group commit: requests accepted within a few milliseconds share one transaction.
+    m_commitTimer.setSingleShot(true);
+    m_commitTimer.setInterval(5ms);
+    connect(&m_commitTimer, &QTimer::timeout, this, &BatchCore::commit);
+    m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
+    connect(&m_purgeTimer, &QTimer::timeout, this, &BatchCore::purge);
+    m_purgeTimer.start();
+    if (m_store)
+        m_nextRequestId = m_store->nextRequestId();
 }
 
-BatchCore::~BatchCore() = default;
+BatchCore::~BatchCore() {
+    commit();
+}
 
 void BatchCore::setSettings(const CoreSettings &settings) {
     m_settings = settings;
     m_batcher.setLimits(settings.limits);
+    m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
     rearmTimer();
 }
 
-void BatchCore::submit(BatchRequest request) {
-    const quint64 id = request.id;
-    const QByteArray line =
-        jsonl::encodeInputLine(customIdFor(id), request.group.endpoint, request.body);
-    m_requests.emplace(id, Pending{std::move(request.credentials), line, request.arrival, false});
-    const QList<Flush> flushes =
-        m_batcher.add(request.group, id, line.size(), request.embeddingInputs, m_clock->now());
-    startBatches(flushes);
-    rearmTimer();
+void BatchCore::commit() {
+    m_commitTimer.stop();
+    if (m_store)
+        m_store->commit();
+}
+
+void BatchCore::scheduleCommit() {
+    if (m_store && !m_commitTimer.isActive())
+        m_commitTimer.start();
+}
+
+void BatchCore::restore() {
+    if (!m_store)
+        return;
+    const qint64 wallNow = nowMs();
+    const SteadyTime steadyNow = m_clock->now();
+    auto steadyFor = [&](qint64 ms) {
+        return steadyNow - std::chrono::milliseconds(std::max<qint64>(0, wallNow - ms));
+    };
+    QHash<QByteArray, QList<quint64>> byBatch;
+    const QList<StoredRequest> stored = m_store->loadRequests();
+    for (const StoredRequest &s : stored) {
+        Request r;
+        r.group = GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model};
+        r.dedupe = s.dedupe;
+        r.arrival = steadyFor(s.arrivedMs);
+        r.embeddingInputs = s.embeddingInputs;
+        switch (s.state) {
+        case StoredRequest::State::Queued: // accepted, never sent: its client is gone
+            r.state = State::Unclaimed;
+            r.unclaimedSince = r.arrival;
+            ++m_unclaimed;
+            break;
+        case StoredRequest::State::Submitted:
+            r.state = State::Submitted;
+            byBatch[s.batchLocalId].append(s.id);
+            ++m_submitted;
+            break;
+        case StoredRequest::State::Answered:
+            r.state = State::Unclaimed;
+            r.hasResult = true;
+            r.unclaimedSince = steadyFor(s.resultMs);
+            ++m_unclaimed;
+            break;
+        }
+        m_byDedupe.insert(r.dedupe, s.id);
+        m_requests.emplace(s.id, std::move(r));
+        m_nextRequestId = std::max(m_nextRequestId, s.id + 1);
+    }
+    const QList<StoredBatch> batches = m_store->loadBatches();
+    int resumed = 0;
+    for (const StoredBatch &batch : batches) {
+        const QList<quint64> ids = byBatch.take(batch.localId);
+        const GroupKey group{batch.keyHash, batch.organization, batch.project, batch.endpoint,
+                             batch.model};
+        if (batch.phase < StoredBatch::Phase::Creating) {
+            // Never created upstream, so not paid for: its requests wait for their clients.
+            for (quint64 id : ids)
+                requeue(id);
+            if (!batch.inputFileId.isEmpty())
+                m_provider->deleteFile(credentialsFor(group), batch.inputFileId,
+                                       [](std::optional<ProviderError>) {});
+            m_store->deleteBatch(batch.localId);
+            continue;
+        }
+        auto *job = new BatchJob(this, m_provider, m_clock, credentialsFor(group), batch, ids, {},
+                                 m_settings.pollInterval, true);
+        ++m_jobs;
+        ++m_batchesStarted;
+        ++resumed;
+        job->start();
+    }
+    // Requests that name a batch we no longer have cannot be sent by it: keep them.
+    for (auto it = byBatch.cbegin(); it != byBatch.cend(); ++it) {
+        for (quint64 id : it.value())
+            requeue(id);
+    }
+    commit();
+    qCInfo(lcQueue).noquote() << "restored" << stored.size() << "requests and" << resumed
+                              << "batches from" << m_store->path();
     updateGauges();
 }
 
-void BatchCore::cancel(quint64 requestId) {
-    const auto it = m_requests.find(requestId);
-    if (it == m_requests.end())
-        return;
-    if (m_batcher.remove(requestId)) {
-        // Not sent yet: it will never be paid for.
-        m_requests.erase(it);
-        rearmTimer();
-        updateGauges();
-        return;
+Credentials BatchCore::credentialsFor(const GroupKey &group) const {
+    Credentials credentials;
+    credentials.apiKey = m_keys.value(group.keyHash);
+    if (credentials.apiKey.isEmpty() && m_store)
+        credentials.apiKey = m_store->key(group.keyHash);
+    credentials.organization = group.organization;
+    credentials.project = group.project;
+    return credentials;
+}
+
+void BatchCore::submit(BatchRequest request) {
+    const quint64 ticket = request.id;
+    const QByteArray dedupe = dedupeKey(request);
+    if (!m_keys.contains(request.group.keyHash)) {
+        m_keys.insert(request.group.keyHash, request.credentials.apiKey);
+        if (m_store)
+            m_store->saveKey(request.group.keyHash, request.credentials.apiKey);
     }
-    for (Flush &held : m_heldFlushes) { // closed while paused: not sent either
-        if (held.requestIds.removeOne(requestId)) {
-            --m_heldRequests;
-            m_requests.erase(it);
+    // A retry of a request nobody waits for any more (or with the same Idempotency-Key)
+    // takes that request over instead of being sent again.
+    for (auto it = m_byDedupe.constFind(dedupe); it != m_byDedupe.cend() && it.key() == dedupe;
+         ++it) {
+        const auto found = m_requests.find(it.value());
+        if (found == m_requests.end())
+            continue;
+        if (!request.idempotencyKey.isEmpty() || found->second.tickets.isEmpty()) {
+            adopt(found->first, found->second, ticket);
             updateGauges();
             return;
         }
     }
-    it->second.clientGone = true; // in a batch already: its result has nobody to go to
+
+    const quint64 id = m_nextRequestId++;
+    Request r;
+    r.group = request.group;
+    r.line = jsonl::encodeInputLine(customIdFor(id), request.group.endpoint, request.body);
+    r.dedupe = dedupe;
+    r.arrival = request.arrival;
+    r.embeddingInputs = request.embeddingInputs;
+    r.tickets.append(ticket);
+    if (m_store) {
+        StoredRequest s;
+        s.id = id;
+        s.keyHash = request.group.keyHash;
+        s.organization = request.group.organization;
+        s.project = request.group.project;
+        s.endpoint = request.group.endpoint;
+        s.model = request.group.model;
+        s.dedupe = dedupe;
+        s.body = request.body;
+        s.embeddingInputs = request.embeddingInputs;
+        s.arrivedMs = nowMs();
+        m_store->insertRequest(s);
+        scheduleCommit();
+    }
+    m_ticketToRequest.emplace(ticket, id);
+    m_byDedupe.insert(dedupe, id);
+    auto [it, inserted] = m_requests.emplace(id, std::move(r));
+    enqueue(id, it->second);
+    rearmTimer();
+    updateGauges();
+}
+
+void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
+    ++m_adopted;
+    request.tickets.append(ticket);
+    m_ticketToRequest.emplace(ticket, id);
+    qCInfo(lcQueue).noquote() << "request" << customIdFor(id) << "adopted by a returning client";
+    if (request.state != State::Unclaimed)
+        return; // queued or in a batch: the answer will come to the new client
+    --m_unclaimed;
+    if (request.hasResult) {
+        std::optional<HttpAnswer> answer;
+        if (request.memoryResult) {
+            answer = *request.memoryResult;
+        } else if (m_store) {
+            if (const auto stored = m_store->requestWithResult(id))
+                answer = decodeAnswer(*stored);
+        }
+        if (answer) {
+            request.state = State::Submitted; // transiently: deliver() settles the counts
+            ++m_submitted;
+            deliver(id, *answer, true);
+            return;
+        }
+        request.hasResult = false; // lost: send it again
+    }
+    // Never sent: send it now that somebody wants it.
+    request.line = lineFor(id);
+    if (request.line.isEmpty()) {
+        const auto tickets = request.tickets;
+        eraseRequest(id);
+        for (quint64 t : tickets)
+            Q_EMIT answered(t, errorAnswer(500, QStringLiteral("llm-proxy lost this request"),
+                                           ErrorType::Server, "request_lost"));
+        return;
+    }
+    request.state = State::Queued;
+    request.arrival = m_clock->now();
+    if (m_store)
+        m_store->setRequestQueued(id);
+    enqueue(id, request);
+    rearmTimer();
+}
+
+void BatchCore::enqueue(quint64 id, Request &request) {
+    request.state = State::Queued;
+    startBatches(m_batcher.add(request.group, id, request.line.size(), request.embeddingInputs,
+                               m_clock->now()));
+}
+
+QByteArray BatchCore::lineFor(quint64 requestId) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end())
+        return {};
+    if (!it->second.line.isEmpty())
+        return it->second.line;
+    if (!m_store)
+        return {};
+    const QByteArray body = m_store->requestBody(requestId);
+    if (body.isEmpty())
+        return {};
+    return jsonl::encodeInputLine(customIdFor(requestId), it->second.group.endpoint, body);
+}
+
+void BatchCore::cancel(quint64 ticket) {
+    const auto t = m_ticketToRequest.find(ticket);
+    if (t == m_ticketToRequest.end())
+        return;
+    const quint64 id = t->second;
+    m_ticketToRequest.erase(t);
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end())
+        return;
+    Request &r = it->second;
+    r.tickets.removeOne(ticket);
+    if (!r.tickets.isEmpty() || r.state != State::Queued || m_shuttingDown)
+        return; // someone else waits, it is in a batch already, or its client will come back
+    bool removed = m_batcher.remove(id);
+    for (Flush &held : m_heldFlushes) { // closed while paused: not sent either
+        if (!removed && held.requestIds.removeOne(id)) {
+            --m_heldRequests;
+            removed = true;
+        }
+    }
+    if (removed) {
+        // Not sent yet: it will never be paid for.
+        eraseRequest(id);
+        scheduleCommit();
+        rearmTimer();
+        updateGauges();
+    }
+}
+
+void BatchCore::eraseRequest(quint64 id) {
+    const auto it = m_requests.find(id);
+    if (it == m_requests.end())
+        return;
+    Request &r = it->second;
+    if (r.state == State::Submitted)
+        --m_submitted;
+    else if (r.state == State::Unclaimed)
+        --m_unclaimed;
+    for (quint64 ticket : std::as_const(r.tickets))
+        m_ticketToRequest.erase(ticket);
+    m_byDedupe.remove(r.dedupe, id);
+    m_requests.erase(it);
+    if (m_store)
+        m_store->deleteRequest(id);
 }
 
 void BatchCore::flushNow() {
@@ -160,48 +448,192 @@ void BatchCore::rearmTimer() {
 void BatchCore::startBatch(const Flush &flush) {
     if (flush.requestIds.isEmpty())
         return;
+    startJob(flush.group, flush.requestIds, 0);
+}
+
+void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int attempts) {
+    StoredBatch record;
+    record.localId = QUuid::createUuid().toByteArray(QUuid::Id128);
+    record.keyHash = group.keyHash;
+    record.organization = group.organization;
+    record.project = group.project;
+    record.endpoint = group.endpoint;
+    record.model = group.model;
+    record.createdMs = nowMs();
+    record.attempts = attempts;
+    record.requestCount = int(ids.size());
     QByteArray jsonl;
-    jsonl.reserve(flush.bytes);
-    Credentials credentials;
-    for (quint64 id : flush.requestIds) {
-        Pending &pending = m_requests.at(id);
-        jsonl += pending.line;
-        pending.line = QByteArray(); // the batch file holds it now
-        credentials = pending.credentials;
+    QList<quint64> included;
+    for (quint64 id : ids) {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end())
+            continue;
+        const QByteArray line = lineFor(id);
+        if (line.isEmpty())
+            continue;
+        jsonl += line;
+        included.append(id);
+        Request &r = it->second;
+        if (r.state == State::Unclaimed)
+            --m_unclaimed;
+        if (r.state != State::Submitted)
+            ++m_submitted;
+        r.state = State::Submitted;
+        if (m_store)
+            r.line = QByteArray(); // the batch file holds it now; the store keeps the body
     }
-    auto *job = new BatchJob(this, m_provider, m_clock, credentials, flush.group, flush.requestIds,
-                             std::move(jsonl), m_settings.pollInterval);
+    if (included.isEmpty())
+        return;
+    record.requestCount = int(included.size());
+    if (m_store) {
+        m_store->setRequestsSubmitted(included, record.localId);
+        m_store->saveBatch(record);
+        scheduleCommit();
+    }
+    auto *job = new BatchJob(this, m_provider, m_clock, credentialsFor(group), record, included,
+                             std::move(jsonl), m_settings.pollInterval, false);
     ++m_jobs;
     ++m_batchesStarted;
     job->start();
 }
 
-void BatchCore::deliver(quint64 requestId, HttpAnswer answer) {
+void BatchCore::splitBatch(BatchJob *job, const StoredBatch &record,
+                           const QList<quint64> &requestIds) {
+    Q_UNUSED(job);
+    const GroupKey group{record.keyHash, record.organization, record.project, record.endpoint,
+                         record.model};
+    const qsizetype half = requestIds.size() / 2;
+    qCInfo(lcBatch).noquote() << "splitting batch" << record.localId << "into two of" << half
+                              << "and" << requestIds.size() - half << "requests";
+    startJob(group, requestIds.first(half), record.attempts);
+    startJob(group, requestIds.sliced(half), record.attempts);
+}
+
+bool BatchCore::hasWaitingClient(quint64 requestId) const {
+    const auto it = m_requests.find(requestId);
+    return it != m_requests.end() && !it->second.tickets.isEmpty();
+}
+
+void BatchCore::recordResult(quint64 requestId, const HttpAnswer &answer) {
+    if (m_store && m_requests.count(requestId))
+        m_store->storeResult(requestId, answer.status, encodeHeaders(answer), answer.body,
+                             answer.synthesized, nowMs());
+}
+
+void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
         return;
-    const bool clientGone = it->second.clientGone;
+    Request &r = it->second;
+    if (r.tickets.isEmpty()) {
+        // Nobody waits: keep the answer for a client that comes back (an SDK retry).
+        if (!alreadyRecorded)
+            recordResult(requestId, answer);
+        if (!m_store)
+            r.memoryResult = std::make_shared<const HttpAnswer>(answer);
+        if (r.state == State::Submitted)
+            --m_submitted;
+        if (r.state != State::Unclaimed)
+            ++m_unclaimed;
+        r.state = State::Unclaimed;
+        r.hasResult = true;
+        r.line = QByteArray();
+        r.unclaimedSince = m_clock->now();
+        scheduleCommit();
+        updateGauges();
+        return;
+    }
     const auto elapsed =
-        std::chrono::duration<double, std::milli>(m_clock->now() - it->second.arrival);
-    m_requests.erase(it);
-    if (m_stats && !clientGone)
-        m_stats->recordRequest(answer.status, answer.synthesized, elapsed.count());
+        std::chrono::duration<double, std::milli>(m_clock->now() - r.arrival).count();
+    const QList<quint64> tickets = r.tickets;
+    eraseRequest(requestId);
+    scheduleCommit();
+    if (m_stats)
+        m_stats->recordRequest(answer.status, answer.synthesized, elapsed);
     updateGauges();
-    if (!clientGone)
-        Q_EMIT answered(requestId, answer);
+    for (quint64 ticket : tickets)
+        Q_EMIT answered(ticket, answer);
 }
 
-void BatchCore::jobEnded(BatchJob *job, bool successful, std::chrono::milliseconds duration) {
+void BatchCore::requeue(quint64 requestId) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end())
+        return;
+    Request &r = it->second;
+    if (r.state == State::Submitted)
+        --m_submitted;
+    if (!r.tickets.isEmpty()) {
+        r.line = lineFor(requestId);
+        if (!r.line.isEmpty()) {
+            if (r.state == State::Unclaimed)
+                --m_unclaimed;
+            if (m_store)
+                m_store->setRequestQueued(requestId);
+            enqueue(requestId, r);
+            scheduleCommit();
+            rearmTimer();
+            updateGauges();
+            return;
+        }
+    }
+    // Nobody waits: do not pay for it again unless a client comes back for it.
+    if (r.state != State::Unclaimed)
+        ++m_unclaimed;
+    r.state = State::Unclaimed;
+    r.hasResult = false;
+    r.unclaimedSince = m_clock->now();
+    if (m_store) {
+        m_store->setRequestQueued(requestId);
+        r.line = QByteArray();
+    }
+    scheduleCommit();
+    updateGauges();
+}
+
+void BatchCore::saveBatch(const StoredBatch &batch) {
+    if (m_store) {
+        m_store->saveBatch(batch);
+        scheduleCommit();
+    }
+}
+
+void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
+                         std::chrono::milliseconds duration) {
     --m_jobs;
-    ++m_batchesEnded;
-    m_history.append(job->progress());
-    if (m_history.size() > HistorySize)
-        m_history.removeFirst();
-    if (m_stats)
-        m_stats->recordBatch(successful, double(duration.count()));
-    Q_EMIT batchFinished(job->progress());
+    if (m_store) {
+        m_store->deleteBatch(job->localId());
+        commit();
+    }
+    if (counted) {
+        ++m_batchesEnded;
+        m_history.append(job->progress());
+        if (m_history.size() > HistorySize)
+            m_history.removeFirst();
+        if (m_stats)
+            m_stats->recordBatch(successful, double(duration.count()));
+        Q_EMIT batchFinished(job->progress());
+    } else {
+        --m_batchesStarted;
+    }
     job->deleteLater();
     updateGauges();
+}
+
+void BatchCore::purge() {
+    const SteadyTime cutoff = m_clock->now() - m_settings.resultTtl;
+    QList<quint64> doomed;
+    for (const auto &[id, r] : m_requests) {
+        if (r.state == State::Unclaimed && r.tickets.isEmpty() && r.unclaimedSince < cutoff)
+            doomed.append(id);
+    }
+    for (quint64 id : std::as_const(doomed))
+        eraseRequest(id);
+    if (!doomed.isEmpty()) {
+        qCInfo(lcQueue) << "removed" << doomed.size()
+                        << "results and requests nobody came back for";
+        scheduleCommit();
+        updateGauges();
+    }
 }
 
 void BatchCore::updateGauges() {

@@ -4,6 +4,11 @@
 // The batching core: owns every queued and submitted request and every batch job. It lives
 // on one thread and needs no locks; the front end talks to it with submit()/cancel() and
 // hears back through answered().
+//
+// With a Store, everything that matters is durable: requests once accepted (group commit),
+// each batch's progress around every provider call, and results nobody has collected yet. A
+// client that comes back with the same request (an SDK retry after a timeout, or after a
+// restart) adopts the earlier one instead of paying for it again.
 
 #include "api/clock.h"
 #include "api/httpanswer.h"
@@ -11,30 +16,37 @@
 #include "batch/batchprogress.h"
 #include "provider/provider.h"
 
+#include <QHash>
 #include <QObject>
 #include <QTimer>
 
 #include <chrono>
+#include <memory>
 #include <unordered_map>
 
 namespace llmproxy {
 
 class BatchJob;
 class Stats;
+class Store;
+struct StoredBatch;
 
 // One client request to batch, as the front end hands it over.
 struct BatchRequest {
-    quint64 id = 0; // unique for the life of the process
+    quint64 id = 0; // the front end's ticket for this client, unique for the process
     Credentials credentials;
     GroupKey group;
     QByteArray body; // the client's JSON body, byte for byte
     int embeddingInputs = 0;
     SteadyTime arrival;
+    QByteArray idempotencyKey; // the Idempotency-Key header, if any
 };
 
 struct CoreSettings {
     BatchLimits limits;
     std::chrono::milliseconds pollInterval{10'000};
+    // How long a result nobody collected (or a request never sent) is kept for adoption.
+    std::chrono::milliseconds resultTtl{std::chrono::hours(24)};
 };
 
 // The custom_id of a request inside a batch file: unique by construction, and within
@@ -46,9 +58,14 @@ class BatchCore final : public QObject {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(BatchCore)
 public:
-    BatchCore(Provider *provider, const Clock *clock, Stats *stats, const CoreSettings &settings,
-              QObject *parent = nullptr);
+    // `store` may be null: then nothing survives a restart (the in-memory path).
+    BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store *store,
+              const CoreSettings &settings, QObject *parent = nullptr);
     ~BatchCore() override;
+
+    // Rebuild from the store after a restart: resume every submitted batch (poll, download,
+    // store results), keep unsent requests and uncollected results for adoption.
+    void restore();
 
     void setSettings(const CoreSettings &settings);
     const CoreSettings &settings() const { return m_settings; }
@@ -56,15 +73,23 @@ public:
     // Queue a request; its answer comes later through answered().
     void submit(BatchRequest request);
     // The client went away: drop a queued request, or forget who waits for a submitted one.
-    void cancel(quint64 requestId);
+    void cancel(quint64 ticket);
     // Send every queued group now, whatever its window.
     void flushNow();
+    // Make everything accepted so far durable (also done a few ms after each change).
+    void commit();
+    // The proxy is stopping: clients told to come back keep their requests (for adoption
+    // after the restart) instead of having them taken out of the queue.
+    void prepareShutdown() { m_shuttingDown = true; }
 
     // Accepted but not yet sent (waiting for their window, or held while paused).
     qsizetype queued() const { return m_batcher.queued() + m_heldRequests; }
     // In a batch that was sent, not answered yet.
-    qsizetype inFlight() const { return std::ssize(m_requests) - queued(); }
+    qsizetype inFlight() const { return m_submitted; }
+    // Kept for clients that may come back: results nobody collected, requests never sent.
+    qsizetype unclaimed() const { return m_unclaimed; }
     qsizetype activeBatches() const { return m_jobs; }
+    quint64 adopted() const { return m_adopted; }
     // Active batches, then the last finished ones, newest first.
     QList<BatchProgress> batchProgress() const;
     quint64 batchesSubmitted() const { return m_batchesStarted; }
@@ -75,39 +100,78 @@ public:
     bool isPaused() const { return m_paused; }
 
 Q_SIGNALS:
-    void answered(quint64 requestId, const llmproxy::HttpAnswer &answer);
+    void answered(quint64 ticket, const llmproxy::HttpAnswer &answer);
     void batchSubmitted(const QByteArray &batchId, int requests);
     void batchFinished(const llmproxy::BatchProgress &batch);
 
 private:
     friend class BatchJob;
-    struct Pending {
-        Credentials credentials;
-        QByteArray line; // the JSONL input line, until its batch file is built
+    enum class State { Queued, Submitted, Unclaimed };
+    struct Request {
+        GroupKey group;
+        QByteArray line; // the JSONL input line, while queued in memory
+        QByteArray dedupe;
         SteadyTime arrival;
-        bool clientGone = false;
+        int embeddingInputs = 0;
+        State state = State::Queued;
+        QList<quint64> tickets; // clients waiting for it
+        bool hasResult = false; // Unclaimed with a stored answer (else: never sent)
+        SteadyTime unclaimedSince;
+        std::shared_ptr<const HttpAnswer> memoryResult; // without a store
     };
 
     void onTimer();
     void rearmTimer();
     void startBatch(const Flush &flush);
+    void startJob(const GroupKey &group, const QList<quint64> &ids, int attempts);
     void startBatches(const QList<Flush> &flushes);
+    void enqueue(quint64 id, Request &request);
+    void adopt(quint64 id, Request &request, quint64 ticket);
     void updateGauges();
+    void scheduleCommit();
+    void purge();
+    Credentials credentialsFor(const GroupKey &group) const;
+    void eraseRequest(quint64 id);
+
     // Called by jobs.
-    void deliver(quint64 requestId, HttpAnswer answer);
-    void jobEnded(BatchJob *job, bool successful, std::chrono::milliseconds duration);
+    // Store a request's answer (durable with the next commit) before it is delivered.
+    void recordResult(quint64 requestId, const HttpAnswer &answer);
+    // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
+    void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded = false);
+    // A batch that keeps not fitting the provider's quota: form two new ones from its requests.
+    void splitBatch(BatchJob *job, const StoredBatch &record, const QList<quint64> &requestIds);
+    // A request must go out again (expired or cancelled upstream): queue it if someone
+    // waits, else keep it for adoption without paying for it.
+    void requeue(quint64 requestId);
+    bool hasWaitingClient(quint64 requestId) const;
+    QByteArray lineFor(quint64 requestId);
+    void saveBatch(const StoredBatch &batch);
+    void forgetBatch(const QByteArray &localId);
+    // `counted`: a real batch that ended (stats, history); false when it was dissolved or split.
+    void jobEnded(BatchJob *job, bool counted, bool successful, std::chrono::milliseconds duration);
 
     Provider *m_provider;
     const Clock *m_clock;
     Stats *m_stats;
+    Store *m_store;
     CoreSettings m_settings;
     Batcher m_batcher;
     QTimer m_timer;
-    std::unordered_map<quint64, Pending> m_requests;
+    QTimer m_commitTimer;
+    QTimer m_purgeTimer;
+    std::unordered_map<quint64, Request> m_requests;
+    std::unordered_map<quint64, quint64> m_ticketToRequest;
+    QMultiHash<QByteArray, quint64> m_byDedupe;
+    QHash<QByteArray, QByteArray> m_keys; // key hash -> key, for batches resumed without clients
+    quint64 m_nextRequestId = 1;
     qsizetype m_jobs = 0;
+    qsizetype m_submitted = 0;
+    qsizetype m_unclaimed = 0;
+    quint64 m_adopted = 0;
     quint64 m_batchesStarted = 0;
     quint64 m_batchesEnded = 0;
     bool m_paused = false;
+    bool m_shuttingDown = false;
     QList<Flush> m_heldFlushes; // closed while paused
     qsizetype m_heldRequests = 0;
     QList<BatchProgress> m_history; // finished batches, newest last

@@ -7,140 +7,325 @@
 #include "batch/batchcore.h"
 
 #include <QJsonObject>
-#include <QUuid>
+#include <QRandomGenerator>
 
 #include <algorithm>
+#include <csignal>
 
 using namespace std::chrono_literals;
 
 namespace llmproxy {
 
+void crashPointForTests(const char *point) {
+    static const QByteArray at = qgetenv("LLMPROXY_TEST_CRASH_AT");
+    if (!at.isEmpty() && at == point) {
+        qCWarning(lcBatch) << "test hook: crashing at" << point;
+        std::raise(SIGKILL);
+    }
+}
+
 namespace {
-std::chrono::milliseconds backoff(int attempt, std::chrono::milliseconds base,
-                                  const ProviderError &error) {
-    if (error.retryAfter)
-        return std::max(*error.retryAfter, 100ms);
-    const auto exp = base * (1LL << std::min(attempt, 6));
-    return std::min<std::chrono::milliseconds>(exp, 60s);
+qint64 nowMs() {
+    return QDateTime::currentMSecsSinceEpoch();
+}
+
+bool errorsSay(const BatchInfo &info, QByteArrayView code) {
+    return std::any_of(info.errors.cbegin(), info.errors.cend(),
+                       [code](const BatchErrorItem &item) { return item.code == code; });
 }
 } // namespace
 
 BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Credentials credentials,
-                   GroupKey group, QList<quint64> requestIds, QByteArray jsonl,
-                   std::chrono::milliseconds pollInterval)
+                   StoredBatch record, QList<quint64> requestIds, QByteArray jsonl,
+                   std::chrono::milliseconds pollInterval, bool resumed)
     : QObject(core)
     , m_core(core)
     , m_provider(provider)
     , m_clock(clock)
     , m_credentials(std::move(credentials))
-    , m_group(std::move(group))
-    , m_waiting(requestIds.cbegin(), requestIds.cend())
-    , m_requestCount(int(requestIds.size()))
+    , m_record(std::move(record))
+    , m_requestIds(std::move(requestIds))
+    , m_waiting(m_requestIds.cbegin(), m_requestIds.cend())
     , m_jsonl(std::move(jsonl))
     , m_pollInterval(pollInterval)
-    , m_localName(QUuid::createUuid().toByteArray(QUuid::WithoutBraces)) {
-    m_pollTimer.setSingleShot(true);
-    connect(&m_pollTimer, &QTimer::timeout, this, &BatchJob::poll);
-    m_progress.localId = m_localName;
-    m_progress.endpoint = m_group.endpoint;
-    m_progress.model = m_group.model;
+    , m_resumed(resumed) {
+    m_retryTimer.setSingleShot(true);
+    m_record.requestCount = int(m_requestIds.size());
+    m_info.id = m_record.batchId;
+    m_info.status = m_record.status;
+    m_info.inputFileId = m_record.inputFileId;
+    m_info.outputFileId = m_record.outputFileId;
+    m_info.errorFileId = m_record.errorFileId;
+    m_submittedAt =
+        m_clock->now() -
+        std::chrono::milliseconds(
+            m_record.submittedMs > 0 ? std::max<qint64>(0, nowMs() - m_record.submittedMs) : 0);
+    m_progress.localId = m_record.localId;
+    m_progress.batchId = m_record.batchId;
+    m_progress.endpoint = m_record.endpoint;
+    m_progress.model = m_record.model;
     m_progress.keyHint = redactedKey(m_credentials.apiKey);
-    m_progress.status = "uploading";
-    m_progress.total = m_requestCount;
-    m_progress.createdAt = QDateTime::currentDateTimeUtc();
+    m_progress.total = m_record.requestCount;
+    m_progress.createdAt = QDateTime::fromMSecsSinceEpoch(m_record.createdMs, Qt::UTC);
+    if (m_record.submittedMs > 0)
+        m_progress.submittedAt = QDateTime::fromMSecsSinceEpoch(m_record.submittedMs, Qt::UTC);
+    m_progress.status = m_record.status.isEmpty() ? QByteArray("uploading") : m_record.status;
 }
 
-void BatchJob::setStatus(const QByteArray &status)
-{
+void BatchJob::start() {
+    m_attempt = 0;
+    switch (m_record.phase) {
+    case StoredBatch::Phase::Forming:
+        return upload();
+    case StoredBatch::Phase::Uploaded:
+        return create();
+    case StoredBatch::Phase::Creating:
+        return reconcile();
+    case StoredBatch::Phase::Created:
+        return poll();
+    case StoredBatch::Phase::Ended:
+        return download();
+    case StoredBatch::Phase::Cleaning:
+        return cleanUp();
+    }
+}
+
+void BatchJob::setStatus(const QByteArray &status) {
     m_progress.status = status;
     m_progress.completed = m_info.completed;
     m_progress.failed = m_info.failed;
 }
 
-void BatchJob::start() {
-    upload();
+void BatchJob::persist(bool durableNow) {
+    m_core->saveBatch(m_record);
+    if (durableNow)
+        m_core->commit();
+}
+
+std::chrono::milliseconds BatchJob::backoff(const ProviderError *error) const {
+    if (error && error->retryAfter)
+        return std::max(*error->retryAfter, 100ms);
+    // Exponential with full jitter in its upper half: 0.5 s, 1 s, 2 s ... capped at 2 min.
+    const auto base =
+        std::min<std::chrono::milliseconds>(500ms * (1LL << std::min(m_attempt, 10)), 2min);
+    const auto jitter = std::chrono::milliseconds(
+        QRandomGenerator::global()->bounded(qint64(base.count() / 2 + 1)));
+    return base / 2 + jitter;
+}
+
+void BatchJob::retryLater(const ProviderError &error, void (BatchJob::*step)()) {
+    const auto delay = backoff(&error);
+    ++m_attempt;
+    qCWarning(lcBatch).noquote() << "batch" << m_record.localId << "step failed (HTTP"
+                                 << error.httpStatus << "):" << error.message << "- retrying in"
+                                 << delay.count() << "ms";
+    m_retryTimer.disconnect(this);
+    connect(&m_retryTimer, &QTimer::timeout, this, step);
+    m_retryTimer.start(delay);
 }
 
 void BatchJob::upload() {
-    m_state = State::Uploading;
-    const QString fileName =
-        QStringLiteral("llm-proxy-") + QString::fromLatin1(m_localName) + QStringLiteral(".jsonl");
-    qCInfo(lcBatch).noquote() << "uploading" << m_requestCount << "requests for" << m_group.endpoint
-                              << m_group.model << "(" << m_jsonl.size() << "bytes)";
+    setStatus("uploading");
+    const QString fileName = QStringLiteral("llm-proxy-") + QString::fromLatin1(m_record.localId) +
+                             QStringLiteral(".jsonl");
+    qCInfo(lcBatch).noquote() << "uploading" << m_requestIds.size() << "requests for"
+                              << m_record.endpoint << m_record.model << "(" << m_jsonl.size()
+                              << "bytes)";
     m_provider->uploadBatchFile(m_credentials, m_jsonl, fileName,
                                 [this](ProviderResult<FileInfo> result) {
-                                    if (!result.ok())
+                                    if (!result.ok()) {
+                                        if (result.error.retryable() && m_attempt + 1 < MaxAttempts)
+                                            return retryLater(result.error, &BatchJob::upload);
                                         return failAll(result.error, "upload");
-                                    m_inputFileId = result.value->id;
+                                    }
+                                    crashPointForTests("after_upload");
+                                    m_attempt = 0;
+                                    m_record.inputFileId = result.value->id;
+                                    m_info.inputFileId = m_record.inputFileId;
+                                    m_record.phase = StoredBatch::Phase::Uploaded;
+                                    persist();
                                     m_jsonl = QByteArray(); // the provider has it now
                                     create();
                                 });
 }
 
 void BatchJob::create() {
-    m_state = State::Creating;
     setStatus("creating");
+    // Record the intent first: after a crash we look for this batch upstream before
+    // creating it again, so the same requests are never paid for twice.
+    m_record.phase = StoredBatch::Phase::Creating;
+    persist(true);
     const QJsonObject metadata{
         {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
         {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
-        {QStringLiteral("llm_proxy_batch"), QString::fromLatin1(m_localName)},
+        {QStringLiteral("llm_proxy_batch"), QString::fromLatin1(m_record.localId)},
     };
-    m_provider->createBatch(m_credentials, m_inputFileId, m_group.endpoint, metadata,
-                            [this](ProviderResult<BatchInfo> result) {
-                                if (!result.ok()) {
-                                    failAll(result.error, "create");
-                                    return;
-                                }
-                                m_info = *result.value;
-                                m_batchId = m_info.id;
-                                m_createdAt = m_clock->now();
-                                m_progress.batchId = m_batchId;
-                                m_progress.submittedAt = QDateTime::currentDateTimeUtc();
-                                setStatus(m_info.status);
-                                qCInfo(lcBatch).noquote() << "batch" << m_batchId << "created with"
-                                                          << m_requestCount << "requests";
-                                Q_EMIT m_core->batchSubmitted(m_batchId, m_requestCount);
-                                if (m_info.isTerminal())
-                                    return download();
-                                m_state = State::Polling;
-                                schedulePoll(m_pollInterval);
-                            });
+    m_provider->createBatch(
+        m_credentials, m_record.inputFileId, m_record.endpoint, metadata,
+        [this](ProviderResult<BatchInfo> result) {
+            if (!result.ok()) {
+                if (result.error.retryable() && m_attempt + 1 < MaxAttempts) {
+                    // It may exist anyway (the answer was lost): look before trying again.
+                    m_lastError = result.error;
+                    return reconcile();
+                }
+                return failAll(result.error, "create");
+            }
+            crashPointForTests("after_create");
+            m_attempt = 0;
+            m_info = *result.value;
+            m_record.batchId = m_info.id;
+            m_record.status = m_info.status;
+            m_record.submittedMs = nowMs();
+            m_record.phase = StoredBatch::Phase::Created;
+            persist(true);
+            m_submittedAt = m_clock->now();
+            m_progress.batchId = m_record.batchId;
+            m_progress.submittedAt = QDateTime::currentDateTimeUtc();
+            setStatus(m_info.status);
+            qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "created with"
+                                      << m_requestIds.size() << "requests";
+            Q_EMIT m_core->batchSubmitted(m_record.batchId, int(m_requestIds.size()));
+            if (m_info.isTerminal())
+                return poll();
+            m_retryTimer.disconnect(this);
+            connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
+            m_retryTimer.start(m_pollInterval);
+        });
 }
 
-void BatchJob::schedulePoll(std::chrono::milliseconds delay) {
-    m_pollTimer.start(delay);
+void BatchJob::reconcile() {
+    setStatus("creating");
+    qCInfo(lcBatch).noquote() << "looking upstream for batch" << m_record.localId
+                              << "before creating it";
+    reconcilePage({}, 0);
+}
+
+void BatchJob::reconcilePage(const QByteArray &after, int page) {
+    m_provider->listBatches(
+        m_credentials, after, 100, [this, page](ProviderResult<BatchPage> result) {
+            if (!result.ok()) {
+                if (result.error.retryable())
+                    return retryLater(result.error, &BatchJob::reconcile);
+                return failAll(result.error, "find");
+            }
+            for (const BatchInfo &batch : std::as_const(result.value->batches)) {
+                if (batch.metadata.value(QStringLiteral("llm_proxy_batch")).toString() ==
+                    QString::fromLatin1(m_record.localId)) {
+                    qCInfo(lcBatch).noquote() << "batch" << m_record.localId << "exists upstream as"
+                                              << batch.id << "- resuming it";
+                    m_info = batch;
+                    m_record.batchId = batch.id;
+                    m_record.status = batch.status;
+                    m_record.submittedMs = batch.createdAt > 0 ? batch.createdAt * 1000 : nowMs();
+                    m_record.phase = StoredBatch::Phase::Created;
+                    persist(true);
+                    m_progress.batchId = batch.id;
+                    m_attempt = 0;
+                    return poll();
+                }
+            }
+            // Newest first: a few pages reach back far enough for a batch we just created.
+            if (result.value->hasMore && page < 9)
+                return reconcilePage(result.value->lastId, page + 1);
+            // Not created. Without clients (a restart) it is not worth paying for now; with
+            // clients, create it.
+            const bool anyoneWaiting =
+                std::any_of(m_requestIds.cbegin(), m_requestIds.cend(),
+                            [this](quint64 id) { return m_core->hasWaitingClient(id); });
+            if (!anyoneWaiting)
+                return dissolve();
+            m_record.phase = StoredBatch::Phase::Uploaded;
+            persist();
+            retryLater(m_lastError, &BatchJob::create);
+        });
 }
 
 void BatchJob::poll() {
-    m_provider->retrieveBatch(m_credentials, m_batchId, [this](ProviderResult<BatchInfo> result) {
-        if (!result.ok()) {
-            // The batch is paid for: never give up polling it.
-            qCWarning(lcBatch).noquote()
-                << "polling" << m_batchId << "failed:" << result.error.message << "- retrying";
-            schedulePoll(result.error.retryAfter ? std::max(*result.error.retryAfter, 100ms)
-                                                 : m_pollInterval);
-            return;
-        }
-        m_info = *result.value;
-        setStatus(m_info.status);
-        qCDebug(lcBatch).noquote()
-            << "batch" << m_batchId << m_info.status << m_info.completed << "/" << m_info.total;
-        if (!m_info.isTerminal())
-            return schedulePoll(m_pollInterval);
-        download();
-    });
+    m_provider->retrieveBatch(
+        m_credentials, m_record.batchId, [this](ProviderResult<BatchInfo> result) {
+            m_retryTimer.disconnect(this);
+            connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
+            if (!result.ok()) {
+                // The batch is paid for: never give up polling it.
+                qCWarning(lcBatch).noquote() << "polling" << m_record.batchId
+                                             << "failed:" << result.error.message << "- retrying";
+                m_retryTimer.start(result.error.retryAfter
+                                       ? std::max(*result.error.retryAfter, 100ms)
+                                       : m_pollInterval);
+                return;
+            }
+            m_info = *result.value;
+            setStatus(m_info.status);
+            crashPointForTests("while_polling");
+            qCDebug(lcBatch).noquote() << "batch" << m_record.batchId << m_info.status
+                                       << m_info.completed << "/" << m_info.total;
+            if (!m_info.isTerminal()) {
+                m_retryTimer.start(m_pollInterval);
+                return;
+            }
+            if (m_info.status == "failed" && errorsSay(m_info, "token_limit_exceeded"))
+                return resubmitLater();
+            m_record.status = m_info.status;
+            m_record.outputFileId = m_info.outputFileId;
+            m_record.errorFileId = m_info.errorFileId;
+            m_record.endedMs = nowMs();
+            QStringList errors;
+            for (const BatchErrorItem &item : std::as_const(m_info.errors))
+                errors.append(item.message);
+            m_record.errors = errors.join(QLatin1Char('\n'));
+            m_record.phase = StoredBatch::Phase::Ended;
+            persist(true);
+            download();
+        });
+}
+
+void BatchJob::resubmitLater() {
+    // The provider's queue for this model is full: wait and submit the same requests again,
+    // halving the batch when it keeps not fitting. Clients keep waiting.
+    ++m_record.attempts;
+    setStatus("waiting_for_quota");
+    const auto delay = std::min<std::chrono::milliseconds>(
+        std::max<std::chrono::milliseconds>(m_pollInterval, 1s) *
+            (1LL << std::min(m_record.attempts - 1, 10)),
+        10min);
+    qCWarning(lcBatch).noquote() << "batch" << m_record.batchId
+                                 << "failed with token_limit_exceeded; submitting again in"
+                                 << delay.count() << "ms (attempt" << m_record.attempts << ")";
+    const QByteArray oldBatch = m_record.batchId;
+    m_record.batchId.clear();
+    m_record.status.clear();
+    m_record.phase = StoredBatch::Phase::Uploaded;
+    persist(true);
+    m_progress.batchId.clear();
+    if (m_record.attempts >= 2 && m_requestIds.size() > 1) {
+        // Too big for the quota: split in two new batches (new files), end this one.
+        m_retryTimer.disconnect(this);
+        connect(&m_retryTimer, &QTimer::timeout, this, [this] {
+            m_core->splitBatch(this, m_record, m_requestIds);
+            if (!m_record.inputFileId.isEmpty())
+                m_provider->deleteFile(m_credentials, m_record.inputFileId,
+                                       [](std::optional<ProviderError>) {});
+            finish(false);
+        });
+        m_retryTimer.start(delay);
+        return;
+    }
+    m_retryTimer.disconnect(this);
+    connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::create);
+    m_retryTimer.start(delay);
 }
 
 void BatchJob::download() {
-    m_state = State::Downloading;
     setStatus("downloading");
-    qCInfo(lcBatch).noquote() << "batch" << m_batchId << "ended:" << m_info.status << "("
+    qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "ended:" << m_record.status << "("
                               << m_info.completed << "completed," << m_info.failed << "failed)";
     m_filesToRead.clear();
-    if (!m_info.outputFileId.isEmpty())
-        m_filesToRead.append(m_info.outputFileId);
-    if (!m_info.errorFileId.isEmpty())
-        m_filesToRead.append(m_info.errorFileId);
+    if (!m_record.outputFileId.isEmpty())
+        m_filesToRead.append(m_record.outputFileId);
+    if (!m_record.errorFileId.isEmpty())
+        m_filesToRead.append(m_record.errorFileId);
+    m_attempt = 0;
     downloadNext();
 }
 
@@ -151,19 +336,14 @@ void BatchJob::downloadNext() {
     m_provider->downloadFileLines(
         m_credentials, fileId, [this](QByteArrayView line) { onLine(line); },
         [this](std::optional<ProviderError> error) {
+            deliverPending();
             if (error) {
-                if (error->retryable() && m_downloadAttempts < 8) {
-                    const auto delay = backoff(m_downloadAttempts++, 500ms, *error);
-                    qCWarning(lcBatch).noquote()
-                        << "downloading results of" << m_batchId << "failed:" << error->message
-                        << "- retrying in" << delay.count() << "ms";
-                    QTimer::singleShot(delay, this, &BatchJob::downloadNext);
-                    return;
-                }
+                if (error->retryable() && m_attempt + 1 < MaxAttempts)
+                    return retryLater(*error, &BatchJob::downloadNext);
                 qCWarning(lcBatch).noquote()
-                    << "could not download results of" << m_batchId << ":" << error->message;
+                    << "could not download results of" << m_record.batchId << ":" << error->message;
             }
-            m_downloadAttempts = 0;
+            m_attempt = 0;
             m_filesToRead.removeFirst();
             downloadNext();
         });
@@ -174,42 +354,69 @@ void BatchJob::onLine(QByteArrayView line) {
     const auto decoded = jsonl::decodeOutputLine(line, &error);
     if (!decoded) {
         if (++m_badLines <= 5)
-            qCWarning(lcBatch).noquote() << "batch" << m_batchId << "result line ignored:" << error;
+            qCWarning(lcBatch).noquote()
+                << "batch" << m_record.batchId << "result line ignored:" << error;
         return;
     }
     const auto requestId = requestIdFromCustomId(decoded->customId);
     if (!requestId || m_waiting.erase(*requestId) == 0)
-        return; // not ours, or answered already (a retried download)
-    m_core->deliver(*requestId, answerForLine(*decoded, m_batchId));
+        return; // not ours, or handled already (a retried download)
+    if (!decoded->hasResponse &&
+        (decoded->errorCode == "batch_expired" || decoded->errorCode == "batch_cancelled")) {
+        m_core->requeue(*requestId); // never ran: send it again if someone waits
+        return;
+    }
+    HttpAnswer answer = answerForLine(*decoded, m_record.batchId);
+    m_core->recordResult(*requestId, answer);
+    m_pendingDelivery.append({*requestId, std::move(answer)});
+    if (m_pendingDelivery.size() >= 256)
+        deliverPending();
+}
+
+void BatchJob::deliverPending() {
+    if (m_pendingDelivery.isEmpty())
+        return;
+    // Results are durable before anyone is answered: a crash now loses nothing.
+    m_core->commit();
+    crashPointForTests("after_download");
+    const auto pending = std::exchange(m_pendingDelivery, {});
+    for (const auto &[id, answer] : pending)
+        m_core->deliver(id, answer, true);
 }
 
 void BatchJob::answerRemaining() {
     if (!m_waiting.empty()) {
-        QStringList messages;
-        for (const BatchErrorItem &item : std::as_const(m_info.errors)) {
-            QString text = item.message;
-            if (!item.code.isEmpty())
-                text = QString::fromUtf8(item.code) + QStringLiteral(": ") + text;
-            if (item.line >= 0)
-                text += QStringLiteral(" (line %1)").arg(item.line);
-            messages.append(text);
-        }
-        const bool failed = m_info.status == "failed";
-        const HttpAnswer answer = failed ? answerForFailedBatch(m_batchId, m_info.status, messages)
-                                         : answerForMissingLine(m_batchId, m_info.status);
-        if (!failed)
-            qCWarning(lcBatch).noquote() << m_waiting.size() << "requests of" << m_batchId
-                                         << "are missing from its result files";
+        const QByteArray &status = m_record.status;
         const auto waiting = std::exchange(m_waiting, {});
-        for (quint64 id : waiting)
-            m_core->deliver(id, answer);
+        if (status == "expired" || status == "cancelled") {
+            for (quint64 id : waiting) // never ran
+                m_core->requeue(id);
+        } else {
+            const QStringList messages = m_record.errors.isEmpty()
+                                             ? QStringList()
+                                             : m_record.errors.split(QLatin1Char('\n'));
+            const bool failed = status == "failed";
+            const HttpAnswer answer = failed
+                                          ? answerForFailedBatch(m_record.batchId, status, messages)
+                                          : answerForMissingLine(m_record.batchId, status);
+            if (!failed)
+                qCWarning(lcBatch).noquote() << waiting.size() << "requests of" << m_record.batchId
+                                             << "are missing from its result files";
+            for (quint64 id : waiting)
+                m_core->recordResult(id, answer);
+            m_core->commit();
+            for (quint64 id : waiting)
+                m_core->deliver(id, answer, true);
+        }
     }
+    m_record.phase = StoredBatch::Phase::Cleaning;
+    persist(true);
     cleanUp();
 }
 
 void BatchJob::cleanUp() {
-    m_state = State::Cleaning;
-    QList<QByteArray> files{m_inputFileId, m_info.outputFileId, m_info.errorFileId};
+    setStatus(m_record.status);
+    QList<QByteArray> files{m_record.inputFileId, m_record.outputFileId, m_record.errorFileId};
     files.removeAll(QByteArray());
     for (const QByteArray &file : std::as_const(files)) {
         // Fire and forget: a file we fail to delete expires upstream on its own.
@@ -218,7 +425,22 @@ void BatchJob::cleanUp() {
                 qCInfo(lcBatch).noquote() << "could not delete" << file << ":" << error->message;
         });
     }
-    finish();
+    finish(true);
+}
+
+void BatchJob::dissolve() {
+    // Never created upstream and nobody waits: keep the requests for adoption, pay nothing.
+    qCInfo(lcBatch).noquote() << "batch" << m_record.localId
+                              << "was never created upstream; its requests wait for their "
+                                 "clients to come back";
+    for (quint64 id : std::as_const(m_requestIds))
+        m_core->requeue(id);
+    if (!m_record.inputFileId.isEmpty())
+        m_provider->deleteFile(m_credentials, m_record.inputFileId,
+                               [](std::optional<ProviderError>) {});
+    m_record.status = "dissolved";
+    setStatus("dissolved");
+    finish(false);
 }
 
 void BatchJob::failAll(const ProviderError &error, const char *step) {
@@ -231,26 +453,31 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
     const HttpAnswer answer = answerForProviderFailure(error, step);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
-        m_core->deliver(id, answer);
-    m_info.status = "failed";
-    if (!m_inputFileId.isEmpty()) {
-        m_provider->deleteFile(m_credentials, m_inputFileId, [](std::optional<ProviderError>) {});
+        m_core->recordResult(id, answer);
+    m_core->commit();
+    for (quint64 id : waiting)
+        m_core->deliver(id, answer, true);
+    m_record.status = "failed";
+    if (!m_record.inputFileId.isEmpty()) {
+        m_provider->deleteFile(m_credentials, m_record.inputFileId,
+                               [](std::optional<ProviderError>) {});
     }
-    finish();
+    finish(true);
 }
 
-void BatchJob::finish() {
+void BatchJob::finish(bool counted) {
     m_state = State::Done;
-    setStatus(m_info.status);
+    m_retryTimer.stop();
+    setStatus(m_record.status);
     m_progress.active = false;
     m_progress.endedAt = QDateTime::currentDateTimeUtc();
     for (const BatchErrorItem &item : std::as_const(m_info.errors))
         m_progress.errors.append(item.message);
     const auto duration =
-        m_batchId.isEmpty()
+        m_record.batchId.isEmpty()
             ? 0ms
-            : std::chrono::duration_cast<std::chrono::milliseconds>(m_clock->now() - m_createdAt);
-    m_core->jobEnded(this, m_info.status == "completed", duration);
+            : std::chrono::duration_cast<std::chrono::milliseconds>(m_clock->now() - m_submittedAt);
+    m_core->jobEnded(this, counted, m_record.status == "completed", duration);
 }
 
 HttpAnswer BatchJob::answerForProviderFailure(const ProviderError &error, const char *step) const {

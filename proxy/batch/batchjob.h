@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// One batch's conversation with the provider, as an explicit state machine:
-// upload the JSONL -> create the batch -> poll until it ends -> stream the output and error
-// files, answering each request as its line arrives -> answer what is left -> delete the files.
+// One batch's conversation with the provider, as an explicit state machine whose every step
+// is recorded before the next begins (StoredBatch::Phase), so a restart resumes it where it
+// was: upload the JSONL -> record the intent to create -> create -> poll until it ends ->
+// stream the output and error files, storing each result before its client is answered ->
+// delete the provider's files.
 
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
 #include "batch/batchprogress.h"
 #include "provider/provider.h"
+#include "queue/store.h"
 
 #include <QObject>
 #include <QTimer>
@@ -25,55 +28,70 @@ class BatchJob final : public QObject {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(BatchJob)
 public:
-    enum class State { Uploading, Creating, Polling, Downloading, Cleaning, Done };
+    enum class State { Working, Done };
 
+    // `jsonl` is the input file for a new batch; empty when resuming one from the store.
     BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Credentials credentials,
-             GroupKey group, QList<quint64> requestIds, QByteArray jsonl,
-             std::chrono::milliseconds pollInterval);
+             StoredBatch record, QList<quint64> requestIds, QByteArray jsonl,
+             std::chrono::milliseconds pollInterval, bool resumed);
 
+    // Take the step the record's phase calls for.
     void start();
     State state() const { return m_state; }
-    const QByteArray &batchId() const { return m_batchId; }
-    const GroupKey &group() const { return m_group; }
-    int requestCount() const { return m_requestCount; }
+    const QByteArray &batchId() const { return m_record.batchId; }
+    const QByteArray &localId() const { return m_record.localId; }
     const BatchProgress &progress() const { return m_progress; }
-    const QByteArray &finalStatus() const { return m_info.status; }
+
+    // Attempts for uploads, creates and downloads that fail in ways worth retrying.
+    static constexpr int MaxAttempts = 8;
 
 private:
     void upload();
     void create();
+    void reconcile();
+    void reconcilePage(const QByteArray &after, int page);
     void poll();
-    void schedulePoll(std::chrono::milliseconds delay);
+    void resubmitLater();
     void download();
     void downloadNext();
     void onLine(QByteArrayView line);
+    void deliverPending();
     void answerRemaining();
     void cleanUp();
+    void dissolve();
     void failAll(const ProviderError &error, const char *step);
-    void finish();
+    void finish(bool counted);
+    void retryLater(const ProviderError &error, void (BatchJob::*step)());
+    void persist(bool durableNow = false);
     void setStatus(const QByteArray &status);
     HttpAnswer answerForProviderFailure(const ProviderError &error, const char *step) const;
+    std::chrono::milliseconds backoff(const ProviderError *error) const;
 
     BatchCore *m_core;
     Provider *m_provider;
     const Clock *m_clock;
     Credentials m_credentials;
-    GroupKey m_group;
-    std::unordered_set<quint64> m_waiting; // requests not yet answered
-    int m_requestCount;
-    QByteArray m_jsonl; // released once uploaded
+    StoredBatch m_record;
+    QList<quint64> m_requestIds;
+    std::unordered_set<quint64> m_waiting; // requests without their result yet
+    QByteArray m_jsonl;                    // released once uploaded
     std::chrono::milliseconds m_pollInterval;
-    QByteArray m_localName; // names the batch upstream (metadata) before it has an id
-    State m_state = State::Uploading;
-    QByteArray m_inputFileId;
-    QByteArray m_batchId;
+    bool m_resumed;
+    State m_state = State::Working;
     BatchInfo m_info;
     QList<QByteArray> m_filesToRead;
-    int m_downloadAttempts = 0;
+    QList<std::pair<quint64, HttpAnswer>> m_pendingDelivery;
+    int m_attempt = 0; // of the current step
+    ProviderError m_lastError;
     int m_badLines = 0;
-    SteadyTime m_createdAt{};
-    QTimer m_pollTimer;
+    SteadyTime m_submittedAt{};
+    QTimer m_retryTimer;
     BatchProgress m_progress;
 };
+
+// Test hook: with LLMPROXY_TEST_CRASH_AT=<point> in the environment, the process kills itself
+// with SIGKILL at that point (after_upload, after_create, while_polling, after_download), so the
+// crash tests can prove a restart loses nothing and pays for nothing twice.
+void crashPointForTests(const char *point);
 
 } // namespace llmproxy

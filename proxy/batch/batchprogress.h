@@ -10,13 +10,12 @@
 
 namespace llmproxy {
 
-struct BatchProgress
-{
+struct BatchProgress {
     QByteArray localId;  // ours, stable from the start (the provider's id comes later)
     QByteArray batchId;  // the provider's id; empty until the batch is created
     QByteArray endpoint; // "/v1/chat/completions"
     QByteArray model;
-    QByteArray keyHint;  // the key's last four characters ("…abcd"), never more
+    QByteArray keyHint; // the key's last four characters ("…abcd"), never more
     // uploading, creating, then the provider's status (validating, in_progress, finalizing,
     // completed, failed, expired, cancelling, cancelled), downloading while results stream in.
     QByteArray status;

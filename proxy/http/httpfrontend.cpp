@@ -171,8 +171,7 @@ bool HttpFrontEnd::listenOn(const QList<ListenAddress> &addresses, QString *erro
     return true;
 }
 
-bool HttpFrontEnd::rebind(const QList<ListenAddress> &addresses, QString *error)
-{
+bool HttpFrontEnd::rebind(const QList<ListenAddress> &addresses, QString *error) {
     QList<ListenAddress> previous;
     const QList<QTcpServer *> old = servers();
     for (QTcpServer *server : old) {
@@ -189,8 +188,7 @@ bool HttpFrontEnd::rebind(const QList<ListenAddress> &addresses, QString *error)
     return false;
 }
 
-QList<ListenAddress> HttpFrontEnd::boundAddresses() const
-{
+QList<ListenAddress> HttpFrontEnd::boundAddresses() const {
     QList<ListenAddress> out;
     for (const QTcpServer *server : servers()) {
         if (server->isListening())
@@ -490,6 +488,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.body = body;
     batched.embeddingInputs = path == "/v1/embeddings" ? embeddingInputs(*members) : 0;
     batched.arrival = m_clock->now();
+    batched.idempotencyKey = request.value("idempotency-key").trimmed();
 
     m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive});
     if (const auto it = m_connections.find(socket); it != m_connections.end())

@@ -130,7 +130,9 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
 }
 
 RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
-    const QByteArrayView block(m_buffer.constData(), end);
+    // Own the header block: the views below point into it, and m_buffer is reused.
+    const QByteArray owned = std::exchange(m_buffer, QByteArray());
+    const QByteArrayView block(owned.constData(), std::min(end, owned.size()));
     const QList<QByteArrayView> lines = [&] {
         QList<QByteArrayView> out;
         qsizetype start = 0;
@@ -143,7 +145,6 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         }
         return out;
     }();
-    m_buffer.clear();
     if (lines.isEmpty() || lines.constFirst().isEmpty()) {
         m_phase = Phase::Failed;
         return reject(400, QStringLiteral("Malformed request line"));

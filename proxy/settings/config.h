@@ -33,6 +33,9 @@ struct Config {
     std::chrono::milliseconds pollInterval{10'000};
     QString dataDir; // default: QStandardPaths::AppDataLocation (filled by parseCommandLine)
     qint64 maxBody = 32LL * 1024 * 1024;
+    // Results nobody collected (and requests never sent) are kept this long for clients that
+    // come back (--result-ttl).
+    std::chrono::milliseconds resultTtl{std::chrono::hours(24)};
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     bool verbose = false;

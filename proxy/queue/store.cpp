@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "queue/store.h"
+
+#include "api/logging.h"
+
+#include <QDir>
+#include <QFile>
+#include <QSqlError>
+#include <QSqlQuery>
+#include <QUuid>
+#include <QVariant>
+
+namespace llmproxy {
+
+namespace {
+
+constexpr int SchemaVersion = 1;
+
+// Each entry moves the schema from version i to i + 1.
+const char *const Migrations[] = {
+    R"(CREATE TABLE keys(
+           key_hash TEXT PRIMARY KEY,
+           api_key BLOB NOT NULL);
+       CREATE TABLE batches(
+           local_id TEXT PRIMARY KEY,
+           key_hash TEXT NOT NULL, organization BLOB, project BLOB,
+           endpoint TEXT NOT NULL, model TEXT,
+           phase INTEGER NOT NULL,
+           input_file_id TEXT, batch_id TEXT, status TEXT,
+           output_file_id TEXT, error_file_id TEXT,
+           request_count INTEGER NOT NULL DEFAULT 0,
+           created_ms INTEGER, submitted_ms INTEGER, ended_ms INTEGER,
+           errors TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+       CREATE TABLE requests(
+           id INTEGER PRIMARY KEY,
+           key_hash TEXT NOT NULL, organization BLOB, project BLOB,
+           endpoint TEXT NOT NULL, model TEXT,
+           dedupe BLOB NOT NULL, body BLOB NOT NULL,
+           embedding_inputs INTEGER NOT NULL DEFAULT 0,
+           arrived_ms INTEGER NOT NULL,
+           state INTEGER NOT NULL,
+           batch_local_id TEXT,
+           result_status INTEGER, result_headers BLOB, result_body BLOB,
+           result_synthesized INTEGER, result_ms INTEGER);
+       CREATE INDEX requests_by_batch ON requests(batch_local_id);)",
+};
+static_assert(std::size(Migrations) == SchemaVersion);
+
+QByteArray bytes(const QVariant &v) {
+    return v.isNull() ? QByteArray() : v.toByteArray();
+}
+
+QVariant nullable(const QByteArray &b) {
+    return b.isEmpty() ? QVariant(QMetaType(QMetaType::QByteArray)) : QVariant(b);
+}
+
+void warnOnFailure(QSqlQuery &query, const char *what) {
+    if (query.lastError().isValid())
+        qCWarning(lcQueue).noquote() << "store:" << what << "failed:" << query.lastError().text();
+}
+
+} // namespace
+
+Store::~Store() {
+    if (!m_connection.isEmpty()) {
+        commit();
+        {
+            QSqlDatabase db = QSqlDatabase::database(m_connection, false);
+            db.close();
+        }
+        QSqlDatabase::removeDatabase(m_connection);
+    }
+}
+
+std::unique_ptr<Store> Store::open(const QString &directory, QString *error) {
+    auto fail = [error](const QString &message) {
+        if (error)
+            *error = message;
+        return std::unique_ptr<Store>();
+    };
+    if (!QDir().mkpath(directory))
+        return fail(QStringLiteral("cannot create the data directory %1").arg(directory));
+    QFile::setPermissions(directory, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+
+    std::unique_ptr<Store> store(new Store);
+    store->m_path = QDir(directory).filePath(QStringLiteral("llm-proxy.sqlite"));
+    store->m_connection =
+        QStringLiteral("llmproxy-store-") + QUuid::createUuid().toString(QUuid::WithoutBraces);
+    // Create the file owner-only before SQLite does, so it is never readable by others.
+    if (!QFile::exists(store->m_path)) {
+        QFile file(store->m_path);
+        if (!file.open(QIODevice::WriteOnly))
+            return fail(
+                QStringLiteral("cannot create %1: %2").arg(store->m_path, file.errorString()));
+        file.close();
+    }
+    QFile::setPermissions(store->m_path, QFile::ReadOwner | QFile::WriteOwner);
+
+    QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), store->m_connection);
+    db.setDatabaseName(store->m_path);
+    db.setConnectOptions(QStringLiteral("QSQLITE_BUSY_TIMEOUT=5000"));
+    if (!db.open())
+        return fail(QStringLiteral("cannot open %1: %2").arg(store->m_path, db.lastError().text()));
+    QString sqlError;
+    if (!store->exec(QStringLiteral("PRAGMA journal_mode=WAL"), &sqlError) ||
+        !store->exec(QStringLiteral("PRAGMA synchronous=NORMAL"), &sqlError) ||
+        !store->migrate(&sqlError))
+        return fail(QStringLiteral("cannot prepare %1: %2").arg(store->m_path, sqlError));
+    for (const char *suffix : {"-wal", "-shm"}) {
+        const QString side = store->m_path + QLatin1StringView(suffix);
+        if (QFile::exists(side))
+            QFile::setPermissions(side, QFile::ReadOwner | QFile::WriteOwner);
+    }
+    QSqlQuery maxId(db);
+    if (maxId.exec(QStringLiteral("SELECT COALESCE(MAX(id), 0) FROM requests")) && maxId.next())
+        store->m_nextRequestId = maxId.value(0).toULongLong() + 1;
+    return store;
+}
+
+bool Store::exec(const QString &sql, QString *error) {
+    QSqlQuery query(QSqlDatabase::database(m_connection, false));
+    if (query.exec(sql))
+        return true;
+    if (error)
+        *error = query.lastError().text();
+    return false;
+}
+
+bool Store::migrate(QString *error) {
+    QSqlDatabase db = QSqlDatabase::database(m_connection, false);
+    QSqlQuery version(db);
+    if (!version.exec(QStringLiteral("PRAGMA user_version")) || !version.next()) {
+        if (error)
+            *error = version.lastError().text();
+        return false;
+    }
+    int current = version.value(0).toInt();
+    if (current > SchemaVersion) {
+        if (error)
+            *error = QStringLiteral("the database was written by a newer llm-proxy (schema %1)")
+                         .arg(current);
+        return false;
+    }
+    while (current < SchemaVersion) {
+        db.transaction();
+        const QStringList statements =
+            QString::fromUtf8(Migrations[current]).split(QLatin1Char(';'), Qt::SkipEmptyParts);
+        for (const QString &statement : statements) {
+            if (statement.trimmed().isEmpty())
+                continue;
+            if (!exec(statement, error)) {
+                db.rollback();
+                return false;
+            }
+        }
+        ++current;
+        if (!exec(QStringLiteral("PRAGMA user_version=%1").arg(current), error)) {
+            db.rollback();
+            return false;
+        }
+        db.commit();
+    }
+    return true;
+}
+
+void Store::beginIfNeeded() {
+    if (m_inTransaction)
+        return;
+    QSqlDatabase::database(m_connection, false).transaction();
+    m_inTransaction = true;
+}
+
+bool Store::commit() {
+    if (!m_inTransaction)
+        return true;
+    m_inTransaction = false;
+    QSqlDatabase db = QSqlDatabase::database(m_connection, false);
+    if (!db.commit()) {
+        qCCritical(lcQueue).noquote() << "store: commit failed:" << db.lastError().text();
+        return false;
+    }
+    return true;
+}
+
+void Store::saveKey(const QByteArray &keyHash, const QByteArray &apiKey) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("INSERT OR REPLACE INTO keys(key_hash, api_key) VALUES(?, ?)"));
+    q.addBindValue(QString::fromLatin1(keyHash));
+    q.addBindValue(apiKey);
+    q.exec();
+    warnOnFailure(q, "saving a key");
+}
+
+QByteArray Store::key(const QByteArray &keyHash) {
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("SELECT api_key FROM keys WHERE key_hash = ?"));
+    q.addBindValue(QString::fromLatin1(keyHash));
+    if (q.exec() && q.next())
+        return bytes(q.value(0));
+    return {};
+}
+
+void Store::insertRequest(const StoredRequest &r) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral(
+        "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
+        " embedding_inputs, arrived_ms, state, batch_local_id)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    q.addBindValue(qint64(r.id));
+    q.addBindValue(QString::fromLatin1(r.keyHash));
+    q.addBindValue(r.organization);
+    q.addBindValue(r.project);
+    q.addBindValue(QString::fromUtf8(r.endpoint));
+    q.addBindValue(QString::fromUtf8(r.model));
+    q.addBindValue(r.dedupe);
+    q.addBindValue(r.body);
+    q.addBindValue(r.embeddingInputs);
+    q.addBindValue(r.arrivedMs);
+    q.addBindValue(int(r.state));
+    q.addBindValue(nullable(r.batchLocalId));
+    q.exec();
+    warnOnFailure(q, "saving a request");
+    m_nextRequestId = std::max(m_nextRequestId, r.id + 1);
+}
+
+void Store::setRequestQueued(quint64 id) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("UPDATE requests SET state = 0, batch_local_id = NULL WHERE id = ?"));
+    q.addBindValue(qint64(id));
+    q.exec();
+    warnOnFailure(q, "re-queueing a request");
+}
+
+void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("UPDATE requests SET state = 1, batch_local_id = ? WHERE id = ?"));
+    for (quint64 id : ids) {
+        q.addBindValue(QString::fromLatin1(batchLocalId));
+        q.addBindValue(qint64(id));
+        q.exec();
+        warnOnFailure(q, "marking a request submitted");
+    }
+}
+
+void Store::storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
+                        bool synthesized, qint64 atMs) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral(
+        "UPDATE requests SET state = 2, batch_local_id = NULL, result_status = ?,"
+        " result_headers = ?, result_body = ?, result_synthesized = ?, result_ms = ?,"
+        " body = x'' WHERE id = ?"));
+    q.addBindValue(status);
+    q.addBindValue(headers);
+    q.addBindValue(body);
+    q.addBindValue(synthesized ? 1 : 0);
+    q.addBindValue(atMs);
+    q.addBindValue(qint64(id));
+    q.exec();
+    warnOnFailure(q, "storing a result");
+}
+
+void Store::deleteRequest(quint64 id) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("DELETE FROM requests WHERE id = ?"));
+    q.addBindValue(qint64(id));
+    q.exec();
+    warnOnFailure(q, "deleting a request");
+}
+
+QByteArray Store::requestBody(quint64 id) {
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("SELECT body FROM requests WHERE id = ?"));
+    q.addBindValue(qint64(id));
+    if (q.exec() && q.next())
+        return bytes(q.value(0));
+    return {};
+}
+
+std::optional<StoredRequest> Store::requestWithResult(quint64 id) {
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("SELECT result_status, result_headers, result_body,"
+                             " result_synthesized, result_ms FROM requests"
+                             " WHERE id = ? AND state = 2"));
+    q.addBindValue(qint64(id));
+    if (!q.exec() || !q.next())
+        return std::nullopt;
+    StoredRequest r;
+    r.id = id;
+    r.state = StoredRequest::State::Answered;
+    r.resultStatus = q.value(0).toInt();
+    r.resultHeaders = bytes(q.value(1));
+    r.resultBody = bytes(q.value(2));
+    r.resultSynthesized = q.value(3).toInt() != 0;
+    r.resultMs = q.value(4).toLongLong();
+    return r;
+}
+
+void Store::saveBatch(const StoredBatch &b) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral(
+        "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
+        " model, phase, input_file_id, batch_id, status, output_file_id, error_file_id,"
+        " request_count, created_ms, submitted_ms, ended_ms, errors, attempts)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    q.addBindValue(QString::fromLatin1(b.localId));
+    q.addBindValue(QString::fromLatin1(b.keyHash));
+    q.addBindValue(b.organization);
+    q.addBindValue(b.project);
+    q.addBindValue(QString::fromUtf8(b.endpoint));
+    q.addBindValue(QString::fromUtf8(b.model));
+    q.addBindValue(int(b.phase));
+    q.addBindValue(QString::fromUtf8(b.inputFileId));
+    q.addBindValue(QString::fromUtf8(b.batchId));
+    q.addBindValue(QString::fromUtf8(b.status));
+    q.addBindValue(QString::fromUtf8(b.outputFileId));
+    q.addBindValue(QString::fromUtf8(b.errorFileId));
+    q.addBindValue(b.requestCount);
+    q.addBindValue(b.createdMs);
+    q.addBindValue(b.submittedMs);
+    q.addBindValue(b.endedMs);
+    q.addBindValue(b.errors);
+    q.addBindValue(b.attempts);
+    q.exec();
+    warnOnFailure(q, "saving a batch");
+}
+
+void Store::deleteBatch(const QByteArray &localId) {
+    beginIfNeeded();
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.prepare(QStringLiteral("DELETE FROM batches WHERE local_id = ?"));
+    q.addBindValue(QString::fromLatin1(localId));
+    q.exec();
+    warnOnFailure(q, "deleting a batch");
+}
+
+QList<StoredRequest> Store::loadRequests() {
+    QList<StoredRequest> out;
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.setForwardOnly(true);
+    if (!q.exec(QStringLiteral(
+            "SELECT id, key_hash, organization, project, endpoint, model, dedupe,"
+            " embedding_inputs, arrived_ms, state, batch_local_id, length(body), result_status,"
+            " result_synthesized, result_ms FROM requests ORDER BY id"))) {
+        warnOnFailure(q, "loading requests");
+        return out;
+    }
+    while (q.next()) {
+        StoredRequest r;
+        r.id = q.value(0).toULongLong();
+        r.keyHash = bytes(q.value(1));
+        r.organization = bytes(q.value(2));
+        r.project = bytes(q.value(3));
+        r.endpoint = bytes(q.value(4));
+        r.model = bytes(q.value(5));
+        r.dedupe = bytes(q.value(6));
+        r.embeddingInputs = q.value(7).toInt();
+        r.arrivedMs = q.value(8).toLongLong();
+        r.state = StoredRequest::State(q.value(9).toInt());
+        r.batchLocalId = bytes(q.value(10));
+        r.bodySize = q.value(11).toLongLong();
+        r.resultStatus = q.value(12).toInt();
+        r.resultSynthesized = q.value(13).toInt() != 0;
+        r.resultMs = q.value(14).toLongLong();
+        out.append(r);
+    }
+    return out;
+}
+
+QList<StoredBatch> Store::loadBatches() {
+    QList<StoredBatch> out;
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    q.setForwardOnly(true);
+    if (!q.exec(QStringLiteral(
+            "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
+            " input_file_id, batch_id, status, output_file_id, error_file_id, request_count,"
+            " created_ms, submitted_ms, ended_ms, errors, attempts FROM batches"
+            " ORDER BY created_ms"))) {
+        warnOnFailure(q, "loading batches");
+        return out;
+    }
+    while (q.next()) {
+        StoredBatch b;
+        b.localId = bytes(q.value(0));
+        b.keyHash = bytes(q.value(1));
+        b.organization = bytes(q.value(2));
+        b.project = bytes(q.value(3));
+        b.endpoint = bytes(q.value(4));
+        b.model = bytes(q.value(5));
+        b.phase = StoredBatch::Phase(q.value(6).toInt());
+        b.inputFileId = bytes(q.value(7));
+        b.batchId = bytes(q.value(8));
+        b.status = bytes(q.value(9));
+        b.outputFileId = bytes(q.value(10));
+        b.errorFileId = bytes(q.value(11));
+        b.requestCount = q.value(12).toInt();
+        b.createdMs = q.value(13).toLongLong();
+        b.submittedMs = q.value(14).toLongLong();
+        b.endedMs = q.value(15).toLongLong();
+        b.errors = q.value(16).toString();
+        b.attempts = q.value(17).toInt();
+        out.append(b);
+    }
+    return out;
+}
+
+} // namespace llmproxy

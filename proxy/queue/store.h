@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// The durable queue: every accepted request, every batch's progress with the provider, and
+// every result not yet delivered, in SQLite (WAL) under the data directory. The core's
+// in-memory structures are a cache of this; after a crash the core rebuilds itself from it.
+//
+// Writes go into one open transaction that is committed by commit() (the core calls it a few
+// milliseconds after accepting requests: a group commit) and at once before any step whose
+// outcome upstream must not be forgotten (creating a batch). The database holds prompts,
+// answers and the API keys batches were created with: the file and its folder are readable by
+// the owner only (0600 / 0700).
+
+#include <QByteArray>
+#include <QDateTime>
+#include <QList>
+#include <QSqlDatabase>
+#include <QString>
+
+#include <memory>
+#include <optional>
+
+namespace llmproxy {
+
+struct StoredRequest {
+    enum class State { Queued = 0, Submitted = 1, Answered = 2 };
+    quint64 id = 0;
+    QByteArray keyHash, organization, project, endpoint, model;
+    QByteArray dedupe; // what adoption matches on (a hash)
+    QByteArray body;   // loaded only where asked for
+    int embeddingInputs = 0;
+    qint64 bodySize = 0;
+    qint64 arrivedMs = 0; // wall clock, ms since the epoch
+    State state = State::Queued;
+    QByteArray batchLocalId; // while submitted
+    // The stored answer, when Answered.
+    int resultStatus = 0;
+    QByteArray resultHeaders; // "name: value\n" lines
+    QByteArray resultBody;    // loaded only where asked for
+    bool resultSynthesized = false;
+    qint64 resultMs = 0;
+};
+
+struct StoredBatch {
+    // How far a batch got with the provider; each step is recorded before the next begins.
+    enum class Phase {
+        Forming = 0,  // requests chosen, nothing sent yet
+        Uploaded = 1, // input file uploaded (inputFileId)
+        Creating = 2, // about to create: after a crash, look for it upstream before anything
+        Created = 3,  // batchId known: poll
+        Ended = 4,    // terminal status known: download results
+        Cleaning = 5, // results stored: delete the provider's files
+    };
+    QByteArray localId;
+    QByteArray keyHash, organization, project, endpoint, model;
+    Phase phase = Phase::Forming;
+    QByteArray inputFileId, batchId, status, outputFileId, errorFileId;
+    int requestCount = 0;
+    qint64 createdMs = 0, submittedMs = 0, endedMs = 0;
+    QString errors;   // provider's messages, one a line
+    int attempts = 0; // resubmissions after token_limit_exceeded
+};
+
+class Store {
+public:
+    ~Store();
+    Store(const Store &) = delete;
+    Store &operator=(const Store &) = delete;
+
+    // Open (creating or migrating) the database in `directory`, on the calling thread, which
+    // is then the only thread that may use it.
+    static std::unique_ptr<Store> open(const QString &directory, QString *error);
+    QString path() const { return m_path; }
+
+    // The first request id that was never used (ids are never reused, across restarts too).
+    quint64 nextRequestId() const { return m_nextRequestId; }
+
+    void saveKey(const QByteArray &keyHash, const QByteArray &apiKey);
+    QByteArray key(const QByteArray &keyHash);
+
+    void insertRequest(const StoredRequest &request);
+    void setRequestQueued(quint64 id); // back in the queue (no batch)
+    void setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId);
+    void storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
+                     bool synthesized, qint64 atMs);
+    void deleteRequest(quint64 id);
+    QByteArray requestBody(quint64 id);
+    std::optional<StoredRequest> requestWithResult(quint64 id);
+
+    void saveBatch(const StoredBatch &batch); // insert or replace
+    void deleteBatch(const QByteArray &localId);
+
+    // Everything, without bodies, for a restart.
+    QList<StoredRequest> loadRequests();
+    QList<StoredBatch> loadBatches();
+
+    // Make everything written so far durable.
+    bool commit();
+    bool hasUncommitted() const { return m_inTransaction; }
+
+private:
+    Store() = default;
+    bool exec(const QString &sql, QString *error = nullptr);
+    bool migrate(QString *error);
+    void beginIfNeeded();
+
+    QString m_connection;
+    QString m_path;
+    quint64 m_nextRequestId = 1;
+    bool m_inTransaction = false;
+};
+
+} // namespace llmproxy

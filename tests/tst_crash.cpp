@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The real binary, killed with SIGKILL at each dangerous point of a batch's life, started
+// again on the same data directory: the client that comes back gets its answer, and the
+// provider ran its request exactly once.
+
+#include "fakeprovider.h"
+#include "testclient.h"
+
+#include <QNetworkReply>
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace llmproxy::test;
+using namespace std::chrono_literals;
+
+class tst_Crash final : public QObject {
+    Q_OBJECT
+
+private:
+    struct Proxy {
+        std::unique_ptr<QProcess> process;
+        quint16 port = 0;
+        QByteArray output;
+    };
+
+    static Proxy launch(const FakeProvider &fake, const QString &dataDir,
+                        const QByteArray &crashAt) {
+        Proxy proxy;
+        proxy.process = std::make_unique<QProcess>();
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.remove(QStringLiteral("OPENAI_API_KEY"));
+        if (!crashAt.isEmpty())
+            env.insert(QStringLiteral("LLMPROXY_TEST_CRASH_AT"), QString::fromLatin1(crashAt));
+        proxy.process->setProcessEnvironment(env);
+        proxy.process->setProcessChannelMode(QProcess::MergedChannels);
+        proxy.process->start(QStringLiteral(LLMPROXY_BINARY),
+                             {QStringLiteral("--no-gui"), QStringLiteral("--listen"),
+                              QStringLiteral("127.0.0.1:0"), QStringLiteral("--upstream"),
+                              fake.baseUrl().toString(), QStringLiteral("--batch-window"),
+                              QStringLiteral("0.2"), QStringLiteral("--poll-interval"),
+                              QStringLiteral("0.1"), QStringLiteral("--data-dir"), dataDir});
+        const QRegularExpression listening(
+            QStringLiteral("listening on http://127.0.0.1:(\\d+)/v1"));
+        [[maybe_unused]] const bool ready = QTest::qWaitFor(
+            [&] {
+                proxy.output += proxy.process->readAll();
+                const auto match = listening.match(QString::fromUtf8(proxy.output));
+                if (match.hasMatch())
+                    proxy.port = quint16(match.captured(1).toUInt());
+                return proxy.port != 0 || proxy.process->state() == QProcess::NotRunning;
+            },
+            10'000);
+        return proxy;
+    }
+
+    static int paidLines(const FakeProvider &fake) {
+        int lines = 0;
+        for (const auto &batch : fake.batches())
+            lines += int(batch.customIds.size());
+        return lines;
+    }
+
+private Q_SLOTS:
+    void killedAndRestarted_data() {
+        QTest::addColumn<QByteArray>("point");
+        QTest::newRow("after upload") << QByteArray("after_upload");
+        QTest::newRow("after create, before its id is stored") << QByteArray("after_create");
+        QTest::newRow("while polling") << QByteArray("while_polling");
+        QTest::newRow("after download, before delivery") << QByteArray("after_download");
+    }
+    void killedAndRestarted() {
+        QFETCH(QByteArray, point);
+        QTemporaryDir dir;
+        FakeProvider fake;
+        QVERIFY(fake.listen());
+        fake.setValidationDelay(20ms);
+        fake.setProcessingDelay(300ms);
+        TestClient client;
+
+        Proxy first = launch(fake, dir.path(), point);
+        QVERIFY2(first.port != 0, first.output.constData());
+        client.setPort(first.port);
+        const QByteArray body = chatBody("survive " + point);
+        QNetworkReply *lost = client.send("POST", "/v1/chat/completions", body);
+        QVERIFY(QTest::qWaitFor([&] { return first.process->state() == QProcess::NotRunning; },
+                                15'000));
+        QCOMPARE(first.process->exitStatus(), QProcess::CrashExit);
+        QVERIFY(TestClient::finished(lost));
+        QCOMPARE(TestClient::status(lost), 0); // the connection died with the proxy
+
+        Proxy second = launch(fake, dir.path(), {});
+        QVERIFY2(second.port != 0, second.output.constData());
+        client.setPort(second.port);
+        QNetworkReply *back = client.send("POST", "/v1/chat/completions", body);
+        QVERIFY(TestClient::finished(back, 20'000));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(chatContent(back->readAll()),
+                 QStringLiteral("echo: survive ") + QString::fromLatin1(point));
+        QCOMPARE(fake.batches().size(), 1);
+        QCOMPARE(paidLines(fake), 1);
+
+        second.process->terminate();
+        QVERIFY(QTest::qWaitFor([&] { return second.process->state() == QProcess::NotRunning; },
+                                10'000));
+        QCOMPARE(second.process->exitStatus(), QProcess::NormalExit);
+        QCOMPARE(second.process->exitCode(), 0);
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Crash)
+#include "tst_crash.moc"

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Nothing lost, nothing paid twice: the proxy with its store, over loopback, against the fake
+// provider. Adoption of retried requests, restarts, provider faults and resubmissions.
+
+#include "batch/batchcore.h"
+#include "fakeprovider.h"
+#include "proxyservice.h"
+#include "settings/config.h"
+#include "stats/stats.h"
+#include "testclient.h"
+
+#include <QFile>
+#include <QNetworkReply>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <memory>
+
+using namespace llmproxy;
+using namespace llmproxy::test;
+using namespace std::chrono_literals;
+
+class tst_Durable final : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<FakeProvider> m_fake;
+    std::unique_ptr<ProxyService> m_proxy;
+    std::unique_ptr<TestClient> m_client;
+
+    Config baseConfig() const {
+        Config config;
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
+        config.upstream = m_fake->baseUrl();
+        config.batchWindow = 200ms;
+        config.pollInterval = 40ms;
+        config.dataDir = m_dir->path();
+        return config;
+    }
+
+    void startProxy(const Config &config) {
+        m_proxy.reset(); // a previous instance lets go of the store first
+        m_proxy = std::make_unique<ProxyService>(config);
+        QSignalSpy started(m_proxy.get(), &ProxyService::started);
+        m_proxy->start();
+        QCOMPARE(started.size(), 1);
+        m_client->setPort(started.first().first().value<QList<quint16>>().first());
+    }
+
+    // Requests the provider was asked to run, over every batch it created: what was paid for.
+    int paidLines() const {
+        int lines = 0;
+        for (const auto &batch : m_fake->batches())
+            lines += int(batch.customIds.size());
+        return lines;
+    }
+
+    QNetworkReply *send(const QByteArray &body, const Headers &headers = KeyA) {
+        return m_client->send("POST", "/v1/chat/completions", body, headers);
+    }
+
+private Q_SLOTS:
+    void init() {
+        m_dir = std::make_unique<QTemporaryDir>();
+        m_fake = std::make_unique<FakeProvider>();
+        QVERIFY(m_fake->listen());
+        m_fake->setValidationDelay(10ms);
+        m_fake->setProcessingDelay(30ms);
+        m_fake->setFinalizingDelay(10ms);
+        m_client = std::make_unique<TestClient>();
+        startProxy(baseConfig());
+    }
+
+    void cleanup() {
+        m_client.reset();
+        m_proxy.reset();
+        m_fake.reset();
+        m_dir.reset();
+    }
+
+    void storeIsOwnerOnly() {
+        const QString file = m_dir->filePath(QStringLiteral("llm-proxy.sqlite"));
+        QVERIFY(QFile::exists(file));
+        QVERIFY(!(QFile::permissions(file) &
+                  (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther)));
+    }
+
+    void retryAfterClientTimeoutIsAdoptedNotPaidAgain() {
+        m_fake->setProcessingDelay(700ms);
+        RawClient first;
+        QVERIFY(first.connectTo(m_client->port()));
+        first.post("/v1/chat/completions", chatBody("only once"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        first.socket.abort();                               // the SDK timed out...
+        QNetworkReply *retry = send(chatBody("only once")); // ...and retries the same body
+        QVERIFY(TestClient::finished(retry));
+        QCOMPARE(TestClient::status(retry), 200);
+        QCOMPARE(chatContent(retry->readAll()), QStringLiteral("echo: only once"));
+        QCOMPARE(paidLines(), 1);
+        QCOMPARE(m_proxy->core()->adopted(), quint64(1));
+    }
+
+    void uncollectedResultIsKeptForTheRetry() {
+        RawClient first;
+        QVERIFY(first.connectTo(m_client->port()));
+        first.post("/v1/chat/completions", chatBody("keep it"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        first.socket.abort();
+        // The batch ends with nobody waiting: the result is stored, not thrown away.
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        QElapsedTimer timer;
+        timer.start();
+        QNetworkReply *retry = send(chatBody("keep it"));
+        QVERIFY(TestClient::finished(retry));
+        QVERIFY(timer.elapsed() < 150); // answered from the store, not a new batch window
+        QCOMPARE(TestClient::status(retry), 200);
+        QCOMPARE(chatContent(retry->readAll()), QStringLiteral("echo: keep it"));
+        QCOMPARE(paidLines(), 1);
+        QCOMPARE(m_proxy->core()->unclaimed(), 0);
+    }
+
+    void twoWaitingClientsWithTheSameBodyAreTwoRequests() {
+        QNetworkReply *a = send(chatBody("sample me"));
+        QNetworkReply *b = send(chatBody("sample me"));
+        QVERIFY(TestClient::finished(a));
+        QVERIFY(TestClient::finished(b));
+        QCOMPARE(TestClient::status(a), 200);
+        QCOMPARE(TestClient::status(b), 200);
+        QCOMPARE(paidLines(), 2); // sampling stays independent
+    }
+
+    void idempotencyKeyDecidesInsteadOfTheBody() {
+        m_fake->setProcessingDelay(300ms);
+        Headers headers = KeyA;
+        headers.emplaceBack("Idempotency-Key", "job-42");
+        QNetworkReply *a = send(chatBody("first wording"), headers);
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        QNetworkReply *b = send(chatBody("second wording"), headers);
+        QVERIFY(TestClient::finished(a));
+        QVERIFY(TestClient::finished(b));
+        QCOMPARE(chatContent(a->readAll()), QStringLiteral("echo: first wording"));
+        QCOMPARE(chatContent(b->readAll()), QStringLiteral("echo: first wording"));
+        QCOMPARE(paidLines(), 1);
+    }
+
+    void restartResumesSubmittedBatchWithoutPayingTwice() {
+        m_fake->setProcessingDelay(800ms);
+        QNetworkReply *waiting = send(chatBody("across a restart"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_proxy->stop(); // SIGTERM: clients are told to come back
+        QVERIFY(TestClient::finished(waiting));
+        QCOMPARE(TestClient::status(waiting), 503);
+        QCOMPARE(waiting->rawHeader("x-should-retry"), QByteArray("true"));
+        startProxy(baseConfig()); // resumes polling with no client connected
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        QNetworkReply *back = send(chatBody("across a restart"));
+        QVERIFY(TestClient::finished(back));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(chatContent(back->readAll()), QStringLiteral("echo: across a restart"));
+        QCOMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(paidLines(), 1);
+        QTRY_COMPARE(m_fake->filesLive(), 0); // and its files were cleaned up
+    }
+
+    void unsentRequestsAreNotPaidUnlessTheirClientComesBack() {
+        Config config = baseConfig();
+        config.batchWindow = 30s;
+        startProxy(config);
+        QNetworkReply *waiting = send(chatBody("not yet"));
+        QNetworkReply *abandoned = send(chatBody("never mind"));
+        QTRY_COMPARE(m_proxy->core()->queued(), 2);
+        m_proxy->stop();
+        QVERIFY(TestClient::finished(waiting));
+        QVERIFY(TestClient::finished(abandoned));
+        config.batchWindow = 200ms;
+        startProxy(config);
+        QCOMPARE(m_proxy->core()->unclaimed(), 2);
+        QTest::qWait(500);
+        QCOMPARE(m_fake->batches().size(), 0); // nobody asked again: nothing is paid
+        QNetworkReply *back = send(chatBody("not yet"));
+        QVERIFY(TestClient::finished(back));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(paidLines(), 1);
+        QCOMPARE(m_proxy->core()->unclaimed(), 1); // "never mind" waits for its client still
+    }
+
+    void unclaimedResultsExpire() {
+        Config config = baseConfig();
+        config.resultTtl = 400ms;
+        startProxy(config);
+        RawClient first;
+        QVERIFY(first.connectTo(m_client->port()));
+        first.post("/v1/chat/completions", chatBody("forgotten"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        first.socket.abort();
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        QTRY_COMPARE_WITH_TIMEOUT(m_proxy->core()->unclaimed(), 0, 3000);
+    }
+
+    void transientUploadFailuresAreRetried() {
+        m_fake->failNext(FakeProvider::Operation::Upload, 2, 503, "0");
+        QNetworkReply *reply = send(chatBody("eventually"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        QCOMPARE(m_fake->batches().size(), 1);
+    }
+
+    void failedCreateIsLookedForBeforeTryingAgain() {
+        m_fake->failNext(FakeProvider::Operation::Create, 1, 500, "0");
+        QNetworkReply *reply = send(chatBody("create twice?"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        QCOMPARE(m_fake->batches().size(), 1);
+        QVERIFY(m_fake->count("GET", "/v1/batches") >= 1); // it listed before re-creating
+    }
+
+    void clientErrorFromProviderIsFinal() {
+        m_fake->failNext(FakeProvider::Operation::Upload, 1, 401);
+        QNetworkReply *reply = send(chatBody("bad key"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 401);
+        QCOMPARE(m_fake->count("POST", "/v1/files"), 1); // not retried
+    }
+
+    void tokenLimitExceededIsSubmittedAgainWithoutFailingClients() {
+        m_fake->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "token_limit_exceeded");
+        QNetworkReply *a = send(chatBody("quota a"));
+        QNetworkReply *b = send(chatBody("quota b"));
+        QVERIFY(TestClient::finished(a, 20'000));
+        QVERIFY(TestClient::finished(b, 20'000));
+        QCOMPARE(TestClient::status(a), 200);
+        QCOMPARE(TestClient::status(b), 200);
+        QCOMPARE(m_fake->batches().size(), 2); // the failed one, then the one that ran
+    }
+
+    void tokenLimitTwiceSplitsTheBatch() {
+        m_fake->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 2, "token_limit_exceeded");
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 4; ++i)
+            replies.append(send(chatBody("split " + QByteArray::number(i))));
+        for (QNetworkReply *reply : replies) {
+            QVERIFY(TestClient::finished(reply, 30'000));
+            QCOMPARE(TestClient::status(reply), 200);
+        }
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 4); // failed (4), failed (4), then two halves of 2
+        QCOMPARE(batches.at(2).customIds.size() + batches.at(3).customIds.size(), 4);
+        QCOMPARE(batches.at(2).customIds.size(), 2);
+    }
+
+    void expiredLinesOfWaitingClientsGoOutAgain() {
+        m_fake->setExpireAfter(100ms, 0.5);
+        connect(m_fake.get(), &FakeProvider::batchFinished, this,
+                [this] { m_fake->setExpireAfter(-1ms); });
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 4; ++i)
+            replies.append(send(chatBody("expiring " + QByteArray::number(i))));
+        for (int i = 0; i < replies.size(); ++i) {
+            QVERIFY(TestClient::finished(replies.at(i), 15'000));
+            QCOMPARE(TestClient::status(replies.at(i)), 200);
+            QCOMPARE(chatContent(replies.at(i)->readAll()),
+                     QStringLiteral("echo: expiring %1").arg(i));
+        }
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 2);
+        QCOMPARE(batches.at(1).customIds.size(), 2); // only the lines that never ran
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Durable)
+#include "tst_durable.moc"

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The durable queue's SQLite store: schema, permissions, round trips, reopening.
+
+#include "queue/store.h"
+
+#include <QFile>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace llmproxy;
+
+class tst_Store final : public QObject {
+    Q_OBJECT
+
+private:
+    static StoredRequest request(quint64 id, const QByteArray &body = "{\"model\":\"m\"}") {
+        StoredRequest r;
+        r.id = id;
+        r.keyHash = "hash";
+        r.organization = "org";
+        r.project = "proj";
+        r.endpoint = "/v1/chat/completions";
+        r.model = "m";
+        r.dedupe = QByteArray(32, 'd');
+        r.body = body;
+        r.embeddingInputs = 0;
+        r.arrivedMs = 1000 + qint64(id);
+        return r;
+    }
+
+private Q_SLOTS:
+    void createsOwnerOnlyFiles() {
+        QTemporaryDir dir;
+        const QString data = dir.filePath(QStringLiteral("data"));
+        QString error;
+        auto store = Store::open(data, &error);
+        QVERIFY2(store, qPrintable(error));
+        const auto dirPerms = QFile::permissions(data);
+        QVERIFY(dirPerms & QFile::ReadOwner);
+        QVERIFY(!(dirPerms & (QFile::ReadGroup | QFile::ReadOther | QFile::ExeOther)));
+        const auto filePerms = QFile::permissions(store->path());
+        QVERIFY(filePerms & QFile::WriteOwner);
+        QVERIFY(!(filePerms & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteOther)));
+    }
+
+    void requestsSurviveReopening() {
+        QTemporaryDir dir;
+        const QByteArray bigSeed = "{\"model\":\"m\",\"seed\":12345678901234567890}";
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            QCOMPARE(store->nextRequestId(), quint64(1));
+            store->saveKey("hash", "sk-secret-key");
+            store->insertRequest(request(1, bigSeed));
+            store->insertRequest(request(2));
+            store->insertRequest(request(3));
+            store->setRequestsSubmitted({2, 3}, "batch-local");
+            store->storeResult(3, 200, "content-type: application/json\nx-request-id: r\n",
+                               "{\"ok\":true}", false, 5000);
+            StoredBatch batch;
+            batch.localId = "batch-local";
+            batch.keyHash = "hash";
+            batch.endpoint = "/v1/chat/completions";
+            batch.model = "m";
+            batch.phase = StoredBatch::Phase::Creating;
+            batch.inputFileId = "file-1";
+            batch.requestCount = 2;
+            store->saveBatch(batch);
+            QVERIFY(store->commit());
+        }
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QCOMPARE(store->nextRequestId(), quint64(4)); // ids are never reused
+        QCOMPARE(store->key("hash"), QByteArray("sk-secret-key"));
+        const QList<StoredRequest> requests = store->loadRequests();
+        QCOMPARE(requests.size(), 3);
+        QCOMPARE(requests.at(0).state, StoredRequest::State::Queued);
+        QCOMPARE(requests.at(0).organization, QByteArray("org"));
+        QCOMPARE(requests.at(0).bodySize, qint64(bigSeed.size()));
+        QCOMPARE(store->requestBody(1), bigSeed); // byte for byte
+        QCOMPARE(requests.at(1).state, StoredRequest::State::Submitted);
+        QCOMPARE(requests.at(1).batchLocalId, QByteArray("batch-local"));
+        QCOMPARE(requests.at(2).state, StoredRequest::State::Answered);
+        const auto result = store->requestWithResult(3);
+        QVERIFY(result);
+        QCOMPARE(result->resultStatus, 200);
+        QCOMPARE(result->resultBody, QByteArray("{\"ok\":true}"));
+        QVERIFY(result->resultHeaders.contains("x-request-id: r"));
+        QVERIFY(!store->requestWithResult(2));
+        const QList<StoredBatch> batches = store->loadBatches();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.first().phase, StoredBatch::Phase::Creating);
+        QCOMPARE(batches.first().inputFileId, QByteArray("file-1"));
+    }
+
+    void uncommittedWritesAreLostOnlyUntilCommit() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        store->insertRequest(request(1));
+        QVERIFY(store->hasUncommitted());
+        // A second connection (another process after a crash) sees nothing yet...
+        {
+            QSqlDatabase other =
+                QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("reader"));
+            other.setDatabaseName(store->path());
+            QVERIFY(other.open());
+            QSqlQuery q(other);
+            QVERIFY(q.exec(QStringLiteral("SELECT COUNT(*) FROM requests")) && q.next());
+            QCOMPARE(q.value(0).toInt(), 0);
+            // ... and everything once committed.
+            QVERIFY(store->commit());
+            QVERIFY(q.exec(QStringLiteral("SELECT COUNT(*) FROM requests")) && q.next());
+            QCOMPARE(q.value(0).toInt(), 1);
+            other.close();
+        }
+        QSqlDatabase::removeDatabase(QStringLiteral("reader"));
+    }
+
+    void deleteAndRequeue() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        store->insertRequest(request(1));
+        store->insertRequest(request(2));
+        store->setRequestsSubmitted({1, 2}, "b");
+        store->setRequestQueued(2);
+        store->deleteRequest(1);
+        store->deleteBatch("b");
+        store->commit();
+        const QList<StoredRequest> requests = store->loadRequests();
+        QCOMPARE(requests.size(), 1);
+        QCOMPARE(requests.first().id, quint64(2));
+        QCOMPARE(requests.first().state, StoredRequest::State::Queued);
+        QVERIFY(requests.first().batchLocalId.isEmpty());
+        QVERIFY(store->loadBatches().isEmpty());
+    }
+
+    void refusesNewerSchema() {
+        QTemporaryDir dir;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+        }
+        {
+            QSqlDatabase db =
+                QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("bump"));
+            db.setDatabaseName(dir.filePath(QStringLiteral("llm-proxy.sqlite")));
+            QVERIFY(db.open());
+            QSqlQuery q(db);
+            QVERIFY(q.exec(QStringLiteral("PRAGMA user_version=99")));
+            db.close();
+        }
+        QSqlDatabase::removeDatabase(QStringLiteral("bump"));
+        QString error;
+        QVERIFY(!Store::open(dir.path(), &error));
+        QVERIFY2(error.contains(QStringLiteral("newer")), qPrintable(error));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Store)
+#include "tst_store.moc"
