@@ -5,6 +5,7 @@
 
 #include "fakeprovider.h"
 #include "testclient.h"
+#include "testmain.h"
 
 #include <QNetworkReply>
 #include <QProcess>
@@ -109,5 +110,5 @@ private Q_SLOTS:
     }
 };
 
-QTEST_GUILESS_MAIN(tst_Crash)
+LLMPROXY_TEST_MAIN(tst_Crash)
 #include "tst_crash.moc"

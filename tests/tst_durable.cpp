@@ -8,6 +8,7 @@
 #include "settings/config.h"
 #include "stats/stats.h"
 #include "testclient.h"
+#include "testmain.h"
 
 #include <QFile>
 #include <QNetworkReply>
@@ -269,5 +270,5 @@ private Q_SLOTS:
     }
 };
 
-QTEST_GUILESS_MAIN(tst_Durable)
+LLMPROXY_TEST_MAIN(tst_Durable)
 #include "tst_durable.moc"

@@ -4,6 +4,7 @@
 #include "fakemodel.h"
 #include "fakeprovider.h"
 #include "multipart.h"
+#include "testmain.h"
 
 #include <QCoreApplication>
 #include <QElapsedTimer>
@@ -1391,5 +1392,5 @@ void tst_FakeProvider::executable() {
     QCOMPARE(process.exitCode(), 2);
 }
 
-QTEST_GUILESS_MAIN(tst_FakeProvider)
+LLMPROXY_TEST_MAIN(tst_FakeProvider)
 #include "tst_fakeprovider.moc"

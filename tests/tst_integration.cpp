@@ -9,6 +9,7 @@
 #include "settings/config.h"
 #include "stats/stats.h"
 #include "testclient.h"
+#include "testmain.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -770,5 +771,5 @@ private Q_SLOTS:
     }
 };
 
-QTEST_GUILESS_MAIN(tst_Integration)
+LLMPROXY_TEST_MAIN(tst_Integration)
 #include "tst_integration.moc"

@@ -3,6 +3,7 @@
 // provider sends can be checked and every failure (refused, cut short, stalled) can be staged.
 
 #include "provider/openaiprovider.h"
+#include "testmain.h"
 
 #include <QDateTime>
 #include <QElapsedTimer>
@@ -1151,5 +1152,5 @@ void tst_Provider::destroyFromLineCallback() {
     QCOMPARE(doneCalls, 0);
 }
 
-QTEST_GUILESS_MAIN(tst_Provider)
+LLMPROXY_TEST_MAIN(tst_Provider)
 #include "tst_provider.moc"

@@ -27,27 +27,39 @@ constexpr QByteArrayView BatchedEndpoints[] = {
 
 // A QTcpServer that lets the front end see each socket before QtHttpServer connects to it, so
 // our readyRead handler runs first (the gate) and our own disconnected handler is in place.
+//
+// Two costs of QtHttpServer 6.4 grow with the number of open connections, and this class
+// removes both (the scale issue; pinned by tst_integration's accept test):
+// - its new-connection slot calls QObject::sender(), which walks every connection made to the
+//   HTTP server; each socket adds one in front of the listener's, so accepting N connections
+//   was quadratic. `beforeQueue` re-binds the listener just before each new connection is
+//   queued, which puts its connection first again.
+// - sockets are children of the listener, so deleting one searches all its siblings. Ours
+//   have no parent: the front end owns them (and deletes what is left when it goes).
 class GatedTcpServer final : public QTcpServer {
 public:
-    explicit GatedTcpServer(std::function<void(QTcpSocket *)> onSocket, QObject *parent)
+    GatedTcpServer(std::function<void(QTcpSocket *)> onSocket,
+                   std::function<void(QTcpServer *)> beforeQueue, QObject *parent)
         : QTcpServer(parent)
-        , m_onSocket(std::move(onSocket)) {}
+        , m_onSocket(std::move(onSocket))
+        , m_beforeQueue(std::move(beforeQueue)) {}
 
 protected:
     void incomingConnection(qintptr descriptor) override {
-        // Owned by the front end, not by this listener: re-binding to a new address must not
-        // take the connections already open with it.
-        auto *socket = new QTcpSocket(parent());
+        auto *socket = new QTcpSocket;
         if (!socket->setSocketDescriptor(descriptor)) {
             delete socket;
             return;
         }
         m_onSocket(socket);
+        if (m_beforeQueue)
+            m_beforeQueue(this);
         addPendingConnection(socket);
     }
 
 private:
     std::function<void(QTcpSocket *)> m_onSocket;
+    std::function<void(QTcpServer *)> m_beforeQueue;
 };
 
 QByteArray methodName(QHttpServerRequest::Method method) {
@@ -141,13 +153,23 @@ HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager 
     m_sweep.start();
 }
 
-HttpFrontEnd::~HttpFrontEnd() = default;
+HttpFrontEnd::~HttpFrontEnd() {
+    // The sockets have no parent (see GatedTcpServer): delete those still open.
+    QList<QTcpSocket *> open;
+    for (const auto &[socket, connection] : m_connections)
+        open.append(socket);
+    for (QTcpSocket *socket : std::as_const(open)) {
+        socket->disconnect(this);
+        delete socket;
+    }
+}
 
 bool HttpFrontEnd::listenOn(const QList<ListenAddress> &addresses, QString *error) {
     QList<GatedTcpServer *> servers;
     for (const ListenAddress &address : addresses) {
         auto *server =
-            new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); }, this);
+            new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); },
+                               [this](QTcpServer *listener) { putListenerFirst(listener); }, this);
         server->setListenBacklogSize(1024);
         // Port 0 on several addresses: share the port the first one got.
         const quint16 port = (address.port == 0 && !servers.isEmpty())
@@ -206,6 +228,13 @@ QList<quint16> HttpFrontEnd::ports() const {
 
 void HttpFrontEnd::setSettings(const FrontEndSettings &settings) {
     m_settings = settings;
+}
+
+void HttpFrontEnd::putListenerFirst(QTcpServer *listener) {
+    // See GatedTcpServer: a fresh connection is prepended to our senders list, so the
+    // sender() lookup in QtHttpServer's slot finds it at once instead of after every socket's.
+    QObject::disconnect(listener, &QTcpServer::pendingConnectionAvailable, this, nullptr);
+    bind(listener);
 }
 
 void HttpFrontEnd::acceptSocket(QTcpSocket *socket) {

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 class QNetworkAccessManager;
+class QTcpServer;
 class QTcpSocket;
 
 namespace llmproxy {
@@ -79,6 +80,7 @@ private:
     };
 
     void acceptSocket(QTcpSocket *socket);
+    void putListenerFirst(QTcpServer *listener);
     void onGateReadyRead(QTcpSocket *socket);
     void refuse(QTcpSocket *socket, Connection &connection, int status, const QString &message);
     void respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive, bool head = false);
