@@ -74,19 +74,24 @@ QByteArray statusLine(int status) {
 }
 
 QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly) {
+    // These answers never have a body, so they carry no Content-Length either (RFC 9110 §8.6):
+    // a client would take body bytes after them for the next answer.
+    const bool bodiless = answer.status == 204 || answer.status == 304 ||
+                          (answer.status >= 100 && answer.status < 200);
     QByteArray out;
     out.reserve(160 + answer.body.size());
     out += statusLine(answer.status);
     if (!answer.contentType.isEmpty())
         out += QByteArrayLiteral("Content-Type: ") + answer.contentType + QByteArrayLiteral("\r\n");
-    out += QByteArrayLiteral("Content-Length: ") + QByteArray::number(answer.body.size()) +
-           QByteArrayLiteral("\r\n");
+    if (!bodiless)
+        out += QByteArrayLiteral("Content-Length: ") + QByteArray::number(answer.body.size()) +
+               QByteArrayLiteral("\r\n");
     for (const auto &[name, value] : answer.headers)
         out += name + QByteArrayLiteral(": ") + value + QByteArrayLiteral("\r\n");
     if (!keepAlive)
         out += QByteArrayLiteral("Connection: close\r\n");
     out += QByteArrayLiteral("\r\n");
-    if (!headOnly)
+    if (!headOnly && !bodiless)
         out += answer.body;
     return out;
 }

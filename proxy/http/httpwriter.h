@@ -14,7 +14,8 @@ namespace llmproxy::http {
 QByteArray reasonPhrase(int status);
 // "HTTP/1.1 <status> <reason>\r\n"
 QByteArray statusLine(int status);
-// A whole answer with Content-Type and Content-Length; "Connection: close" unless keepAlive.
+// A whole answer with Content-Type and Content-Length (none for 1xx, 204 and 304, which never
+// have a body); "Connection: close" unless keepAlive.
 // `headOnly` leaves out the body (a HEAD request) but keeps its Content-Length.
 QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly = false);
 // One chunk of a chunked body (an empty view gives nothing: use lastChunk()).

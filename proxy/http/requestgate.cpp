@@ -3,6 +3,10 @@
 
 #include <QList>
 
+#include <algorithm>
+#include <optional>
+#include <utility>
+
 namespace llmproxy::http {
 
 namespace {
@@ -13,6 +17,46 @@ RequestGate::Verdict reject(int status, const QString &message) {
 bool equalsIgnoringCase(QByteArrayView a, QByteArrayView b) {
     return a.size() == b.size() &&
            QByteArray(a.data(), a.size()).compare(b, Qt::CaseInsensitive) == 0;
+}
+
+bool isDigit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// A token (RFC 9110 §5.6.2): what a method or a field name is made of.
+bool isToken(QByteArrayView s) {
+    const auto tokenChar = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) ||
+               QByteArrayView("!#$%&'*+-.^_`|~").contains(c);
+    };
+    return !s.isEmpty() && std::all_of(s.begin(), s.end(), tokenChar);
+}
+
+// "method SP request-target SP HTTP/d.d" (RFC 9112 §3). Whether the version is older than
+// HTTP/1.1 (so no keep-alive by default), or nothing if the line is malformed.
+std::optional<bool> parseRequestLine(QByteArrayView line) {
+    const qsizetype first = line.indexOf(' ');
+    const qsizetype last = line.lastIndexOf(' ');
+    if (first <= 0 || last <= first + 1 || !isToken(line.first(first)))
+        return std::nullopt;
+    for (const char c : line.sliced(first + 1, last - first - 1)) {
+        if (static_cast<uchar>(c) <= ' ' || c == '\x7f')
+            return std::nullopt;
+    }
+    const QByteArrayView version = line.sliced(last + 1);
+    if (version.size() != 8 || !version.startsWith("HTTP/") || !isDigit(version[5]) ||
+        version[6] != '.' || !isDigit(version[7]))
+        return std::nullopt;
+    return version[5] == '0' || (version[5] == '1' && version[7] == '0');
+}
+
+// The offset of the first LF in `data` that no CR precedes (`previous` comes before data[0]).
+qsizetype bareLineFeed(QByteArrayView data, char previous) {
+    for (qsizetype i = data.indexOf('\n'); i >= 0; i = data.indexOf('\n', i + 1)) {
+        if ((i == 0 ? previous : data[i - 1]) != '\r')
+            return i;
+    }
+    return -1;
 }
 } // namespace
 
@@ -30,41 +74,72 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
         case Phase::Failed:
             return reject(400, QStringLiteral("Malformed request"));
         case Phase::Headers:
-        case Phase::ChunkSize:
-        case Phase::Trailers: {
-            // Accumulate one line (chunk size, trailer) or the whole header block.
-            if (m_phase == Phase::Headers && m_buffer.isEmpty()) {
+        case Phase::ChunkSize: {
+            // Accumulate the whole header block, or one chunk-size line.
+            const bool headers = m_phase == Phase::Headers;
+            if (headers && m_buffer.isEmpty()) {
                 // Empty lines before a request line are ignored (RFC 9112 §2.2).
                 while (!bytes.isEmpty() && (bytes.front() == '\r' || bytes.front() == '\n'))
                     bytes = bytes.sliced(1);
                 if (bytes.isEmpty())
                     return result;
             }
-            const qsizetype before = m_buffer.size();
-            m_buffer.append(bytes);
             const QByteArrayView terminator =
-                m_phase == Phase::Headers ? QByteArrayView("\r\n\r\n") : QByteArrayView("\r\n");
-            const qsizetype from = std::max<qsizetype>(0, before - terminator.size() + 1);
-            qsizetype end = m_buffer.indexOf(terminator, from);
+                headers ? QByteArrayView("\r\n\r\n") : QByteArrayView("\r\n");
+            const qsizetype before = m_buffer.size();
+            // Where the terminator starts, counted from the start of m_buffer. It may straddle
+            // what we had and what just came. `bytes` is searched in place and only what
+            // belongs to this block is copied: one read may hold thousands of messages.
+            qsizetype end = -1;
+            if (const qsizetype overlap = std::min(before, terminator.size() - 1); overlap > 0) {
+                QByteArray joint = m_buffer.right(overlap);
+                joint.append(bytes.first(std::min(bytes.size(), terminator.size() - 1)));
+                if (const qsizetype at = joint.indexOf(terminator); at >= 0)
+                    end = before - overlap + at;
+            }
             if (end < 0) {
-                if (m_buffer.size() > m_limits.maxHeaderBlock) {
-                    m_phase = Phase::Failed;
-                    return reject(431,
-                                  QStringLiteral("Request headers are too large (over %1 bytes)")
-                                      .arg(m_limits.maxHeaderBlock));
-                }
+                if (const qsizetype at = bytes.indexOf(terminator); at >= 0)
+                    end = before + at;
+            }
+            // The block is too large when more than maxHeaderBlock bytes precede its
+            // terminator. That is certain once `tooLargeAt` bytes came without one, wherever
+            // the reads split the bytes, so the verdict does not depend on how they arrive.
+            const qsizetype tooLargeAt = m_limits.maxHeaderBlock + terminator.size();
+            const bool tooLarge =
+                end >= 0 ? end > m_limits.maxHeaderBlock : before + bytes.size() >= tooLargeAt;
+            const qsizetype fresh = end >= 0 ? end + terminator.size() - before : bytes.size();
+            // Qt 6.4 also ends lines at a bare LF: the gate would frame such a request
+            // differently (and miss its body), so it is refused.
+            if (headers && bareLineFeed(bytes.first(std::min(fresh, tooLargeAt - before)),
+                                        before > 0 ? m_buffer.back() : '\0') >= 0) {
+                m_phase = Phase::Failed;
+                return reject(400, QStringLiteral("Malformed request: a line ends in a bare LF"));
+            }
+            if (tooLarge) {
+                m_phase = Phase::Failed;
+                return reject(431, headers ? QStringLiteral("Request headers are too large "
+                                                            "(over %1 bytes)")
+                                                 .arg(m_limits.maxHeaderBlock)
+                                           : QStringLiteral("A chunk-size line is too long "
+                                                            "(over %1 bytes)")
+                                                 .arg(m_limits.maxHeaderBlock));
+            }
+            if (end < 0) {
+                m_buffer.append(bytes);
                 return result;
             }
-            const qsizetype consumedHere = end + terminator.size() - before;
-            bytes = bytes.sliced(consumedHere);
-            m_buffer.truncate(end);
-            if (m_phase == Phase::Headers) {
+            if (end >= before)
+                m_buffer.append(bytes.first(end - before));
+            else
+                m_buffer.truncate(end);
+            bytes = bytes.sliced(fresh);
+            if (headers) {
                 const Verdict v = parseHeaders(end);
                 if (v.kind == Verdict::Reject)
                     return v;
                 if (v.kind == Verdict::SendContinue)
                     result = v;
-            } else if (m_phase == Phase::ChunkSize) {
+            } else {
                 const qsizetype semicolon = m_buffer.indexOf(';');
                 bool ok = false;
                 const qint64 size = m_buffer.left(semicolon < 0 ? m_buffer.size() : semicolon)
@@ -88,11 +163,6 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
                     m_remaining = size;
                     m_phase = Phase::ChunkData;
                 }
-            } else { // Trailers: an empty line ends the message
-                const bool empty = m_buffer.isEmpty();
-                m_buffer.clear();
-                if (empty)
-                    startMessage();
             }
             break;
         }
@@ -109,18 +179,27 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
             }
             break;
         }
-        case Phase::ChunkDataEnd: {
-            // Expect the CRLF after a chunk's data; tolerate it split across reads.
+        case Phase::ChunkDataEnd:
+        case Phase::Trailers: {
+            // The CRLF after a chunk's data or after the last chunk, perhaps split across reads.
+            // Qt 6.4 reads just two bytes after the last chunk and parses what follows as a new
+            // request, so trailer fields would hide a request from the gate: refuse them.
             const qsizetype n = std::min<qsizetype>(2 - m_buffer.size(), bytes.size());
             m_buffer.append(bytes.first(n));
             bytes = bytes.sliced(n);
+            if (!QByteArrayView("\r\n").startsWith(m_buffer)) {
+                const bool trailers = m_phase == Phase::Trailers;
+                m_phase = Phase::Failed;
+                return reject(400, trailers ? QStringLiteral("Trailer fields after a chunked "
+                                                             "body are not supported")
+                                            : QStringLiteral("Malformed chunked body"));
+            }
             if (m_buffer.size() == 2) {
-                if (m_buffer != "\r\n") {
-                    m_phase = Phase::Failed;
-                    return reject(400, QStringLiteral("Malformed chunked body"));
-                }
                 m_buffer.clear();
-                m_phase = Phase::ChunkSize;
+                if (m_phase == Phase::Trailers)
+                    startMessage();
+                else
+                    m_phase = Phase::ChunkSize;
             }
             break;
         }
@@ -145,16 +224,18 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         }
         return out;
     }();
-    if (lines.isEmpty() || lines.constFirst().isEmpty()) {
+    const std::optional<bool> olderThan11 =
+        lines.isEmpty() ? std::nullopt : parseRequestLine(lines.constFirst());
+    if (!olderThan11) {
         m_phase = Phase::Failed;
         return reject(400, QStringLiteral("Malformed request line"));
     }
-    const QByteArrayView requestLine = lines.constFirst();
-    const bool http10 = requestLine.endsWith("HTTP/1.0");
+    const bool http10 = *olderThan11;
     bool keepAlive = !http10;
+    bool close = false;
     bool chunked = false;
     bool expectContinue = false;
-    qint64 contentLength = 0;
+    std::optional<qint64> contentLength;
     const int fields = int(lines.size()) - 1;
     if (fields > m_limits.maxHeaderFields) {
         m_phase = Phase::Failed;
@@ -169,32 +250,45 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
             return reject(431, QStringLiteral("A request header field is too large (over %1 bytes)")
                                    .arg(m_limits.maxHeaderLine));
         }
+        // Qt 6.4 joins folded lines and drops every header after a line it cannot parse, so
+        // such a block would frame the body differently there: refuse it (RFC 9112 §5).
         const qsizetype colon = line.indexOf(':');
-        if (colon <= 0)
-            continue;
-        const QByteArrayView name = line.first(colon).trimmed();
+        if (colon <= 0 || !isToken(line.first(colon))) {
+            m_phase = Phase::Failed;
+            return reject(400, line.startsWith(' ') || line.startsWith('\t')
+                                   ? QStringLiteral("Folded header lines are not supported")
+                                   : QStringLiteral("Malformed request header field"));
+        }
+        const QByteArrayView name = line.first(colon);
         const QByteArrayView value = line.sliced(colon + 1).trimmed();
         if (equalsIgnoringCase(name, "content-length")) {
             bool ok = false;
-            contentLength = QByteArray(value.data(), value.size()).toLongLong(&ok);
-            if (!ok || contentLength < 0) {
+            const qint64 length = QByteArray(value.data(), value.size()).toLongLong(&ok);
+            // Qt 6.4 uses the first of several: differing ones must not reach it.
+            if (!ok || length < 0 || (contentLength && *contentLength != length)) {
                 m_phase = Phase::Failed;
                 return reject(400, QStringLiteral("Invalid Content-Length"));
             }
+            contentLength = length;
         } else if (equalsIgnoringCase(name, "transfer-encoding")) {
-            chunked = QByteArray(value.data(), value.size()).toLower().contains("chunked");
+            // Qt 6.4 looks for "chunked" in all the fields combined.
+            chunked =
+                chunked || QByteArray(value.data(), value.size()).toLower().contains("chunked");
         } else if (equalsIgnoringCase(name, "expect")) {
-            expectContinue = equalsIgnoringCase(value, "100-continue");
+            // A server ignores this expectation from an HTTP/1.0 client (RFC 9110 §10.1.1).
+            expectContinue = !http10 && equalsIgnoringCase(value, "100-continue");
         } else if (equalsIgnoringCase(name, "connection")) {
             const QByteArray v = QByteArray(value.data(), value.size()).toLower();
             if (v.contains("close"))
-                keepAlive = false;
+                close = true;
             else if (v.contains("keep-alive"))
                 keepAlive = true;
         }
     }
+    if (close)
+        keepAlive = false;
     m_keepAlive.push_back(keepAlive);
-    if (!chunked && contentLength > m_limits.maxBody) {
+    if (!chunked && contentLength.value_or(0) > m_limits.maxBody) {
         m_phase = Phase::Failed;
         return reject(
             413,
@@ -203,9 +297,9 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
     m_bodyBytes = 0;
     if (chunked) {
         m_phase = Phase::ChunkSize;
-    } else if (contentLength > 0) {
+    } else if (contentLength.value_or(0) > 0) {
         m_phase = Phase::Body;
-        m_remaining = contentLength;
+        m_remaining = *contentLength;
     } else {
         startMessage();
     }

@@ -46,7 +46,7 @@ private:
 
     GateLimits m_limits;
     Phase m_phase = Phase::Headers;
-    QByteArray m_buffer;    // header block (or a chunk-size / trailer line) so far
+    QByteArray m_buffer;    // header block (or a chunk-size line) so far
     qint64 m_remaining = 0; // body or chunk bytes still to come
     qint64 m_bodyBytes = 0; // decoded body bytes of this message so far
     std::deque<bool> m_keepAlive;
