@@ -3,6 +3,7 @@
 // cleanly on SIGINT/SIGTERM.
 
 #include "api/logging.h"
+#include "eventloop/epolleventdispatcher.h"
 #include "processlimits.h"
 #include "proxyservice.h"
 #include "settings/config.h"
@@ -55,6 +56,10 @@ int main(int argc, char *argv[]) {
 
     QThread worker;
     worker.setObjectName(QStringLiteral("proxy"));
+    // The proxy's thread holds every waiting client's socket: Qt's own dispatchers cost time
+    // proportional to their number on every event, epoll does not.
+    if (qgetenv("LLMPROXY_DISPATCHER") != "qt")
+        EpollEventDispatcher::installOn(&worker);
     auto *service = new ProxyService(config);
     service->moveToThread(&worker);
     QObject::connect(&worker, &QThread::finished, service, &QObject::deleteLater);

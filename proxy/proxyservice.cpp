@@ -23,6 +23,7 @@ CoreSettings coreSettings(const Config &config) {
     core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
     core.pollInterval = config.pollInterval;
     core.resultTtl = config.resultTtl;
+    core.gracePeriod = config.gracePeriod;
     return core;
 }
 

@@ -11,6 +11,7 @@
 #include "testmain.h"
 
 #include <QFile>
+#include <QJsonObject>
 #include <QNetworkReply>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -60,6 +61,25 @@ private:
 
     QNetworkReply *send(const QByteArray &body, const Headers &headers = KeyA) {
         return m_client->send("POST", "/v1/chat/completions", body, headers);
+    }
+
+    Config graceConfig(std::chrono::milliseconds grace) const {
+        Config config = baseConfig();
+        config.gracePeriod = grace;
+        return config;
+    }
+
+    // POST /v1/batches/{id}/cancel calls the fake saw (creates are POST /v1/batches).
+    int cancels() const { return m_fake->count("POST", "/v1/batches/"); }
+    // Synchronous chat completions the fake served: what was paid at full price.
+    int syncCalls() const { return m_fake->count("POST", "/v1/chat/completions"); }
+
+    // GET /stats, as a client sees it.
+    QJsonObject statsJson() {
+        QNetworkReply *reply = m_client->send("GET", "/stats", {}, {});
+        if (!TestClient::finished(reply) || TestClient::status(reply) != 200)
+            return {};
+        return jsonOf(reply->readAll());
     }
 
 private Q_SLOTS:
@@ -267,6 +287,206 @@ private Q_SLOTS:
         const auto batches = m_fake->batches();
         QCOMPARE(batches.size(), 2);
         QCOMPARE(batches.at(1).customIds.size(), 2); // only the lines that never ran
+    }
+
+    // --- The grace period ---------------------------------------------------------------
+
+    void graceCancelsABatchThatNeverFinishes_data() {
+        QTest::addColumn<bool>("withStore");
+        QTest::newRow("store") << true;
+        QTest::newRow("in memory") << false;
+    }
+
+    void graceCancelsABatchThatNeverFinishes() {
+        QFETCH(bool, withStore);
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        Config config = graceConfig(300ms);
+        if (!withStore)
+            config.dataDir.clear();
+        startProxy(config);
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 3; ++i)
+            replies.append(send(chatBody("slow " + QByteArray::number(i))));
+        for (int i = 0; i < replies.size(); ++i) {
+            QNetworkReply *reply = replies.at(i);
+            QVERIFY(TestClient::finished(reply, 15'000));
+            QCOMPARE(TestClient::status(reply), 200);
+            QCOMPARE(reply->rawHeader("x-llm-proxy-fallback"), QByteArray("sync"));
+            QVERIFY(reply->rawHeader("x-request-id").startsWith("req_"));
+            QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: slow %1").arg(i));
+        }
+        QCOMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(paidLines(), 3);
+        QCOMPARE(cancels(), 1);
+        QCOMPARE(syncCalls(), 3);
+        const QJsonObject stats = statsJson();
+        QCOMPARE(stats[u"sync_fallback"].toInteger(), 3);
+        QCOMPARE(stats[u"requests"][u"successful"].toInteger(), 3);
+        QCOMPARE(stats[u"in_flight"].toInteger(), 0);
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        QTRY_COMPARE(m_fake->filesLive(), 0);
+    }
+
+    void graceCancelWithPartialResults() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.5);
+        startProxy(graceConfig(300ms));
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 4; ++i)
+            replies.append(send(chatBody("half " + QByteArray::number(i))));
+        int fromBatch = 0;
+        int fromSync = 0;
+        for (int i = 0; i < replies.size(); ++i) {
+            QNetworkReply *reply = replies.at(i);
+            QVERIFY(TestClient::finished(reply, 15'000));
+            QCOMPARE(TestClient::status(reply), 200);
+            QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: half %1").arg(i));
+            if (reply->rawHeader("x-llm-proxy-fallback") == "sync") {
+                ++fromSync;
+                QVERIFY(!reply->hasRawHeader("x-llm-proxy-batch-id"));
+            } else {
+                ++fromBatch;
+                QVERIFY(reply->hasRawHeader("x-llm-proxy-batch-id"));
+            }
+        }
+        QCOMPARE(fromBatch, 2);
+        QCOMPARE(fromSync, 2);
+        QCOMPARE(m_fake->batches().size(), 1); // the rest did not go into a new batch
+        QCOMPARE(cancels(), 1);
+        QCOMPARE(syncCalls(), 2);
+        QCOMPARE(statsJson()[u"sync_fallback"].toInteger(), 2);
+    }
+
+    void batchFinishingWithinTheGracePeriodIsUntouched() {
+        startProxy(graceConfig(5s));
+        QNetworkReply *a = send(chatBody("quick a"));
+        QNetworkReply *b = send(chatBody("quick b"));
+        for (QNetworkReply *reply : {a, b}) {
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 200);
+            QVERIFY(!reply->hasRawHeader("x-llm-proxy-fallback"));
+            QVERIFY(reply->hasRawHeader("x-llm-proxy-batch-id"));
+        }
+        QCOMPARE(chatContent(a->readAll()), QStringLiteral("echo: quick a"));
+        QCOMPARE(cancels(), 0);
+        QCOMPARE(syncCalls(), 0);
+        QCOMPARE(statsJson()[u"sync_fallback"].toInteger(), 0);
+    }
+
+    void withoutGracePeriodNothingIsCancelled() {
+        m_fake->setNeverFinish(true);
+        QNetworkReply *reply = send(chatBody("patient"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QTest::qWait(600);
+        QVERIFY(!reply->isFinished());
+        QCOMPARE(cancels(), 0);
+        m_fake->setNeverFinish(false); // it finishes after all
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+        QVERIFY(!reply->hasRawHeader("x-llm-proxy-fallback"));
+        QCOMPARE(syncCalls(), 0);
+    }
+
+    void graceKeepsLinesOfClientsWhoLeftUnpaid() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        startProxy(graceConfig(400ms));
+        RawClient gone;
+        QVERIFY(gone.connectTo(m_client->port()));
+        gone.post("/v1/chat/completions", chatBody("gone"));
+        QNetworkReply *stays = send(chatBody("stays"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(m_fake->batches().constFirst().customIds.size(), 2);
+        gone.socket.abort();
+        QVERIFY(TestClient::finished(stays, 15'000));
+        QCOMPARE(TestClient::status(stays), 200);
+        QCOMPARE(stays->rawHeader("x-llm-proxy-fallback"), QByteArray("sync"));
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1); // kept for its client, not paid
+        QCOMPARE(syncCalls(), 1);
+        QCOMPARE(statsJson()[u"sync_fallback"].toInteger(), 1);
+        // Its client comes back: it goes out again, in a batch.
+        m_fake->setNeverFinish(false);
+        QNetworkReply *back = send(chatBody("gone"));
+        QVERIFY(TestClient::finished(back, 15'000));
+        QCOMPARE(TestClient::status(back), 200);
+        QVERIFY(!back->hasRawHeader("x-llm-proxy-fallback"));
+        QCOMPARE(chatContent(back->readAll()), QStringLiteral("echo: gone"));
+        QCOMPARE(m_fake->batches().size(), 2);
+        QCOMPARE(m_fake->batches().at(1).customIds.size(), 1);
+        QCOMPARE(syncCalls(), 1);
+    }
+
+    void graceFallbackRetriesTransientErrors() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        m_fake->failNext(FakeProvider::Operation::Chat, 2, 503, "0");
+        startProxy(graceConfig(300ms));
+        QNetworkReply *reply = send(chatBody("try again"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: try again"));
+        QCOMPARE(syncCalls(), 3);
+        QCOMPARE(statsJson()[u"sync_fallback"].toInteger(), 1);
+    }
+
+    void graceFallbackPassesTheProvidersErrorOn() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        startProxy(graceConfig(300ms));
+        QNetworkReply *reply = send(chatBody("refuse me [[status:422]]"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 422); // final: not retried, not made up
+        QCOMPARE(reply->rawHeader("x-llm-proxy-fallback"), QByteArray("sync"));
+        QVERIFY(reply->rawHeader("x-request-id").startsWith("req_"));
+        QVERIFY(jsonOf(reply->readAll())[u"error"].isObject());
+        QCOMPARE(syncCalls(), 1);
+        const QJsonObject stats = statsJson();
+        QCOMPARE(stats[u"sync_fallback"].toInteger(), 1);
+        QCOMPARE(stats[u"requests"][u"failed"].toInteger(), 1);
+        QCOMPARE(stats[u"requests"][u"synthesized_error_responses"].toInteger(), 0);
+    }
+
+    void graceCancelSurvivesARestart() {
+        // Cancelled before the restart, cancelled upstream after it: a client that comes back
+        // still gets its request through the synchronous API, and nothing is cancelled twice.
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        m_fake->setCancelDelay(1500ms);
+        startProxy(graceConfig(300ms));
+        QNetworkReply *waiting = send(chatBody("across a restart"));
+        QTRY_COMPARE_WITH_TIMEOUT(cancels(), 1, 5000);
+        m_proxy->stop();
+        QVERIFY(TestClient::finished(waiting));
+        QCOMPARE(TestClient::status(waiting), 503);
+        startProxy(graceConfig(300ms));
+        QNetworkReply *back = send(chatBody("across a restart"));
+        QVERIFY(TestClient::finished(back, 15'000));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(back->rawHeader("x-llm-proxy-fallback"), QByteArray("sync"));
+        QCOMPARE(chatContent(back->readAll()), QStringLiteral("echo: across a restart"));
+        QCOMPARE(m_proxy->core()->adopted(), quint64(1));
+        QCOMPARE(cancels(), 1);
+        QCOMPARE(syncCalls(), 1);
+        QCOMPARE(m_fake->batches().size(), 1);
+    }
+
+    void graceRunningOutWhileStoppedCancelsWithoutPaying() {
+        // Nobody waits after a restart: the lines that never ran are kept for their clients,
+        // not sent at full price.
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0.0);
+        startProxy(graceConfig(1h));
+        QNetworkReply *waiting = send(chatBody("while stopped"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_proxy->stop();
+        QVERIFY(TestClient::finished(waiting));
+        startProxy(graceConfig(300ms)); // counted from the batch's creation, before the restart
+        QTRY_COMPARE_WITH_TIMEOUT(cancels(), 1, 5000);
+        QTRY_COMPARE_WITH_TIMEOUT(m_proxy->core()->unclaimed(), 1, 5000);
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        QCOMPARE(syncCalls(), 0);
+        QCOMPARE(statsJson()[u"sync_fallback"].toInteger(), 0);
     }
 };
 

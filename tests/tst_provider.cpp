@@ -366,11 +366,21 @@ private slots:
     void downloadLarge();
     void destroyWhileInFlight();
     void destroyFromLineCallback();
+    void sendSynchronous_data();
+    void sendSynchronous();
+    void sendSynchronousTransportFailure_data();
+    void sendSynchronousTransportFailure();
+    void sendSynchronousOutlivesShortTransferTimeout();
+    void syncAnswerRetryable_data();
+    void syncAnswerRetryable();
 
 private:
     std::unique_ptr<OpenAiProvider> makeProvider() {
         return std::make_unique<OpenAiProvider>(m_nam.get(), m_server->baseUrl());
     }
+    // sendSynchronous() and wait; nullopt unless its callback ran exactly once.
+    std::optional<ProviderResult<SyncAnswer>>
+    sendSync(OpenAiProvider &provider, const QByteArray &endpoint, const QByteArray &body);
     // retrieveBatch() and wait; nullopt unless its callback ran exactly once.
     std::optional<ProviderResult<BatchInfo>> retrieve(OpenAiProvider &provider,
                                                       const QByteArray &id);
@@ -397,6 +407,25 @@ std::optional<ProviderResult<BatchInfo>> tst_Provider::retrieve(OpenAiProvider &
     std::optional<ProviderResult<BatchInfo>> result;
     int calls = 0;
     provider.retrieveBatch(m_creds, id, [&](ProviderResult<BatchInfo> r) {
+        ++calls;
+        result = std::move(r);
+    });
+    if (!QTest::qWaitFor([&] { return result.has_value(); }, 10000))
+        qWarning("no answer within 10 s");
+    QTest::qWait(20);
+    if (calls != 1) {
+        qWarning("the callback ran %d times", calls);
+        return std::nullopt;
+    }
+    return result;
+}
+
+std::optional<ProviderResult<SyncAnswer>> tst_Provider::sendSync(OpenAiProvider &provider,
+                                                                 const QByteArray &endpoint,
+                                                                 const QByteArray &body) {
+    std::optional<ProviderResult<SyncAnswer>> result;
+    int calls = 0;
+    provider.sendSynchronous(m_creds, endpoint, body, [&](ProviderResult<SyncAnswer> r) {
         ++calls;
         result = std::move(r);
     });
@@ -1150,6 +1179,140 @@ void tst_Provider::destroyFromLineCallback() {
     QTest::qWait(200);
     QCOMPARE(lines, 10);
     QCOMPARE(doneCalls, 0);
+}
+
+void tst_Provider::sendSynchronous_data() {
+    QTest::addColumn<QString>("basePath");
+    QTest::addColumn<QByteArray>("endpoint");
+    QTest::addColumn<QByteArray>("target");
+    QTest::addColumn<int>("status");
+    QTest::addColumn<bool>("retryable");
+    QTest::newRow("chat completion") << QStringLiteral("/v1") << QByteArray("/v1/chat/completions")
+                                     << QByteArray("/v1/chat/completions") << 200 << false;
+    QTest::newRow("embeddings under a deeper base")
+        << QStringLiteral("/openai/v1") << QByteArray("/v1/embeddings")
+        << QByteArray("/openai/v1/embeddings") << 200 << false;
+    QTest::newRow("400 is an answer, not a failure")
+        << QStringLiteral("/v1") << QByteArray("/v1/chat/completions")
+        << QByteArray("/v1/chat/completions") << 400 << false;
+    QTest::newRow("429") << QStringLiteral("/v1") << QByteArray("/v1/responses")
+                         << QByteArray("/v1/responses") << 429 << true;
+    QTest::newRow("503") << QStringLiteral("/v1") << QByteArray("/v1/moderations")
+                         << QByteArray("/v1/moderations") << 503 << true;
+}
+
+void tst_Provider::sendSynchronous() {
+    QFETCH(QString, basePath);
+    QFETCH(QByteArray, endpoint);
+    QFETCH(QByteArray, target);
+    QFETCH(int, status);
+    QFETCH(bool, retryable);
+    // Raw whitespace, escapes, non-ASCII and a number no double holds: sent as it is.
+    const QByteArray body = QByteArrayLiteral(
+        "{\"model\":\"gpt-4o-mini\",\r\n \"seed\":12345678901234567890,"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"h\\u00e9 \xc3\xa9 \\\"q\\\"\"}]}");
+    const QByteArray answer = QByteArrayLiteral(
+        "{\"id\":\"chatcmpl-1\",\"n\":98765432109876543210,\"text\":\"\xe2\x82\xac\"}\n");
+    m_server->setHandler([status, answer](const HttpRequest &, QTcpSocket *s) {
+        ScriptedServer::respond(s, status, answer,
+                                {{"x-request-id", "req_abc"},
+                                 {"openai-processing-ms", "42"},
+                                 {"X-RateLimit-Remaining-Requests", "9"},
+                                 {"Set-Cookie", "session=secret"},
+                                 {"retry-after", "2"}},
+                                "application/json; charset=utf-8");
+    });
+    m_creds.organization = "org-1";
+    m_creds.project = "proj_2";
+    OpenAiProvider provider(
+        m_nam.get(),
+        QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(m_server->port()).arg(basePath)));
+    const auto result = sendSync(provider, endpoint, body);
+    QVERIFY(result);
+    QVERIFY(result->ok());
+    const SyncAnswer &a = *result->value;
+    QCOMPARE(a.httpStatus, status);
+    QCOMPARE(a.body, answer);
+    QCOMPARE(a.contentType, QByteArray("application/json; charset=utf-8"));
+    const QList<std::pair<QByteArray, QByteArray>> expectedHeaders{
+        {"x-request-id", "req_abc"},
+        {"openai-processing-ms", "42"},
+        {"x-ratelimit-remaining-requests", "9"},
+        {"retry-after", "2"}};
+    QCOMPARE(a.headers, expectedHeaders); // no Set-Cookie, Content-Length or Content-Type
+    QVERIFY(a.retryAfter);
+    QCOMPARE(a.retryAfter->count(), 2000);
+    QCOMPARE(a.retryable(), retryable);
+
+    QCOMPARE(m_server->requests().size(), 1);
+    const HttpRequest &req = m_server->requests().constFirst();
+    QCOMPARE(req.method, QByteArray("POST"));
+    QCOMPARE(req.target, target);
+    QCOMPARE(req.body, body);
+    QCOMPARE(req.header("Content-Type"), QByteArray("application/json"));
+    QCOMPARE(req.header("Authorization"), QByteArray("Bearer ") + m_creds.apiKey);
+    QCOMPARE(req.header("OpenAI-Organization"), QByteArray("org-1"));
+    QCOMPARE(req.header("OpenAI-Project"), QByteArray("proj_2"));
+    QCOMPARE(req.header("User-Agent"), QByteArray("llm-proxy/" LLMPROXY_VERSION));
+}
+
+void tst_Provider::sendSynchronousTransportFailure_data() {
+    QTest::addColumn<QByteArray>("sent");
+    QTest::newRow("before the status line") << QByteArray();
+    QTest::newRow("after the headers") << QByteArray(
+        "HTTP/1.1 200 OK\r\nContent-Length: 500\r\nx-request-id: req_1\r\n\r\n{\"id\"");
+    QTest::newRow("error status cut short")
+        << QByteArray("HTTP/1.1 500 Oops\r\nContent-Length: 500\r\n\r\n{\"error\"");
+}
+
+void tst_Provider::sendSynchronousTransportFailure() {
+    QFETCH(QByteArray, sent);
+    m_server->setHandler([sent](const HttpRequest &, QTcpSocket *s) {
+        s->write(sent);
+        s->flush();
+        QTimer::singleShot(50, s, [s] { s->disconnectFromHost(); });
+    });
+    auto provider = makeProvider();
+    const auto result = sendSync(*provider, "/v1/chat/completions", "{\"model\":\"m\"}");
+    QVERIFY(result);
+    QVERIFY(!result->ok());
+    QCOMPARE(result->error.httpStatus, 0);
+    QVERIFY(result->error.retryable());
+    QVERIFY(!result->error.message.isEmpty());
+    QVERIFY(!result->error.message.contains(QString::fromUtf8(m_creds.apiKey)));
+    QVERIFY(!result->error.body.contains(m_creds.apiKey));
+}
+
+void tst_Provider::sendSynchronousOutlivesShortTransferTimeout() {
+    // A model may think for a while before its first byte: the batch calls' short transfer
+    // timeout does not cut a synchronous call.
+    m_server->setHandler([](const HttpRequest &, QTcpSocket *s) {
+        QTimer::singleShot(900, s, [s] { ScriptedServer::respond(s, 200, "{\"ok\":true}"); });
+    });
+    auto provider = makeProvider();
+    provider->setTransferTimeout(200ms);
+    const auto result = sendSync(*provider, "/v1/chat/completions", "{\"model\":\"m\"}");
+    QVERIFY(result);
+    QVERIFY2(result->ok(), qPrintable(result->error.message));
+    QCOMPARE(result->value->httpStatus, 200);
+    QCOMPARE(result->value->body, QByteArray("{\"ok\":true}"));
+}
+
+void tst_Provider::syncAnswerRetryable_data() {
+    QTest::addColumn<int>("status");
+    QTest::addColumn<bool>("retryable");
+    const std::pair<int, bool> rows[] = {{200, false}, {201, false}, {400, false}, {401, false},
+                                         {404, false}, {408, true},  {409, true},  {422, false},
+                                         {429, true},  {500, true},  {503, true}};
+    for (const auto &[status, retry] : rows)
+        QTest::addRow("%d", status) << status << retry;
+}
+
+void tst_Provider::syncAnswerRetryable() {
+    QFETCH(int, status);
+    SyncAnswer a;
+    a.httpStatus = status;
+    QTEST(a.retryable(), "retryable");
 }
 
 LLMPROXY_TEST_MAIN(tst_Provider)

@@ -73,6 +73,7 @@ private slots:
     void requestCounting();
     void batchCounting();
     void gaugesAndRelayed();
+    void syncFallbackCounter();
     void snapshotIsRegisteredValue();
 
     void jsonExactText();
@@ -444,6 +445,26 @@ void TestStats::gaugesAndRelayed() {
     QCOMPARE(s.inFlight, quint64{4});
     QCOMPARE(s.relayed, quint64{2});
     QCOMPARE(s.requestsTotal, quint64{0}); // relayed calls are not batched requests
+    QCOMPARE(s.syncFallback, quint64{0});
+}
+
+void TestStats::syncFallbackCounter() {
+    Stats stats;
+    QCOMPARE(stats.snapshot().syncFallback, quint64{0});
+    // A fallback request is answered like any other (recordRequest) and counted once more here.
+    stats.recordRequest(200, false, 5000);
+    stats.recordSyncFallback();
+    stats.recordRequest(429, false, 6000);
+    stats.recordSyncFallback();
+    stats.recordRequest(200, false, 10);
+    const StatsSnapshot s = stats.snapshot();
+    QCOMPARE(s.syncFallback, quint64{2});
+    QCOMPARE(s.requestsTotal, quint64{3});
+    QCOMPARE(s.requestsSuccessful, quint64{2});
+    QCOMPARE(s.requestsFailed, quint64{1});
+    QCOMPARE(s.synthesizedErrors, quint64{0});
+    QCOMPARE(s.relayed, quint64{0});
+    QVERIFY(Stats::toJson(s).endsWith(R"("relayed":0,"sync_fallback":2})"));
 }
 
 void TestStats::snapshotIsRegisteredValue() {
@@ -452,12 +473,14 @@ void TestStats::snapshotIsRegisteredValue() {
     s.requestsTotal = 3;
     s.batchP99Ms = 1.5;
     s.relayed = 9;
+    s.syncFallback = 4;
     const QVariant v = QVariant::fromValue(s);
     QVERIFY(v.canConvert<StatsSnapshot>());
     const auto back = v.value<StatsSnapshot>();
     QCOMPARE(back.requestsTotal, quint64{3});
     QCOMPARE(back.batchP99Ms, 1.5);
     QCOMPARE(back.relayed, quint64{9});
+    QCOMPARE(back.syncFallback, quint64{4});
 }
 
 void TestStats::jsonExactText() {
@@ -474,6 +497,8 @@ void TestStats::jsonExactText() {
     stats.recordRelayed();
     stats.recordRelayed();
     stats.recordRelayed();
+    stats.recordSyncFallback();
+    stats.recordSyncFallback();
 
     // requests: mean 1000.5 / 4 = 250.125; p50 = rank 2; p95, p99 = rank 4.
     // batches: mean 6000.875 / 3 = 2000.29166... -> 2000.292; p50 = rank 2; p95, p99 = rank 3.
@@ -482,7 +507,7 @@ void TestStats::jsonExactText() {
         R"("avg_time_ms":250.125,"p50_time_ms":200,"p95_time_ms":400.5,"p99_time_ms":400.5},)"
         R"("batches":{"total":3,"successful":2,"failed":1,"avg_time_ms":2000.292,)"
         R"("p50_time_ms":2000.25,"p95_time_ms":3000.125,"p99_time_ms":3000.125},)"
-        R"("queued":7,"in_flight":3,"relayed":3})");
+        R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2})");
     QCOMPARE(Stats::toJson(stats.snapshot()), expected);
 }
 
@@ -492,7 +517,7 @@ void TestStats::jsonEmpty() {
         R"("avg_time_ms":0,"p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
         R"("batches":{"total":0,"successful":0,"failed":0,"avg_time_ms":0,)"
         R"("p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
-        R"("queued":0,"in_flight":0,"relayed":0})");
+        R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0})");
     QCOMPARE(Stats::toJson(Stats().snapshot()), expected);
     QCOMPARE(Stats::toJson(StatsSnapshot{}), expected);
 }
@@ -572,6 +597,8 @@ void TestStats::jsonParses() {
     stats.setQueued(5);
     stats.setInFlight(2);
     stats.recordRelayed();
+    for (int i = 0; i < 4; ++i)
+        stats.recordSyncFallback();
     const StatsSnapshot snap = stats.snapshot();
     const QByteArray json = Stats::toJson(snap);
 
@@ -580,7 +607,7 @@ void TestStats::jsonParses() {
     QCOMPARE(error.error, QJsonParseError::NoError);
     QVERIFY(doc.isObject());
     const QJsonObject root = doc.object();
-    QCOMPARE(root.size(), 5);
+    QCOMPARE(root.size(), 6);
     const QJsonObject requests = root.value(QLatin1StringView("requests")).toObject();
     const QJsonObject batches = root.value(QLatin1StringView("batches")).toObject();
     QCOMPARE(requests.size(), 8);
@@ -601,6 +628,10 @@ void TestStats::jsonParses() {
     QCOMPARE(root.value(QLatin1StringView("queued")).toInteger(), 5);
     QCOMPARE(root.value(QLatin1StringView("in_flight")).toInteger(), 2);
     QCOMPARE(root.value(QLatin1StringView("relayed")).toInteger(), 1);
+    QCOMPARE(root.value(QLatin1StringView("sync_fallback")).toInteger(), 4);
+    // The prototype's fields first, in their order; the additions after them.
+    QVERIFY(json.indexOf("\"relayed\"") < json.indexOf("\"sync_fallback\""));
+    QVERIFY(json.endsWith(",\"sync_fallback\":4}"));
 }
 
 QTEST_GUILESS_MAIN(TestStats)

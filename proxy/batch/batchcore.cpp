@@ -8,6 +8,7 @@
 #include "stats/stats.h"
 
 #include <QCryptographicHash>
+#include <QPointer>
 #include <QUuid>
 
 #include <algorithm>
@@ -512,6 +513,97 @@ void BatchCore::splitBatch(BatchJob *job, const StoredBatch &record,
 bool BatchCore::hasWaitingClient(quint64 requestId) const {
     const auto it = m_requests.find(requestId);
     return it != m_requests.end() && !it->second.tickets.isEmpty();
+}
+
+QByteArray BatchCore::bodyFor(quint64 requestId) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end())
+        return {};
+    if (m_store)
+        return m_store->requestBody(requestId);
+    // In memory the JSONL input line holds it: {"custom_id":...,"body":<body>}\n, the body
+    // unchanged but for raw CR/LF whitespace turned into spaces.
+    const QByteArray &line = it->second.line;
+    const QByteArray frame =
+        jsonl::encodeInputLine(customIdFor(requestId), it->second.group.endpoint, {});
+    const qsizetype head = frame.size() - 2; // without the closing "}\n"
+    if (line.size() <= frame.size() || !line.startsWith(QByteArrayView(frame).first(head)) ||
+        !line.endsWith("}\n"))
+        return {};
+    return line.sliced(head, line.size() - frame.size());
+}
+
+void BatchCore::sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end())
+        return;
+    if (it->second.tickets.isEmpty()) {
+        // Its clients left before it was sent: keep it for one that comes back, pay nothing.
+        requeue(requestId);
+        return;
+    }
+    const QByteArray body = bodyFor(requestId);
+    if (body.isEmpty()) {
+        deliver(requestId, errorAnswer(500, QStringLiteral("llm-proxy lost this request"),
+                                       ErrorType::Server, "request_lost"));
+        return;
+    }
+    if (attempt == 0)
+        qCInfo(lcBatch).noquote() << "request" << customIdFor(requestId)
+                                  << "goes through the synchronous API (full price)";
+    const QPointer<BatchCore> self(this);
+    m_provider->sendSynchronous(
+        credentials, it->second.group.endpoint, body,
+        [self, requestId, credentials, attempt](ProviderResult<SyncAnswer> result) {
+            if (self)
+                self->onSynchronousAnswer(requestId, credentials, attempt, std::move(result));
+        });
+}
+
+void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
+                                    ProviderResult<SyncAnswer> result) {
+    if (!m_requests.count(requestId))
+        return;
+    const bool transient = result.ok() ? result.value->retryable() : result.error.retryable();
+    if (transient && m_shuttingDown)
+        return; // stays in the store: the next start keeps it for its client's retry
+    if (transient && attempt + 1 < BatchJob::MaxAttempts) {
+        const auto delay = BatchJob::backoffDelay(attempt, result.ok() ? result.value->retryAfter
+                                                                       : result.error.retryAfter);
+        qCWarning(lcBatch).noquote()
+            << "synchronous call for" << customIdFor(requestId) << "failed (HTTP"
+            << (result.ok() ? result.value->httpStatus : result.error.httpStatus)
+            << ") - retrying in" << delay.count() << "ms";
+        QTimer::singleShot(delay, this, [this, requestId, credentials, attempt] {
+            sendSynchronously(requestId, credentials, attempt + 1);
+        });
+        return;
+    }
+    HttpAnswer answer;
+    if (result.ok()) {
+        // The provider's own answer, whatever its status, byte for byte.
+        SyncAnswer &value = *result.value;
+        answer.status = value.httpStatus;
+        if (!value.contentType.isEmpty())
+            answer.contentType = value.contentType;
+        for (auto &header : value.headers)
+            answer.headers.append(std::move(header));
+        answer.body = std::move(value.body);
+        answer.synthesized = false;
+        if (m_stats)
+            m_stats->recordSyncFallback();
+    } else {
+        answer = errorAnswer(502,
+                             QStringLiteral("llm-proxy could not send this request through the "
+                                            "synchronous API after its batch was cancelled at "
+                                            "the end of the grace period: ") +
+                                 result.error.message,
+                             ErrorType::Server, "sync_fallback_failed");
+    }
+    answer.headers.emplaceBack(SyncFallbackHeader, "sync");
+    recordResult(requestId, answer);
+    commit();
+    deliver(requestId, answer, true);
 }
 
 void BatchCore::recordResult(quint64 requestId, const HttpAnswer &answer) {

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 namespace llmproxy {
@@ -47,7 +48,15 @@ struct CoreSettings {
     std::chrono::milliseconds pollInterval{10'000};
     // How long a result nobody collected (or a request never sent) is kept for adoption.
     std::chrono::milliseconds resultTtl{std::chrono::hours(24)};
+    // A batch still validating or in progress this long after its creation is cancelled; its
+    // finished lines are delivered and the rest go through the synchronous API (full price)
+    // for the clients still waiting. Off when unset (or not positive).
+    std::optional<std::chrono::milliseconds> gracePeriod;
 };
+
+// Names an answer that came through the synchronous API (value "sync") because the grace period
+// cancelled its batch before the request ran.
+inline constexpr char SyncFallbackHeader[] = "x-llm-proxy-fallback";
 
 // The custom_id of a request inside a batch file: unique by construction, and within
 // ^[A-Za-z0-9_-]{1,64}$.
@@ -144,7 +153,15 @@ private:
     // waits, else keep it for adoption without paying for it.
     void requeue(quint64 requestId);
     bool hasWaitingClient(quint64 requestId) const;
+    // The grace period cancelled the request's batch before it ran: send it through the
+    // synchronous API (full price) and deliver that answer, retrying transient failures. If its
+    // clients are gone before it was sent, it is requeued instead (kept, not paid for).
+    void sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt = 0);
+    void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
+                             ProviderResult<SyncAnswer> result);
     QByteArray lineFor(quint64 requestId);
+    // The client's body, as the store keeps it (or from the JSONL line, without a store).
+    QByteArray bodyFor(quint64 requestId);
     void saveBatch(const StoredBatch &batch);
     void forgetBatch(const QByteArray &localId);
     // `counted`: a real batch that ended (stats, history); false when it was dissolved or split.

@@ -102,15 +102,20 @@ void BatchJob::persist(bool durableNow) {
         m_core->commit();
 }
 
-std::chrono::milliseconds BatchJob::backoff(const ProviderError *error) const {
-    if (error && error->retryAfter)
-        return std::max(*error->retryAfter, 100ms);
+std::chrono::milliseconds
+BatchJob::backoffDelay(int attempt, std::optional<std::chrono::milliseconds> retryAfter) {
+    if (retryAfter)
+        return std::max(*retryAfter, 100ms);
     // Exponential with full jitter in its upper half: 0.5 s, 1 s, 2 s ... capped at 2 min.
     const auto base =
-        std::min<std::chrono::milliseconds>(500ms * (1LL << std::min(m_attempt, 10)), 2min);
+        std::min<std::chrono::milliseconds>(500ms * (1LL << std::clamp(attempt, 0, 10)), 2min);
     const auto jitter = std::chrono::milliseconds(
         QRandomGenerator::global()->bounded(qint64(base.count() / 2 + 1)));
     return base / 2 + jitter;
+}
+
+std::chrono::milliseconds BatchJob::backoff(const ProviderError *error) const {
+    return backoffDelay(m_attempt, error ? error->retryAfter : std::nullopt);
 }
 
 void BatchJob::retryLater(const ProviderError &error, void (BatchJob::*step)()) {
@@ -177,9 +182,12 @@ void BatchJob::create() {
             m_record.batchId = m_info.id;
             m_record.status = m_info.status;
             m_record.submittedMs = nowMs();
+            m_record.cancelRequestedMs = 0; // a new batch gets its own grace period
             m_record.phase = StoredBatch::Phase::Created;
             persist(true);
             m_submittedAt = m_clock->now();
+            m_cancelSent = false;
+            m_cancelAttempts = 0;
             m_progress.batchId = m_record.batchId;
             m_progress.submittedAt = QDateTime::currentDateTimeUtc();
             setStatus(m_info.status);
@@ -190,7 +198,7 @@ void BatchJob::create() {
                 return poll();
             m_retryTimer.disconnect(this);
             connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
-            m_retryTimer.start(m_pollInterval);
+            m_retryTimer.start(nextPollDelay());
         });
 }
 
@@ -261,7 +269,9 @@ void BatchJob::poll() {
             qCDebug(lcBatch).noquote() << "batch" << m_record.batchId << m_info.status
                                        << m_info.completed << "/" << m_info.total;
             if (!m_info.isTerminal()) {
-                m_retryTimer.start(m_pollInterval);
+                if (graceRanOut())
+                    return cancelForGrace();
+                m_retryTimer.start(nextPollDelay());
                 return;
             }
             if (m_info.status == "failed" && errorsSay(m_info, "token_limit_exceeded"))
@@ -277,6 +287,71 @@ void BatchJob::poll() {
             m_record.phase = StoredBatch::Phase::Ended;
             persist(true);
             download();
+        });
+}
+
+bool BatchJob::graceRanOut() const {
+    if (m_cancelSent)
+        return false;
+    // Finalizing: the results are about to exist; cancelling: someone else did it already.
+    if (m_info.status != "validating" && m_info.status != "in_progress")
+        return false;
+    if (m_record.cancelRequestedMs > 0)
+        return true; // decided before a restart: the provider may never have heard it
+    const auto grace = m_core->settings().gracePeriod;
+    return grace && *grace > 0ms && m_clock->now() - m_submittedAt >= *grace;
+}
+
+std::chrono::milliseconds BatchJob::nextPollDelay() const {
+    // Wake up when the grace period runs out, if that comes before the next regular poll.
+    const auto grace = m_core->settings().gracePeriod;
+    if (!grace || *grace <= 0ms || m_record.cancelRequestedMs > 0)
+        return m_pollInterval;
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(m_submittedAt + *grace - m_clock->now());
+    return left > 0ms ? std::min(left, m_pollInterval) : m_pollInterval;
+}
+
+void BatchJob::cancelForGrace() {
+    if (m_record.cancelRequestedMs == 0) {
+        const auto grace = m_core->settings().gracePeriod.value_or(0ms);
+        qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "is still" << m_info.status
+                                  << "after the grace period (" << grace.count()
+                                  << "ms): cancelling it; its requests that did not run go "
+                                     "through the synchronous API";
+        m_progress.errors.append(
+            QStringLiteral("cancelled after the grace period of %1 ms").arg(grace.count()));
+        // Recorded first: after a restart, its lines that never ran are still known to be ours
+        // to send synchronously, and the cancel is asked for again if it was not heard.
+        m_record.cancelRequestedMs = nowMs();
+        persist(true);
+    }
+    m_cancelSent = true;
+    m_provider->cancelBatch(
+        m_credentials, m_record.batchId, [this](ProviderResult<BatchInfo> result) {
+            m_retryTimer.disconnect(this);
+            connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
+            if (result.ok()) {
+                m_info = *result.value;
+                setStatus(m_info.status);
+                // Cancelled at once (or it ended meanwhile): read its results now.
+                m_retryTimer.start(m_info.isTerminal() ? 0ms : m_pollInterval);
+                return;
+            }
+            if (result.error.retryable() && ++m_cancelAttempts < MaxAttempts) {
+                qCWarning(lcBatch).noquote()
+                    << "cancelling" << m_record.batchId << "failed:" << result.error.message
+                    << "- trying again at the next poll";
+                m_cancelSent = false;
+                m_retryTimer.start(result.error.retryAfter
+                                       ? std::max(*result.error.retryAfter, 100ms)
+                                       : m_pollInterval);
+                return;
+            }
+            // Typically: it is finishing or finished meanwhile. Keep polling it to its end.
+            qCWarning(lcBatch).noquote() << "could not cancel" << m_record.batchId << "(HTTP"
+                                         << result.error.httpStatus << "):" << result.error.message;
+            m_retryTimer.start(m_pollInterval);
         });
 }
 
@@ -363,7 +438,7 @@ void BatchJob::onLine(QByteArrayView line) {
         return; // not ours, or handled already (a retried download)
     if (!decoded->hasResponse &&
         (decoded->errorCode == "batch_expired" || decoded->errorCode == "batch_cancelled")) {
-        m_core->requeue(*requestId); // never ran: send it again if someone waits
+        neverRan(*requestId);
         return;
     }
     HttpAnswer answer = answerForLine(*decoded, m_record.batchId);
@@ -371,6 +446,16 @@ void BatchJob::onLine(QByteArrayView line) {
     m_pendingDelivery.append({*requestId, std::move(answer)});
     if (m_pendingDelivery.size() >= 256)
         deliverPending();
+}
+
+void BatchJob::neverRan(quint64 requestId) {
+    // After our grace cancel, a client still waiting has waited long enough: the synchronous
+    // API answers now (full price). Otherwise it goes into a new batch if someone waits, and is
+    // kept unpaid for a client that comes back if nobody does.
+    if (m_record.cancelRequestedMs > 0 && m_core->hasWaitingClient(requestId))
+        m_core->sendSynchronously(requestId, m_credentials);
+    else
+        m_core->requeue(requestId);
 }
 
 void BatchJob::deliverPending() {
@@ -390,7 +475,7 @@ void BatchJob::answerRemaining() {
         const auto waiting = std::exchange(m_waiting, {});
         if (status == "expired" || status == "cancelled") {
             for (quint64 id : waiting) // never ran
-                m_core->requeue(id);
+                neverRan(id);
         } else {
             const QStringList messages = m_record.errors.isEmpty()
                                              ? QStringList()

@@ -18,6 +18,7 @@
 #include <QTimer>
 
 #include <chrono>
+#include <optional>
 #include <unordered_set>
 
 namespace llmproxy {
@@ -44,6 +45,10 @@ public:
 
     // Attempts for uploads, creates and downloads that fail in ways worth retrying.
     static constexpr int MaxAttempts = 8;
+    // How long to wait before attempt `attempt + 1`: the provider's Retry-After when it sent
+    // one, else exponential (0.5 s doubling, capped at 2 min) with jitter.
+    static std::chrono::milliseconds
+    backoffDelay(int attempt, std::optional<std::chrono::milliseconds> retryAfter);
 
 private:
     void upload();
@@ -51,10 +56,17 @@ private:
     void reconcile();
     void reconcilePage(const QByteArray &after, int page);
     void poll();
+    // The batch is still validating or in progress after the grace period (or was to be
+    // cancelled before a restart) and this process has not asked to cancel it yet.
+    bool graceRanOut() const;
+    void cancelForGrace();
+    std::chrono::milliseconds nextPollDelay() const;
     void resubmitLater();
     void download();
     void downloadNext();
     void onLine(QByteArrayView line);
+    // A request that never ran (its batch expired or was cancelled): send it again.
+    void neverRan(quint64 requestId);
     void deliverPending();
     void answerRemaining();
     void cleanUp();
@@ -84,6 +96,8 @@ private:
     int m_attempt = 0; // of the current step
     ProviderError m_lastError;
     int m_badLines = 0;
+    bool m_cancelSent = false; // by this process, for the current batch id
+    int m_cancelAttempts = 0;
     SteadyTime m_submittedAt{};
     QTimer m_retryTimer;
     BatchProgress m_progress;

@@ -149,6 +149,13 @@ QByteArray safeFileName(const QString &fileName) {
     return name.isEmpty() ? QByteArrayLiteral("batch.jsonl") : name;
 }
 
+// The answer headers a client of the synchronous fallback gets, as the official SDKs read them.
+bool passedOnToClient(const QByteArray &lowerName) {
+    return lowerName == "x-request-id" || lowerName == "retry-after" ||
+           lowerName == "retry-after-ms" || lowerName == "x-should-retry" ||
+           lowerName.startsWith("openai-") || lowerName.startsWith("x-ratelimit-");
+}
+
 } // namespace
 
 struct OpenAiProvider::DownloadState {
@@ -341,6 +348,47 @@ void OpenAiProvider::deleteFile(const Credentials &creds, const QByteArray &file
         }
     };
     expectJson<bool>(reply, creds, &parseDeleted, std::move(onDeleted));
+}
+
+void OpenAiProvider::sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
+                                     const QByteArray &body, Callback<SyncAnswer> done) {
+    // The base URL ends in /v1 already.
+    const QByteArray path = endpoint.startsWith("/v1/") ? endpoint.mid(3) : endpoint;
+    QNetworkRequest req = makeRequest(creds, endpointUrl(path));
+    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    const auto timeout =
+        std::max<std::chrono::milliseconds>(m_transferTimeout, kMinSyncTransferTimeout);
+    req.setTransferTimeout(
+        static_cast<int>(std::min<qint64>(timeout.count(), std::numeric_limits<int>::max())));
+    QNetworkReply *reply = m_nam->post(req, body);
+    track(reply, [key = creds.apiKey, done = std::move(done)](QNetworkReply *r) {
+        const QByteArray answerBody = readRest(r);
+        const int status = httpStatusOf(r);
+        ProviderResult<SyncAnswer> result;
+        if (isTransportError(r->error()) || status <= 0) {
+            result.error = OpenAiProvider::errorFromReply(r, answerBody);
+            result.error.httpStatus = 0; // no complete answer, whatever the status line said
+            scrubKey(result.error, key);
+            qCWarning(lcProvider).noquote()
+                << r->url().toDisplayString() << "failed:" << result.error.message;
+            done(std::move(result));
+            return;
+        }
+        SyncAnswer answer;
+        answer.httpStatus = status;
+        answer.contentType = r->rawHeader(QByteArrayLiteral("Content-Type"));
+        for (const auto &[name, value] : r->rawHeaderPairs()) {
+            const QByteArray lower = name.toLower();
+            if (passedOnToClient(lower))
+                answer.headers.emplaceBack(lower, value);
+        }
+        answer.body = answerBody;
+        answer.retryAfter = parseRetryAfter(r->rawHeader(QByteArrayLiteral("retry-after-ms")),
+                                            r->rawHeader(QByteArrayLiteral("Retry-After")));
+        qCDebug(lcProvider).noquote() << r->url().toDisplayString() << "answered" << status;
+        result.value = std::move(answer);
+        done(std::move(result));
+    });
 }
 
 void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArray &fileId,

@@ -44,6 +44,8 @@ public:
                            std::function<void(QByteArrayView line)> onLine,
                            DoneCallback done) override;
     void deleteFile(const Credentials &creds, const QByteArray &fileId, DoneCallback done) override;
+    void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
+                         const QByteArray &body, Callback<SyncAnswer> done) override;
 
     // Parse helpers, public for unit tests.
     static std::optional<BatchInfo> parseBatch(const QByteArray &json);
@@ -57,6 +59,10 @@ public:
                                                                     const QByteArray &retryAfter);
     // {base path}/{encodedPath}?{encodedQuery}; pieces must already be percent-encoded.
     QUrl endpointUrl(const QByteArray &encodedPath, const QByteArray &encodedQuery = {}) const;
+
+    // The transfer timeout of sendSynchronous() is at least this: a model may think for minutes
+    // before its first byte (the official SDKs wait 10 minutes).
+    static constexpr std::chrono::milliseconds kMinSyncTransferTimeout = std::chrono::minutes(10);
 
     // Largest line downloadFileLines() accepts (a longer one fails the download).
     static constexpr qsizetype kMaxLineBytes = 64 * 1024 * 1024;

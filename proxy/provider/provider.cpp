@@ -8,6 +8,10 @@ bool ProviderError::retryable() const {
            httpStatus >= 500;
 }
 
+bool SyncAnswer::retryable() const {
+    return httpStatus == 408 || httpStatus == 409 || httpStatus == 429 || httpStatus >= 500;
+}
+
 bool BatchInfo::isTerminal() const {
     return status == "failed" || status == "completed" || status == "expired" ||
            status == "cancelled";

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <utility>
 
 namespace llmproxy {
 
@@ -76,6 +77,19 @@ struct BatchPage {
     QByteArray lastId;
 };
 
+// The answer to a synchronous call (full price), whatever its status, for its client as it came.
+struct SyncAnswer {
+    int httpStatus = 0;
+    QByteArray contentType; // empty when the provider sent none
+    // The headers worth passing on: x-request-id, openai-*, x-ratelimit-*, retry-after,
+    // retry-after-ms, x-should-retry (names in lower case, in the order received).
+    QList<std::pair<QByteArray, QByteArray>> headers;
+    QByteArray body; // byte for byte (decompressed if the transfer was compressed)
+    std::optional<std::chrono::milliseconds> retryAfter; // Retry-After / retry-after-ms
+    // 408, 409, 429 and 5xx are worth trying again; other answers are final.
+    bool retryable() const;
+};
+
 class Provider : public QObject {
     Q_OBJECT
 public:
@@ -113,6 +127,12 @@ public:
     // DELETE /files/{id}
     virtual void deleteFile(const Credentials &creds, const QByteArray &fileId,
                             DoneCallback done) = 0;
+    // POST {endpoint} (a batchable path such as "/v1/chat/completions", relative to the base
+    // URL's /v1) with `body` unchanged: the synchronous API, at full price. Every complete HTTP
+    // answer is a value, whatever its status; only an exchange that did not complete (refused,
+    // reset, cut short, timed out) is an error.
+    virtual void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
+                                 const QByteArray &body, Callback<SyncAnswer> done) = 0;
 };
 
 } // namespace llmproxy

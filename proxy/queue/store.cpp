@@ -14,7 +14,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 1;
+constexpr int SchemaVersion = 2;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -43,6 +43,8 @@ const char *const Migrations[] = {
            result_status INTEGER, result_headers BLOB, result_body BLOB,
            result_synthesized INTEGER, result_ms INTEGER);
        CREATE INDEX requests_by_batch ON requests(batch_local_id);)",
+    // 1 -> 2: the grace period's cancel request.
+    R"(ALTER TABLE batches ADD COLUMN cancel_requested_ms INTEGER NOT NULL DEFAULT 0;)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -307,8 +309,9 @@ void Store::saveBatch(const StoredBatch &b) {
     q.prepare(QStringLiteral(
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
         " model, phase, input_file_id, batch_id, status, output_file_id, error_file_id,"
-        " request_count, created_ms, submitted_ms, ended_ms, errors, attempts)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
+        " cancel_requested_ms)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(QString::fromLatin1(b.localId));
     q.addBindValue(QString::fromLatin1(b.keyHash));
     q.addBindValue(b.organization);
@@ -327,6 +330,7 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(b.endedMs);
     q.addBindValue(b.errors);
     q.addBindValue(b.attempts);
+    q.addBindValue(b.cancelRequestedMs);
     q.exec();
     warnOnFailure(q, "saving a batch");
 }
@@ -380,7 +384,8 @@ QList<StoredBatch> Store::loadBatches() {
     if (!q.exec(QStringLiteral(
             "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
             " input_file_id, batch_id, status, output_file_id, error_file_id, request_count,"
-            " created_ms, submitted_ms, ended_ms, errors, attempts FROM batches"
+            " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms"
+            " FROM batches"
             " ORDER BY created_ms"))) {
         warnOnFailure(q, "loading batches");
         return out;
@@ -405,6 +410,7 @@ QList<StoredBatch> Store::loadBatches() {
         b.endedMs = q.value(15).toLongLong();
         b.errors = q.value(16).toString();
         b.attempts = q.value(17).toInt();
+        b.cancelRequestedMs = q.value(18).toLongLong();
         out.append(b);
     }
     return out;

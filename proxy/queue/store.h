@@ -59,6 +59,9 @@ struct StoredBatch {
     qint64 createdMs = 0, submittedMs = 0, endedMs = 0;
     QString errors;   // provider's messages, one a line
     int attempts = 0; // resubmissions after token_limit_exceeded
+    // When the grace period ran out and we asked the provider to cancel the batch (0: never).
+    // Its lines that never ran then go through the synchronous API for clients still waiting.
+    qint64 cancelRequestedMs = 0;
 };
 
 class Store {

@@ -36,6 +36,9 @@ struct Config {
     // Results nobody collected (and requests never sent) are kept this long for clients that
     // come back (--result-ttl).
     std::chrono::milliseconds resultTtl{std::chrono::hours(24)};
+    // A batch not finished this long after its creation is cancelled: its finished lines are
+    // delivered, the rest go through the synchronous API at full price (--grace-period; off).
+    std::optional<std::chrono::milliseconds> gracePeriod;
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     bool verbose = false;

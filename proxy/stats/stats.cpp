@@ -192,6 +192,7 @@ StatsSnapshot Stats::snapshot() const {
     s.queued = m_queued;
     s.inFlight = m_inFlight;
     s.relayed = m_relayed;
+    s.syncFallback = m_syncFallback;
     return s;
 }
 
@@ -247,6 +248,8 @@ QByteArray Stats::toJson(const StatsSnapshot &s) {
     count("in_flight", s.inFlight);
     out += ',';
     count("relayed", s.relayed);
+    out += ',';
+    count("sync_fallback", s.syncFallback);
     out += '}';
     return out;
 }

@@ -63,6 +63,9 @@ struct StatsSnapshot {
     quint64 queued = 0;
     quint64 inFlight = 0;
     quint64 relayed = 0;
+    // Requests of batches cancelled after the grace period that were answered through the
+    // synchronous API instead (at full price). They are counted in requests* as well.
+    quint64 syncFallback = 0;
 };
 
 class Stats {
@@ -75,11 +78,15 @@ public:
     // Time from submission (create) to terminal state.
     void recordBatch(bool successful, double milliseconds);
     void recordRelayed() { ++m_relayed; }
+    // A request was answered through the synchronous API after its batch was cancelled for
+    // taking longer than the grace period (the provider answered; recordRequest() counts it too).
+    void recordSyncFallback() { ++m_syncFallback; }
     void setQueued(quint64 n) { m_queued = n; }
     void setInFlight(quint64 n) { m_inFlight = n; }
 
     StatsSnapshot snapshot() const;
-    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed" at the top level.
+    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" at the
+    // top level.
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
@@ -90,7 +97,7 @@ private:
     LatencyHistogram m_batchLatency;
     quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
-    quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0;
+    quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
 };
 
 } // namespace llmproxy
