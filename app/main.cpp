@@ -1,36 +1,84 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The composition root: parse the command line, start the proxy on its worker thread, stop it
-// cleanly on SIGINT/SIGTERM.
+// The composition root: read the saved settings and the command line, then run the proxy on its
+// worker thread, with the desktop app (tray, dashboard, settings) or headless (--no-gui).
+// Both modes stop cleanly on SIGINT/SIGTERM.
 
 #include "api/logging.h"
-#include "eventloop/epolleventdispatcher.h"
 #include "processlimits.h"
-#include "proxyservice.h"
 #include "settings/config.h"
+#include "settings/settingsstore.h"
+#include "ui/desktopapp.h"
+#include "ui/icons.h"
+#include "ui/keystore.h"
+#include "ui/mainwindow.h"
+#include "ui/proxyhost.h"
+#include "ui/settingscontroller.h"
+#include "ui/singleinstance.h"
 
+#include <QApplication>
 #include <QCoreApplication>
+#include <QImage>
 #include <QLoggingCategory>
-#include <QThread>
+#include <QPixmap>
+#include <QTimer>
 
 #include <cstdio>
+#include <memory>
 
 using namespace llmproxy;
 
 namespace {
+
 void printLine(FILE *stream, const QString &text) {
     const QByteArray bytes = text.toLocal8Bit() + '\n';
     std::fwrite(bytes.constData(), 1, size_t(bytes.size()), stream);
     std::fflush(stream);
 }
+
+bool hasDisplay() {
+    return !qEnvironmentVariableIsEmpty("DISPLAY") ||
+           !qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY") ||
+           !qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM");
+}
+
+void printListening(const Config &config, const QList<quint16> &ports) {
+    for (qsizetype i = 0; i < config.listen.size() && i < ports.size(); ++i) {
+        const QHostAddress &address = config.listen.at(i).address;
+        const QString host = address.protocol() == QAbstractSocket::IPv6Protocol
+                                 ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
+                                 : address.toString();
+        printLine(
+            stdout,
+            QStringLiteral("llm-proxy listening on http://%1:%2/v1").arg(host).arg(ports.at(i)));
+    }
+}
+
+// Saves the main window as a PNG; returns an error, or an empty string.
+QString saveScreenshot(MainWindow *window, const QString &path) {
+    const QImage image = window->grab().toImage();
+    if (image.isNull())
+        return QStringLiteral("could not capture the window");
+    if (!image.save(path, "PNG"))
+        return QStringLiteral("could not write ") + path;
+    return QString();
+}
+
 } // namespace
 
 int main(int argc, char *argv[]) {
-    QCoreApplication app(argc, argv);
+    // Settings decide between the desktop app and headless, so they are read before the
+    // application object exists.
     QCoreApplication::setApplicationName(QStringLiteral("llm-proxy"));
     QCoreApplication::setApplicationVersion(QStringLiteral(LLMPROXY_VERSION));
+    QStringList args;
+    for (int i = 0; i < argc; ++i)
+        args.append(QString::fromLocal8Bit(argv[i]));
 
-    const CommandLine commandLine =
-        parseCommandLine(QCoreApplication::arguments(), qgetenv("OPENAI_API_KEY"));
+    SettingsStore store(SettingsStore::defaultFilePath());
+    QStringList settingsProblems;
+    const Config stored = store.load(&settingsProblems);
+    const QByteArray environmentKey = qgetenv("OPENAI_API_KEY");
+    const CommandLine commandLine = parseCommandLine(args, environmentKey, stored);
     switch (commandLine.action) {
     case CommandLine::Action::ShowHelp:
     case CommandLine::Action::ShowVersion:
@@ -43,54 +91,118 @@ int main(int argc, char *argv[]) {
         break;
     }
     const Config &config = commandLine.config;
+    const bool screenshot = !config.screenshotPath.isEmpty();
+    bool gui = !config.noGui;
+    if (gui && !hasDisplay()) {
+        if (screenshot) {
+            qputenv("QT_QPA_PLATFORM", "offscreen"); // a picture needs no screen
+        } else {
+            printLine(stderr, QStringLiteral("llm-proxy: no display found; running headless "
+                                             "(pass --no-gui to say so)"));
+            gui = false;
+        }
+    }
+
+    std::unique_ptr<QCoreApplication> app = gui ? std::make_unique<QApplication>(argc, argv)
+                                                : std::make_unique<QCoreApplication>(argc, argv);
     qSetMessagePattern(QStringLiteral("%{time yyyy-MM-ddThh:mm:ss.zzz} %{type} %{category}: "
                                       "%{message}"));
     if (config.verbose)
         QLoggingCategory::setFilterRules(QStringLiteral("llmproxy.*.debug=true"));
-    if (!config.noGui) {
-        printLine(stderr, QStringLiteral("llm-proxy: this build has no desktop window yet; "
-                                         "running headless (pass --no-gui to say so)"));
-    }
+    for (const QString &problem : std::as_const(settingsProblems))
+        qCWarning(lcApp).noquote() << store.filePath() + QStringLiteral(": ") + problem;
     const quint64 files = raiseOpenFileLimit();
     qCInfo(lcApp) << "open-file limit" << files;
 
-    QThread worker;
-    worker.setObjectName(QStringLiteral("proxy"));
-    // The proxy's thread holds every waiting client's socket: Qt's own dispatchers cost time
-    // proportional to their number on every event, epoll does not.
-    if (qgetenv("LLMPROXY_DISPATCHER") != "qt")
-        EpollEventDispatcher::installOn(&worker);
-    auto *service = new ProxyService(config);
-    service->moveToThread(&worker);
-    QObject::connect(&worker, &QThread::finished, service, &QObject::deleteLater);
-
+    KeyStore keys;
+    SettingsController settings(&store, &keys, config, environmentKey);
+    ProxyHost host;
     int exitCode = 0;
-    QObject::connect(service, &ProxyService::started, &app, [&config](const QList<quint16> &ports) {
-        for (qsizetype i = 0; i < config.listen.size() && i < ports.size(); ++i) {
-            const QHostAddress &address = config.listen.at(i).address;
-            const QString host = address.protocol() == QAbstractSocket::IPv6Protocol
-                                     ? QLatin1Char('[') + address.toString() + QLatin1Char(']')
-                                     : address.toString();
-            printLine(stdout, QStringLiteral("llm-proxy listening on http://%1:%2/v1")
-                                  .arg(host)
-                                  .arg(ports.at(i)));
-        }
-    });
-    QObject::connect(service, &ProxyService::startFailed, &app, [&exitCode](const QString &error) {
-        printLine(stderr, QStringLiteral("llm-proxy: ") + error);
-        exitCode = 1;
-        QCoreApplication::exit(1);
-    });
-    QObject::connect(service, &ProxyService::stopped, &app, [] { QCoreApplication::quit(); });
-    watchTerminationSignals(&app, [service](int signal) {
+
+    QObject::connect(
+        &host, &ProxyHost::started, app.get(),
+        [&settings](const QList<quint16> &ports) { printListening(settings.config(), ports); });
+    // exit(), not quit(): in a GUI app, quit() first asks every window to close, and ours only
+    // hides (tray) or asks to stop the proxy, which is how we got here.
+    QObject::connect(&host, &ProxyHost::stopped, app.get(), [] { QCoreApplication::exit(0); });
+    QObject::connect(&settings, &SettingsController::ready, &host,
+                     [&host, &settings] { host.start(settings.config()); });
+    QObject::connect(&settings, &SettingsController::configChanged, &host, &ProxyHost::applyConfig);
+    watchTerminationSignals(app.get(), [&host](int signal) {
         qCInfo(lcApp) << "signal" << signal << "- stopping";
-        QMetaObject::invokeMethod(service, &ProxyService::stop, Qt::QueuedConnection);
+        host.stop();
     });
 
-    worker.start();
-    QMetaObject::invokeMethod(service, &ProxyService::start, Qt::QueuedConnection);
+    if (!gui) {
+        QObject::connect(&host, &ProxyHost::startFailed, app.get(),
+                         [&exitCode](const QString &error) {
+                             printLine(stderr, QStringLiteral("llm-proxy: ") + error);
+                             exitCode = 1;
+                             QCoreApplication::exit(1);
+                         });
+        QObject::connect(&settings, &SettingsController::message, app.get(),
+                         [](const QString &text, bool isError) {
+                             if (isError)
+                                 printLine(stderr, QStringLiteral("llm-proxy: ") + text);
+                         });
+        settings.loadKey();
+        const int loopResult = QCoreApplication::exec();
+        return exitCode != 0 ? exitCode : loopResult;
+    }
+
+    // The desktop app: one per user and settings file.
+    QApplication::setQuitOnLastWindowClosed(false);
+    QApplication::setWindowIcon(icons::application());
+    SingleInstance instance(SingleInstance::socketPathFor(store.filePath()));
+    std::unique_ptr<DesktopApp> desktop;
+    QObject::connect(&instance, &SingleInstance::alreadyRunning, app.get(), [] {
+        printLine(stdout, QStringLiteral("llm-proxy is already running; its window was brought "
+                                         "forward"));
+        QCoreApplication::exit(0);
+    });
+    QObject::connect(&instance, &SingleInstance::failed, app.get(),
+                     [&exitCode](const QString &why) {
+                         printLine(stderr, QStringLiteral("llm-proxy: ") + why);
+                         exitCode = 1;
+                         QCoreApplication::exit(1);
+                     });
+    QObject::connect(&instance, &SingleInstance::becamePrimary, app.get(), [&] {
+        desktop = std::make_unique<DesktopApp>(&settings);
+        DesktopApp *view = desktop.get();
+        QObject::connect(&host, &ProxyHost::snapshotReady, view, &DesktopApp::showSnapshot);
+        QObject::connect(&host, &ProxyHost::batchFinished, view, &DesktopApp::showBatchFinished);
+        QObject::connect(&host, &ProxyHost::listenFailed, view, &DesktopApp::showListenFailed);
+        QObject::connect(&host, &ProxyHost::startFailed, view, &DesktopApp::showStartFailed);
+        QObject::connect(view, &DesktopApp::pauseRequested, &host, &ProxyHost::setPaused);
+        QObject::connect(view, &DesktopApp::flushRequested, &host, &ProxyHost::flushNow);
+        QObject::connect(view, &DesktopApp::quitRequested, &host, &ProxyHost::stop);
+        QObject::connect(&instance, &SingleInstance::activationRequested, view, [view] {
+            qCInfo(lcApp) << "another launch asked for the window";
+            view->activate();
+        });
+        if (screenshot) {
+            // Serve for the delay, then save the window and quit; a proxy that could not start
+            // is pictured too, but the exit status says so.
+            const auto shoot = [&, view](bool served) {
+                QTimer::singleShot(config.screenshotDelay, view, [&, view, served] {
+                    const QString error = saveScreenshot(view->window(), config.screenshotPath);
+                    if (!error.isEmpty()) {
+                        printLine(stderr, QStringLiteral("llm-proxy: --screenshot: ") + error);
+                        exitCode = 1;
+                    } else if (!served) {
+                        exitCode = 1;
+                    }
+                    host.stop();
+                });
+            };
+            QObject::connect(&host, &ProxyHost::started, view, [shoot] { shoot(true); });
+            QObject::connect(&host, &ProxyHost::startFailed, view, [shoot] { shoot(false); });
+        }
+        view->show();
+        settings.loadKey();
+    });
+    instance.start();
     const int loopResult = QCoreApplication::exec();
-    worker.quit();
-    worker.wait();
+    desktop.reset(); // the window goes before the application object
     return exitCode != 0 ? exitCode : loopResult;
 }

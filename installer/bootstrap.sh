@@ -19,8 +19,10 @@ sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
-                qt6-websockets-dev libqt6sql6-sqlite)
-test_packages=(clang-format)
+                qt6-websockets-dev libqt6sql6-sqlite qt6-charts-dev qtkeychain-qt6-dev)
+# The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
+# private D-Bus session; libsecret is loaded by QtKeychain at run time).
+test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0)
 
 install_missing() {
     local missing=()

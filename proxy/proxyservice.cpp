@@ -50,6 +50,8 @@ ProxyService::ProxyService(Config config, QObject *parent)
     qRegisterMetaType<ProxySnapshot>();
     qRegisterMetaType<BatchProgress>();
     qRegisterMetaType<Config>();
+    // A child, so that moveToThread() takes the timer along to the proxy's thread.
+    m_snapshotTimer.setParent(this);
     m_snapshotTimer.setInterval(1s);
     connect(&m_snapshotTimer, &QTimer::timeout, this, [this] { Q_EMIT snapshotReady(snapshot()); });
 }

@@ -19,6 +19,7 @@ using std::chrono::milliseconds;
 constexpr quint16 DefaultPort = 3030;
 constexpr milliseconds MaxBatchWindow{24LL * 60 * 60 * 1000};
 constexpr milliseconds MinPollInterval{100};
+constexpr milliseconds MaxScreenshotDelay{60LL * 60 * 1000};
 constexpr qint64 MinBatchBytes = 1000;
 constexpr qint64 MinMaxBody = 1024;
 // Fraction digits beyond this many are ignored: 10^9 times the largest unit (GiB, 2^30)
@@ -154,6 +155,8 @@ enum class OptionId {
     PollInterval,
     DataDir,
     MaxBody,
+    Screenshot,
+    ScreenshotDelay,
     Verbose,
     NoGui,
     Help,
@@ -175,6 +178,8 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--poll-interval"), OptionId::PollInterval, true},
     OptionSpec{QLatin1StringView("--data-dir"), OptionId::DataDir, true},
     OptionSpec{QLatin1StringView("--max-body"), OptionId::MaxBody, true},
+    OptionSpec{QLatin1StringView("--screenshot"), OptionId::Screenshot, true},
+    OptionSpec{QLatin1StringView("--screenshot-delay"), OptionId::ScreenshotDelay, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -304,11 +309,16 @@ QString helpText() {
                "                         %7).\n"
                "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
                "                         1KiB).\n"
+               "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
+               "                         the delay, and exit.\n"
+               "  --screenshot-delay DUR How long the app serves before the screenshot\n"
+               "                         (default: 1s; at most 1h).\n"
                "  --verbose              Log debug messages.\n"
                "  -h, --help             Show this help and exit.\n"
                "  --version              Show the version and exit.\n"
                "\n"
                "Both --option VALUE and --option=VALUE work; a repeated option's last value wins.\n"
+               "Settings saved in the desktop app apply in both modes; options override them.\n"
                "\n"
                "Values:\n"
                "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"
@@ -327,10 +337,99 @@ QString helpText() {
              QDir::toNativeSeparators(defaultDataDir()), formatSize(defaults.maxBody));
 }
 
+// Checks one setting's value as the command line does; on success stores it in `config`.
+// Returns what is wrong with it (starting with the quoted value), or an empty string.
+QString checkSetting(Config &config, Setting setting, const QString &value,
+                     const QByteArray &apiKey) {
+    const QString quoted = shown(value, apiKey);
+    switch (setting) {
+    case Setting::Listen: {
+        const auto addresses = parseListen(value);
+        if (!addresses) {
+            return quoted +
+                   QStringLiteral(" is not HOST:PORT with an IP address, localhost or nothing "
+                                  "as HOST and a port 0 to 65535 (examples: 127.0.0.1:3030, "
+                                  "[::1]:3030, localhost:3030, :3030)");
+        }
+        config.listen = *addresses;
+        config.listenText = value.trimmed();
+        return QString();
+    }
+    case Setting::Upstream: {
+        QString problem;
+        const auto url = parseUpstream(value, &problem);
+        if (!url)
+            return quoted + u' ' + problem;
+        config.upstream = *url;
+        return QString();
+    }
+    case Setting::BatchWindow: {
+        const auto duration = parseDuration(value);
+        if (!duration)
+            return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+        if (*duration <= milliseconds::zero() || *duration > MaxBatchWindow) {
+            return quoted +
+                   QStringLiteral(" is out of range (expected more than 0 and at most 24h)");
+        }
+        config.batchWindow = *duration;
+        return QString();
+    }
+    case Setting::PollInterval: {
+        const auto duration = parseDuration(value);
+        if (!duration)
+            return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+        if (*duration < MinPollInterval)
+            return quoted + QStringLiteral(" is too short (expected at least 100ms)");
+        config.pollInterval = *duration;
+        return QString();
+    }
+    case Setting::BatchSize: {
+        const QString trimmed = value.trimmed();
+        const QString range = QStringLiteral("1 to ") +
+                              QString::number(Config::ProviderMaxRequests) +
+                              QStringLiteral(", the provider's limit");
+        if (!allAsciiDigits(trimmed)) {
+            return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
+        }
+        bool ok = false;
+        const qlonglong count = trimmed.toLongLong(&ok);
+        if (!ok || count < 1 || count > Config::ProviderMaxRequests)
+            return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+        config.batchSize = static_cast<int>(count);
+        return QString();
+    }
+    case Setting::BatchBytes: {
+        const auto size = parseSize(value);
+        if (!size)
+            return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+        if (*size < MinBatchBytes || *size > Config::ProviderMaxBytes) {
+            return quoted +
+                   QStringLiteral(" is out of range (expected 1KB to 200MB, the provider's "
+                                  "limit)");
+        }
+        config.batchBytes = *size;
+        return QString();
+    }
+    case Setting::MaxBody: {
+        const auto size = parseSize(value);
+        if (!size)
+            return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+        if (*size < MinMaxBody)
+            return quoted + QStringLiteral(" is too small (expected at least 1KiB)");
+        config.maxBody = *size;
+        return QString();
+    }
+    }
+    return QString();
+}
+
 class Parser {
 public:
-    explicit Parser(const QByteArray &apiKey)
-        : m_apiKey(apiKey.trimmed()) {}
+    Parser(const QByteArray &environmentKey, const Config &base)
+        : m_apiKey(environmentKey.trimmed().isEmpty() ? base.apiKey : environmentKey.trimmed())
+        , m_config(base) {
+        m_config.apiKey = m_apiKey;
+    }
 
     CommandLine parse(const QStringList &args) {
         bool help = false;
@@ -392,6 +491,10 @@ public:
             if (error.isEmpty() && !problem.isEmpty())
                 error = errorLine(spec->name, problem);
         }
+        if (error.isEmpty() && m_config.noGui && !m_config.screenshotPath.isEmpty()) {
+            error = errorLine(QLatin1StringView("--screenshot"),
+                              QStringLiteral("needs the desktop app (drop --no-gui)"));
+        }
 
         CommandLine result;
         if (help) {
@@ -410,7 +513,7 @@ public:
             m_config.listen = defaultListenAddresses();
         if (m_config.dataDir.isEmpty())
             m_config.dataDir = defaultDataDir();
-        m_config.apiKey = m_apiKey; // empty when unset or only whitespace
+        m_config.apiKey = m_apiKey; // empty when neither set (or only whitespace)
         result.config = m_config;
         return result;
     }
@@ -432,6 +535,10 @@ private:
             return QStringLiteral("a size, ") + SizeExamples;
         case OptionId::DataDir:
             return QStringLiteral("a directory");
+        case OptionId::Screenshot:
+            return QStringLiteral("a file name");
+        case OptionId::ScreenshotDelay:
+            return QStringLiteral("a duration, ") + DurationExamples;
         default:
             return QString();
         }
@@ -448,91 +555,43 @@ private:
 
     // Applies one option's value; returns what is wrong with it, or an empty string.
     QString apply(OptionId id, const QString &value) {
-        const QString quoted = shown(value, m_apiKey);
         switch (id) {
-        case OptionId::Listen: {
-            const auto addresses = parseListen(value);
-            if (!addresses) {
-                return quoted +
-                       QStringLiteral(" is not HOST:PORT with an IP address, localhost or nothing "
-                                      "as HOST and a port 0 to 65535 (examples: 127.0.0.1:3030, "
-                                      "[::1]:3030, localhost:3030, :3030)");
-            }
-            m_config.listen = *addresses;
-            m_config.listenText = value.trimmed();
-            return QString();
-        }
-        case OptionId::Upstream: {
-            QString problem;
-            const auto url = parseUpstream(value, &problem);
-            if (!url)
-                return quoted + u' ' + problem;
-            m_config.upstream = *url;
-            return QString();
-        }
-        case OptionId::BatchWindow: {
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-            if (*duration <= milliseconds::zero() || *duration > MaxBatchWindow) {
-                return quoted +
-                       QStringLiteral(" is out of range (expected more than 0 and at most 24h)");
-            }
-            m_config.batchWindow = *duration;
-            return QString();
-        }
-        case OptionId::PollInterval: {
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-            if (*duration < MinPollInterval)
-                return quoted + QStringLiteral(" is too short (expected at least 100ms)");
-            m_config.pollInterval = *duration;
-            return QString();
-        }
-        case OptionId::BatchSize: {
-            const QString trimmed = value.trimmed();
-            const QString range = QStringLiteral("1 to ") +
-                                  QString::number(Config::ProviderMaxRequests) +
-                                  QStringLiteral(", the provider's limit");
-            if (!allAsciiDigits(trimmed)) {
-                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
-            }
-            bool ok = false;
-            const qlonglong count = trimmed.toLongLong(&ok);
-            if (!ok || count < 1 || count > Config::ProviderMaxRequests)
-                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
-            m_config.batchSize = static_cast<int>(count);
-            return QString();
-        }
-        case OptionId::BatchBytes: {
-            const auto size = parseSize(value);
-            if (!size)
-                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
-            if (*size < MinBatchBytes || *size > Config::ProviderMaxBytes) {
-                return quoted +
-                       QStringLiteral(" is out of range (expected 1KB to 200MB, the provider's "
-                                      "limit)");
-            }
-            m_config.batchBytes = *size;
-            return QString();
-        }
-        case OptionId::MaxBody: {
-            const auto size = parseSize(value);
-            if (!size)
-                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
-            if (*size < MinMaxBody)
-                return quoted + QStringLiteral(" is too small (expected at least 1KiB)");
-            m_config.maxBody = *size;
-            return QString();
-        }
+        case OptionId::Listen:
+            return checkSetting(m_config, Setting::Listen, value, m_apiKey);
+        case OptionId::Upstream:
+            return checkSetting(m_config, Setting::Upstream, value, m_apiKey);
+        case OptionId::BatchWindow:
+            return checkSetting(m_config, Setting::BatchWindow, value, m_apiKey);
+        case OptionId::BatchSize:
+            return checkSetting(m_config, Setting::BatchSize, value, m_apiKey);
+        case OptionId::BatchBytes:
+            return checkSetting(m_config, Setting::BatchBytes, value, m_apiKey);
+        case OptionId::PollInterval:
+            return checkSetting(m_config, Setting::PollInterval, value, m_apiKey);
+        case OptionId::MaxBody:
+            return checkSetting(m_config, Setting::MaxBody, value, m_apiKey);
         case OptionId::DataDir: {
             QString dir = value.trimmed();
             if (dir.isEmpty())
                 return QStringLiteral("missing value (expected a directory)");
-            if (dir == u'~' || dir.startsWith(QLatin1StringView("~/")))
-                dir = QDir::homePath() + dir.mid(1);
-            m_config.dataDir = QDir::cleanPath(QFileInfo(dir).absoluteFilePath());
+            m_config.dataDir = absolutePath(dir);
+            return QString();
+        }
+        case OptionId::Screenshot: {
+            const QString file = value.trimmed();
+            if (file.isEmpty())
+                return QStringLiteral("missing value (expected a file name)");
+            m_config.screenshotPath = absolutePath(file);
+            return QString();
+        }
+        case OptionId::ScreenshotDelay: {
+            const QString quoted = shown(value, m_apiKey);
+            const auto duration = parseDuration(value);
+            if (!duration)
+                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+            if (*duration > MaxScreenshotDelay)
+                return quoted + QStringLiteral(" is out of range (expected at most 1h)");
+            m_config.screenshotDelay = *duration;
             return QString();
         }
         default:
@@ -540,7 +599,13 @@ private:
         }
     }
 
-    QByteArray m_apiKey; // trimmed; only for the config and for redacting messages
+    static QString absolutePath(QString path) {
+        if (path == u'~' || path.startsWith(QLatin1StringView("~/")))
+            path = QDir::homePath() + path.mid(1);
+        return QDir::cleanPath(QFileInfo(path).absoluteFilePath());
+    }
+
+    QByteArray m_apiKey; // trimmed, the environment's over base's; for the config and redacting
     Config m_config;
 };
 
@@ -613,9 +678,72 @@ QString defaultDataDir() {
     return shared + QStringLiteral("/llm-proxy");
 }
 
-CommandLine parseCommandLine(const QStringList &args,
-                             const QByteArray &openAiApiKeyFromEnvironment) {
-    return Parser(openAiApiKeyFromEnvironment).parse(args);
+CommandLine parseCommandLine(const QStringList &args, const QByteArray &openAiApiKeyFromEnvironment,
+                             const Config &base) {
+    return Parser(openAiApiKeyFromEnvironment, base).parse(args);
+}
+
+QString applySetting(Config &config, Setting setting, const QString &text) {
+    return checkSetting(config, setting, text, config.apiKey);
+}
+
+QString settingText(const Config &config, Setting setting) {
+    switch (setting) {
+    case Setting::Listen: {
+        // What the user wrote, if it still describes the addresses; otherwise rebuilt from them.
+        const auto written = parseListen(config.listenText);
+        if (written && *written == config.listen)
+            return config.listenText;
+        if (config.listen.isEmpty())
+            return QString();
+        const quint16 port = config.listen.constFirst().port;
+        const auto localhost =
+            parseListen(QString(QStringLiteral("localhost:") + QString::number(port)));
+        if (localhost && *localhost == config.listen)
+            return QStringLiteral("localhost:") + QString::number(port);
+        const auto any = parseListen(QString(u':' + QString::number(port)));
+        if (any && *any == config.listen)
+            return QStringLiteral(":") + QString::number(port);
+        const QHostAddress &address = config.listen.constFirst().address;
+        const QString host = address.protocol() == QAbstractSocket::IPv6Protocol
+                                 ? u'[' + address.toString() + u']'
+                                 : address.toString();
+        return host + u':' + QString::number(port);
+    }
+    case Setting::Upstream:
+        return config.upstream.toString(QUrl::FullyEncoded);
+    case Setting::BatchWindow:
+        return formatDuration(config.batchWindow);
+    case Setting::BatchSize:
+        return QString::number(config.batchSize);
+    case Setting::BatchBytes:
+        return formatSize(config.batchBytes);
+    case Setting::PollInterval:
+        return formatDuration(config.pollInterval);
+    case Setting::MaxBody:
+        return formatSize(config.maxBody);
+    }
+    return QString();
+}
+
+QLatin1StringView settingOption(Setting setting) {
+    switch (setting) {
+    case Setting::Listen:
+        return QLatin1StringView("--listen");
+    case Setting::Upstream:
+        return QLatin1StringView("--upstream");
+    case Setting::BatchWindow:
+        return QLatin1StringView("--batch-window");
+    case Setting::BatchSize:
+        return QLatin1StringView("--batch-size");
+    case Setting::BatchBytes:
+        return QLatin1StringView("--batch-bytes");
+    case Setting::PollInterval:
+        return QLatin1StringView("--poll-interval");
+    case Setting::MaxBody:
+        return QLatin1StringView("--max-body");
+    }
+    return QLatin1StringView();
 }
 
 } // namespace llmproxy

@@ -45,6 +45,9 @@ struct Config {
     bool noGui = false;
     // From OPENAI_API_KEY when set: every upstream call uses it. Never logged or printed.
     QByteArray apiKey;
+    // Desktop app only: save the main window as a PNG here after screenshotDelay, then exit.
+    QString screenshotPath;
+    std::chrono::milliseconds screenshotDelay{1000};
 
     // The provider's hard limits: a batch never exceeds them whatever the flags say.
     static constexpr int ProviderMaxRequests = 50'000;
@@ -66,6 +69,19 @@ QList<ListenAddress> defaultListenAddresses();
 // name is set (AppDataLocation would then be the shared data folder itself).
 QString defaultDataDir();
 
+// The settings the command line and the desktop app's settings page share, checked the same way.
+enum class Setting { Listen, Upstream, BatchWindow, BatchSize, BatchBytes, PollInterval, MaxBody };
+
+// Checks `text` exactly as the command line checks its option's value. Accepted: stores it in
+// `config` and returns an empty string. Refused: leaves `config` alone and returns the reason,
+// starting with the quoted value (`"4x" is not a duration (examples: ...)`); a value that looks
+// like an API key (or contains config.apiKey) is never repeated.
+QString applySetting(Config &config, Setting setting, const QString &text);
+// The setting's value in config as text that applySetting accepts ("4s", "25MB", "localhost:3030").
+QString settingText(const Config &config, Setting setting);
+// The command-line option of a setting ("--batch-window").
+QLatin1StringView settingOption(Setting setting);
+
 struct CommandLine {
     enum class Action { Run, ShowHelp, ShowVersion, Error };
     Action action = Action::Run;
@@ -75,8 +91,11 @@ struct CommandLine {
 
 // Parse argv (args[0] is the program name). `environment` supplies OPENAI_API_KEY
 // (pass QProcessEnvironment::systemEnvironment() values in production, anything in tests).
+// `base` is where the options start from (the stored settings; defaults when not given): every
+// option on the command line overrides it, and OPENAI_API_KEY, when set, overrides base.apiKey.
 CommandLine parseCommandLine(const QStringList &args,
-                             const QByteArray &openAiApiKeyFromEnvironment = {});
+                             const QByteArray &openAiApiKeyFromEnvironment = {},
+                             const Config &base = Config());
 
 } // namespace llmproxy
 Q_DECLARE_METATYPE(llmproxy::Config)

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "settings/settingsstore.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QSettings>
+#include <QStandardPaths>
+
+#include <array>
+
+namespace llmproxy {
+
+namespace {
+
+struct StoredSetting {
+    Setting setting;
+    QLatin1StringView name;
+};
+
+constexpr std::array StoredSettings{
+    StoredSetting{Setting::Listen, QLatin1StringView("proxy/listen")},
+    StoredSetting{Setting::Upstream, QLatin1StringView("proxy/upstream")},
+    StoredSetting{Setting::BatchWindow, QLatin1StringView("proxy/batch_window")},
+    StoredSetting{Setting::BatchSize, QLatin1StringView("proxy/batch_size")},
+    StoredSetting{Setting::BatchBytes, QLatin1StringView("proxy/batch_bytes")},
+    StoredSetting{Setting::PollInterval, QLatin1StringView("proxy/poll_interval")},
+    StoredSetting{Setting::MaxBody, QLatin1StringView("proxy/max_body")},
+};
+
+constexpr QLatin1StringView KeyLocationName("key/location");
+constexpr QLatin1StringView FileKeyName("key/openai_api_key");
+
+constexpr QFile::Permissions OwnerOnly = QFile::ReadOwner | QFile::WriteOwner;
+
+// The defaults as the command line would produce them with no options.
+Config defaultConfig() {
+    return parseCommandLine({QStringLiteral("llm-proxy")}).config;
+}
+
+QString locationText(KeyLocation location) {
+    switch (location) {
+    case KeyLocation::Keychain:
+        return QStringLiteral("keychain");
+    case KeyLocation::File:
+        return QStringLiteral("file");
+    case KeyLocation::None:
+        break;
+    }
+    return QStringLiteral("none");
+}
+
+} // namespace
+
+SettingsStore::SettingsStore(const QString &filePath)
+    : m_filePath(filePath)
+    , m_settings(std::make_unique<QSettings>(filePath, QSettings::IniFormat)) {}
+
+SettingsStore::~SettingsStore() = default;
+
+QString SettingsStore::defaultFilePath() {
+    return QStandardPaths::writableLocation(QStandardPaths::GenericConfigLocation) +
+           QStringLiteral("/llm-proxy/llm-proxy.conf");
+}
+
+Config SettingsStore::load(QStringList *problems) const {
+    Config config = defaultConfig();
+    for (const StoredSetting &stored : StoredSettings) {
+        const QVariant value = m_settings->value(stored.name);
+        if (!value.isValid())
+            continue;
+        const QString problem = applySetting(config, stored.setting, value.toString());
+        if (!problem.isEmpty() && problems) {
+            problems->append(QString(stored.name).section(u'/', 1) + QStringLiteral(": ") +
+                             problem + QStringLiteral(" (the default is used)"));
+        }
+    }
+    if (keyLocation() == KeyLocation::File)
+        config.apiKey = fileKey();
+    return config;
+}
+
+bool SettingsStore::save(const Config &config) {
+    const Config defaults = defaultConfig();
+    for (const StoredSetting &stored : StoredSettings) {
+        const QString text = settingText(config, stored.setting);
+        if (text == settingText(defaults, stored.setting))
+            m_settings->remove(stored.name);
+        else
+            m_settings->setValue(stored.name, text);
+    }
+    return sync();
+}
+
+KeyLocation SettingsStore::keyLocation() const {
+    const QString text = m_settings->value(KeyLocationName).toString();
+    if (text == QLatin1StringView("keychain"))
+        return KeyLocation::Keychain;
+    if (text == QLatin1StringView("file"))
+        return KeyLocation::File;
+    return KeyLocation::None;
+}
+
+QByteArray SettingsStore::fileKey() const {
+    if (keyLocation() != KeyLocation::File)
+        return QByteArray();
+    return m_settings->value(FileKeyName).toString().toUtf8().trimmed();
+}
+
+bool SettingsStore::storeKeyInFile(const QByteArray &key) {
+    m_settings->setValue(FileKeyName, QString::fromUtf8(key.trimmed()));
+    m_settings->setValue(KeyLocationName, locationText(KeyLocation::File));
+    return sync();
+}
+
+bool SettingsStore::setKeyLocation(KeyLocation location) {
+    if (location == KeyLocation::File)
+        return storeKeyInFile(fileKey());
+    m_settings->remove(FileKeyName);
+    if (location == KeyLocation::None)
+        m_settings->remove(KeyLocationName);
+    else
+        m_settings->setValue(KeyLocationName, locationText(location));
+    return sync();
+}
+
+bool SettingsStore::notificationsEnabled() const {
+    return m_settings->value(Notifications.name, Notifications.defaultValue).toBool();
+}
+
+bool SettingsStore::setNotificationsEnabled(bool enabled) {
+    if (enabled == Notifications.defaultValue)
+        m_settings->remove(Notifications.name);
+    else
+        m_settings->setValue(Notifications.name, enabled);
+    return sync();
+}
+
+int SettingsStore::chartSpan() const {
+    bool ok = false;
+    const int span = m_settings->value(ChartSpan.name, ChartSpan.defaultValue).toInt(&ok);
+    if (!ok)
+        return ChartSpan.defaultValue;
+    return qBound(ChartSpan.minimum, span, ChartSpan.maximum);
+}
+
+bool SettingsStore::setChartSpan(int span) {
+    span = qBound(ChartSpan.minimum, span, ChartSpan.maximum);
+    if (span == ChartSpan.defaultValue)
+        m_settings->remove(ChartSpan.name);
+    else
+        m_settings->setValue(ChartSpan.name, span);
+    return sync();
+}
+
+bool SettingsStore::sync() {
+    m_error.clear();
+    // Create the file with mode 0600 before anything is written to it: QSettings keeps the
+    // permissions of an existing file, and a new one would get the umask's (often 0644).
+    if (!QFileInfo::exists(m_filePath)) {
+        const QString dir = QFileInfo(m_filePath).absolutePath();
+        if (!QDir().mkpath(dir)) {
+            m_error = QStringLiteral("cannot create the folder %1").arg(dir);
+            return false;
+        }
+        QFile file(m_filePath);
+        if (!file.open(QIODevice::WriteOnly | QIODevice::NewOnly, OwnerOnly)) {
+            m_error = QStringLiteral("cannot create %1: %2").arg(m_filePath, file.errorString());
+            return false;
+        }
+    }
+    m_settings->sync();
+    if (m_settings->status() != QSettings::NoError) {
+        m_error = QStringLiteral("cannot write %1").arg(m_filePath);
+        return false;
+    }
+    if (!QFile::setPermissions(m_filePath, OwnerOnly)) {
+        m_error = QStringLiteral("cannot make %1 readable by its owner only").arg(m_filePath);
+        return false;
+    }
+    return true;
+}
+
+} // namespace llmproxy

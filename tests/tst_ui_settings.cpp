@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The settings page: values checked as typed with the command line's reasons next to them,
+// Apply only when all are good; applied settings are saved (only those changed) and reach a
+// real ProxyService on its worker thread: a new listen address re-binds in place, a taken port
+// is reported next to the field; a proxy that could not start starts with the next address.
+// The key field is write-only, and without a keychain the settings file is offered.
+
+#include "settings/settingsstore.h"
+#include "ui/desktopapp.h"
+#include "ui/keystore.h"
+#include "ui/mainwindow.h"
+#include "ui/proxyhost.h"
+#include "ui/settingscontroller.h"
+#include "ui/settingspage.h"
+#include "ui/traycontroller.h"
+
+#include <QCheckBox>
+#include <QFrame>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QTcpServer>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace llmproxy;
+using namespace std::chrono_literals;
+
+namespace {
+const QByteArray TestKey = "sk-settings-test-0123456789-zzzz";
+
+quint16 freePort() {
+    QTcpServer probe;
+    if (!probe.listen(QHostAddress::LocalHost, 0))
+        return 0;
+    return probe.serverPort();
+}
+} // namespace
+
+class TestUiSettings final : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void formShowsConfig();
+    void validatedAsTyped_data();
+    void validatedAsTyped();
+    void applySavesOnlyChangedSettings();
+    void revert();
+    void listenChangeRebindsTheCore();
+    void takenPortIsReported();
+    void startFailureRecoversWithNewAddress();
+    void keyIsWriteOnlyAndFallsBackToFile();
+    void notificationsToggle();
+    void gracePeriodIsNotFaked();
+
+private:
+    Config baseConfig() const;
+    void buildApp(const Config &effective);
+    QLineEdit *edit(const char *name) const;
+    QLabel *label(const char *name) const;
+    void typeInto(const char *name, const QString &text);
+    void clickApply();
+    ProxySnapshot waitForSnapshot(const std::function<bool(const ProxySnapshot &)> &until);
+
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<SettingsStore> m_store;
+    std::unique_ptr<KeyStore> m_keys;
+    std::unique_ptr<SettingsController> m_settings;
+    std::unique_ptr<DesktopApp> m_app;
+    std::unique_ptr<ProxyHost> m_host;
+};
+
+void TestUiSettings::initTestCase() {
+    // Never touch a real keychain from a test run: this one has none.
+    qputenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/llm-proxy-test-bus");
+    qunsetenv("DISPLAY");
+}
+
+void TestUiSettings::init() {
+    m_dir = std::make_unique<QTemporaryDir>();
+    m_store = std::make_unique<SettingsStore>(m_dir->filePath(QStringLiteral("llm-proxy.conf")));
+    m_keys = std::make_unique<KeyStore>(QStringLiteral("llm-proxy-test-settings"));
+}
+
+void TestUiSettings::cleanup() {
+    if (m_host && m_host->state() != ProxyHost::State::Stopped) {
+        QSignalSpy stopped(m_host.get(), &ProxyHost::stopped);
+        m_host->stop();
+        QVERIFY(stopped.wait(10'000));
+    }
+    m_host.reset();
+    m_app.reset();
+    m_settings.reset();
+    m_keys.reset();
+    m_store.reset();
+    m_dir.reset();
+}
+
+Config TestUiSettings::baseConfig() const {
+    Config config = m_store->load();
+    config.dataDir = m_dir->filePath(QStringLiteral("data")); // never the user's queue
+    config.upstream = QUrl(QStringLiteral("http://127.0.0.1:9/v1"));
+    return config;
+}
+
+void TestUiSettings::buildApp(const Config &effective) {
+    m_settings =
+        std::make_unique<SettingsController>(m_store.get(), m_keys.get(), effective, QByteArray());
+    m_app = std::make_unique<DesktopApp>(m_settings.get());
+    m_app->show();
+}
+
+QLineEdit *TestUiSettings::edit(const char *name) const {
+    return m_app->window()->findChild<QLineEdit *>(QString::fromLatin1(name));
+}
+
+QLabel *TestUiSettings::label(const char *name) const {
+    return m_app->window()->findChild<QLabel *>(QString::fromLatin1(name));
+}
+
+void TestUiSettings::typeInto(const char *name, const QString &text) {
+    QLineEdit *field = edit(name);
+    QVERIFY2(field, name);
+    field->selectAll();
+    QTest::keyClick(field, Qt::Key_Backspace);
+    QTest::keyClicks(field, text);
+}
+
+void TestUiSettings::clickApply() {
+    auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
+    QVERIFY(apply);
+    QVERIFY(apply->isEnabled());
+    QTest::mouseClick(apply, Qt::LeftButton);
+}
+
+ProxySnapshot
+TestUiSettings::waitForSnapshot(const std::function<bool(const ProxySnapshot &)> &until) {
+    ProxySnapshot last;
+    bool seen = false;
+    QMetaObject::Connection connection =
+        connect(m_host.get(), &ProxyHost::snapshotReady, this, [&](const ProxySnapshot &s) {
+            last = s;
+            seen = seen || until(s);
+        });
+    const bool arrived = QTest::qWaitFor([&] { return seen; }, 10'000);
+    Q_UNUSED(arrived) // the caller checks the snapshot it gets
+    disconnect(connection);
+    return last;
+}
+
+void TestUiSettings::formShowsConfig() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::BatchWindow, QStringLiteral("1500ms")), QString());
+    buildApp(config);
+    QCOMPARE(edit("listenEdit")->text(), QStringLiteral("localhost:3030"));
+    QCOMPARE(edit("upstreamEdit")->text(), QStringLiteral("http://127.0.0.1:9/v1"));
+    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("1500ms"));
+    QCOMPARE(edit("batchSizeEdit")->text(), QStringLiteral("1000"));
+    QCOMPARE(edit("batchBytesEdit")->text(), QStringLiteral("25MB"));
+    QCOMPARE(edit("pollIntervalEdit")->text(), QStringLiteral("10s"));
+    QCOMPARE(edit("maxBodyEdit")->text(), QStringLiteral("32MiB"));
+    for (const char *name : {"listenError", "upstreamError", "batchWindowError", "batchSizeError",
+                             "batchBytesError", "pollIntervalError", "maxBodyError"}) {
+        QVERIFY2(label(name), name);
+        QVERIFY(label(name)->text().isEmpty());
+    }
+    QVERIFY(!m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"))->isEnabled());
+}
+
+void TestUiSettings::validatedAsTyped_data() {
+    QTest::addColumn<QString>("field");
+    QTest::addColumn<QString>("setting");
+    QTest::addColumn<QString>("bad");
+    QTest::addColumn<QString>("good");
+    QTest::newRow("listen") << "listenEdit"
+                            << "--listen"
+                            << "example.com:80"
+                            << "127.0.0.1:0";
+    QTest::newRow("upstream") << "upstreamEdit"
+                              << "--upstream"
+                              << "ftp://x/v1"
+                              << "https://example.com/v1";
+    QTest::newRow("window") << "batchWindowEdit"
+                            << "--batch-window"
+                            << "4x"
+                            << "2s";
+    QTest::newRow("window range") << "batchWindowEdit"
+                                  << "--batch-window"
+                                  << "25h"
+                                  << "24h";
+    QTest::newRow("size") << "batchSizeEdit"
+                          << "--batch-size"
+                          << "50001"
+                          << "50000";
+    QTest::newRow("bytes") << "batchBytesEdit"
+                           << "--batch-bytes"
+                           << "1GB"
+                           << "200MB";
+    QTest::newRow("poll") << "pollIntervalEdit"
+                          << "--poll-interval"
+                          << "50ms"
+                          << "100ms";
+    QTest::newRow("body") << "maxBodyEdit"
+                          << "--max-body"
+                          << "12"
+                          << "1KiB";
+}
+
+void TestUiSettings::validatedAsTyped() {
+    QFETCH(QString, field);
+    QFETCH(QString, setting);
+    QFETCH(QString, bad);
+    QFETCH(QString, good);
+    buildApp(baseConfig());
+    const QByteArray name = field.toLatin1();
+    const QByteArray errorName = field.chopped(4).toLatin1() + "Error";
+    auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
+
+    typeInto(name.constData(), bad);
+    // The reason is the command line's, word for word.
+    const CommandLine line = parseCommandLine({QStringLiteral("llm-proxy"), setting + u'=' + bad});
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    const QString reason = label(errorName.constData())->text();
+    QVERIFY(!reason.isEmpty());
+    QCOMPARE(QStringLiteral("llm-proxy: ") + setting + QStringLiteral(": ") + reason, line.message);
+    QVERIFY(!apply->isEnabled());
+    QVERIFY(!m_app->window()->settings()->isValid());
+
+    typeInto(name.constData(), good);
+    QVERIFY(label(errorName.constData())->text().isEmpty());
+    QVERIFY(apply->isEnabled());
+    QVERIFY(m_app->window()->settings()->isValid());
+}
+
+void TestUiSettings::applySavesOnlyChangedSettings() {
+    // In force: batch size 5 from the command line (not stored).
+    Config effective = baseConfig();
+    QCOMPARE(applySetting(effective, Setting::BatchSize, QStringLiteral("5")), QString());
+    buildApp(effective);
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    typeInto("batchWindowEdit", QStringLiteral("750ms"));
+    typeInto("maxBodyEdit", QStringLiteral("2MiB"));
+    clickApply();
+    QCOMPARE(configs.count(), 1);
+    const Config applied = configs.constFirst().constFirst().value<Config>();
+    QCOMPARE(applied.batchWindow, 750ms);
+    QCOMPARE(applied.maxBody, qint64(2 * 1024 * 1024));
+    QCOMPARE(applied.batchSize, 5);
+    QCOMPARE(applied.dataDir, effective.dataDir);
+
+    const Config stored = SettingsStore(m_store->filePath()).load();
+    QCOMPARE(stored.batchWindow, 750ms);
+    QCOMPARE(stored.maxBody, qint64(2 * 1024 * 1024));
+    QCOMPARE(stored.batchSize, 1000); // the command line's value is not saved
+    QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("batch window")));
+    QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("largest body")));
+    // The form now shows what is in force, and nothing is pending.
+    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("750ms"));
+    QVERIFY(!m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"))->isEnabled());
+}
+
+void TestUiSettings::revert() {
+    buildApp(baseConfig());
+    typeInto("batchSizeEdit", QStringLiteral("nonsense"));
+    auto *revert = m_app->window()->findChild<QPushButton *>(QStringLiteral("revertButton"));
+    QVERIFY(revert->isEnabled());
+    QTest::mouseClick(revert, Qt::LeftButton);
+    QCOMPARE(edit("batchSizeEdit")->text(), QStringLiteral("1000"));
+    QVERIFY(label("batchSizeError")->text().isEmpty());
+}
+
+void TestUiSettings::listenChangeRebindsTheCore() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::Listen, QStringLiteral("127.0.0.1:0")), QString());
+    buildApp(config);
+    m_host = std::make_unique<ProxyHost>();
+    m_host->setSnapshotInterval(100ms);
+    connect(m_host.get(), &ProxyHost::snapshotReady, m_app.get(), &DesktopApp::showSnapshot);
+    connect(m_host.get(), &ProxyHost::listenFailed, m_app.get(), &DesktopApp::showListenFailed);
+    connect(m_settings.get(), &SettingsController::configChanged, m_host.get(),
+            &ProxyHost::applyConfig);
+    QSignalSpy started(m_host.get(), &ProxyHost::started);
+    m_host->start(m_settings->config());
+    QVERIFY(started.wait(10'000));
+
+    const quint16 port = freePort();
+    QVERIFY(port != 0);
+    const QString target = QStringLiteral("http://127.0.0.1:%1/v1").arg(port);
+    typeInto("listenEdit", QStringLiteral("127.0.0.1:%1").arg(port));
+    clickApply();
+    const ProxySnapshot snapshot =
+        waitForSnapshot([&](const ProxySnapshot &s) { return s.listenUrls.contains(target); });
+    QCOMPARE(snapshot.listenUrls, QStringList{target});
+    QVERIFY(snapshot.listenError.isEmpty());
+    QTRY_VERIFY(m_app->window()
+                    ->findChild<QLabel *>(QStringLiteral("listenLabel"))
+                    ->text()
+                    .contains(target));
+    QCOMPARE(SettingsStore(m_store->filePath()).load().listen.constFirst().port, port);
+}
+
+void TestUiSettings::takenPortIsReported() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::Listen, QStringLiteral("127.0.0.1:0")), QString());
+    buildApp(config);
+    m_host = std::make_unique<ProxyHost>();
+    m_host->setSnapshotInterval(100ms);
+    connect(m_host.get(), &ProxyHost::snapshotReady, m_app.get(), &DesktopApp::showSnapshot);
+    connect(m_host.get(), &ProxyHost::listenFailed, m_app.get(), &DesktopApp::showListenFailed);
+    connect(m_settings.get(), &SettingsController::configChanged, m_host.get(),
+            &ProxyHost::applyConfig);
+    QSignalSpy started(m_host.get(), &ProxyHost::started);
+    m_host->start(m_settings->config());
+    QVERIFY(started.wait(10'000));
+    const quint16 boundPort =
+        started.constFirst().constFirst().value<QList<quint16>>().constFirst();
+
+    QTcpServer squatter;
+    QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
+    QSignalSpy failed(m_host.get(), &ProxyHost::listenFailed);
+    QSignalSpy notified(m_app->tray(), &TrayController::notified);
+    typeInto("listenEdit", QStringLiteral("127.0.0.1:%1").arg(squatter.serverPort()));
+    clickApply();
+    QVERIFY(failed.wait(10'000));
+    const QString error = failed.constFirst().constFirst().toString();
+    QVERIFY2(error.contains(QString::number(squatter.serverPort())), qPrintable(error));
+    // Said next to the field, and by a notification; the old address keeps serving.
+    QTRY_COMPARE(label("listenError")->text(), error);
+    QCOMPARE(notified.count(), 1);
+    const ProxySnapshot snapshot =
+        waitForSnapshot([](const ProxySnapshot &s) { return !s.listenError.isEmpty(); });
+    QCOMPARE(snapshot.listenError, error);
+    QVERIFY(snapshot.listening);
+    QCOMPARE(snapshot.listenUrls,
+             QStringList{QStringLiteral("http://127.0.0.1:%1/v1").arg(boundPort)});
+}
+
+void TestUiSettings::startFailureRecoversWithNewAddress() {
+    QTcpServer squatter;
+    QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::Listen,
+                          QStringLiteral("127.0.0.1:%1").arg(squatter.serverPort())),
+             QString());
+    buildApp(config);
+    m_host = std::make_unique<ProxyHost>();
+    connect(m_host.get(), &ProxyHost::startFailed, m_app.get(), &DesktopApp::showStartFailed);
+    connect(m_settings.get(), &SettingsController::configChanged, m_host.get(),
+            &ProxyHost::applyConfig);
+    QSignalSpy startFailed(m_host.get(), &ProxyHost::startFailed);
+    QSignalSpy started(m_host.get(), &ProxyHost::started);
+    m_host->start(m_settings->config());
+    QVERIFY(startFailed.wait(10'000));
+    QCOMPARE(m_host->state(), ProxyHost::State::StartFailed);
+    QVERIFY(!label("listenError")->text().isEmpty());
+
+    typeInto("listenEdit", QStringLiteral("127.0.0.1:0"));
+    clickApply();
+    QVERIFY(started.wait(10'000));
+    QCOMPARE(m_host->state(), ProxyHost::State::Running);
+}
+
+void TestUiSettings::keyIsWriteOnlyAndFallsBackToFile() {
+    buildApp(baseConfig());
+    QLineEdit *key = edit("apiKeyEdit");
+    QVERIFY(key);
+    QCOMPARE(key->echoMode(), QLineEdit::Password);
+    QVERIFY(label("apiKeyStatus")->text().contains(QStringLiteral("No key stored")));
+    auto *fallback = m_app->window()->findChild<QFrame *>(QStringLiteral("keyFallback"));
+    QVERIFY(fallback && fallback->isHidden());
+
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    typeInto("apiKeyEdit", QString::fromUtf8(TestKey));
+    clickApply();
+    QVERIFY(key->text().isEmpty()); // never kept in the form
+    QTRY_VERIFY_WITH_TIMEOUT(!fallback->isHidden(), 10'000);
+    QVERIFY(label("keyFallbackText")->text().contains(QStringLiteral("No system keychain")));
+    QVERIFY(label("keyFallbackText")->text().contains(QStringLiteral("0600")));
+    QCOMPARE(configs.count(), 1);
+    QCOMPARE(configs.constFirst().constFirst().value<Config>().apiKey, TestKey);
+    QVERIFY(label("apiKeyStatus")->text().contains(QStringLiteral("not saved")));
+
+    QTest::mouseClick(
+        m_app->window()->findChild<QPushButton *>(QStringLiteral("keepKeyInFileButton")),
+        Qt::LeftButton);
+    QVERIFY(fallback->isHidden());
+    QCOMPARE(m_store->keyLocation(), KeyLocation::File);
+    const QString status = label("apiKeyStatus")->text();
+    QVERIFY2(status.contains(QStringLiteral("settings file")), qPrintable(status));
+    QVERIFY(status.contains(QStringLiteral("…zzzz")));
+    // Nowhere in the window is the key shown.
+    const QList<QLabel *> labels = m_app->window()->findChildren<QLabel *>();
+    for (const QLabel *any : labels)
+        QVERIFY(!any->text().contains(QStringLiteral("0123456789")));
+    const QList<QLineEdit *> edits = m_app->window()->findChildren<QLineEdit *>();
+    for (const QLineEdit *any : edits)
+        QVERIFY(!any->text().contains(QStringLiteral("0123456789")));
+
+    QTest::mouseClick(m_app->window()->findChild<QPushButton *>(QStringLiteral("forgetKeyButton")),
+                      Qt::LeftButton);
+    QCOMPARE(m_store->keyLocation(), KeyLocation::None);
+    QVERIFY(label("apiKeyStatus")->text().contains(QStringLiteral("No key stored")));
+    QVERIFY(m_settings->config().apiKey.isEmpty());
+}
+
+void TestUiSettings::notificationsToggle() {
+    buildApp(baseConfig());
+    auto *check = m_app->window()->findChild<QCheckBox *>(QStringLiteral("notificationsCheck"));
+    QVERIFY(check && check->isChecked());
+    QVERIFY(m_app->tray()->notificationsEnabled());
+    check->click();
+    QVERIFY(!m_store->notificationsEnabled());
+    QVERIFY(!m_app->tray()->notificationsEnabled());
+    QSignalSpy notified(m_app->tray(), &TrayController::notified);
+    BatchProgress batch;
+    batch.status = "completed";
+    batch.active = false;
+    m_app->showBatchFinished(batch);
+    QCOMPARE(notified.count(), 0);
+}
+
+void TestUiSettings::gracePeriodIsNotFaked() {
+    buildApp(baseConfig());
+    QLineEdit *grace = edit("graceEdit");
+    QVERIFY(grace);
+    QVERIFY(!grace->isEnabled());
+    QVERIFY(grace->toolTip().contains(QStringLiteral("coming with the durable queue")));
+}
+
+QTEST_MAIN(TestUiSettings)
+#include "tst_ui_settings.moc"

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "ui/batchdetails.h"
+
+#include "ui/displaytext.h"
+
+namespace llmproxy {
+
+namespace {
+
+QString when(const QDateTime &time) {
+    return time.isValid() ? time.toLocalTime().toString(QStringLiteral("yyyy-MM-dd HH:mm:ss.zzz"))
+                          : QStringLiteral("—");
+}
+
+QString between(const QDateTime &from, const QDateTime &to) {
+    if (!from.isValid() || !to.isValid())
+        return QStringLiteral("—");
+    return display::duration(from.msecsTo(to));
+}
+
+QString row(const QString &name, const QString &value) {
+    return QStringLiteral("<tr><td style='padding-right:12px'><b>") + name.toHtmlEscaped() +
+           QStringLiteral("</b></td><td>") + value.toHtmlEscaped() + QStringLiteral("</td></tr>");
+}
+
+} // namespace
+
+BatchDetails::BatchDetails(QWidget *parent)
+    : QTextBrowser(parent) {
+    setObjectName(QStringLiteral("batchDetails"));
+    setOpenLinks(false);
+    clearBatch();
+}
+
+void BatchDetails::clearBatch() {
+    show(QStringLiteral("<p><i>Select a batch to see its details.</i></p>"));
+}
+
+void BatchDetails::showBatch(const BatchProgress &batch) {
+    show(html(batch));
+}
+
+void BatchDetails::show(const QString &html) {
+    if (html == m_shown)
+        return;
+    m_shown = html;
+    setHtml(html);
+}
+
+QString BatchDetails::html(const BatchProgress &batch) {
+    QString text = QStringLiteral("<h3>") + display::batchName(batch).toHtmlEscaped() +
+                   QStringLiteral("</h3><table>");
+    text +=
+        row(QStringLiteral("Status"), QString::fromUtf8(batch.status) +
+                                          (batch.active ? QStringLiteral(" (active)") : QString()));
+    text += row(QStringLiteral("Provider batch id"), batch.batchId.isEmpty()
+                                                         ? QStringLiteral("(not created yet)")
+                                                         : QString::fromUtf8(batch.batchId));
+    text += row(QStringLiteral("Local id"), QString::fromUtf8(batch.localId));
+    text += row(QStringLiteral("Endpoint"), QString::fromUtf8(batch.endpoint));
+    text += row(QStringLiteral("Model"), QString::fromUtf8(batch.model));
+    text += row(QStringLiteral("Key"), batch.keyHint.isEmpty() ? QStringLiteral("each client's own")
+                                                               : QString::fromUtf8(batch.keyHint));
+    text += row(QStringLiteral("Requests"), display::count(static_cast<quint64>(batch.total)));
+    text += row(QStringLiteral("Completed"),
+                display::count(static_cast<quint64>(std::max(batch.completed, 0))));
+    text += row(QStringLiteral("Failed"),
+                display::count(static_cast<quint64>(std::max(batch.failed, 0))));
+    text += row(QStringLiteral("Formed"), when(batch.createdAt));
+    text += row(QStringLiteral("Submitted"), when(batch.submittedAt));
+    text += row(QStringLiteral("Ended"), when(batch.endedAt));
+    text += row(QStringLiteral("Until submitted"), between(batch.createdAt, batch.submittedAt));
+    text += row(QStringLiteral("At the provider"), between(batch.submittedAt, batch.endedAt));
+    text += row(QStringLiteral("In all"), between(batch.createdAt, batch.endedAt));
+    text += QStringLiteral("</table>");
+    if (batch.errors.isEmpty()) {
+        text += QStringLiteral("<p>No errors from the provider.</p>");
+    } else {
+        text += QStringLiteral("<p><b>Provider errors</b></p><ul>");
+        for (const QString &error : batch.errors)
+            text += QStringLiteral("<li>") + error.toHtmlEscaped() + QStringLiteral("</li>");
+        text += QStringLiteral("</ul>");
+    }
+    return text;
+}
+
+} // namespace llmproxy

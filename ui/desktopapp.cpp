@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "ui/desktopapp.h"
+
+#include "ui/appactions.h"
+#include "ui/batchtablemodel.h"
+#include "ui/chartswidget.h"
+#include "ui/dashboardpage.h"
+#include "ui/historypage.h"
+#include "ui/mainwindow.h"
+#include "ui/settingscontroller.h"
+#include "ui/settingspage.h"
+#include "ui/snapshothistory.h"
+#include "ui/traycontroller.h"
+
+#include <QStatusBar>
+
+namespace llmproxy {
+
+DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
+    : QObject(parent)
+    , m_settings(settings)
+    , m_actions(new AppActions(this))
+    , m_history(new SnapshotHistory(this))
+    , m_active(new BatchTableModel(BatchTableModel::Scope::Active, this))
+    , m_finished(new BatchTableModel(BatchTableModel::Scope::Finished, this))
+    , m_window(std::make_unique<MainWindow>(m_actions, m_active, m_finished, m_history))
+    , m_tray(new TrayController(m_actions, this)) {
+    // Intents out.
+    connect(m_actions, &AppActions::pauseRequested, this, &DesktopApp::pauseRequested);
+    connect(m_actions, &AppActions::flushRequested, this, &DesktopApp::flushRequested);
+    connect(m_actions, &AppActions::quitRequested, this, &DesktopApp::quitRequested);
+    connect(m_actions, &AppActions::showDashboardRequested, this, &DesktopApp::activate);
+    connect(m_window.get(), &MainWindow::quitRequested, this, &DesktopApp::quitRequested);
+
+    // Settings: the page talks to the controller, the controller answers the page.
+    SettingsPage *page = m_window->settings();
+    page->setConfig(settings->config());
+    page->setKeyState(settings->keyState());
+    page->setNotificationsEnabled(settings->notificationsEnabled());
+    m_tray->setNotificationsEnabled(settings->notificationsEnabled());
+    connect(page, &SettingsPage::applyRequested, settings, &SettingsController::applySettings);
+    connect(page, &SettingsPage::apiKeyEntered, settings, &SettingsController::setApiKey);
+    connect(page, &SettingsPage::forgetKeyRequested, settings, &SettingsController::forgetApiKey);
+    connect(page, &SettingsPage::keepKeyInFileRequested, settings,
+            &SettingsController::keepKeyInFile);
+    connect(page, &SettingsPage::notificationsToggled, settings,
+            &SettingsController::setNotificationsEnabled);
+    connect(settings, &SettingsController::configChanged, page, &SettingsPage::setConfig);
+    connect(settings, &SettingsController::keyStateChanged, page, &SettingsPage::setKeyState);
+    connect(settings, &SettingsController::fileFallbackOffered, page,
+            &SettingsPage::offerFileFallback);
+    connect(settings, &SettingsController::message, page, &SettingsPage::showMessage);
+    connect(settings, &SettingsController::notificationsChanged, m_tray,
+            &TrayController::setNotificationsEnabled);
+
+    ChartsWidget *charts = m_window->dashboard()->charts();
+    charts->setSpan(static_cast<ChartSpan>(settings->chartSpan()));
+    connect(charts, &ChartsWidget::spanChanged, settings,
+            [settings](ChartSpan span) { settings->setChartSpan(static_cast<int>(span)); });
+}
+
+DesktopApp::~DesktopApp() = default;
+
+void DesktopApp::show() {
+    m_hasTray = m_tray->show();
+    m_window->setCloseHidesToTray(m_hasTray);
+    m_window->show();
+}
+
+void DesktopApp::showSnapshot(const ProxySnapshot &snapshot) {
+    m_active->setBatches(snapshot.batches, snapshot.takenAt);
+    m_finished->setBatches(snapshot.batches, snapshot.takenAt);
+    m_history->append(snapshot);
+    m_actions->setPaused(snapshot.paused);
+    m_window->dashboard()->showSnapshot(snapshot);
+    m_window->history()->refresh();
+    m_window->settings()->setListenError(snapshot.listenError);
+    m_tray->showSnapshot(snapshot);
+}
+
+void DesktopApp::showBatchFinished(const BatchProgress &batch) {
+    m_tray->notifyBatchFinished(batch);
+}
+
+void DesktopApp::showListenFailed(const QString &error) {
+    m_window->settings()->setListenError(error);
+    m_window->statusBar()->showMessage(QStringLiteral("Could not listen: ") + error, 10'000);
+    m_tray->notifyError(QStringLiteral("llm-proxy could not listen"), error);
+}
+
+void DesktopApp::showStartFailed(const QString &error) {
+    m_window->dashboard()->showStartFailed(error);
+    m_window->settings()->setListenError(error);
+    m_window->statusBar()->showMessage(
+        QStringLiteral("Could not start: change the listen address in Settings"));
+    activate();
+}
+
+void DesktopApp::activate() {
+    m_window->bringForward();
+}
+
+} // namespace llmproxy

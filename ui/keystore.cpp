@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "ui/keystore.h"
+
+#include "ui/uilogging.h"
+
+#include <qt6keychain/keychain.h>
+
+namespace llmproxy {
+
+namespace {
+const QString EntryName = QStringLiteral("openai-api-key");
+
+QString reasonFor(KeyStore::Operation operation, const QKeychain::Job &job) {
+    QString what;
+    switch (operation) {
+    case KeyStore::Operation::Read:
+        what = QStringLiteral("could not read the key from the system keychain");
+        break;
+    case KeyStore::Operation::Write:
+        what = QStringLiteral("could not save the key in the system keychain");
+        break;
+    case KeyStore::Operation::Remove:
+        what = QStringLiteral("could not remove the key from the system keychain");
+        break;
+    }
+    switch (job.error()) {
+    case QKeychain::NoBackendAvailable:
+    case QKeychain::NotImplemented:
+        return QStringLiteral("No system keychain is available: ") + what;
+    case QKeychain::AccessDeniedByUser:
+    case QKeychain::AccessDenied:
+        return QStringLiteral("The system keychain refused access: ") + what;
+    default:
+        break;
+    }
+    const QString detail = job.errorString().trimmed();
+    return QStringLiteral("No system keychain is available: ") + what +
+           (detail.isEmpty() ? QString() : QStringLiteral(" (") + detail + u')');
+}
+} // namespace
+
+KeyStore::KeyStore(const QString &service, QObject *parent)
+    : QObject(parent)
+    , m_service(service) {
+    m_timer.setSingleShot(true);
+    connect(&m_timer, &QTimer::timeout, this, &KeyStore::timedOut);
+}
+
+KeyStore::~KeyStore() {
+    // A job still running finishes on its own and deletes itself; we only stop listening.
+    if (m_job)
+        disconnect(m_job, nullptr, this, nullptr);
+}
+
+// Each job deletes itself once it has finished (autoDelete), so it needs no other owner.
+void KeyStore::read() {
+    auto *job = new QKeychain::ReadPasswordJob(m_service);
+    job->setKey(EntryName);
+    begin(Operation::Read, job);
+}
+
+void KeyStore::write(const QByteArray &key) {
+    auto *job = new QKeychain::WritePasswordJob(m_service);
+    job->setKey(EntryName);
+    job->setBinaryData(key);
+    begin(Operation::Write, job);
+}
+
+void KeyStore::remove() {
+    auto *job = new QKeychain::DeletePasswordJob(m_service);
+    job->setKey(EntryName);
+    begin(Operation::Remove, job);
+}
+
+bool KeyStore::begin(Operation operation, QKeychain::Job *job) {
+    job->setAutoDelete(true);
+    if (m_job) {
+        delete job; // never started
+        QMetaObject::invokeMethod(
+            this,
+            [this, operation] {
+                Q_EMIT failed(operation,
+                              QStringLiteral("The system keychain is still busy; try again"));
+            },
+            Qt::QueuedConnection);
+        return false;
+    }
+    m_job = job;
+    m_operation = operation;
+    connect(job, &QKeychain::Job::finished, this, &KeyStore::finish);
+    m_timer.start(m_timeout);
+    job->start();
+    return true;
+}
+
+void KeyStore::finish(QKeychain::Job *job) {
+    if (job != m_job)
+        return;
+    m_job = nullptr;
+    m_timer.stop();
+    const QKeychain::Error error = job->error();
+    switch (m_operation) {
+    case Operation::Read:
+        if (error == QKeychain::NoError) {
+            const auto *readJob = static_cast<QKeychain::ReadPasswordJob *>(job);
+            Q_EMIT readFinished(readJob->binaryData().trimmed());
+        } else if (error == QKeychain::EntryNotFound) {
+            Q_EMIT readFinished(QByteArray());
+        } else {
+            qCWarning(lcUi) << "keychain read failed, error" << error;
+            Q_EMIT failed(m_operation, reasonFor(m_operation, *job));
+        }
+        return;
+    case Operation::Write:
+        if (error == QKeychain::NoError) {
+            Q_EMIT written();
+        } else {
+            qCWarning(lcUi) << "keychain write failed, error" << error;
+            Q_EMIT failed(m_operation, reasonFor(m_operation, *job));
+        }
+        return;
+    case Operation::Remove:
+        if (error == QKeychain::NoError || error == QKeychain::EntryNotFound) {
+            Q_EMIT removed();
+        } else {
+            qCWarning(lcUi) << "keychain removal failed, error" << error;
+            Q_EMIT failed(m_operation, reasonFor(m_operation, *job));
+        }
+        return;
+    }
+}
+
+void KeyStore::timedOut() {
+    if (!m_job)
+        return;
+    disconnect(m_job, nullptr, this, nullptr); // it deletes itself when it ends
+    m_job = nullptr;
+    Q_EMIT failed(m_operation,
+                  QStringLiteral("The system keychain did not answer within %1 s")
+                      .arg(std::chrono::duration_cast<std::chrono::seconds>(m_timeout).count()));
+}
+
+} // namespace llmproxy

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Runs the ProxyService on its own worker thread and is the only thing that talks to it:
+// the service is constructed on that thread (not moved there), so objects it holds by value
+// share its thread.
+// intents go in as queued calls, the service's signals come out queued on this object's thread.
+// Nothing here waits for the service while it runs. When the service could not start (its
+// port taken), the next applyConfig() starts a fresh one with the new settings.
+
+#include "proxysnapshot.h"
+#include "settings/config.h"
+
+#include <QList>
+#include <QObject>
+#include <QThread>
+
+#include <functional>
+#include <memory>
+
+namespace llmproxy {
+
+class ProxyService;
+
+class ProxyHost final : public QObject {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(ProxyHost)
+public:
+    enum class State { NotStarted, Starting, Running, StartFailed, Stopping, Stopped };
+    Q_ENUM(State)
+
+    explicit ProxyHost(QObject *parent = nullptr);
+    ~ProxyHost() override; // ends the worker thread (the service is stopped first by stop())
+
+    State state() const { return m_state; }
+    // How often the service sends snapshots (default 1 s); applies to services started later.
+    void setSnapshotInterval(std::chrono::milliseconds interval) { m_snapshotInterval = interval; }
+
+public Q_SLOTS:
+    void start(const llmproxy::Config &config);
+    void setPaused(bool paused);
+    void flushNow();
+    void applyConfig(const llmproxy::Config &config);
+    // Stop serving (waiting clients are told to retry), then stopped().
+    void stop();
+
+Q_SIGNALS:
+    void started(const QList<quint16> &ports);
+    void startFailed(const QString &error);
+    void stopped();
+    void snapshotReady(const llmproxy::ProxySnapshot &snapshot);
+    void listenFailed(const QString &error);
+    void batchFinished(const llmproxy::BatchProgress &batch);
+
+private:
+    void launch(const Config &config);
+    void endThread();
+    // Runs `call` with the service, on the service's thread, after everything queued before.
+    void withService(std::function<void(ProxyService *)> call);
+
+    std::unique_ptr<QThread> m_thread;
+    // Lives on m_thread; the service is born there as its child (so every member of the
+    // service, timers included, belongs to that thread), and both go when the thread ends.
+    QObject *m_anchor = nullptr;
+    State m_state = State::NotStarted;
+    std::chrono::milliseconds m_snapshotInterval{1000};
+};
+
+} // namespace llmproxy

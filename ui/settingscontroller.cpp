@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "ui/settingscontroller.h"
+
+#include "api/logging.h"
+#include "settings/settingsstore.h"
+#include "ui/keystore.h"
+#include "ui/uilogging.h"
+
+#include <array>
+
+namespace llmproxy {
+
+namespace {
+
+constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,   Setting::BatchWindow,
+                                 Setting::BatchSize, Setting::BatchBytes, Setting::PollInterval,
+                                 Setting::MaxBody};
+
+QString settingName(Setting setting) {
+    switch (setting) {
+    case Setting::Listen:
+        return QStringLiteral("listen address");
+    case Setting::Upstream:
+        return QStringLiteral("upstream URL");
+    case Setting::BatchWindow:
+        return QStringLiteral("batch window");
+    case Setting::BatchSize:
+        return QStringLiteral("batch size");
+    case Setting::BatchBytes:
+        return QStringLiteral("batch bytes");
+    case Setting::PollInterval:
+        return QStringLiteral("poll interval");
+    case Setting::MaxBody:
+        return QStringLiteral("largest body");
+    }
+    return QString();
+}
+
+} // namespace
+
+SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
+                                       const Config &effective, const QByteArray &environmentKey,
+                                       QObject *parent)
+    : QObject(parent)
+    , m_store(store)
+    , m_keys(keys)
+    , m_config(effective)
+    , m_environmentKey(environmentKey.trimmed()) {
+    connect(m_keys, &KeyStore::readFinished, this, &SettingsController::onKeychainRead);
+    connect(m_keys, &KeyStore::written, this, &SettingsController::onKeychainWritten);
+    connect(m_keys, &KeyStore::removed, this, &SettingsController::onKeychainRemoved);
+    connect(m_keys, &KeyStore::failed, this,
+            [this](KeyStore::Operation operation, const QString &reason) {
+                switch (operation) {
+                case KeyStore::Operation::Read:
+                    setKeyState(KeyState::Source::None, QByteArray(), reason);
+                    Q_EMIT message(reason + QStringLiteral("; clients' own keys are used"), true);
+                    if (m_loading) {
+                        m_loading = false;
+                        Q_EMIT ready();
+                    }
+                    return;
+                case KeyStore::Operation::Write:
+                    // In use now; where to keep it is the user's choice.
+                    useKey(m_pendingKey);
+                    setKeyState(KeyState::Source::Session, m_pendingKey);
+                    Q_EMIT fileFallbackOffered(reason);
+                    return;
+                case KeyStore::Operation::Remove:
+                    Q_EMIT message(reason, true);
+                    return;
+                }
+            });
+}
+
+bool SettingsController::notificationsEnabled() const {
+    return m_store->notificationsEnabled();
+}
+
+int SettingsController::chartSpan() const {
+    return m_store->chartSpan();
+}
+
+QString SettingsController::settingsFile() const {
+    return m_store->filePath();
+}
+
+void SettingsController::loadKey() {
+    if (!m_environmentKey.isEmpty()) {
+        setKeyState(KeyState::Source::Environment, m_environmentKey);
+    } else {
+        switch (m_store->keyLocation()) {
+        case KeyLocation::Keychain:
+            m_loading = true;
+            m_keys->read();
+            return;
+        case KeyLocation::File:
+            setKeyState(KeyState::Source::File, m_config.apiKey);
+            break;
+        case KeyLocation::None:
+            setKeyState(KeyState::Source::None, QByteArray());
+            break;
+        }
+    }
+    QMetaObject::invokeMethod(this, &SettingsController::ready, Qt::QueuedConnection);
+}
+
+void SettingsController::onKeychainRead(const QByteArray &key) {
+    if (!m_loading)
+        return;
+    m_loading = false;
+    if (key.isEmpty()) {
+        setKeyState(KeyState::Source::None, QByteArray(),
+                    QStringLiteral("The keychain has no key for llm-proxy any more"));
+    } else {
+        m_config.apiKey = key;
+        setKeyState(KeyState::Source::Keychain, key);
+    }
+    Q_EMIT ready();
+}
+
+void SettingsController::applySettings(const Config &edited) {
+    QList<Setting> changed;
+    for (Setting setting : AllSettings) {
+        if (settingText(edited, setting) != settingText(m_config, setting))
+            changed.append(setting);
+    }
+    if (changed.isEmpty())
+        return;
+
+    Config stored = m_store->load();
+    QStringList names;
+    for (Setting setting : std::as_const(changed)) {
+        const QString text = settingText(edited, setting);
+        const QString problem = applySetting(m_config, setting, text);
+        if (!problem.isEmpty()) { // the page checks first; this is a safety net
+            Q_EMIT message(settingName(setting) + QStringLiteral(": ") + problem, true);
+            return;
+        }
+        applySetting(stored, setting, text);
+        names.append(settingName(setting));
+    }
+    const bool saved = m_store->save(stored);
+    qCInfo(lcUi).noquote() << "settings changed:" << names.join(QStringLiteral(", "));
+    Q_EMIT configChanged(m_config);
+    if (saved) {
+        Q_EMIT message(QStringLiteral("Applied and saved: ") + names.join(QStringLiteral(", ")),
+                       false);
+    } else {
+        Q_EMIT message(QStringLiteral("Applied, but not saved: ") + m_store->error(), true);
+    }
+}
+
+void SettingsController::setApiKey(const QByteArray &key) {
+    const QByteArray trimmed = key.trimmed();
+    if (trimmed.isEmpty())
+        return;
+    m_pendingKey = trimmed;
+    m_keys->write(trimmed);
+}
+
+void SettingsController::onKeychainWritten() {
+    if (m_pendingKey.isEmpty())
+        return;
+    if (!m_store->setKeyLocation(KeyLocation::Keychain))
+        Q_EMIT message(m_store->error(), true);
+    useKey(m_pendingKey);
+    setKeyState(KeyState::Source::Keychain, m_pendingKey);
+    m_pendingKey.clear();
+    Q_EMIT message(QStringLiteral("The key is saved in the system keychain"), false);
+}
+
+void SettingsController::keepKeyInFile() {
+    if (m_pendingKey.isEmpty())
+        return;
+    if (!m_store->storeKeyInFile(m_pendingKey)) {
+        Q_EMIT message(QStringLiteral("Could not save the key: ") + m_store->error(), true);
+        return;
+    }
+    useKey(m_pendingKey);
+    setKeyState(KeyState::Source::File, m_pendingKey);
+    m_pendingKey.clear();
+    Q_EMIT message(
+        QStringLiteral("The key is saved in %1, readable only by you").arg(m_store->filePath()),
+        false);
+}
+
+void SettingsController::forgetApiKey() {
+    m_pendingKey.clear();
+    const KeyLocation location = m_store->keyLocation();
+    if (!m_store->setKeyLocation(KeyLocation::None))
+        Q_EMIT message(m_store->error(), true);
+    useKey(QByteArray());
+    setKeyState(m_environmentKey.isEmpty() ? KeyState::Source::None : KeyState::Source::Environment,
+                m_environmentKey);
+    if (location == KeyLocation::Keychain)
+        m_keys->remove(); // removed() or failed() reports
+    else
+        Q_EMIT message(QStringLiteral("The stored key is forgotten"), false);
+}
+
+void SettingsController::onKeychainRemoved() {
+    Q_EMIT message(QStringLiteral("The key is removed from the system keychain"), false);
+}
+
+void SettingsController::setNotificationsEnabled(bool enabled) {
+    if (!m_store->setNotificationsEnabled(enabled))
+        Q_EMIT message(m_store->error(), true);
+    Q_EMIT notificationsChanged(enabled);
+}
+
+void SettingsController::setChartSpan(int span) {
+    m_store->setChartSpan(span);
+}
+
+void SettingsController::useKey(const QByteArray &key) {
+    const QByteArray effective = m_environmentKey.isEmpty() ? key : m_environmentKey;
+    if (effective == m_config.apiKey)
+        return;
+    m_config.apiKey = effective;
+    Q_EMIT configChanged(m_config);
+}
+
+void SettingsController::setKeyState(KeyState::Source source, const QByteArray &key,
+                                     const QString &problem) {
+    m_keyState.source = source;
+    m_keyState.hint = key.isEmpty() ? QByteArray() : redactedKey(key);
+    m_keyState.problem = problem;
+    Q_EMIT keyStateChanged(m_keyState);
+}
+
+} // namespace llmproxy

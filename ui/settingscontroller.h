@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#pragma once
+
+// Between the settings page (and the command line's result) and the places settings live: the
+// settings file (SettingsStore), the keychain (KeyStore) and the running core (configChanged →
+// ProxyService::applyConfig). No widget code: headless mode uses it to get the stored key.
+
+#include "settings/config.h"
+
+#include <QByteArray>
+#include <QObject>
+#include <QString>
+
+namespace llmproxy {
+
+class KeyStore;
+class SettingsStore;
+
+// Where the key in use comes from, for display. Never the key itself.
+struct KeyState {
+    enum class Source {
+        None,        // no key: clients' own keys are used
+        Keychain,    // the system keychain
+        File,        // the settings file (owner only)
+        Session,     // entered, in use, not saved (the keychain failed, the file was not chosen)
+        Environment, // OPENAI_API_KEY overrides whatever is stored
+    };
+    Source source = Source::None;
+    QByteArray hint; // "…abcd" or empty
+    QString problem; // why the stored key could not be read, if it could not
+};
+
+class SettingsController final : public QObject {
+    Q_OBJECT
+    Q_DISABLE_COPY_MOVE(SettingsController)
+public:
+    // `effective`: the configuration in force (stored settings, then the command line).
+    // `environmentKey`: OPENAI_API_KEY (overrides any stored key; empty if unset).
+    SettingsController(SettingsStore *store, KeyStore *keys, const Config &effective,
+                       const QByteArray &environmentKey, QObject *parent = nullptr);
+
+    const Config &config() const { return m_config; }
+    KeyState keyState() const { return m_keyState; }
+    bool notificationsEnabled() const;
+    int chartSpan() const;
+    QString settingsFile() const;
+
+    // At start: fetch the stored key (from the keychain when it is kept there), then ready().
+    // config() then carries the key. Always asynchronous.
+    void loadKey();
+
+public Q_SLOTS:
+    // The page's values: the settings that differ from config() are saved and applied.
+    void applySettings(const llmproxy::Config &edited);
+    // A new key: into the keychain; if that fails, it is used for this session and the file
+    // is offered (fileFallbackOffered).
+    void setApiKey(const QByteArray &key);
+    // The user accepts keeping the offered key in the settings file (mode 0600).
+    void keepKeyInFile();
+    void forgetApiKey();
+    void setNotificationsEnabled(bool enabled);
+    void setChartSpan(int span);
+
+Q_SIGNALS:
+    void ready();
+    void configChanged(const llmproxy::Config &config);
+    void keyStateChanged(const llmproxy::KeyState &state);
+    void fileFallbackOffered(const QString &reason);
+    void message(const QString &text, bool isError);
+    void notificationsChanged(bool enabled);
+
+private:
+    void setKeyState(KeyState::Source source, const QByteArray &key, const QString &problem = {});
+    void useKey(const QByteArray &key); // into config() and the core (unless the env overrides)
+    void onKeychainRead(const QByteArray &key);
+    void onKeychainWritten();
+    void onKeychainRemoved();
+
+    SettingsStore *m_store;
+    KeyStore *m_keys;
+    Config m_config;
+    QByteArray m_environmentKey;
+    QByteArray m_pendingKey; // entered, waiting for the keychain or the user's choice
+    KeyState m_keyState;
+    bool m_loading = false;
+};
+
+} // namespace llmproxy
