@@ -3,25 +3,14 @@
 // out of one shared Batch API job, per endpoint, key and model.
 
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { KEY_A, KEY_B, chat, eventually, startPair, statsDelta } from './harness.mjs';
+import { KEY_A, KEY_B, chat, eventually, sharedPair, statsDelta } from './harness.mjs';
 
 const TEST = { timeout: 60_000 };
 
 describe('batched endpoints', () => {
-  let pair;
-  before(async () => {
-    pair = await startPair();
-  });
-  after(async () => {
-    await pair?.stop();
-  });
-  beforeEach(async () => {
-    await pair.proxy.idle(pair.fake);
-    await pair.fake.reset();
-  });
-  afterEach(() => pair.assertAlive());
+  const pair = sharedPair();
 
   test('concurrent chat completions share one batch, each gets its own answer', TEST, async () => {
     const { fake, proxy } = pair;

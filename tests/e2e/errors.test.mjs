@@ -3,11 +3,11 @@
 // submissions, and bad input refused by the proxy itself.
 
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
-import { KEY_A, chat, eventually, rejectsWith, startPair, statsDelta } from './harness.mjs';
+import { KEY_A, chat, eventually, rejectsWith, sharedPair, statsDelta } from './harness.mjs';
 
 const TEST = { timeout: 60_000 };
 
@@ -24,18 +24,7 @@ function assertOpenAiError(body, status) {
 }
 
 describe('errors', () => {
-  let pair;
-  before(async () => {
-    pair = await startPair();
-  });
-  after(async () => {
-    await pair?.stop();
-  });
-  beforeEach(async () => {
-    await pair.proxy.idle(pair.fake);
-    await pair.fake.reset();
-  });
-  afterEach(() => pair.assertAlive());
+  const pair = sharedPair();
 
   test('per-line outcomes of one batch reach their own clients', TEST, async () => {
     const { fake, proxy } = pair;

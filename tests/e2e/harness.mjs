@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { after, afterEach, before, beforeEach } from 'node:test';
+
 import OpenAI from 'openai';
 
 // Sanitizer builds start and answer more slowly; these are upper bounds, not expectations.
@@ -362,4 +364,24 @@ export async function startPair(proxyOptions = {}) {
       }
     },
   };
+}
+
+// The hooks every suite shares: one fake + proxy pair for the whole suite (stopped, and checked
+// to exit cleanly, at the end), a quiet proxy and a reset fake before each test, and a check
+// after each that neither process died. Call inside describe(); the object returned stands for
+// the pair once the suite has started.
+export function sharedPair(proxyOptions = {}) {
+  const pair = {};
+  before(async () => {
+    Object.setPrototypeOf(pair, await startPair(proxyOptions));
+  });
+  after(async () => {
+    if (pair.stop) await pair.stop();
+  });
+  beforeEach(async () => {
+    await pair.proxy.idle(pair.fake);
+    await pair.fake.reset();
+  });
+  afterEach(() => pair.assertAlive());
+  return pair;
 }

@@ -3,7 +3,7 @@
 // opt-out, upstream error statuses, and an unreachable upstream.
 
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import OpenAI from 'openai';
 
@@ -14,25 +14,14 @@ import {
   closedPort,
   eventually,
   rejectsWith,
-  startPair,
+  sharedPair,
   statsDelta,
 } from './harness.mjs';
 
 const TEST = { timeout: 60_000 };
 
 describe('relayed calls', () => {
-  let pair;
-  before(async () => {
-    pair = await startPair();
-  });
-  after(async () => {
-    await pair?.stop();
-  });
-  beforeEach(async () => {
-    await pair.proxy.idle(pair.fake);
-    await pair.fake.reset();
-  });
-  afterEach(() => pair.assertAlive());
+  const pair = sharedPair();
 
   test('models.list() and models.retrieve() are relayed', TEST, async () => {
     const { fake, proxy } = pair;
