@@ -34,6 +34,11 @@ QString fieldText(const Config &config, const QString &field) {
         return QString::number(config.batchBytes);
     if (field == QLatin1StringView("pollInterval"))
         return QString::number(config.pollInterval.count());
+    if (field == QLatin1StringView("gracePeriod"))
+        return config.gracePeriod ? QString::number(config.gracePeriod->count())
+                                  : QStringLiteral("off");
+    if (field == QLatin1StringView("resultTtl"))
+        return QString::number(config.resultTtl.count());
     if (field == QLatin1StringView("dataDir"))
         return config.dataDir;
     if (field == QLatin1StringView("maxBody"))
@@ -443,6 +448,13 @@ void TestConfig::options_data() {
         {s("--no-gui"), s("--listen"), s(":0"), s("--batch-size=7"), s("--verbose"),
          s("--upstream"), s("http://127.0.0.1:1/v1/")},
         "upstream", s("http://127.0.0.1:1/v1"));
+    row("grace period default", {}, "gracePeriod", s("off"));
+    row("grace period", {s("--grace-period"), s("2h")}, "gracePeriod", s("7200000"));
+    row("grace period =", {s("--grace-period=90s")}, "gracePeriod", s("90000"));
+    row("grace period off", {s("--grace-period=1h"), s("--grace-period"), s("off")}, "gracePeriod",
+        s("off"));
+    row("result ttl default", {}, "resultTtl", s("86400000"));
+    row("result ttl", {s("--result-ttl"), s("48h")}, "resultTtl", s("172800000"));
     row("value with =", {s("--data-dir=/tmp/a=b")}, "dataDir", s("/tmp/a=b"));
     row("negative-looking value is a value", {s("--data-dir"), s("-x")}, "dataDir",
         QDir::currentPath() + s("/-x"));
@@ -497,6 +509,14 @@ void TestConfig::errors_data() {
     row("window just over 24h", {s("--batch-window=86400.001")}, "--batch-window", "out of range");
     row("window negative", {s("--batch-window=-1")}, "--batch-window", "\"-1\" is not a duration");
     row("window empty", {s("--batch-window=")}, "--batch-window", "\"\" is not a duration");
+    row("grace period not a duration", {s("--grace-period"), s("later")}, "--grace-period",
+        "\"later\" is not a duration or off");
+    row("grace period too short", {s("--grace-period=500ms")}, "--grace-period",
+        "\"500ms\" is out of range");
+    row("result ttl not a duration", {s("--result-ttl=forever")}, "--result-ttl",
+        "\"forever\" is not a duration");
+    row("result ttl over 30 days", {s("--result-ttl=31d")}, "--result-ttl", "not a duration");
+    row("result ttl too long", {s("--result-ttl=800h")}, "--result-ttl", "out of range");
 
     row("size zero", {s("--batch-size"), s("0")}, "--batch-size", "\"0\" is out of range");
     row("size over provider limit", {s("--batch-size=50001")}, "--batch-size",

@@ -157,6 +157,8 @@ enum class OptionId {
     MaxBody,
     Screenshot,
     ScreenshotDelay,
+    GracePeriod,
+    ResultTtl,
     Verbose,
     NoGui,
     Help,
@@ -180,6 +182,8 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--max-body"), OptionId::MaxBody, true},
     OptionSpec{QLatin1StringView("--screenshot"), OptionId::Screenshot, true},
     OptionSpec{QLatin1StringView("--screenshot-delay"), OptionId::ScreenshotDelay, true},
+    OptionSpec{QLatin1StringView("--grace-period"), OptionId::GracePeriod, true},
+    OptionSpec{QLatin1StringView("--result-ttl"), OptionId::ResultTtl, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -309,6 +313,11 @@ QString helpText() {
                "                         %7).\n"
                "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
                "                         1KiB).\n"
+               "  --grace-period DUR     Cancel a batch not finished this long after it was\n"
+               "                         created; what it did not run goes through the\n"
+               "                         synchronous API at full price (default: off).\n"
+               "  --result-ttl DUR       How long answers nobody collected are kept for a\n"
+               "                         client that retries (default: 24h).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -538,7 +547,10 @@ private:
         case OptionId::Screenshot:
             return QStringLiteral("a file name");
         case OptionId::ScreenshotDelay:
+        case OptionId::ResultTtl:
             return QStringLiteral("a duration, ") + DurationExamples;
+        case OptionId::GracePeriod:
+            return QStringLiteral("a duration or off, ") + DurationExamples;
         default:
             return QString();
         }
@@ -592,6 +604,31 @@ private:
             if (*duration > MaxScreenshotDelay)
                 return quoted + QStringLiteral(" is out of range (expected at most 1h)");
             m_config.screenshotDelay = *duration;
+            return QString();
+        }
+        case OptionId::GracePeriod: {
+            const QString quoted = shown(value, m_apiKey);
+            if (value.trimmed().compare(u"off", Qt::CaseInsensitive) == 0) {
+                m_config.gracePeriod.reset();
+                return QString();
+            }
+            const auto duration = parseDuration(value);
+            if (!duration)
+                return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples +
+                       u')';
+            if (*duration < std::chrono::seconds(1) || *duration > MaxBatchWindow * 30)
+                return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
+            m_config.gracePeriod = *duration;
+            return QString();
+        }
+        case OptionId::ResultTtl: {
+            const QString quoted = shown(value, m_apiKey);
+            const auto duration = parseDuration(value);
+            if (!duration)
+                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+            if (*duration < std::chrono::seconds(1) || *duration > MaxBatchWindow * 30)
+                return quoted + QStringLiteral(" is out of range (expected 1s to 30 days)");
+            m_config.resultTtl = *duration;
             return QString();
         }
         default:
