@@ -128,6 +128,15 @@ int embeddingInputs(const QList<json::Member> &members) {
     return int(std::max<qsizetype>(1, json::arrayLength(input->value).value_or(1)));
 }
 
+// No key from the client and none configured: the same 401 on every path.
+HttpAnswer missingKeyAnswer() {
+    return errorAnswer(401,
+                       QStringLiteral("You didn't provide an API key. Send it as "
+                                      "'Authorization: Bearer YOUR_KEY', or start llm-proxy "
+                                      "with OPENAI_API_KEY set."),
+                       ErrorType::InvalidRequest, "invalid_api_key");
+}
+
 } // namespace
 
 bool isBatchedEndpoint(QByteArrayView path) {
@@ -408,13 +417,7 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
     }
     const auto key = upstreamKey(request);
     if (!key) {
-        respond(socket,
-                errorAnswer(401,
-                            QStringLiteral("You didn't provide an API key. Send it as "
-                                           "'Authorization: Bearer YOUR_KEY', or start llm-proxy "
-                                           "with OPENAI_API_KEY set."),
-                            ErrorType::InvalidRequest, "invalid_api_key"),
-                keepAlive, head);
+        respond(socket, missingKeyAnswer(), keepAlive, head);
         return true;
     }
     relay(request, socket, keepAlive, *key);
@@ -453,13 +456,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     }
     const auto key = upstreamKey(request);
     if (!key) {
-        respond(socket,
-                errorAnswer(401,
-                            QStringLiteral("You didn't provide an API key. Send it as "
-                                           "'Authorization: Bearer YOUR_KEY', or start llm-proxy "
-                                           "with OPENAI_API_KEY set."),
-                            ErrorType::InvalidRequest, "invalid_api_key"),
-                keepAlive);
+        respond(socket, missingKeyAnswer(), keepAlive);
         return;
     }
     if (request.value("x-batch").trimmed().toLower() == "off") {
