@@ -531,6 +531,26 @@ private Q_SLOTS:
         QVERIFY(raw.waitClosed(3000));
     }
 
+    // A held request's socket gives back its buffers (http::releaseIdleBuffers): the answer
+    // still comes on that connection, which then serves more requests, held ones included.
+    void heldRequestsKeepTheirConnection() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        for (int i = 0; i < 3; ++i) {
+            raw.received.clear();
+            const QByteArray question = "held " + QByteArray::number(i);
+            const QByteArray echo = "echo: " + question;
+            raw.post("/v1/chat/completions", chatBody(question));
+            QVERIFY(raw.waitFor([&] { return raw.received.contains(echo); }));
+            QVERIFY(raw.received.startsWith("HTTP/1.1 200"));
+            QCOMPARE(raw.socket.state(), QAbstractSocket::ConnectedState);
+        }
+        raw.received.clear();
+        raw.socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        QVERIFY(raw.waitFor([&] { return raw.received.endsWith("{\"status\":\"ok\"}"); }));
+        QCOMPARE(m_fake->batches().size(), 3);
+    }
+
     void tooManyHeadersAreRefused() {
         RawClient raw;
         QVERIFY(raw.connectTo(m_port));

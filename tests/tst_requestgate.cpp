@@ -2,16 +2,39 @@
 // The per-connection pre-parser in front of Qt's HTTP parser. Every input of the table is fed
 // whole, split at every byte position, byte by byte and in random pieces: the verdicts and the
 // keep-alive sequence must not depend on how the bytes arrive. Run it under ASan too.
+// Also: releasing an idle connection's socket buffers.
 
 #include "http/requestgate.h"
+#include "testmain.h"
 
 #include <QElapsedTimer>
 #include <QRandomGenerator>
+#include <QTcpServer>
+#include <QTcpSocket>
 #include <QTest>
+
+#include <malloc.h>
+
+#include <memory>
 
 using namespace llmproxy::http;
 
 namespace {
+
+// Bytes the allocator has handed out, or -1 where a sanitizer's allocator replaces glibc's.
+qint64 heapInUse() {
+#if defined(__SANITIZE_ADDRESS__)
+    return -1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return -1;
+#else
+    return qint64(mallinfo2().uordblks);
+#endif
+#else
+    return qint64(mallinfo2().uordblks);
+#endif
+}
 
 // Small limits, so that every limit can be reached (and every input split everywhere) cheaply.
 GateLimits smallLimits() {
@@ -509,7 +532,65 @@ private Q_SLOTS:
         // Linear work takes milliseconds (tens under ASan); quadratic takes minutes.
         QVERIFY2(elapsed < 10000, qPrintable(QStringLiteral("%1 ms").arg(elapsed)));
     }
+
+    // A held client's socket gives back the read chunk Qt keeps (16 KiB) and its write chunk,
+    // but never a byte that is buffered or inside a read transaction, and the connection
+    // carries on in both directions.
+    void releaseIdleBuffers() {
+        QVERIFY(!llmproxy::http::releaseIdleBuffers(nullptr));
+        QTcpSocket unconnected;
+        QVERIFY(!llmproxy::http::releaseIdleBuffers(&unconnected));
+
+        QTcpServer server;
+        QVERIFY(server.listen(QHostAddress::LocalHost));
+        QTcpSocket client;
+        client.connectToHost(server.serverAddress(), server.serverPort());
+        QTRY_VERIFY(server.hasPendingConnections());
+        const std::unique_ptr<QTcpSocket> peer(server.nextPendingConnection());
+        QVERIFY(peer);
+        QTRY_COMPARE(client.state(), QAbstractSocket::ConnectedState);
+        QByteArray atClient;
+        connect(&client, &QIODevice::readyRead, this, [&] { atClient += client.readAll(); });
+
+        client.write("first");
+        QTRY_COMPARE(peer->bytesAvailable(), 5);
+        QVERIFY(!llmproxy::http::releaseIdleBuffers(peer.get())); // unread bytes stay
+        QCOMPARE(peer->readAll(), QByteArray("first"));
+
+        client.write("second");
+        QTRY_COMPARE(peer->bytesAvailable(), 6);
+        peer->startTransaction();
+        QCOMPARE(peer->readAll(), QByteArray("second"));
+        QCOMPARE(peer->bytesAvailable(), 0);
+        QVERIFY(!llmproxy::http::releaseIdleBuffers(peer.get())); // the transaction may roll back
+        peer->rollbackTransaction();
+        QCOMPARE(peer->readAll(), QByteArray("second"));
+
+        peer->write("answer");
+        QVERIFY(!llmproxy::http::releaseIdleBuffers(peer.get())); // not sent yet
+        QTRY_COMPARE(atClient, QByteArray("answer"));
+        QCOMPARE(peer->bytesToWrite(), 0);
+
+        const qint64 before = heapInUse();
+        QVERIFY(llmproxy::http::releaseIdleBuffers(peer.get()));
+        const qint64 after = heapInUse();
+        if (before >= 0) {
+            QVERIFY2(before - after >= 16 * 1024,
+                     qPrintable(QStringLiteral("%1 bytes freed").arg(before - after)));
+        }
+        QCOMPARE(peer->state(), QAbstractSocket::ConnectedState);
+        QCOMPARE(peer->openMode(), QIODevice::ReadWrite);
+
+        client.write("third");
+        QTRY_COMPARE(peer->bytesAvailable(), 5);
+        QCOMPARE(peer->readAll(), QByteArray("third"));
+        peer->write("reply");
+        QTRY_COMPARE(atClient, QByteArray("answerreply"));
+        QVERIFY(llmproxy::http::releaseIdleBuffers(peer.get())); // again, as often as idle
+        client.disconnectFromHost();
+        QTRY_COMPARE(peer->state(), QAbstractSocket::UnconnectedState);
+    }
 };
 
-QTEST_APPLESS_MAIN(tst_RequestGate)
+LLMPROXY_TEST_MAIN(tst_RequestGate)
 #include "tst_requestgate.moc"

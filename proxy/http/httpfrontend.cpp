@@ -520,6 +520,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     if (const auto it = m_connections.find(socket); it != m_connections.end())
         it->second.heldRequest = batched.id;
     m_core->submit(std::move(batched));
+    http::releaseIdleBuffers(socket); // it may wait for hours: about 8 KiB back per client
 }
 
 void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {

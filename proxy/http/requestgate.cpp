@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "http/requestgate.h"
 
-#include <QList>
+#include <QAbstractSocket>
 
 #include <algorithm>
 #include <optional>
@@ -287,7 +287,7 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
     }
     if (close)
         keepAlive = false;
-    m_keepAlive.push_back(keepAlive);
+    m_keepAlive.append(keepAlive);
     if (!chunked && contentLength.value_or(0) > m_limits.maxBody) {
         m_phase = Phase::Failed;
         return reject(
@@ -310,11 +310,20 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
 }
 
 bool RequestGate::takeKeepAlive() {
-    if (m_keepAlive.empty())
+    if (m_keepAlive.isEmpty())
         return true;
-    const bool keepAlive = m_keepAlive.front();
-    m_keepAlive.pop_front();
+    const bool keepAlive = m_keepAlive.takeFirst();
+    if (m_keepAlive.isEmpty())
+        m_keepAlive = QList<bool>(); // release the allocation, not just the elements
     return keepAlive;
+}
+
+bool releaseIdleBuffers(QAbstractSocket *socket) {
+    if (!socket || socket->state() != QAbstractSocket::ConnectedState ||
+        socket->isTransactionStarted() || socket->bytesAvailable() > 0 ||
+        socket->bytesToWrite() > 0)
+        return false;
+    return socket->open(socket->openMode());
 }
 
 } // namespace llmproxy::http
