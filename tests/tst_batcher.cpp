@@ -152,9 +152,12 @@ private Q_SLOTS:
         Batcher batcher({1s, 1000, 1000, 50'000});
         batcher.add(group("m"), 1, 600, 0, clock.now());
         batcher.add(group("m"), 2, 300, 0, clock.now());
-        QVERIFY(batcher.remove(1));
-        QVERIFY(!batcher.remove(1));
-        QVERIFY(!batcher.remove(99));
+        QCOMPARE(batcher.queued(), 2);
+        QVERIFY(!batcher.remove(group("other"), 1)); // not queued in that group
+        QVERIFY(batcher.remove(group("m"), 1));
+        QCOMPARE(batcher.queued(), 1);
+        QVERIFY(!batcher.remove(group("m"), 1));
+        QVERIFY(!batcher.remove(group("m"), 99));
         // Its bytes no longer count.
         QVERIFY(batcher.add(group("m"), 3, 600, 0, clock.now()).isEmpty());
         clock.advance(1s);
@@ -162,9 +165,10 @@ private Q_SLOTS:
         QCOMPARE(due.first().requestIds, (QList<quint64>{2, 3}));
         // Removing the last request of a group drops the group and its deadline.
         batcher.add(group("m"), 4, 1, 0, clock.now());
-        QVERIFY(batcher.remove(4));
+        QVERIFY(batcher.remove(group("m"), 4));
         QVERIFY(!batcher.nextDeadline());
         QCOMPARE(batcher.groups(), 0);
+        QCOMPARE(batcher.queued(), 0);
     }
 
     void takeAllFlushesEverything() {

@@ -45,6 +45,12 @@ QByteArray dedupeKey(const BatchRequest &request) {
     return hash.result();
 }
 
+// The size of a request's JSONL input line (jsonl::encodeInputLine), without making it: the
+// body goes in unchanged in length.
+qint64 inputLineSize(quint64 requestId, const QByteArray &endpoint, qsizetype bodySize) {
+    return jsonl::encodeInputLine(customIdFor(requestId), endpoint, {}).size() + bodySize;
+}
+
 QByteArray encodeHeaders(const HttpAnswer &answer) {
     QByteArray out = QByteArrayLiteral("content-type: ") + answer.contentType + '\n';
     for (const auto &[name, value] : answer.headers)
@@ -150,7 +156,7 @@ void BatchCore::restore() {
     const QList<StoredRequest> stored = m_store->loadRequests();
     for (const StoredRequest &s : stored) {
         Request r;
-        r.group = GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model};
+        r.group = acquireGroup(GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model});
         r.dedupe = s.dedupe;
         r.arrival = steadyFor(s.arrivedMs);
         r.embeddingInputs = s.embeddingInputs;
@@ -244,8 +250,8 @@ void BatchCore::submit(BatchRequest request) {
 
     const quint64 id = m_nextRequestId++;
     Request r;
-    r.group = request.group;
-    r.line = jsonl::encodeInputLine(customIdFor(id), request.group.endpoint, request.body);
+    r.group = acquireGroup(request.group); // the front end's copies of its strings go
+    r.body = request.body;
     r.dedupe = dedupe;
     r.arrival = request.arrival;
     r.embeddingInputs = request.embeddingInputs;
@@ -298,8 +304,8 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
         request.hasResult = false; // lost: send it again
     }
     // Never sent: send it now that somebody wants it.
-    request.line = lineFor(id);
-    if (request.line.isEmpty()) {
+    request.body = bodyFor(id);
+    if (request.body.isEmpty()) {
         const auto tickets = request.tickets;
         eraseRequest(id);
         for (quint64 t : tickets)
@@ -317,22 +323,33 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
 
 void BatchCore::enqueue(quint64 id, Request &request) {
     request.state = State::Queued;
-    startBatches(m_batcher.add(request.group, id, request.line.size(), request.embeddingInputs,
-                               m_clock->now()));
+    startBatches(m_batcher.add(request.group, id,
+                               inputLineSize(id, request.group.endpoint, request.body.size()),
+                               request.embeddingInputs, m_clock->now()));
 }
 
 QByteArray BatchCore::lineFor(quint64 requestId) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
         return {};
-    if (!it->second.line.isEmpty())
-        return it->second.line;
-    if (!m_store)
-        return {};
-    const QByteArray body = m_store->requestBody(requestId);
+    const QByteArray body = bodyFor(requestId);
     if (body.isEmpty())
         return {};
     return jsonl::encodeInputLine(customIdFor(requestId), it->second.group.endpoint, body);
+}
+
+GroupKey BatchCore::acquireGroup(const GroupKey &group) {
+    auto it = m_groups.find(group);
+    if (it == m_groups.end())
+        it = m_groups.insert(group, 0);
+    ++it.value();
+    return it.key();
+}
+
+void BatchCore::releaseGroup(const GroupKey &group) {
+    const auto it = m_groups.find(group);
+    if (it != m_groups.end() && --it.value() <= 0)
+        m_groups.erase(it);
 }
 
 void BatchCore::cancel(quint64 ticket) {
@@ -348,7 +365,7 @@ void BatchCore::cancel(quint64 ticket) {
     r.tickets.removeOne(ticket);
     if (!r.tickets.isEmpty() || r.state != State::Queued || m_shuttingDown)
         return; // someone else waits, it is in a batch already, or its client will come back
-    bool removed = m_batcher.remove(id);
+    bool removed = m_batcher.remove(r.group, id);
     for (Flush &held : m_heldFlushes) { // closed while paused: not sent either
         if (!removed && held.requestIds.removeOne(id)) {
             --m_heldRequests;
@@ -376,6 +393,7 @@ void BatchCore::eraseRequest(quint64 id) {
     for (quint64 ticket : std::as_const(r.tickets))
         m_ticketToRequest.erase(ticket);
     m_byDedupe.remove(r.dedupe, id);
+    releaseGroup(r.group);
     m_requests.erase(it);
     if (m_store)
         m_store->deleteRequest(id);
@@ -481,7 +499,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
             ++m_submitted;
         r.state = State::Submitted;
         if (m_store)
-            r.line = QByteArray(); // the batch file holds it now; the store keeps the body
+            r.body = QByteArray(); // the batch file has it now, and the store keeps it
     }
     if (included.isEmpty())
         return;
@@ -519,18 +537,9 @@ QByteArray BatchCore::bodyFor(quint64 requestId) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
         return {};
-    if (m_store)
-        return m_store->requestBody(requestId);
-    // In memory the JSONL input line holds it: {"custom_id":...,"body":<body>}\n, the body
-    // unchanged but for raw CR/LF whitespace turned into spaces.
-    const QByteArray &line = it->second.line;
-    const QByteArray frame =
-        jsonl::encodeInputLine(customIdFor(requestId), it->second.group.endpoint, {});
-    const qsizetype head = frame.size() - 2; // without the closing "}\n"
-    if (line.size() <= frame.size() || !line.startsWith(QByteArrayView(frame).first(head)) ||
-        !line.endsWith("}\n"))
-        return {};
-    return line.sliced(head, line.size() - frame.size());
+    if (!it->second.body.isEmpty())
+        return it->second.body;
+    return m_store ? m_store->requestBody(requestId) : QByteArray();
 }
 
 void BatchCore::sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt) {
@@ -629,7 +638,7 @@ void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alread
             ++m_unclaimed;
         r.state = State::Unclaimed;
         r.hasResult = true;
-        r.line = QByteArray();
+        r.body = QByteArray();
         r.unclaimedSince = m_clock->now();
         scheduleCommit();
         updateGauges();
@@ -637,7 +646,7 @@ void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alread
     }
     const auto elapsed =
         std::chrono::duration<double, std::milli>(m_clock->now() - r.arrival).count();
-    const QList<quint64> tickets = r.tickets;
+    const auto tickets = r.tickets;
     eraseRequest(requestId);
     scheduleCommit();
     if (m_stats)
@@ -655,8 +664,8 @@ void BatchCore::requeue(quint64 requestId) {
     if (r.state == State::Submitted)
         --m_submitted;
     if (!r.tickets.isEmpty()) {
-        r.line = lineFor(requestId);
-        if (!r.line.isEmpty()) {
+        r.body = bodyFor(requestId);
+        if (!r.body.isEmpty()) {
             if (r.state == State::Unclaimed)
                 --m_unclaimed;
             if (m_store)
@@ -676,7 +685,7 @@ void BatchCore::requeue(quint64 requestId) {
     r.unclaimedSince = m_clock->now();
     if (m_store) {
         m_store->setRequestQueued(requestId);
-        r.line = QByteArray();
+        r.body = QByteArray();
     }
     scheduleCommit();
     updateGauges();

@@ -19,6 +19,7 @@
 #include <QHash>
 #include <QObject>
 #include <QTimer>
+#include <QVarLengthArray>
 
 #include <chrono>
 #include <memory>
@@ -116,15 +117,21 @@ Q_SIGNALS:
 private:
     friend class BatchJob;
     enum class State { Queued, Submitted, Unclaimed };
+    // What a request costs while its client waits is most of the proxy's memory per client:
+    // keep it small. Its body is kept once (shared with the front end's copy, and not at all
+    // once the store has it and it is in a batch); its JSONL line is only made for the batch
+    // file; its group's strings are shared by all the group's requests (acquireGroup).
     struct Request {
         GroupKey group;
-        QByteArray line; // the JSONL input line, while queued in memory
-        QByteArray dedupe;
+        // The client's JSON body while it may still have to be sent (queued; without a store,
+        // until answered). With a store, the store keeps it too.
+        QByteArray body;
+        QByteArray dedupe; // a SHA-256 (dedupeKey)
         SteadyTime arrival;
         int embeddingInputs = 0;
         State state = State::Queued;
-        QList<quint64> tickets; // clients waiting for it
-        bool hasResult = false; // Unclaimed with a stored answer (else: never sent)
+        QVarLengthArray<quint64, 1> tickets; // clients waiting for it: nearly always one
+        bool hasResult = false;              // Unclaimed with a stored answer (else: never sent)
         SteadyTime unclaimedSince;
         std::shared_ptr<const HttpAnswer> memoryResult; // without a store
     };
@@ -159,9 +166,13 @@ private:
     void sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt = 0);
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
+    // The request's JSONL input line for a batch file, made from bodyFor().
     QByteArray lineFor(quint64 requestId);
-    // The client's body, as the store keeps it (or from the JSONL line, without a store).
+    // The client's body: the one in memory, else the store's (empty if neither has it).
     QByteArray bodyFor(quint64 requestId);
+    // The group as every request of it shares it, counted per request that uses it.
+    GroupKey acquireGroup(const GroupKey &group);
+    void releaseGroup(const GroupKey &group);
     void saveBatch(const StoredBatch &batch);
     void forgetBatch(const QByteArray &localId);
     // `counted`: a real batch that ended (stats, history); false when it was dissolved or split.
@@ -179,6 +190,7 @@ private:
     std::unordered_map<quint64, Request> m_requests;
     std::unordered_map<quint64, quint64> m_ticketToRequest;
     QMultiHash<QByteArray, quint64> m_byDedupe;
+    QHash<GroupKey, qsizetype> m_groups;  // each group's strings once, with its request count
     QHash<QByteArray, QByteArray> m_keys; // key hash -> key, for batches resumed without clients
     quint64 m_nextRequestId = 1;
     qsizetype m_jobs = 0;

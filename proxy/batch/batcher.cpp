@@ -23,24 +23,23 @@ QList<Flush> Batcher::add(const GroupKey &group, quint64 requestId, qint64 bytes
     it->items.emplace(requestId, Item{bytes, embeddingInputs});
     it->bytes += bytes;
     it->embeddingInputs += embeddingInputs;
-    m_index.insert(requestId, group);
+    ++m_queued;
     if (std::ssize(it->items) >= m_limits.maxRequests)
         flushes.append(take(group, FlushReason::Size));
     return flushes;
 }
 
-bool Batcher::remove(quint64 requestId) {
-    const auto indexIt = m_index.constFind(requestId);
-    if (indexIt == m_index.cend())
+bool Batcher::remove(const GroupKey &group, quint64 requestId) {
+    const auto it = m_groups.find(group);
+    if (it == m_groups.end())
         return false;
-    const GroupKey key = *indexIt;
-    m_index.erase(indexIt);
-    auto it = m_groups.find(key);
-    Q_ASSERT(it != m_groups.end());
     const auto item = it->items.find(requestId);
+    if (item == it->items.end())
+        return false;
     it->bytes -= item->second.bytes;
     it->embeddingInputs -= item->second.embeddingInputs;
     it->items.erase(item);
+    --m_queued;
     if (it->items.empty())
         m_groups.erase(it); // the next request starts a fresh window
     return true;
@@ -85,10 +84,9 @@ Flush Batcher::take(const GroupKey &key, FlushReason reason) {
         return flush;
     flush.bytes = it->bytes;
     flush.requestIds.reserve(std::ssize(it->items));
-    for (const auto &[id, item] : it->items) {
+    for (const auto &[id, item] : it->items)
         flush.requestIds.append(id);
-        m_index.remove(id);
-    }
+    m_queued -= std::ssize(it->items);
     m_groups.erase(it);
     return flush;
 }

@@ -57,8 +57,9 @@ public:
     // would exceed the bytes or embedding-input limits, then the new one if it is now full.
     QList<Flush> add(const GroupKey &group, quint64 requestId, qint64 bytes, int embeddingInputs,
                      SteadyTime now);
-    // Take a queued request out (its client left before it was sent). False if not queued.
-    bool remove(quint64 requestId);
+    // Take a queued request of `group` out (its client left before it was sent). False if it
+    // is not queued there.
+    bool remove(const GroupKey &group, quint64 requestId);
     // Every group whose window has passed at `now`.
     QList<Flush> takeDue(SteadyTime now);
     // Every group, now (flush-now, or shutting down).
@@ -66,7 +67,7 @@ public:
     // When the earliest window ends, if anything is queued.
     std::optional<SteadyTime> nextDeadline() const;
 
-    qsizetype queued() const { return m_index.size(); }
+    qsizetype queued() const { return m_queued; }
     qsizetype groups() const { return m_groups.size(); }
 
 private:
@@ -84,7 +85,7 @@ private:
 
     BatchLimits m_limits;
     QHash<GroupKey, Group> m_groups;
-    QHash<quint64, GroupKey> m_index;
+    qsizetype m_queued = 0; // no index by id: the caller names the group (memory per request)
 };
 
 } // namespace llmproxy
