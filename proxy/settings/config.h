@@ -39,6 +39,9 @@ struct Config {
     // A batch not finished this long after its creation is cancelled: its finished lines are
     // delivered, the rest go through the synchronous API at full price (--grace-period; off).
     std::optional<std::chrono::milliseconds> gracePeriod;
+    // Threads serving HTTP connections (each a front end sharing the listening sockets);
+    // 0: one per core.
+    int ioThreads = 0;
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     bool verbose = false;
