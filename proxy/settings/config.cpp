@@ -22,6 +22,8 @@ constexpr milliseconds MinPollInterval{100};
 constexpr milliseconds MaxScreenshotDelay{60LL * 60 * 1000};
 constexpr qint64 MinBatchBytes = 1000;
 constexpr qint64 MinMaxBody = 1024;
+constexpr milliseconds MinGracePeriod{1000};
+constexpr milliseconds MaxGracePeriod{30LL * 24 * 60 * 60 * 1000};
 // Fraction digits beyond this many are ignored: 10^9 times the largest unit (GiB, 2^30)
 // still fits in a qint64, and nine digits are far finer than a millisecond or a byte.
 constexpr qsizetype MaxFractionDigits = 9;
@@ -315,9 +317,10 @@ QString helpText() {
                "                         1KiB).\n"
                "  --grace-period DUR     Cancel a batch not finished this long after it was\n"
                "                         created; what it did not run goes through the\n"
-               "                         synchronous API at full price (default: off).\n"
+               "                         synchronous API at full price (default: off; 1s to\n"
+               "                         30 days, or off).\n"
                "  --result-ttl DUR       How long answers nobody collected are kept for a\n"
-               "                         client that retries (default: 24h).\n"
+               "                         client that retries (default: 24h; 1s to 30 days).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -426,6 +429,21 @@ QString checkSetting(Config &config, Setting setting, const QString &value,
         if (*size < MinMaxBody)
             return quoted + QStringLiteral(" is too small (expected at least 1KiB)");
         config.maxBody = *size;
+        return QString();
+    }
+    case Setting::GracePeriod: {
+        // "off" in any case, or nothing at all (an empty field in the desktop app).
+        const QString trimmed = value.trimmed();
+        if (trimmed.isEmpty() || trimmed.compare(u"off", Qt::CaseInsensitive) == 0) {
+            config.gracePeriod.reset();
+            return QString();
+        }
+        const auto duration = parseDuration(trimmed);
+        if (!duration)
+            return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples + u')';
+        if (*duration < MinGracePeriod || *duration > MaxGracePeriod)
+            return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
+        config.gracePeriod = *duration;
         return QString();
     }
     }
@@ -582,6 +600,8 @@ private:
             return checkSetting(m_config, Setting::PollInterval, value, m_apiKey);
         case OptionId::MaxBody:
             return checkSetting(m_config, Setting::MaxBody, value, m_apiKey);
+        case OptionId::GracePeriod:
+            return checkSetting(m_config, Setting::GracePeriod, value, m_apiKey);
         case OptionId::DataDir: {
             QString dir = value.trimmed();
             if (dir.isEmpty())
@@ -604,21 +624,6 @@ private:
             if (*duration > MaxScreenshotDelay)
                 return quoted + QStringLiteral(" is out of range (expected at most 1h)");
             m_config.screenshotDelay = *duration;
-            return QString();
-        }
-        case OptionId::GracePeriod: {
-            const QString quoted = shown(value, m_apiKey);
-            if (value.trimmed().compare(u"off", Qt::CaseInsensitive) == 0) {
-                m_config.gracePeriod.reset();
-                return QString();
-            }
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples +
-                       u')';
-            if (*duration < std::chrono::seconds(1) || *duration > MaxBatchWindow * 30)
-                return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
-            m_config.gracePeriod = *duration;
             return QString();
         }
         case OptionId::ResultTtl: {
@@ -759,6 +764,8 @@ QString settingText(const Config &config, Setting setting) {
         return formatDuration(config.pollInterval);
     case Setting::MaxBody:
         return formatSize(config.maxBody);
+    case Setting::GracePeriod:
+        return config.gracePeriod ? formatDuration(*config.gracePeriod) : QStringLiteral("off");
     }
     return QString();
 }
@@ -779,6 +786,8 @@ QLatin1StringView settingOption(Setting setting) {
         return QLatin1StringView("--poll-interval");
     case Setting::MaxBody:
         return QLatin1StringView("--max-body");
+    case Setting::GracePeriod:
+        return QLatin1StringView("--grace-period");
     }
     return QLatin1StringView();
 }
