@@ -47,6 +47,10 @@ QString fieldText(const Config &config, const QString &field) {
         return config.verbose ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("noGui"))
         return config.noGui ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("inMemory"))
+        return config.inMemory ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("ioThreads"))
+        return QString::number(config.ioThreads);
     return QStringLiteral("<unknown field %1>").arg(field);
 }
 
@@ -91,6 +95,7 @@ private slots:
     void errorMessageExample();
     void gracePeriodSetting_data();
     void gracePeriodSetting();
+    void inMemory();
     void errorsNeverShowTheKey_data();
     void errorsNeverShowTheKey();
     void help_data();
@@ -330,6 +335,8 @@ void TestConfig::defaults() {
     QCOMPARE(config.verbose, false);
     QCOMPARE(config.noGui, false);
     QVERIFY(!config.gracePeriod.has_value());
+    QCOMPARE(config.inMemory, false);
+    QCOMPARE(config.ioThreads, 0);
     QVERIFY(config.apiKey.isEmpty());
     QVERIFY(!config.dataDir.isEmpty());
     QCOMPARE(config.dataDir, defaultDataDir());
@@ -463,6 +470,16 @@ void TestConfig::options_data() {
     row("grace period shortest", {s("--grace-period=1s")}, "gracePeriod", s("1000"));
     row("grace period 30 days", {s("--grace-period=720h")}, "gracePeriod", s("2592000000"));
     row("grace period fraction", {s("--grace-period"), s("1.5s")}, "gracePeriod", s("1500"));
+    row("in memory default", {}, "inMemory", s("false"));
+    row("in memory", {s("--in-memory")}, "inMemory", s("true"));
+    row("in memory keeps the default data dir", {s("--in-memory")}, "dataDir", defaultDataDir());
+    row("io threads default", {}, "ioThreads", s("0"));
+    row("io threads", {s("--io-threads"), s("4")}, "ioThreads", s("4"));
+    row("io threads =", {s("--io-threads=8")}, "ioThreads", s("8"));
+    row("io threads one", {s("--io-threads=1")}, "ioThreads", s("1"));
+    row("io threads most", {s("--io-threads=64")}, "ioThreads", s("64"));
+    row("io threads auto", {s("--io-threads=3"), s("--io-threads"), s("0")}, "ioThreads", s("0"));
+    row("io threads spaces", {s("--io-threads"), s(" 2 ")}, "ioThreads", s("2"));
     row("result ttl default", {}, "resultTtl", s("86400000"));
     row("result ttl", {s("--result-ttl"), s("48h")}, "resultTtl", s("172800000"));
     row("value with =", {s("--data-dir=/tmp/a=b")}, "dataDir", s("/tmp/a=b"));
@@ -492,7 +509,8 @@ void TestConfig::otherFieldsKeepDefaults() {
                              QStringLiteral("batchBytes"),  QStringLiteral("pollInterval"),
                              QStringLiteral("dataDir"),     QStringLiteral("maxBody"),
                              QStringLiteral("verbose"),     QStringLiteral("noGui"),
-                             QStringLiteral("gracePeriod"), QStringLiteral("resultTtl")};
+                             QStringLiteral("gracePeriod"), QStringLiteral("resultTtl"),
+                             QStringLiteral("inMemory"),    QStringLiteral("ioThreads")};
     for (const QString &field : fields)
         QCOMPARE(fieldText(line.config, field), fieldText(defaults, field));
     QCOMPARE(line.config.batchSize, 5);
@@ -538,6 +556,30 @@ void TestConfig::errors_data() {
         "\"forever\" is not a duration");
     row("result ttl over 30 days", {s("--result-ttl=31d")}, "--result-ttl", "not a duration");
     row("result ttl too long", {s("--result-ttl=800h")}, "--result-ttl", "out of range");
+
+    row("in memory with data dir", {s("--in-memory"), s("--data-dir=/tmp/x")}, "--in-memory",
+        "--in-memory and --data-dir exclude each other");
+    row("data dir with in memory", {s("--data-dir"), s("/tmp/x"), s("--in-memory")}, "--data-dir",
+        "--in-memory and --data-dir exclude each other");
+    row("in memory with value", {s("--in-memory=yes")}, "--in-memory", "takes no value");
+
+    row("io threads too many", {s("--io-threads=65")}, "--io-threads",
+        "\"65\" is out of range (expected 1 to 64, or 0 for one per core)");
+    row("io threads huge", {s("--io-threads=99999999999999999999")}, "--io-threads",
+        "is out of range");
+    row("io threads negative", {s("--io-threads"), s("-1")}, "--io-threads",
+        "\"-1\" is not a whole number");
+    row("io threads = negative", {s("--io-threads=-1")}, "--io-threads",
+        "\"-1\" is not a whole number (expected 1 to 64, or 0 for one per core)");
+    row("io threads not a number", {s("--io-threads=many")}, "--io-threads",
+        "\"many\" is not a whole number");
+    row("io threads fraction", {s("--io-threads=1.5")}, "--io-threads",
+        "\"1.5\" is not a whole number");
+    row("io threads exponent", {s("--io-threads=1e1")}, "--io-threads",
+        "\"1e1\" is not a whole number");
+    row("io threads empty", {s("--io-threads=")}, "--io-threads", "\"\" is not a whole number");
+    row("io threads missing", {s("--io-threads")}, "--io-threads",
+        "missing value (expected a number of threads)");
 
     row("size zero", {s("--batch-size"), s("0")}, "--batch-size", "\"0\" is out of range");
     row("size over provider limit", {s("--batch-size=50001")}, "--batch-size",
@@ -730,6 +772,44 @@ void TestConfig::gracePeriodSetting() {
     QCOMPARE(reread.config.gracePeriod, viaSetting.gracePeriod);
 }
 
+void TestConfig::inMemory() {
+    // The exact wording, whichever comes first.
+    const QString refused =
+        QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
+    QCOMPARE(parseCommandLine(withProgram({QStringLiteral("--in-memory"),
+                                           QStringLiteral("--data-dir=/tmp/llm-proxy-x")}))
+                 .message,
+             refused);
+    QCOMPARE(parseCommandLine(
+                 withProgram({QStringLiteral("--data-dir"), QStringLiteral("/tmp/llm-proxy-x"),
+                              QStringLiteral("--no-gui"), QStringLiteral("--in-memory")}))
+                 .message,
+             refused);
+    // An error before it is reported first (one line, the first problem).
+    const CommandLine earlier = parseCommandLine(
+        withProgram({QStringLiteral("--batch-size=0"), QStringLiteral("--in-memory"),
+                     QStringLiteral("--data-dir=/x")}));
+    QCOMPARE(earlier.action, CommandLine::Action::Error);
+    QVERIFY2(earlier.message.contains(QStringLiteral("--batch-size")), qPrintable(earlier.message));
+
+    // Only an explicit --data-dir excludes it: a base configuration (the settings file's) that
+    // carries a data folder does not.
+    Config base = parseCommandLine(withProgram({})).config;
+    base.dataDir = QStringLiteral("/tmp/llm-proxy-stored");
+    const CommandLine overBase = parseCommandLine(
+        withProgram({QStringLiteral("--in-memory"), QStringLiteral("--no-gui")}), {}, base);
+    QCOMPARE(overBase.action, CommandLine::Action::Run);
+    QVERIFY(overBase.config.inMemory);
+    QVERIFY(overBase.config.noGui);
+
+    // Help wins over the conflict, as over any bad command line.
+    QCOMPARE(
+        parseCommandLine(withProgram({QStringLiteral("--in-memory"),
+                                      QStringLiteral("--data-dir=/x"), QStringLiteral("--help")}))
+            .action,
+        CommandLine::Action::ShowHelp);
+}
+
 void TestConfig::errorsNeverShowTheKey_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QByteArray>("key");
@@ -811,7 +891,8 @@ void TestConfig::helpIsComplete() {
         QStringLiteral("--poll-interval DUR"), QStringLiteral("--data-dir DIR"),
         QStringLiteral("--max-body SIZE"), QStringLiteral("--verbose"), QStringLiteral("--help"),
         QStringLiteral("--version"), QStringLiteral("--grace-period DUR"),
-        QStringLiteral("--result-ttl DUR"),
+        QStringLiteral("--result-ttl DUR"), QStringLiteral("--in-memory"),
+        QStringLiteral("--io-threads N"),
         // every default
         QStringLiteral("127.0.0.1:3030"), QStringLiteral("[::1]:3030"),
         QStringLiteral("https://api.openai.com/v1"), QStringLiteral("(default: 4s;"),
@@ -829,9 +910,15 @@ void TestConfig::helpIsComplete() {
         QStringLiteral("OPENAI_API_KEY")};
     for (const QString &piece : needed)
         QVERIFY2(text.contains(piece), qPrintable(piece));
-    // What --grace-period means, across line breaks.
+    // What --in-memory, --io-threads and --grace-period mean, across line breaks.
     const QString flat = text.simplified();
-    const QStringList meanings{QStringLiteral("(default: off; 1s to 30 days, or off)")};
+    const QStringList meanings{
+        QStringLiteral("--in-memory Run without the durable store: nothing survives a restart."),
+        QStringLiteral("For comparisons, benchmarks and throwaway runs; cannot be combined with "
+                       "--data-dir."),
+        QStringLiteral("--io-threads N How many threads serve HTTP connections (default: 0, one "
+                       "per core; 1 to 64)."),
+        QStringLiteral("(default: off; 1s to 30 days, or off)")};
     for (const QString &piece : meanings)
         QVERIFY2(flat.contains(piece), qPrintable(piece));
     QVERIFY(!text.endsWith(u'\n'));

@@ -24,6 +24,7 @@ constexpr qint64 MinBatchBytes = 1000;
 constexpr qint64 MinMaxBody = 1024;
 constexpr milliseconds MinGracePeriod{1000};
 constexpr milliseconds MaxGracePeriod{30LL * 24 * 60 * 60 * 1000};
+constexpr int MaxIoThreads = 64;
 // Fraction digits beyond this many are ignored: 10^9 times the largest unit (GiB, 2^30)
 // still fits in a qint64, and nine digits are far finer than a millisecond or a byte.
 constexpr qsizetype MaxFractionDigits = 9;
@@ -161,6 +162,8 @@ enum class OptionId {
     ScreenshotDelay,
     GracePeriod,
     ResultTtl,
+    InMemory,
+    IoThreads,
     Verbose,
     NoGui,
     Help,
@@ -186,6 +189,8 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--screenshot-delay"), OptionId::ScreenshotDelay, true},
     OptionSpec{QLatin1StringView("--grace-period"), OptionId::GracePeriod, true},
     OptionSpec{QLatin1StringView("--result-ttl"), OptionId::ResultTtl, true},
+    OptionSpec{QLatin1StringView("--in-memory"), OptionId::InMemory, false},
+    OptionSpec{QLatin1StringView("--io-threads"), OptionId::IoThreads, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -313,6 +318,9 @@ QString helpText() {
                "                         at least 100ms).\n"
                "  --data-dir DIR         Where the proxy keeps its state (default:\n"
                "                         %7).\n"
+               "  --in-memory            Run without the durable store: nothing survives a\n"
+               "                         restart. For comparisons, benchmarks and throwaway\n"
+               "                         runs; cannot be combined with --data-dir.\n"
                "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
                "                         1KiB).\n"
                "  --grace-period DUR     Cancel a batch not finished this long after it was\n"
@@ -321,6 +329,8 @@ QString helpText() {
                "                         30 days, or off).\n"
                "  --result-ttl DUR       How long answers nobody collected are kept for a\n"
                "                         client that retries (default: 24h; 1s to 30 days).\n"
+               "  --io-threads N         How many threads serve HTTP connections (default: 0,\n"
+               "                         one per core; 1 to 64).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -497,6 +507,9 @@ public:
                 case OptionId::NoGui:
                     m_config.noGui = true;
                     break;
+                case OptionId::InMemory:
+                    m_config.inMemory = true;
+                    break;
                 default:
                     break;
                 }
@@ -521,6 +534,9 @@ public:
         if (error.isEmpty() && m_config.noGui && !m_config.screenshotPath.isEmpty()) {
             error = errorLine(QLatin1StringView("--screenshot"),
                               QStringLiteral("needs the desktop app (drop --no-gui)"));
+        }
+        if (error.isEmpty() && m_config.inMemory && m_explicitDataDir) {
+            error = QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
         }
 
         CommandLine result;
@@ -569,6 +585,8 @@ private:
             return QStringLiteral("a duration, ") + DurationExamples;
         case OptionId::GracePeriod:
             return QStringLiteral("a duration or off, ") + DurationExamples;
+        case OptionId::IoThreads:
+            return QStringLiteral("a number of threads");
         default:
             return QString();
         }
@@ -607,6 +625,21 @@ private:
             if (dir.isEmpty())
                 return QStringLiteral("missing value (expected a directory)");
             m_config.dataDir = absolutePath(dir);
+            m_explicitDataDir = true;
+            return QString();
+        }
+        case OptionId::IoThreads: {
+            const QString quoted = shown(value, m_apiKey);
+            const QString trimmed = value.trimmed();
+            const QString range = QStringLiteral("1 to ") + QString::number(MaxIoThreads) +
+                                  QStringLiteral(", or 0 for one per core");
+            if (!allAsciiDigits(trimmed))
+                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
+            bool ok = false;
+            const qlonglong threads = trimmed.toLongLong(&ok);
+            if (!ok || threads > MaxIoThreads)
+                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+            m_config.ioThreads = static_cast<int>(threads);
             return QString();
         }
         case OptionId::Screenshot: {
@@ -649,6 +682,7 @@ private:
 
     QByteArray m_apiKey; // trimmed, the environment's over base's; for the config and redacting
     Config m_config;
+    bool m_explicitDataDir = false; // --data-dir was given (not just the default)
 };
 
 } // namespace

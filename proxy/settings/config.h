@@ -32,6 +32,13 @@ struct Config {
     qint64 batchBytes = 25'000'000;
     std::chrono::milliseconds pollInterval{10'000};
     QString dataDir; // default: QStandardPaths::AppDataLocation (filled by parseCommandLine)
+    // Run without the durable store: nothing survives a restart (--in-memory; for comparisons,
+    // benchmarks and throwaway runs). The command line refuses it with an explicit --data-dir;
+    // dataDir still holds the default folder, which the consumer then does not open.
+    bool inMemory = false;
+    // How many threads serve HTTP connections (--io-threads): 1 to 64, or 0 for one per core
+    // (QThread::idealThreadCount(), resolved by whoever starts the threads).
+    int ioThreads = 0;
     qint64 maxBody = 32LL * 1024 * 1024;
     // Results nobody collected (and requests never sent) are kept this long for clients that
     // come back (--result-ttl).
