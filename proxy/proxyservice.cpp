@@ -91,7 +91,7 @@ void ProxyService::start() {
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
-    if (!m_config.dataDir.isEmpty()) {
+    if (!m_config.dataDir.isEmpty() && !m_config.inMemory) {
         QString storeError;
         m_store = Store::open(m_config.dataDir, &storeError);
         if (!m_store) {
@@ -101,7 +101,8 @@ void ProxyService::start() {
         }
         qCInfo(lcApp).noquote() << "queue stored in" << m_store->path();
     } else {
-        qCWarning(lcApp) << "no data directory: requests are kept in memory only";
+        qCWarning(lcApp) << "no durable store: requests are kept in memory only and a restart "
+                            "loses them";
     }
     m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), m_store.get(),
                            coreSettings(m_config), this);
