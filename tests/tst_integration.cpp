@@ -836,6 +836,23 @@ private Q_SLOTS:
         QVERIFY2(answer.contains("\"queued\":"), answer.constData());
     }
 
+    // Settings apply live, to batches already out too: a shorter poll interval is not left
+    // waiting behind the long one that was scheduled before the change.
+    void newPollIntervalReachesBatchesAlreadyOut() {
+        Config config = baseConfig();
+        config.pollInterval = 60s;
+        m_proxy.reset();
+        startProxy(config);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("polled sooner"));
+        QTRY_COMPARE(m_fake->batches().size(), 1); // created; first poll due in 60 s
+        QTest::qWait(100);
+        config.pollInterval = 100ms;
+        m_proxy->applyConfig(config);
+        QVERIFY(finished(reply, 5000));
+        QCOMPARE(status(reply), 200);
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: polled sooner"));
+    }
+
     // A new listen address reaches every front end; so does going back to the old one when
     // the new one is taken.
     void everyThreadFollowsANewListenAddress() {
