@@ -10,11 +10,12 @@
 #include <QPointer>
 #include <QUrl>
 
-class QNetworkAccessManager;
-class QNetworkReply;
 class QTcpSocket;
 
 namespace llmproxy {
+
+class UpstreamClient;
+class UpstreamReply;
 
 struct RelayRequest {
     QByteArray method;
@@ -27,12 +28,15 @@ struct RelayRequest {
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
 // "https://api.openai.com/v1" gives "https://api.openai.com/v1/models?x=1".
 QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery);
+// The same URL's path and query as they go on the request line ("/v1/models?x=1"), without
+// building a QUrl when the path and query have nothing QUrl would re-encode.
+QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery);
 
 class RelayCall final : public QObject {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(RelayCall)
 public:
-    RelayCall(QNetworkAccessManager *nam, const QUrl &upstreamBase, RelayRequest request,
+    RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRequest request,
               QTcpSocket *client, QObject *parent = nullptr);
     ~RelayCall() override;
 
@@ -41,20 +45,19 @@ Q_SIGNALS:
     void finished(bool reusable);
 
 private:
-    void onMetaData();
     void pump();
-    void onReplyFinished();
-    void writeHead();
+    void unreachable();
+    QByteArray headBytes();
     void complete();
     void end(bool reusable);
 
     QPointer<QTcpSocket> m_client;
-    QNetworkReply *m_reply = nullptr;
+    UpstreamReply *m_reply = nullptr;
     bool m_keepAlive;
     bool m_head;
     bool m_headWritten = false;
     bool m_chunked = false;
-    bool m_upstreamFinished = false;
+    bool m_watchingWrites = false;
     bool m_done = false;
 };
 
