@@ -4,6 +4,7 @@
 #include "api/logging.h"
 #include "http/httpwriter.h"
 #include "http/upstreamclient.h"
+#include "http/upstreampacker.h"
 
 #include <QTcpSocket>
 #include <QVarLengthArray>
@@ -93,9 +94,13 @@ QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery) {
 }
 
 QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery) {
-    const bool plain = std::all_of(pathAndQuery.begin(), pathAndQuery.end(), plainTargetByte) &&
-                       !base.hasFragment();
-    if (!plain) { // percent-encoding and odd bytes: exactly what QUrl makes of them
+    return upstreamTarget(UpstreamOrigin::fromUrl(base), base, pathAndQuery);
+}
+
+QByteArray upstreamTarget(const UpstreamOrigin &origin, const QUrl &base,
+                          const QByteArray &pathAndQuery) {
+    if (!std::all_of(pathAndQuery.begin(), pathAndQuery.end(), plainTargetByte)) {
+        // Percent-encoding and odd bytes: exactly what QUrl makes of them.
         const QUrl url = upstreamUrl(base, pathAndQuery);
         QByteArray target = url.path(QUrl::FullyEncoded).toUtf8();
         if (target.isEmpty())
@@ -113,17 +118,15 @@ QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery) {
     }
     if (path.startsWith("/v1"))
         path = path.sliced(3);
-    QByteArray target = base.path(QUrl::FullyEncoded).toUtf8();
-    while (target.endsWith('/'))
-        target.chop(1);
-    target += path;
-    if (target.isEmpty())
-        target = "/";
-    if (q >= 0)
-        target.append('?').append(query);
-    else if (base.hasQuery())
-        target += '?' + base.query(QUrl::FullyEncoded).toUtf8();
-    return target;
+    const QByteArrayView baseQuery = q >= 0 ? query : QByteArrayView(origin.baseQuery);
+    const bool withQuery = q >= 0 || origin.baseHasQuery;
+    if (origin.basePath.isEmpty() && path.isEmpty())
+        path = "/";
+    http::Packer out(origin.basePath.size() + path.size() + 1 + baseQuery.size());
+    out << origin.basePath << path;
+    if (withQuery)
+        out << "?" << baseQuery;
+    return out.take();
 }
 
 RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRequest request,
@@ -132,8 +135,9 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     , m_client(client)
     , m_keepAlive(request.keepAlive)
     , m_head(request.method == "HEAD") {
+    const UpstreamOrigin &origin = upstream->origin(upstreamBase);
     UpstreamRequest call;
-    call.target = upstreamTarget(upstreamBase, request.pathAndQuery);
+    call.target = upstreamTarget(origin, upstreamBase, request.pathAndQuery);
     call.method = std::move(request.method);
     call.headers = std::move(request.headers);
     call.body = std::move(request.body);
@@ -144,11 +148,10 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     // What the relay has always asked for when the client did not say: bodies pass through
     // untouched either way, and a client that did not ask for compression does not get it.
     if (!acceptEncoding)
-        call.headers.emplaceBack("Accept-Encoding", "identity");
+        call.headers.emplaceBack(QByteArrayLiteral("Accept-Encoding"),
+                                 QByteArrayLiteral("identity"));
 
-    m_reply = upstream->send(upstreamBase, std::move(call), this);
-    // readyRead follows headReceived, and announces the end too.
-    connect(m_reply, &UpstreamReply::readyRead, this, &RelayCall::pump);
+    m_reply = upstream->send(origin, std::move(call), this);
     if (m_client) {
         connect(m_client, &QAbstractSocket::disconnected, this, [this] {
             qCDebug(lcRelay) << "client left; aborting the upstream call";
@@ -157,19 +160,17 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     }
 }
 
-RelayCall::~RelayCall() {
-    if (m_reply)
-        m_reply->abort();
-}
+RelayCall::~RelayCall() = default; // the reply closes its connection if unfinished
 
-QByteArray RelayCall::headBytes() {
+QByteArray RelayCall::headBytes(qsizetype extra) {
     const int status = m_reply->status();
-    QByteArray out;
-    qsizetype size = 64;
+    const QByteArray statusLine =
+        status == 200 ? QByteArrayLiteral("HTTP/1.1 200 OK\r\n") : http::statusLine(status);
+    qsizetype size = statusLine.size() + 64 + extra;
     for (qsizetype i = 0; i < m_reply->headerCount(); ++i)
         size += m_reply->headerName(i).size() + m_reply->headerValue(i).size() + 4;
-    out.reserve(size);
-    out += http::statusLine(status);
+    http::Packer out(size);
+    out << statusLine;
     bool hasLength = false;
     for (qsizetype i = 0; i < m_reply->headerCount(); ++i) {
         const QByteArrayView name = m_reply->headerName(i);
@@ -181,20 +182,20 @@ QByteArray RelayCall::headBytes() {
             continue;
         if (lowerName == "content-length")
             hasLength = true;
-        out.append(name).append(": ").append(m_reply->headerValue(i)).append("\r\n");
+        out << name << ": " << m_reply->headerValue(i) << "\r\n";
     }
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
     if (m_chunked)
-        out += "Transfer-Encoding: chunked\r\n";
+        out << "Transfer-Encoding: chunked\r\n";
     if (!m_keepAlive)
-        out += "Connection: close\r\n";
-    out += "\r\n";
-    return out;
+        out << "Connection: close\r\n";
+    out << "\r\n";
+    return out.take();
 }
 
 void RelayCall::pump() {
-    if (m_done || !m_reply)
+    if (m_done)
         return;
     if (!m_client) {
         end(false);
@@ -207,10 +208,14 @@ void RelayCall::pump() {
     }
     QByteArray out;
     if (!m_headWritten) {
+        // The head and the first of the body go out in one write: the usual small answer is
+        // all here already.
         m_headWritten = true;
-        out = headBytes();
+        const QByteArray first = m_reply->read(ReplyBufferSize);
+        out = headBytes(first.size() + 16);
+        if (!m_head && !first.isEmpty())
+            out += m_chunked ? http::chunk(first) : first;
     }
-    // The head and what there is of the body go out in one write.
     bool full = false;
     for (;;) {
         if (m_client->bytesToWrite() + out.size() >= ClientBufferLimit) {
@@ -276,12 +281,9 @@ void RelayCall::end(bool reusable) {
     m_done = true;
     // Signals that still come (from the reply, or the client's socket) find m_done set; our
     // connections go when this object does, soon after finished().
-    if (m_reply) {
-        if (!m_reply->isFinished())
-            m_reply->abort();
-        m_reply->deleteLater();
-        m_reply = nullptr;
-    }
+    m_reply->setListener(nullptr);
+    if (!m_reply->isFinished())
+        m_reply->abort(); // its connection is closed now; the reply goes with this object
     if (m_client && !reusable)
         m_client->disconnectFromHost();
     Q_EMIT finished(reusable);

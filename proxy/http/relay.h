@@ -5,17 +5,17 @@
 // as it arrives, with back-pressure (the upstream is read only as fast as the client takes it).
 
 #include "api/httpanswer.h"
+#include "http/upstreamclient.h"
 
 #include <QObject>
 #include <QPointer>
 #include <QUrl>
 
+#include <memory>
+
 class QTcpSocket;
 
 namespace llmproxy {
-
-class UpstreamClient;
-class UpstreamReply;
 
 struct RelayRequest {
     QByteArray method;
@@ -31,8 +31,11 @@ QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery);
 // The same URL's path and query as they go on the request line ("/v1/models?x=1"), without
 // building a QUrl when the path and query have nothing QUrl would re-encode.
 QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery);
+// The same, with the base URL's origin already taken apart (UpstreamClient::origin()).
+QByteArray upstreamTarget(const UpstreamOrigin &origin, const QUrl &base,
+                          const QByteArray &pathAndQuery);
 
-class RelayCall final : public QObject {
+class RelayCall final : public QObject, private UpstreamReply::Listener {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(RelayCall)
 public:
@@ -45,14 +48,15 @@ Q_SIGNALS:
     void finished(bool reusable);
 
 private:
+    void upstreamReadyRead(UpstreamReply *) override { pump(); }
     void pump();
     void unreachable();
-    QByteArray headBytes();
+    QByteArray headBytes(qsizetype extra);
     void complete();
     void end(bool reusable);
 
     QPointer<QTcpSocket> m_client;
-    UpstreamReply *m_reply = nullptr;
+    std::unique_ptr<UpstreamReply> m_reply;
     bool m_keepAlive;
     bool m_head;
     bool m_headWritten = false;

@@ -2,6 +2,7 @@
 #include "http/upstreamclient.h"
 
 #include "api/logging.h"
+#include "http/upstreampacker.h"
 
 #include <QSslSocket>
 #include <QTcpSocket>
@@ -200,15 +201,20 @@ UpstreamOrigin UpstreamOrigin::fromUrl(const QUrl &url) {
     origin.hostHeader = origin.host.contains(u':') ? '[' + host + ']' : host;
     if (origin.port != defaultPort)
         origin.hostHeader += ':' + QByteArray::number(origin.port);
+    origin.basePath = url.path(QUrl::FullyEncoded).toUtf8();
+    while (origin.basePath.endsWith('/'))
+        origin.basePath.chop(1);
+    origin.baseHasQuery = url.hasQuery();
+    origin.baseQuery = url.query(QUrl::FullyEncoded).toUtf8();
     return origin;
 }
 
 // ---- UpstreamReply ----------------------------------------------------------------------
 
 UpstreamReply::UpstreamReply(UpstreamClient *client, const UpstreamOrigin &origin,
-                             UpstreamRequest request, QObject *parent)
-    : QObject(parent)
-    , m_client(client)
+                             UpstreamRequest request, Listener *listener)
+    : m_client(client)
+    , m_listener(listener)
     , m_origin(origin)
     , m_request(std::move(request)) {
     if (m_request.target.isEmpty())
@@ -216,10 +222,18 @@ UpstreamReply::UpstreamReply(UpstreamClient *client, const UpstreamOrigin &origi
 }
 
 UpstreamReply::~UpstreamReply() {
+    // A finished reply holds no connection and may outlive its client: touch nothing then.
     if (m_connection)
         release(false);
-    if (m_client)
+    if (m_active && m_client)
         m_client->deactivate(this);
+    if (m_noticePending && m_client)
+        m_client->forgetNotice(this);
+}
+
+void UpstreamReply::notify() {
+    if (m_listener)
+        m_listener->upstreamReadyRead(this);
 }
 
 HeaderList UpstreamReply::headers() const {
@@ -239,7 +253,7 @@ void UpstreamReply::start(bool allowPooled) {
     m_lastProgress = now();
     if (!m_origin.isValid()) {
         fail(Error::Connect, QStringLiteral("the upstream URL is not an http or https URL"));
-        QMetaObject::invokeMethod(this, &UpstreamReply::readyRead, Qt::QueuedConnection);
+        m_client->noticeLater(this);
         return;
     }
     if (allowPooled) {
@@ -262,24 +276,22 @@ void UpstreamReply::sendRequest() {
     const bool withLength =
         !r.body.isEmpty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH";
     const bool bodyInline = r.body.size() <= 16 * 1024;
-    qsizetype size = r.method.size() + r.target.size() + m_origin.hostHeader.size() + 64;
+    qsizetype size = r.method.size() + r.target.size() + m_origin.hostHeader.size() + 96;
     for (const auto &[name, value] : r.headers)
         size += name.size() + value.size() + 4;
     if (bodyInline)
         size += r.body.size();
-    QByteArray out;
-    out.reserve(size);
-    out.append(r.method).append(' ').append(r.target).append(" HTTP/1.1\r\nHost: ");
-    out.append(m_origin.hostHeader).append("\r\n");
+    http::Packer out(size);
+    out << r.method << " " << r.target << " HTTP/1.1\r\nHost: " << m_origin.hostHeader << "\r\n";
     for (const auto &[name, value] : r.headers)
-        out.append(name).append(": ").append(value).append("\r\n");
+        out << name << ": " << value << "\r\n";
     if (withLength)
-        out.append("Content-Length: ").append(QByteArray::number(r.body.size())).append("\r\n");
-    out.append("\r\n");
+        out << "Content-Length: " << r.body.size() << "\r\n";
+    out << "\r\n";
     if (bodyInline)
-        out.append(r.body);
+        out << r.body;
     QAbstractSocket *socket = m_connection->socket();
-    socket->write(out);
+    socket->write(out.take());
     if (!bodyInline)
         socket->write(r.body);
 }
@@ -353,7 +365,7 @@ void UpstreamReply::afterInput() {
         return;
     if (!m_headDone) {
         if (!m_in.isEmpty() && !parseHead()) {
-            Q_EMIT readyRead(); // a protocol error: the caller sees isFinished()
+            notify(); // a protocol error: the listener sees isFinished()
             return;
         }
         if (!m_headDone) {
@@ -371,20 +383,13 @@ void UpstreamReply::afterInput() {
             fail(m_eofError,
                  silentClose ? QStringLiteral("the upstream closed the connection before answering")
                              : m_eofReason);
-            Q_EMIT readyRead();
+            notify();
             return;
         }
     }
-    QPointer<UpstreamReply> self(this);
-    if (!m_headSignalled) {
-        m_headSignalled = true;
-        Q_EMIT headReceived();
-        if (!self || isFinished())
-            return;
-    }
     if (m_eof && m_in.isEmpty() && !isFinished())
         settleEof();
-    Q_EMIT readyRead();
+    notify();
 }
 
 // Parses the status line and headers at the start of m_in. False on a protocol error.
@@ -417,11 +422,12 @@ bool UpstreamReply::parseHead() {
         m_in.remove(0, bodyStart);
         // Obsolete line folding: CR LF and the whitespace after it become spaces (RFC 9112
         // §5.2), so every value is one run of bytes.
-        for (qsizetype i = 0; i + 1 < head.size(); ++i) {
-            if (head.at(i) == '\n' && (head.at(i + 1) == ' ' || head.at(i + 1) == '\t')) {
-                head[i] = ' ';
-                if (i > 0 && head.at(i - 1) == '\r')
-                    head[i - 1] = ' ';
+        for (qsizetype nl = head.indexOf('\n'); nl >= 0 && nl + 1 < head.size();
+             nl = head.indexOf('\n', nl + 1)) {
+            if (head.at(nl + 1) == ' ' || head.at(nl + 1) == '\t') {
+                head[nl] = ' ';
+                if (nl > 0 && head.at(nl - 1) == '\r')
+                    head[nl - 1] = ' ';
             }
         }
         const QByteArrayView block(head);
@@ -690,28 +696,28 @@ bool UpstreamReply::retryable() const {
     return m_reused && !m_received && m_attempts == 1 && isIdempotent(m_request.method);
 }
 
-void UpstreamReply::checkTimeouts(SteadyTime t) {
+bool UpstreamReply::timedOut(SteadyTime t) {
     if (isFinished() || !m_connection || !m_client)
-        return;
+        return false;
     const UpstreamTimeouts timeouts = m_client->timeouts();
     if (m_connecting) {
         if (t - m_lastProgress < timeouts.connect)
-            return;
+            return false;
         fail(Error::Connect,
              QStringLiteral("timed out connecting to %1:%2").arg(m_origin.host).arg(m_origin.port));
     } else {
         if (t - m_lastProgress < timeouts.silence)
-            return;
+            return false;
         // Unread bytes: the caller is the one holding back, not the upstream.
         if (m_headDone && (!m_in.isEmpty() || m_connection->buffered() > 0)) {
             m_lastProgress = t;
-            return;
+            return false;
         }
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeouts.silence);
         fail(Error::Timeout,
              QStringLiteral("the upstream sent nothing for %1 s").arg(double(ms.count()) / 1000.0));
     }
-    Q_EMIT readyRead();
+    return true;
 }
 
 // ---- UpstreamClient ---------------------------------------------------------------------
@@ -742,6 +748,14 @@ UpstreamClient::~UpstreamClient() {
         reply = next;
     }
     m_activeHead = nullptr;
+    for (UpstreamReply *reply = m_noticeHead; reply;) {
+        UpstreamReply *next = reply->m_nextNotice;
+        reply->m_client = nullptr;
+        reply->m_noticePending = false;
+        reply->m_nextNotice = nullptr;
+        reply = next;
+    }
+    m_noticeHead = nullptr;
     for (const QList<UpstreamConnection *> &list : std::as_const(m_idle)) {
         for (UpstreamConnection *connection : list)
             connection->socket()->disconnect(connection);
@@ -766,7 +780,7 @@ qsizetype UpstreamClient::idleConnections() const {
     return n;
 }
 
-const UpstreamOrigin &UpstreamClient::originFor(const QUrl &base) {
+const UpstreamOrigin &UpstreamClient::origin(const QUrl &base) {
     if (m_lastBase.isEmpty() || base != m_lastBase) {
         m_lastBase = base;
         m_lastOrigin = UpstreamOrigin::fromUrl(base);
@@ -774,9 +788,17 @@ const UpstreamOrigin &UpstreamClient::originFor(const QUrl &base) {
     return m_lastOrigin;
 }
 
-UpstreamReply *UpstreamClient::send(const QUrl &base, UpstreamRequest request, QObject *parent) {
-    auto *reply = new UpstreamReply(this, originFor(base), std::move(request), parent);
-    activate(reply);
+std::unique_ptr<UpstreamReply> UpstreamClient::send(const QUrl &base, UpstreamRequest request,
+                                                    UpstreamReply::Listener *listener) {
+    return send(origin(base), std::move(request), listener);
+}
+
+std::unique_ptr<UpstreamReply> UpstreamClient::send(const UpstreamOrigin &origin,
+                                                    UpstreamRequest request,
+                                                    UpstreamReply::Listener *listener) {
+    std::unique_ptr<UpstreamReply> reply(
+        new UpstreamReply(this, origin, std::move(request), listener));
+    activate(reply.get());
     reply->start(true);
     return reply;
 }
@@ -855,6 +877,46 @@ void UpstreamClient::deactivate(UpstreamReply *reply) {
     --m_activeCount;
 }
 
+void UpstreamClient::noticeLater(UpstreamReply *reply) {
+    if (reply->m_noticePending)
+        return;
+    reply->m_noticePending = true;
+    reply->m_nextNotice = m_noticeHead;
+    m_noticeHead = reply;
+    if (!m_noticeQueued) {
+        m_noticeQueued = true;
+        QMetaObject::invokeMethod(
+            this,
+            [this] {
+                m_noticeQueued = false;
+                deliverNotices();
+            },
+            Qt::QueuedConnection);
+    }
+}
+
+void UpstreamClient::forgetNotice(UpstreamReply *reply) {
+    for (UpstreamReply **link = &m_noticeHead; *link; link = &(*link)->m_nextNotice) {
+        if (*link == reply) {
+            *link = reply->m_nextNotice;
+            break;
+        }
+    }
+    reply->m_nextNotice = nullptr;
+    reply->m_noticePending = false;
+}
+
+void UpstreamClient::deliverNotices() {
+    // A listener may delete any reply, this one included: each one leaves the list first, and
+    // one deleted meanwhile takes itself out (forgetNotice).
+    while (UpstreamReply *reply = m_noticeHead) {
+        m_noticeHead = reply->m_nextNotice;
+        reply->m_nextNotice = nullptr;
+        reply->m_noticePending = false;
+        reply->notify();
+    }
+}
+
 void UpstreamClient::sweep() {
     const SteadyTime t = now();
     for (auto it = m_idle.begin(); it != m_idle.end();) {
@@ -867,16 +929,13 @@ void UpstreamClient::sweep() {
         else
             ++it;
     }
-    if (m_activeHead) {
-        std::vector<QPointer<UpstreamReply>> active;
-        active.reserve(size_t(m_activeCount));
-        for (UpstreamReply *reply = m_activeHead; reply; reply = reply->m_nextActive)
-            active.emplace_back(reply);
-        for (const QPointer<UpstreamReply> &reply : active) {
-            if (reply) // an earlier one's signal may have ended it
-                reply->checkTimeouts(t);
-        }
+    for (UpstreamReply *reply = m_activeHead; reply;) {
+        UpstreamReply *next = reply->m_nextActive; // a reply that times out leaves the list
+        if (reply->timedOut(t))
+            noticeLater(reply);
+        reply = next;
     }
+    deliverNotices();
     if (!m_activeHead && m_idle.isEmpty())
         m_sweep.stop();
 }
