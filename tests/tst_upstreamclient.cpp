@@ -410,6 +410,23 @@ private Q_SLOTS:
         QCOMPARE(reply->headers(), expected);
     }
 
+    void bareLineFeedsAndOddSpacingAreAccepted() {
+        m_upstream->handler = [](QTcpSocket *socket, const Seen &) {
+            socket->write("HTTP/1.1 200 OK\n"
+                          "X-Empty:\n"
+                          "X-Spaced :  \t value \t\n"
+                          "Content-Length:\t2\n"
+                          "\n"
+                          "ok");
+        };
+        std::unique_ptr<UpstreamReply> reply(m_client->send(m_upstream->url(), get()));
+        QCOMPARE(drain(reply.get()), QByteArray("ok"));
+        QCOMPARE(reply->error(), UpstreamReply::Error::None);
+        const HeaderList expected{{"X-Empty", ""}, {"X-Spaced", "value"}, {"Content-Length", "2"}};
+        QCOMPARE(reply->headers(), expected);
+        QCOMPARE(m_client->idleConnections(), 1);
+    }
+
     void interimAnswersAreSkipped() {
         m_upstream->handler = [](QTcpSocket *socket, const Seen &) {
             socket->write("HTTP/1.1 100 Continue\r\n\r\n"

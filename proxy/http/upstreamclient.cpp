@@ -8,6 +8,7 @@
 #include <QTcpSocket>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #ifdef Q_OS_UNIX
@@ -393,22 +394,30 @@ void UpstreamReply::afterInput() {
 }
 
 // Parses the status line and headers at the start of m_in. False on a protocol error.
+// Hand-written loops over raw bytes: this runs once per relayed request.
 bool UpstreamReply::parseHead() {
     for (;;) {
-        // Find the empty line that ends the head (CRLF; a bare LF is accepted).
+        const char *const begin = m_in.constData();
+        const char *const limit = begin + m_in.size();
+        // Find the empty line that ends the head (CRLF; a bare LF is accepted), noting the
+        // line breaks on the way.
+        QVarLengthArray<qsizetype, 32> breaks;
         qsizetype end = -1;
         qsizetype bodyStart = -1;
-        for (qsizetype pos = 0;;) {
-            const qsizetype nl = m_in.indexOf('\n', pos);
-            if (nl < 0)
+        for (const char *p = begin; p < limit;) {
+            const auto *nl = static_cast<const char *>(std::memchr(p, '\n', size_t(limit - p)));
+            if (!nl)
                 break;
-            const qsizetype length = nl - pos - (nl > pos && m_in.at(nl - 1) == '\r' ? 1 : 0);
-            if (length == 0 && pos > 0) {
-                end = pos;
-                bodyStart = nl + 1;
+            const qsizetype at = nl - begin;
+            const qsizetype lineStart = breaks.isEmpty() ? 0 : breaks.last() + 1;
+            const qsizetype length = at - lineStart - (at > lineStart && nl[-1] == '\r' ? 1 : 0);
+            if (length == 0 && !breaks.isEmpty()) {
+                end = lineStart;
+                bodyStart = at + 1;
                 break;
             }
-            pos = nl + 1;
+            breaks.append(at);
+            p = nl + 1;
         }
         if (end < 0) {
             if (m_in.size() >= MaxHeadBytes) {
@@ -420,59 +429,116 @@ bool UpstreamReply::parseHead() {
 
         QByteArray head = m_in.first(end);
         m_in.remove(0, bodyStart);
+        char *const h = head.data();
         // Obsolete line folding: CR LF and the whitespace after it become spaces (RFC 9112
-        // §5.2), so every value is one run of bytes.
-        for (qsizetype nl = head.indexOf('\n'); nl >= 0 && nl + 1 < head.size();
-             nl = head.indexOf('\n', nl + 1)) {
-            if (head.at(nl + 1) == ' ' || head.at(nl + 1) == '\t') {
-                head[nl] = ' ';
-                if (nl > 0 && head.at(nl - 1) == '\r')
-                    head[nl - 1] = ' ';
-            }
-        }
-        const QByteArrayView block(head);
-        QVarLengthArray<HeaderView, 16> views;
-        int status = 0;
-        bool http10 = false;
-        qsizetype pos = 0;
-        bool first = true;
-        while (pos < block.size()) {
-            qsizetype nl = block.indexOf('\n', pos);
-            if (nl < 0)
-                nl = block.size();
-            QByteArrayView line = block.sliced(pos, nl - pos);
-            if (line.endsWith('\r'))
-                line.chop(1);
-            pos = nl + 1;
-            if (first) {
-                first = false;
-                // "HTTP/1.1 200 OK"
-                if (line.size() < 12 || !line.startsWith("HTTP/1.") || line.at(8) != ' ' ||
-                    (line.size() > 12 && line.at(12) != ' ')) {
-                    fail(Error::Protocol,
-                         QStringLiteral("the upstream did not answer in HTTP/1.x"));
-                    return false;
-                }
-                http10 = line.at(7) == '0';
-                for (int i = 9; i < 12; ++i) {
-                    const char c = line.at(i);
-                    if (c < '0' || c > '9') {
-                        fail(Error::Protocol,
-                             QStringLiteral("the upstream sent a bad status line"));
-                        return false;
-                    }
-                    status = status * 10 + (c - '0');
-                }
+        // §5.2), so every value is one run of bytes; the folded line joins the one before.
+        QVarLengthArray<qsizetype, 32> lines; // where each line ends (its LF, or the end)
+        for (const qsizetype at : std::as_const(breaks)) {
+            if (at + 1 < end && (h[at + 1] == ' ' || h[at + 1] == '\t') && !lines.isEmpty()) {
+                h[at] = ' ';
+                if (h[at - 1] == '\r')
+                    h[at - 1] = ' ';
                 continue;
             }
-            if (line.trimmed().isEmpty())
+            lines.append(at);
+        }
+        if (lines.isEmpty() || lines.last() != end - 1)
+            lines.append(end);
+
+        auto lineAt = [&](qsizetype i) {
+            const qsizetype from = i == 0 ? 0 : lines[i - 1] + 1;
+            qsizetype to = std::min(lines[i], end);
+            if (to > from && h[to - 1] == '\r')
+                --to;
+            return QByteArrayView(h + from, to - from);
+        };
+        const auto isSpace = [](char c) { return c == ' ' || c == '\t'; };
+        const auto trim = [&](QByteArrayView v) {
+            qsizetype a = 0;
+            qsizetype b = v.size();
+            while (a < b && isSpace(v[a]))
+                ++a;
+            while (b > a && isSpace(v[b - 1]))
+                --b;
+            return v.sliced(a, b - a);
+        };
+
+        // "HTTP/1.1 200 OK"
+        const QByteArrayView statusLine = lineAt(0);
+        if (statusLine.size() < 12 || !statusLine.startsWith("HTTP/1.") || statusLine[8] != ' ' ||
+            (statusLine.size() > 12 && statusLine[12] != ' ')) {
+            fail(Error::Protocol, QStringLiteral("the upstream did not answer in HTTP/1.x"));
+            return false;
+        }
+        const bool http10 = statusLine[7] == '0';
+        int status = 0;
+        for (int i = 9; i < 12; ++i) {
+            const char c = statusLine[i];
+            if (c < '0' || c > '9') {
+                fail(Error::Protocol, QStringLiteral("the upstream sent a bad status line"));
+                return false;
+            }
+            status = status * 10 + (c - '0');
+        }
+
+        QVarLengthArray<HeaderView, 16> views;
+        bool keepAlive = !http10;
+        bool chunked = false;
+        bool otherCoding = false;
+        qint64 length = -1;
+        for (qsizetype i = 1; i < lines.size(); ++i) {
+            const QByteArrayView line = lineAt(i);
+            if (trim(line).isEmpty())
                 continue;
             const qsizetype colon = line.indexOf(':');
             if (colon <= 0) {
                 fail(Error::Protocol, QStringLiteral("the upstream sent a malformed header"));
                 return false;
             }
-            views.append({line.first(colon).trimmed(), line.sliced(colon + 1).trimmed()});
+            const HeaderView header{trim(line.first(colon)), trim(line.sliced(colon + 1))};
+            views.append(header);
+            // How the body is framed (RFC 9112 §6.3).
+            switch (header.name.size()) {
+            case 10:
+                if (header.name.compare("connection", Qt::CaseInsensitive) == 0) {
+                    if (hasToken(header.value, "close"))
+                        keepAlive = false;
+                    else if (hasToken(header.value, "keep-alive"))
+                        keepAlive = true;
+                }
+                break;
+            case 17:
+                if (header.name.compare("transfer-encoding", Qt::CaseInsensitive) == 0) {
+                    QByteArrayView last;
+                    forEachElement(header.value, [&](QByteArrayView element) {
+                        last = element;
+                        return true;
+                    });
+                    chunked = last.compare("chunked", Qt::CaseInsensitive) == 0;
+                    otherCoding = !chunked;
+                }
+                break;
+            case 14:
+                if (header.name.compare("content-length", Qt::CaseInsensitive) == 0) {
+                    bool ok = false;
+                    qint64 n = -1;
+                    forEachElement(header.value, [&](QByteArrayView element) {
+                        const qint64 v = element.toLongLong(&ok);
+                        ok = ok && v >= 0 && (n < 0 || v == n);
+                        n = v;
+                        return ok;
+                    });
+                    if (!ok || (length >= 0 && n != length)) {
+                        fail(Error::Protocol,
+                             QStringLiteral("the upstream sent a bad Content-Length"));
+                        return false;
+                    }
+                    length = n;
+                }
+                break;
+            default:
+                break;
+            }
         }
 
         if (status >= 100 && status < 200) {
@@ -483,41 +549,6 @@ bool UpstreamReply::parseHead() {
             continue; // an interim answer (100 Continue, 103 Early Hints): the real one follows
         }
 
-        // How the body is framed (RFC 9112 §6.3).
-        bool keepAlive = !http10;
-        bool chunked = false;
-        bool otherCoding = false;
-        qint64 length = -1;
-        for (const HeaderView &h : std::as_const(views)) {
-            if (h.name.compare("connection", Qt::CaseInsensitive) == 0) {
-                if (hasToken(h.value, "close"))
-                    keepAlive = false;
-                else if (hasToken(h.value, "keep-alive"))
-                    keepAlive = true;
-            } else if (h.name.compare("transfer-encoding", Qt::CaseInsensitive) == 0) {
-                QByteArrayView last;
-                forEachElement(h.value, [&](QByteArrayView element) {
-                    last = element;
-                    return true;
-                });
-                chunked = last.compare("chunked", Qt::CaseInsensitive) == 0;
-                otherCoding = !chunked;
-            } else if (h.name.compare("content-length", Qt::CaseInsensitive) == 0) {
-                bool ok = false;
-                qint64 n = -1;
-                forEachElement(h.value, [&](QByteArrayView element) {
-                    const qint64 v = element.toLongLong(&ok);
-                    ok = ok && v >= 0 && (n < 0 || v == n);
-                    n = v;
-                    return ok;
-                });
-                if (!ok || (length >= 0 && n != length)) {
-                    fail(Error::Protocol, QStringLiteral("the upstream sent a bad Content-Length"));
-                    return false;
-                }
-                length = n;
-            }
-        }
         m_head = std::move(head); // the views point into it; it is never changed again
         m_headerViews = std::move(views);
         m_status = status;
