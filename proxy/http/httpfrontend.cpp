@@ -6,6 +6,7 @@
 #include "batch/batchcore.h"
 #include "http/httpwriter.h"
 #include "http/relay.h"
+#include "http/upstreamclient.h"
 #include "stats/stats.h"
 
 #include <QCryptographicHash>
@@ -159,6 +160,7 @@ HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager 
     , m_core(core)
     , m_stats(stats)
     , m_nam(nam)
+    , m_upstream(new UpstreamClient(this))
     , m_clock(clock)
     , m_settings(settings) {
     connect(m_core, &BatchCore::answered, this, &HttpFrontEnd::onAnswered);
@@ -627,7 +629,7 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
     if (m_stats)
         m_stats->recordRelayed();
     qCDebug(lcRelay).noquote() << "relaying" << relayed.method << relayed.pathAndQuery;
-    auto *call = new RelayCall(m_nam, m_settings.upstream, std::move(relayed), socket, this);
+    auto *call = new RelayCall(m_upstream, m_settings.upstream, std::move(relayed), socket, this);
     QPointer<QTcpSocket> guarded(socket);
     connect(call, &RelayCall::finished, this, [this, call, guarded](bool) {
         if (guarded) {

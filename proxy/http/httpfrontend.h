@@ -26,6 +26,7 @@ namespace llmproxy {
 
 class BatchCore;
 class Stats;
+class UpstreamClient;
 
 struct FrontEndSettings {
     qint64 maxBody = 32LL * 1024 * 1024;
@@ -107,6 +108,7 @@ private:
     BatchCore *m_core;
     Stats *m_stats;
     QNetworkAccessManager *m_nam;
+    UpstreamClient *m_upstream; // the relay's connections, this front end's (thread's) own
     const Clock *m_clock;
     FrontEndSettings m_settings;
     bool m_ready = true;

@@ -3,19 +3,75 @@
 
 #include "api/logging.h"
 #include "http/httpwriter.h"
+#include "http/upstreamclient.h"
+#include "http/upstreampacker.h"
 
-#include <QNetworkAccessManager>
-#include <QNetworkReply>
-#include <QNetworkRequest>
 #include <QTcpSocket>
+#include <QVarLengthArray>
 
-using namespace std::chrono_literals;
+#include <algorithm>
+
+#ifdef Q_OS_UNIX
+#include <sys/socket.h>
+#endif
 
 namespace llmproxy {
 
 namespace {
 constexpr qint64 ClientBufferLimit = 1 << 20; // stop reading upstream past this much unsent
 constexpr qint64 ReplyBufferSize = 256 * 1024;
+
+// Bytes QUrl keeps as they are in a path or query (unreserved, sub-delims, ':', '@', '/', '?').
+bool plainTargetByte(char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    switch (c) {
+    case '-':
+    case '.':
+    case '_':
+    case '~':
+    case '!':
+    case '$':
+    case '&':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '+':
+    case ',':
+    case ';':
+    case '=':
+    case ':':
+    case '@':
+    case '/':
+    case '?':
+        return true;
+    default:
+        return false;
+    }
+}
+
+// Writes to the client. When Qt holds nothing unsent for this socket, the bytes go straight to
+// the kernel: QTcpSocket would switch its write notifier on and off (two epoll_ctl calls) and
+// wait a turn of the event loop for every answer. What the kernel does not take, and anything
+// while Qt still holds bytes, goes through Qt in order.
+void writeToClient(QTcpSocket *socket, const QByteArray &data) {
+#ifdef Q_OS_UNIX
+    if (socket->bytesToWrite() == 0 && socket->state() == QAbstractSocket::ConnectedState &&
+        socket->socketDescriptor() >= 0) {
+        const ssize_t n = ::send(int(socket->socketDescriptor()), data.constData(),
+                                 size_t(data.size()), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n == data.size())
+            return;
+        if (n > 0) {
+            socket->write(data.constData() + n, data.size() - n);
+            return;
+        }
+        // EAGAIN, or an error Qt reports itself when it tries.
+    }
+#endif
+    socket->write(data);
+}
 } // namespace
 
 QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery) {
@@ -37,40 +93,66 @@ QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery) {
     return url;
 }
 
-RelayCall::RelayCall(QNetworkAccessManager *nam, const QUrl &upstreamBase, RelayRequest request,
+QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery) {
+    return upstreamTarget(UpstreamOrigin::fromUrl(base), base, pathAndQuery);
+}
+
+QByteArray upstreamTarget(const UpstreamOrigin &origin, const QUrl &base,
+                          const QByteArray &pathAndQuery) {
+    if (!std::all_of(pathAndQuery.begin(), pathAndQuery.end(), plainTargetByte)) {
+        // Percent-encoding and odd bytes: exactly what QUrl makes of them.
+        const QUrl url = upstreamUrl(base, pathAndQuery);
+        QByteArray target = url.path(QUrl::FullyEncoded).toUtf8();
+        if (target.isEmpty())
+            target = "/";
+        if (url.hasQuery())
+            target += '?' + url.query(QUrl::FullyEncoded).toUtf8();
+        return target;
+    }
+    QByteArrayView path(pathAndQuery);
+    QByteArrayView query;
+    const qsizetype q = path.indexOf('?');
+    if (q >= 0) {
+        query = path.sliced(q + 1);
+        path.truncate(q);
+    }
+    if (path.startsWith("/v1"))
+        path = path.sliced(3);
+    const QByteArrayView baseQuery = q >= 0 ? query : QByteArrayView(origin.baseQuery);
+    const bool withQuery = q >= 0 || origin.baseHasQuery;
+    if (origin.basePath.isEmpty() && path.isEmpty())
+        path = "/";
+    http::Packer out(origin.basePath.size() + path.size() + 1 + baseQuery.size());
+    out << origin.basePath << path;
+    if (withQuery)
+        out << "?" << baseQuery;
+    return out.take();
+}
+
+RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRequest request,
                      QTcpSocket *client, QObject *parent)
     : QObject(parent)
     , m_client(client)
     , m_keepAlive(request.keepAlive)
     , m_head(request.method == "HEAD") {
-    QNetworkRequest upstream(upstreamUrl(upstreamBase, request.pathAndQuery));
-    bool acceptEncoding = false;
-    for (const auto &[name, value] : std::as_const(request.headers)) {
-        upstream.setRawHeader(name, value);
-        if (name.compare("accept-encoding", Qt::CaseInsensitive) == 0)
-            acceptEncoding = true;
-    }
-    // Pass bodies through untouched: without this QNAM would ask for gzip and inflate it.
+    const UpstreamOrigin &origin = upstream->origin(upstreamBase);
+    UpstreamRequest call;
+    call.target = upstreamTarget(origin, upstreamBase, request.pathAndQuery);
+    call.method = std::move(request.method);
+    call.headers = std::move(request.headers);
+    call.body = std::move(request.body);
+    const bool acceptEncoding =
+        std::any_of(call.headers.cbegin(), call.headers.cend(), [](const auto &header) {
+            return header.first.compare("accept-encoding", Qt::CaseInsensitive) == 0;
+        });
+    // What the relay has always asked for when the client did not say: bodies pass through
+    // untouched either way, and a client that did not ask for compression does not get it.
     if (!acceptEncoding)
-        upstream.setRawHeader("Accept-Encoding", "identity");
-    upstream.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
-                          QNetworkRequest::ManualRedirectPolicy);
-    // HTTP/2 ignores the read buffer limit in Qt 6.4, which would defeat back-pressure.
-    upstream.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
-    upstream.setAttribute(QNetworkRequest::CacheLoadControlAttribute,
-                          QNetworkRequest::AlwaysNetwork);
-    upstream.setAttribute(QNetworkRequest::CacheSaveControlAttribute, false);
-    upstream.setTransferTimeout(int(
-        std::chrono::milliseconds(10min).count())); // silence this long means the upstream is gone
+        call.headers.emplaceBack(QByteArrayLiteral("Accept-Encoding"),
+                                 QByteArrayLiteral("identity"));
 
-    m_reply = nam->sendCustomRequest(upstream, request.method, request.body);
-    m_reply->setParent(this);
-    m_reply->setReadBufferSize(ReplyBufferSize);
-    connect(m_reply, &QNetworkReply::metaDataChanged, this, &RelayCall::onMetaData);
-    connect(m_reply, &QNetworkReply::readyRead, this, &RelayCall::pump);
-    connect(m_reply, &QNetworkReply::finished, this, &RelayCall::onReplyFinished);
+    m_reply = upstream->send(origin, std::move(call), this);
     if (m_client) {
-        connect(m_client, &QIODevice::bytesWritten, this, &RelayCall::pump);
         connect(m_client, &QAbstractSocket::disconnected, this, [this] {
             qCDebug(lcRelay) << "client left; aborting the upstream call";
             end(false);
@@ -78,93 +160,118 @@ RelayCall::RelayCall(QNetworkAccessManager *nam, const QUrl &upstreamBase, Relay
     }
 }
 
-RelayCall::~RelayCall() {
-    if (m_reply) {
-        m_reply->disconnect(this);
-        m_reply->abort();
-    }
-}
+RelayCall::~RelayCall() = default; // the reply closes its connection if unfinished
 
-void RelayCall::onMetaData() {
-    // Re-apply: for requests with a body the first call comes too early to take effect.
-    m_reply->setReadBufferSize(ReplyBufferSize);
-}
-
-void RelayCall::writeHead() {
-    if (m_headWritten || !m_client)
-        return;
-    m_headWritten = true;
-    const int status = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    QByteArray head = http::statusLine(status);
+QByteArray RelayCall::headBytes(qsizetype extra) {
+    const int status = m_reply->status();
+    const QByteArray statusLine =
+        status == 200 ? QByteArrayLiteral("HTTP/1.1 200 OK\r\n") : http::statusLine(status);
+    qsizetype size = statusLine.size() + 64 + extra;
+    for (qsizetype i = 0; i < m_reply->headerCount(); ++i)
+        size += m_reply->headerName(i).size() + m_reply->headerValue(i).size() + 4;
+    http::Packer out(size);
+    out << statusLine;
     bool hasLength = false;
-    for (const auto &[name, value] : m_reply->rawHeaderPairs()) {
-        const QByteArray lower = name.toLower();
-        if (http::isHopByHop(lower))
+    for (qsizetype i = 0; i < m_reply->headerCount(); ++i) {
+        const QByteArrayView name = m_reply->headerName(i);
+        QVarLengthArray<char, 64> lower(name.size());
+        std::transform(name.begin(), name.end(), lower.begin(),
+                       [](char c) { return c >= 'A' && c <= 'Z' ? char(c + ('a' - 'A')) : c; });
+        const QByteArrayView lowerName(lower.constData(), lower.size());
+        if (http::isHopByHop(lowerName))
             continue;
-        if (lower == "content-length")
+        if (lowerName == "content-length")
             hasLength = true;
-        head += name + QByteArrayLiteral(": ") + value + QByteArrayLiteral("\r\n");
+        out << name << ": " << m_reply->headerValue(i) << "\r\n";
     }
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
     if (m_chunked)
-        head += QByteArrayLiteral("Transfer-Encoding: chunked\r\n");
+        out << "Transfer-Encoding: chunked\r\n";
     if (!m_keepAlive)
-        head += QByteArrayLiteral("Connection: close\r\n");
-    head += QByteArrayLiteral("\r\n");
-    m_client->write(head);
+        out << "Connection: close\r\n";
+    out << "\r\n";
+    return out.take();
 }
 
 void RelayCall::pump() {
-    if (m_done || !m_reply)
+    if (m_done)
         return;
     if (!m_client) {
         end(false);
         return;
     }
-    if (m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).isValid())
-        writeHead();
-    if (!m_headWritten)
+    if (!m_reply->hasHead()) {
+        if (m_reply->isFinished())
+            unreachable();
         return;
-    while (m_client->bytesToWrite() < ClientBufferLimit && m_reply->bytesAvailable() > 0) {
+    }
+    QByteArray out;
+    if (!m_headWritten) {
+        // The head and the first of the body go out in one write: the usual small answer is
+        // all here already.
+        m_headWritten = true;
+        const QByteArray first = m_reply->read(ReplyBufferSize);
+        out = headBytes(first.size() + 16);
+        if (!m_head && !first.isEmpty())
+            out += m_chunked ? http::chunk(first) : first;
+    }
+    bool full = false;
+    for (;;) {
+        if (m_client->bytesToWrite() + out.size() >= ClientBufferLimit) {
+            full = true;
+            break;
+        }
         const QByteArray data = m_reply->read(ReplyBufferSize);
         if (data.isEmpty())
             break;
-        if (!m_head)
-            m_client->write(m_chunked ? http::chunk(data) : data);
+        if (m_head)
+            continue;
+        if (m_chunked)
+            out += http::chunk(data);
+        else if (out.isEmpty())
+            out = data;
+        else
+            out += data;
     }
-    if (m_upstreamFinished && m_reply->bytesAvailable() == 0)
+    const bool finished = m_reply->isFinished();
+    if (finished && m_reply->error() == UpstreamReply::Error::None && m_chunked)
+        out += http::lastChunk();
+    if (!out.isEmpty())
+        writeToClient(m_client, out);
+    if (finished) {
         complete();
+        return;
+    }
+    if (!full)
+        return; // the upstream's next bytes will call again
+    if (m_client->bytesToWrite() == 0) {
+        // The kernel took it all: go on from the event loop (other clients get their turn).
+        QMetaObject::invokeMethod(this, &RelayCall::pump, Qt::QueuedConnection);
+    } else if (!m_watchingWrites) {
+        // Held back by a slow client: go on as it takes what Qt holds for it.
+        m_watchingWrites = true;
+        connect(m_client, &QIODevice::bytesWritten, this, &RelayCall::pump);
+    }
 }
 
-void RelayCall::onReplyFinished() {
-    if (m_done)
-        return;
-    m_upstreamFinished = true;
-    if (!m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).isValid()) {
-        // No HTTP answer at all: the upstream is unreachable.
-        const QString reason = m_reply->errorString();
-        qCWarning(lcRelay).noquote() << "upstream unreachable:" << reason;
-        if (m_client) {
-            const HttpAnswer answer = errorAnswer(
-                502, QStringLiteral("llm-proxy could not reach the upstream API: ") + reason,
-                ErrorType::Server, "upstream_unreachable");
-            m_client->write(http::serialize(answer, m_keepAlive, m_head));
-        }
-        end(m_keepAlive);
-        return;
-    }
-    pump(); // drains what is left at the client's pace, then completes
+void RelayCall::unreachable() {
+    // No HTTP answer at all: the upstream is unreachable.
+    const QString reason = m_reply->errorString();
+    qCWarning(lcRelay).noquote() << "upstream unreachable:" << reason;
+    const HttpAnswer answer =
+        errorAnswer(502, QStringLiteral("llm-proxy could not reach the upstream API: ") + reason,
+                    ErrorType::Server, "upstream_unreachable");
+    writeToClient(m_client, http::serialize(answer, m_keepAlive, m_head));
+    end(m_keepAlive);
 }
 
 void RelayCall::complete() {
-    const int error = m_reply->error();
-    // HTTP error statuses are complete answers; transport errors cut the body short.
-    const bool whole = error == QNetworkReply::NoError || (error >= 201 && error < 300) ||
-                       (error >= 401 && error < 500);
-    if (whole && m_chunked)
-        m_client->write(http::lastChunk());
-    // A body cut short upstream cannot be framed as complete: close the connection.
+    // HTTP error statuses are whole answers; a transport error cut the body short, and a body
+    // cut short cannot be framed as complete: the client's connection is closed.
+    const bool whole = m_reply->error() == UpstreamReply::Error::None;
+    if (!whole)
+        qCWarning(lcRelay).noquote() << "upstream answer cut short:" << m_reply->errorString();
     end(whole && m_keepAlive);
 }
 
@@ -172,18 +279,13 @@ void RelayCall::end(bool reusable) {
     if (m_done)
         return;
     m_done = true;
-    if (m_reply) {
-        m_reply->disconnect(this);
-        if (m_reply->isRunning())
-            m_reply->abort();
-        m_reply->deleteLater();
-        m_reply = nullptr;
-    }
-    if (m_client) {
-        m_client->disconnect(this);
-        if (!reusable)
-            m_client->disconnectFromHost();
-    }
+    // Signals that still come (from the reply, or the client's socket) find m_done set; our
+    // connections go when this object does, soon after finished().
+    m_reply->setListener(nullptr);
+    if (!m_reply->isFinished())
+        m_reply->abort(); // its connection is closed now; the reply goes with this object
+    if (m_client && !reusable)
+        m_client->disconnectFromHost();
     Q_EMIT finished(reusable);
 }
 

@@ -5,13 +5,14 @@
 // as it arrives, with back-pressure (the upstream is read only as fast as the client takes it).
 
 #include "api/httpanswer.h"
+#include "http/upstreamclient.h"
 
 #include <QObject>
 #include <QPointer>
 #include <QUrl>
 
-class QNetworkAccessManager;
-class QNetworkReply;
+#include <memory>
+
 class QTcpSocket;
 
 namespace llmproxy {
@@ -27,12 +28,18 @@ struct RelayRequest {
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
 // "https://api.openai.com/v1" gives "https://api.openai.com/v1/models?x=1".
 QUrl upstreamUrl(const QUrl &base, const QByteArray &pathAndQuery);
+// The same URL's path and query as they go on the request line ("/v1/models?x=1"), without
+// building a QUrl when the path and query have nothing QUrl would re-encode.
+QByteArray upstreamTarget(const QUrl &base, const QByteArray &pathAndQuery);
+// The same, with the base URL's origin already taken apart (UpstreamClient::origin()).
+QByteArray upstreamTarget(const UpstreamOrigin &origin, const QUrl &base,
+                          const QByteArray &pathAndQuery);
 
-class RelayCall final : public QObject {
+class RelayCall final : public QObject, private UpstreamReply::Listener {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(RelayCall)
 public:
-    RelayCall(QNetworkAccessManager *nam, const QUrl &upstreamBase, RelayRequest request,
+    RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRequest request,
               QTcpSocket *client, QObject *parent = nullptr);
     ~RelayCall() override;
 
@@ -41,20 +48,20 @@ Q_SIGNALS:
     void finished(bool reusable);
 
 private:
-    void onMetaData();
+    void upstreamReadyRead(UpstreamReply *) override { pump(); }
     void pump();
-    void onReplyFinished();
-    void writeHead();
+    void unreachable();
+    QByteArray headBytes(qsizetype extra);
     void complete();
     void end(bool reusable);
 
     QPointer<QTcpSocket> m_client;
-    QNetworkReply *m_reply = nullptr;
+    std::unique_ptr<UpstreamReply> m_reply;
     bool m_keepAlive;
     bool m_head;
     bool m_headWritten = false;
     bool m_chunked = false;
-    bool m_upstreamFinished = false;
+    bool m_watchingWrites = false;
     bool m_done = false;
 };
 
