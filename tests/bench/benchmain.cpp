@@ -42,11 +42,13 @@ struct Options {
     int bodyBytes = 200;
     int window = 512;
     int statsSamples = 50;
+    int sourceAddresses = 16;
 };
 
-constexpr int MaxRequests = 50'000;    // the provider's batch limit
-constexpr int MinPollIntervalMs = 100; // llm-proxy refuses shorter --poll-interval values
-constexpr int FdReserve = 64;          // descriptors the bench needs besides its clients
+constexpr int MaxRequests = 50'000;     // the provider's batch limit
+constexpr int MinPollIntervalMs = 100;  // llm-proxy refuses shorter --poll-interval values
+constexpr int FdReserve = 64;           // descriptors the bench needs besides its clients
+constexpr int MaxSourceAddresses = 200; // 127.0.0.2 ... 127.0.0.201
 
 void print(const QByteArray &text) {
     std::fwrite(text.constData(), 1, static_cast<size_t>(text.size()), stdout);
@@ -93,7 +95,12 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
                                      QStringLiteral("GET /stats calls timed while the requests "
                                                     "are held (default 50)."),
                                      QStringLiteral("N"), QStringLiteral("50"));
-    parser.addOptions({requests, proxy, poll, processing, body, window, samples});
+    const QCommandLineOption sources(QStringLiteral("source-addresses"),
+                                     QStringLiteral("Spread the clients over 127.0.0.2 ... "
+                                                    "127.0.0.(1+K) (default 16; 0: all from "
+                                                    "127.0.0.1)."),
+                                     QStringLiteral("K"), QStringLiteral("16"));
+    parser.addOptions({requests, proxy, poll, processing, body, window, samples, sources});
     parser.process(app);
 
     Options options;
@@ -114,6 +121,7 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
     options.bodyBytes = number(body, 1, 1'000'000);
     options.window = number(window, 0, MaxRequests);
     options.statsSamples = number(samples, 1, 100'000);
+    options.sourceAddresses = number(sources, 0, MaxSourceAddresses);
     options.proxy = parser.value(proxy);
     if (options.proxy.isEmpty() || !QFileInfo(options.proxy).isExecutable()) {
         fail("no llm-proxy binary at '" + options.proxy.toUtf8() + "' (use --proxy PATH)");
@@ -267,6 +275,7 @@ int main(int argc, char *argv[]) {
     loadOptions.port = proxy.port();
     loadOptions.requests = o.requests;
     loadOptions.window = o.window;
+    loadOptions.sourceAddresses = o.sourceAddresses;
     LoadGenerator load(loadOptions, workload);
     if (!load.start(&error)) {
         fail(error);

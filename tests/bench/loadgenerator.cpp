@@ -172,7 +172,7 @@ int LoadGenerator::epollTimeoutMs(Clock::time_point now) const {
     return 5;
 }
 
-int LoadGenerator::openSocket(QByteArray *error) {
+int LoadGenerator::openSocket(int source, QByteArray *error) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *error = errnoText("socket", errno);
@@ -180,6 +180,24 @@ int LoadGenerator::openSocket(QByteArray *error) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (source >= 0) {
+        // Bind the address only: the port is chosen by connect(), for the full 4-tuple, so
+        // each source address has the whole ephemeral range to itself.
+        if (::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) {
+            *error = errnoText("setsockopt(IP_BIND_ADDRESS_NO_PORT)", errno);
+            ::close(fd);
+            return -1;
+        }
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        from.sin_port = 0;
+        from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + quint32(source));
+        if (::bind(fd, reinterpret_cast<const sockaddr *>(&from), sizeof from) != 0) {
+            *error = errnoText("bind", errno);
+            ::close(fd);
+            return -1;
+        }
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(m_options.port);
@@ -199,7 +217,8 @@ void LoadGenerator::openMore() {
             quint64(m_live.started) < m_live.counted + quint64(m_options.window))) {
         const int index = m_live.started;
         QByteArray error;
-        const int fd = openSocket(&error);
+        const int source = m_options.sourceAddresses > 0 ? index % m_options.sourceAddresses : -1;
+        const int fd = openSocket(source, &error);
         if (fd < 0) {
             abort("cannot open connection " + QByteArray::number(index) + ": " + error);
             return;
@@ -345,7 +364,7 @@ void LoadGenerator::pollStats(Clock::time_point now) {
     event.data.u64 = StatsId;
     if (s.state == State::NotStarted) {
         QByteArray error;
-        s.fd = openSocket(&error);
+        s.fd = openSocket(-1, &error);
         if (s.fd < 0) {
             dropStats(error);
             return;
