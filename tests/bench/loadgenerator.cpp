@@ -23,7 +23,8 @@ namespace llmproxy::bench {
 namespace {
 
 constexpr quint64 StatsId = ~quint64(0);
-constexpr int MaxConnecting = 256; // connect() calls in progress at once
+constexpr int MaxConnecting = 256; // connect() calls in progress at once, with a window
+constexpr int MaxOpenPerTurn = 64; // new connections per loop turn: connects and sends interleave
 constexpr int MaxRecordedFailures = 10;
 constexpr int MaxStatsErrors = 50;
 
@@ -116,8 +117,12 @@ void LoadGenerator::run() {
                       QByteArray::number(m_options.requests) + " counted)");
                 break;
             }
-            openMore();
             pollStats(now);
+            // The first count comes before the first client: the /stats connection is then
+            // already accepted instead of queueing behind N others, and the rate's samples
+            // start at zero.
+            if (m_live.statsPolls > 0)
+                openMore();
         }
         if (m_live.phase != Phase::Connecting && m_live.phase != Phase::Holding)
             break;
@@ -158,6 +163,7 @@ void LoadGenerator::run() {
     timespec cpu{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     m_live.cpuTime = std::chrono::seconds(cpu.tv_sec) + std::chrono::nanoseconds(cpu.tv_nsec);
+    m_live.samples = std::move(m_samples);
     publish();
     m_phaseChanged.notify_all();
 }
@@ -165,6 +171,8 @@ void LoadGenerator::run() {
 int LoadGenerator::epollTimeoutMs(Clock::time_point now) const {
     if (m_live.phase != Phase::Connecting)
         return 50;
+    if (m_live.statsPolls > 0 && m_live.started < m_options.requests && m_options.window == 0)
+        return 0; // more to open: keep going
     if (m_stats.state == State::NotStarted || m_stats.state == State::Finished) {
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_stats.nextPoll - now);
         return static_cast<int>(std::clamp<qint64>(wait.count(), 0, 5));
@@ -212,9 +220,13 @@ int LoadGenerator::openSocket(int source, QByteArray *error) {
 }
 
 void LoadGenerator::openMore() {
-    while (m_live.started < m_options.requests && m_connecting < MaxConnecting &&
-           (m_options.window == 0 ||
-            quint64(m_live.started) < m_live.counted + quint64(m_options.window))) {
+    const bool burst = m_options.window == 0;
+    for (int opened = 0;
+         m_live.started < m_options.requests &&
+         (burst ? opened < MaxOpenPerTurn
+                : m_connecting < MaxConnecting &&
+                      quint64(m_live.started) < m_live.counted + quint64(m_options.window));
+         ++opened) {
         const int index = m_live.started;
         QByteArray error;
         const int source = m_options.sourceAddresses > 0 ? index % m_options.sourceAddresses : -1;
@@ -377,6 +389,17 @@ void LoadGenerator::pollStats(Clock::time_point now) {
     }
 }
 
+void LoadGenerator::counted(quint64 value) {
+    const Clock::time_point now = Clock::now();
+    ++m_live.statsPolls;
+    m_live.counted = value;
+    m_samples.push_back(CountSample{now, value});
+    if (m_live.phase == Phase::Connecting && value >= quint64(m_options.requests)) {
+        m_live.allQueued = now;
+        setPhase(Phase::Holding);
+    }
+}
+
 void LoadGenerator::dropStats(const QByteArray &why) {
     StatsConnection &s = m_stats;
     if (s.fd >= 0) {
@@ -453,17 +476,16 @@ void LoadGenerator::onStatsEvent(quint32 events) {
         }
         s.consecutiveErrors = 0;
         s.state = State::Finished;
-        s.nextPoll = Clock::now() + m_options.statsPollInterval;
-        ++m_live.statsPolls;
-        m_live.counted = quint64(queued.toDouble()) + quint64(inFlight.toDouble());
-        if (m_live.phase == Phase::Connecting && m_live.counted >= quint64(m_options.requests)) {
-            m_live.allQueued = Clock::now();
+        // A fixed interval from the previous poll's start, not from its answer: the samples
+        // are evenly spaced while the proxy answers within the interval.
+        s.nextPoll = std::max(s.nextPoll + m_options.statsPollInterval, Clock::now());
+        counted(quint64(queued.toDouble()) + quint64(inFlight.toDouble()));
+        if (m_live.phase == Phase::Holding) {
             // The held phase needs no more polling: leave the connection out of the picture.
             ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, s.fd, nullptr);
             ::close(s.fd);
             s.fd = -1;
             s.state = State::NotStarted;
-            setPhase(Phase::Holding);
         }
         return;
     }
