@@ -47,6 +47,10 @@ QString fieldText(const Config &config, const QString &field) {
         return config.verbose ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("noGui"))
         return config.noGui ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("inMemory"))
+        return config.inMemory ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("ioThreads"))
+        return QString::number(config.ioThreads);
     return QStringLiteral("<unknown field %1>").arg(field);
 }
 
@@ -89,6 +93,9 @@ private slots:
     void errors_data();
     void errors();
     void errorMessageExample();
+    void gracePeriodSetting_data();
+    void gracePeriodSetting();
+    void inMemory();
     void errorsNeverShowTheKey_data();
     void errorsNeverShowTheKey();
     void help_data();
@@ -327,6 +334,9 @@ void TestConfig::defaults() {
     QCOMPARE(config.maxBody, qint64(32 * 1024 * 1024));
     QCOMPARE(config.verbose, false);
     QCOMPARE(config.noGui, false);
+    QVERIFY(!config.gracePeriod.has_value());
+    QCOMPARE(config.inMemory, false);
+    QCOMPARE(config.ioThreads, 0);
     QVERIFY(config.apiKey.isEmpty());
     QVERIFY(!config.dataDir.isEmpty());
     QCOMPARE(config.dataDir, defaultDataDir());
@@ -453,6 +463,23 @@ void TestConfig::options_data() {
     row("grace period =", {s("--grace-period=90s")}, "gracePeriod", s("90000"));
     row("grace period off", {s("--grace-period=1h"), s("--grace-period"), s("off")}, "gracePeriod",
         s("off"));
+    row("grace period OFF", {s("--grace-period=1h"), s("--grace-period=OFF")}, "gracePeriod",
+        s("off"));
+    row("grace period empty is off", {s("--grace-period=1h"), s("--grace-period=")}, "gracePeriod",
+        s("off"));
+    row("grace period shortest", {s("--grace-period=1s")}, "gracePeriod", s("1000"));
+    row("grace period 30 days", {s("--grace-period=720h")}, "gracePeriod", s("2592000000"));
+    row("grace period fraction", {s("--grace-period"), s("1.5s")}, "gracePeriod", s("1500"));
+    row("in memory default", {}, "inMemory", s("false"));
+    row("in memory", {s("--in-memory")}, "inMemory", s("true"));
+    row("in memory keeps the default data dir", {s("--in-memory")}, "dataDir", defaultDataDir());
+    row("io threads default", {}, "ioThreads", s("0"));
+    row("io threads", {s("--io-threads"), s("4")}, "ioThreads", s("4"));
+    row("io threads =", {s("--io-threads=8")}, "ioThreads", s("8"));
+    row("io threads one", {s("--io-threads=1")}, "ioThreads", s("1"));
+    row("io threads most", {s("--io-threads=64")}, "ioThreads", s("64"));
+    row("io threads auto", {s("--io-threads=3"), s("--io-threads"), s("0")}, "ioThreads", s("0"));
+    row("io threads spaces", {s("--io-threads"), s(" 2 ")}, "ioThreads", s("2"));
     row("result ttl default", {}, "resultTtl", s("86400000"));
     row("result ttl", {s("--result-ttl"), s("48h")}, "resultTtl", s("172800000"));
     row("value with =", {s("--data-dir=/tmp/a=b")}, "dataDir", s("/tmp/a=b"));
@@ -477,11 +504,13 @@ void TestConfig::otherFieldsKeepDefaults() {
     const CommandLine line =
         parseCommandLine(withProgram({QStringLiteral("--batch-size"), QStringLiteral("5")}));
     QCOMPARE(line.action, CommandLine::Action::Run);
-    const QStringList fields{QStringLiteral("listen"),     QStringLiteral("listenText"),
-                             QStringLiteral("upstream"),   QStringLiteral("batchWindow"),
-                             QStringLiteral("batchBytes"), QStringLiteral("pollInterval"),
-                             QStringLiteral("dataDir"),    QStringLiteral("maxBody"),
-                             QStringLiteral("verbose"),    QStringLiteral("noGui")};
+    const QStringList fields{QStringLiteral("listen"),      QStringLiteral("listenText"),
+                             QStringLiteral("upstream"),    QStringLiteral("batchWindow"),
+                             QStringLiteral("batchBytes"),  QStringLiteral("pollInterval"),
+                             QStringLiteral("dataDir"),     QStringLiteral("maxBody"),
+                             QStringLiteral("verbose"),     QStringLiteral("noGui"),
+                             QStringLiteral("gracePeriod"), QStringLiteral("resultTtl"),
+                             QStringLiteral("inMemory"),    QStringLiteral("ioThreads")};
     for (const QString &field : fields)
         QCOMPARE(fieldText(line.config, field), fieldText(defaults, field));
     QCOMPARE(line.config.batchSize, 5);
@@ -513,10 +542,44 @@ void TestConfig::errors_data() {
         "\"later\" is not a duration or off");
     row("grace period too short", {s("--grace-period=500ms")}, "--grace-period",
         "\"500ms\" is out of range");
+    row("grace period zero", {s("--grace-period=0")}, "--grace-period", "\"0\" is out of range");
+    row("grace period over 30 days", {s("--grace-period=720.001h")}, "--grace-period",
+        "\"720.001h\" is out of range (expected 1s to 30 days, or off)");
+    row("grace period days unit", {s("--grace-period=31d")}, "--grace-period",
+        "\"31d\" is not a duration or off");
+    row("grace period negative", {s("--grace-period=-1h")}, "--grace-period",
+        "\"-1h\" is not a duration or off");
+    row("grace period missing", {s("--grace-period")}, "--grace-period",
+        "missing value (expected a duration or off");
+
     row("result ttl not a duration", {s("--result-ttl=forever")}, "--result-ttl",
         "\"forever\" is not a duration");
     row("result ttl over 30 days", {s("--result-ttl=31d")}, "--result-ttl", "not a duration");
     row("result ttl too long", {s("--result-ttl=800h")}, "--result-ttl", "out of range");
+
+    row("in memory with data dir", {s("--in-memory"), s("--data-dir=/tmp/x")}, "--in-memory",
+        "--in-memory and --data-dir exclude each other");
+    row("data dir with in memory", {s("--data-dir"), s("/tmp/x"), s("--in-memory")}, "--data-dir",
+        "--in-memory and --data-dir exclude each other");
+    row("in memory with value", {s("--in-memory=yes")}, "--in-memory", "takes no value");
+
+    row("io threads too many", {s("--io-threads=65")}, "--io-threads",
+        "\"65\" is out of range (expected 1 to 64, or 0 for one per core)");
+    row("io threads huge", {s("--io-threads=99999999999999999999")}, "--io-threads",
+        "is out of range");
+    row("io threads negative", {s("--io-threads"), s("-1")}, "--io-threads",
+        "\"-1\" is not a whole number");
+    row("io threads = negative", {s("--io-threads=-1")}, "--io-threads",
+        "\"-1\" is not a whole number (expected 1 to 64, or 0 for one per core)");
+    row("io threads not a number", {s("--io-threads=many")}, "--io-threads",
+        "\"many\" is not a whole number");
+    row("io threads fraction", {s("--io-threads=1.5")}, "--io-threads",
+        "\"1.5\" is not a whole number");
+    row("io threads exponent", {s("--io-threads=1e1")}, "--io-threads",
+        "\"1e1\" is not a whole number");
+    row("io threads empty", {s("--io-threads=")}, "--io-threads", "\"\" is not a whole number");
+    row("io threads missing", {s("--io-threads")}, "--io-threads",
+        "missing value (expected a number of threads)");
 
     row("size zero", {s("--batch-size"), s("0")}, "--batch-size", "\"0\" is out of range");
     row("size over provider limit", {s("--batch-size=50001")}, "--batch-size",
@@ -629,6 +692,124 @@ void TestConfig::errorMessageExample() {
     QVERIFY2(longLine.message.size() < 400, qPrintable(QString::number(longLine.message.size())));
 }
 
+// The grace period is a setting like the others: the command line and applySetting (the
+// desktop app's settings page and the settings file) take the same values, with the same
+// reasons, and settingText gives back text both accept.
+void TestConfig::gracePeriodSetting_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<QString>("expected"); // milliseconds, "off", or the refusal's reason
+
+    const auto row = [](const char *name, const char *text, const char *expected) {
+        QTest::newRow(name) << QString::fromUtf8(text) << QString::fromUtf8(expected);
+    };
+    row("seconds", "90s", "90000");
+    row("bare seconds", "30", "30000");
+    row("minutes", "2m", "120000");
+    row("hours", "2h", "7200000");
+    row("fraction", "1.5s", "1500");
+    row("milliseconds", "2500ms", "2500");
+    row("shortest", "1s", "1000");
+    row("shortest in ms", "1000ms", "1000");
+    row("longest", "720h", "2592000000");
+    row("spaces", " 10m ", "600000");
+    row("off", "off", "off");
+    row("OFF", "OFF", "off");
+    row("Off with spaces", "  Off ", "off");
+    row("empty", "", "off");
+    row("blank", "   ", "off");
+
+    row("too short", "999ms", "\"999ms\" is out of range (expected 1s to 30 days, or off)");
+    row("zero", "0", "\"0\" is out of range (expected 1s to 30 days, or off)");
+    row("too long", "721h", "\"721h\" is out of range (expected 1s to 30 days, or off)");
+    row("not a duration", "later",
+        "\"later\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("days", "30d", "\"30d\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("negative", "-5s", "\"-5s\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("no", "no", "\"no\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("none", "none", "\"none\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("off with junk", "off!",
+        "\"off!\" is not a duration or off (examples: 4s, 500ms, 0.5, 2m)");
+    row("key-like", "sk-abcdef0123456789",
+        "(a value that looks like an API key, not shown) is not a duration or off (examples: "
+        "4s, 500ms, 0.5, 2m)");
+}
+
+void TestConfig::gracePeriodSetting() {
+    QFETCH(QString, text);
+    QFETCH(QString, expected);
+    const bool accepted = !expected.startsWith(u'"') && !expected.startsWith(u'(');
+
+    // Start from a grace period that is on, so that "off" visibly changes it.
+    Config base = parseCommandLine(withProgram({})).config;
+    base.gracePeriod = 5min;
+    Config viaSetting = base;
+    const QString problem = applySetting(viaSetting, Setting::GracePeriod, text);
+    const CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--grace-period=") + text}), {}, base);
+    QCOMPARE(settingOption(Setting::GracePeriod), QLatin1StringView("--grace-period"));
+    if (!accepted) {
+        QCOMPARE(problem, expected);
+        QCOMPARE(viaSetting.gracePeriod, base.gracePeriod); // left alone
+        QCOMPARE(line.action, CommandLine::Action::Error);
+        QCOMPARE(line.message, QStringLiteral("llm-proxy: --grace-period: ") + expected);
+        return;
+    }
+    QCOMPARE(problem, QString());
+    QCOMPARE(fieldText(viaSetting, QStringLiteral("gracePeriod")), expected);
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(fieldText(line.config, QStringLiteral("gracePeriod")), expected);
+
+    // Its text reads back as the same value, on both paths; off reads "off".
+    const QString written = settingText(viaSetting, Setting::GracePeriod);
+    if (expected == QLatin1StringView("off"))
+        QCOMPARE(written, QStringLiteral("off"));
+    Config again = base;
+    QCOMPARE(applySetting(again, Setting::GracePeriod, written), QString());
+    QCOMPARE(again.gracePeriod, viaSetting.gracePeriod);
+    const CommandLine reread =
+        parseCommandLine(withProgram({QStringLiteral("--grace-period"), written}));
+    QCOMPARE(reread.action, CommandLine::Action::Run);
+    QCOMPARE(reread.config.gracePeriod, viaSetting.gracePeriod);
+}
+
+void TestConfig::inMemory() {
+    // The exact wording, whichever comes first.
+    const QString refused =
+        QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
+    QCOMPARE(parseCommandLine(withProgram({QStringLiteral("--in-memory"),
+                                           QStringLiteral("--data-dir=/tmp/llm-proxy-x")}))
+                 .message,
+             refused);
+    QCOMPARE(parseCommandLine(
+                 withProgram({QStringLiteral("--data-dir"), QStringLiteral("/tmp/llm-proxy-x"),
+                              QStringLiteral("--no-gui"), QStringLiteral("--in-memory")}))
+                 .message,
+             refused);
+    // An error before it is reported first (one line, the first problem).
+    const CommandLine earlier = parseCommandLine(
+        withProgram({QStringLiteral("--batch-size=0"), QStringLiteral("--in-memory"),
+                     QStringLiteral("--data-dir=/x")}));
+    QCOMPARE(earlier.action, CommandLine::Action::Error);
+    QVERIFY2(earlier.message.contains(QStringLiteral("--batch-size")), qPrintable(earlier.message));
+
+    // Only an explicit --data-dir excludes it: a base configuration (the settings file's) that
+    // carries a data folder does not.
+    Config base = parseCommandLine(withProgram({})).config;
+    base.dataDir = QStringLiteral("/tmp/llm-proxy-stored");
+    const CommandLine overBase = parseCommandLine(
+        withProgram({QStringLiteral("--in-memory"), QStringLiteral("--no-gui")}), {}, base);
+    QCOMPARE(overBase.action, CommandLine::Action::Run);
+    QVERIFY(overBase.config.inMemory);
+    QVERIFY(overBase.config.noGui);
+
+    // Help wins over the conflict, as over any bad command line.
+    QCOMPARE(
+        parseCommandLine(withProgram({QStringLiteral("--in-memory"),
+                                      QStringLiteral("--data-dir=/x"), QStringLiteral("--help")}))
+            .action,
+        CommandLine::Action::ShowHelp);
+}
+
 void TestConfig::errorsNeverShowTheKey_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QByteArray>("key");
@@ -709,7 +890,9 @@ void TestConfig::helpIsComplete() {
         QStringLiteral("--batch-size N"), QStringLiteral("--batch-bytes SIZE"),
         QStringLiteral("--poll-interval DUR"), QStringLiteral("--data-dir DIR"),
         QStringLiteral("--max-body SIZE"), QStringLiteral("--verbose"), QStringLiteral("--help"),
-        QStringLiteral("--version"),
+        QStringLiteral("--version"), QStringLiteral("--grace-period DUR"),
+        QStringLiteral("--result-ttl DUR"), QStringLiteral("--in-memory"),
+        QStringLiteral("--io-threads N"),
         // every default
         QStringLiteral("127.0.0.1:3030"), QStringLiteral("[::1]:3030"),
         QStringLiteral("https://api.openai.com/v1"), QStringLiteral("(default: 4s;"),
@@ -727,6 +910,17 @@ void TestConfig::helpIsComplete() {
         QStringLiteral("OPENAI_API_KEY")};
     for (const QString &piece : needed)
         QVERIFY2(text.contains(piece), qPrintable(piece));
+    // What --in-memory, --io-threads and --grace-period mean, across line breaks.
+    const QString flat = text.simplified();
+    const QStringList meanings{
+        QStringLiteral("--in-memory Run without the durable store: nothing survives a restart."),
+        QStringLiteral("For comparisons, benchmarks and throwaway runs; cannot be combined with "
+                       "--data-dir."),
+        QStringLiteral("--io-threads N How many threads serve HTTP connections (default: 0, one "
+                       "per core; 1 to 64)."),
+        QStringLiteral("(default: off; 1s to 30 days, or off)")};
+    for (const QString &piece : meanings)
+        QVERIFY2(flat.contains(piece), qPrintable(piece));
     QVERIFY(!text.endsWith(u'\n'));
     const QStringList lines = text.split(u'\n');
     for (const QString &helpLine : lines)

@@ -12,6 +12,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <array>
+
 using namespace llmproxy;
 using namespace std::chrono_literals;
 
@@ -27,13 +29,14 @@ Config defaults() {
     return parseCommandLine(program()).config;
 }
 
+constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,   Setting::BatchWindow,
+                                 Setting::BatchSize, Setting::BatchBytes, Setting::PollInterval,
+                                 Setting::MaxBody,   Setting::GracePeriod};
+
 QString allTexts(const Config &config) {
     QStringList texts;
-    for (Setting setting :
-         {Setting::Listen, Setting::Upstream, Setting::BatchWindow, Setting::BatchSize,
-          Setting::BatchBytes, Setting::PollInterval, Setting::MaxBody}) {
+    for (Setting setting : AllSettings)
         texts.append(settingText(config, setting));
-    }
     return texts.join(u'|');
 }
 
@@ -65,6 +68,9 @@ private slots:
     void roundTrip_data();
     void roundTrip();
     void defaultsAreNotWritten();
+    void gracePeriodStored_data();
+    void gracePeriodStored();
+    void gracePeriodOffIsNotWritten();
     void refusedValuesFallBackToDefaults_data();
     void refusedValuesFallBackToDefaults();
     void fileIsOwnerOnly();
@@ -123,6 +129,9 @@ void TestSettingsStore::roundTrip_data() {
     QTest::newRow("batch bytes") << Setting::BatchBytes << QStringLiteral("3MiB");
     QTest::newRow("poll interval") << Setting::PollInterval << QStringLiteral("1.5s");
     QTest::newRow("max body") << Setting::MaxBody << QStringLiteral("2KB");
+    QTest::newRow("grace period") << Setting::GracePeriod << QStringLiteral("2h");
+    QTest::newRow("grace period seconds") << Setting::GracePeriod << QStringLiteral("90s");
+    QTest::newRow("grace period fraction") << Setting::GracePeriod << QStringLiteral("1.5s");
 }
 
 void TestSettingsStore::roundTrip() {
@@ -143,6 +152,7 @@ void TestSettingsStore::roundTrip() {
     QCOMPARE(loaded.batchWindow, config.batchWindow);
     QCOMPARE(loaded.batchBytes, config.batchBytes);
     QCOMPARE(loaded.upstream, config.upstream);
+    QCOMPARE(loaded.gracePeriod, config.gracePeriod);
     QVERIFY(readFile(m_path).contains("[proxy]"));
 }
 
@@ -156,6 +166,54 @@ void TestSettingsStore::defaultsAreNotWritten() {
     // Back to the defaults: nothing stored, so a later release's defaults apply.
     QVERIFY2(!readFile(m_path).contains("batch_size"), readFile(m_path).constData());
     QVERIFY(!readFile(m_path).contains("listen"));
+}
+
+// What a settings file says about the grace period, including files written before it was a
+// setting (no key at all: off).
+void TestSettingsStore::gracePeriodStored_data() {
+    QTest::addColumn<QByteArray>("content");
+    QTest::addColumn<qint64>("expectedMs"); // -1: off
+    QTest::newRow("missing key") << QByteArray("[proxy]\nbatch_size=5\n") << qint64(-1);
+    QTest::newRow("no proxy section") << QByteArray("[ui]\nnotifications=false\n") << qint64(-1);
+    QTest::newRow("off") << QByteArray("[proxy]\ngrace_period=off\n") << qint64(-1);
+    QTest::newRow("OFF") << QByteArray("[proxy]\ngrace_period=OFF\n") << qint64(-1);
+    QTest::newRow("empty") << QByteArray("[proxy]\ngrace_period=\n") << qint64(-1);
+    QTest::newRow("hours") << QByteArray("[proxy]\ngrace_period=2h\n") << qint64(7'200'000);
+    QTest::newRow("ms") << QByteArray("[proxy]\ngrace_period=1500ms\n") << qint64(1500);
+}
+
+void TestSettingsStore::gracePeriodStored() {
+    QFETCH(QByteArray, content);
+    QFETCH(qint64, expectedMs);
+    QVERIFY(QDir().mkpath(QFileInfo(m_path).absolutePath()));
+    writeFile(m_path, content);
+    QStringList problems;
+    const Config config = SettingsStore(m_path).load(&problems);
+    QVERIFY2(problems.isEmpty(), qPrintable(problems.join(u'\n')));
+    if (expectedMs < 0) {
+        QVERIFY(!config.gracePeriod.has_value());
+        QCOMPARE(settingText(config, Setting::GracePeriod), QStringLiteral("off"));
+    } else {
+        QVERIFY(config.gracePeriod.has_value());
+        QCOMPARE(config.gracePeriod->count(), expectedMs);
+    }
+    // The other settings are unaffected by it.
+    if (content.contains("batch_size=5"))
+        QCOMPARE(config.batchSize, 5);
+}
+
+void TestSettingsStore::gracePeriodOffIsNotWritten() {
+    SettingsStore store(m_path);
+    Config config = defaults();
+    QCOMPARE(applySetting(config, Setting::GracePeriod, QStringLiteral("45m")), QString());
+    QVERIFY(store.save(config));
+    QVERIFY2(readFile(m_path).contains("grace_period=45m"), readFile(m_path).constData());
+    QCOMPARE(SettingsStore(m_path).load().gracePeriod, std::optional(45min));
+    // Off is the default: removed, not written as "off".
+    QCOMPARE(applySetting(config, Setting::GracePeriod, QString()), QString());
+    QVERIFY(store.save(config));
+    QVERIFY2(!readFile(m_path).contains("grace_period"), readFile(m_path).constData());
+    QVERIFY(!SettingsStore(m_path).load().gracePeriod.has_value());
 }
 
 void TestSettingsStore::refusedValuesFallBackToDefaults_data() {
@@ -176,6 +234,10 @@ void TestSettingsStore::refusedValuesFallBackToDefaults_data() {
     QTest::newRow("upstream") << QByteArray("upstream=ftp://x/v1")
                               << QStringLiteral("is not an http or https URL");
     QTest::newRow("body") << QByteArray("max_body=10") << QStringLiteral("is too small");
+    QTest::newRow("grace") << QByteArray("grace_period=soon")
+                           << QStringLiteral("grace_period: \"soon\" is not a duration or off");
+    QTest::newRow("grace short") << QByteArray("grace_period=500ms")
+                                 << QStringLiteral("grace_period: \"500ms\" is out of range");
 }
 
 void TestSettingsStore::refusedValuesFallBackToDefaults() {
@@ -286,6 +348,17 @@ void TestSettingsStore::commandLineOverridesStoredSettings() {
     QCOMPARE(line.config.listen.size(), 1);
     QVERIFY(line.config.noGui);
 
+    // A stored grace period applies, and the command line can turn it off for a run.
+    QCOMPARE(applySetting(saved, Setting::GracePeriod, QStringLiteral("1h")), QString());
+    QVERIFY(store.save(saved));
+    const Config withGrace = SettingsStore(m_path).load();
+    QCOMPARE(withGrace.gracePeriod, std::optional(1h));
+    QCOMPARE(parseCommandLine(program(), {}, withGrace).config.gracePeriod, std::optional(1h));
+    const CommandLine off = parseCommandLine(
+        program({QStringLiteral("--grace-period"), QStringLiteral("off")}), {}, withGrace);
+    QCOMPARE(off.action, CommandLine::Action::Run);
+    QVERIFY(!off.config.gracePeriod.has_value());
+
     // A bad option is still an error, whatever is stored.
     QCOMPARE(parseCommandLine(program({QStringLiteral("--batch-size=0")}), {}, base).action,
              CommandLine::Action::Error);
@@ -330,6 +403,13 @@ void TestSettingsStore::applySettingAgreesWithCommandLine_data() {
     row("poll short", Setting::PollInterval, "99ms");
     row("body ok", Setting::MaxBody, "1KiB");
     row("body small", Setting::MaxBody, "1023");
+    row("grace ok", Setting::GracePeriod, "2h");
+    row("grace off", Setting::GracePeriod, "off");
+    row("grace Off", Setting::GracePeriod, "Off");
+    row("grace empty", Setting::GracePeriod, "");
+    row("grace short", Setting::GracePeriod, "0.5");
+    row("grace long", Setting::GracePeriod, "800h");
+    row("grace bad", Setting::GracePeriod, "later");
 }
 
 void TestSettingsStore::applySettingAgreesWithCommandLine() {
@@ -377,9 +457,13 @@ void TestSettingsStore::settingTextRoundTrips_data() {
     QTest::newRow("listen any") << QStringList{QStringLiteral("--listen=:81")};
     QTest::newRow("listen v6") << QStringList{QStringLiteral("--listen=[::1]:82")};
     QTest::newRow("odd values") << QStringList{
-        QStringLiteral("--batch-window=1500ms"), QStringLiteral("--poll-interval=90m"),
-        QStringLiteral("--batch-bytes=1000001"), QStringLiteral("--max-body=3GiB"),
-        QStringLiteral("--upstream=https://h.example:8443/a%20b/v1")};
+        QStringLiteral("--batch-window=1500ms"),
+        QStringLiteral("--poll-interval=90m"),
+        QStringLiteral("--batch-bytes=1000001"),
+        QStringLiteral("--max-body=3GiB"),
+        QStringLiteral("--upstream=https://h.example:8443/a%20b/v1"),
+        QStringLiteral("--grace-period=1.25s")};
+    QTest::newRow("grace period") << QStringList{QStringLiteral("--grace-period=36h")};
 }
 
 void TestSettingsStore::settingTextRoundTrips() {
@@ -387,9 +471,8 @@ void TestSettingsStore::settingTextRoundTrips() {
     const CommandLine line = parseCommandLine(program(args));
     QCOMPARE(line.action, CommandLine::Action::Run);
     Config copy = defaults();
-    for (Setting setting :
-         {Setting::Listen, Setting::Upstream, Setting::BatchWindow, Setting::BatchSize,
-          Setting::BatchBytes, Setting::PollInterval, Setting::MaxBody}) {
+    copy.gracePeriod = std::chrono::minutes(7); // so that "off" has something to undo
+    for (Setting setting : AllSettings) {
         const QString text = settingText(line.config, setting);
         QCOMPARE(applySetting(copy, setting, text), QString());
     }
@@ -399,6 +482,7 @@ void TestSettingsStore::settingTextRoundTrips() {
     QCOMPARE(copy.pollInterval, line.config.pollInterval);
     QCOMPARE(copy.batchBytes, line.config.batchBytes);
     QCOMPARE(copy.maxBody, line.config.maxBody);
+    QCOMPARE(copy.gracePeriod, line.config.gracePeriod);
     // The default listen addresses (both loopbacks) read as localhost.
     if (args.isEmpty())
         QCOMPARE(settingText(line.config, Setting::Listen), QStringLiteral("localhost:3030"));

@@ -3,9 +3,12 @@
 // Apply only when all are good; applied settings are saved (only those changed) and reach a
 // real ProxyService on its worker thread: a new listen address re-binds in place, a taken port
 // is reported next to the field; a proxy that could not start starts with the next address.
-// The key field is write-only, and without a keychain the settings file is offered.
+// The grace period is a setting like the others (empty means off) and reaches batches already
+// out. The key field is write-only, and without a keychain the settings file is offered.
 
+#include "fakeprovider.h"
 #include "settings/settingsstore.h"
+#include "testclient.h"
 #include "ui/desktopapp.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
@@ -18,6 +21,7 @@
 #include <QFrame>
 #include <QLabel>
 #include <QLineEdit>
+#include <QNetworkReply>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QTcpServer>
@@ -25,6 +29,7 @@
 #include <QTest>
 
 using namespace llmproxy;
+using namespace llmproxy::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -56,7 +61,10 @@ private slots:
     void startFailureRecoversWithNewAddress();
     void keyIsWriteOnlyAndFallsBackToFile();
     void notificationsToggle();
-    void gracePeriodIsNotFaked();
+    void gracePeriodIsARealSetting();
+    void gracePeriodBadValueIsNotApplied();
+    void gracePeriodEmptyMeansOff();
+    void gracePeriodReachesBatchesAlreadyOut();
 
 private:
     Config baseConfig() const;
@@ -164,8 +172,10 @@ void TestUiSettings::formShowsConfig() {
     QCOMPARE(edit("batchBytesEdit")->text(), QStringLiteral("25MB"));
     QCOMPARE(edit("pollIntervalEdit")->text(), QStringLiteral("10s"));
     QCOMPARE(edit("maxBodyEdit")->text(), QStringLiteral("32MiB"));
-    for (const char *name : {"listenError", "upstreamError", "batchWindowError", "batchSizeError",
-                             "batchBytesError", "pollIntervalError", "maxBodyError"}) {
+    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("off"));
+    for (const char *name :
+         {"listenError", "upstreamError", "batchWindowError", "batchSizeError", "batchBytesError",
+          "pollIntervalError", "maxBodyError", "gracePeriodError"}) {
         QVERIFY2(label(name), name);
         QVERIFY(label(name)->text().isEmpty());
     }
@@ -209,6 +219,18 @@ void TestUiSettings::validatedAsTyped_data() {
                           << "--max-body"
                           << "12"
                           << "1KiB";
+    QTest::newRow("grace") << "gracePeriodEdit"
+                           << "--grace-period"
+                           << "later"
+                           << "90s";
+    QTest::newRow("grace range") << "gracePeriodEdit"
+                                 << "--grace-period"
+                                 << "500ms"
+                                 << "1s";
+    QTest::newRow("grace too long") << "gracePeriodEdit"
+                                    << "--grace-period"
+                                    << "721h"
+                                    << "720h";
 }
 
 void TestUiSettings::validatedAsTyped() {
@@ -424,12 +446,132 @@ void TestUiSettings::notificationsToggle() {
     QCOMPARE(notified.count(), 0);
 }
 
-void TestUiSettings::gracePeriodIsNotFaked() {
-    buildApp(baseConfig());
-    QLineEdit *grace = edit("graceEdit");
+void TestUiSettings::gracePeriodIsARealSetting() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::GracePeriod, QStringLiteral("2h")), QString());
+    buildApp(config);
+    QLineEdit *grace = edit("gracePeriodEdit");
     QVERIFY(grace);
-    QVERIFY(!grace->isEnabled());
-    QVERIFY(grace->toolTip().contains(QStringLiteral("coming with the durable queue")));
+    QVERIFY(grace->isEnabled());
+    QVERIFY(!grace->isReadOnly());
+    QCOMPARE(grace->text(), QStringLiteral("2h"));
+    QCOMPARE(grace->placeholderText(), QStringLiteral("off")); // what an empty field means
+    QVERIFY(label("gracePeriodError"));
+    QVERIFY(label("gracePeriodError")->text().isEmpty());
+    QVERIFY(!edit("graceEdit")); // the old disabled placeholder is gone
+    // Nothing in the window says it is still to come.
+    const QList<QLabel *> labels = m_app->window()->findChildren<QLabel *>();
+    for (const QLabel *any : labels)
+        QVERIFY2(!any->text().contains(QStringLiteral("durable queue")), qPrintable(any->text()));
+    QVERIFY(!grace->toolTip().contains(QStringLiteral("coming")));
+}
+
+void TestUiSettings::gracePeriodBadValueIsNotApplied() {
+    buildApp(baseConfig());
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
+    typeInto("gracePeriodEdit", QStringLiteral("30d"));
+    const QString reason = label("gracePeriodError")->text();
+    QCOMPARE(reason, QStringLiteral("\"30d\" is not a duration or off (examples: 4s, 500ms, 0.5, "
+                                    "2m)"));
+    QVERIFY(!apply->isEnabled());
+    // Return in the field applies only a valid form.
+    QTest::keyClick(edit("gracePeriodEdit"), Qt::Key_Return);
+    typeInto("gracePeriodEdit", QStringLiteral("0.5s"));
+    QCOMPARE(label("gracePeriodError")->text(),
+             QStringLiteral("\"0.5s\" is out of range (expected 1s to 30 days, or off)"));
+    QTest::keyClick(edit("gracePeriodEdit"), Qt::Key_Return);
+    QVERIFY(!apply->isEnabled());
+    // A good value elsewhere does not carry the bad one along.
+    typeInto("batchSizeEdit", QStringLiteral("7"));
+    QVERIFY(!apply->isEnabled());
+    QTest::mouseClick(apply, Qt::LeftButton);
+    QCOMPARE(configs.count(), 0);
+    QVERIFY(!m_settings->config().gracePeriod.has_value());
+    QCOMPARE(m_settings->config().batchSize, 1000);
+    const Config stored = SettingsStore(m_store->filePath()).load(); // nothing saved
+    QVERIFY(!stored.gracePeriod.has_value());
+    QCOMPARE(stored.batchSize, 1000);
+}
+
+void TestUiSettings::gracePeriodEmptyMeansOff() {
+    // In force: a grace period of 1h, stored.
+    Config effective = baseConfig();
+    QCOMPARE(applySetting(effective, Setting::GracePeriod, QStringLiteral("1h")), QString());
+    QVERIFY(m_store->save(effective));
+    buildApp(effective);
+    auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("1h"));
+    // "60m" is the value in force: nothing to apply.
+    typeInto("gracePeriodEdit", QStringLiteral("60m"));
+    QVERIFY(!apply->isEnabled());
+    typeInto("gracePeriodEdit", QString());
+    QVERIFY(label("gracePeriodError")->text().isEmpty());
+    clickApply();
+    QCOMPARE(configs.count(), 1);
+    QVERIFY(!configs.constFirst().constFirst().value<Config>().gracePeriod.has_value());
+    QVERIFY(!m_settings->config().gracePeriod.has_value());
+    QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("grace period")));
+    // Off is the default: the stored value is removed, and the form says "off".
+    QVERIFY(!SettingsStore(m_store->filePath()).load().gracePeriod.has_value());
+    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("off"));
+    QVERIFY(!apply->isEnabled());
+    // An empty field over "off" is no change either.
+    typeInto("gracePeriodEdit", QString());
+    QVERIFY(!apply->isEnabled());
+    typeInto("gracePeriodEdit", QStringLiteral("OFF"));
+    QVERIFY(!apply->isEnabled());
+}
+
+void TestUiSettings::gracePeriodReachesBatchesAlreadyOut() {
+    FakeProvider fake;
+    QVERIFY(fake.listen());
+    fake.setValidationDelay(10ms);
+    fake.setNeverFinish(true);
+    fake.setCancelFractionDone(0.0);
+    Config config = baseConfig();
+    config.upstream = fake.baseUrl();
+    QCOMPARE(applySetting(config, Setting::Listen, QStringLiteral("127.0.0.1:0")), QString());
+    QCOMPARE(applySetting(config, Setting::BatchWindow, QStringLiteral("100ms")), QString());
+    QCOMPARE(applySetting(config, Setting::PollInterval, QStringLiteral("100ms")), QString());
+    QVERIFY(!config.gracePeriod.has_value());
+    buildApp(config);
+    m_host = std::make_unique<ProxyHost>();
+    m_host->setSnapshotInterval(100ms);
+    connect(m_host.get(), &ProxyHost::snapshotReady, m_app.get(), &DesktopApp::showSnapshot);
+    connect(m_settings.get(), &SettingsController::configChanged, m_host.get(),
+            &ProxyHost::applyConfig);
+    QSignalSpy started(m_host.get(), &ProxyHost::started);
+    m_host->start(m_settings->config());
+    QVERIFY(started.wait(10'000));
+    TestClient client;
+    client.setPort(started.constFirst().constFirst().value<QList<quint16>>().constFirst());
+
+    // A batch goes out with no grace period, and is left alone.
+    QNetworkReply *reply = client.send("POST", "/v1/chat/completions", chatBody("overdue"));
+    QTRY_COMPARE_WITH_TIMEOUT(fake.batches().size(), 1, 10'000);
+    QTest::qWait(1500);
+    QVERIFY(!reply->isFinished());
+    QCOMPARE(fake.count("POST", "/v1/batches/"), 0);
+
+    // Set in the window: the batch already out is cancelled (it is older than 1s), and its
+    // request goes through the synchronous API.
+    typeInto("gracePeriodEdit", QStringLiteral("1s"));
+    clickApply();
+    QVERIFY(TestClient::finished(reply, 15'000));
+    QCOMPARE(TestClient::status(reply), 200);
+    QCOMPARE(reply->rawHeader("x-llm-proxy-fallback"), QByteArray("sync"));
+    QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: overdue"));
+    QCOMPARE(fake.count("POST", "/v1/batches/"), 1); // one cancel
+    QCOMPARE(fake.count("POST", "/v1/chat/completions"), 1);
+    QCOMPARE(fake.batches().size(), 1);
+    QCOMPARE(SettingsStore(m_store->filePath()).load().gracePeriod, std::optional(1s));
+
+    // Stopped while the fake provider is still there.
+    QSignalSpy stopped(m_host.get(), &ProxyHost::stopped);
+    m_host->stop();
+    QVERIFY(stopped.wait(10'000));
 }
 
 QTEST_MAIN(TestUiSettings)

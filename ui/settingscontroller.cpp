@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,   Setting::BatchWindow,
                                  Setting::BatchSize, Setting::BatchBytes, Setting::PollInterval,
-                                 Setting::MaxBody};
+                                 Setting::MaxBody,   Setting::GracePeriod};
 
 QString settingName(Setting setting) {
     switch (setting) {
@@ -32,6 +32,8 @@ QString settingName(Setting setting) {
         return QStringLiteral("poll interval");
     case Setting::MaxBody:
         return QStringLiteral("largest body");
+    case Setting::GracePeriod:
+        return QStringLiteral("grace period");
     }
     return QString();
 }

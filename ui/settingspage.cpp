@@ -44,20 +44,13 @@ SettingsPage::SettingsPage(QWidget *parent)
     addField(grid, 6, Setting::MaxBody, QStringLiteral("maxBody"),
              QStringLiteral("Largest request body"),
              QStringLiteral("Bigger requests are refused with 413 (at least 1KiB, e.g. 32MiB)"));
-    auto *grace = new QLineEdit(batching);
-    grace->setObjectName(QStringLiteral("graceEdit"));
-    grace->setEnabled(false);
-    grace->setPlaceholderText(QStringLiteral("not available yet"));
-    const QString graceTip = QStringLiteral("Grace period: coming with the durable queue");
-    grace->setToolTip(graceTip);
-    auto *graceLabel = new QLabel(QStringLiteral("Grace period"), batching);
-    graceLabel->setEnabled(false);
-    graceLabel->setToolTip(graceTip);
-    auto *graceNote = new QLabel(QStringLiteral("coming with the durable queue"), batching);
-    graceNote->setEnabled(false);
-    grid->addWidget(graceLabel, 7, 0);
-    grid->addWidget(grace, 7, 1);
-    grid->addWidget(graceNote, 7, 2);
+    addField(grid, 7, Setting::GracePeriod, QStringLiteral("gracePeriod"),
+             QStringLiteral("Grace period"),
+             QStringLiteral("Cancel a batch not finished this long after it was created; what it "
+                            "did not run goes through the synchronous API at full price (1s to 30 "
+                            "days, e.g. 2h; off or empty: never)"));
+    // Empty means off, and says so.
+    m_fields.value(Setting::GracePeriod).edit->setPlaceholderText(QStringLiteral("off"));
     layout->addWidget(batching);
 
     auto *keyBox = new QGroupBox(QStringLiteral("API key"), this);
@@ -199,7 +192,11 @@ bool SettingsPage::hasChanges() const {
     if (!m_key->text().trimmed().isEmpty())
         return true;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
-        if (it.value().edit->text() != settingText(m_base, it.key()))
+        // Compared as values: an empty grace period is "off", "4000ms" is "4s".
+        Config scratch = m_base;
+        if (!applySetting(scratch, it.key(), it.value().edit->text()).isEmpty())
+            return true;
+        if (settingText(scratch, it.key()) != settingText(m_base, it.key()))
             return true;
     }
     return false;

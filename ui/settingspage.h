@@ -31,7 +31,8 @@ public:
     // The form's values over the last setConfig(); only meaningful when isValid().
     Config editedConfig() const;
     bool isValid() const;
-    // Whether the form differs from the configuration in force (or a key was typed).
+    // Whether the form differs from the configuration in force (or a key was typed). Values are
+    // compared, not texts: an empty grace period equals "off", "4000ms" equals "4s".
     bool hasChanges() const;
 
 public Q_SLOTS:

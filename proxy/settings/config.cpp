@@ -22,6 +22,9 @@ constexpr milliseconds MinPollInterval{100};
 constexpr milliseconds MaxScreenshotDelay{60LL * 60 * 1000};
 constexpr qint64 MinBatchBytes = 1000;
 constexpr qint64 MinMaxBody = 1024;
+constexpr milliseconds MinGracePeriod{1000};
+constexpr milliseconds MaxGracePeriod{30LL * 24 * 60 * 60 * 1000};
+constexpr int MaxIoThreads = 64;
 // Fraction digits beyond this many are ignored: 10^9 times the largest unit (GiB, 2^30)
 // still fits in a qint64, and nine digits are far finer than a millisecond or a byte.
 constexpr qsizetype MaxFractionDigits = 9;
@@ -159,6 +162,8 @@ enum class OptionId {
     ScreenshotDelay,
     GracePeriod,
     ResultTtl,
+    InMemory,
+    IoThreads,
     Verbose,
     NoGui,
     Help,
@@ -184,6 +189,8 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--screenshot-delay"), OptionId::ScreenshotDelay, true},
     OptionSpec{QLatin1StringView("--grace-period"), OptionId::GracePeriod, true},
     OptionSpec{QLatin1StringView("--result-ttl"), OptionId::ResultTtl, true},
+    OptionSpec{QLatin1StringView("--in-memory"), OptionId::InMemory, false},
+    OptionSpec{QLatin1StringView("--io-threads"), OptionId::IoThreads, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -311,13 +318,19 @@ QString helpText() {
                "                         at least 100ms).\n"
                "  --data-dir DIR         Where the proxy keeps its state (default:\n"
                "                         %7).\n"
+               "  --in-memory            Run without the durable store: nothing survives a\n"
+               "                         restart. For comparisons, benchmarks and throwaway\n"
+               "                         runs; cannot be combined with --data-dir.\n"
                "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
                "                         1KiB).\n"
                "  --grace-period DUR     Cancel a batch not finished this long after it was\n"
                "                         created; what it did not run goes through the\n"
-               "                         synchronous API at full price (default: off).\n"
+               "                         synchronous API at full price (default: off; 1s to\n"
+               "                         30 days, or off).\n"
                "  --result-ttl DUR       How long answers nobody collected are kept for a\n"
-               "                         client that retries (default: 24h).\n"
+               "                         client that retries (default: 24h; 1s to 30 days).\n"
+               "  --io-threads N         How many threads serve HTTP connections (default: 0,\n"
+               "                         one per core; 1 to 64).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -428,6 +441,21 @@ QString checkSetting(Config &config, Setting setting, const QString &value,
         config.maxBody = *size;
         return QString();
     }
+    case Setting::GracePeriod: {
+        // "off" in any case, or nothing at all (an empty field in the desktop app).
+        const QString trimmed = value.trimmed();
+        if (trimmed.isEmpty() || trimmed.compare(u"off", Qt::CaseInsensitive) == 0) {
+            config.gracePeriod.reset();
+            return QString();
+        }
+        const auto duration = parseDuration(trimmed);
+        if (!duration)
+            return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples + u')';
+        if (*duration < MinGracePeriod || *duration > MaxGracePeriod)
+            return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
+        config.gracePeriod = *duration;
+        return QString();
+    }
     }
     return QString();
 }
@@ -479,6 +507,9 @@ public:
                 case OptionId::NoGui:
                     m_config.noGui = true;
                     break;
+                case OptionId::InMemory:
+                    m_config.inMemory = true;
+                    break;
                 default:
                     break;
                 }
@@ -503,6 +534,9 @@ public:
         if (error.isEmpty() && m_config.noGui && !m_config.screenshotPath.isEmpty()) {
             error = errorLine(QLatin1StringView("--screenshot"),
                               QStringLiteral("needs the desktop app (drop --no-gui)"));
+        }
+        if (error.isEmpty() && m_config.inMemory && m_explicitDataDir) {
+            error = QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
         }
 
         CommandLine result;
@@ -551,6 +585,8 @@ private:
             return QStringLiteral("a duration, ") + DurationExamples;
         case OptionId::GracePeriod:
             return QStringLiteral("a duration or off, ") + DurationExamples;
+        case OptionId::IoThreads:
+            return QStringLiteral("a number of threads");
         default:
             return QString();
         }
@@ -582,11 +618,28 @@ private:
             return checkSetting(m_config, Setting::PollInterval, value, m_apiKey);
         case OptionId::MaxBody:
             return checkSetting(m_config, Setting::MaxBody, value, m_apiKey);
+        case OptionId::GracePeriod:
+            return checkSetting(m_config, Setting::GracePeriod, value, m_apiKey);
         case OptionId::DataDir: {
             QString dir = value.trimmed();
             if (dir.isEmpty())
                 return QStringLiteral("missing value (expected a directory)");
             m_config.dataDir = absolutePath(dir);
+            m_explicitDataDir = true;
+            return QString();
+        }
+        case OptionId::IoThreads: {
+            const QString quoted = shown(value, m_apiKey);
+            const QString trimmed = value.trimmed();
+            const QString range = QStringLiteral("1 to ") + QString::number(MaxIoThreads) +
+                                  QStringLiteral(", or 0 for one per core");
+            if (!allAsciiDigits(trimmed))
+                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
+            bool ok = false;
+            const qlonglong threads = trimmed.toLongLong(&ok);
+            if (!ok || threads > MaxIoThreads)
+                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+            m_config.ioThreads = static_cast<int>(threads);
             return QString();
         }
         case OptionId::Screenshot: {
@@ -604,21 +657,6 @@ private:
             if (*duration > MaxScreenshotDelay)
                 return quoted + QStringLiteral(" is out of range (expected at most 1h)");
             m_config.screenshotDelay = *duration;
-            return QString();
-        }
-        case OptionId::GracePeriod: {
-            const QString quoted = shown(value, m_apiKey);
-            if (value.trimmed().compare(u"off", Qt::CaseInsensitive) == 0) {
-                m_config.gracePeriod.reset();
-                return QString();
-            }
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples +
-                       u')';
-            if (*duration < std::chrono::seconds(1) || *duration > MaxBatchWindow * 30)
-                return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
-            m_config.gracePeriod = *duration;
             return QString();
         }
         case OptionId::ResultTtl: {
@@ -644,6 +682,7 @@ private:
 
     QByteArray m_apiKey; // trimmed, the environment's over base's; for the config and redacting
     Config m_config;
+    bool m_explicitDataDir = false; // --data-dir was given (not just the default)
 };
 
 } // namespace
@@ -759,6 +798,8 @@ QString settingText(const Config &config, Setting setting) {
         return formatDuration(config.pollInterval);
     case Setting::MaxBody:
         return formatSize(config.maxBody);
+    case Setting::GracePeriod:
+        return config.gracePeriod ? formatDuration(*config.gracePeriod) : QStringLiteral("off");
     }
     return QString();
 }
@@ -779,6 +820,8 @@ QLatin1StringView settingOption(Setting setting) {
         return QLatin1StringView("--poll-interval");
     case Setting::MaxBody:
         return QLatin1StringView("--max-body");
+    case Setting::GracePeriod:
+        return QLatin1StringView("--grace-period");
     }
     return QLatin1StringView();
 }

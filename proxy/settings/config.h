@@ -32,12 +32,20 @@ struct Config {
     qint64 batchBytes = 25'000'000;
     std::chrono::milliseconds pollInterval{10'000};
     QString dataDir; // default: QStandardPaths::AppDataLocation (filled by parseCommandLine)
+    // Run without the durable store: nothing survives a restart (--in-memory; for comparisons,
+    // benchmarks and throwaway runs). The command line refuses it with an explicit --data-dir;
+    // dataDir still holds the default folder, which the consumer then does not open.
+    bool inMemory = false;
+    // How many threads serve HTTP connections (--io-threads): 1 to 64, or 0 for one per core
+    // (QThread::idealThreadCount(), resolved by whoever starts the threads).
+    int ioThreads = 0;
     qint64 maxBody = 32LL * 1024 * 1024;
     // Results nobody collected (and requests never sent) are kept this long for clients that
     // come back (--result-ttl).
     std::chrono::milliseconds resultTtl{std::chrono::hours(24)};
     // A batch not finished this long after its creation is cancelled: its finished lines are
     // delivered, the rest go through the synchronous API at full price (--grace-period; off).
+    // A setting like the others (Setting::GracePeriod): "off" or an empty value turn it off.
     std::optional<std::chrono::milliseconds> gracePeriod;
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
@@ -70,14 +78,24 @@ QList<ListenAddress> defaultListenAddresses();
 QString defaultDataDir();
 
 // The settings the command line and the desktop app's settings page share, checked the same way.
-enum class Setting { Listen, Upstream, BatchWindow, BatchSize, BatchBytes, PollInterval, MaxBody };
+enum class Setting {
+    Listen,
+    Upstream,
+    BatchWindow,
+    BatchSize,
+    BatchBytes,
+    PollInterval,
+    MaxBody,
+    GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
+};
 
 // Checks `text` exactly as the command line checks its option's value. Accepted: stores it in
 // `config` and returns an empty string. Refused: leaves `config` alone and returns the reason,
 // starting with the quoted value (`"4x" is not a duration (examples: ...)`); a value that looks
 // like an API key (or contains config.apiKey) is never repeated.
 QString applySetting(Config &config, Setting setting, const QString &text);
-// The setting's value in config as text that applySetting accepts ("4s", "25MB", "localhost:3030").
+// The setting's value in config as text that applySetting accepts ("4s", "25MB", "localhost:3030";
+// a grace period that is off reads "off").
 QString settingText(const Config &config, Setting setting);
 // The command-line option of a setting ("--batch-window").
 QLatin1StringView settingOption(Setting setting);

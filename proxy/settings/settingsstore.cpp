@@ -26,6 +26,8 @@ constexpr std::array StoredSettings{
     StoredSetting{Setting::BatchBytes, QLatin1StringView("proxy/batch_bytes")},
     StoredSetting{Setting::PollInterval, QLatin1StringView("proxy/poll_interval")},
     StoredSetting{Setting::MaxBody, QLatin1StringView("proxy/max_body")},
+    // Missing (files written before it was a setting, or off, the default): off.
+    StoredSetting{Setting::GracePeriod, QLatin1StringView("proxy/grace_period")},
 };
 
 constexpr QLatin1StringView KeyLocationName("key/location");
