@@ -16,6 +16,7 @@
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDir>
+#include <QDirIterator>
 #include <QFileInfo>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -466,6 +467,12 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
         arguments << QStringLiteral("--in-memory");
     f.commandLine = o.proxy.toUtf8() + ' ' + arguments.join(QLatin1Char(' ')).toUtf8();
     ProxyProcess proxy;
+    // Its own settings and data folders: the user's saved settings do not change the run, and
+    // a store opened anywhere but --data-dir shows up here.
+    const QString xdgData = workDir + QStringLiteral("/xdg-data");
+    proxy.setEnvironment(QStringLiteral("XDG_CONFIG_HOME"),
+                         workDir + QStringLiteral("/xdg-config"));
+    proxy.setEnvironment(QStringLiteral("XDG_DATA_HOME"), xdgData);
     if (!proxy.start(o.proxy, arguments, workDir + QStringLiteral("/llm-proxy.log"), 20s, &error)) {
         problems.append(error);
         f.logTail = proxy.logTail(20);
@@ -604,6 +611,11 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
         problems.append("the provider's batch ended " + f.events.lastStatus);
     if (!f.alive)
         problems.append("llm-proxy ended during the run: " + f.ended);
+    if (!store && QDirIterator(xdgData, {QStringLiteral("*.sqlite")}, QDir::Files,
+                               QDirIterator::Subdirectories)
+                      .hasNext())
+        problems.append("llm-proxy opened a store in its default data folder despite "
+                        "--in-memory: these are not in-memory figures");
     if (f.statsOverlapped)
         f.warnings.append("some probes overlapped the answer phase: figure 3 is not purely "
                           "'while holding'");
@@ -617,7 +629,8 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
 }
 
 QByteArray stubTable(const StubFigures &s, int n) {
-    QByteArray out = "0 IDEAL STUB SERVER (llmproxy-bench --serve-stub: epoll, no Qt; the client's own floor)\n";
+    QByteArray out =
+        "0 IDEAL STUB SERVER (llmproxy-bench --serve-stub: epoll, no Qt; the client's own floor)\n";
     out +=
         row("time to receive all N (first connect -> N-th request read)", num(s.acceptMs) + " ms");
     out += row("receive rate (N / time; sustained 10% -> 90%)",

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,7 +60,10 @@ bool LoadGenerator::start(QByteArray *error) {
         return false;
     }
     m_connections.resize(static_cast<size_t>(m_options.requests));
-    m_thread = std::thread([this] { run(); });
+    m_thread = std::thread([this] {
+        ::pthread_setname_np(::pthread_self(), "loadgen"); // for perf and top
+        run();
+    });
     return true;
 }
 

@@ -27,6 +27,10 @@ QByteArray readProcFile(const QByteArray &path) {
 ProxyProcess::ProxyProcess(const QByteArray &marker)
     : m_marker(marker) {}
 
+void ProxyProcess::setEnvironment(const QString &name, const QString &value) {
+    m_environment.append({name, value});
+}
+
 ProxyProcess::~ProxyProcess() {
     if (m_process && m_process->state() != QProcess::NotRunning)
         stop(std::chrono::seconds(10));
@@ -41,6 +45,8 @@ bool ProxyProcess::start(const QString &program, const QStringList &arguments,
     m_process->setArguments(arguments);
     QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
     environment.remove(QStringLiteral("OPENAI_API_KEY")); // the clients send a placeholder key
+    for (const auto &[name, value] : std::as_const(m_environment))
+        environment.insert(name, value);
     m_process->setProcessEnvironment(environment);
     m_process->setStandardErrorFile(logFile);
     m_process->setReadChannel(QProcess::StandardOutput);

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <QByteArray>
+#include <QList>
 #include <QString>
 #include <QStringList>
 
 #include <chrono>
 #include <memory>
+#include <utility>
 
 class QProcess;
 
@@ -23,6 +25,8 @@ public:
     ProxyProcess(const ProxyProcess &) = delete;
     ProxyProcess &operator=(const ProxyProcess &) = delete;
 
+    // Sets (or overrides) an environment variable for start().
+    void setEnvironment(const QString &name, const QString &value);
     // Starts it and waits (at most `timeout`) for the marker line.
     bool start(const QString &program, const QStringList &arguments, const QString &logFile,
                std::chrono::milliseconds timeout, QByteArray *error);
@@ -41,6 +45,7 @@ private:
 
     std::unique_ptr<QProcess> m_process;
     QByteArray m_marker;
+    QList<std::pair<QString, QString>> m_environment;
     QString m_logFile;
     quint16 m_port = 0;
     qint64 m_pid = 0;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -129,7 +130,10 @@ bool StubServer::start(int backlog, QByteArray *error) {
     ::epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_listen, &event);
     event.data.u64 = WakeId;
     ::epoll_ctl(m_epoll, EPOLL_CTL_ADD, m_wake, &event);
-    m_thread = std::thread([this] { run(); });
+    m_thread = std::thread([this] {
+        ::pthread_setname_np(::pthread_self(), "stub"); // for perf and top
+        run();
+    });
     return true;
 }
 
