@@ -296,7 +296,7 @@ struct StubFigures {
     double acceptMs = -1;
     double lastWriteMs = -1;
     double sustainedRps = -1;
-    double answerMs = -1; // answerAll() -> last client answered
+    double answerMs = -1; // POST /_stub/answer -> last client answered
     qint64 overflows = -1;
     double loadgenCpuMs = -1;
 };
