@@ -3,12 +3,15 @@
 
 #include "api/logging.h"
 #include "batch/batchcore.h"
+#include "eventloop/epolleventdispatcher.h"
 #include "http/httpfrontend.h"
 #include "provider/openaiprovider.h"
 #include "queue/store.h"
 #include "stats/stats.h"
 
+#include <QAbstractEventDispatcher>
 #include <QNetworkAccessManager>
+#include <QThread>
 
 using namespace std::chrono_literals;
 
@@ -42,7 +45,21 @@ QString urlFor(const ListenAddress &address) {
                             : address.address.toString();
     return QStringLiteral("http://%1:%2/v1").arg(host).arg(address.port);
 }
+int frontEndCount(const Config &config) {
+    const int wanted = config.ioThreads > 0 ? config.ioThreads : QThread::idealThreadCount();
+    return std::clamp(wanted, 1, 64);
+}
 } // namespace
+
+// A thread with one front end (and its own QNetworkAccessManager for relayed calls). The
+// objects are created, used and deleted on that thread; the service reaches them with queued
+// calls only.
+struct ProxyService::IoThread {
+    QThread thread;
+    QObject *anchor = nullptr; // lives on `thread`: the context of calls made to it
+    QNetworkAccessManager *nam = nullptr;
+    HttpFrontEnd *frontEnd = nullptr;
+};
 
 ProxyService::ProxyService(Config config, QObject *parent)
     : QObject(parent)
@@ -57,7 +74,9 @@ ProxyService::ProxyService(Config config, QObject *parent)
 }
 
 ProxyService::~ProxyService() {
-    // The core commits to the store as it goes: it must go before the store does.
+    // The front ends call into the core: they go first. The core commits to the store as it
+    // goes: it must go before the store does.
+    stopIoThreads();
     delete m_frontEnd;
     delete m_core;
 }
@@ -72,7 +91,7 @@ void ProxyService::start() {
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
-    if (!m_config.dataDir.isEmpty()) {
+    if (!m_config.dataDir.isEmpty() && !m_config.inMemory) {
         QString storeError;
         m_store = Store::open(m_config.dataDir, &storeError);
         if (!m_store) {
@@ -82,7 +101,8 @@ void ProxyService::start() {
         }
         qCInfo(lcApp).noquote() << "queue stored in" << m_store->path();
     } else {
-        qCWarning(lcApp) << "no data directory: requests are kept in memory only";
+        qCWarning(lcApp) << "no durable store: requests are kept in memory only and a restart "
+                            "loses them";
     }
     m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), m_store.get(),
                            coreSettings(m_config), this);
@@ -95,6 +115,11 @@ void ProxyService::start() {
     if (!m_frontEnd->listenOn(m_config.listen, &error)) {
         qCCritical(lcApp).noquote() << error;
         m_listenError = error;
+        Q_EMIT startFailed(error);
+        return;
+    }
+    if (!startIoThreads(frontEndCount(m_config) - 1, &error)) {
+        qCCritical(lcApp).noquote() << error;
         Q_EMIT startFailed(error);
         return;
     }
@@ -118,6 +143,7 @@ void ProxyService::stop() {
         answer.headers.emplaceBack("retry-after", "5");
         answer.headers.emplaceBack("x-should-retry", "true");
         m_frontEnd->closeAll(answer);
+        forEachIoFrontEnd([&answer](HttpFrontEnd *frontEnd) { frontEnd->closeAll(answer); }, true);
     }
     if (m_core)
         m_core->commit(); // nothing is cancelled upstream: the next start resumes it all
@@ -143,10 +169,26 @@ void ProxyService::applyConfig(const Config &config) {
         return;
     m_core->setSettings(coreSettings(m_config));
     m_frontEnd->setSettings(frontEndSettings(m_config));
+    forEachIoFrontEnd([settings = frontEndSettings(m_config)](
+                          HttpFrontEnd *frontEnd) { frontEnd->setSettings(settings); },
+                      false);
     m_provider->setBaseUrl(m_config.upstream);
     if (listenChanged) {
+        // The other front ends accept from duplicates of front end 0's sockets: they let go
+        // first, so that the old sockets really close (and front end 0 can go back to them if
+        // the new address fails), then share whatever front end 0 listens on afterwards.
+        forEachIoFrontEnd([](HttpFrontEnd *frontEnd) { frontEnd->stopListening(); }, true);
         QString error;
-        if (m_frontEnd->rebind(m_config.listen, &error)) {
+        const bool rebound = m_frontEnd->rebind(m_config.listen, &error);
+        const QList<qintptr> listeners = m_frontEnd->listeningDescriptors();
+        forEachIoFrontEnd(
+            [&listeners](HttpFrontEnd *frontEnd) {
+                QString shareError;
+                if (!frontEnd->shareListeners(listeners, &shareError))
+                    qCWarning(lcApp).noquote() << shareError;
+            },
+            true);
+        if (rebound) {
             m_listenError.clear();
             qCInfo(lcApp).noquote() << "now listening on" << snapshot().listenUrls.join(u' ');
         } else {
@@ -156,6 +198,77 @@ void ProxyService::applyConfig(const Config &config) {
         }
     }
     Q_EMIT snapshotReady(snapshot());
+}
+
+bool ProxyService::startIoThreads(int count, QString *error) {
+    // The same dispatcher as ours: epoll when the service's thread runs on it.
+    const bool epoll = dynamic_cast<EpollEventDispatcher *>(
+                           QAbstractEventDispatcher::instance(QThread::currentThread())) != nullptr;
+    const QList<qintptr> listeners = m_frontEnd->listeningDescriptors();
+    for (int i = 1; i <= count; ++i) {
+        auto io = std::make_unique<IoThread>();
+        io->thread.setObjectName(QStringLiteral("proxy-io-%1").arg(i));
+        if (epoll)
+            EpollEventDispatcher::installOn(&io->thread);
+        io->thread.start();
+        io->anchor = new QObject;
+        io->anchor->moveToThread(&io->thread);
+        bool shared = false;
+        QString shareError;
+        IoThread *raw = io.get();
+        QMetaObject::invokeMethod(
+            io->anchor,
+            [this, raw, i, &listeners, &shared, &shareError] {
+                raw->nam = new QNetworkAccessManager;
+                raw->nam->setAutoDeleteReplies(false);
+                raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), raw->nam, &m_clock,
+                                                 frontEndSettings(m_config));
+                raw->frontEnd->setIndex(i);
+                shared = raw->frontEnd->shareListeners(listeners, &shareError);
+                raw->frontEnd->setReady(true);
+            },
+            Qt::BlockingQueuedConnection);
+        m_ioThreads.push_back(std::move(io));
+        if (!shared) {
+            if (error)
+                *error = shareError;
+            stopIoThreads();
+            return false;
+        }
+    }
+    if (count > 0)
+        qCInfo(lcApp) << "serving HTTP on" << count + 1 << "threads";
+    return true;
+}
+
+void ProxyService::stopIoThreads() {
+    for (const std::unique_ptr<IoThread> &io : m_ioThreads) {
+        QMetaObject::invokeMethod(
+            io->anchor,
+            [raw = io.get()] {
+                delete raw->frontEnd;
+                raw->frontEnd = nullptr;
+                delete raw->nam;
+                raw->nam = nullptr;
+            },
+            Qt::BlockingQueuedConnection);
+        io->thread.quit();
+        io->thread.wait();
+        delete io->anchor;
+    }
+    m_ioThreads.clear();
+}
+
+void ProxyService::forEachIoFrontEnd(const std::function<void(HttpFrontEnd *)> &call, bool wait) {
+    for (const std::unique_ptr<IoThread> &io : m_ioThreads) {
+        QMetaObject::invokeMethod(
+            io->anchor,
+            [call, raw = io.get()] {
+                if (raw->frontEnd)
+                    call(raw->frontEnd);
+            },
+            wait ? Qt::BlockingQueuedConnection : Qt::QueuedConnection);
+    }
 }
 
 ProxySnapshot ProxyService::snapshot() const {

@@ -14,7 +14,9 @@
 #include <QObject>
 #include <QTimer>
 
+#include <functional>
 #include <memory>
+#include <vector>
 
 class QNetworkAccessManager;
 
@@ -65,7 +67,14 @@ Q_SIGNALS:
     void batchFinished(const llmproxy::BatchProgress &batch);
 
 private:
+    struct IoThread;
+
     void applyToParts();
+    // Front ends 1..n-1, each on a thread of its own, accepting from front end 0's sockets.
+    bool startIoThreads(int count, QString *error);
+    void stopIoThreads();
+    // Run `call` with each extra front end, on its thread; waits for them when `wait`.
+    void forEachIoFrontEnd(const std::function<void(HttpFrontEnd *)> &call, bool wait);
 
     Config m_config;
     SystemClock m_clock;
@@ -78,6 +87,7 @@ private:
     QTimer m_snapshotTimer;
     QElapsedTimer m_uptime;
     QString m_listenError;
+    std::vector<std::unique_ptr<IoThread>> m_ioThreads;
 };
 
 } // namespace llmproxy

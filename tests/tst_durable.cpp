@@ -10,6 +10,7 @@
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QDir>
 #include <QFile>
 #include <QJsonObject>
 #include <QNetworkReply>
@@ -106,6 +107,22 @@ private Q_SLOTS:
         QVERIFY(QFile::exists(file));
         QVERIFY(!(QFile::permissions(file) &
                   (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther)));
+    }
+
+    // --in-memory: served as usual, but nothing is written and a restart starts empty.
+    void inMemoryWritesNothing() {
+        m_proxy.reset();
+        QTemporaryDir empty;
+        Config config = baseConfig();
+        config.dataDir = empty.path();
+        config.inMemory = true;
+        startProxy(config);
+        QNetworkReply *reply = send(chatBody("kept in memory"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: kept in memory"));
+        QCOMPARE(QDir(empty.path()).entryList(QDir::AllEntries | QDir::NoDotAndDotDot),
+                 QStringList());
     }
 
     void retryAfterClientTimeoutIsAdoptedNotPaidAgain() {

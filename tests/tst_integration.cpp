@@ -21,7 +21,15 @@
 #include <QTcpSocket>
 #include <QTest>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <memory>
+#include <thread>
 
 using namespace llmproxy;
 using llmproxy::test::FakeProvider;
@@ -45,6 +53,10 @@ private:
         config.batchWindow = 300ms;
         config.pollInterval = 40ms;
         config.maxBody = 64 * 1024;
+        // Several front ends (one here, the others on threads of their own) unless the run
+        // asks for another number: CTest runs this suite with 3 and with 1.
+        const int threads = qEnvironmentVariableIntValue("LLMPROXY_TEST_IO_THREADS");
+        config.ioThreads = threads > 0 ? threads : 3;
         return config;
     }
 
@@ -67,6 +79,61 @@ private:
         return TestClient::finished(reply, ms);
     }
     static int status(QNetworkReply *reply) { return TestClient::status(reply); }
+    // The body of the first answer in `received` once all of it is there (else a null array).
+    static QByteArray completeBody(const QByteArray &received) {
+        const qsizetype end = received.indexOf("\r\n\r\n");
+        if (end < 0)
+            return {};
+        const QByteArray head = received.first(end).toLower();
+        const qsizetype at = head.indexOf("content-length:");
+        if (at < 0)
+            return {};
+        const qsizetype lineEnd = head.indexOf("\r\n", at);
+        const qsizetype length =
+            head.sliced(at + 15, (lineEnd < 0 ? head.size() : lineEnd) - at - 15)
+                .trimmed()
+                .toLongLong();
+        if (received.size() - end - 4 < length)
+            return {};
+        QByteArray body = received.sliced(end + 4, length);
+        body.detach();
+        return body.isNull() ? QByteArray("") : body;
+    }
+
+    // GET /stats from another thread while this one (the service's: core and front end 0) is
+    // kept busy, running no event loop; only front ends on threads of their own can answer.
+    static QByteArray statsWhileThisThreadIsBusy(quint16 port) {
+        std::atomic<bool> done{false};
+        QByteArray answer;
+        std::thread client([&answer, &done, port] {
+            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            timeval timeout{5, 0};
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+            sockaddr_in address{};
+            address.sin_family = AF_INET;
+            address.sin_port = htons(port);
+            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            if (::connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address) == 0) {
+                const QByteArray request = "GET /stats HTTP/1.1\r\nHost: x\r\n"
+                                           "Connection: close\r\n\r\n";
+                if (::send(fd, request.constData(), size_t(request.size()), 0) == request.size()) {
+                    char buffer[4096];
+                    ssize_t n = 0;
+                    while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+                        answer.append(buffer, n);
+                }
+            }
+            ::close(fd);
+            done = true;
+        });
+        QElapsedTimer busy;
+        busy.start();
+        while (!done && busy.elapsed() < 8000)
+            std::this_thread::sleep_for(1ms); // busy: no events are processed here
+        client.join();
+        return answer;
+    }
+
     // A proxy-made error: OpenAI's shape, all four fields present.
     static QJsonObject errorOf(const QByteArray &body) {
         const QJsonObject error = jsonOf(body)[u"error"].toObject();
@@ -755,6 +822,115 @@ private Q_SLOTS:
         QNetworkReply *still = send("GET", "/healthz", {});
         QVERIFY(finished(still));
         QCOMPARE(status(still), 200);
+    }
+
+    // A front end on a thread of its own answers while the core's thread (this one: the
+    // service, the core and front end 0 live here) is busy and runs no event loop.
+    void otherThreadsServeWhileTheCoreThreadIsBusy() {
+        Config config = baseConfig();
+        config.ioThreads = 2;
+        m_proxy.reset();
+        startProxy(config);
+        const QByteArray answer = statsWhileThisThreadIsBusy(m_port);
+        QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
+        QVERIFY2(answer.contains("\"queued\":"), answer.constData());
+    }
+
+    // Settings apply live, to batches already out too: a shorter poll interval is not left
+    // waiting behind the long one that was scheduled before the change.
+    void newPollIntervalReachesBatchesAlreadyOut() {
+        Config config = baseConfig();
+        config.pollInterval = 60s;
+        m_proxy.reset();
+        startProxy(config);
+        QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("polled sooner"));
+        QTRY_COMPARE(m_fake->batches().size(), 1); // created; first poll due in 60 s
+        QTest::qWait(100);
+        config.pollInterval = 100ms;
+        m_proxy->applyConfig(config);
+        QVERIFY(finished(reply, 5000));
+        QCOMPARE(status(reply), 200);
+        QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: polled sooner"));
+    }
+
+    // A new listen address reaches every front end; so does going back to the old one when
+    // the new one is taken.
+    void everyThreadFollowsANewListenAddress() {
+        Config config = baseConfig();
+        config.ioThreads = 2;
+        m_proxy.reset();
+        startProxy(config);
+        QTcpServer probe;
+        QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
+        const quint16 next = probe.serverPort();
+        probe.close();
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), next}};
+        m_proxy->applyConfig(config);
+        QCOMPARE(m_proxy->frontEnd()->ports(), QList<quint16>{next});
+        QByteArray answer = statsWhileThisThreadIsBusy(next);
+        QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
+
+        QTcpServer squatter;
+        QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
+        QSignalSpy failed(m_proxy.get(), &ProxyService::listenFailed);
+        config.listen = {
+            ListenAddress{QHostAddress(QHostAddress::LocalHost), squatter.serverPort()}};
+        m_proxy->applyConfig(config);
+        QCOMPARE(failed.size(), 1);
+        answer = statsWhileThisThreadIsBusy(next);
+        QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
+    }
+
+    // Requests arriving on every front end go into one core; each answer finds its way back
+    // to the thread and the client that asked.
+    void clientsOnEveryThreadGetTheirOwnAnswers() {
+        constexpr int Clients = 120;
+        Config config = baseConfig();
+        config.ioThreads = 3;
+        config.batchSize = Clients;
+        config.batchWindow = 30s;
+        m_proxy.reset();
+        startProxy(config);
+        std::vector<std::unique_ptr<RawClient>> clients;
+        for (int i = 0; i < Clients; ++i) {
+            clients.push_back(std::make_unique<RawClient>());
+            QVERIFY(clients.back()->connectTo(m_port));
+            clients.back()->post("/v1/chat/completions",
+                                 chatBody("client " + QByteArray::number(i)));
+        }
+        for (int i = 0; i < Clients; ++i) {
+            RawClient &raw = *clients.at(std::size_t(i));
+            QVERIFY(raw.waitFor([&raw] { return !completeBody(raw.received).isNull(); }, 20'000));
+            QVERIFY2(raw.received.startsWith("HTTP/1.1 200"), raw.received.constData());
+            QCOMPARE(chatContent(completeBody(raw.received)),
+                     QStringLiteral("echo: client %1").arg(i));
+        }
+        QCOMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(m_fake->inputLinesTotal(), Clients);
+        QTRY_COMPARE(m_proxy->stats()->snapshot().requestsSuccessful, quint64(Clients));
+    }
+
+    void shutdownAnswersWaitingClientsOnEveryThread() {
+        constexpr int Clients = 40;
+        Config config = baseConfig();
+        config.ioThreads = 3;
+        config.batchWindow = 30s;
+        m_proxy.reset();
+        startProxy(config);
+        std::vector<std::unique_ptr<RawClient>> clients;
+        for (int i = 0; i < Clients; ++i) {
+            clients.push_back(std::make_unique<RawClient>());
+            QVERIFY(clients.back()->connectTo(m_port));
+            clients.back()->post("/v1/chat/completions",
+                                 chatBody("waiting " + QByteArray::number(i)));
+        }
+        QTRY_COMPARE(m_proxy->core()->queued(), Clients);
+        m_proxy->stop();
+        for (const auto &raw : clients) {
+            QVERIFY(raw->waitFor([&raw] { return raw->received.contains("\r\n\r\n"); }));
+            QVERIFY2(raw->received.startsWith("HTTP/1.1 503"), raw->received.constData());
+            QVERIFY(raw->received.contains("x-should-retry: true"));
+        }
     }
 
     void shutdownTellsWaitingClientsToRetry() {

@@ -8,9 +8,11 @@
 #include <QVariant>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -74,6 +76,7 @@ private slots:
     void batchCounting();
     void gaugesAndRelayed();
     void syncFallbackCounter();
+    void concurrentRecordingLosesNothing();
     void snapshotIsRegisteredValue();
 
     void jsonExactText();
@@ -446,6 +449,46 @@ void TestStats::gaugesAndRelayed() {
     QCOMPARE(s.relayed, quint64{2});
     QCOMPARE(s.requestsTotal, quint64{0}); // relayed calls are not batched requests
     QCOMPARE(s.syncFallback, quint64{0});
+}
+
+// The core records on its thread while every I/O thread's front end counts relayed calls and
+// reads snapshots for GET /stats: nothing may be lost or torn.
+void TestStats::concurrentRecordingLosesNothing() {
+    Stats stats;
+    constexpr int PerThread = 200'000;
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+        threads.emplace_back([&stats, &go, t] {
+            while (!go)
+                std::this_thread::yield();
+            for (int i = 0; i < PerThread; ++i) {
+                if (t == 0)
+                    stats.recordRequest(200, false, 1.0);
+                else
+                    stats.recordRelayed();
+            }
+        });
+    }
+    std::atomic<bool> torn{false};
+    std::thread reader([&stats, &go, &torn] {
+        while (!go)
+            std::this_thread::yield();
+        for (int i = 0; i < 2000; ++i) {
+            const StatsSnapshot s = stats.snapshot();
+            if (s.requestsTotal != s.requestsSuccessful + s.requestsFailed ||
+                s.requestsSuccessful > quint64(PerThread))
+                torn = true;
+        }
+    });
+    go = true;
+    for (std::thread &thread : threads)
+        thread.join();
+    reader.join();
+    QVERIFY(!torn);
+    const StatsSnapshot s = stats.snapshot();
+    QCOMPARE(s.requestsSuccessful, quint64(PerThread));
+    QCOMPARE(s.relayed, quint64(2 * PerThread));
 }
 
 void TestStats::syncFallbackCounter() {

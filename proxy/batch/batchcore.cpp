@@ -125,6 +125,10 @@ void BatchCore::setSettings(const CoreSettings &settings) {
     m_batcher.setLimits(settings.limits);
     m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
     rearmTimer();
+    // Batches already out follow a new poll interval or grace period from their next wait.
+    const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
+    for (BatchJob *job : jobs)
+        job->settingsChanged(m_settings.pollInterval);
 }
 
 void BatchCore::commit() {

@@ -199,6 +199,7 @@ void BatchJob::create() {
             m_retryTimer.disconnect(this);
             connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
             m_retryTimer.start(nextPollDelay());
+            m_pollScheduled = true;
         });
 }
 
@@ -249,7 +250,18 @@ void BatchJob::reconcilePage(const QByteArray &after, int page) {
         });
 }
 
+void BatchJob::settingsChanged(std::chrono::milliseconds pollInterval) {
+    m_pollInterval = pollInterval;
+    if (!m_pollScheduled || !m_retryTimer.isActive())
+        return;
+    const auto left = m_retryTimer.remainingTimeAsDuration();
+    const auto wanted = nextPollDelay();
+    if (wanted < left)
+        m_retryTimer.start(wanted);
+}
+
 void BatchJob::poll() {
+    m_pollScheduled = false;
     m_provider->retrieveBatch(
         m_credentials, m_record.batchId, [this](ProviderResult<BatchInfo> result) {
             m_retryTimer.disconnect(this);
@@ -272,6 +284,7 @@ void BatchJob::poll() {
                 if (graceRanOut())
                     return cancelForGrace();
                 m_retryTimer.start(nextPollDelay());
+                m_pollScheduled = true;
                 return;
             }
             if (m_info.status == "failed" && errorsSay(m_info, "token_limit_exceeded"))

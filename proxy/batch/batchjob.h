@@ -38,6 +38,9 @@ public:
 
     // Take the step the record's phase calls for.
     void start();
+    // The settings changed (poll interval, grace period): a poll already scheduled comes no
+    // later than the new settings call for.
+    void settingsChanged(std::chrono::milliseconds pollInterval);
     State state() const { return m_state; }
     const QByteArray &batchId() const { return m_record.batchId; }
     const QByteArray &localId() const { return m_record.localId; }
@@ -100,6 +103,7 @@ private:
     int m_cancelAttempts = 0;
     SteadyTime m_submittedAt{};
     QTimer m_retryTimer;
+    bool m_pollScheduled = false; // m_retryTimer waits for the next regular poll
     BatchProgress m_progress;
 };
 

@@ -13,6 +13,12 @@
 #include <QTcpServer>
 #include <QTcpSocket>
 
+#include <cerrno>
+#include <cstring>
+
+#include <fcntl.h>
+#include <unistd.h>
+
 using namespace std::chrono_literals;
 
 namespace llmproxy {
@@ -219,6 +225,59 @@ bool HttpFrontEnd::rebind(const QList<ListenAddress> &addresses, QString *error)
     return false;
 }
 
+QList<qintptr> HttpFrontEnd::listeningDescriptors() const {
+    QList<qintptr> out;
+    for (const QTcpServer *server : servers()) {
+        if (server->isListening())
+            out.append(server->socketDescriptor());
+    }
+    return out;
+}
+
+bool HttpFrontEnd::shareListeners(const QList<qintptr> &descriptors, QString *error) {
+    const QList<QTcpServer *> old = this->servers(); // before ours join them
+    QList<GatedTcpServer *> servers;
+    for (const qintptr descriptor : descriptors) {
+        auto *server =
+            new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); },
+                               [this](QTcpServer *listener) { putListenerFirst(listener); }, this);
+        const int copy = ::fcntl(int(descriptor), F_DUPFD_CLOEXEC, 0);
+        if (copy < 0 || !server->setSocketDescriptor(copy)) {
+            if (error) {
+                *error = QStringLiteral("cannot share listening socket %1: %2")
+                             .arg(descriptor)
+                             .arg(copy < 0 ? QString::fromLocal8Bit(std::strerror(errno))
+                                           : server->errorString());
+            }
+            if (copy >= 0 && server->socketDescriptor() != copy)
+                ::close(copy);
+            delete server;
+            qDeleteAll(servers);
+            return false;
+        }
+        servers.append(server);
+    }
+    for (QTcpServer *server : old) {
+        server->close();
+        delete server;
+    }
+    for (GatedTcpServer *server : std::as_const(servers))
+        bind(server);
+    return true;
+}
+
+void HttpFrontEnd::stopListening() {
+    const QList<QTcpServer *> old = servers();
+    for (QTcpServer *server : old)
+        server->close();
+    qDeleteAll(old);
+}
+
+void HttpFrontEnd::setIndex(int index) {
+    Q_ASSERT(index >= 0 && index <= 0xffff);
+    m_nextRequestId = (quint64(index) << 48) + 1;
+}
+
 QList<ListenAddress> HttpFrontEnd::boundAddresses() const {
     QList<ListenAddress> out;
     for (const QTcpServer *server : servers()) {
@@ -260,7 +319,7 @@ void HttpFrontEnd::acceptSocket(QTcpSocket *socket) {
         const quint64 id = std::exchange(conn->second.heldRequest, 0);
         m_held.erase(id);
         qCDebug(lcHttp) << "client of request" << id << "hung up";
-        m_core->cancel(id);
+        QMetaObject::invokeMethod(m_core, [core = m_core, id] { core->cancel(id); });
     });
     connect(socket, &QObject::destroyed, this, [this, socket] { m_connections.erase(socket); });
 }
@@ -519,7 +578,10 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive});
     if (const auto it = m_connections.find(socket); it != m_connections.end())
         it->second.heldRequest = batched.id;
-    m_core->submit(std::move(batched));
+    // The core may live on another thread (several I/O threads): then this is a queued call.
+    QMetaObject::invokeMethod(m_core, [core = m_core, request = std::move(batched)]() mutable {
+        core->submit(std::move(request));
+    });
 }
 
 void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {

@@ -47,6 +47,19 @@ public:
 
     // Listen on every address (backlog 1,024). On failure nothing is left listening.
     bool listenOn(const QList<ListenAddress> &addresses, QString *error);
+    // Several front ends, one per I/O thread, serve the same listening sockets: the first
+    // listens (listenOn), the others accept from duplicates of its descriptors. Whichever
+    // thread is free takes the next connection. (SO_REUSEPORT would need every socket on the
+    // port to set it, and would let a second instance share our port without an error.)
+    QList<qintptr> listeningDescriptors() const;
+    // Accept from duplicates of `descriptors` (another front end's listening sockets), instead
+    // of whatever this one listened on before. False if a descriptor is not a listening socket.
+    bool shareListeners(const QList<qintptr> &descriptors, QString *error);
+    // Close every listening socket; open connections stay.
+    void stopListening();
+    // The n-th of several front ends (0..65535): its tickets carry n in their top 16 bits, so
+    // they are unique across front ends sharing one core. Call before the first request.
+    void setIndex(int index);
     // Listen somewhere else; connections already open stay. On failure, keeps the old addresses.
     bool rebind(const QList<ListenAddress> &addresses, QString *error);
     QList<quint16> ports() const;

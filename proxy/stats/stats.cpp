@@ -151,6 +151,7 @@ void LatencyHistogram::clear() {
 }
 
 void Stats::recordRequest(int httpStatus, bool synthesized, double milliseconds) {
+    const std::lock_guard lock(m_mutex);
     const bool successful = httpStatus >= 200 && httpStatus <= 299;
     if (successful) {
         ++m_requestsSuccessful;
@@ -164,6 +165,7 @@ void Stats::recordRequest(int httpStatus, bool synthesized, double milliseconds)
 }
 
 void Stats::recordBatch(bool successful, double milliseconds) {
+    const std::lock_guard lock(m_mutex);
     if (successful) {
         ++m_batchesSuccessful;
     } else {
@@ -172,7 +174,28 @@ void Stats::recordBatch(bool successful, double milliseconds) {
     m_batchLatency.record(milliseconds);
 }
 
+void Stats::recordRelayed() {
+    const std::lock_guard lock(m_mutex);
+    ++m_relayed;
+}
+
+void Stats::recordSyncFallback() {
+    const std::lock_guard lock(m_mutex);
+    ++m_syncFallback;
+}
+
+void Stats::setQueued(quint64 n) {
+    const std::lock_guard lock(m_mutex);
+    m_queued = n;
+}
+
+void Stats::setInFlight(quint64 n) {
+    const std::lock_guard lock(m_mutex);
+    m_inFlight = n;
+}
+
 StatsSnapshot Stats::snapshot() const {
+    const std::lock_guard lock(m_mutex);
     StatsSnapshot s;
     s.requestsSuccessful = m_requestsSuccessful;
     s.requestsFailed = m_requestsFailed;

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstddef>
+#include <mutex>
 #include <vector>
 
 namespace llmproxy {
@@ -68,6 +69,8 @@ struct StatsSnapshot {
     quint64 syncFallback = 0;
 };
 
+// Thread-safe: the core records batches and requests on its thread while every I/O thread's
+// front end counts relayed calls and answers GET /stats. Each call takes one short lock.
 class Stats {
 public:
     // A batched request was answered (status decides successful: 2xx, or failed).
@@ -77,12 +80,12 @@ public:
     // A batch reached a terminal state: successful if `completed`, else failed.
     // Time from submission (create) to terminal state.
     void recordBatch(bool successful, double milliseconds);
-    void recordRelayed() { ++m_relayed; }
+    void recordRelayed();
     // A request was answered through the synchronous API after its batch was cancelled for
     // taking longer than the grace period (the provider answered; recordRequest() counts it too).
-    void recordSyncFallback() { ++m_syncFallback; }
-    void setQueued(quint64 n) { m_queued = n; }
-    void setInFlight(quint64 n) { m_inFlight = n; }
+    void recordSyncFallback();
+    void setQueued(quint64 n);
+    void setInFlight(quint64 n);
 
     StatsSnapshot snapshot() const;
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" at the
@@ -93,6 +96,7 @@ public:
     static QByteArray toJson(const StatsSnapshot &s);
 
 private:
+    mutable std::mutex m_mutex;
     LatencyHistogram m_requestLatency;
     LatencyHistogram m_batchLatency;
     quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
