@@ -54,7 +54,8 @@ struct Options {
     int statsPollMs = 5;
     bool stub = true;
     StoreMode store = StoreMode::On;
-    bool serveStub = false; // this process is the stub server
+    QStringList proxyArguments; // more arguments for llm-proxy
+    bool serveStub = false;     // this process is the stub server
 };
 
 constexpr int MaxRequests = 50'000;     // the provider's batch limit
@@ -134,6 +135,11 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
                                    QStringLiteral("The proxy's durable store: on (default) or "
                                                   "off (--in-memory)."),
                                    QStringLiteral("on|off"), QStringLiteral("on"));
+    const QCommandLineOption proxyArgument(
+        QStringLiteral("proxy-arg"),
+        QStringLiteral("One more argument for llm-proxy, e.g. --proxy-arg=--io-threads=1 "
+                       "(repeatable)."),
+        QStringLiteral("ARG"));
     QCommandLineOption serve(QStringLiteral("serve-stub"),
                              QStringLiteral("Internal: be the stub server (a child process)."));
     serve.setFlags(QCommandLineOption::HiddenFromHelp);
@@ -142,7 +148,7 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
                                                     "--in-memory, and print the store's "
                                                     "cost."));
     parser.addOptions({requests, proxy, poll, processing, body, window, samples, sources, statsPoll,
-                       stub, store, compare, serve});
+                       stub, store, compare, proxyArgument, serve});
     parser.process(app);
 
     Options options;
@@ -178,6 +184,7 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
     if (parser.isSet(compare))
         options.store = StoreMode::Compare;
     options.serveStub = parser.isSet(serve);
+    options.proxyArguments = parser.values(proxyArgument);
     options.proxy = parser.value(proxy);
     if (!options.serveStub &&
         (options.proxy.isEmpty() || !QFileInfo(options.proxy).isExecutable())) {
@@ -465,6 +472,7 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
         arguments << QStringLiteral("--data-dir") << workDir + QStringLiteral("/data");
     else
         arguments << QStringLiteral("--in-memory");
+    arguments << o.proxyArguments;
     f.commandLine = o.proxy.toUtf8() + ' ' + arguments.join(QLatin1Char(' ')).toUtf8();
     ProxyProcess proxy;
     // Its own settings and data folders: the user's saved settings do not change the run, and
@@ -822,7 +830,9 @@ int main(int argc, char *argv[]) {
         "RESULT status=" + QByteArray(ok ? "ok" : "failed") + " requests=" + QByteArray::number(n) +
         " body_bytes=" + QByteArray::number(o.bodyBytes) + " dispatcher=" + dispatcherName() +
         " store=" + QByteArray(f.store ? "on" : "off") + " window=" + QByteArray::number(o.window) +
-        " source_addresses=" + QByteArray::number(o.sourceAddresses) +
+        " source_addresses=" + QByteArray::number(o.sourceAddresses) + " proxy_args=" +
+        (o.proxyArguments.isEmpty() ? QByteArray("-")
+                                    : o.proxyArguments.join(QLatin1Char('+')).toUtf8()) +
         " ok=" + QByteArray::number(f.answered) + " failed=" + QByteArray::number(n - f.answered) +
         " batches=" + QByteArray::number(f.events.created) + proxyKeys(f, n, {}) +
         " last_write_ms=" + kv(f.lastWriteMs) +

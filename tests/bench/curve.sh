@@ -52,11 +52,11 @@ mkdir -p "$out"
 csv=$out/curve.csv
 log=$out/curve.log
 # The CSV's columns: the run's context, then RESULT keys in this order (-1: unknown).
-keys=(status requests dispatcher store ok failed accept_ms accept_rate_rps sustained_rate_rps
-      cpu_accept_ms cpu_per_request_us rss_idle_kib rss_hold_kib rss_per_request_bytes
-      rss_peak_kib new_p50_ms new_p95_ms stats_p50_ms stats_p95_ms results_to_last_answer_ms
-      completion_to_last_answer_ms listen_overflows stub_accept_ms stub_sustained_rate_rps
-      stub_answer_ms stub_listen_overflows proxy_cpu_ms total_ms)
+keys=(status requests dispatcher store window proxy_args ok failed accept_ms accept_rate_rps
+      sustained_rate_rps cpu_accept_ms cpu_per_request_us rss_idle_kib rss_hold_kib
+      rss_per_request_bytes rss_peak_kib new_p50_ms new_p95_ms stats_p50_ms stats_p95_ms
+      results_to_last_answer_ms completion_to_last_answer_ms listen_overflows stub_accept_ms
+      stub_sustained_rate_rps stub_answer_ms stub_listen_overflows proxy_cpu_ms total_ms)
 (IFS=,; echo "load1,${keys[*]}") > "$csv"
 : > "$log"
 
