@@ -102,16 +102,17 @@ function v(name, scale, digits,   x) {
 }
 BEGIN {
     print "| N | dispatcher | new request p50 / p95 (ms) | `GET /stats` p50 / p95 (ms) |" \
-          " accept all N (s) [stub] | answer all N (s) [stub] | CPU per request (µs) |" \
-          " RSS holding (MiB) / per request (KiB) | answers right |"
-    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+          " accept all N (s) [stub] | listen overflows | answer all N (s) [stub] |" \
+          " CPU per request (µs) | RSS holding (MiB) / per request (KiB) | answers right |"
+    print "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 }
 {
-    printf "| %d | %s | %s / %s | %s / %s | %s [%s] | %s [%s] | %s | %s / %s | %s / %s |\n",
+    printf "| %d | %s | %s / %s | %s / %s | %s [%s] | %s | %s [%s] | %s | %s / %s | %s / %s |\n",
         $col["requests"], ($col["dispatcher"] == "qt" ? "Qt (glib)" : "epoll"),
         v("new_p50_ms", 1, 2), v("new_p95_ms", 1, 2), v("stats_p50_ms", 1, 2),
         v("stats_p95_ms", 1, 2), v("accept_ms", 1000, 2), v("stub_accept_ms", 1000, 2),
-        v("results_to_last_answer_ms", 1000, 2), v("stub_answer_ms", 1000, 2),
+        v("listen_overflows", 1, 0), v("results_to_last_answer_ms", 1000, 2),
+        v("stub_answer_ms", 1000, 2),
         v("cpu_per_request_us", 1, 0), v("rss_hold_kib", 1024, 0),
         v("rss_per_request_bytes", 1024, 1), $col["ok"], $col["requests"]
 }' "$csv" > "$out/curve.md"
