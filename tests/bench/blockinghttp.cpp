@@ -43,6 +43,11 @@ QByteArray errnoText(const char *what) {
 } // namespace
 
 HttpResult httpGet(quint16 port, const QByteArray &path, std::chrono::milliseconds timeout) {
+    return httpRequest(port, "GET", path, {}, timeout);
+}
+
+HttpResult httpRequest(quint16 port, const QByteArray &method, const QByteArray &path,
+                       const QByteArray &body, std::chrono::milliseconds timeout) {
     HttpResult result;
     const Clock::time_point start = Clock::now();
     const Clock::time_point deadline = start + timeout;
@@ -78,9 +83,15 @@ HttpResult httpGet(quint16 port, const QByteArray &path, std::chrono::millisecon
             return done(errnoText("connect"));
         }
     }
-    const QByteArray request = "GET " + path +
-                               " HTTP/1.1\r\nHost: 127.0.0.1:" + QByteArray::number(port) +
-                               "\r\nConnection: close\r\n\r\n";
+    QByteArray request = method + ' ' + path +
+                         " HTTP/1.1\r\nHost: 127.0.0.1:" + QByteArray::number(port) +
+                         "\r\nConnection: close\r\n";
+    if (!body.isEmpty()) {
+        request += "Authorization: Bearer sk-bench-not-a-real-key\r\nContent-Type: "
+                   "application/json\r\nContent-Length: " +
+                   QByteArray::number(body.size()) + "\r\n";
+    }
+    request += "\r\n" + body;
     qsizetype written = 0;
     while (written < request.size()) {
         const ssize_t n = ::send(fd, request.constData() + written,

@@ -15,8 +15,11 @@ struct HttpResult {
     std::chrono::nanoseconds elapsed{0}; // from socket() to the last byte of the response
 };
 
-// One GET on a fresh connection to 127.0.0.1:port (blocking, bounded by `timeout`); the
-// connection is closed afterwards. For the bench's side measurements, not the load.
+// One request on a fresh connection to 127.0.0.1:port (blocking, bounded by `timeout`), with
+// `Connection: close`; a non-empty `body` goes with a Content-Length, a JSON content type
+// and a placeholder bearer key. For the bench's side measurements, not the load.
+HttpResult httpRequest(quint16 port, const QByteArray &method, const QByteArray &path,
+                       const QByteArray &body, std::chrono::milliseconds timeout);
 HttpResult httpGet(quint16 port, const QByteArray &path, std::chrono::milliseconds timeout);
 
 } // namespace llmproxy::bench

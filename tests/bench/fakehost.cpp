@@ -29,6 +29,16 @@ bool FakeHost::start(std::chrono::milliseconds processingDelay, QByteArray *erro
         [this, processingDelay, &listening] {
             m_fake = new test::FakeProvider(m_context);
             m_fake->setProcessingDelay(processingDelay);
+            m_fake->setNeverFinish(true); // until release()
+            QObject::connect(m_fake, &test::FakeProvider::requestReceived, m_fake, [this] {
+                const test::FakeProvider::RequestRecord &last = m_fake->requests().constLast();
+                if (last.method != "GET" || !last.path.endsWith("/content"))
+                    return;
+                const Clock::time_point now = Clock::now();
+                std::lock_guard lock(m_mutex);
+                if (m_events.finished > 0 && m_events.firstResultsDownload == Clock::time_point{})
+                    m_events.firstResultsDownload = now;
+            });
             QObject::connect(m_fake, &test::FakeProvider::batchCreated, m_fake, [this] {
                 const Clock::time_point now = Clock::now();
                 std::lock_guard lock(m_mutex);
@@ -62,6 +72,11 @@ bool FakeHost::start(std::chrono::milliseconds processingDelay, QByteArray *erro
         return false;
     }
     return true;
+}
+
+void FakeHost::release() {
+    QMetaObject::invokeMethod(
+        m_context, [this] { m_fake->setNeverFinish(false); }, Qt::BlockingQueuedConnection);
 }
 
 void FakeHost::stop() {

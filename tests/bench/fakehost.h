@@ -30,6 +30,9 @@ public:
         int finished = 0;
         Clock::time_point firstCreated{};
         Clock::time_point lastFinished{};
+        // The first download of a file's content after a batch finished: the proxy has seen
+        // the completion and its results start arriving.
+        Clock::time_point firstResultsDownload{};
         QByteArray lastStatus;      // "completed", "failed", ...
         int lastCompletedLines = 0; // request_counts.completed of the last finished batch
         int lastFailedLines = 0;
@@ -40,7 +43,10 @@ public:
     FakeHost(const FakeHost &) = delete;
     FakeHost &operator=(const FakeHost &) = delete;
 
+    // Batches stay in_progress until release(), then finish after `processingDelay`.
     bool start(std::chrono::milliseconds processingDelay, QByteArray *error);
+    // Lets held batches (and later ones) go on to finish.
+    void release();
     QUrl baseUrl() const { return m_baseUrl; }
     Events events() const;
     // Blocks until `done(events)` holds or the timeout passes; returns the events then.

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,7 +24,8 @@ namespace llmproxy::bench {
 namespace {
 
 constexpr quint64 StatsId = ~quint64(0);
-constexpr int MaxConnecting = 256; // connect() calls in progress at once
+constexpr int MaxConnecting = 256; // connect() calls in progress at once, with a window
+constexpr int MaxOpenPerTurn = 64; // new connections per loop turn: connects and sends interleave
 constexpr int MaxRecordedFailures = 10;
 constexpr int MaxStatsErrors = 50;
 
@@ -58,7 +60,10 @@ bool LoadGenerator::start(QByteArray *error) {
         return false;
     }
     m_connections.resize(static_cast<size_t>(m_options.requests));
-    m_thread = std::thread([this] { run(); });
+    m_thread = std::thread([this] {
+        ::pthread_setname_np(::pthread_self(), "loadgen"); // for perf and top
+        run();
+    });
     return true;
 }
 
@@ -116,8 +121,12 @@ void LoadGenerator::run() {
                       QByteArray::number(m_options.requests) + " counted)");
                 break;
             }
-            openMore();
             pollStats(now);
+            // The first count comes before the first client: the /stats connection is then
+            // already accepted instead of queueing behind N others, and the rate's samples
+            // start at zero.
+            if (m_live.statsPolls > 0)
+                openMore();
         }
         if (m_live.phase != Phase::Connecting && m_live.phase != Phase::Holding)
             break;
@@ -158,6 +167,7 @@ void LoadGenerator::run() {
     timespec cpu{};
     ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     m_live.cpuTime = std::chrono::seconds(cpu.tv_sec) + std::chrono::nanoseconds(cpu.tv_nsec);
+    m_live.samples = std::move(m_samples);
     publish();
     m_phaseChanged.notify_all();
 }
@@ -165,6 +175,8 @@ void LoadGenerator::run() {
 int LoadGenerator::epollTimeoutMs(Clock::time_point now) const {
     if (m_live.phase != Phase::Connecting)
         return 50;
+    if (m_live.statsPolls > 0 && m_live.started < m_options.requests && m_options.window == 0)
+        return 0; // more to open: keep going
     if (m_stats.state == State::NotStarted || m_stats.state == State::Finished) {
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(m_stats.nextPoll - now);
         return static_cast<int>(std::clamp<qint64>(wait.count(), 0, 5));
@@ -172,7 +184,7 @@ int LoadGenerator::epollTimeoutMs(Clock::time_point now) const {
     return 5;
 }
 
-int LoadGenerator::openSocket(QByteArray *error) {
+int LoadGenerator::openSocket(int source, QByteArray *error) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *error = errnoText("socket", errno);
@@ -180,6 +192,24 @@ int LoadGenerator::openSocket(QByteArray *error) {
     }
     const int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (source >= 0) {
+        // Bind the address only: the port is chosen by connect(), for the full 4-tuple, so
+        // each source address has the whole ephemeral range to itself.
+        if (::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) {
+            *error = errnoText("setsockopt(IP_BIND_ADDRESS_NO_PORT)", errno);
+            ::close(fd);
+            return -1;
+        }
+        sockaddr_in from{};
+        from.sin_family = AF_INET;
+        from.sin_port = 0;
+        from.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + quint32(source));
+        if (::bind(fd, reinterpret_cast<const sockaddr *>(&from), sizeof from) != 0) {
+            *error = errnoText("bind", errno);
+            ::close(fd);
+            return -1;
+        }
+    }
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_port = htons(m_options.port);
@@ -194,12 +224,17 @@ int LoadGenerator::openSocket(QByteArray *error) {
 }
 
 void LoadGenerator::openMore() {
-    while (m_live.started < m_options.requests && m_connecting < MaxConnecting &&
-           (m_options.window == 0 ||
-            quint64(m_live.started) < m_live.counted + quint64(m_options.window))) {
+    const bool burst = m_options.window == 0;
+    for (int opened = 0;
+         m_live.started < m_options.requests &&
+         (burst ? opened < MaxOpenPerTurn
+                : m_connecting < MaxConnecting &&
+                      quint64(m_live.started) < m_live.counted + quint64(m_options.window));
+         ++opened) {
         const int index = m_live.started;
         QByteArray error;
-        const int fd = openSocket(&error);
+        const int source = m_options.sourceAddresses > 0 ? index % m_options.sourceAddresses : -1;
+        const int fd = openSocket(source, &error);
         if (fd < 0) {
             abort("cannot open connection " + QByteArray::number(index) + ": " + error);
             return;
@@ -345,7 +380,7 @@ void LoadGenerator::pollStats(Clock::time_point now) {
     event.data.u64 = StatsId;
     if (s.state == State::NotStarted) {
         QByteArray error;
-        s.fd = openSocket(&error);
+        s.fd = openSocket(-1, &error);
         if (s.fd < 0) {
             dropStats(error);
             return;
@@ -355,6 +390,17 @@ void LoadGenerator::pollStats(Clock::time_point now) {
     } else {
         s.state = State::Writing; // reuse the keep-alive connection
         ::epoll_ctl(m_epoll, EPOLL_CTL_MOD, s.fd, &event);
+    }
+}
+
+void LoadGenerator::counted(quint64 value) {
+    const Clock::time_point now = Clock::now();
+    ++m_live.statsPolls;
+    m_live.counted = value;
+    m_samples.push_back(CountSample{now, value});
+    if (m_live.phase == Phase::Connecting && value >= quint64(m_options.requests)) {
+        m_live.allQueued = now;
+        setPhase(Phase::Holding);
     }
 }
 
@@ -434,17 +480,16 @@ void LoadGenerator::onStatsEvent(quint32 events) {
         }
         s.consecutiveErrors = 0;
         s.state = State::Finished;
-        s.nextPoll = Clock::now() + m_options.statsPollInterval;
-        ++m_live.statsPolls;
-        m_live.counted = quint64(queued.toDouble()) + quint64(inFlight.toDouble());
-        if (m_live.phase == Phase::Connecting && m_live.counted >= quint64(m_options.requests)) {
-            m_live.allQueued = Clock::now();
+        // A fixed interval from the previous poll's start, not from its answer: the samples
+        // are evenly spaced while the proxy answers within the interval.
+        s.nextPoll = std::max(s.nextPoll + m_options.statsPollInterval, Clock::now());
+        counted(quint64(queued.toDouble()) + quint64(inFlight.toDouble()));
+        if (m_live.phase == Phase::Holding) {
             // The held phase needs no more polling: leave the connection out of the picture.
             ::epoll_ctl(m_epoll, EPOLL_CTL_DEL, s.fd, nullptr);
             ::close(s.fd);
             s.fd = -1;
             s.state = State::NotStarted;
-            setPhase(Phase::Holding);
         }
         return;
     }

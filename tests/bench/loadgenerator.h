@@ -19,14 +19,28 @@ namespace llmproxy::bench {
 using Clock = std::chrono::steady_clock;
 
 struct LoadOptions {
-    quint16 port = 0; // the proxy, on 127.0.0.1
+    quint16 port = 0; // the server, on 127.0.0.1
     int requests = 10'000;
-    // At most this many requests sent but not yet counted by the proxy's /stats (0: no limit).
-    // Keeps the proxy's listen backlog (1,024) from overflowing, which would cost 1 s SYN
-    // retransmits and measure the kernel rather than the proxy.
-    int window = 512;
+    // At most this many requests sent but not yet counted by the server (0: no limit, and no
+    // limit on connect()s in progress either: all N arrive at once, as fast as this thread
+    // can send them). A window under the listen backlog (1,024) keeps it from overflowing,
+    // which would cost 1 s SYN retransmits.
+    int window = 0;
+    // Connections come from 127.0.0.2 ... 127.0.0.(1 + sourceAddresses), in turn (0: from
+    // 127.0.0.1, the kernel's choice). With one source address, every connect() to the same
+    // port searches the ephemeral range for a free 4-tuple, and once most even ports are taken
+    // that search dominates the whole benchmark; spread over several, it stays short.
+    int sourceAddresses = 16;
+    // How often the server's count is read while the requests arrive: GET /stats (queued +
+    // in_flight) on one keep-alive connection, opened before the first client.
     std::chrono::milliseconds statsPollInterval{5};
     std::chrono::milliseconds acceptTimeout{std::chrono::minutes(5)};
+};
+
+// One reading of the server's count while the requests arrive.
+struct CountSample {
+    Clock::time_point at; // when the /stats answer arrived
+    quint64 counted = 0;
 };
 
 struct Failure {
@@ -59,7 +73,8 @@ public:
         Clock::time_point allQueued{}; // the /stats answer that first showed all N
         Clock::time_point firstAnswer{};
         Clock::time_point lastAnswer{};
-        QList<Failure> failures; // the first few
+        std::vector<CountSample> samples; // every count read while connecting (once ended)
+        QList<Failure> failures;          // the first few
         QByteArray abortReason;
         std::chrono::nanoseconds cpuTime{0}; // of the load thread, once it has ended
     };
@@ -98,12 +113,15 @@ private:
 
     void run();
     void openMore();
-    int openSocket(QByteArray *error);
+    // A non-blocking socket connecting to the proxy, from source address `source` (see
+    // LoadOptions::sourceAddresses; -1: 127.0.0.1).
+    int openSocket(int source, QByteArray *error);
     void onEvent(int index, quint32 events);
     void onStatsEvent(quint32 events);
     bool writePending(int fd, QByteArray &out, qsizetype &offset, QByteArray *error);
     void finishConnection(int index, const QByteArray &failure);
     void pollStats(Clock::time_point now);
+    void counted(quint64 value);
     void dropStats(const QByteArray &why);
     void abort(const QByteArray &why);
     void setPhase(Phase phase);
@@ -118,7 +136,8 @@ private:
     int m_connecting = 0; // connections whose connect() has not completed
     int m_finished = 0;
     Clock::time_point m_acceptDeadline{};
-    Report m_live; // the thread's own copy, published under m_mutex
+    Report m_live;                      // the thread's own copy, published under m_mutex
+    std::vector<CountSample> m_samples; // into m_live.samples when the thread ends
 
     std::thread m_thread;
     std::atomic<bool> m_stopRequested{false};

@@ -24,7 +24,12 @@ QByteArray readProcFile(const QByteArray &path) {
 
 } // namespace
 
-ProxyProcess::ProxyProcess() = default;
+ProxyProcess::ProxyProcess(const QByteArray &marker)
+    : m_marker(marker) {}
+
+void ProxyProcess::setEnvironment(const QString &name, const QString &value) {
+    m_environment.append({name, value});
+}
 
 ProxyProcess::~ProxyProcess() {
     if (m_process && m_process->state() != QProcess::NotRunning)
@@ -40,6 +45,8 @@ bool ProxyProcess::start(const QString &program, const QStringList &arguments,
     m_process->setArguments(arguments);
     QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
     environment.remove(QStringLiteral("OPENAI_API_KEY")); // the clients send a placeholder key
+    for (const auto &[name, value] : std::as_const(m_environment))
+        environment.insert(name, value);
     m_process->setProcessEnvironment(environment);
     m_process->setStandardErrorFile(logFile);
     m_process->setReadChannel(QProcess::StandardOutput);
@@ -54,15 +61,14 @@ bool ProxyProcess::start(const QString &program, const QStringList &arguments,
 
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     QByteArray output;
-    static constexpr QByteArrayView Marker = "llm-proxy listening on http://";
     while (std::chrono::steady_clock::now() < deadline) {
         while (m_process->canReadLine()) {
             const QByteArray line = m_process->readLine().trimmed();
             output += line + '\n';
-            if (!line.startsWith(Marker))
+            if (!line.startsWith(m_marker))
                 continue;
             // "llm-proxy listening on http://127.0.0.1:PORT/v1"
-            const QByteArray hostPort = line.sliced(Marker.size()).split('/').constFirst();
+            const QByteArray hostPort = line.sliced(m_marker.size()).split('/').constFirst();
             bool ok = false;
             const uint port = hostPort.sliced(hostPort.lastIndexOf(':') + 1).toUInt(&ok);
             if (!ok || port == 0 || port > 65535) {
@@ -73,12 +79,13 @@ bool ProxyProcess::start(const QString &program, const QStringList &arguments,
             return true;
         }
         if (m_process->state() == QProcess::NotRunning) {
-            *error = "llm-proxy exited before listening (" + exitDescription() + ")";
+            *error = program.toUtf8() + " exited before listening (" + exitDescription() + ")";
             return false;
         }
         m_process->waitForReadyRead(100);
     }
-    *error = "llm-proxy did not print its listening line in time; stdout so far: " + output;
+    *error =
+        program.toUtf8() + " did not print its listening line in time; stdout so far: " + output;
     return false;
 }
 

@@ -2,26 +2,32 @@
 #pragma once
 
 #include <QByteArray>
+#include <QList>
 #include <QString>
 #include <QStringList>
 
 #include <chrono>
 #include <memory>
+#include <utility>
 
 class QProcess;
 
 namespace llmproxy::bench {
 
-// The llm-proxy under test as a child process: started with the given arguments, its stderr
-// kept in a log file, its listening port read from the line it prints on stdout.
+// The llm-proxy under test (or the bench's stub server) as a child process: started with the
+// given arguments, its stderr kept in a log file, its listening port read from the line it
+// prints on stdout.
 class ProxyProcess {
 public:
-    ProxyProcess();
+    // `marker`: how the line that gives the port starts ("<marker>H:P/v1").
+    explicit ProxyProcess(const QByteArray &marker = "llm-proxy listening on http://");
     ~ProxyProcess(); // stops the proxy if it still runs
     ProxyProcess(const ProxyProcess &) = delete;
     ProxyProcess &operator=(const ProxyProcess &) = delete;
 
-    // Starts it and waits (at most `timeout`) for "llm-proxy listening on http://H:P/v1".
+    // Sets (or overrides) an environment variable for start().
+    void setEnvironment(const QString &name, const QString &value);
+    // Starts it and waits (at most `timeout`) for the marker line.
     bool start(const QString &program, const QStringList &arguments, const QString &logFile,
                std::chrono::milliseconds timeout, QByteArray *error);
     quint16 port() const { return m_port; }
@@ -38,6 +44,8 @@ private:
     QByteArray exitDescription() const;
 
     std::unique_ptr<QProcess> m_process;
+    QByteArray m_marker;
+    QList<std::pair<QString, QString>> m_environment;
     QString m_logFile;
     quint16 m_port = 0;
     qint64 m_pid = 0;
