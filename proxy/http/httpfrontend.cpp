@@ -187,7 +187,7 @@ bool HttpFrontEnd::listenOn(const QList<ListenAddress> &addresses, QString *erro
         auto *server =
             new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); },
                                [this](QTcpServer *listener) { putListenerFirst(listener); }, this);
-        server->setListenBacklogSize(1024);
+        server->setListenBacklogSize(4096); // the kernel caps it at net.core.somaxconn
         // Port 0 on several addresses: share the port the first one got.
         const quint16 port = (address.port == 0 && !servers.isEmpty())
                                  ? servers.constFirst()->serverPort()

@@ -66,6 +66,7 @@ void warnOnFailure(QSqlQuery &query, const char *what) {
 Store::~Store() {
     if (!m_connection.isEmpty()) {
         commit();
+        m_prepared.clear(); // statements go before their connection
         {
             QSqlDatabase db = QSqlDatabase::database(m_connection, false);
             db.close();
@@ -165,6 +166,18 @@ bool Store::migrate(QString *error) {
     return true;
 }
 
+QSqlQuery &Store::prepared(const QString &sql) {
+    // Parsing SQL cost more than running it: each statement is prepared once and reused.
+    auto it = m_prepared.find(sql);
+    if (it == m_prepared.end()) {
+        auto query = std::make_unique<QSqlQuery>(QSqlDatabase::database(m_connection, false));
+        if (!query->prepare(sql))
+            warnOnFailure(*query, "preparing a statement");
+        it = m_prepared.emplace(sql, std::move(query)).first;
+    }
+    return *it->second;
+}
+
 void Store::beginIfNeeded() {
     if (m_inTransaction)
         return;
@@ -186,8 +199,8 @@ bool Store::commit() {
 
 void Store::saveKey(const QByteArray &keyHash, const QByteArray &apiKey) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("INSERT OR REPLACE INTO keys(key_hash, api_key) VALUES(?, ?)"));
+    QSqlQuery &q =
+        prepared(QStringLiteral("INSERT OR REPLACE INTO keys(key_hash, api_key) VALUES(?, ?)"));
     q.addBindValue(QString::fromLatin1(keyHash));
     q.addBindValue(apiKey);
     q.exec();
@@ -195,18 +208,18 @@ void Store::saveKey(const QByteArray &keyHash, const QByteArray &apiKey) {
 }
 
 QByteArray Store::key(const QByteArray &keyHash) {
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("SELECT api_key FROM keys WHERE key_hash = ?"));
+    QSqlQuery &q = prepared(QStringLiteral("SELECT api_key FROM keys WHERE key_hash = ?"));
     q.addBindValue(QString::fromLatin1(keyHash));
+    QByteArray out;
     if (q.exec() && q.next())
-        return bytes(q.value(0));
-    return {};
+        out = bytes(q.value(0));
+    q.finish(); // the statement is kept for the next call: let go of its read
+    return out;
 }
 
 void Store::insertRequest(const StoredRequest &r) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral(
+    QSqlQuery &q = prepared(QStringLiteral(
         "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
         " embedding_inputs, arrived_ms, state, batch_local_id)"
         " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
@@ -229,8 +242,8 @@ void Store::insertRequest(const StoredRequest &r) {
 
 void Store::setRequestQueued(quint64 id) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("UPDATE requests SET state = 0, batch_local_id = NULL WHERE id = ?"));
+    QSqlQuery &q = prepared(
+        QStringLiteral("UPDATE requests SET state = 0, batch_local_id = NULL WHERE id = ?"));
     q.addBindValue(qint64(id));
     q.exec();
     warnOnFailure(q, "re-queueing a request");
@@ -238,8 +251,8 @@ void Store::setRequestQueued(quint64 id) {
 
 void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("UPDATE requests SET state = 1, batch_local_id = ? WHERE id = ?"));
+    QSqlQuery &q =
+        prepared(QStringLiteral("UPDATE requests SET state = 1, batch_local_id = ? WHERE id = ?"));
     for (quint64 id : ids) {
         q.addBindValue(QString::fromLatin1(batchLocalId));
         q.addBindValue(qint64(id));
@@ -251,8 +264,7 @@ void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &ba
 void Store::storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
                         bool synthesized, qint64 atMs) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral(
+    QSqlQuery &q = prepared(QStringLiteral(
         "UPDATE requests SET state = 2, batch_local_id = NULL, result_status = ?,"
         " result_headers = ?, result_body = ?, result_synthesized = ?, result_ms = ?,"
         " body = x'' WHERE id = ?"));
@@ -268,30 +280,31 @@ void Store::storeResult(quint64 id, int status, const QByteArray &headers, const
 
 void Store::deleteRequest(quint64 id) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("DELETE FROM requests WHERE id = ?"));
+    QSqlQuery &q = prepared(QStringLiteral("DELETE FROM requests WHERE id = ?"));
     q.addBindValue(qint64(id));
     q.exec();
     warnOnFailure(q, "deleting a request");
 }
 
 QByteArray Store::requestBody(quint64 id) {
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("SELECT body FROM requests WHERE id = ?"));
+    QSqlQuery &q = prepared(QStringLiteral("SELECT body FROM requests WHERE id = ?"));
     q.addBindValue(qint64(id));
+    QByteArray out;
     if (q.exec() && q.next())
-        return bytes(q.value(0));
-    return {};
+        out = bytes(q.value(0));
+    q.finish(); // the statement is kept for the next call: let go of its read
+    return out;
 }
 
 std::optional<StoredRequest> Store::requestWithResult(quint64 id) {
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("SELECT result_status, result_headers, result_body,"
-                             " result_synthesized, result_ms FROM requests"
-                             " WHERE id = ? AND state = 2"));
+    QSqlQuery &q = prepared(QStringLiteral("SELECT result_status, result_headers, result_body,"
+                                           " result_synthesized, result_ms FROM requests"
+                                           " WHERE id = ? AND state = 2"));
     q.addBindValue(qint64(id));
-    if (!q.exec() || !q.next())
+    if (!q.exec() || !q.next()) {
+        q.finish();
         return std::nullopt;
+    }
     StoredRequest r;
     r.id = id;
     r.state = StoredRequest::State::Answered;
@@ -300,13 +313,13 @@ std::optional<StoredRequest> Store::requestWithResult(quint64 id) {
     r.resultBody = bytes(q.value(2));
     r.resultSynthesized = q.value(3).toInt() != 0;
     r.resultMs = q.value(4).toLongLong();
+    q.finish();
     return r;
 }
 
 void Store::saveBatch(const StoredBatch &b) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral(
+    QSqlQuery &q = prepared(QStringLiteral(
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
         " model, phase, input_file_id, batch_id, status, output_file_id, error_file_id,"
         " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
@@ -337,8 +350,7 @@ void Store::saveBatch(const StoredBatch &b) {
 
 void Store::deleteBatch(const QByteArray &localId) {
     beginIfNeeded();
-    QSqlQuery q(QSqlDatabase::database(m_connection, false));
-    q.prepare(QStringLiteral("DELETE FROM batches WHERE local_id = ?"));
+    QSqlQuery &q = prepared(QStringLiteral("DELETE FROM batches WHERE local_id = ?"));
     q.addBindValue(QString::fromLatin1(localId));
     q.exec();
     warnOnFailure(q, "deleting a batch");

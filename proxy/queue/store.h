@@ -15,8 +15,10 @@
 #include <QDateTime>
 #include <QList>
 #include <QSqlDatabase>
+#include <QSqlQuery>
 #include <QString>
 
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -106,11 +108,14 @@ private:
     bool exec(const QString &sql, QString *error = nullptr);
     bool migrate(QString *error);
     void beginIfNeeded();
+    // The statement for `sql`, prepared on first use and kept (bind, exec, finish a SELECT).
+    QSqlQuery &prepared(const QString &sql);
 
     QString m_connection;
     QString m_path;
     quint64 m_nextRequestId = 1;
     bool m_inTransaction = false;
+    std::map<QString, std::unique_ptr<QSqlQuery>> m_prepared;
 };
 
 } // namespace llmproxy

@@ -62,7 +62,7 @@ constexpr int MaxRequests = 50'000;     // the provider's batch limit
 constexpr int MinPollIntervalMs = 100;  // llm-proxy refuses shorter --poll-interval values
 constexpr int FdReserve = 64;           // descriptors the bench needs besides its clients
 constexpr int MaxSourceAddresses = 200; // 127.0.0.2 ... 127.0.0.201
-constexpr int ListenBacklog = 1024;     // the proxy's; the stub uses the same
+constexpr int ListenBacklog = 4096;     // the proxy's; the stub uses the same
 // The sustained rate is the slope of the server's count between these fractions of N.
 constexpr double RateFrom = 0.1;
 constexpr double RateTo = 0.9;

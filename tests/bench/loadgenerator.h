@@ -23,7 +23,7 @@ struct LoadOptions {
     int requests = 10'000;
     // At most this many requests sent but not yet counted by the server (0: no limit, and no
     // limit on connect()s in progress either: all N arrive at once, as fast as this thread
-    // can send them). A window under the listen backlog (1,024) keeps it from overflowing,
+    // can send them). A window under the listen backlog (4,096) keeps it from overflowing,
     // which would cost 1 s SYN retransmits.
     int window = 0;
     // Connections come from 127.0.0.2 ... 127.0.0.(1 + sourceAddresses), in turn (0: from
