@@ -754,9 +754,7 @@ bool UpstreamReply::timedOut(SteadyTime t) {
 // ---- UpstreamClient ---------------------------------------------------------------------
 
 UpstreamClient::UpstreamClient(QObject *parent)
-    : QObject(parent)
-    , m_ssl(QSslConfiguration::defaultConfiguration()) {
-    m_ssl.setAllowedNextProtocols({QByteArrayLiteral("http/1.1")});
+    : QObject(parent) {
     m_sweep.setParent(this);
     connect(&m_sweep, &QTimer::timeout, this, &UpstreamClient::sweep);
     setTimeouts(m_timeouts);
@@ -801,7 +799,7 @@ void UpstreamClient::setTimeouts(const UpstreamTimeouts &timeouts) {
 
 void UpstreamClient::setSslConfiguration(const QSslConfiguration &configuration) {
     m_ssl = configuration;
-    m_ssl.setAllowedNextProtocols({QByteArrayLiteral("http/1.1")});
+    m_ssl->setAllowedNextProtocols({QByteArrayLiteral("http/1.1")});
 }
 
 qsizetype UpstreamClient::idleConnections() const {
@@ -851,8 +849,10 @@ UpstreamConnection *UpstreamClient::takeIdle(const UpstreamOrigin &origin, Stead
 UpstreamConnection *UpstreamClient::connectTo(const UpstreamOrigin &origin) {
     ++m_opened;
     if (origin.tls) {
+        if (!m_ssl)
+            setSslConfiguration(QSslConfiguration::defaultConfiguration());
         auto *socket = new QSslSocket;
-        socket->setSslConfiguration(m_ssl);
+        socket->setSslConfiguration(*m_ssl);
         auto *connection = new UpstreamConnection(this, origin, socket);
         socket->connectToHostEncrypted(origin.host, origin.port);
         return connection;

@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 
 class QAbstractSocket;
 
@@ -231,7 +232,7 @@ private:
     void sweep();
 
     UpstreamTimeouts m_timeouts;
-    QSslConfiguration m_ssl;
+    std::optional<QSslConfiguration> m_ssl; // made on first use: plain http never loads TLS
     int m_maxIdle = 64;
     quint64 m_opened = 0;
     QUrl m_lastBase;

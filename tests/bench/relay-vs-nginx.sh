@@ -69,7 +69,9 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     echo "installing ${missing[*]}" >&2
     sudo=()
     [[ $(id -u) -ne 0 ]] && sudo=(sudo)
-    "${sudo[@]}" apt-get install -y "${missing[@]}" >&2 || die "could not install ${missing[*]}"
+    "${sudo[@]}" apt-get install -y "${missing[@]}" >&2 ||
+        { "${sudo[@]}" apt-get update >&2 && "${sudo[@]}" apt-get install -y "${missing[@]}" >&2; } ||
+        die "could not install ${missing[*]}"
     nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 [[ -x $nginx_bin ]] || die "nginx not found"
@@ -255,7 +257,11 @@ failures=0
 echo "load: wrk -t$threads -c$connections -d$duration --latency, GET /v1/models; nginx" \
     "worker_processes $workers; llm-proxy $proxy; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for run in $(seq 1 "$runs"); do
-    for i in 0 1 2; do
+    # The two proxies take turns going first, so a load that drifts during a run does not
+    # always favour the same one.
+    order=(0 1 2)
+    [[ $((run % 2)) -eq 0 ]] && order=(0 2 1)
+    for i in "${order[@]}"; do
         name=${names[$i]}
         before=0
         [[ $name == llm_proxy ]] && before=$(relayed_before)
