@@ -15,16 +15,18 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: relay-vs-nginx.sh [--proxy PATH] [--runs N] [--threads T] [--connections C]
-                         [--duration D] [--nginx-workers N] [--keep]
+usage: relay-vs-nginx.sh [--proxy PATH] [--proxy-arg ARG]... [--runs N] [--threads T]
+                         [--connections C] [--duration D] [--nginx-workers N] [--keep]
   --proxy PATH        the llm-proxy binary (default: $LLM_PROXY, else build-release/,
                       build-rel/, build-bench/ or build/ app/llm-proxy of this checkout)
+  --proxy-arg ARG     one more argument for llm-proxy (repeatable), e.g. --io-threads=1
   --runs N            repeat the three measurements N times and report medians (default 1)
   --threads T         wrk -t (default 2)
   --connections C     wrk -c (default 50)
   --duration D        wrk -d (default 10s)
-  --nginx-workers N   worker_processes of each nginx (default 1, like llm-proxy's one I/O
-                      thread; "auto" for one per core)
+  --nginx-workers N   worker_processes of each nginx (default auto: one per core, as
+                      llm-proxy serves HTTP on one I/O thread per core by default; compare
+                      1 with --proxy-arg --io-threads=1)
   --keep              keep the temp dir (configs, logs) and print its path
 EOF
 }
@@ -36,11 +38,13 @@ runs=1
 threads=2
 connections=50
 duration=10s
-workers=1
+workers=auto
 keep=0
+extra_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --proxy) proxy=$2; shift 2 ;;
+    --proxy-arg) extra_args+=("$2"); shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
@@ -206,6 +210,7 @@ if "$proxy" --help 2>&1 | grep -q -- '--in-memory'; then
 else
     proxy_args+=(--data-dir "$work/llm-proxy-data")
 fi
+proxy_args+=("${extra_args[@]}")
 mkdir -p "$work/config"
 env -u OPENAI_API_KEY XDG_CONFIG_HOME="$work/config" "$proxy" "${proxy_args[@]}" \
     >"$work/llm-proxy.out" 2>"$work/llm-proxy.err" &
@@ -255,7 +260,8 @@ relayed_before() {
 declare -A rps p50 p99 requests
 failures=0
 echo "load: wrk -t$threads -c$connections -d$duration --latency, GET /v1/models; nginx" \
-    "worker_processes $workers; llm-proxy $proxy; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    "worker_processes $workers; $proxy ${proxy_args[*]}; load average" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for run in $(seq 1 "$runs"); do
     # The two proxies take turns going first, so a load that drifts during a run does not
     # always favour the same one.
@@ -340,7 +346,7 @@ printf 'llm-proxy / nginx reverse proxy: %.1f %% (per run: %s)\n' "$ratio" "${ra
 status=ok
 [[ $failures -eq 0 ]] || status=failed
 echo "RESULT status=$status runs=$runs threads=$threads connections=$connections" \
-    "duration=$duration nginx_workers=$workers" \
+    "duration=$duration nginx_workers=$workers proxy_args=$(IFS=,; echo "${extra_args[*]}")" \
     "nginx_direct_rps=${med_rps[nginx_direct]} nginx_proxy_rps=${med_rps[nginx_proxy]}" \
     "llm_proxy_rps=${med_rps[llm_proxy]} ratio_pct=$ratio" \
     "nginx_direct_p50_ms=${med_p50[nginx_direct]} nginx_direct_p99_ms=${med_p99[nginx_direct]}" \
