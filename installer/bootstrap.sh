@@ -18,8 +18,11 @@ mode="${1:-}"
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
+# libqt6opengl6-dev: Qt6Charts' CMake package needs Qt6OpenGL's, and --no-install-recommends
+# does not bring it with qt6-charts-dev.
 build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
-                qt6-websockets-dev libqt6sql6-sqlite qt6-charts-dev qtkeychain-qt6-dev)
+                qt6-websockets-dev libqt6sql6-sqlite qt6-charts-dev libqt6opengl6-dev
+                qtkeychain-qt6-dev)
 # The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
 # private D-Bus session; libsecret is loaded by QtKeychain at run time).
 test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0)
