@@ -7,19 +7,22 @@
 #include "processlimits.h"
 #include "settings/config.h"
 #include "settings/settingsstore.h"
-#include "ui/desktopapp.h"
-#include "ui/icons.h"
 #include "ui/keystore.h"
-#include "ui/mainwindow.h"
 #include "ui/proxyhost.h"
 #include "ui/settingscontroller.h"
+#ifdef LLMPROXY_WITH_GUI
+#include "ui/desktopapp.h"
+#include "ui/icons.h"
+#include "ui/mainwindow.h"
 #include "ui/singleinstance.h"
 
 #include <QApplication>
-#include <QCoreApplication>
 #include <QImage>
-#include <QLoggingCategory>
 #include <QPixmap>
+#endif
+
+#include <QCoreApplication>
+#include <QLoggingCategory>
 #include <QTimer>
 
 #include <cstdio>
@@ -35,11 +38,14 @@ void printLine(FILE *stream, const QString &text) {
     std::fflush(stream);
 }
 
+#ifdef LLMPROXY_WITH_GUI
 bool hasDisplay() {
     return !qEnvironmentVariableIsEmpty("DISPLAY") ||
            !qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY") ||
            !qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM");
 }
+
+#endif
 
 void printListening(const Config &config, const QList<quint16> &ports) {
     for (qsizetype i = 0; i < config.listen.size() && i < ports.size(); ++i) {
@@ -53,6 +59,7 @@ void printListening(const Config &config, const QList<quint16> &ports) {
     }
 }
 
+#ifdef LLMPROXY_WITH_GUI
 // Saves the main window as a PNG; returns an error, or an empty string.
 QString saveScreenshot(MainWindow *window, const QString &path) {
     const QImage image = window->grab().toImage();
@@ -62,6 +69,7 @@ QString saveScreenshot(MainWindow *window, const QString &path) {
         return QStringLiteral("could not write ") + path;
     return QString();
 }
+#endif
 
 } // namespace
 
@@ -92,6 +100,7 @@ int main(int argc, char *argv[]) {
     }
     const Config &config = commandLine.config;
     const bool screenshot = !config.screenshotPath.isEmpty();
+#ifdef LLMPROXY_WITH_GUI
     bool gui = !config.noGui;
     if (gui && !hasDisplay()) {
         if (screenshot) {
@@ -102,9 +111,18 @@ int main(int argc, char *argv[]) {
             gui = false;
         }
     }
-
     std::unique_ptr<QCoreApplication> app = gui ? std::make_unique<QApplication>(argc, argv)
                                                 : std::make_unique<QCoreApplication>(argc, argv);
+#else
+    // The headless build: the same proxy, no desktop app.
+    if (screenshot) {
+        printLine(stderr, QStringLiteral("llm-proxy: --screenshot needs the desktop app, and "
+                                         "this is the headless build"));
+        return 2;
+    }
+    const bool gui = false;
+    auto app = std::make_unique<QCoreApplication>(argc, argv);
+#endif
     qSetMessagePattern(QStringLiteral("%{time yyyy-MM-ddThh:mm:ss.zzz} %{type} %{category}: "
                                       "%{message}"));
     if (config.verbose)
@@ -150,6 +168,7 @@ int main(int argc, char *argv[]) {
         return exitCode != 0 ? exitCode : loopResult;
     }
 
+#ifdef LLMPROXY_WITH_GUI
     // The desktop app: one per user and settings file.
     QApplication::setQuitOnLastWindowClosed(false);
     QApplication::setWindowIcon(icons::application());
@@ -205,4 +224,5 @@ int main(int argc, char *argv[]) {
     const int loopResult = QCoreApplication::exec();
     desktop.reset(); // the window goes before the application object
     return exitCode != 0 ? exitCode : loopResult;
+#endif
 }

@@ -3,9 +3,13 @@
 
 #include "ui/uilogging.h"
 
+#ifndef LLMPROXY_NO_KEYCHAIN
 #include <qt6keychain/keychain.h>
+#endif
 
 namespace llmproxy {
+
+#ifndef LLMPROXY_NO_KEYCHAIN
 
 namespace {
 const QString EntryName = QStringLiteral("openai-api-key");
@@ -139,5 +143,49 @@ void KeyStore::timedOut() {
                   QStringLiteral("The system keychain did not answer within %1 s")
                       .arg(std::chrono::duration_cast<std::chrono::seconds>(m_timeout).count()));
 }
+
+#else // LLMPROXY_NO_KEYCHAIN
+
+// The headless build has no keychain: every operation fails at once (queued, as a job would),
+// and the settings controller keeps the key in the owner-only settings file instead.
+KeyStore::KeyStore(const QString &service, QObject *parent)
+    : QObject(parent)
+    , m_service(service) {}
+
+KeyStore::~KeyStore() = default;
+
+void KeyStore::read() {
+    begin(Operation::Read, nullptr);
+}
+
+void KeyStore::write(const QByteArray &key) {
+    Q_UNUSED(key);
+    begin(Operation::Write, nullptr);
+}
+
+void KeyStore::remove() {
+    begin(Operation::Remove, nullptr);
+}
+
+bool KeyStore::begin(Operation operation, QKeychain::Job *job) {
+    Q_UNUSED(job);
+    QMetaObject::invokeMethod(
+        this,
+        [this, operation] {
+            Q_EMIT failed(operation,
+                          QStringLiteral("No system keychain is available: this is the headless "
+                                         "build of llm-proxy"));
+        },
+        Qt::QueuedConnection);
+    return false;
+}
+
+void KeyStore::finish(QKeychain::Job *job) {
+    Q_UNUSED(job);
+}
+
+void KeyStore::timedOut() {}
+
+#endif // LLMPROXY_NO_KEYCHAIN
 
 } // namespace llmproxy
