@@ -15,7 +15,8 @@ find_program(LLMPROXY_GZIP gzip REQUIRED)
 set(_man ${CMAKE_BINARY_DIR}/llm-proxy.1)
 add_custom_command(
     OUTPUT ${_man}.gz
-    COMMAND ${CMAKE_COMMAND} -E env HOME=/nonexistent XDG_CONFIG_HOME=/nonexistent
+    COMMAND ${CMAKE_COMMAND} -E env --unset=XDG_DATA_HOME HOME=/nonexistent
+            XDG_CONFIG_HOME=/nonexistent
             ${LLMPROXY_HELP2MAN} --no-info --section=1 --source=llm-proxy
             --name=${PROJECT_DESCRIPTION} --include=${PROJECT_SOURCE_DIR}/installer/llm-proxy.h2m
             --output=${_man} $<TARGET_FILE:llm-proxy>
@@ -23,13 +24,19 @@ add_custom_command(
     DEPENDS llm-proxy ${PROJECT_SOURCE_DIR}/installer/llm-proxy.h2m
     COMMENT "Writing the man page from llm-proxy --help"
     VERBATIM)
+# Who built the package: Debian's DEBFULLNAME and DEBEMAIL when set (as dch uses them).
+if(DEFINED ENV{DEBEMAIL})
+    set(_maintainer "$ENV{DEBFULLNAME} <$ENV{DEBEMAIL}>")
+else()
+    set(_maintainer "llm-proxy developers <llm-proxy@example.org>")
+endif()
 # Debian wants a changelog in every package's doc folder.
 set(_changelog ${CMAKE_BINARY_DIR}/changelog.Debian)
 string(TIMESTAMP _date "%a, %d %b %Y %H:%M:%S +0000" UTC) # honours SOURCE_DATE_EPOCH
 file(WRITE ${_changelog}
-     "llm-proxy (${PROJECT_VERSION}) unstable; urgency=medium\n\n"
+     "llm-proxy (${PROJECT_VERSION}-1) unstable; urgency=medium\n\n"
      "  * Built from the llm-proxy sources; see the project's history for changes.\n\n"
-     " -- llm-proxy developers <llm-proxy@localhost>  ${_date}\n")
+     " -- ${_maintainer}  ${_date}\n")
 add_custom_command(
     OUTPUT ${_changelog}.gz
     COMMAND ${LLMPROXY_GZIP} -9nkf ${_changelog}
@@ -54,13 +61,14 @@ install(FILES ${PROJECT_SOURCE_DIR}/installer/completion/llm-proxy
 install(FILES ${PROJECT_SOURCE_DIR}/installer/systemd/llm-proxy.system.service
         DESTINATION /lib/systemd/system RENAME llm-proxy.service)
 install(FILES ${PROJECT_SOURCE_DIR}/installer/systemd/llm-proxy.user.service
-        DESTINATION ${CMAKE_INSTALL_PREFIX}/lib/systemd/user RENAME llm-proxy.service)
+        DESTINATION lib/systemd/user RENAME llm-proxy.service)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ${_package})
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "llm-proxy developers")
-set(CPACK_PACKAGE_CONTACT "llm-proxy developers <llm-proxy@localhost>")
+set(CPACK_PACKAGE_CONTACT "${_maintainer}")
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1) # a Debian revision: not a native Debian package
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
@@ -70,32 +78,26 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 set(CPACK_DEBIAN_PACKAGE_CONFLICTS ${_other})
 set(CPACK_DEBIAN_PACKAGE_REPLACES ${_other})
+set(_about "llm-proxy is a local proxy for the OpenAI API. Applications point the base\n"
+           "URL of their SDK at it and send ordinary requests. llm-proxy collects\n"
+           "them into Batch API jobs, which cost half the price, polls the provider\n"
+           "and answers each waiting client with its own result. Everything it does\n"
+           "not batch it relays unchanged.\n.\n")
 if(LLMPROXY_GUI)
     # Loaded at run time, so dpkg-shlibdeps cannot see them: the SQLite driver, the platform
     # plugins (xcb, Wayland) and the Secret Service library QtKeychain opens.
     set(CPACK_DEBIAN_PACKAGE_DEPENDS "libqt6sql6-sqlite, qt6-qpa-plugins, libsecret-1-0")
     set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "qt6-wayland, gnome-keyring | kwalletmanager")
     set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "proxy that sends OpenAI API calls through the Batch API")
-    set(CPACK_PACKAGE_DESCRIPTION
-        "llm-proxy is a local proxy for the OpenAI API. Applications point their SDK's base URL\n"
-        "at it and send ordinary requests; llm-proxy collects them into Batch API jobs, which\n"
-        "cost half the price, polls the provider and answers each waiting client with its own\n"
-        "result. Everything it does not batch it relays unchanged.\n"
-        "\n"
-        "This package has the desktop app (tray icon, dashboard, settings) and the headless\n"
-        "mode (--no-gui), with systemd units for both a user and a shared service.")
+    string(CONCAT CPACK_PACKAGE_DESCRIPTION ${_about}
+           "This package has the desktop app (tray icon, dashboard, settings) and\n"
+           "the headless mode, with systemd units for a user and a shared service.")
 else()
     set(CPACK_DEBIAN_PACKAGE_DEPENDS "libqt6sql6-sqlite")
     set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
         "proxy that sends OpenAI API calls through the Batch API (headless)")
-    set(CPACK_PACKAGE_DESCRIPTION
-        "llm-proxy is a local proxy for the OpenAI API. Applications point their SDK's base URL\n"
-        "at it and send ordinary requests; llm-proxy collects them into Batch API jobs, which\n"
-        "cost half the price, polls the provider and answers each waiting client with its own\n"
-        "result. Everything it does not batch it relays unchanged.\n"
-        "\n"
-        "This package is the headless build for servers: no desktop libraries, with systemd\n"
-        "units for both a user and a shared service.")
+    string(CONCAT CPACK_PACKAGE_DESCRIPTION ${_about}
+           "This package is the headless build for servers, without the desktop\n"
+           "libraries, with systemd units for a user and a shared service.")
 endif()
-string(REPLACE ";" "" CPACK_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
 include(CPack)

@@ -292,6 +292,15 @@ std::optional<QUrl> parseUpstream(const QString &text, QString *error) {
     return normalized;
 }
 
+// "~/.local/share/llm-proxy" rather than the home folder of whoever asked (the man page is
+// made from this text at build time).
+QString homeRelative(const QString &path) {
+    const QString home = QDir::homePath();
+    if (home.size() > 1 && path.startsWith(home + u'/'))
+        return QStringLiteral("~") + QDir::toNativeSeparators(path.mid(home.size()));
+    return QDir::toNativeSeparators(path);
+}
+
 QString helpText() {
     const Config defaults;
     return QStringLiteral(
@@ -356,7 +365,7 @@ QString helpText() {
         .arg(defaults.upstream.toString(), formatDuration(defaults.batchWindow),
              QString::number(defaults.batchSize), QString::number(Config::ProviderMaxRequests),
              formatSize(defaults.batchBytes), formatDuration(defaults.pollInterval),
-             QDir::toNativeSeparators(defaultDataDir()), formatSize(defaults.maxBody));
+             homeRelative(defaultDataDir()), formatSize(defaults.maxBody));
 }
 
 // Checks one setting's value as the command line does; on success stores it in `config`.
