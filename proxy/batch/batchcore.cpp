@@ -311,6 +311,11 @@ Credentials BatchCore::credentialsFor(const GroupKey &group) const {
     return credentials;
 }
 
+qsizetype BatchCore::keysInMemory() const {
+    return std::count_if(m_keys.cbegin(), m_keys.cend(),
+                         [](const KeyUse &use) { return !use.apiKey.isEmpty(); });
+}
+
 void BatchCore::rememberKey(const QByteArray &keyHash, const QByteArray &apiKey) {
     if (apiKey.isEmpty() || keyHash == ConfiguredKeyHash)
         return;

@@ -103,6 +103,8 @@ public:
     qsizetype unclaimed() const { return m_unclaimed; }
     qsizetype activeBatches() const { return m_jobs; }
     quint64 adopted() const { return m_adopted; }
+    // Clients' own keys held in memory now (bounded by the requests that need them).
+    qsizetype keysInMemory() const;
     // Active batches, then the last finished ones, newest first.
     QList<BatchProgress> batchProgress() const;
     quint64 batchesSubmitted() const { return m_batchesStarted; }
