@@ -839,7 +839,7 @@ void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
     if (m_store) {
         m_store->deleteBatch(job->localId());
         // The key goes with the last unfinished batch made with it.
-        const QByteArray &keyHash = job->group().keyHash;
+        const QByteArray keyHash = job->group().keyHash;
         const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
         const bool stillUsed = std::any_of(jobs.cbegin(), jobs.cend(), [&](const BatchJob *other) {
             return other != job && other->state() != BatchJob::State::Done &&
