@@ -27,6 +27,7 @@ CoreSettings coreSettings(const Config &config) {
     core.pollInterval = config.pollInterval;
     core.resultTtl = config.resultTtl;
     core.gracePeriod = config.gracePeriod;
+    core.configuredKey = config.apiKey;
     return core;
 }
 

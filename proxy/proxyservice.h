@@ -38,6 +38,7 @@ public:
     // Valid between started() and stopped(), on the service's thread only.
     HttpFrontEnd *frontEnd() const { return m_frontEnd; }
     BatchCore *core() const { return m_core; }
+    Store *store() const { return m_store.get(); } // null without a durable store
     Stats *stats() const { return m_stats.get(); }
     const Config &config() const { return m_config; }
 

@@ -3,8 +3,10 @@
 // provider. Adoption of retried requests, restarts, provider faults and resubmissions.
 
 #include "batch/batchcore.h"
+#include "batch/batchjob.h"
 #include "fakeprovider.h"
 #include "proxyservice.h"
+#include "queue/store.h"
 #include "settings/config.h"
 #include "stats/stats.h"
 #include "testclient.h"
@@ -81,6 +83,36 @@ private:
         if (!TestClient::finished(reply) || TestClient::status(reply) != 200)
             return {};
         return jsonOf(reply->readAll());
+    }
+
+    // Every byte of the store on disk: the database, its WAL and its shared memory.
+    QByteArray storeBytes() const {
+        QByteArray all;
+        const QStringList names =
+            QDir(m_dir->path())
+                .entryList({QStringLiteral("llm-proxy.sqlite*")}, QDir::Files | QDir::Hidden);
+        for (const QString &name : names) {
+            QFile file(m_dir->filePath(name));
+            if (file.open(QIODevice::ReadOnly))
+                all += file.readAll();
+        }
+        return all;
+    }
+
+    Config configuredKeyConfig(const QByteArray &key) const {
+        Config config = baseConfig();
+        config.apiKey = key;
+        return config;
+    }
+
+    // The Authorization headers the fake saw on GET /v1/batches/{id} (polls).
+    QList<QByteArray> pollKeys() const {
+        QList<QByteArray> keys;
+        for (const auto &request : m_fake->requests()) {
+            if (request.method == "GET" && request.path.startsWith("/v1/batches/"))
+                keys.append(request.headers.value("authorization"));
+        }
+        return keys;
     }
 
 private Q_SLOTS:
@@ -307,6 +339,212 @@ private Q_SLOTS:
     }
 
     // --- The grace period ---------------------------------------------------------------
+
+    // --- Keys at rest -------------------------------------------------------------------
+
+    void configuredKeyIsNeverStored() {
+        startProxy(configuredKeyConfig("sk-configured-secret-0001"));
+        QNetworkReply *reply = send(chatBody("with the configured key"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+        QCOMPARE(m_fake->batches().constFirst().authorization,
+                 QByteArray("Bearer sk-configured-secret-0001"));
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        m_proxy->core()->commit();
+        QByteArray bytes = storeBytes();
+        QVERIFY(!bytes.isEmpty());
+        QVERIFY(!bytes.contains("sk-configured-secret-0001"));
+        QVERIFY(!bytes.contains("sk-test-key-aaaa")); // the client's token, unused
+        m_proxy.reset();
+        bytes = storeBytes();
+        QVERIFY(!bytes.contains("sk-configured-secret-0001"));
+        QVERIFY(!bytes.contains("sk-test-key-aaaa"));
+    }
+
+    void clientKeyIsStoredOnlyWhileItsBatchRuns() {
+        m_fake->setProcessingDelay(600ms);
+        QNetworkReply *reply = send(chatBody("with my own key"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QTRY_VERIFY(storeBytes().contains("sk-test-key-aaaa")); // a restart would need it
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        QTRY_VERIFY(!storeBytes().contains("sk-test-key-aaaa"));
+        m_proxy.reset();
+        QVERIFY(!storeBytes().contains("sk-test-key-aaaa"));
+    }
+
+    void clientKeyIsNeverStoredForRequestsThatWait() {
+        Config config = baseConfig();
+        config.batchWindow = 30s;
+        startProxy(config);
+        QNetworkReply *reply = send(chatBody("queued only"));
+        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        m_proxy->core()->commit();
+        QVERIFY(!storeBytes().contains("sk-test-key-aaaa")); // no batch made with it yet
+        reply->abort();
+    }
+
+    void refusedKeyIsForgotten() {
+        m_fake->failNext(FakeProvider::Operation::Upload, 5, 401);
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 5; ++i) {
+            const QByteArray token = "sk-random-token-" + QByteArray::number(i) + "-xyz";
+            replies.append(send(chatBody("random " + QByteArray::number(i)),
+                                Headers{{"Authorization", "Bearer " + token}}));
+        }
+        for (QNetworkReply *reply : replies) {
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 401);
+        }
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        QCOMPARE(m_proxy->core()->keysInMemory(), 0); // no growth per random token
+        m_proxy->core()->commit();
+        QVERIFY(!storeBytes().contains("sk-random-token-"));
+    }
+
+    void restartResumesWithTheKeyConfiguredThen() {
+        m_fake->setProcessingDelay(800ms);
+        startProxy(configuredKeyConfig("sk-configured-old-0001"));
+        QNetworkReply *waiting = send(chatBody("key rotated"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_proxy->stop();
+        QVERIFY(TestClient::finished(waiting));
+        const qsizetype pollsBefore = pollKeys().size();
+        startProxy(configuredKeyConfig("sk-configured-new-0002"));
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        // (A poll the stopped instance had on the wire may still arrive just after.)
+        const QList<QByteArray> polls = pollKeys().mid(pollsBefore);
+        QVERIFY(polls.contains("Bearer sk-configured-new-0002"));
+        QCOMPARE(polls.constLast(), QByteArray("Bearer sk-configured-new-0002"));
+        QNetworkReply *back = send(chatBody("key rotated"));
+        QVERIFY(TestClient::finished(back));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(chatContent(back->readAll()), QStringLiteral("echo: key rotated"));
+        QCOMPARE(paidLines(), 1);
+        QVERIFY(!storeBytes().contains("sk-configured-"));
+    }
+
+    void restartWithoutAKeyWaitsForOne() {
+        m_fake->setProcessingDelay(600ms);
+        startProxy(configuredKeyConfig("sk-configured-gone-0001"));
+        QNetworkReply *waiting = send(chatBody("no key later"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_proxy->stop();
+        QVERIFY(TestClient::finished(waiting));
+        const qsizetype requestsBefore = m_fake->requests().size();
+        startProxy(baseConfig()); // nothing configured
+        QTest::qWait(300);
+        // Nothing is asked with no key (or an empty one), and no poll goes on forever.
+        QCOMPARE(m_fake->requests().size(), requestsBefore);
+        const QList<BatchProgress> batches = m_proxy->core()->batchProgress();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.constFirst().status, QByteArray("waiting_for_key"));
+        // A client without a key of its own is told what is missing.
+        QNetworkReply *noKey = send(chatBody("no key later"), {});
+        QVERIFY(TestClient::finished(noKey));
+        QCOMPARE(TestClient::status(noKey), 401);
+        QCOMPARE(jsonOf(noKey->readAll())[u"error"][u"code"].toString(),
+                 QStringLiteral("invalid_api_key"));
+        // A key configured later (the desktop app's settings) resumes it.
+        m_proxy->applyConfig(configuredKeyConfig("sk-configured-later-0002"));
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        QVERIFY(pollKeys().contains("Bearer sk-configured-later-0002"));
+        QCOMPARE(paidLines(), 1);
+    }
+
+    // --- Faults of our own ----------------------------------------------------------------
+
+    void storeThatCannotWriteRefusesNewRequests() {
+        QVERIFY(m_proxy->store());
+        QVERIFY(m_proxy->store()->simulateWriteFailureForTests(true));
+        QNetworkReply *refused = send(chatBody("not stored"));
+        QVERIFY(TestClient::finished(refused));
+        QCOMPARE(TestClient::status(refused), 503);
+        QVERIFY(refused->rawHeader("retry-after").toInt() >= 1);
+        const QJsonObject error = jsonOf(refused->readAll())[u"error"].toObject();
+        QCOMPARE(error[u"code"].toString(), QStringLiteral("store_unavailable"));
+        QCOMPARE(error[u"type"].toString(), QStringLiteral("server_error"));
+        QVERIFY(!m_proxy->core()->storeWritable());
+        // Still refused while it cannot write, and nothing was sent for them.
+        QNetworkReply *again = send(chatBody("still not stored"));
+        QVERIFY(TestClient::finished(again));
+        QCOMPARE(TestClient::status(again), 503);
+        QTest::qWait(300);
+        QCOMPARE(m_fake->count("POST", "/v1/files"), 0);
+        QCOMPARE(m_proxy->core()->queued(), 0);
+        // Writes succeed again: the probe notices, and requests are accepted.
+        QVERIFY(m_proxy->store()->simulateWriteFailureForTests(false));
+        QTRY_VERIFY_WITH_TIMEOUT(m_proxy->core()->storeWritable(), 5000);
+        QNetworkReply *accepted = send(chatBody("stored now"));
+        QVERIFY(TestClient::finished(accepted));
+        QCOMPARE(TestClient::status(accepted), 200);
+        QCOMPARE(chatContent(accepted->readAll()), QStringLiteral("echo: stored now"));
+        QCOMPARE(paidLines(), 1);
+    }
+
+    void pollAnsweredWithAFinalErrorEndsTheClients_data() {
+        QTest::addColumn<int>("status");
+        QTest::newRow("404 gone") << 404;
+        QTest::newRow("401 key refused") << 401;
+        QTest::newRow("403 not visible") << 403;
+    }
+
+    void pollAnsweredWithAFinalErrorEndsTheClients() {
+        QFETCH(int, status);
+        m_fake->setProcessingDelay(600ms);
+        QNetworkReply *reply = send(chatBody("lost upstream"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_fake->failNext(FakeProvider::Operation::Retrieve, 1, status);
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), status);
+        const QJsonObject error = jsonOf(reply->readAll())[u"error"].toObject();
+        QVERIFY2(error[u"message"].toString().contains(u"poll"),
+                 qPrintable(error[u"message"].toString()));
+        QVERIFY(!error[u"type"].toString().isEmpty());
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+        QTRY_VERIFY(!storeBytes().contains("sk-test-key-aaaa"));
+    }
+
+    void pollOfABatchTheProviderForgotEnds() {
+        m_fake->setProcessingDelay(600ms);
+        QNetworkReply *reply = send(chatBody("forgotten upstream"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_fake->reset(); // the provider no longer knows the batch: 404 on every poll
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 404);
+        QTRY_COMPARE(m_proxy->core()->activeBatches(), 0);
+    }
+
+    void transientPollErrorsKeepPolling() {
+        m_fake->setProcessingDelay(300ms);
+        QNetworkReply *reply = send(chatBody("flaky upstream"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_fake->failNext(FakeProvider::Operation::Retrieve, 3, 503, "0");
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+    }
+
+    void hugeRetryAfterIsCapped() {
+        // Far beyond what a QTimer takes (int milliseconds): capped, never an overflow.
+        const auto day = std::chrono::duration_cast<std::chrono::milliseconds>(24h);
+        QCOMPARE(BatchJob::backoffDelay(0, std::chrono::milliseconds(1'000'000'000'000LL)), day);
+        QCOMPARE(BatchJob::backoffDelay(3, std::chrono::milliseconds(3'000'000'000LL)), day);
+        QCOMPARE(timerInterval(std::chrono::milliseconds(-5)), 0ms);
+        // A poll interval from the command line beyond it is capped too.
+        Config config = baseConfig();
+        config.pollInterval = std::chrono::hours(24 * 400);
+        startProxy(config);
+        QCOMPARE(m_proxy->core()->settings().pollInterval, day);
+        // The provider asks to wait for years: the proxy stays alive and keeps its batch.
+        m_fake->failNext(FakeProvider::Operation::Upload, 1, 503, "99999999999");
+        QNetworkReply *reply = send(chatBody("patient"));
+        QTRY_COMPARE(m_fake->count("POST", "/v1/files"), 1);
+        QTest::qWait(200);
+        QVERIFY(!reply->isFinished());
+        QCOMPARE(m_proxy->core()->activeBatches(), 1);
+        reply->abort();
+    }
 
     void graceCancelsABatchThatNeverFinishes_data() {
         QTest::addColumn<bool>("withStore");

@@ -872,6 +872,12 @@ void tst_Provider::retryAfter_data() {
                                   .toLatin1() +
                               " GMT";
     QTest::newRow("future date") << QByteArray() << future << qint64(-2);
+    // Capped at 24 h, so that no timer started with it overflows (QTimer takes int ms).
+    const qint64 day = 24LL * 60 * 60 * 1000;
+    QTest::newRow("huge ms") << QByteArray("1e15") << QByteArray() << day;
+    QTest::newRow("huge seconds") << QByteArray() << QByteArray("99999999999") << day;
+    QTest::newRow("25 days") << QByteArray() << QByteArray("2160000") << day;
+    QTest::newRow("far date") << QByteArray() << QByteArray("Fri, 31 Dec 9999 23:59:59 GMT") << day;
 }
 
 void tst_Provider::retryAfter() {

@@ -3,6 +3,7 @@
 
 #include "queue/store.h"
 
+#include <QDir>
 #include <QFile>
 #include <QSqlDatabase>
 #include <QSqlQuery>
@@ -30,7 +31,125 @@ private:
         return r;
     }
 
+    // Every byte the store keeps on disk: the database, its WAL and its shared memory.
+    static QByteArray rawFiles(const QString &directory) {
+        QByteArray all;
+        const QStringList names = QDir(directory).entryList({QStringLiteral("llm-proxy.sqlite*")},
+                                                            QDir::Files | QDir::Hidden);
+        for (const QString &name : names) {
+            QFile file(QDir(directory).filePath(name));
+            if (file.open(QIODevice::ReadOnly))
+                all += file.readAll();
+        }
+        return all;
+    }
+
+    static StoredBatch batch(const QByteArray &localId, const QByteArray &keyHash) {
+        StoredBatch b;
+        b.localId = localId;
+        b.keyHash = keyHash;
+        b.endpoint = "/v1/chat/completions";
+        b.model = "m";
+        b.phase = StoredBatch::Phase::Created;
+        b.batchId = "batch_" + localId;
+        return b;
+    }
+
+    // Runs `sql` on a second connection to the store's file (as an older version would have).
+    static bool execOn(const QString &path, const QStringList &statements) {
+        bool ok = true;
+        {
+            QSqlDatabase db =
+                QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), QStringLiteral("older"));
+            db.setDatabaseName(path);
+            ok = db.open();
+            QSqlQuery q(db);
+            for (const QString &sql : statements)
+                ok = ok && q.exec(sql);
+            db.close();
+        }
+        QSqlDatabase::removeDatabase(QStringLiteral("older"));
+        return ok;
+    }
+
 private Q_SLOTS:
+    void deletedKeyIsGoneFromTheFiles() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        store->saveKey("h1", "sk-client-key-to-forget-0001");
+        QVERIFY(store->commit());
+        QVERIFY(rawFiles(dir.path()).contains("sk-client-key-to-forget-0001"));
+        store->deleteKey("h1");
+        QVERIFY(store->commit());
+        QVERIFY(store->key("h1").isEmpty());
+        // Not in a free page of the database, not in an old frame of the WAL.
+        QVERIFY(!rawFiles(dir.path()).contains("sk-client-key-to-forget-0001"));
+    }
+
+    void migrationRemovesKeysNoBatchNeeds() {
+        // A store written by schema 2, which kept every key a client ever sent.
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+            store->saveBatch(batch("running", "h-running"));
+            QVERIFY(store->commit());
+        }
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE health"),
+                              QStringLiteral("INSERT INTO keys VALUES('h-running', "
+                                             "'sk-running-batch-key-0001')"),
+                              QStringLiteral("INSERT INTO keys VALUES('h-old', "
+                                             "'sk-long-finished-key-0002')"),
+                              QStringLiteral("PRAGMA user_version=2")}));
+        QVERIFY(rawFiles(dir.path()).contains("sk-long-finished-key-0002"));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QCOMPARE(store->key("h-running"), QByteArray("sk-running-batch-key-0001"));
+        QVERIFY(store->key("h-old").isEmpty());
+        QVERIFY(!rawFiles(dir.path()).contains("sk-long-finished-key-0002"));
+    }
+
+    void configuredKeyRowsAreMarkedAndItsCopyDeleted() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        store->saveKey("h-conf", "sk-the-configured-key-0003");
+        store->saveBatch(batch("b", "h-conf"));
+        StoredRequest r = request(1);
+        r.keyHash = "h-conf";
+        store->insertRequest(r);
+        QVERIFY(store->commit());
+        store->markConfiguredKey("h-conf", "configured");
+        QVERIFY(store->commit());
+        QVERIFY(store->key("h-conf").isEmpty());
+        QCOMPARE(store->loadBatches().constFirst().keyHash, QByteArray("configured"));
+        QCOMPARE(store->loadRequests().constFirst().keyHash, QByteArray("configured"));
+        QVERIFY(!rawFiles(dir.path()).contains("sk-the-configured-key-0003"));
+    }
+
+    void failedWriteIsNotHidden() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store->insertRequest(request(1)));
+        QVERIFY(store->commit());
+        QVERIFY(store->writable());
+        QVERIFY(store->simulateWriteFailureForTests(true)); // as a read-only database does
+        QVERIFY(!store->insertRequest(request(2)));
+        store->setRequestQueued(1);
+        QVERIFY(!store->commit()); // the whole transaction is rolled back, and said so
+        QVERIFY(!store->writable());
+        QVERIFY(!store->probe());
+        QVERIFY(store->simulateWriteFailureForTests(false));
+        QVERIFY(store->probe());
+        QVERIFY(store->writable());
+        QCOMPARE(store->loadRequests().size(), 1);
+        QVERIFY(store->insertRequest(request(3)));
+        QVERIFY(store->commit());
+        QCOMPARE(store->loadRequests().size(), 2);
+    }
+
     void createsOwnerOnlyFiles() {
         QTemporaryDir dir;
         const QString data = dir.filePath(QStringLiteral("data"));

@@ -1,11 +1,20 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 
 namespace llmproxy {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
+
+// The longest wait any timer is given. QTimer takes int milliseconds (24.8 days at most), and
+// intervals come from the network (Retry-After) and the command line: every computed interval
+// goes through timerInterval() before a timer starts with it.
+inline constexpr std::chrono::milliseconds MaxTimerInterval{std::chrono::hours(24)};
+constexpr std::chrono::milliseconds timerInterval(std::chrono::milliseconds wanted) {
+    return std::clamp(wanted, std::chrono::milliseconds::zero(), MaxTimerInterval);
+}
 
 // Time is injected wherever behaviour depends on it, so windows, polls and deadlines can be
 // tested without sleeping.

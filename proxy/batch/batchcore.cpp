@@ -118,29 +118,99 @@ BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store
     m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
     connect(&m_purgeTimer, &QTimer::timeout, this, &BatchCore::purge);
     m_purgeTimer.start();
+    m_probeTimer.setSingleShot(true);
+    m_probeTimer.setInterval(1s);
+    connect(&m_probeTimer, &QTimer::timeout, this, &BatchCore::probeStore);
+    m_settings.pollInterval = timerInterval(m_settings.pollInterval);
     if (m_store)
         m_nextRequestId = m_store->nextRequestId();
 }
 
 BatchCore::~BatchCore() {
-    commit();
+    if (m_store)
+        m_store->commit();
 }
 
 void BatchCore::setSettings(const CoreSettings &settings) {
+    const bool keyChanged = settings.configuredKey != m_settings.configuredKey;
     m_settings = settings;
+    m_settings.pollInterval = timerInterval(m_settings.pollInterval);
     m_batcher.setLimits(settings.limits);
     m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
     rearmTimer();
     // Batches already out follow a new poll interval or grace period from their next wait.
     const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
-    for (BatchJob *job : jobs)
+    for (BatchJob *job : jobs) {
+        // Batches made with the configured key go on with the new one (a key removed while
+        // they run: they finish with the one they have).
+        if (keyChanged && !m_settings.configuredKey.isEmpty() &&
+            job->group().keyHash == ConfiguredKeyHash)
+            job->setCredentials(credentialsFor(job->group()));
         job->settingsChanged(m_settings.pollInterval);
+    }
 }
 
 void BatchCore::commit() {
+    commitNow();
+}
+
+bool BatchCore::commitNow() {
     m_commitTimer.stop();
-    if (m_store)
-        m_store->commit();
+    if (!m_store)
+        return true;
+    if (!m_store->commit()) {
+        storeFailed();
+        return false;
+    }
+    m_uncommitted.clear();
+    return true;
+}
+
+namespace {
+HttpAnswer storeUnavailableAnswer() {
+    HttpAnswer answer = errorAnswer(
+        503,
+        QStringLiteral("llm-proxy cannot write to its store (is the disk full or the database "
+                       "read-only?), so it accepts no new requests until it can; retry shortly"),
+        ErrorType::Server, "store_unavailable");
+    answer.headers.emplaceBack("retry-after", "2");
+    answer.headers.emplaceBack("x-should-retry", "true");
+    return answer;
+}
+} // namespace
+
+void BatchCore::storeFailed() {
+    if (m_storeWritable)
+        qCCritical(lcQueue) << "the store cannot be written: new requests get 503 until it can";
+    m_storeWritable = false;
+    // Requests whose acceptance was not stored are not kept (a crash would lose them while
+    // they are paid for): their clients hear it now, unless they are in a batch already.
+    const QList<quint64> lost = std::exchange(m_uncommitted, {});
+    for (quint64 id : lost) {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end() || it->second.state != State::Queued)
+            continue;
+        if (!m_batcher.remove(it->second.group, id))
+            continue;
+        const auto tickets = it->second.tickets;
+        eraseRequest(id);
+        for (quint64 ticket : tickets)
+            Q_EMIT answered(ticket, storeUnavailableAnswer());
+    }
+    rearmTimer();
+    updateGauges();
+    if (!m_probeTimer.isActive())
+        m_probeTimer.start();
+}
+
+void BatchCore::probeStore() {
+    if (m_store && m_store->probe()) {
+        qCInfo(lcQueue) << "the store can be written again: accepting requests";
+        m_storeWritable = true;
+        m_uncommitted.clear();
+        return;
+    }
+    m_probeTimer.start();
 }
 
 void BatchCore::scheduleCommit() {
@@ -156,6 +226,9 @@ void BatchCore::restore() {
     auto steadyFor = [&](qint64 ms) {
         return steadyNow - std::chrono::milliseconds(std::max<qint64>(0, wallNow - ms));
     };
+    // Older versions stored the configured key like a client's: its rows name it now.
+    if (!m_settings.configuredKey.isEmpty())
+        m_store->markConfiguredKey(keyHashOf(m_settings.configuredKey), ConfiguredKeyHash);
     QHash<QByteArray, QList<quint64>> byBatch;
     const QList<StoredRequest> stored = m_store->loadRequests();
     for (const StoredRequest &s : stored) {
@@ -202,7 +275,9 @@ void BatchCore::restore() {
             m_store->deleteBatch(batch.localId);
             continue;
         }
-        auto *job = new BatchJob(this, m_provider, m_clock, credentialsFor(group), batch, ids, {},
+        const Credentials credentials = credentialsFor(group);
+        rememberKey(group.keyHash, credentials.apiKey); // for its lines that go out again
+        auto *job = new BatchJob(this, m_provider, m_clock, credentials, batch, ids, {},
                                  m_settings.pollInterval, true);
         ++m_jobs;
         ++m_batchesStarted;
@@ -214,6 +289,8 @@ void BatchCore::restore() {
         for (quint64 id : it.value())
             requeue(id);
     }
+    // A client's key is kept only while a batch made with it is unfinished.
+    m_store->deleteUnusedKeys();
     commit();
     qCInfo(lcQueue).noquote() << "restored" << stored.size() << "requests and" << resumed
                               << "batches from" << m_store->path();
@@ -222,22 +299,59 @@ void BatchCore::restore() {
 
 Credentials BatchCore::credentialsFor(const GroupKey &group) const {
     Credentials credentials;
-    credentials.apiKey = m_keys.value(group.keyHash);
-    if (credentials.apiKey.isEmpty() && m_store)
-        credentials.apiKey = m_store->key(group.keyHash);
+    if (group.keyHash == ConfiguredKeyHash) {
+        credentials.apiKey = m_settings.configuredKey;
+    } else {
+        credentials.apiKey = m_keys.value(group.keyHash).apiKey;
+        if (credentials.apiKey.isEmpty() && m_store)
+            credentials.apiKey = m_store->key(group.keyHash);
+    }
     credentials.organization = group.organization;
     credentials.project = group.project;
     return credentials;
 }
 
+qsizetype BatchCore::keysInMemory() const {
+    return std::count_if(m_keys.cbegin(), m_keys.cend(),
+                         [](const KeyUse &use) { return !use.apiKey.isEmpty(); });
+}
+
+void BatchCore::rememberKey(const QByteArray &keyHash, const QByteArray &apiKey) {
+    if (apiKey.isEmpty() || keyHash == ConfiguredKeyHash)
+        return;
+    const auto it = m_keys.find(keyHash);
+    if (it != m_keys.end() && it->apiKey != apiKey) {
+        it->apiKey = apiKey;
+        resumeParkedJobs(keyHash);
+    }
+}
+
+void BatchCore::resumeParkedJobs(const QByteArray &keyHash) {
+    const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
+    for (BatchJob *job : jobs) {
+        if (job->isParked() && job->group().keyHash == keyHash)
+            job->setCredentials(credentialsFor(job->group()));
+    }
+}
+
+void BatchCore::keyRefused(const QByteArray &keyHash) {
+    if (keyHash == ConfiguredKeyHash)
+        return; // not ours to forget: the user configured it
+    if (const auto it = m_keys.find(keyHash); it != m_keys.end())
+        it->apiKey.clear();
+    if (m_store) {
+        m_store->deleteKey(keyHash);
+        scheduleCommit();
+    }
+}
+
 void BatchCore::submit(BatchRequest request) {
     const quint64 ticket = request.id;
-    const QByteArray dedupe = dedupeKey(request);
-    if (!m_keys.contains(request.group.keyHash)) {
-        m_keys.insert(request.group.keyHash, request.credentials.apiKey);
-        if (m_store)
-            m_store->saveKey(request.group.keyHash, request.credentials.apiKey);
+    if (m_store && !m_storeWritable) {
+        Q_EMIT answered(ticket, storeUnavailableAnswer());
+        return;
     }
+    const QByteArray dedupe = dedupeKey(request);
     // A retry of a request nobody waits for any more (or with the same Idempotency-Key)
     // takes that request over instead of being sent again.
     for (auto it = m_byDedupe.constFind(dedupe); it != m_byDedupe.cend() && it.key() == dedupe;
@@ -246,6 +360,7 @@ void BatchCore::submit(BatchRequest request) {
         if (found == m_requests.end())
             continue;
         if (!request.idempotencyKey.isEmpty() || found->second.tickets.isEmpty()) {
+            rememberKey(request.group.keyHash, request.credentials.apiKey);
             adopt(found->first, found->second, ticket);
             updateGauges();
             return;
@@ -253,13 +368,6 @@ void BatchCore::submit(BatchRequest request) {
     }
 
     const quint64 id = m_nextRequestId++;
-    Request r;
-    r.group = acquireGroup(request.group); // the front end's copies of its strings go
-    r.body = request.body;
-    r.dedupe = dedupe;
-    r.arrival = request.arrival;
-    r.embeddingInputs = request.embeddingInputs;
-    r.tickets.append(ticket);
     if (m_store) {
         StoredRequest s;
         s.id = id;
@@ -272,9 +380,23 @@ void BatchCore::submit(BatchRequest request) {
         s.body = request.body;
         s.embeddingInputs = request.embeddingInputs;
         s.arrivedMs = nowMs();
-        m_store->insertRequest(s);
+        if (!m_store->insertRequest(s)) {
+            // Not stored, so not accepted: nothing is kept or sent for it.
+            Q_EMIT answered(ticket, storeUnavailableAnswer());
+            storeFailed();
+            return;
+        }
+        m_uncommitted.append(id);
         scheduleCommit();
     }
+    Request r;
+    r.group = acquireGroup(request.group); // the front end's copies of its strings go
+    r.body = request.body;
+    r.dedupe = dedupe;
+    r.arrival = request.arrival;
+    r.embeddingInputs = request.embeddingInputs;
+    r.tickets.append(ticket);
+    rememberKey(request.group.keyHash, request.credentials.apiKey);
     m_ticketToRequest.emplace(ticket, id);
     m_byDedupe.insert(dedupe, id);
     auto [it, inserted] = m_requests.emplace(id, std::move(r));
@@ -347,10 +469,14 @@ GroupKey BatchCore::acquireGroup(const GroupKey &group) {
     if (it == m_groups.end())
         it = m_groups.insert(group, 0);
     ++it.value();
+    if (group.keyHash != ConfiguredKeyHash)
+        ++m_keys[group.keyHash].requests;
     return it.key();
 }
 
 void BatchCore::releaseGroup(const GroupKey &group) {
+    if (const auto key = m_keys.find(group.keyHash); key != m_keys.end() && --key->requests <= 0)
+        m_keys.erase(key);
     const auto it = m_groups.find(group);
     if (it != m_groups.end() && --it.value() <= 0)
         m_groups.erase(it);
@@ -465,7 +591,7 @@ void BatchCore::rearmTimer() {
         return;
     }
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(*deadline - m_clock->now());
-    m_timer.start(std::max(wait, 0ms));
+    m_timer.start(timerInterval(wait));
 }
 
 void BatchCore::startBatch(const Flush &flush) {
@@ -508,12 +634,17 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
     if (included.isEmpty())
         return;
     record.requestCount = int(included.size());
+    const Credentials credentials = credentialsFor(group);
     if (m_store) {
+        // A client's own key is stored while a batch made with it is unfinished (a restart
+        // resumes the batch with it); the configured key never is.
+        if (group.keyHash != ConfiguredKeyHash && !credentials.apiKey.isEmpty())
+            m_store->saveKey(group.keyHash, credentials.apiKey);
         m_store->setRequestsSubmitted(included, record.localId);
         m_store->saveBatch(record);
         scheduleCommit();
     }
-    auto *job = new BatchJob(this, m_provider, m_clock, credentialsFor(group), record, included,
+    auto *job = new BatchJob(this, m_provider, m_clock, credentials, record, included,
                              std::move(jsonl), m_settings.pollInterval, false);
     ++m_jobs;
     ++m_batchesStarted;
@@ -587,7 +718,7 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
             << "synchronous call for" << customIdFor(requestId) << "failed (HTTP"
             << (result.ok() ? result.value->httpStatus : result.error.httpStatus)
             << ") - retrying in" << delay.count() << "ms";
-        QTimer::singleShot(delay, this, [this, requestId, credentials, attempt] {
+        QTimer::singleShot(timerInterval(delay), this, [this, requestId, credentials, attempt] {
             sendSynchronously(requestId, credentials, attempt + 1);
         });
         return;
@@ -707,6 +838,15 @@ void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
     --m_jobs;
     if (m_store) {
         m_store->deleteBatch(job->localId());
+        // The key goes with the last unfinished batch made with it.
+        const QByteArray keyHash = job->group().keyHash;
+        const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
+        const bool stillUsed = std::any_of(jobs.cbegin(), jobs.cend(), [&](const BatchJob *other) {
+            return other != job && other->state() != BatchJob::State::Done &&
+                   other->group().keyHash == keyHash;
+        });
+        if (!stillUsed && keyHash != ConfiguredKeyHash)
+            m_store->deleteKey(keyHash);
         commit();
     }
     if (counted) {

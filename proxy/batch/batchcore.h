@@ -53,6 +53,9 @@ struct CoreSettings {
     // finished lines are delivered and the rest go through the synchronous API (full price)
     // for the clients still waiting. Off when unset (or not positive).
     std::optional<std::chrono::milliseconds> gracePeriod;
+    // The proxy's own key (environment, keychain or settings), for requests grouped under
+    // ConfiguredKeyHash; empty when none is configured. Never written to the store.
+    QByteArray configuredKey;
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
@@ -100,10 +103,16 @@ public:
     qsizetype unclaimed() const { return m_unclaimed; }
     qsizetype activeBatches() const { return m_jobs; }
     quint64 adopted() const { return m_adopted; }
+    // Clients' own keys held in memory now (bounded by the requests that need them).
+    qsizetype keysInMemory() const;
     // Active batches, then the last finished ones, newest first.
     QList<BatchProgress> batchProgress() const;
     quint64 batchesSubmitted() const { return m_batchesStarted; }
     quint64 batchesEnded() const { return m_batchesEnded; }
+
+    // Whether new requests are accepted: false while the store cannot be written (they get 503
+    // with Retry-After until a probe write succeeds).
+    bool storeWritable() const { return m_storeWritable; }
 
     // Hold every request (nothing is sent) until resumed.
     void setPaused(bool paused);
@@ -148,6 +157,14 @@ private:
     void purge();
     Credentials credentialsFor(const GroupKey &group) const;
     void eraseRequest(quint64 id);
+    // A client's own key, kept in memory while requests of its hash exist (see m_keys).
+    void rememberKey(const QByteArray &keyHash, const QByteArray &apiKey);
+    // Give parked jobs of `keyHash` (no key when they were resumed) the key known now.
+    void resumeParkedJobs(const QByteArray &keyHash);
+    // A write to the store failed: refuse new requests, answer the ones whose acceptance was
+    // not stored, and probe until writes succeed again.
+    void storeFailed();
+    void probeStore();
 
     // Called by jobs.
     // Store a request's answer (durable with the next commit) before it is delivered.
@@ -175,6 +192,10 @@ private:
     void releaseGroup(const GroupKey &group);
     void saveBatch(const StoredBatch &batch);
     void forgetBatch(const QByteArray &localId);
+    // Commit now; false when the store could not write (the job waits and tries again).
+    bool commitNow();
+    // The provider answered 401 for this key: forget it, in memory and in the store.
+    void keyRefused(const QByteArray &keyHash);
     // `counted`: a real batch that ended (stats, history); false when it was dissolved or split.
     void jobEnded(BatchJob *job, bool counted, bool successful, std::chrono::milliseconds duration);
 
@@ -187,11 +208,22 @@ private:
     QTimer m_timer;
     QTimer m_commitTimer;
     QTimer m_purgeTimer;
+    QTimer m_probeTimer; // while the store cannot be written
     std::unordered_map<quint64, Request> m_requests;
     std::unordered_map<quint64, quint64> m_ticketToRequest;
     QMultiHash<QByteArray, quint64> m_byDedupe;
-    QHash<GroupKey, qsizetype> m_groups;  // each group's strings once, with its request count
-    QHash<QByteArray, QByteArray> m_keys; // key hash -> key, for batches resumed without clients
+    QHash<GroupKey, qsizetype> m_groups; // each group's strings once, with its request count
+    // Clients' own keys by hash, counted per request of that hash that exists (queued, in a
+    // batch or kept for adoption): an entry goes with the last such request, so the map never
+    // outgrows the requests. The key is empty when unknown (restored) or refused (401).
+    struct KeyUse {
+        QByteArray apiKey;
+        qsizetype requests = 0;
+    };
+    QHash<QByteArray, KeyUse> m_keys;
+    // Requests inserted into the store since the last commit that succeeded.
+    QList<quint64> m_uncommitted;
+    bool m_storeWritable = true;
     quint64 m_nextRequestId = 1;
     qsizetype m_jobs = 0;
     qsizetype m_submitted = 0;

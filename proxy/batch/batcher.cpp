@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "batch/batcher.h"
 
+#include <QCryptographicHash>
+
 namespace llmproxy {
+
+QByteArray keyHashOf(const QByteArray &apiKey) {
+    return QCryptographicHash::hash(apiKey, QCryptographicHash::Sha256).toHex().left(32);
+}
 
 size_t qHash(const GroupKey &key, size_t seed) noexcept {
     return qHashMulti(seed, key.keyHash, key.organization, key.project, key.endpoint, key.model);

@@ -28,6 +28,13 @@ struct GroupKey {
 };
 size_t qHash(const GroupKey &key, size_t seed = 0) noexcept;
 
+// GroupKey::keyHash of requests made with the proxy's configured key: a marker, not a hash.
+// Their batches use whatever key is configured when they run (after a restart too), and the
+// configured key itself is never stored.
+inline constexpr char ConfiguredKeyHash[] = "configured";
+// GroupKey::keyHash for a client's own key: a hash (32 hex digits), never the key.
+QByteArray keyHashOf(const QByteArray &apiKey);
+
 struct BatchLimits {
     std::chrono::milliseconds window{4000}; // from a group's first request
     int maxRequests = 1000;

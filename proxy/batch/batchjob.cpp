@@ -47,7 +47,7 @@ BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Cred
     , m_requestIds(std::move(requestIds))
     , m_waiting(m_requestIds.cbegin(), m_requestIds.cend())
     , m_jsonl(std::move(jsonl))
-    , m_pollInterval(pollInterval)
+    , m_pollInterval(timerInterval(pollInterval))
     , m_resumed(resumed) {
     m_retryTimer.setSingleShot(true);
     m_record.requestCount = int(m_requestIds.size());
@@ -72,8 +72,46 @@ BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Cred
     m_progress.status = m_record.status.isEmpty() ? QByteArray("uploading") : m_record.status;
 }
 
+GroupKey BatchJob::group() const {
+    return GroupKey{m_record.keyHash, m_record.organization, m_record.project, m_record.endpoint,
+                    m_record.model};
+}
+
+void BatchJob::setCredentials(const Credentials &credentials) {
+    m_credentials = credentials;
+    m_progress.keyHint = redactedKey(m_credentials.apiKey);
+    if (m_parked && !m_credentials.apiKey.isEmpty()) {
+        m_parked = false;
+        qCInfo(lcBatch).noquote() << "batch" << m_record.localId << "has a key again: resuming it";
+        start();
+    }
+}
+
 void BatchJob::start() {
     m_attempt = 0;
+    if (m_credentials.apiKey.isEmpty()) {
+        const bool configured = m_record.keyHash == ConfiguredKeyHash;
+        if (m_resumed && m_record.phase >= StoredBatch::Phase::Creating) {
+            // It may be paid for already: keep it (and its stored requests) for a key.
+            m_parked = true;
+            setStatus("waiting_for_key");
+            qCWarning(lcBatch).noquote()
+                << "batch" << m_record.localId
+                << (configured ? "was made with the configured key, and none is configured now"
+                               : "was made with a client's key that is no longer known")
+                << "- it waits for one";
+            return;
+        }
+        ProviderError error;
+        error.httpStatus = 401;
+        error.type = "invalid_request_error";
+        error.code = "invalid_api_key";
+        error.message = configured
+                            ? QStringLiteral("no API key is configured in llm-proxy any more "
+                                             "(OPENAI_API_KEY, the keychain or the settings)")
+                            : QStringLiteral("the provider refused this API key");
+        return failAll(error, "send");
+    }
     switch (m_record.phase) {
     case StoredBatch::Phase::Forming:
         return upload();
@@ -96,16 +134,28 @@ void BatchJob::setStatus(const QByteArray &status) {
     m_progress.failed = m_info.failed;
 }
 
-void BatchJob::persist(bool durableNow) {
+bool BatchJob::persist(bool durableNow) {
     m_core->saveBatch(m_record);
-    if (durableNow)
-        m_core->commit();
+    return !durableNow || m_core->commitNow();
+}
+
+void BatchJob::waitForStore(void (BatchJob::*step)()) {
+    const auto delay = backoffDelay(std::min(m_attempt++, 6), std::nullopt);
+    qCWarning(lcBatch).noquote() << "batch" << m_record.localId
+                                 << "waits for the store to be writable before going on";
+    m_retryTimer.disconnect(this);
+    connect(&m_retryTimer, &QTimer::timeout, this, step);
+    m_retryTimer.start(timerInterval(delay));
+}
+
+bool BatchJob::isFinalPollError(const ProviderError &error) {
+    return error.httpStatus == 401 || error.httpStatus == 403 || error.httpStatus == 404;
 }
 
 std::chrono::milliseconds
 BatchJob::backoffDelay(int attempt, std::optional<std::chrono::milliseconds> retryAfter) {
     if (retryAfter)
-        return std::max(*retryAfter, 100ms);
+        return std::clamp<std::chrono::milliseconds>(*retryAfter, 100ms, MaxTimerInterval);
     // Exponential with full jitter in its upper half: 0.5 s, 1 s, 2 s ... capped at 2 min.
     const auto base =
         std::min<std::chrono::milliseconds>(500ms * (1LL << std::clamp(attempt, 0, 10)), 2min);
@@ -126,7 +176,7 @@ void BatchJob::retryLater(const ProviderError &error, void (BatchJob::*step)()) 
                                  << delay.count() << "ms";
     m_retryTimer.disconnect(this);
     connect(&m_retryTimer, &QTimer::timeout, this, step);
-    m_retryTimer.start(delay);
+    m_retryTimer.start(timerInterval(delay));
 }
 
 void BatchJob::upload() {
@@ -157,9 +207,11 @@ void BatchJob::upload() {
 void BatchJob::create() {
     setStatus("creating");
     // Record the intent first: after a crash we look for this batch upstream before
-    // creating it again, so the same requests are never paid for twice.
+    // creating it again, so the same requests are never paid for twice. Not recorded (the
+    // store cannot write): not created.
     m_record.phase = StoredBatch::Phase::Creating;
-    persist(true);
+    if (!persist(true))
+        return waitForStore(&BatchJob::create);
     const QJsonObject metadata{
         {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
         {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
@@ -198,7 +250,7 @@ void BatchJob::create() {
                 return poll();
             m_retryTimer.disconnect(this);
             connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
-            m_retryTimer.start(nextPollDelay());
+            m_retryTimer.start(timerInterval(nextPollDelay()));
             m_pollScheduled = true;
         });
 }
@@ -257,7 +309,7 @@ void BatchJob::settingsChanged(std::chrono::milliseconds pollInterval) {
     const auto left = m_retryTimer.remainingTimeAsDuration();
     const auto wanted = nextPollDelay();
     if (wanted < left)
-        m_retryTimer.start(wanted);
+        m_retryTimer.start(timerInterval(wanted));
 }
 
 void BatchJob::poll() {
@@ -267,12 +319,16 @@ void BatchJob::poll() {
             m_retryTimer.disconnect(this);
             connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
             if (!result.ok()) {
-                // The batch is paid for: never give up polling it.
+                // Gone (404) or not visible to this key (401, 403): polling again would never
+                // end. Its clients hear the provider's verdict.
+                if (isFinalPollError(result.error))
+                    return failAll(result.error, "poll");
+                // Otherwise the batch is paid for: never give up polling it.
                 qCWarning(lcBatch).noquote() << "polling" << m_record.batchId
                                              << "failed:" << result.error.message << "- retrying";
-                m_retryTimer.start(result.error.retryAfter
-                                       ? std::max(*result.error.retryAfter, 100ms)
-                                       : m_pollInterval);
+                m_retryTimer.start(timerInterval(result.error.retryAfter
+                                                     ? std::max(*result.error.retryAfter, 100ms)
+                                                     : m_pollInterval));
                 return;
             }
             m_info = *result.value;
@@ -283,7 +339,7 @@ void BatchJob::poll() {
             if (!m_info.isTerminal()) {
                 if (graceRanOut())
                     return cancelForGrace();
-                m_retryTimer.start(nextPollDelay());
+                m_retryTimer.start(timerInterval(nextPollDelay()));
                 m_pollScheduled = true;
                 return;
             }
@@ -348,7 +404,7 @@ void BatchJob::cancelForGrace() {
                 m_info = *result.value;
                 setStatus(m_info.status);
                 // Cancelled at once (or it ended meanwhile): read its results now.
-                m_retryTimer.start(m_info.isTerminal() ? 0ms : m_pollInterval);
+                m_retryTimer.start(m_info.isTerminal() ? 0ms : timerInterval(m_pollInterval));
                 return;
             }
             if (result.error.retryable() && ++m_cancelAttempts < MaxAttempts) {
@@ -356,15 +412,15 @@ void BatchJob::cancelForGrace() {
                     << "cancelling" << m_record.batchId << "failed:" << result.error.message
                     << "- trying again at the next poll";
                 m_cancelSent = false;
-                m_retryTimer.start(result.error.retryAfter
-                                       ? std::max(*result.error.retryAfter, 100ms)
-                                       : m_pollInterval);
+                m_retryTimer.start(timerInterval(result.error.retryAfter
+                                                     ? std::max(*result.error.retryAfter, 100ms)
+                                                     : m_pollInterval));
                 return;
             }
             // Typically: it is finishing or finished meanwhile. Keep polling it to its end.
             qCWarning(lcBatch).noquote() << "could not cancel" << m_record.batchId << "(HTTP"
                                          << result.error.httpStatus << "):" << result.error.message;
-            m_retryTimer.start(m_pollInterval);
+            m_retryTimer.start(timerInterval(m_pollInterval));
         });
 }
 
@@ -396,12 +452,12 @@ void BatchJob::resubmitLater() {
                                        [](std::optional<ProviderError>) {});
             finish(false);
         });
-        m_retryTimer.start(delay);
+        m_retryTimer.start(timerInterval(delay));
         return;
     }
     m_retryTimer.disconnect(this);
     connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::create);
-    m_retryTimer.start(delay);
+    m_retryTimer.start(timerInterval(delay));
 }
 
 void BatchJob::download() {
@@ -428,6 +484,8 @@ void BatchJob::downloadNext() {
             if (error) {
                 if (error->retryable() && m_attempt + 1 < MaxAttempts)
                     return retryLater(*error, &BatchJob::downloadNext);
+                if (error->httpStatus == 401)
+                    m_core->keyRefused(m_record.keyHash);
                 qCWarning(lcBatch).noquote()
                     << "could not download results of" << m_record.batchId << ":" << error->message;
             }
@@ -548,6 +606,8 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
                                  .arg(QString::fromLatin1(step))
                                  .arg(error.httpStatus)
                                  .arg(error.message));
+    if (error.httpStatus == 401 && !m_credentials.apiKey.isEmpty())
+        m_core->keyRefused(m_record.keyHash); // not kept, in memory or in the store
     const HttpAnswer answer = answerForProviderFailure(error, step);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
@@ -556,7 +616,7 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
     for (quint64 id : waiting)
         m_core->deliver(id, answer, true);
     m_record.status = "failed";
-    if (!m_record.inputFileId.isEmpty()) {
+    if (!m_record.inputFileId.isEmpty() && !m_credentials.apiKey.isEmpty()) {
         m_provider->deleteFile(m_credentials, m_record.inputFileId,
                                [](std::optional<ProviderError>) {});
     }

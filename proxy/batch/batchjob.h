@@ -44,6 +44,12 @@ public:
     State state() const { return m_state; }
     const QByteArray &batchId() const { return m_record.batchId; }
     const QByteArray &localId() const { return m_record.localId; }
+    GroupKey group() const;
+    // Resumed without a key (none configured, or a client's key not stored): it waits, asking
+    // the provider nothing, until setCredentials() gives it one.
+    bool isParked() const { return m_parked; }
+    // The key for the calls from now on; a parked job resumes with it.
+    void setCredentials(const Credentials &credentials);
     const BatchProgress &progress() const { return m_progress; }
 
     // Attempts for uploads, creates and downloads that fail in ways worth retrying.
@@ -77,7 +83,12 @@ private:
     void failAll(const ProviderError &error, const char *step);
     void finish(bool counted);
     void retryLater(const ProviderError &error, void (BatchJob::*step)());
-    void persist(bool durableNow = false);
+    // Save the record; with `durableNow`, commit too: false when the store could not.
+    bool persist(bool durableNow = false);
+    // The store could not make a step durable: take `step` again later.
+    void waitForStore(void (BatchJob::*step)());
+    // A key was refused (401) or the batch is gone (404) or hidden (403) from it.
+    static bool isFinalPollError(const ProviderError &error);
     void setStatus(const QByteArray &status);
     HttpAnswer answerForProviderFailure(const ProviderError &error, const char *step) const;
     std::chrono::milliseconds backoff(const ProviderError *error) const;
@@ -104,6 +115,7 @@ private:
     SteadyTime m_submittedAt{};
     QTimer m_retryTimer;
     bool m_pollScheduled = false; // m_retryTimer waits for the next regular poll
+    bool m_parked = false;        // no key: nothing is asked of the provider
     BatchProgress m_progress;
 };
 

@@ -90,10 +90,6 @@ QByteArray methodName(QHttpServerRequest::Method method) {
     }
 }
 
-QByteArray keyHash(const QByteArray &key) {
-    return QCryptographicHash::hash(key, QCryptographicHash::Sha256).toHex().left(32);
-}
-
 QByteArray bearerToken(const QByteArray &authorization) {
     const QByteArray value = authorization.trimmed();
     if (value.size() > 7 && value.first(7).compare("bearer ", Qt::CaseInsensitive) == 0)
@@ -570,8 +566,12 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.credentials.apiKey = *key;
     batched.credentials.organization = request.value("openai-organization").trimmed();
     batched.credentials.project = request.value("openai-project").trimmed();
-    batched.group = GroupKey{keyHash(*key), batched.credentials.organization,
-                             batched.credentials.project, path, model};
+    // The configured key is named, not hashed: its batches resume with whatever key is
+    // configured after a restart, and it is never stored (keys at rest).
+    const bool configured = !m_settings.apiKey.isEmpty() && *key == m_settings.apiKey;
+    batched.group =
+        GroupKey{configured ? QByteArray(ConfiguredKeyHash) : keyHashOf(*key),
+                 batched.credentials.organization, batched.credentials.project, path, model};
     batched.body = body;
     batched.embeddingInputs = path == "/v1/embeddings" ? embeddingInputs(*members) : 0;
     batched.arrival = m_clock->now();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "provider/openaiprovider.h"
 
+#include "api/clock.h"
 #include "api/logging.h"
 
 #include <QDateTime>
@@ -534,17 +535,22 @@ std::optional<BatchPage> OpenAiProvider::parseBatchPage(const QByteArray &json) 
 std::optional<std::chrono::milliseconds>
 OpenAiProvider::parseRetryAfter(const QByteArray &retryAfterMs, const QByteArray &retryAfter) {
     using std::chrono::milliseconds;
+    // Whatever the provider says, no wait is longer than MaxTimerInterval (24 h): a timer
+    // started with it must not overflow.
+    const auto capped = [](double ms) {
+        return milliseconds(std::llround(std::min(ms, double(MaxTimerInterval.count()))));
+    };
     bool ok = false;
     const double ms = retryAfterMs.trimmed().toDouble(&ok);
-    if (ok && std::isfinite(ms) && ms >= 0 && ms < 1e12)
-        return milliseconds(std::llround(ms));
+    if (ok && std::isfinite(ms) && ms >= 0)
+        return capped(ms);
 
     const QByteArray value = retryAfter.trimmed();
     if (value.isEmpty())
         return std::nullopt;
     const double seconds = value.toDouble(&ok);
-    if (ok && std::isfinite(seconds) && seconds >= 0 && seconds < 1e9)
-        return milliseconds(std::llround(seconds * 1000));
+    if (ok && std::isfinite(seconds) && seconds >= 0)
+        return capped(seconds * 1000);
 
     // An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Qt 6.4's RFC 2822 parser wants +0000.
     QString date = QString::fromLatin1(value);
@@ -554,7 +560,7 @@ OpenAiProvider::parseRetryAfter(const QByteArray &retryAfterMs, const QByteArray
     if (!when.isValid())
         return std::nullopt;
     const qint64 delta = QDateTime::currentDateTimeUtc().msecsTo(when);
-    return milliseconds(std::max<qint64>(delta, 0));
+    return std::clamp(milliseconds(delta), milliseconds::zero(), MaxTimerInterval);
 }
 
 ProviderError OpenAiProvider::errorFromReply(QNetworkReply *reply, const QByteArray &body) {

@@ -54,7 +54,8 @@ public:
     // The error a finished reply carries (transport errors give httpStatus 0). It does not know
     // the key: the calls scrub the key from message and body themselves.
     static ProviderError errorFromReply(QNetworkReply *reply, const QByteArray &body);
-    // Retry-After / retry-after-ms header values; nullopt when absent or unparsable.
+    // Retry-After / retry-after-ms header values, capped at MaxTimerInterval (24 h); nullopt when
+    // absent or unparsable.
     static std::optional<std::chrono::milliseconds> parseRetryAfter(const QByteArray &retryAfterMs,
                                                                     const QByteArray &retryAfter);
     // {base path}/{encodedPath}?{encodedQuery}; pieces must already be percent-encoded.

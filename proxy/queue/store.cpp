@@ -10,11 +10,13 @@
 #include <QUuid>
 #include <QVariant>
 
+#include <utility>
+
 namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 2;
+constexpr int SchemaVersion = 3;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -45,6 +47,11 @@ const char *const Migrations[] = {
        CREATE INDEX requests_by_batch ON requests(batch_local_id);)",
     // 1 -> 2: the grace period's cancel request.
     R"(ALTER TABLE batches ADD COLUMN cancel_requested_ms INTEGER NOT NULL DEFAULT 0;)",
+    // 2 -> 3: keys at rest. A key is kept only while a batch made with it is unfinished (the
+    // configured key never: its batches say ConfiguredKeyHash, and BatchCore::restore() moves
+    // older rows to that marker). The health table is what Store::probe() writes.
+    R"(DELETE FROM keys WHERE key_hash NOT IN (SELECT key_hash FROM batches);
+       CREATE TABLE health(id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -105,8 +112,11 @@ std::unique_ptr<Store> Store::open(const QString &directory, QString *error) {
     if (!db.open())
         return fail(QStringLiteral("cannot open %1: %2").arg(store->m_path, db.lastError().text()));
     QString sqlError;
+    // secure_delete: a deleted row (a key no longer needed) is overwritten, not left in a free
+    // page; with the WAL truncated after such a delete (commit()), its bytes are gone.
     if (!store->exec(QStringLiteral("PRAGMA journal_mode=WAL"), &sqlError) ||
         !store->exec(QStringLiteral("PRAGMA synchronous=NORMAL"), &sqlError) ||
+        !store->exec(QStringLiteral("PRAGMA secure_delete=ON"), &sqlError) ||
         !store->migrate(&sqlError))
         return fail(QStringLiteral("cannot prepare %1: %2").arg(store->m_path, sqlError));
     for (const char *suffix : {"-wal", "-shm"}) {
@@ -138,6 +148,8 @@ bool Store::migrate(QString *error) {
         return false;
     }
     int current = version.value(0).toInt();
+    const int found = current;
+    version.finish();
     if (current > SchemaVersion) {
         if (error)
             *error = QStringLiteral("the database was written by a newer llm-proxy (schema %1)")
@@ -163,7 +175,32 @@ bool Store::migrate(QString *error) {
         }
         db.commit();
     }
+    if (found > 0 && found < 3) {
+        // Written by a version that kept every key: rewrite the file without the free pages
+        // the deleted keys were in, and empty the WAL that still held them.
+        if (!exec(QStringLiteral("VACUUM"), error) || !truncateWal())
+            qCWarning(lcQueue) << "store: could not compact the database after removing keys";
+    }
     return true;
+}
+
+bool Store::truncateWal() {
+    QSqlQuery q(QSqlDatabase::database(m_connection, false));
+    // Returns (busy, log frames, checkpointed frames); busy = 1 when it could not finish.
+    if (!q.exec(QStringLiteral("PRAGMA wal_checkpoint(TRUNCATE)")) || !q.next() ||
+        q.value(0).toInt() != 0) {
+        warnOnFailure(q, "truncating the WAL");
+        return false;
+    }
+    return true;
+}
+
+void Store::checkWrite(QSqlQuery &query, const char *what) {
+    if (!query.lastError().isValid())
+        return;
+    warnOnFailure(query, what);
+    m_transactionFailed = true;
+    m_writable = false;
 }
 
 QSqlQuery &Store::prepared(const QString &sql) {
@@ -190,11 +227,74 @@ bool Store::commit() {
         return true;
     m_inTransaction = false;
     QSqlDatabase db = QSqlDatabase::database(m_connection, false);
-    if (!db.commit()) {
-        qCCritical(lcQueue).noquote() << "store: commit failed:" << db.lastError().text();
+    const bool failed = std::exchange(m_transactionFailed, false);
+    if (failed || !db.commit()) {
+        // Never half a transaction: what it held is not stored, and the caller hears it.
+        if (!failed)
+            qCCritical(lcQueue).noquote() << "store: commit failed:" << db.lastError().text();
+        else
+            qCCritical(lcQueue) << "store: a write failed: its transaction is rolled back";
+        db.rollback();
+        m_writable = false;
+        m_scrubPending = false;
         return false;
     }
+    m_writable = true;
+    if (std::exchange(m_scrubPending, false))
+        truncateWal(); // the deleted keys' old pages are in the WAL until it is emptied
     return true;
+}
+
+bool Store::probe() {
+    if (m_inTransaction)
+        commit(); // a transaction that failed is rolled back first
+    beginIfNeeded();
+    QSqlQuery &q =
+        prepared(QStringLiteral("INSERT OR REPLACE INTO health(id, probed_ms) VALUES(1, ?)"));
+    q.addBindValue(QDateTime::currentMSecsSinceEpoch());
+    q.exec();
+    checkWrite(q, "probing");
+    return commit();
+}
+
+void Store::deleteKey(const QByteArray &keyHash) {
+    beginIfNeeded();
+    QSqlQuery &q = prepared(QStringLiteral("DELETE FROM keys WHERE key_hash = ?"));
+    q.addBindValue(QString::fromLatin1(keyHash));
+    q.exec();
+    checkWrite(q, "deleting a key");
+    if (q.numRowsAffected() > 0)
+        m_scrubPending = true;
+}
+
+void Store::deleteUnusedKeys() {
+    beginIfNeeded();
+    QSqlQuery &q = prepared(
+        QStringLiteral("DELETE FROM keys WHERE key_hash NOT IN (SELECT key_hash FROM batches)"));
+    q.exec();
+    checkWrite(q, "deleting keys no longer needed");
+    if (q.numRowsAffected() > 0)
+        m_scrubPending = true;
+}
+
+void Store::markConfiguredKey(const QByteArray &keyHash, const QByteArray &marker) {
+    beginIfNeeded();
+    for (const char *table : {"batches", "requests"}) {
+        QSqlQuery &q = prepared(QStringLiteral("UPDATE %1 SET key_hash = ? WHERE key_hash = ?")
+                                    .arg(QLatin1StringView(table)));
+        q.addBindValue(QString::fromLatin1(marker));
+        q.addBindValue(QString::fromLatin1(keyHash));
+        q.exec();
+        checkWrite(q, "marking the configured key's batches");
+    }
+    deleteKey(keyHash);
+}
+
+bool Store::simulateWriteFailureForTests(bool fail) {
+    if (m_inTransaction)
+        commit();
+    return exec(fail ? QStringLiteral("PRAGMA query_only=ON")
+                     : QStringLiteral("PRAGMA query_only=OFF"));
 }
 
 void Store::saveKey(const QByteArray &keyHash, const QByteArray &apiKey) {
@@ -204,7 +304,7 @@ void Store::saveKey(const QByteArray &keyHash, const QByteArray &apiKey) {
     q.addBindValue(QString::fromLatin1(keyHash));
     q.addBindValue(apiKey);
     q.exec();
-    warnOnFailure(q, "saving a key");
+    checkWrite(q, "saving a key");
 }
 
 QByteArray Store::key(const QByteArray &keyHash) {
@@ -217,7 +317,7 @@ QByteArray Store::key(const QByteArray &keyHash) {
     return out;
 }
 
-void Store::insertRequest(const StoredRequest &r) {
+bool Store::insertRequest(const StoredRequest &r) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
@@ -236,8 +336,9 @@ void Store::insertRequest(const StoredRequest &r) {
     q.addBindValue(int(r.state));
     q.addBindValue(nullable(r.batchLocalId));
     q.exec();
-    warnOnFailure(q, "saving a request");
+    checkWrite(q, "saving a request");
     m_nextRequestId = std::max(m_nextRequestId, r.id + 1);
+    return !q.lastError().isValid();
 }
 
 void Store::setRequestQueued(quint64 id) {
@@ -246,7 +347,7 @@ void Store::setRequestQueued(quint64 id) {
         QStringLiteral("UPDATE requests SET state = 0, batch_local_id = NULL WHERE id = ?"));
     q.addBindValue(qint64(id));
     q.exec();
-    warnOnFailure(q, "re-queueing a request");
+    checkWrite(q, "re-queueing a request");
 }
 
 void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId) {
@@ -257,7 +358,7 @@ void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &ba
         q.addBindValue(QString::fromLatin1(batchLocalId));
         q.addBindValue(qint64(id));
         q.exec();
-        warnOnFailure(q, "marking a request submitted");
+        checkWrite(q, "marking a request submitted");
     }
 }
 
@@ -275,7 +376,7 @@ void Store::storeResult(quint64 id, int status, const QByteArray &headers, const
     q.addBindValue(atMs);
     q.addBindValue(qint64(id));
     q.exec();
-    warnOnFailure(q, "storing a result");
+    checkWrite(q, "storing a result");
 }
 
 void Store::deleteRequest(quint64 id) {
@@ -283,7 +384,7 @@ void Store::deleteRequest(quint64 id) {
     QSqlQuery &q = prepared(QStringLiteral("DELETE FROM requests WHERE id = ?"));
     q.addBindValue(qint64(id));
     q.exec();
-    warnOnFailure(q, "deleting a request");
+    checkWrite(q, "deleting a request");
 }
 
 QByteArray Store::requestBody(quint64 id) {
@@ -345,7 +446,7 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(b.attempts);
     q.addBindValue(b.cancelRequestedMs);
     q.exec();
-    warnOnFailure(q, "saving a batch");
+    checkWrite(q, "saving a batch");
 }
 
 void Store::deleteBatch(const QByteArray &localId) {
@@ -353,7 +454,7 @@ void Store::deleteBatch(const QByteArray &localId) {
     QSqlQuery &q = prepared(QStringLiteral("DELETE FROM batches WHERE local_id = ?"));
     q.addBindValue(QString::fromLatin1(localId));
     q.exec();
-    warnOnFailure(q, "deleting a batch");
+    checkWrite(q, "deleting a batch");
 }
 
 QList<StoredRequest> Store::loadRequests() {

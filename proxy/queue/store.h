@@ -8,8 +8,12 @@
 // Writes go into one open transaction that is committed by commit() (the core calls it a few
 // milliseconds after accepting requests: a group commit) and at once before any step whose
 // outcome upstream must not be forgotten (creating a batch). The database holds prompts,
-// answers and the API keys batches were created with: the file and its folder are readable by
-// the owner only (0600 / 0700).
+// answers and a client's own API key while a batch made with it is unfinished (never the
+// configured key): the file and its folder are readable by the owner only (0600 / 0700).
+//
+// A write that fails is never hidden: the transaction it was part of is rolled back at
+// commit(), which returns false, and writable() stays false until a commit (or probe())
+// succeeds again.
 
 #include <QByteArray>
 #include <QDateTime>
@@ -80,10 +84,19 @@ public:
     // The first request id that was never used (ids are never reused, across restarts too).
     quint64 nextRequestId() const { return m_nextRequestId; }
 
+    // A client's own key, for the batches made with it (never the configured key).
     void saveKey(const QByteArray &keyHash, const QByteArray &apiKey);
     QByteArray key(const QByteArray &keyHash);
+    // Deleted keys are overwritten in the file, and the WAL is emptied after the commit.
+    void deleteKey(const QByteArray &keyHash);
+    // Every key no batch refers to any more.
+    void deleteUnusedKeys();
+    // Rows written with the configured key's hash (by older versions) refer to `marker`
+    // instead, and its stored copy goes.
+    void markConfiguredKey(const QByteArray &keyHash, const QByteArray &marker);
 
-    void insertRequest(const StoredRequest &request);
+    // False when the statement failed (nothing was written; the transaction fails at commit).
+    bool insertRequest(const StoredRequest &request);
     void setRequestQueued(quint64 id); // back in the queue (no batch)
     void setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId);
     void storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
@@ -99,14 +112,24 @@ public:
     QList<StoredRequest> loadRequests();
     QList<StoredBatch> loadBatches();
 
-    // Make everything written so far durable.
+    // Make everything written so far durable. False (and rolled back) if any write of the
+    // transaction or the commit itself failed.
     bool commit();
     bool hasUncommitted() const { return m_inTransaction; }
+    // Whether the last commit (or probe) succeeded and no write failed since.
+    bool writable() const { return m_writable; }
+    // Commit a small write now, to learn whether writes succeed again.
+    bool probe();
+    // Test hook: make every write fail (SQLite's query_only), or succeed again.
+    bool simulateWriteFailureForTests(bool fail);
 
 private:
     Store() = default;
     bool exec(const QString &sql, QString *error = nullptr);
     bool migrate(QString *error);
+    bool truncateWal();
+    // After a write statement: a failure is logged and fails the transaction.
+    void checkWrite(QSqlQuery &query, const char *what);
     void beginIfNeeded();
     // The statement for `sql`, prepared on first use and kept (bind, exec, finish a SELECT).
     QSqlQuery &prepared(const QString &sql);
@@ -115,6 +138,9 @@ private:
     QString m_path;
     quint64 m_nextRequestId = 1;
     bool m_inTransaction = false;
+    bool m_transactionFailed = false; // a write of the open transaction failed
+    bool m_writable = true;
+    bool m_scrubPending = false; // a key was deleted: empty the WAL after the commit
     std::map<QString, std::unique_ptr<QSqlQuery>> m_prepared;
 };
 
