@@ -14,7 +14,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 2;
+constexpr int SchemaVersion = 3;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -45,6 +45,9 @@ const char *const Migrations[] = {
        CREATE INDEX requests_by_batch ON requests(batch_local_id);)",
     // 1 -> 2: the grace period's cancel request.
     R"(ALTER TABLE batches ADD COLUMN cancel_requested_ms INTEGER NOT NULL DEFAULT 0;)",
+    // 2 -> 3: the caller (proxy token name) and, for Idempotency-Key requests, the body's hash.
+    R"(ALTER TABLE requests ADD COLUMN caller BLOB;
+       ALTER TABLE requests ADD COLUMN body_hash BLOB;)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -221,8 +224,8 @@ void Store::insertRequest(const StoredRequest &r) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
-        " embedding_inputs, arrived_ms, state, batch_local_id)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " embedding_inputs, arrived_ms, state, batch_local_id, caller, body_hash)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(qint64(r.id));
     q.addBindValue(QString::fromLatin1(r.keyHash));
     q.addBindValue(r.organization);
@@ -235,6 +238,8 @@ void Store::insertRequest(const StoredRequest &r) {
     q.addBindValue(r.arrivedMs);
     q.addBindValue(int(r.state));
     q.addBindValue(nullable(r.batchLocalId));
+    q.addBindValue(nullable(r.caller));
+    q.addBindValue(nullable(r.bodyHash));
     q.exec();
     warnOnFailure(q, "saving a request");
     m_nextRequestId = std::max(m_nextRequestId, r.id + 1);
@@ -363,7 +368,7 @@ QList<StoredRequest> Store::loadRequests() {
     if (!q.exec(QStringLiteral(
             "SELECT id, key_hash, organization, project, endpoint, model, dedupe,"
             " embedding_inputs, arrived_ms, state, batch_local_id, length(body), result_status,"
-            " result_synthesized, result_ms FROM requests ORDER BY id"))) {
+            " result_synthesized, result_ms, caller, body_hash FROM requests ORDER BY id"))) {
         warnOnFailure(q, "loading requests");
         return out;
     }
@@ -384,6 +389,8 @@ QList<StoredRequest> Store::loadRequests() {
         r.resultStatus = q.value(12).toInt();
         r.resultSynthesized = q.value(13).toInt() != 0;
         r.resultMs = q.value(14).toLongLong();
+        r.caller = bytes(q.value(15));
+        r.bodyHash = bytes(q.value(16));
         out.append(r);
     }
     return out;
