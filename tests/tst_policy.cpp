@@ -10,9 +10,11 @@
 #include "testmain.h"
 
 #include <QJsonObject>
+#include <QNetworkInterface>
 #include <QNetworkReply>
 #include <QProcess>
 #include <QSignalSpy>
+#include <QTcpSocket>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -340,10 +342,49 @@ private Q_SLOTS:
         QCOMPARE(m_fake->batches().first().authorization, QByteArray("Bearer sk-own-key-2222"));
     }
 
+    // A peer off loopback: the proxy listens on this machine's own LAN address and the test
+    // connects to it, so the peer address is not loopback either. Skipped without one.
     void statsOffLoopbackNeedsAToken() {
-        // Without tokens, /stats answers loopback peers only (no token could be asked for).
-        // A peer's address cannot be faked over loopback here: the rule is pinned by the
-        // listen check (exposureProblem) and by this loopback answer staying open.
+        QHostAddress lan;
+        for (const QHostAddress &address : QNetworkInterface::allAddresses()) {
+            if (address.protocol() == QAbstractSocket::IPv4Protocol && !address.isLoopback() &&
+                !address.isLinkLocal()) {
+                lan = address;
+                break;
+            }
+        }
+        if (lan.isNull())
+            QSKIP("no non-loopback IPv4 address on this machine");
+        auto statsFrom = [&](const QByteArray &extra) {
+            QTcpSocket socket;
+            socket.connectToHost(lan, m_port);
+            if (!QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; },
+                                 5000))
+                return 0;
+            socket.write("GET /stats HTTP/1.1\r\nHost: " + lan.toString().toLatin1() + "\r\n" +
+                         extra + "Connection: close\r\n\r\n");
+            QByteArray received;
+            [[maybe_unused]] const bool closed = QTest::qWaitFor(
+                [&] {
+                    received += socket.readAll();
+                    return socket.state() == QAbstractSocket::UnconnectedState;
+                },
+                5000);
+            received += socket.readAll();
+            return received.mid(9, 3).toInt();
+        };
+        // Without tokens (clients bring their own keys): loopback peers only.
+        Config config = baseConfig();
+        config.listen = {ListenAddress{lan, 0}};
+        startProxy(config);
+        QCOMPARE(statsFrom({}), 403);
+        // With tokens: the token, from anywhere.
+        config.tokens = {{"alice", AliceToken}};
+        startProxy(config);
+        QCOMPARE(statsFrom({}), 401);
+        QCOMPARE(statsFrom("Authorization: Bearer " + AliceToken + "\r\n"), 200);
+        // And loopback without tokens keeps its /stats.
+        startProxy(baseConfig());
         QCOMPARE(exchange(get("/stats")).status, 200);
     }
 
