@@ -292,7 +292,9 @@ private Q_SLOTS:
         // With a token: the provider sees the configured key, never the token.
         QNetworkReply *relayed =
             send("GET", "/v1/echo/x", {}, {{"Authorization", "Bearer " + AliceToken}});
-        QNetworkReply *anthropicStyle = send("GET", "/v1/echo/y", {}, {{"x-api-key", BobToken}});
+        QNetworkReply *anthropicStyle =
+            send("GET", "/v1/echo/y", {},
+                 {{"x-api-key", BobToken}, {"Authorization", "Bearer sk-ignored-0000"}});
         QNetworkReply *batched = send("POST", "/v1/chat/completions", chatBody("q"),
                                       {{"Authorization", "Bearer " + AliceToken}});
         QNetworkReply *stats = send("GET", "/stats", {}, {{"Authorization", "Bearer " + BobToken}});

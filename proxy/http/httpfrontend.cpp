@@ -608,10 +608,10 @@ bool HttpFrontEnd::admit(const QHttpServerRequest &request, QTcpSocket *socket, 
     if (path == "/healthz")
         return true;
     if (!m_settings.tokens.isEmpty()) {
-        QByteArray presented = bearerToken(request.value("authorization"));
-        if (presented.isEmpty())
-            presented = request.value("x-api-key").trimmed();
-        const ProxyToken *token = findProxyToken(m_settings.tokens, presented);
+        const ProxyToken *token =
+            findProxyToken(m_settings.tokens, bearerToken(request.value("authorization")));
+        if (!token) // Anthropic-style clients send their key as x-api-key
+            token = findProxyToken(m_settings.tokens, request.value("x-api-key").trimmed());
         if (!token) {
             qCInfo(lcHttp) << "refused a request without a valid proxy token";
             respond(socket, badTokenAnswer(), keepAlive, head);
