@@ -144,7 +144,18 @@ int main(int argc, char *argv[]) {
     // hides (tray) or asks to stop the proxy, which is how we got here.
     QObject::connect(&host, &ProxyHost::stopped, app.get(), [] { QCoreApplication::exit(0); });
     QObject::connect(&settings, &SettingsController::ready, &host,
-                     [&host, &settings] { host.start(settings.config()); });
+                     [&host, &settings, &exitCode, gui] {
+                         // A key from the keychain is known only now: the command line's
+                         // check again (the desktop app shows the service's refusal instead).
+                         const QString exposed = exposureProblem(settings.config());
+                         if (!gui && !exposed.isEmpty()) {
+                             printLine(stderr, exposed);
+                             exitCode = 2;
+                             QCoreApplication::exit(2);
+                             return;
+                         }
+                         host.start(settings.config());
+                     });
     QObject::connect(&settings, &SettingsController::configChanged, &host, &ProxyHost::applyConfig);
     watchTerminationSignals(app.get(), [&host](int signal) {
         qCInfo(lcApp) << "signal" << signal << "- stopping";

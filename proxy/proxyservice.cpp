@@ -37,6 +37,9 @@ FrontEndSettings frontEndSettings(const Config &config) {
     front.apiKey = config.apiKey;
     front.upstream = config.upstream;
     front.idleTimeout = config.idleTimeout;
+    front.allowOrigins = config.allowOrigins;
+    front.allowHosts = config.allowHosts;
+    front.tokens = config.tokens;
     return front;
 }
 
@@ -92,6 +95,11 @@ void ProxyService::start() {
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
+    if (const QString exposed = exposureProblem(m_config); !exposed.isEmpty()) {
+        qCCritical(lcApp).noquote() << exposed; // e.g. a key from the keychain, LAN listen
+        Q_EMIT startFailed(exposed);
+        return;
+    }
     if (!m_config.dataDir.isEmpty() && !m_config.inMemory) {
         QString storeError;
         m_store = Store::open(m_config.dataDir, &storeError);
@@ -128,6 +136,9 @@ void ProxyService::start() {
     qCInfo(lcApp).noquote() << "upstream" << m_config.upstream.toDisplayString()
                             << (m_config.apiKey.isEmpty() ? "(clients' own keys)"
                                                           : "(configured key)");
+    qCInfo(lcApp).noquote() << "front door:" << m_config.tokens.size() << "proxy tokens,"
+                            << m_config.allowOrigins.size() << "allowed origins,"
+                            << m_config.allowHosts.size() << "allowed host names";
     m_snapshotTimer.start();
     Q_EMIT started(m_frontEnd->ports());
     Q_EMIT snapshotReady(snapshot());
@@ -164,6 +175,11 @@ void ProxyService::setPaused(bool paused) {
 }
 
 void ProxyService::applyConfig(const Config &config) {
+    if (const QString exposed = exposureProblem(config); !exposed.isEmpty()) {
+        qCWarning(lcApp).noquote() << exposed << "(the change is not applied)";
+        Q_EMIT listenFailed(exposed);
+        return;
+    }
     const bool listenChanged = config.listen != m_config.listen;
     m_config = config;
     if (!m_core)

@@ -6,7 +6,10 @@
 
 #include <QCoreApplication>
 #include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QStandardPaths>
+#include <QTemporaryDir>
 #include <QTest>
 
 using namespace llmproxy;
@@ -104,6 +107,13 @@ private slots:
     void version();
     void apiKey_data();
     void apiKey();
+    void frontDoorOptions();
+    void frontDoorErrors_data();
+    void frontDoorErrors();
+    void tokensFile();
+    void defaultTokensFileIsReadWhenPresent();
+    void offLoopbackNeedsATokenWithAConfiguredKey_data();
+    void offLoopbackNeedsATokenWithAConfiguredKey();
 };
 
 void TestConfig::init() {
@@ -967,6 +977,154 @@ void TestConfig::apiKey() {
         parseCommandLine(withProgram({QStringLiteral("--no-gui")}), environment);
     QCOMPARE(line.action, CommandLine::Action::Run);
     QCOMPARE(line.config.apiKey, expected);
+}
+
+// ---- the front door (issue 9) ----------------------------------------------------------
+
+namespace {
+QString writeTokens(const QTemporaryDir &dir, const QByteArray &text,
+                    QFile::Permissions permissions = QFile::ReadOwner | QFile::WriteOwner) {
+    const QString path = dir.filePath(QStringLiteral("tokens"));
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        return QString();
+    file.write(text);
+    file.close();
+    QFile::setPermissions(path, permissions);
+    return path;
+}
+} // namespace
+
+void TestConfig::frontDoorOptions() {
+    const CommandLine line = parseCommandLine(withProgram(
+        {QStringLiteral("--allow-origin"), QStringLiteral("http://localhost:5173/"),
+         QStringLiteral("--allow-origin=HTTPS://Tool.Example"),
+         QStringLiteral("--allow-origin=vscode-webview://abc123"), QStringLiteral("--allow-host"),
+         QStringLiteral("proxy.lan"), QStringLiteral("--allow-host=Box.Lan:8080")}));
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.allowOrigins,
+             (QList<QByteArray>{"http://localhost:5173", "https://tool.example",
+                                "vscode-webview://abc123"}));
+    QCOMPARE(line.config.allowHosts, (QList<QByteArray>{"proxy.lan", "box.lan:8080"}));
+    QVERIFY(line.config.tokens.isEmpty());
+    const QString help = parseCommandLine(withProgram({QStringLiteral("--help")})).message;
+    for (const char *option : {"--allow-origin ORIGIN", "--allow-host NAME", "--tokens-file FILE"})
+        QVERIFY2(help.contains(QLatin1StringView(option)), option);
+}
+
+void TestConfig::frontDoorErrors_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("origin with path")
+        << QStringList{QStringLiteral("--allow-origin"), QStringLiteral("http://a.b/x")}
+        << QStringLiteral("--allow-origin: \"http://a.b/x\" is not an origin");
+    QTest::newRow("origin without scheme")
+        << QStringList{QStringLiteral("--allow-origin"), QStringLiteral("localhost:5173")}
+        << QStringLiteral("is not an origin");
+    QTest::newRow("origin with query")
+        << QStringList{QStringLiteral("--allow-origin=http://a.b?x=1")}
+        << QStringLiteral("is not an origin");
+    QTest::newRow("host with path")
+        << QStringList{QStringLiteral("--allow-host"), QStringLiteral("a.b/x")}
+        << QStringLiteral("--allow-host: \"a.b/x\" is not a host name");
+    QTest::newRow("missing tokens file")
+        << QStringList{QStringLiteral("--tokens-file"), QStringLiteral("/nonexistent/tokens")}
+        << QStringLiteral("--tokens-file: /nonexistent/tokens: no such file");
+}
+
+void TestConfig::frontDoorErrors() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, expected);
+    const CommandLine line = parseCommandLine(withProgram(args));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(line.message.contains(expected), qPrintable(line.message));
+    QVERIFY(!line.message.contains(u'\n'));
+}
+
+void TestConfig::tokensFile() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString path = writeTokens(dir, "# team\nalice 0123456789abcdef\nbob fedcba9876543210\n");
+    CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--tokens-file"), path}), "sk-key");
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.tokensFile, path);
+    QCOMPARE(line.config.tokens.size(), 2);
+    QCOMPARE(line.config.tokens.at(1).name, QByteArray("bob"));
+
+    writeTokens(dir, "alice 0123456789abcdef\n",
+                QFile::ReadOwner | QFile::WriteOwner | QFile::ReadGroup);
+    line = parseCommandLine(withProgram({QStringLiteral("--tokens-file"), path}));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(line.message.contains(QStringLiteral("chmod 600")), qPrintable(line.message));
+
+    writeTokens(dir, "alice 0123456789abcdef\nalice fedcba9876543210\n");
+    line = parseCommandLine(withProgram({QStringLiteral("--tokens-file"), path}));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(line.message.contains(QStringLiteral("line 2: the name \"alice\" is used twice")),
+             qPrintable(line.message));
+}
+
+void TestConfig::defaultTokensFileIsReadWhenPresent() {
+    // Test mode: the default lives under ~/.qttest, never the user's own configuration.
+    const QString path = defaultTokensFile();
+    QVERIFY(path.endsWith(QStringLiteral("/llm-proxy/tokens")));
+    QFile::remove(path);
+    QCOMPARE(parseCommandLine(withProgram({})).config.tokens.size(), 0);
+    QVERIFY(QDir().mkpath(QFileInfo(path).absolutePath()));
+    QFile file(path);
+    QVERIFY(file.open(QIODevice::WriteOnly));
+    file.write("carol 0123456789abcdef\n");
+    file.close();
+    QVERIFY(QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner));
+    const CommandLine line = parseCommandLine(withProgram({}));
+    QFile::remove(path);
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.tokensFile, path);
+    QCOMPARE(line.config.tokens.size(), 1);
+}
+
+void TestConfig::offLoopbackNeedsATokenWithAConfiguredKey_data() {
+    QTest::addColumn<QString>("listen");
+    QTest::addColumn<QByteArray>("key");
+    QTest::addColumn<bool>("tokens");
+    QTest::addColumn<bool>("refused");
+    QTest::newRow("default") << QString() << QByteArray("sk-key") << false << false;
+    QTest::newRow("loopback") << QStringLiteral("127.0.0.1:3030") << QByteArray("sk-key") << false
+                              << false;
+    QTest::newRow("localhost") << QStringLiteral("localhost:3030") << QByteArray("sk-key") << false
+                               << false;
+    QTest::newRow("v6 loopback") << QStringLiteral("[::1]:3030") << QByteArray("sk-key") << false
+                                 << false;
+    QTest::newRow("all") << QStringLiteral(":3030") << QByteArray("sk-key") << false << true;
+    QTest::newRow("LAN") << QStringLiteral("192.168.1.2:3030") << QByteArray("sk-key") << false
+                         << true;
+    QTest::newRow("all, tokens") << QStringLiteral(":3030") << QByteArray("sk-key") << true
+                                 << false;
+    QTest::newRow("all, clients' keys")
+        << QStringLiteral(":3030") << QByteArray() << false << false;
+}
+
+void TestConfig::offLoopbackNeedsATokenWithAConfiguredKey() {
+    QFETCH(QString, listen);
+    QFETCH(QByteArray, key);
+    QFETCH(bool, tokens);
+    QFETCH(bool, refused);
+    QTemporaryDir dir;
+    QStringList args;
+    if (!listen.isEmpty())
+        args << QStringLiteral("--listen") << listen;
+    if (tokens)
+        args << QStringLiteral("--tokens-file") << writeTokens(dir, "alice 0123456789abcdef\n");
+    const CommandLine line = parseCommandLine(withProgram(args), key);
+    QCOMPARE(line.action, refused ? CommandLine::Action::Error : CommandLine::Action::Run);
+    if (refused) {
+        QVERIFY(line.message.startsWith(QStringLiteral("llm-proxy: listening on ") + listen));
+        QVERIFY(line.message.contains(QStringLiteral("--tokens-file FILE")));
+        QVERIFY(!line.message.contains(QString::fromLatin1(key)));
+        QVERIFY(!line.message.contains(u'\n'));
+    }
+    QCOMPARE(exposureProblem(line.config).isEmpty(), !refused);
 }
 
 QTEST_APPLESS_MAIN(TestConfig)

@@ -201,17 +201,49 @@ private Q_SLOTS:
         QCOMPARE(paidLines(), 2); // sampling stays independent
     }
 
-    void idempotencyKeyDecidesInsteadOfTheBody() {
+    void idempotencyKeyAdoptsTheSameBodyAndRefusesAnother() {
         m_fake->setProcessingDelay(300ms);
         Headers headers = KeyA;
         headers.emplaceBack("Idempotency-Key", "job-42");
         QNetworkReply *a = send(chatBody("first wording"), headers);
         QTRY_COMPARE(m_proxy->core()->queued(), 1);
-        QNetworkReply *b = send(chatBody("second wording"), headers);
+        QNetworkReply *same = send(chatBody("first wording"), headers);
+        QNetworkReply *other = send(chatBody("second wording"), headers);
+        QVERIFY(TestClient::finished(other));
+        QCOMPARE(TestClient::status(other), 409); // issue 9: as Stripe does
+        QCOMPARE(jsonOf(other->readAll())[u"error"][u"code"].toString(),
+                 QStringLiteral("idempotency_key_reused"));
         QVERIFY(TestClient::finished(a));
-        QVERIFY(TestClient::finished(b));
+        QVERIFY(TestClient::finished(same));
         QCOMPARE(chatContent(a->readAll()), QStringLiteral("echo: first wording"));
-        QCOMPARE(chatContent(b->readAll()), QStringLiteral("echo: first wording"));
+        QCOMPARE(chatContent(same->readAll()), QStringLiteral("echo: first wording"));
+        QCOMPARE(paidLines(), 1);
+    }
+
+    // The body an Idempotency-Key was first used with is stored: a restart does not forget it.
+    void idempotencyKeyReuseIsRefusedAfterARestart() {
+        Headers headers = KeyA;
+        headers.emplaceBack("Idempotency-Key", "job-43");
+        RawClient first;
+        QVERIFY(first.connectTo(m_client->port()));
+        first.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Authorization: Bearer sk-test-key-aaaa\r\n"
+                           "Idempotency-Key: job-43\r\nContent-Type: application/json\r\n"
+                           "Content-Length: " +
+                           QByteArray::number(chatBody("kept").size()) + "\r\n\r\n" +
+                           chatBody("kept"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        first.socket.abort();
+        QTRY_COMPARE(m_proxy->core()->unclaimed(), 1);
+        startProxy(baseConfig());
+        QCOMPARE(m_proxy->core()->unclaimed(), 1);
+        QNetworkReply *other = send(chatBody("changed"), headers);
+        QVERIFY(TestClient::finished(other));
+        QCOMPARE(TestClient::status(other), 409);
+        QNetworkReply *same = send(chatBody("kept"), headers);
+        QVERIFY(TestClient::finished(same));
+        QCOMPARE(TestClient::status(same), 200);
+        QCOMPARE(chatContent(same->readAll()), QStringLiteral("echo: kept"));
         QCOMPARE(paidLines(), 1);
     }
 
@@ -435,8 +467,13 @@ private Q_SLOTS:
         const qsizetype requestsBefore = m_fake->requests().size();
         startProxy(baseConfig()); // nothing configured
         QTest::qWait(300);
-        // Nothing is asked with no key (or an empty one), and no poll goes on forever.
-        QCOMPARE(m_fake->requests().size(), requestsBefore);
+        // Nothing is asked with no key (or an empty one), and no poll goes on forever. (The
+        // stopped proxy polled with the old key until startProxy() replaced it: those are its.)
+        for (qsizetype i = requestsBefore; i < m_fake->requests().size(); ++i) {
+            const auto &request = m_fake->requests().at(i);
+            QVERIFY2(request.headers.value("authorization") == "Bearer sk-configured-gone-0001",
+                     QByteArray(request.method + ' ' + request.path).constData());
+        }
         const QList<BatchProgress> batches = m_proxy->core()->batchProgress();
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.constFirst().status, QByteArray("waiting_for_key"));

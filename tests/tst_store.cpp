@@ -99,6 +99,8 @@ private Q_SLOTS:
             QVERIFY(store->commit());
         }
         QVERIFY(execOn(path, {QStringLiteral("DROP TABLE health"),
+                              QStringLiteral("ALTER TABLE requests DROP COLUMN caller"),
+                              QStringLiteral("ALTER TABLE requests DROP COLUMN body_hash"),
                               QStringLiteral("INSERT INTO keys VALUES('h-running', "
                                              "'sk-running-batch-key-0001')"),
                               QStringLiteral("INSERT INTO keys VALUES('h-old', "
@@ -212,6 +214,31 @@ private Q_SLOTS:
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.first().phase, StoredBatch::Phase::Creating);
         QCOMPARE(batches.first().inputFileId, QByteArray("file-1"));
+    }
+
+    // Issue 9: who sent a request (the proxy token's name) and, with an Idempotency-Key, the
+    // hash of the body it was first used with, so a reuse with another body is refused after a
+    // restart too.
+    void callerAndBodyHashSurviveReopening() {
+        QTemporaryDir dir;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            StoredRequest withCaller = request(1);
+            withCaller.caller = "alice";
+            withCaller.bodyHash = QByteArray(32, 'h');
+            store->insertRequest(withCaller);
+            store->insertRequest(request(2));
+            QVERIFY(store->commit());
+        }
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const QList<StoredRequest> requests = store->loadRequests();
+        QCOMPARE(requests.size(), 2);
+        QCOMPARE(requests.at(0).caller, QByteArray("alice"));
+        QCOMPARE(requests.at(0).bodyHash, QByteArray(32, 'h'));
+        QVERIFY(requests.at(1).caller.isEmpty());
+        QVERIFY(requests.at(1).bodyHash.isEmpty());
     }
 
     void uncommittedWritesAreLostOnlyUntilCommit() {

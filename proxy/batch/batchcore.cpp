@@ -25,10 +25,17 @@ qint64 nowMs() {
     return QDateTime::currentMSecsSinceEpoch();
 }
 
-// What makes two requests "the same" for adoption: same key, organization, project and
-// endpoint, and the same body — or the same Idempotency-Key, which then decides instead.
+// What makes two requests "the same" for adoption: same caller, key, organization, project and
+// endpoint, and the same body — or the same Idempotency-Key, which then decides instead (and
+// a different body with it is refused: idempotencyBodyHash).
 QByteArray dedupeKey(const BatchRequest &request) {
     QCryptographicHash hash(QCryptographicHash::Sha256);
+    if (!request.caller.isEmpty()) { // without tokens, the hash is what it always was
+        hash.addData("caller:");
+        hash.addData(QByteArray::number(request.caller.size()));
+        hash.addData(":");
+        hash.addData(request.caller);
+    }
     for (const QByteArray &part : {request.group.keyHash, request.credentials.organization,
                                    request.credentials.project, request.group.endpoint}) {
         hash.addData(QByteArray::number(part.size()));
@@ -43,6 +50,14 @@ QByteArray dedupeKey(const BatchRequest &request) {
         hash.addData(request.body);
     }
     return hash.result();
+}
+
+// What an Idempotency-Key request's body must match for a retry to adopt it (empty without a
+// key: the body is in the dedupe key then).
+QByteArray idempotencyBodyHash(const BatchRequest &request) {
+    if (request.idempotencyKey.isEmpty())
+        return {};
+    return QCryptographicHash::hash(request.body, QCryptographicHash::Sha256);
 }
 
 // The size of a request's JSONL input line (jsonl::encodeInputLine), without making it: the
@@ -235,6 +250,7 @@ void BatchCore::restore() {
         Request r;
         r.group = acquireGroup(GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model});
         r.dedupe = s.dedupe;
+        r.bodyHash = s.bodyHash;
         r.arrival = steadyFor(s.arrivedMs);
         r.embeddingInputs = s.embeddingInputs;
         switch (s.state) {
@@ -352,6 +368,7 @@ void BatchCore::submit(BatchRequest request) {
         return;
     }
     const QByteArray dedupe = dedupeKey(request);
+    const QByteArray bodyHash = idempotencyBodyHash(request);
     // A retry of a request nobody waits for any more (or with the same Idempotency-Key)
     // takes that request over instead of being sent again.
     for (auto it = m_byDedupe.constFind(dedupe); it != m_byDedupe.cend() && it.key() == dedupe;
@@ -359,6 +376,18 @@ void BatchCore::submit(BatchRequest request) {
         const auto found = m_requests.find(it.value());
         if (found == m_requests.end())
             continue;
+        if (!request.idempotencyKey.isEmpty() && !found->second.bodyHash.isEmpty() &&
+            found->second.bodyHash != bodyHash) {
+            // As Stripe does: a key names one request; another body with it is a mistake.
+            qCInfo(lcQueue) << "refused an Idempotency-Key reused with another body";
+            Q_EMIT answered(ticket,
+                            errorAnswer(409,
+                                        QStringLiteral("This Idempotency-Key was already used "
+                                                       "with a different request body. Use a "
+                                                       "new key for a new request."),
+                                        ErrorType::InvalidRequest, "idempotency_key_reused"));
+            return;
+        }
         if (!request.idempotencyKey.isEmpty() || found->second.tickets.isEmpty()) {
             rememberKey(request.group.keyHash, request.credentials.apiKey);
             adopt(found->first, found->second, ticket);
@@ -377,6 +406,8 @@ void BatchCore::submit(BatchRequest request) {
         s.endpoint = request.group.endpoint;
         s.model = request.group.model;
         s.dedupe = dedupe;
+        s.caller = request.caller;
+        s.bodyHash = bodyHash;
         s.body = request.body;
         s.embeddingInputs = request.embeddingInputs;
         s.arrivedMs = nowMs();
@@ -393,6 +424,7 @@ void BatchCore::submit(BatchRequest request) {
     r.group = acquireGroup(request.group); // the front end's copies of its strings go
     r.body = request.body;
     r.dedupe = dedupe;
+    r.bodyHash = bodyHash;
     r.arrival = request.arrival;
     r.embeddingInputs = request.embeddingInputs;
     r.tickets.append(ticket);

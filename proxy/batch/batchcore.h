@@ -42,6 +42,9 @@ struct BatchRequest {
     int embeddingInputs = 0;
     SteadyTime arrival;
     QByteArray idempotencyKey; // the Idempotency-Key header, if any
+    // Who sent it: the proxy token's name (empty without tokens). Part of what adoption and
+    // Idempotency-Key match on, so one caller never adopts another's request.
+    QByteArray caller;
 };
 
 struct CoreSettings {
@@ -136,6 +139,8 @@ private:
         // until answered). With a store, the store keeps it too.
         QByteArray body;
         QByteArray dedupe; // a SHA-256 (dedupeKey)
+        // With an Idempotency-Key: the body's SHA-256, so a reuse with another body is a 409.
+        QByteArray bodyHash;
         SteadyTime arrival;
         int embeddingInputs = 0;
         State state = State::Queued;

@@ -4,6 +4,7 @@
 #include "api/json.h"
 #include "api/logging.h"
 #include "batch/batchcore.h"
+#include "http/frontdoor.h"
 #include "http/httpwriter.h"
 #include "http/relay.h"
 #include "http/upstreamclient.h"
@@ -138,6 +139,24 @@ HttpAnswer missingKeyAnswer() {
                                       "'Authorization: Bearer YOUR_KEY', or start llm-proxy "
                                       "with OPENAI_API_KEY set."),
                        ErrorType::InvalidRequest, "invalid_api_key");
+}
+
+// A proxy token was missing or wrong.
+HttpAnswer badTokenAnswer() {
+    return errorAnswer(401,
+                       QStringLiteral("Incorrect or missing proxy token. This llm-proxy needs one "
+                                      "of its tokens as 'Authorization: Bearer TOKEN' (or "
+                                      "'x-api-key: TOKEN'); a provider key of your own goes in "
+                                      "'X-Provider-Authorization: Bearer KEY'."),
+                       ErrorType::InvalidRequest, "invalid_api_key");
+}
+
+bool isLoopbackPeer(const QHostAddress &address) {
+    bool mapped = false;
+    const quint32 v4 = address.toIPv4Address(&mapped);
+    if (mapped)
+        return QHostAddress(v4).isLoopback();
+    return address.isLoopback();
 }
 
 } // namespace
@@ -382,10 +401,22 @@ void HttpFrontEnd::refuse(QTcpSocket *socket, Connection &connection, int status
 
 void HttpFrontEnd::respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive,
                            bool head) {
-    socket->write(http::serialize(answer, keepAlive && !m_closing, head));
-    if (const auto it = m_connections.find(socket); it != m_connections.end()) {
+    const auto it = m_connections.find(socket);
+    if (it != m_connections.end() && !it->second.corsOrigin.isEmpty()) {
+        // An allowed page's request: let it read the answer.
+        HttpAnswer withCors = answer;
+        withCors.headers.emplaceBack("access-control-allow-origin", it->second.corsOrigin);
+        withCors.headers.emplaceBack("access-control-expose-headers",
+                                     frontdoor::corsExposeHeaders());
+        withCors.headers.emplaceBack("vary", "Origin");
+        socket->write(http::serialize(withCors, keepAlive && !m_closing, head));
+    } else {
+        socket->write(http::serialize(answer, keepAlive && !m_closing, head));
+    }
+    if (it != m_connections.end()) {
         it->second.busy = false;
         it->second.lastActivity = m_clock->now();
+        it->second.corsOrigin.clear();
     }
     if (!keepAlive || m_closing)
         socket->disconnectFromHost();
@@ -427,6 +458,9 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
                 keepAlive, head);
         return true;
     }
+    Admission admission;
+    if (!admit(request, socket, keepAlive, head, &admission))
+        return true;
     if (path == "/healthz") {
         HttpAnswer answer;
         answer.status = m_ready ? 200 : 503;
@@ -468,7 +502,7 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
             return true;
         }
         if (!listChat) {
-            handleBatched(request, socket, keepAlive);
+            handleBatched(request, socket, keepAlive, admission);
             return true;
         }
     }
@@ -489,17 +523,126 @@ void HttpFrontEnd::missingHandler(const QHttpServerRequest &request, QTcpSocket 
             false);
 }
 
+bool HttpFrontEnd::admit(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                         bool head, Admission *admission) {
+    // Host: DNS rebinding pages use a name of their own, never an IP literal or localhost.
+    int hosts = 0;
+    QByteArray host;
+    for (const auto &[name, value] : request.headers()) {
+        if (name.compare("host", Qt::CaseInsensitive) == 0) {
+            ++hosts;
+            host = value;
+        }
+    }
+    if (hosts > 1) {
+        respond(socket,
+                errorAnswer(400, QStringLiteral("The request has more than one Host header"),
+                            ErrorType::InvalidRequest, "invalid_request"),
+                false, head);
+        return false;
+    }
+    if (hosts == 1 && !frontdoor::hostAllowed(host, m_settings.allowHosts)) {
+        respond(socket,
+                errorAnswer(421,
+                            QStringLiteral("llm-proxy does not serve this Host name (a guard "
+                                           "against DNS rebinding). Use an IP address or "
+                                           "localhost, or start llm-proxy with --allow-host "
+                                           "NAME."),
+                            ErrorType::InvalidRequest, "misdirected_request"),
+                keepAlive, head);
+        return false;
+    }
+    // Origin: a web page may spend nothing unless the user allowed its origin.
+    const QByteArray origin = request.value("origin").trimmed();
+    switch (
+        frontdoor::checkOrigin(origin, request.value("sec-fetch-site"), m_settings.allowOrigins)) {
+    case frontdoor::OriginVerdict::Refused:
+        qCInfo(lcHttp) << "refused a request from a web page (Origin or Sec-Fetch-Site)";
+        respond(socket,
+                errorAnswer(403,
+                            QStringLiteral("llm-proxy refuses requests from web pages whose "
+                                           "origin is not allowed. To let a local web tool call "
+                                           "it, start llm-proxy with --allow-origin ORIGIN "
+                                           "(example: http://localhost:5173)."),
+                            ErrorType::InvalidRequest, "origin_not_allowed"),
+                keepAlive, head);
+        return false;
+    case frontdoor::OriginVerdict::Allowed:
+        admission->corsOrigin = origin;
+        if (const auto it = m_connections.find(socket); it != m_connections.end())
+            it->second.corsOrigin = origin;
+        if (request.method() == QHttpServerRequest::Method::Options &&
+            !request.value("access-control-request-method").isEmpty()) {
+            // A preflight: answered here, never relayed.
+            HttpAnswer answer;
+            answer.status = 204;
+            answer.contentType.clear();
+            answer.headers.emplaceBack("access-control-allow-methods",
+                                       frontdoor::corsAllowMethods());
+            answer.headers.emplaceBack(
+                "access-control-allow-headers",
+                frontdoor::corsAllowHeaders(request.value("access-control-request-headers")));
+            answer.headers.emplaceBack("access-control-max-age", "600");
+            respond(socket, answer, keepAlive, head);
+            return false;
+        }
+        break;
+    case frontdoor::OriginVerdict::NotCrossSite:
+        break;
+    }
+    // The target: nothing but a plain path leaves for the upstream.
+    QByteArray target = request.url().path(QUrl::FullyEncoded).toUtf8();
+    if (request.url().hasQuery())
+        target += '?' + request.url().query(QUrl::FullyEncoded).toUtf8();
+    if (const QString problem = frontdoor::targetProblem(target); !problem.isEmpty()) {
+        respond(socket, errorAnswer(400, problem, ErrorType::InvalidRequest, "invalid_path"),
+                keepAlive, head);
+        return false;
+    }
+    // The proxy token, on everything but /healthz (which says only "ok" or "starting").
+    const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
+    if (path == "/healthz")
+        return true;
+    if (!m_settings.tokens.isEmpty()) {
+        const ProxyToken *token =
+            findProxyToken(m_settings.tokens, bearerToken(request.value("authorization")));
+        if (!token) // Anthropic-style clients send their key as x-api-key
+            token = findProxyToken(m_settings.tokens, request.value("x-api-key").trimmed());
+        if (!token) {
+            qCInfo(lcHttp) << "refused a request without a valid proxy token";
+            respond(socket, badTokenAnswer(), keepAlive, head);
+            return false;
+        }
+        admission->caller = token->name;
+        return true;
+    }
+    if (path == "/stats" && !isLoopbackPeer(socket->peerAddress())) {
+        respond(socket,
+                errorAnswer(403,
+                            QStringLiteral("/stats is served off this machine only to callers "
+                                           "with a proxy token (start llm-proxy with "
+                                           "--tokens-file FILE)"),
+                            ErrorType::InvalidRequest, "token_required"),
+                keepAlive, head);
+        return false;
+    }
+    return true;
+}
+
 std::optional<QByteArray> HttpFrontEnd::upstreamKey(const QHttpServerRequest &request) const {
     if (!m_settings.apiKey.isEmpty())
         return m_settings.apiKey;
-    const QByteArray token = bearerToken(request.value("authorization"));
+    // With proxy tokens, Authorization carries the token: a client's own provider key comes
+    // in X-Provider-Authorization instead.
+    const QByteArray token = bearerToken(
+        request.value(m_settings.tokens.isEmpty() ? "authorization" : "x-provider-authorization"));
     if (token.isEmpty())
         return std::nullopt;
     return token;
 }
 
 void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *socket,
-                                 bool keepAlive) {
+                                 bool keepAlive, const Admission &admission) {
     const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
     const QByteArray body = request.body();
     if (body.size() > m_settings.maxBody) {
@@ -576,8 +719,9 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.embeddingInputs = path == "/v1/embeddings" ? embeddingInputs(*members) : 0;
     batched.arrival = m_clock->now();
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
+    batched.caller = admission.caller;
 
-    m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive});
+    m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive, admission.corsOrigin});
     if (const auto it = m_connections.find(socket); it != m_connections.end())
         it->second.heldRequest = batched.id;
     // The core may live on another thread (several I/O threads): then this is a queued call.
@@ -595,8 +739,10 @@ void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {
     m_held.erase(it);
     if (!held.socket || held.socket->state() != QAbstractSocket::ConnectedState)
         return; // the client left; its answer is dropped
-    if (const auto conn = m_connections.find(held.socket.data()); conn != m_connections.end())
+    if (const auto conn = m_connections.find(held.socket.data()); conn != m_connections.end()) {
         conn->second.heldRequest = 0;
+        conn->second.corsOrigin = held.corsOrigin;
+    }
     respond(held.socket.data(), answer, held.keepAlive);
 }
 
@@ -621,11 +767,21 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         const QByteArray lower = name.toLower();
         if (http::isHopByHop(lower) || connectionTokens.contains(lower) || lower == "host" ||
             lower == "content-length" || lower == "authorization" || lower == "x-batch" ||
-            lower == "expect")
+            lower == "expect" || lower == "x-provider-authorization" ||
+            (lower == "x-api-key" && !m_settings.tokens.isEmpty())) // may be the proxy token
             continue;
         relayed.headers.emplaceBack(name, value);
     }
     relayed.headers.emplaceBack("Authorization", QByteArrayLiteral("Bearer ") + key);
+    const auto connection = m_connections.find(socket);
+    if (connection != m_connections.end() && !connection->second.corsOrigin.isEmpty()) {
+        relayed.answerHeaders.emplaceBack("Access-Control-Allow-Origin",
+                                          connection->second.corsOrigin);
+        relayed.answerHeaders.emplaceBack("Access-Control-Expose-Headers",
+                                          frontdoor::corsExposeHeaders());
+        relayed.answerHeaders.emplaceBack("Vary", "Origin");
+        connection->second.corsOrigin.clear();
+    }
     if (m_stats)
         m_stats->recordRelayed();
     qCDebug(lcRelay).noquote() << "relaying" << relayed.method << relayed.pathAndQuery;

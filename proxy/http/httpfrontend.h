@@ -33,6 +33,11 @@ struct FrontEndSettings {
     QByteArray apiKey; // when set, every upstream call uses it; never logged
     QUrl upstream = QUrl(QStringLiteral("https://api.openai.com/v1"));
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
+    // The front door (frontdoor.h): browser origins with CORS answers, Host names besides IP
+    // literals and localhost, and the proxy tokens (with any, every request needs one).
+    QList<QByteArray> allowOrigins;
+    QList<QByteArray> allowHosts;
+    QList<ProxyToken> tokens;
 };
 
 // The endpoints the proxy batches.
@@ -87,10 +92,17 @@ private:
         bool busy = false;       // a request is being answered
         bool refused = false;    // the gate refused it: drain and close
         qint64 drained = 0;      // bytes discarded since it was refused
+        QByteArray corsOrigin;   // the allowed Origin of the request being answered, if any
     };
     struct Held {
         QPointer<QTcpSocket> socket;
         bool keepAlive = true;
+        QByteArray corsOrigin;
+    };
+    // What the front door learnt about a request it let in.
+    struct Admission {
+        QByteArray caller;     // the proxy token's name (empty without tokens)
+        QByteArray corsOrigin; // an allowed browser Origin: answers carry CORS headers
     };
 
     void acceptSocket(QTcpSocket *socket);
@@ -98,11 +110,16 @@ private:
     void onGateReadyRead(QTcpSocket *socket);
     void refuse(QTcpSocket *socket, Connection &connection, int status, const QString &message);
     void respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive, bool head = false);
-    void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive);
+    void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                       const Admission &admission);
     void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                const QByteArray &key);
     void onAnswered(quint64 requestId, const HttpAnswer &answer);
     void sweepIdle();
+    // Host, Origin (and preflights), the target, the proxy token. False when it answered the
+    // request itself (a refusal, a preflight).
+    bool admit(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive, bool head,
+               Admission *admission);
     std::optional<QByteArray> upstreamKey(const QHttpServerRequest &request) const;
 
     BatchCore *m_core;

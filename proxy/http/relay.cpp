@@ -134,7 +134,8 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     : QObject(parent)
     , m_client(client)
     , m_keepAlive(request.keepAlive)
-    , m_head(request.method == "HEAD") {
+    , m_head(request.method == "HEAD")
+    , m_answerHeaders(std::move(request.answerHeaders)) {
     const UpstreamOrigin &origin = upstream->origin(upstreamBase);
     UpstreamRequest call;
     call.target = upstreamTarget(origin, upstreamBase, request.pathAndQuery);
@@ -167,6 +168,8 @@ QByteArray RelayCall::headBytes(qsizetype extra) {
     const QByteArray statusLine =
         status == 200 ? QByteArrayLiteral("HTTP/1.1 200 OK\r\n") : http::statusLine(status);
     qsizetype size = statusLine.size() + 64 + extra;
+    for (const auto &[name, value] : std::as_const(m_answerHeaders))
+        size += name.size() + value.size() + 4;
     for (qsizetype i = 0; i < m_reply->headerCount(); ++i)
         size += m_reply->headerName(i).size() + m_reply->headerValue(i).size() + 4;
     http::Packer out(size);
@@ -178,12 +181,14 @@ QByteArray RelayCall::headBytes(qsizetype extra) {
         std::transform(name.begin(), name.end(), lower.begin(),
                        [](char c) { return c >= 'A' && c <= 'Z' ? char(c + ('a' - 'A')) : c; });
         const QByteArrayView lowerName(lower.constData(), lower.size());
-        if (http::isHopByHop(lowerName))
-            continue;
+        if (http::isHopByHop(lowerName) || lowerName.startsWith("access-control-"))
+            continue; // CORS is the proxy's to answer (m_answerHeaders)
         if (lowerName == "content-length")
             hasLength = true;
         out << name << ": " << m_reply->headerValue(i) << "\r\n";
     }
+    for (const auto &[name, value] : std::as_const(m_answerHeaders))
+        out << name << ": " << value << "\r\n";
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
     if (m_chunked)

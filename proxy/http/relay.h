@@ -23,6 +23,8 @@ struct RelayRequest {
     HeaderList headers;      // already without hop-by-hop headers, key policy applied
     QByteArray body;
     bool keepAlive = true;
+    // Headers for the client's answer (CORS); the upstream's Access-Control-* never pass.
+    HeaderList answerHeaders;
 };
 
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
@@ -59,6 +61,7 @@ private:
     std::unique_ptr<UpstreamReply> m_reply;
     bool m_keepAlive;
     bool m_head;
+    HeaderList m_answerHeaders;
     bool m_headWritten = false;
     bool m_chunked = false;
     bool m_watchingWrites = false;

@@ -16,7 +16,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 3;
+constexpr int SchemaVersion = 4;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -52,6 +52,9 @@ const char *const Migrations[] = {
     // older rows to that marker). The health table is what Store::probe() writes.
     R"(DELETE FROM keys WHERE key_hash NOT IN (SELECT key_hash FROM batches);
        CREATE TABLE health(id INTEGER PRIMARY KEY, probed_ms INTEGER NOT NULL);)",
+    // 3 -> 4: the caller (proxy token name) and, for Idempotency-Key requests, the body's hash.
+    R"(ALTER TABLE requests ADD COLUMN caller BLOB;
+       ALTER TABLE requests ADD COLUMN body_hash BLOB;)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -321,8 +324,8 @@ bool Store::insertRequest(const StoredRequest &r) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
-        " embedding_inputs, arrived_ms, state, batch_local_id)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " embedding_inputs, arrived_ms, state, batch_local_id, caller, body_hash)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(qint64(r.id));
     q.addBindValue(QString::fromLatin1(r.keyHash));
     q.addBindValue(r.organization);
@@ -335,6 +338,8 @@ bool Store::insertRequest(const StoredRequest &r) {
     q.addBindValue(r.arrivedMs);
     q.addBindValue(int(r.state));
     q.addBindValue(nullable(r.batchLocalId));
+    q.addBindValue(nullable(r.caller));
+    q.addBindValue(nullable(r.bodyHash));
     q.exec();
     checkWrite(q, "saving a request");
     m_nextRequestId = std::max(m_nextRequestId, r.id + 1);
@@ -464,7 +469,7 @@ QList<StoredRequest> Store::loadRequests() {
     if (!q.exec(QStringLiteral(
             "SELECT id, key_hash, organization, project, endpoint, model, dedupe,"
             " embedding_inputs, arrived_ms, state, batch_local_id, length(body), result_status,"
-            " result_synthesized, result_ms FROM requests ORDER BY id"))) {
+            " result_synthesized, result_ms, caller, body_hash FROM requests ORDER BY id"))) {
         warnOnFailure(q, "loading requests");
         return out;
     }
@@ -485,6 +490,8 @@ QList<StoredRequest> Store::loadRequests() {
         r.resultStatus = q.value(12).toInt();
         r.resultSynthesized = q.value(13).toInt() != 0;
         r.resultMs = q.value(14).toLongLong();
+        r.caller = bytes(q.value(15));
+        r.bodyHash = bytes(q.value(16));
         out.append(r);
     }
     return out;

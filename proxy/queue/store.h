@@ -32,8 +32,10 @@ struct StoredRequest {
     enum class State { Queued = 0, Submitted = 1, Answered = 2 };
     quint64 id = 0;
     QByteArray keyHash, organization, project, endpoint, model;
-    QByteArray dedupe; // what adoption matches on (a hash)
-    QByteArray body;   // loaded only where asked for
+    QByteArray dedupe;   // what adoption matches on (a hash)
+    QByteArray caller;   // the proxy token's name, if any
+    QByteArray bodyHash; // SHA-256 of the body, for requests with an Idempotency-Key
+    QByteArray body;     // loaded only where asked for
     int embeddingInputs = 0;
     qint64 bodySize = 0;
     qint64 arrivedMs = 0; // wall clock, ms since the epoch

@@ -164,6 +164,9 @@ enum class OptionId {
     ResultTtl,
     InMemory,
     IoThreads,
+    AllowOrigin,
+    AllowHost,
+    TokensFile,
     Verbose,
     NoGui,
     Help,
@@ -191,6 +194,9 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--result-ttl"), OptionId::ResultTtl, true},
     OptionSpec{QLatin1StringView("--in-memory"), OptionId::InMemory, false},
     OptionSpec{QLatin1StringView("--io-threads"), OptionId::IoThreads, true},
+    OptionSpec{QLatin1StringView("--allow-origin"), OptionId::AllowOrigin, true},
+    OptionSpec{QLatin1StringView("--allow-host"), OptionId::AllowHost, true},
+    OptionSpec{QLatin1StringView("--tokens-file"), OptionId::TokensFile, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -340,6 +346,14 @@ QString helpText() {
                "                         client that retries (default: 24h; 1s to 30 days).\n"
                "  --io-threads N         How many threads serve HTTP connections (default: 0,\n"
                "                         one per core; 1 to 64).\n"
+               "  --allow-origin ORIGIN  A web page origin (http://localhost:5173) that may call\n"
+               "                         the proxy from a browser, with CORS answers.\n"
+               "                         Repeatable. Other pages get 403.\n"
+               "  --allow-host NAME      A Host name served besides IP literals and localhost\n"
+               "                         (other names get 421: DNS rebinding). Repeatable.\n"
+               "  --tokens-file FILE     Proxy tokens, one \"name token\" a line, mode 0600.\n"
+               "                         With tokens, every request needs one (default:\n"
+               "                         %9, if it exists).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -348,7 +362,8 @@ QString helpText() {
                "  -h, --help             Show this help and exit.\n"
                "  --version              Show the version and exit.\n"
                "\n"
-               "Both --option VALUE and --option=VALUE work; a repeated option's last value wins.\n"
+               "Both --option VALUE and --option=VALUE work; a repeated option's last value wins\n"
+               "(--allow-origin and --allow-host add up).\n"
                "Settings saved in the desktop app apply in both modes; options override them.\n"
                "\n"
                "Values:\n"
@@ -361,11 +376,13 @@ QString helpText() {
                "  OPENAI_API_KEY         When set, the proxy uses this key for every upstream\n"
                "                         call. It is never logged or shown.\n"
                "\n"
-               "Exit status: 0 on success, 2 for a bad command line.")
+               "Exit status: 0 on success, 2 for a bad command line, an unusable tokens file,\n"
+               "or a listen address off loopback with OPENAI_API_KEY and no proxy token.")
         .arg(defaults.upstream.toString(), formatDuration(defaults.batchWindow),
              QString::number(defaults.batchSize), QString::number(Config::ProviderMaxRequests),
              formatSize(defaults.batchBytes), formatDuration(defaults.pollInterval),
-             homeRelative(defaultDataDir()), formatSize(defaults.maxBody));
+             homeRelative(defaultDataDir()), formatSize(defaults.maxBody),
+             homeRelative(defaultTokensFile()));
 }
 
 // Checks one setting's value as the command line does; on success stores it in `config`.
@@ -547,6 +564,14 @@ public:
         if (error.isEmpty() && m_config.inMemory && m_explicitDataDir) {
             error = QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
         }
+        if (error.isEmpty() && !help && !version)
+            error = loadTokens();
+        if (error.isEmpty() && !help && !version) {
+            m_config.apiKey = m_apiKey;
+            if (m_config.listen.isEmpty())
+                m_config.listen = defaultListenAddresses();
+            error = exposureProblem(m_config);
+        }
 
         CommandLine result;
         if (help) {
@@ -596,6 +621,12 @@ private:
             return QStringLiteral("a duration or off, ") + DurationExamples;
         case OptionId::IoThreads:
             return QStringLiteral("a number of threads");
+        case OptionId::AllowOrigin:
+            return QStringLiteral("an origin, example: http://localhost:5173");
+        case OptionId::AllowHost:
+            return QStringLiteral("a host name");
+        case OptionId::TokensFile:
+            return QStringLiteral("a file");
         default:
             return QString();
         }
@@ -651,6 +682,42 @@ private:
             m_config.ioThreads = static_cast<int>(threads);
             return QString();
         }
+        case OptionId::AllowOrigin: {
+            // scheme://host[:port] and nothing else, as browsers send it in Origin: http and
+            // https pages, or an extension's (chrome-extension://ID, vscode-webview://ID).
+            const QString text = value.trimmed();
+            const QUrl url(text, QUrl::StrictMode);
+            if (!url.isValid() || url.scheme().isEmpty() || url.host().isEmpty() ||
+                !url.userInfo().isEmpty() || (!url.path().isEmpty() && url.path() != u'/') ||
+                url.hasQuery() || url.hasFragment())
+                return shown(value, m_apiKey) +
+                       QStringLiteral(" is not an origin (scheme://host[:port]; example: "
+                                      "http://localhost:5173)");
+            QString origin = text;
+            if (origin.endsWith(u'/'))
+                origin.chop(1);
+            m_config.allowOrigins.append(origin.toLower().toUtf8());
+            return QString();
+        }
+        case OptionId::AllowHost: {
+            static const QRegularExpression hostName(
+                QStringLiteral("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                               "(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\\.?(:[0-9]{1,5})?$"));
+            const QString text = value.trimmed();
+            if (!hostName.match(text).hasMatch())
+                return shown(value, m_apiKey) +
+                       QStringLiteral(" is not a host name (example: proxy.example.lan)");
+            m_config.allowHosts.append(text.toLower().toUtf8());
+            return QString();
+        }
+        case OptionId::TokensFile: {
+            const QString file = value.trimmed();
+            if (file.isEmpty())
+                return QStringLiteral("missing value (expected a file)");
+            m_config.tokensFile = absolutePath(file);
+            m_explicitTokensFile = true;
+            return QString();
+        }
         case OptionId::Screenshot: {
             const QString file = value.trimmed();
             if (file.isEmpty())
@@ -689,9 +756,27 @@ private:
         return QDir::cleanPath(QFileInfo(path).absoluteFilePath());
     }
 
+    // Reads the tokens file: the one given, or the default one if it exists. Returns an error
+    // line, or an empty string.
+    QString loadTokens() {
+        if (!m_explicitTokensFile) {
+            const QString fallback = defaultTokensFile();
+            if (fallback.isEmpty() || !QFileInfo::exists(fallback))
+                return QString();
+            m_config.tokensFile = fallback;
+        }
+        QString problem;
+        const auto tokens = loadProxyTokens(m_config.tokensFile, &problem);
+        if (!tokens)
+            return errorLine(QLatin1StringView("--tokens-file"), problem);
+        m_config.tokens = *tokens;
+        return QString();
+    }
+
     QByteArray m_apiKey; // trimmed, the environment's over base's; for the config and redacting
     Config m_config;
-    bool m_explicitDataDir = false; // --data-dir was given (not just the default)
+    bool m_explicitDataDir = false;    // --data-dir was given (not just the default)
+    bool m_explicitTokensFile = false; // --tokens-file was given
 };
 
 } // namespace
@@ -744,6 +829,21 @@ std::optional<QList<ListenAddress>> parseListen(QStringView text) {
         return std::nullopt; // host names other than localhost, unbracketed IPv6, garbage
     }
     return QList<ListenAddress>{{address, port}};
+}
+
+QString exposureProblem(const Config &config) {
+    if (config.apiKey.isEmpty() || !config.tokens.isEmpty())
+        return QString();
+    for (const ListenAddress &listen : config.listen) {
+        if (!listen.address.isLoopback()) {
+            return QStringLiteral("llm-proxy: listening on %1 would let anyone who reaches it "
+                                  "spend the configured OpenAI key; add proxy tokens "
+                                  "(--tokens-file FILE, \"name token\" lines, mode 0600) or "
+                                  "listen on loopback (--listen 127.0.0.1:PORT)")
+                .arg(config.listenText);
+        }
+    }
+    return QString();
 }
 
 QList<ListenAddress> defaultListenAddresses() {

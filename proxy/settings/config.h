@@ -3,6 +3,8 @@
 
 // The proxy's configuration as a plain value, and the command line that fills it.
 
+#include "settings/proxytokens.h"
+
 #include <QByteArray>
 #include <QHostAddress>
 #include <QList>
@@ -53,6 +55,15 @@ struct Config {
     bool noGui = false;
     // From OPENAI_API_KEY when set: every upstream call uses it. Never logged or printed.
     QByteArray apiKey;
+    // The front door (issue 9). Browser origins allowed to call the proxy, with CORS answers
+    // (--allow-origin, repeatable; "http://localhost:5173"); Host names served besides IP
+    // literals and localhost (--allow-host, repeatable); proxy tokens and the file they came
+    // from (--tokens-file, default defaultTokensFile() when it exists). With tokens, every
+    // request must carry one.
+    QList<QByteArray> allowOrigins;
+    QList<QByteArray> allowHosts;
+    QString tokensFile;
+    QList<ProxyToken> tokens;
     // Desktop app only: save the main window as a PNG here after screenshotDelay, then exit.
     QString screenshotPath;
     std::chrono::milliseconds screenshotDelay{1000};
@@ -76,6 +87,11 @@ QList<ListenAddress> defaultListenAddresses();
 // QStandardPaths::AppDataLocation, or GenericDataLocation + "/llm-proxy" when no application
 // name is set (AppDataLocation would then be the shared data folder itself).
 QString defaultDataDir();
+
+// Why the proxy must not start with this configuration, or an empty string: listening on
+// anything but loopback with a configured provider key and no proxy token would let anyone who
+// reaches the port spend the key. One line, naming the fix.
+QString exposureProblem(const Config &config);
 
 // The settings the command line and the desktop app's settings page share, checked the same way.
 enum class Setting {

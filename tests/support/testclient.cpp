@@ -67,7 +67,7 @@ bool RawClient::waitClosed(int ms) {
 }
 
 void RawClient::post(const QByteArray &path, const QByteArray &body, const QByteArray &key) {
-    socket.write("POST " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key +
+    socket.write("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key +
                  "\r\nContent-Type: application/json\r\nContent-Length: " +
                  QByteArray::number(body.size()) + "\r\n\r\n" + body);
 }

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The front door's pure rules (frontdoor.h) and the proxy tokens file (proxytokens.h), as
+// tables: request targets, Host values, origins, CORS headers, token lines, constant-time lookup.
+
+#include "http/frontdoor.h"
+#include "settings/proxytokens.h"
+
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace llmproxy;
+using namespace llmproxy::frontdoor;
+
+class tst_FrontDoor final : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void targets_data() {
+        QTest::addColumn<QByteArray>("target");
+        QTest::addColumn<bool>("ok");
+        QTest::newRow("plain") << QByteArray("/v1/chat/completions") << true;
+        QTest::newRow("query") << QByteArray("/v1/files?purpose=batch&limit=2") << true;
+        QTest::newRow("encoded id") << QByteArray("/v1/files/file-abc%20x") << true;
+        QTest::newRow("slash in query") << QByteArray("/v1/files?after=a%2Fb") << true;
+        QTest::newRow("dots inside a name") << QByteArray("/v1/files/a..b/.x/x.") << true;
+        QTest::newRow("three dots") << QByteArray("/v1/.../x") << true;
+        QTest::newRow("stats") << QByteArray("/stats") << true;
+        QTest::newRow("root") << QByteArray("/") << true;
+        QTest::newRow("dotdot") << QByteArray("/v1/../x") << false;
+        QTest::newRow("dotdot at end") << QByteArray("/v1/..") << false;
+        QTest::newRow("dotdot before query") << QByteArray("/v1/..?x=1") << false;
+        QTest::newRow("dot") << QByteArray("/v1/./x") << false;
+        QTest::newRow("dot slash at start") << QByteArray("/./v1/x") << false;
+        QTest::newRow("encoded dotdot") << QByteArray("/v1/%2e%2e/x") << false;
+        QTest::newRow("encoded dotdot upper") << QByteArray("/v1/%2E%2E/x") << false;
+        QTest::newRow("mixed dotdot") << QByteArray("/v1/%2E./x") << false;
+        QTest::newRow("mixed dotdot 2") << QByteArray("/v1/.%2e/x") << false;
+        QTest::newRow("encoded dot") << QByteArray("/v1/%2e/x") << false;
+        QTest::newRow("deep dotdot") << QByteArray("/v1/models/../../x") << false;
+        QTest::newRow("encoded slash") << QByteArray("/v1/files/a%2fb") << false;
+        QTest::newRow("encoded slash upper") << QByteArray("/v1/files/a%2Fb") << false;
+        QTest::newRow("backslash") << QByteArray("/v1\\..\\x") << false;
+        QTest::newRow("encoded backslash") << QByteArray("/v1/%5c../x") << false;
+        QTest::newRow("encoded backslash upper") << QByteArray("/v1/%5C") << false;
+        QTest::newRow("NUL raw") << QByteArray("/v1/x\0y", 7) << false;
+        QTest::newRow("NUL encoded") << QByteArray("/v1/x%00y") << false;
+        QTest::newRow("CR encoded") << QByteArray("/v1/x%0d%0aHost:%20y") << false;
+        QTest::newRow("tab raw") << QByteArray("/v1/x\ty") << false;
+        QTest::newRow("DEL encoded") << QByteArray("/v1/x%7F") << false;
+        QTest::newRow("control in query") << QByteArray("/v1/files?x=%0a") << false;
+        QTest::newRow("bad percent") << QByteArray("/v1/x%zz") << false;
+        QTest::newRow("truncated percent") << QByteArray("/v1/x%2") << false;
+        QTest::newRow("not a path") << QByteArray("v1/models") << false;
+        QTest::newRow("empty") << QByteArray() << false;
+    }
+    void targets() {
+        QFETCH(QByteArray, target);
+        QFETCH(bool, ok);
+        const QString problem = targetProblem(target);
+        QVERIFY2(problem.isEmpty() == ok, qPrintable(problem));
+    }
+
+    void hosts_data() {
+        QTest::addColumn<QByteArray>("host");
+        QTest::addColumn<bool>("ok");
+        QTest::newRow("v4") << QByteArray("127.0.0.1") << true;
+        QTest::newRow("v4 port") << QByteArray("127.0.0.1:3030") << true;
+        QTest::newRow("LAN v4") << QByteArray("192.168.1.20:3030") << true;
+        QTest::newRow("v6") << QByteArray("[::1]") << true;
+        QTest::newRow("v6 port") << QByteArray("[::1]:3030") << true;
+        QTest::newRow("v6 full") << QByteArray("[fe80::1:2]:80") << true;
+        QTest::newRow("localhost") << QByteArray("localhost") << true;
+        QTest::newRow("localhost port") << QByteArray("localhost:3030") << true;
+        QTest::newRow("LOCALHOST.") << QByteArray("LOCALHOST.:3030") << true;
+        QTest::newRow("under localhost") << QByteArray("tool.localhost:3030") << true;
+        QTest::newRow("allowed") << QByteArray("proxy.lan:3030") << true;
+        QTest::newRow("allowed case") << QByteArray("Proxy.LAN") << true;
+        QTest::newRow("allowed with its port") << QByteArray("box:8080") << true;
+        QTest::newRow("evil") << QByteArray("evil.example:3030") << false;
+        QTest::newRow("evil no port") << QByteArray("evil.example") << false;
+        QTest::newRow("localhost suffix") << QByteArray("localhost.evil.example") << false;
+        QTest::newRow("allowed name, other port") << QByteArray("box:9090") << false;
+        QTest::newRow("v4 short") << QByteArray("127.1") << false;
+        QTest::newRow("v4 too big") << QByteArray("256.0.0.1") << false;
+        QTest::newRow("v6 unbracketed") << QByteArray("::1") << false;
+        QTest::newRow("v6 not an address") << QByteArray("[evil.example]") << false;
+        QTest::newRow("bad port") << QByteArray("localhost:99999") << false;
+        QTest::newRow("port letters") << QByteArray("localhost:x") << false;
+        QTest::newRow("empty") << QByteArray() << false;
+        QTest::newRow("colon only") << QByteArray(":3030") << false;
+    }
+    void hosts() {
+        QFETCH(QByteArray, host);
+        QFETCH(bool, ok);
+        const QList<QByteArray> allowed{"proxy.lan", "box:8080"};
+        QCOMPARE(hostAllowed(host, allowed), ok);
+    }
+
+    void origins_data() {
+        QTest::addColumn<QByteArray>("origin");
+        QTest::addColumn<QByteArray>("site");
+        QTest::addColumn<int>("verdict");
+        const int none = int(OriginVerdict::NotCrossSite);
+        const int allowed = int(OriginVerdict::Allowed);
+        const int refused = int(OriginVerdict::Refused);
+        QTest::newRow("sdk") << QByteArray() << QByteArray() << none;
+        QTest::newRow("typed url") << QByteArray() << QByteArray("none") << none;
+        QTest::newRow("same origin") << QByteArray() << QByteArray("same-origin") << none;
+        QTest::newRow("cross-site no origin")
+            << QByteArray() << QByteArray("cross-site") << refused;
+        QTest::newRow("same-site no origin") << QByteArray() << QByteArray("Same-Site") << refused;
+        QTest::newRow("evil") << QByteArray("http://evil.example") << QByteArray("cross-site")
+                              << refused;
+        QTest::newRow("null") << QByteArray("null") << QByteArray() << refused;
+        QTest::newRow("allowed") << QByteArray("http://localhost:5173") << QByteArray("same-site")
+                                 << allowed;
+        QTest::newRow("allowed case")
+            << QByteArray("HTTP://LocalHost:5173") << QByteArray() << allowed;
+        QTest::newRow("allowed default port")
+            << QByteArray("https://tool.example:443") << QByteArray() << allowed;
+        QTest::newRow("allowed other port")
+            << QByteArray("http://localhost:5174") << QByteArray() << refused;
+        QTest::newRow("allowed other scheme")
+            << QByteArray("https://localhost:5173") << QByteArray() << refused;
+        QTest::newRow("suffix trick")
+            << QByteArray("https://tool.example.evil.example") << QByteArray() << refused;
+        QTest::newRow("garbage") << QByteArray("localhost:5173") << QByteArray() << refused;
+    }
+    void origins() {
+        QFETCH(QByteArray, origin);
+        QFETCH(QByteArray, site);
+        QFETCH(int, verdict);
+        const QList<QByteArray> allowed{"http://localhost:5173", "https://tool.example"};
+        QCOMPARE(int(checkOrigin(origin, site, allowed)), verdict);
+    }
+
+    void normalizedOrigins_data() {
+        QTest::addColumn<QByteArray>("origin");
+        QTest::addColumn<QByteArray>("normalized");
+        QTest::newRow("plain") << QByteArray("http://a.b") << QByteArray("http://a.b");
+        QTest::newRow("slash") << QByteArray("http://a.b/") << QByteArray("http://a.b");
+        QTest::newRow("port 80") << QByteArray("http://a.b:80") << QByteArray("http://a.b");
+        QTest::newRow("port 443 http")
+            << QByteArray("http://a.b:443") << QByteArray("http://a.b:443");
+        QTest::newRow("v6") << QByteArray("http://[::1]:8080") << QByteArray("http://[::1]:8080");
+        QTest::newRow("path") << QByteArray("http://a.b/x") << QByteArray();
+        QTest::newRow("user") << QByteArray("http://u@a.b") << QByteArray();
+        QTest::newRow("CRLF") << QByteArray("http://a.b\r\nx: y") << QByteArray();
+        QTest::newRow("null") << QByteArray("null") << QByteArray();
+    }
+    void normalizedOrigins() {
+        QFETCH(QByteArray, origin);
+        QFETCH(QByteArray, normalized);
+        QCOMPARE(normalizeOrigin(origin), normalized);
+    }
+
+    void corsHeadersCoverWhatTheSdkSends() {
+        const QByteArray allowed = corsAllowHeaders(
+            "authorization, content-type, x-stainless-os, X-Stainless-Retry-Count, "
+            "openai-beta, idempotency-key, x-evil, x-stainless-bad\r\nx: y");
+        const QList<QByteArray> names = allowed.split(',');
+        QList<QByteArray> trimmed;
+        for (const QByteArray &name : names)
+            trimmed.append(name.trimmed());
+        for (const char *name :
+             {"authorization", "content-type", "idempotency-key", "x-batch", "openai-organization",
+              "openai-project", "x-stainless-os", "x-stainless-retry-count", "openai-beta",
+              "x-provider-authorization", "x-api-key"})
+            QVERIFY2(trimmed.contains(name), name);
+        QVERIFY(!trimmed.contains("x-evil"));
+        QVERIFY(!allowed.contains('\r') && !allowed.contains('\n'));
+        QVERIFY(corsAllowMethods().contains("POST"));
+        QVERIFY(corsExposeHeaders().contains("x-request-id"));
+    }
+
+    void tokenLines_data() {
+        QTest::addColumn<QByteArray>("text");
+        QTest::addColumn<int>("count"); // -1: refused
+        QTest::addColumn<QString>("errorPart");
+        const QByteArray a = "0123456789abcdef";
+        const QByteArray b = "fedcba9876543210";
+        QTest::newRow("one") << "alice " + a + "\n" << 1 << QString();
+        QTest::newRow("comments and blanks")
+            << "# team tokens\n\n  alice\t" + a + "  \r\n#bob x\nbob " + b << 2 << QString();
+        QTest::newRow("empty") << QByteArray() << 0 << QString();
+        QTest::newRow("one field") << "alice\n" + a << -1 << QStringLiteral("line 1");
+        QTest::newRow("three fields") << "alice " + a + " x" << -1 << QStringLiteral("line 1");
+        QTest::newRow("duplicate name")
+            << "alice " + a + "\nalice " + b << -1 << QStringLiteral("used twice");
+        QTest::newRow("duplicate token")
+            << "alice " + a + "\nbob " + a << -1 << QStringLiteral("same token as \"alice\"");
+        QTest::newRow("short token")
+            << QByteArray("alice short") << -1 << QStringLiteral("16 to 512");
+        QTest::newRow("bad name") << "al/ice " + a << -1 << QStringLiteral("a name is");
+        QTest::newRow("control in token")
+            << "alice " + a + "\x01" << -1 << QStringLiteral("16 to 512");
+    }
+    void tokenLines() {
+        QFETCH(QByteArray, text);
+        QFETCH(int, count);
+        QFETCH(QString, errorPart);
+        QString error;
+        const auto tokens = parseProxyTokens(text, &error);
+        if (count < 0) {
+            QVERIFY(!tokens);
+            QVERIFY2(error.contains(errorPart), qPrintable(error));
+            QVERIFY2(!error.contains(QStringLiteral("0123456789abcdef")), "a token was repeated");
+        } else {
+            QVERIFY2(tokens, qPrintable(error));
+            QCOMPARE(tokens->size(), count);
+        }
+    }
+
+    void tokenLookup() {
+        const QList<ProxyToken> tokens{{"alice", "0123456789abcdef"}, {"bob", "fedcba9876543210"}};
+        QCOMPARE(findProxyToken(tokens, "fedcba9876543210")->name, QByteArray("bob"));
+        QCOMPARE(findProxyToken(tokens, "0123456789abcdef")->name, QByteArray("alice"));
+        QVERIFY(!findProxyToken(tokens, "0123456789abcde"));
+        QVERIFY(!findProxyToken(tokens, "0123456789abcdef0"));
+        QVERIFY(!findProxyToken(tokens, ""));
+        QVERIFY(!findProxyToken({}, "0123456789abcdef"));
+    }
+
+    void tokensFileMustBeOwnerOnly() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString path = dir.filePath(QStringLiteral("tokens"));
+        QFile file(path);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("alice 0123456789abcdef\n");
+        file.close();
+        QVERIFY(QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner |
+                                                QFile::ReadGroup | QFile::ReadOther));
+        QString error;
+        QVERIFY(!loadProxyTokens(path, &error));
+        QVERIFY2(error.contains(QStringLiteral("chmod 600")), qPrintable(error));
+        QVERIFY(QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner));
+        const auto tokens = loadProxyTokens(path, &error);
+        QVERIFY2(tokens, qPrintable(error));
+        QCOMPARE(tokens->size(), 1);
+        QVERIFY(!loadProxyTokens(dir.filePath(QStringLiteral("missing")), &error));
+        QVERIFY(error.contains(QStringLiteral("no such file")));
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_FrontDoor)
+#include "tst_frontdoor.moc"
