@@ -91,6 +91,7 @@ void ProxyService::start() {
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
+    m_provider->setMaxLineBytes(m_config.maxResultLine);
     if (!m_config.dataDir.isEmpty() && !m_config.inMemory) {
         QString storeError;
         m_store = Store::open(m_config.dataDir, &storeError);

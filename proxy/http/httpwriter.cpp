@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "http/httpwriter.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
 namespace llmproxy::http {
 
 QByteArray reasonPhrase(int status) {
@@ -86,8 +90,12 @@ QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly) {
     if (!bodiless)
         out += QByteArrayLiteral("Content-Length: ") + QByteArray::number(answer.body.size()) +
                QByteArrayLiteral("\r\n");
-    for (const auto &[name, value] : answer.headers)
+    out += QByteArrayLiteral("Date: ") + currentDate() + QByteArrayLiteral("\r\n");
+    for (const auto &[name, value] : answer.headers) {
+        if (!isSafeHeader(name, value) || name.compare("date", Qt::CaseInsensitive) == 0)
+            continue;
         out += name + QByteArrayLiteral(": ") + value + QByteArrayLiteral("\r\n");
+    }
     if (!keepAlive)
         out += QByteArrayLiteral("Connection: close\r\n");
     out += QByteArrayLiteral("\r\n");
@@ -105,6 +113,33 @@ QByteArray chunk(QByteArrayView data) {
     out += data;
     out += "\r\n";
     return out;
+}
+
+QByteArray imfFixdate(qint64 secondsSinceEpoch) {
+    static constexpr char Days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr char Months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const std::time_t t = static_cast<std::time_t>(secondsSinceEpoch);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    // Not strftime: its names follow the locale.
+    char text[64];
+    const int n = std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                                Days[tm.tm_wday % 7], tm.tm_mday, Months[tm.tm_mon % 12],
+                                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return QByteArray(text, n > 0 ? std::min<int>(n, int(sizeof text) - 1) : 0);
+}
+
+QByteArray currentDate() {
+    // One I/O thread each: no lock. time() is a vDSO call, far cheaper than formatting.
+    thread_local std::time_t cachedSecond = -1;
+    thread_local QByteArray cached;
+    const std::time_t now = std::time(nullptr);
+    if (now != cachedSecond) {
+        cachedSecond = now;
+        cached = imfFixdate(now);
+    }
+    return cached;
 }
 
 bool isHopByHop(QByteArrayView name) {
