@@ -6,6 +6,7 @@
 #include "http/relay.h"
 
 #include <QDateTime>
+#include <QLocale>
 #include <QRandomGenerator>
 #include <QRegularExpression>
 #include <QTest>
@@ -304,6 +305,10 @@ private Q_SLOTS:
                                   << QByteArray("Tue, 29 Feb 2000 00:00:00 GMT");
         QTest::newRow("last second of a year")
             << qint64(1798761599) << QByteArray("Thu, 31 Dec 2026 23:59:59 GMT");
+        QTest::newRow("before the epoch")
+            << qint64(-1) << QByteArray("Wed, 31 Dec 1969 23:59:59 GMT");
+        QTest::newRow("a century not a leap year")
+            << qint64(4107499200) << QByteArray("Sun, 28 Feb 2100 12:00:00 GMT");
         QTest::newRow("after 2038")
             << qint64(4102444800) << QByteArray("Fri, 01 Jan 2100 00:00:00 GMT");
     }
@@ -311,6 +316,17 @@ private Q_SLOTS:
         QFETCH(qint64, seconds);
         QFETCH(QByteArray, expected);
         QCOMPARE(http::imfFixdate(seconds), expected);
+    }
+
+    void imfFixdateAgreesWithQDateTime() {
+        QRandomGenerator random(9110);
+        for (int i = 0; i < 2000; ++i) {
+            const qint64 seconds = qint64(random.bounded(8'000'000'000.0)) - 2'000'000'000;
+            const QString expected =
+                QLocale::c().toString(QDateTime::fromSecsSinceEpoch(seconds, Qt::UTC),
+                                      QStringLiteral("ddd, dd MMM yyyy hh:mm:ss 'GMT'"));
+            QCOMPARE(QString::fromLatin1(http::imfFixdate(seconds)), expected);
+        }
     }
 
     // RFC 9110 §6.6.1: every answer the proxy writes itself says when it was made.

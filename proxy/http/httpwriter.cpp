@@ -116,17 +116,33 @@ QByteArray chunk(QByteArrayView data) {
 }
 
 QByteArray imfFixdate(qint64 secondsSinceEpoch) {
-    static constexpr char Days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr char Days[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
     static constexpr char Months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    const std::time_t t = static_cast<std::time_t>(secondsSinceEpoch);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    // Not strftime: its names follow the locale.
+    // The proleptic Gregorian calendar from days since 1970-01-01 (a Thursday), by H. Hinnant's
+    // civil_from_days: no gmtime_r (not everywhere) and no strftime (its names follow the locale).
+    qint64 days = secondsSinceEpoch / 86400;
+    qint64 secondOfDay = secondsSinceEpoch % 86400;
+    if (secondOfDay < 0) {
+        secondOfDay += 86400;
+        --days;
+    }
+    const int weekday = int(((days % 7) + 7) % 7);
+    const qint64 z = days + 719468;
+    const qint64 era = (z >= 0 ? z : z - 146096) / 146097;
+    const qint64 dayOfEra = z - era * 146097;
+    const qint64 yearOfEra =
+        (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146096) / 365;
+    const qint64 dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100);
+    const qint64 mp = (5 * dayOfYear + 2) / 153;
+    const int day = int(dayOfYear - (153 * mp + 2) / 5 + 1);
+    const int month = int(mp < 10 ? mp + 3 : mp - 9); // 1..12
+    const qint64 year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
     char text[64];
-    const int n = std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                                Days[tm.tm_wday % 7], tm.tm_mday, Months[tm.tm_mon % 12],
-                                tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    const int n =
+        std::snprintf(text, sizeof text, "%s, %02d %s %04lld %02d:%02d:%02d GMT", Days[weekday],
+                      day, Months[month - 1], static_cast<long long>(year), int(secondOfDay / 3600),
+                      int(secondOfDay / 60 % 60), int(secondOfDay % 60));
     return QByteArray(text, n > 0 ? std::min<int>(n, int(sizeof text) - 1) : 0);
 }
 
