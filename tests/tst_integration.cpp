@@ -747,6 +747,27 @@ private Q_SLOTS:
         QTRY_COMPARE(m_fake->filesLive(), 0);
     }
 
+    // Without a custom_id at its start, an oversized line cannot be matched to its request: that
+    // request ends as missing from the results, and the others are still delivered.
+    void hugeResultLineWithItsIdAtTheEndIsMissing() {
+        Config config = baseConfig();
+        config.maxResultLine = 100'000;
+        startProxy(config);
+        QNetworkReply *before = send("POST", "/v1/chat/completions", chatBody("before"));
+        QNetworkReply *huge = send("POST", "/v1/chat/completions",
+                                   chatBody("huge [[result_bytes:400000]] [[custom_id_last]]"));
+        QNetworkReply *after = send("POST", "/v1/chat/completions", chatBody("after"));
+        for (QNetworkReply *reply : {before, huge, after})
+            QVERIFY(finished(reply, 20'000));
+        QCOMPARE(status(huge), 502);
+        QCOMPARE(errorOf(huge->readAll())[u"code"].toString(),
+                 QStringLiteral("missing_from_batch_results"));
+        QCOMPARE(status(before), 200);
+        QCOMPARE(chatContent(before->readAll()), QStringLiteral("echo: before"));
+        QCOMPARE(status(after), 200);
+        QCOMPARE(chatContent(after->readAll()), QStringLiteral("echo: after"));
+    }
+
     void oversizedBodyIsRefusedBeforeItIsRead() {
         RawClient raw;
         QVERIFY(raw.connectTo(m_port));

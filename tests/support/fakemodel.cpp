@@ -337,6 +337,10 @@ bool scriptedRequestIdCrlf(QByteArrayView text) {
     return text.contains(QByteArrayView("[[request_id_crlf]]"));
 }
 
+bool scriptedCustomIdLast(QByteArrayView text) {
+    return text.contains(QByteArrayView("[[custom_id_last]]"));
+}
+
 QString batchLineErrorMessage(const QByteArray &code) {
     if (code == "batch_expired")
         return u"This request could not be executed before the completion window expired."_s;

@@ -31,6 +31,8 @@ bool scriptedOmit(QByteArrayView text);                 // [[omit]]
 qint64 scriptedResultBytes(QByteArrayView text);
 // [[request_id_crlf]]: the batch result line's request_id has an escaped CR LF and a header.
 bool scriptedRequestIdCrlf(QByteArrayView text);
+// [[custom_id_last]]: the batch result line has its custom_id last, after the response.
+bool scriptedCustomIdLast(QByteArrayView text);
 QString batchLineErrorMessage(const QByteArray &code);
 
 struct ModelAnswer {

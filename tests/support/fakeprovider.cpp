@@ -1142,8 +1142,17 @@ void FakeProvider::writeResults(BatchEntry &batch, qsizetype done, const QByteAr
             batch.outputTokens += usage.value("completion_tokens"_L1).toInteger() +
                                   usage.value("output_tokens"_L1).toInteger();
         }
-        (success ? output : errorLines)
-            .prepend(QJsonDocument(result).toJson(QJsonDocument::Compact) + '\n');
+        QByteArray text;
+        if (scriptedCustomIdLast(bodyText)) {
+            // QJsonDocument sorts keys (custom_id comes early): write this one by hand.
+            const QJsonValue customId = result.take("custom_id"_L1);
+            text = QJsonDocument(result).toJson(QJsonDocument::Compact);
+            text.chop(1);
+            text += R"(,"custom_id":")" + customId.toString().toUtf8() + "\"}";
+        } else {
+            text = QJsonDocument(result).toJson(QJsonDocument::Compact);
+        }
+        (success ? output : errorLines).prepend(text + '\n');
         ++(success ? batch.completed : batch.failed);
     }
     const QByteArray &base = batch.record.id;

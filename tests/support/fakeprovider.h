@@ -30,7 +30,8 @@ class FakeHttpServer;
 // Magic strings in a batch line's body script that line: [[status:N]] (error file, status N),
 // [[error:CODE]] (error file, response null), [[omit]] (in neither file), [[result_bytes:N]]
 // (its result line padded to N bytes or more), [[request_id_crlf]] (its request_id holds an
-// escaped CR LF and a header line). [[status:N]] also works on the synchronous endpoints.
+// escaped CR LF and a header line), [[custom_id_last]] (its result line names its custom_id
+// last, after the response). [[status:N]] also works on the synchronous endpoints.
 // Request headers X-Fake-Delay-Ms (any /v1 call) delay the answer; X-Fake-Status sets the
 // status of /v1/echo answers.
 //
