@@ -95,6 +95,7 @@ void ProxyService::start() {
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
+    m_provider->setMaxLineBytes(m_config.maxResultLine);
     if (const QString exposed = exposureProblem(m_config); !exposed.isEmpty()) {
         qCCritical(lcApp).noquote() << exposed; // e.g. a key from the keychain, LAN listen
         Q_EMIT startFailed(exposed);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "api/batchresult.h"
+#include "api/json.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -80,6 +81,9 @@ private slots:
     void missingLine();
     void failedBatch_data();
     void failedBatch();
+    void providerBytesNeverBecomeHeaders_data();
+    void providerBytesNeverBecomeHeaders();
+    void tooLongLine();
 };
 
 void TestBatchResult::headerNames() {
@@ -337,6 +341,52 @@ void TestBatchResult::failedBatch() {
     QCOMPARE(error->type.toString(), QStringLiteral("server_error"));
     QCOMPARE(error->code.toString(), QStringLiteral("batch_failed"));
     QVERIFY(error->param.isNull());
+}
+
+void TestBatchResult::providerBytesNeverBecomeHeaders_data() {
+    QTest::addColumn<QByteArray>("requestId");
+    QTest::newRow("CR LF") << QByteArray("req\r\nX-Evil: 1");
+    QTest::newRow("LF") << QByteArray("req\nX-Evil: 1");
+    QTest::newRow("CR") << QByteArray("req\rX-Evil: 1");
+    QTest::newRow("NUL") << QByteArray("req\0X-Evil: 1", 13);
+}
+
+void TestBatchResult::providerBytesNeverBecomeHeaders() {
+    // As the provider's JSON would carry it: escaped, then decoded by the line decoder.
+    QFETCH(QByteArray, requestId);
+    const QByteArray lineText =
+        R"({"custom_id":"r-1","response":{"status_code":200,"request_id":)" +
+        json::quoted(requestId) + R"(,"body":{}},"error":null})";
+    const auto line = jsonl::decodeOutputLine(lineText);
+    QVERIFY(line);
+    QCOMPARE(line->requestId, requestId);
+    for (const HttpAnswer &answer :
+         {answerForLine(*line, BatchId), answerForLine(*line, "batch\r\nX-Evil: 2"),
+          answerForMissingLine("batch\nX-Evil: 2", "completed"),
+          answerForTooLongLine("batch\r\nX-Evil: 2", 10, 5)}) {
+        for (const auto &[name, value] : answer.headers) {
+            QVERIFY2(isSafeHeader(name, value), value.constData());
+            QVERIFY(!value.contains("X-Evil"));
+        }
+    }
+    const HttpAnswer answer = answerForLine(*line, BatchId);
+    QCOMPARE(answer.status, 200);
+    QCOMPARE(answer.headers, (HeaderList{{QByteArray("x-llm-proxy-batch-id"), BatchId}}));
+}
+
+void TestBatchResult::tooLongLine() {
+    const HttpAnswer answer = answerForTooLongLine(BatchId, 70'000'000, 67'108'864);
+    QCOMPARE(answer.status, 502);
+    QVERIFY(answer.synthesized);
+    const QJsonObject error = QJsonDocument::fromJson(answer.body).object()[u"error"].toObject();
+    QCOMPARE(error[u"code"].toString(), QStringLiteral("result_line_too_large"));
+    QCOMPARE(error[u"type"].toString(), QStringLiteral("server_error"));
+    const QString message = error[u"message"].toString();
+    QVERIFY2(message.contains(QStringLiteral("70000000")) &&
+                 message.contains(QStringLiteral("67108864")) &&
+                 message.contains(QString::fromLatin1(BatchId)),
+             qPrintable(message));
+    QCOMPARE(answer.headers, (HeaderList{{QByteArray("x-llm-proxy-batch-id"), BatchId}}));
 }
 
 QTEST_GUILESS_MAIN(TestBatchResult)

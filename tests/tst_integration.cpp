@@ -16,6 +16,7 @@
 #include <QJsonObject>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
+#include <QRegularExpression>
 #include <QSignalSpy>
 #include <QTcpServer>
 #include <QTcpSocket>
@@ -141,6 +142,35 @@ private:
             if (!error.contains(QLatin1StringView(field)))
                 qWarning("error body lacks %s: %s", field, body.constData());
         return error;
+    }
+
+    // An upstream that answers every request with `answer`, byte for byte (what the fake
+    // provider's HTTP server cannot send). Requests are taken as whole once their head is in.
+    static std::unique_ptr<QTcpServer> rawUpstream(const QByteArray &answer) {
+        auto server = std::make_unique<QTcpServer>();
+        if (!server->listen(QHostAddress::LocalHost, 0))
+            return nullptr;
+        QTcpServer *raw = server.get();
+        QObject::connect(raw, &QTcpServer::newConnection, raw, [raw, answer] {
+            while (QTcpSocket *socket = raw->nextPendingConnection()) {
+                auto buffer = std::make_shared<QByteArray>();
+                QObject::connect(socket, &QTcpSocket::readyRead, socket, [socket, buffer, answer] {
+                    *buffer += socket->readAll();
+                    while (buffer->contains("\r\n\r\n")) {
+                        buffer->remove(0, buffer->indexOf("\r\n\r\n") + 4);
+                        socket->write(answer);
+                    }
+                });
+                QObject::connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+            }
+        });
+        return server;
+    }
+
+    // The head of the first answer in `received` (up to its empty line), or a null array.
+    static QByteArray headOf(const QByteArray &received) {
+        const qsizetype end = received.indexOf("\r\n\r\n");
+        return end < 0 ? QByteArray() : received.first(end + 2);
     }
 
 private Q_SLOTS:
@@ -525,6 +555,218 @@ private Q_SLOTS:
         QNetworkReply *health = send("GET", "/healthz", {});
         QVERIFY(finished(health));
         QCOMPARE(status(health), 200);
+    }
+
+    // The proxy groups by the first `model`; the provider may read the last: a member twice is
+    // refused before anything goes upstream, and a request batched alongside is unharmed.
+    void duplicateMemberIsRefused_data() {
+        QTest::addColumn<QByteArray>("body");
+        QTest::addColumn<QString>("member");
+        QTest::newRow("model twice")
+            << QByteArray(
+                   R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"model":"gpt-4o"})")
+            << QStringLiteral("model");
+        QTest::newRow("model spelled with an escape")
+            << QByteArray(R"({"model":"gpt-4o-mini","messages":[],"mo\u0064el":"gpt-4o"})")
+            << QStringLiteral("model");
+        QTest::newRow("stream: false, then true")
+            << QByteArray(R"({"model":"gpt-4o-mini","stream":false,"messages":[],"stream":true})")
+            << QStringLiteral("stream");
+        QTest::newRow("input twice (embeddings)")
+            << QByteArray(R"({"model":"text-embedding-3-small","input":"a","input":["b","c"]})")
+            << QStringLiteral("input");
+    }
+    void duplicateMemberIsRefused() {
+        QFETCH(QByteArray, body);
+        QFETCH(QString, member);
+        const QByteArray path =
+            body.contains("embedding") ? "/v1/embeddings" : "/v1/chat/completions";
+        QNetworkReply *bad = send("POST", path, body);
+        QNetworkReply *innocent = send("POST", "/v1/chat/completions", chatBody("innocent"));
+        QVERIFY(finished(bad));
+        QVERIFY(finished(innocent));
+        QCOMPARE(status(bad), 400);
+        const QJsonObject error = errorOf(bad->readAll());
+        QCOMPARE(error[u"param"].toString(), member);
+        QCOMPARE(error[u"type"].toString(), QStringLiteral("invalid_request_error"));
+        QCOMPARE(error[u"code"].toString(), QStringLiteral("duplicate_member"));
+        QVERIFY2(error[u"message"].toString().contains(u'\'' + member + u'\''),
+                 qPrintable(error[u"message"].toString()));
+        QCOMPARE(status(innocent), 200);
+        QCOMPARE(chatContent(innocent->readAll()), QStringLiteral("echo: innocent"));
+        // Only the innocent request went upstream: one batch of one line, nothing relayed.
+        const auto batches = m_fake->batches();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.first().customIds.size(), 1);
+        QCOMPARE(m_fake->inputLinesTotal(), 1);
+        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 0);
+        QCOMPARE(m_fake->count("POST", "/v1/embeddings"), 0);
+    }
+
+    // A result line's request_id is the provider's: escaped CR LF in it must not become a
+    // header line of the client's answer.
+    void requestIdWithCrLfNeverBecomesAHeader() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.post("/v1/chat/completions", chatBody("evil [[request_id_crlf]]"));
+        QNetworkReply *innocent = send("POST", "/v1/chat/completions", chatBody("innocent"));
+        QVERIFY(raw.waitFor([&] { return !completeBody(raw.received).isNull(); }, 10'000));
+        const QByteArray head = headOf(raw.received);
+        QVERIFY2(head.startsWith("HTTP/1.1 200 "), head.constData());
+        QVERIFY2(!head.contains("X-Evil") && !head.contains("req_evil"), head.constData());
+        QVERIFY(head.contains("\r\nx-llm-proxy-batch-id: batch_"));
+        QCOMPARE(chatContent(completeBody(raw.received)),
+                 QStringLiteral("echo: evil [[request_id_crlf]]"));
+        QVERIFY(finished(innocent));
+        QCOMPARE(status(innocent), 200);
+        QVERIFY(innocent->rawHeader("x-request-id").startsWith("req_"));
+    }
+
+    // RFC 9110 §6.6.1: answers the proxy makes say when.
+    void answersCarryADate() {
+        const QRegularExpression imfFixdate(QStringLiteral(
+            "\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d\\d \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d "
+            "GMT\r\n"));
+        for (const QByteArray &request :
+             {QByteArray("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+              QByteArray("GET /stats HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+              QByteArray("GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+              QByteArray("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
+                         "Authorization: Bearer sk-test\r\nContent-Length: 2\r\n\r\n[]")}) {
+            RawClient raw;
+            QVERIFY(raw.connectTo(m_port));
+            raw.socket.write(request);
+            QVERIFY(raw.waitFor([&] { return !completeBody(raw.received).isNull(); }));
+            QVERIFY2(imfFixdate.match(QString::fromLatin1(headOf(raw.received))).hasMatch(),
+                     raw.received.constData());
+        }
+        QNetworkReply *batched = send("POST", "/v1/chat/completions", chatBody("dated"));
+        QVERIFY(finished(batched));
+        QCOMPARE(status(batched), 200);
+        QVERIFY(!batched->rawHeader("Date").isEmpty());
+    }
+
+    // RFC 9112 §6.3: Transfer-Encoding wins, and the relay must not pass the Content-Length on
+    // with a body it de-chunked: the client would read 5 bytes and take the rest for the next
+    // answer on its connection.
+    void relayedAnswerWithBothFramingsIsFramedOnce() {
+        const QByteArray body = R"({"object":"list","data":[]})";
+        auto upstream =
+            rawUpstream("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 5\r\nX-Odd: a\rb\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                        QByteArray::number(body.size(), 16) + "\r\n" + body + "\r\n0\r\n\r\n");
+        QVERIFY(upstream);
+        Config config = baseConfig();
+        config.upstream =
+            QUrl(QStringLiteral("http://127.0.0.1:%1/v1").arg(upstream->serverPort()));
+        startProxy(config);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write("GET /v1/models HTTP/1.1\r\nHost: localhost\r\n"
+                         "Authorization: Bearer sk-test\r\n\r\n");
+        QVERIFY(raw.waitFor([&] { return raw.received.endsWith("\r\n0\r\n\r\n"); }));
+        const QByteArray head = headOf(raw.received).toLower();
+        QVERIFY2(!head.contains("content-length"), head.constData());
+        QVERIFY2(head.contains("\r\ntransfer-encoding: chunked\r\n"), head.constData());
+        QVERIFY2(head.contains("\r\nx-odd: a b\r\n"), head.constData()); // a bare CR: a space
+        QVERIFY2(head.contains("\r\ndate: "), head.constData());
+        QByteArray chunked = raw.received.mid(head.size() + 2);
+        QByteArray decoded;
+        while (true) {
+            const qsizetype lineEnd = chunked.indexOf("\r\n");
+            QVERIFY(lineEnd > 0);
+            bool ok = false;
+            const qsizetype size = chunked.first(lineEnd).toLongLong(&ok, 16);
+            QVERIFY(ok);
+            chunked.remove(0, lineEnd + 2);
+            if (size == 0)
+                break;
+            decoded += chunked.first(size);
+            chunked.remove(0, size + 2);
+        }
+        QCOMPARE(decoded, body);
+        QCOMPARE(chunked, QByteArray("\r\n"));
+        // The connection is still in step: the next answer reads cleanly.
+        raw.received.clear();
+        raw.socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        QVERIFY(raw.waitFor([&] { return raw.received.endsWith("{\"status\":\"ok\"}"); }));
+        QVERIFY2(raw.received.startsWith("HTTP/1.1 200 "), raw.received.constData());
+    }
+
+    // The provider client keeps no cookie jar: a cookie the API set on one key's calls never
+    // goes out on another key's (or on any later call).
+    void providerCookiesAreNeverSentBack() {
+        m_fake->setSetCookie("__cf_bm=tenant-a; Path=/; HttpOnly");
+        QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("from a"), KeyA);
+        QVERIFY(finished(a));
+        QCOMPARE(status(a), 200);
+        QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("from b"), KeyB);
+        QVERIFY(finished(b));
+        QCOMPARE(status(b), 200);
+        QTRY_COMPARE(m_fake->filesLive(), 0);
+        int keyB = 0;
+        for (const FakeProvider::RequestRecord &record : m_fake->requests()) {
+            QVERIFY2(
+                !record.headers.contains("cookie"),
+                QByteArray(record.path + " carried " + record.headers.value("cookie")).constData());
+            keyB += record.headers.value("authorization").endsWith("bbbb") ? 1 : 0;
+        }
+        QVERIFY(keyB >= 3); // upload, create, poll, download, delete: all without a cookie
+    }
+
+    // One result line over the limit fails its own request only (502 naming the cause); the
+    // lines after it are read and delivered.
+    void hugeResultLineFailsOnlyItsRequest() {
+        Config config = baseConfig();
+        config.maxResultLine = 100'000;
+        startProxy(config);
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 6; ++i) {
+            const QByteArray content = i == 2 ? QByteArray("huge [[result_bytes:400000]]")
+                                              : QByteArray("normal " + QByteArray::number(i));
+            replies.append(send("POST", "/v1/chat/completions", chatBody(content)));
+        }
+        for (int i = 0; i < replies.size(); ++i) {
+            QNetworkReply *reply = replies.at(i);
+            QVERIFY(finished(reply, 20'000));
+            if (i == 2) {
+                QCOMPARE(status(reply), 502);
+                const QJsonObject error = errorOf(reply->readAll());
+                QCOMPARE(error[u"code"].toString(), QStringLiteral("result_line_too_large"));
+                QVERIFY2(error[u"message"].toString().contains(QStringLiteral("100000")),
+                         qPrintable(error[u"message"].toString()));
+                QVERIFY(reply->rawHeader("x-llm-proxy-batch-id").startsWith("batch_"));
+                continue;
+            }
+            QCOMPARE(status(reply), 200);
+            QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: normal %1").arg(i));
+        }
+        QCOMPARE(m_fake->batches().size(), 1);
+        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        QCOMPARE(s.requestsSuccessful, quint64(5));
+        QCOMPARE(s.requestsFailed, quint64(1));
+        QTRY_COMPARE(m_fake->filesLive(), 0);
+    }
+
+    // Without a custom_id at its start, an oversized line cannot be matched to its request: that
+    // request ends as missing from the results, and the others are still delivered.
+    void hugeResultLineWithItsIdAtTheEndIsMissing() {
+        Config config = baseConfig();
+        config.maxResultLine = 100'000;
+        startProxy(config);
+        QNetworkReply *before = send("POST", "/v1/chat/completions", chatBody("before"));
+        QNetworkReply *huge = send("POST", "/v1/chat/completions",
+                                   chatBody("huge [[result_bytes:400000]] [[custom_id_last]]"));
+        QNetworkReply *after = send("POST", "/v1/chat/completions", chatBody("after"));
+        for (QNetworkReply *reply : {before, huge, after})
+            QVERIFY(finished(reply, 20'000));
+        QCOMPARE(status(huge), 502);
+        QCOMPARE(errorOf(huge->readAll())[u"code"].toString(),
+                 QStringLiteral("missing_from_batch_results"));
+        QCOMPARE(status(before), 200);
+        QCOMPARE(chatContent(before->readAll()), QStringLiteral("echo: before"));
+        QCOMPARE(status(after), 200);
+        QCOMPARE(chatContent(after->readAll()), QStringLiteral("echo: after"));
     }
 
     void oversizedBodyIsRefusedBeforeItIsRead() {

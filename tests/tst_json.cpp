@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "api/json.h"
 
+#include <QElapsedTimer>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -69,6 +70,12 @@ private slots:
     void quoted();
     void quotedExact();
     void largeDocument();
+    void duplicateKeys_data();
+    void duplicateKeys();
+    void duplicateKeysAmongManyMembers();
+    void manyMembersStayLinear();
+    void leadingMembers_data();
+    void leadingMembers();
 };
 
 void TestJson::validDocuments_data() {
@@ -689,6 +696,113 @@ void TestJson::largeDocument() {
     QCOMPARE(members->size(), 2);
     QCOMPARE(members->at(0).value.size(), qsizetype(8 * 1024 * 1024 + 2));
     QCOMPARE(json::arrayLength(members->at(1).value), std::optional<qsizetype>(100001));
+}
+
+void TestJson::duplicateKeys_data() {
+    QTest::addColumn<QByteArray>("text");
+    QTest::addColumn<QByteArray>("duplicate"); // null: none
+    QTest::newRow("none") << QByteArray(R"({"model":"a","stream":false,"input":"x"})")
+                          << QByteArray();
+    QTest::newRow("empty object") << QByteArray("{}") << QByteArray();
+    QTest::newRow("model twice") << QByteArray(
+                                        R"({"model":"gpt-4o-mini","messages":[],"model":"gpt-4o"})")
+                                 << QByteArray("model");
+    QTest::newRow("adjacent") << QByteArray(R"({"stream":false,"stream":true})")
+                              << QByteArray("stream");
+    QTest::newRow("escaped spelling of the same name")
+        << QByteArray(R"({"model":"a","mo\u0064el":"b"})") << QByteArray("model");
+    QTest::newRow("escaped solidus") << QByteArray(R"({"a/b":1,"a\/b":2})") << QByteArray("a/b");
+    QTest::newRow("surrogate pair against raw UTF-8")
+        << QByteArray("{\"\xf0\x9f\x98\x80\":1,\"\\ud83d\\ude00\":2}")
+        << QByteArray("\xf0\x9f\x98\x80");
+    QTest::newRow("the first repeat in document order")
+        << QByteArray(R"({"a":1,"b":2,"b":3,"a":4})") << QByteArray("b");
+    QTest::newRow("only nested duplicates")
+        << QByteArray(R"({"a":{"x":1,"x":2},"b":[{"y":1,"y":2}]})") << QByteArray();
+    QTest::newRow("names differing in case")
+        << QByteArray(R"({"Model":"a","model":"b"})") << QByteArray();
+    QTest::newRow("empty name twice") << QByteArray(R"({"":1,"":2})") << QByteArray("");
+}
+
+void TestJson::duplicateKeys() {
+    QFETCH(QByteArray, text);
+    QFETCH(QByteArray, duplicate);
+    const auto members = json::objectMembers(text);
+    QVERIFY(members);
+    const std::optional<QByteArray> found = json::firstDuplicateKey(*members);
+    QCOMPARE(found.has_value(), !duplicate.isNull());
+    if (found)
+        QCOMPARE(*found, duplicate);
+}
+
+void TestJson::duplicateKeysAmongManyMembers() {
+    // Past the pairwise comparison: the hash set finds it too, and the first repeat.
+    QByteArray text = "{";
+    for (int i = 0; i < 1000; ++i)
+        text += "\"k" + QByteArray::number(i) + "\":" + QByteArray::number(i) + ',';
+    QByteArray unique = text;
+    unique.chop(1);
+    unique += '}';
+    auto members = json::objectMembers(unique);
+    QVERIFY(members);
+    QVERIFY(!json::firstDuplicateKey(*members));
+    text += R"("k\u0037":1,"k3":2})";
+    members = json::objectMembers(text);
+    QVERIFY(members);
+    QCOMPARE(json::firstDuplicateKey(*members), std::optional<QByteArray>("k7"));
+}
+
+void TestJson::manyMembersStayLinear() {
+    // 200,000 distinct members: a quadratic check would make 2*10^10 comparisons.
+    QByteArray text = "{";
+    for (int i = 0; i < 200000; ++i)
+        text += "\"member" + QByteArray::number(i) + "\":0,";
+    text += R"("member123456":1})";
+    const auto members = json::objectMembers(text);
+    QVERIFY(members);
+    QElapsedTimer timer;
+    timer.start();
+    QCOMPARE(json::firstDuplicateKey(*members), std::optional<QByteArray>("member123456"));
+    QVERIFY2(timer.elapsed() < 5000, qPrintable(QString::number(timer.elapsed())));
+}
+
+void TestJson::leadingMembers_data() {
+    QTest::addColumn<QByteArray>("text");
+    QTest::addColumn<QList<QByteArray>>("keys");
+    const QByteArray line =
+        R"({"id":"batch_req_1","custom_id":"r-1","response":{"status_code":200,"body":{"x":[1,2]}}})";
+    QTest::newRow("whole line") << line << QList<QByteArray>{"id", "custom_id", "response"};
+    QTest::newRow("cut inside the response")
+        << line.left(line.indexOf("[1,")) << QList<QByteArray>{"id", "custom_id"};
+    QTest::newRow("cut inside the custom_id")
+        << line.left(line.indexOf("r-1") + 1) << QList<QByteArray>{"id"};
+    QTest::newRow("cut after the custom_id's colon")
+        << line.left(line.indexOf("\"r-1")) << QList<QByteArray>{"id"};
+    QTest::newRow("cut right after the custom_id")
+        << line.left(line.indexOf(",\"response")) << QList<QByteArray>{"id", "custom_id"};
+    QTest::newRow("a number reaching the cut may go on")
+        << QByteArray(R"({"a":"x","n":12)") << QList<QByteArray>{"a"};
+    QTest::newRow("a literal reaching the cut may go on")
+        << QByteArray(R"({"a":"x","t":true)") << QList<QByteArray>{"a"};
+    QTest::newRow("a number before a comma is whole")
+        << QByteArray(R"({"n":12,"b":)") << QList<QByteArray>{"n"};
+    QTest::newRow("not an object") << QByteArray(R"(["a","b"])") << QList<QByteArray>{};
+    QTest::newRow("nothing") << QByteArray() << QList<QByteArray>{};
+    QTest::newRow("malformed member stops the scan")
+        << QByteArray(R"({"a":1,"b" 2,"c":3})") << QList<QByteArray>{"a"};
+    QTest::newRow("escaped key") << QByteArray(R"({"custom\u005fid":"r-1","x)")
+                                 << QList<QByteArray>{"custom_id"};
+}
+
+void TestJson::leadingMembers() {
+    QFETCH(QByteArray, text);
+    QFETCH(QList<QByteArray>, keys);
+    QList<QByteArray> found;
+    for (const json::Member &member : json::leadingMembers(text)) {
+        found.append(member.key);
+        QVERIFY(json::isValid(member.value, json::Strictness::Lenient));
+    }
+    QCOMPARE(found, keys);
 }
 
 QTEST_GUILESS_MAIN(TestJson)

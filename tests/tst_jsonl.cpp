@@ -23,6 +23,8 @@ private slots:
     void decodeOutputLine();
     void decodeInvalidLine_data();
     void decodeInvalidLine();
+    void customIdFromLineStart_data();
+    void customIdFromLineStart();
     void splitEveryPosition_data();
     void splitEveryPosition();
     void splitThreeChunks();
@@ -273,6 +275,31 @@ void TestJsonl::decodeInvalidLine() {
     QVERIFY(!jsonl::decodeOutputLine(line, &error));
     QVERIFY2(error.contains(errorPart), qPrintable(error));
     QVERIFY(!jsonl::decodeOutputLine(line)); // no error pointer: no crash
+}
+
+void TestJsonl::customIdFromLineStart_data() {
+    QTest::addColumn<QByteArray>("start");
+    QTest::addColumn<QByteArray>("customId"); // null: not found
+    const QByteArray line = R"({"id": "batch_req_1", "custom_id": "r-2a", "response": )"
+                            R"({"status_code": 200, "request_id": "req_1", "body": {"x": "yyyy)";
+    QTest::newRow("OpenAI's order, cut in the body") << line << QByteArray("r-2a");
+    QTest::newRow("cut in the custom_id") << line.left(line.indexOf("2a")) << QByteArray();
+    QTest::newRow("custom_id after the huge response")
+        << QByteArray(R"({"id":"x","response":{"status_code":200,"body":{"a":"bbbb)")
+        << QByteArray();
+    QTest::newRow("escaped custom_id")
+        << QByteArray(R"({"custom_id":"r-\u0031","response":{)") << QByteArray("r-1");
+    QTest::newRow("not a string") << QByteArray(R"({"custom_id":12,"response":{)") << QByteArray();
+    QTest::newRow("garbage") << QByteArray("\xff\xfe not json") << QByteArray();
+}
+
+void TestJsonl::customIdFromLineStart() {
+    QFETCH(QByteArray, start);
+    QFETCH(QByteArray, customId);
+    const std::optional<QByteArray> found = jsonl::customIdFromLineStart(start);
+    QCOMPARE(found.has_value(), !customId.isNull());
+    if (found)
+        QCOMPARE(*found, customId);
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include <QJsonDocument>
 #include <QLocale>
 #include <QNetworkAccessManager>
+#include <QNetworkCookieJar>
 #include <QNetworkProxy>
 #include <QNetworkReply>
 #include <QPointer>
@@ -24,6 +25,7 @@
 
 #include <functional>
 #include <memory>
+#include <tuple>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LLMPROXY_TEST_ASAN 1
@@ -366,6 +368,10 @@ private slots:
     void downloadLarge();
     void destroyWhileInFlight();
     void destroyFromLineCallback();
+    void downloadSkipsTooLongLines_data();
+    void downloadSkipsTooLongLines();
+    void noCookiesAcrossKeys_data();
+    void noCookiesAcrossKeys();
     void sendSynchronous_data();
     void sendSynchronous();
     void sendSynchronousTransportFailure_data();
@@ -957,7 +963,7 @@ void tst_Provider::connectionClosedMidAnswer() {
         QList<QByteArray> lines;
         std::optional<std::optional<ProviderError>> done;
         provider->downloadFileLines(
-            m_creds, "file-1", [&](QByteArrayView l) { lines.append(l.toByteArray()); },
+            m_creds, "file-1", [&](QByteArrayView l) { lines.append(l.toByteArray()); }, {},
             [&](std::optional<ProviderError> e) { done = std::move(e); });
         QTRY_VERIFY_WITH_TIMEOUT(done.has_value(), 10000);
         QVERIFY(done->has_value());
@@ -1039,7 +1045,7 @@ void tst_Provider::downloadInChunks() {
     int doneCalls = 0;
     std::optional<ProviderError> error;
     provider->downloadFileLines(
-        m_creds, "file-out", [&](QByteArrayView l) { lines.append(l.toByteArray()); },
+        m_creds, "file-out", [&](QByteArrayView l) { lines.append(l.toByteArray()); }, {},
         [&](std::optional<ProviderError> e) {
             ++doneCalls;
             error = std::move(e);
@@ -1073,7 +1079,7 @@ void tst_Provider::downloadErrorBody() {
     int lineCount = 0;
     std::optional<std::optional<ProviderError>> done;
     provider->downloadFileLines(
-        m_creds, "file-9", [&](QByteArrayView) { ++lineCount; },
+        m_creds, "file-9", [&](QByteArrayView) { ++lineCount; }, {},
         [&](std::optional<ProviderError> e) { done = std::move(e); });
     QTRY_VERIFY_WITH_TIMEOUT(done.has_value(), 10000);
     QCOMPARE(lineCount, 0);
@@ -1119,7 +1125,7 @@ void tst_Provider::downloadLarge() {
             if (count % 200 == 0)
                 QThread::usleep(4000); // ~2 s in all: a parser slower than the network
         },
-        [&](std::optional<ProviderError> e) { done = std::move(e); });
+        {}, [&](std::optional<ProviderError> e) { done = std::move(e); });
     QTRY_VERIFY_WITH_TIMEOUT(done.has_value(), 240000);
     QVERIFY2(!done->has_value(), done->has_value() ? qPrintable((*done)->message) : "");
     QCOMPARE(count, kLines);
@@ -1142,7 +1148,7 @@ void tst_Provider::destroyWhileInFlight() {
     provider->uploadBatchFile(m_creds, QByteArray(1 << 20, 'u'), QStringLiteral("x.jsonl"),
                               [&](ProviderResult<FileInfo>) { ++callbacks; });
     provider->downloadFileLines(
-        m_creds, "file-1", [&](QByteArrayView) { ++callbacks; },
+        m_creds, "file-1", [&](QByteArrayView) { ++callbacks; }, {},
         [&](std::optional<ProviderError>) { ++callbacks; });
     provider->deleteFile(m_creds, "file-2", [&](std::optional<ProviderError>) { ++callbacks; });
     QTRY_COMPARE_WITH_TIMEOUT(m_server->requests().size(), 4, 10000);
@@ -1180,11 +1186,114 @@ void tst_Provider::destroyFromLineCallback() {
             if (++lines == 10)
                 provider.reset();
         },
-        [&](std::optional<ProviderError>) { ++doneCalls; });
+        {}, [&](std::optional<ProviderError>) { ++doneCalls; });
     QTRY_VERIFY_WITH_TIMEOUT(!provider, 10000);
     QTest::qWait(200);
     QCOMPARE(lines, 10);
     QCOMPARE(doneCalls, 0);
+}
+
+void tst_Provider::downloadSkipsTooLongLines_data() {
+    QTest::addColumn<bool>("withCallback");
+    QTest::newRow("reported") << true;
+    QTest::newRow("no callback: skipped all the same") << false;
+}
+
+void tst_Provider::downloadSkipsTooLongLines() {
+    // A line over the limit fails only itself: the lines before and after it arrive, and only
+    // its first bytes are held.
+    QFETCH(bool, withCallback);
+    constexpr qsizetype kLimit = 100'000;
+    const auto lineOf = [](const QByteArray &id, qsizetype size) {
+        QByteArray line = R"({"custom_id":")" + id + R"(","x":")";
+        line += QByteArray(size - line.size() - 2, 'x') + "\"}";
+        return line;
+    };
+    const QByteArray small1 = R"({"custom_id":"a"})";
+    const QByteArray huge1 = lineOf("b", 300'000);
+    const QByteArray exact = lineOf("c", kLimit);
+    const QByteArray oneOver = lineOf("d", kLimit + 1);
+    const QByteArray small2 = R"({"custom_id":"e"})";
+    const QByteArray huge2 = lineOf("f", 2'000'000);
+    const QByteArray body = small1 + '\n' + huge1 + "\r\n" + exact + '\n' + oneOver + '\n' +
+                            small2 + '\n' + huge2; // the last line without a newline
+    m_server->setHandler([body](const HttpRequest &, QTcpSocket *s) {
+        ScriptedServer::respond(s, 200, body, {}, "application/octet-stream");
+    });
+    auto provider = makeProvider();
+    provider->setMaxLineBytes(kLimit);
+    QCOMPARE(provider->maxLineBytes(), kLimit);
+    QList<QByteArray> lines;
+    QList<std::tuple<QByteArray, qint64, qint64>> tooLong;
+    std::optional<std::optional<ProviderError>> done;
+    Provider::LineTooLongCallback onTooLong;
+    if (withCallback) {
+        onTooLong = [&](const TooLongLine &line) {
+            tooLong.append({line.start.toByteArray(), line.bytes, line.limit});
+        };
+    }
+    provider->downloadFileLines(
+        m_creds, "file-out", [&](QByteArrayView l) { lines.append(l.toByteArray()); }, onTooLong,
+        [&](std::optional<ProviderError> e) { done = std::move(e); });
+    QTRY_VERIFY_WITH_TIMEOUT(done.has_value(), 20000);
+    QVERIFY2(!done->has_value(), done->has_value() ? qPrintable((*done)->message) : "");
+    QCOMPARE(lines, (QList<QByteArray>{small1, exact, small2}));
+    if (!withCallback)
+        return;
+    QCOMPARE(tooLong.size(), qsizetype(3));
+    const QList<QByteArray> longLines{huge1, oneOver, huge2};
+    for (qsizetype i = 0; i < 3; ++i) {
+        const auto &[start, bytes, limit] = tooLong.at(i);
+        QCOMPARE(bytes, qint64(longLines.at(i).size()));
+        QCOMPARE(limit, qint64(kLimit));
+        QCOMPARE(start, longLines.at(i).left(OpenAiProvider::kLineStartBytes));
+    }
+}
+
+void tst_Provider::noCookiesAcrossKeys_data() {
+    QTest::addColumn<bool>("jarInstalledLater");
+    QTest::newRow("the manager as the provider left it") << false;
+    QTest::newRow("a cookie jar installed on the manager later") << true;
+}
+
+void tst_Provider::noCookiesAcrossKeys() {
+    // OpenAI's edge answers with Set-Cookie. Sent back, it would tie one key's calls to
+    // another's: no call of the provider may carry a Cookie header, whatever the jar.
+    QFETCH(bool, jarInstalledLater);
+    m_server->setHandler([](const HttpRequest &request, QTcpSocket *s) {
+        const QList<std::pair<QByteArray, QByteArray>> cookies{
+            {"Set-Cookie", "__cf_bm=tenant-a; Path=/; HttpOnly"},
+            {"Set-Cookie", "_cfuvid=abc123; Path=/"}};
+        if (request.target.endsWith("/content"))
+            ScriptedServer::respond(s, 200, "{\"a\":1}\n", cookies, "application/octet-stream");
+        else if (request.method == "POST")
+            ScriptedServer::respond(s, 200, R"({"id":"chatcmpl-1"})", cookies);
+        else
+            ScriptedServer::respond(s, 200, batchJson("batch_1"), cookies);
+    });
+    auto provider = makeProvider();
+    if (jarInstalledLater)
+        m_nam->setCookieJar(new QNetworkCookieJar);
+    const Credentials keyA = m_creds;
+    const Credentials keyB{QByteArrayLiteral("sk-test-other-key-BBBBBBBB"), {}, {}};
+    int calls = 0;
+    provider->retrieveBatch(keyA, "batch_1", [&](ProviderResult<BatchInfo>) { ++calls; });
+    QTRY_COMPARE_WITH_TIMEOUT(calls, 1, 10000);
+    provider->retrieveBatch(keyB, "batch_1", [&](ProviderResult<BatchInfo>) { ++calls; });
+    QTRY_COMPARE_WITH_TIMEOUT(calls, 2, 10000);
+    provider->sendSynchronous(keyB, "/v1/chat/completions", "{}",
+                              [&](ProviderResult<SyncAnswer>) { ++calls; });
+    QTRY_COMPARE_WITH_TIMEOUT(calls, 3, 10000);
+    provider->downloadFileLines(
+        keyA, "file-1", [](QByteArrayView) {}, {}, [&](std::optional<ProviderError>) { ++calls; });
+    QTRY_COMPARE_WITH_TIMEOUT(calls, 4, 10000);
+    provider->retrieveBatch(keyB, "batch_1", [&](ProviderResult<BatchInfo>) { ++calls; });
+    QTRY_COMPARE_WITH_TIMEOUT(calls, 5, 10000);
+    QCOMPARE(m_server->requests().size(), qsizetype(5));
+    for (const HttpRequest &request : m_server->requests())
+        QVERIFY2(!request.hasHeader("cookie"), request.header("cookie").constData());
+    // Nothing was kept for later either.
+    QVERIFY(m_nam->cookieJar()->cookiesForUrl(m_server->baseUrl()).isEmpty());
 }
 
 void tst_Provider::sendSynchronous_data() {

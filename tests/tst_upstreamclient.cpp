@@ -478,6 +478,37 @@ private Q_SLOTS:
         QVERIFY(next->reusedConnection());
     }
 
+    // RFC 9112 §6.3: with both, Transfer-Encoding frames the body and Content-Length is
+    // ignored; the connection is not used again (it may be a smuggling attempt).
+    void transferEncodingWinsOverContentLength_data() {
+        QTest::addColumn<QByteArray>("answer");
+        QTest::newRow("Content-Length first")
+            << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\nC\r\nhello, world\r\n0\r\n\r\n");
+        QTest::newRow("Transfer-Encoding first")
+            << QByteArray("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n"
+                          "\r\nC\r\nhello, world\r\n0\r\n\r\n");
+        QTest::newRow("Content-Length: 0")
+            << QByteArray("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n"
+                          "\r\n7\r\nhello, \r\n5\r\nworld\r\n0\r\n\r\n");
+    }
+    void transferEncodingWinsOverContentLength() {
+        QFETCH(QByteArray, answer);
+        m_upstream->handler = [answer](QTcpSocket *socket, const Seen &) { socket->write(answer); };
+        std::unique_ptr<UpstreamReply> reply(m_client->send(m_upstream->url(), get()));
+        QCOMPARE(drain(reply.get()), QByteArray("hello, world"));
+        QCOMPARE(reply->error(), UpstreamReply::Error::None);
+        QVERIFY(reply->transferCoded());
+        QCOMPARE(m_client->idleConnections(), 0);
+    }
+
+    void transferCodedOnlyWithTransferEncoding() {
+        std::unique_ptr<UpstreamReply> reply(m_client->send(m_upstream->url(), get()));
+        QCOMPARE(drain(reply.get()), QByteArray("ok"));
+        QVERIFY(!reply->transferCoded());
+        QCOMPARE(m_client->idleConnections(), 1);
+    }
+
     void closeDelimitedBodyEndsAtTheClose() {
         m_upstream->handler = [](QTcpSocket *socket, const Seen &) {
             socket->write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end");

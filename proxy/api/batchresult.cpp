@@ -4,12 +4,15 @@
 namespace llmproxy {
 namespace {
 
+// Both values come from the provider: one with CR, LF or NUL is left out, never written as a
+// header line of its own (the writer checks again).
 void addBatchHeader(HttpAnswer &answer, const QByteArray &batchId) {
-    answer.headers.append({QByteArray(BatchIdHeader), batchId});
+    if (isSafeHeaderValue(batchId))
+        answer.headers.append({QByteArray(BatchIdHeader), batchId});
 }
 
 void addRequestIdHeader(HttpAnswer &answer, const QByteArray &requestId) {
-    if (!requestId.isEmpty())
+    if (!requestId.isEmpty() && isSafeHeaderValue(requestId))
         answer.headers.append({QByteArray(RequestIdHeader), requestId});
 }
 
@@ -90,6 +93,19 @@ HttpAnswer answerForMissingLine(const QByteArray &batchId, const QByteArray &bat
                     batchName(batchId) + QStringLiteral(" ended with status '") + status +
                         QStringLiteral("' but its result files contain no line for this request."),
                     ErrorType::Server, QByteArrayLiteral("missing_from_batch_results"));
+    addBatchHeader(answer, batchId);
+    return answer;
+}
+
+HttpAnswer answerForTooLongLine(const QByteArray &batchId, qint64 lineBytes, qint64 limitBytes) {
+    HttpAnswer answer = errorAnswer(
+        502,
+        QStringLiteral("The result of this request in ") + batchName(batchId) +
+            QStringLiteral(" is a line of %1 bytes, over the %2-byte limit of a result line "
+                           "that llm-proxy reads; the provider's answer was not read.")
+                .arg(lineBytes)
+                .arg(limitBytes),
+        ErrorType::Server, QByteArrayLiteral("result_line_too_large"));
     addBatchHeader(answer, batchId);
     return answer;
 }

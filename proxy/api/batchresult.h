@@ -25,6 +25,10 @@ HttpAnswer answerForLine(const jsonl::OutputLine &line, const QByteArray &batchI
 // The request was in a batch that ended but is in neither result file.
 HttpAnswer answerForMissingLine(const QByteArray &batchId, const QByteArray &batchStatus);
 
+// The request's line in the result file is `lineBytes` long, over the `limitBytes` that the
+// proxy reads whole: a 502 with code result_line_too_large (the rest of the file is read).
+HttpAnswer answerForTooLongLine(const QByteArray &batchId, qint64 lineBytes, qint64 limitBytes);
+
 // The batch ended as `failed` (or `expired`/`cancelled` with no line for this request):
 // carry the provider's errors.data messages to the client.
 HttpAnswer answerForFailedBatch(const QByteArray &batchId, const QByteArray &batchStatus,

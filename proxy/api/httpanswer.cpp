@@ -4,7 +4,29 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 
+#include <cstring>
+
 namespace llmproxy {
+
+bool isHeaderName(QByteArrayView name) {
+    if (name.isEmpty())
+        return false;
+    for (const char c : name) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (c == '\0' || !std::strchr("!#$%&'*+-.^_`|~", c))
+            return false;
+    }
+    return true;
+}
+
+bool isSafeHeaderValue(QByteArrayView value) {
+    for (const char c : value) {
+        if (c == '\r' || c == '\n' || c == '\0')
+            return false;
+    }
+    return true;
+}
 
 HttpAnswer errorAnswer(int status, const QString &message, const char *type, const QByteArray &code,
                        const QByteArray &param) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <QByteArray>
+#include <QByteArrayView>
 #include <QList>
 #include <QPair>
 #include <QString>
@@ -19,6 +20,16 @@ struct HttpAnswer {
     // True when the proxy made this answer itself (not the provider's own body).
     bool synthesized = false;
 };
+
+// A header name is a token (RFC 9110 §5.6.2): letters, digits and !#$%&'*+-.^_`|~, not empty.
+bool isHeaderName(QByteArrayView name);
+// A header value holds no CR, LF or NUL (RFC 9110 §5.5), so it cannot end its line early and
+// start a header (or a body) of its own. Bytes from the provider or the upstream are checked.
+bool isSafeHeaderValue(QByteArrayView value);
+// Both: the header can be written as it is.
+inline bool isSafeHeader(QByteArrayView name, QByteArrayView value) {
+    return isHeaderName(name) && isSafeHeaderValue(value);
+}
 
 // Kinds of error body, as the OpenAI API spells them in `error.type`.
 namespace ErrorType {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "api/json.h"
 
+#include <QSet>
+
 #include <bitset>
 #include <limits>
 
@@ -563,6 +565,62 @@ const Member *find(const QList<Member> &members, QByteArrayView key) {
             return &member;
     }
     return nullptr;
+}
+
+std::optional<QByteArray> firstDuplicateKey(const QList<Member> &members) {
+    // Request bodies have a handful of members: compare pairwise. Beyond that, a hash set
+    // (Qt's hash is seeded per process, so crafted names cannot make it degrade).
+    constexpr qsizetype PairwiseLimit = 16;
+    if (members.size() <= PairwiseLimit) {
+        for (qsizetype i = 1; i < members.size(); ++i) {
+            for (qsizetype j = 0; j < i; ++j) {
+                if (members.at(j).key == members.at(i).key)
+                    return members.at(i).key;
+            }
+        }
+        return std::nullopt;
+    }
+    QSet<QByteArrayView> seen;
+    seen.reserve(members.size());
+    for (const Member &member : members) {
+        const QByteArrayView key(member.key);
+        if (seen.contains(key))
+            return member.key;
+        seen.insert(key);
+    }
+    return std::nullopt;
+}
+
+QList<Member> leadingMembers(QByteArrayView text) {
+    QList<Member> members;
+    Scanner scanner(text, Strictness::Lenient, nullptr);
+    scanner.skipWhitespace();
+    if (scanner.atEnd() || scanner.peek() != '{')
+        return members;
+    scanner.advance();
+    for (;;) {
+        scanner.skipWhitespace();
+        Member member;
+        if (!scanner.scanKeyAndColon(&member.key))
+            return members;
+        scanner.skipWhitespace();
+        const qsizetype valueStart = scanner.position();
+        if (!scanner.scanValue(1))
+            return members;
+        const qsizetype valueEnd = scanner.position();
+        const std::optional<Kind> kind = kindOfByte(text[valueStart]);
+        const bool selfDelimited =
+            kind == Kind::Object || kind == Kind::Array || kind == Kind::String;
+        if (!kind || (!selfDelimited && valueEnd >= text.size()))
+            return members; // a number or literal that the cut may have shortened
+        member.value = text.sliced(valueStart, valueEnd - valueStart);
+        member.kind = *kind;
+        members.append(std::move(member));
+        scanner.skipWhitespace();
+        if (scanner.atEnd() || scanner.peek() != ',')
+            return members;
+        scanner.advance();
+    }
 }
 
 std::optional<Kind> kindOf(QByteArrayView rawValue) {

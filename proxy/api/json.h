@@ -61,6 +61,18 @@ std::optional<QList<Member>> objectMembers(QByteArrayView text, Strictness stric
 // The first member named `key` in `members`, or nullptr.
 const Member *find(const QList<Member> &members, QByteArrayView key);
 
+// The first name (unescaped, so "mo\u0064el" is "model") that `members` holds twice: the one
+// whose second occurrence comes first in document order; nullopt when every name is unique.
+// RFC 8259 leaves duplicate names to the reader: the proxy reads the first, a provider may read
+// the last, so a request body that has one is refused. Linear in the number of members.
+std::optional<QByteArray> firstDuplicateKey(const QList<Member> &members);
+
+// The top-level members at the start of a JSON object that may be cut short anywhere (the first
+// bytes of a line too long to read whole): every member whose value ended before the cut, in
+// document order. Stops at the first member that is cut or malformed. Read leniently. A number
+// or literal that reaches the cut exactly is left out (it may go on past it).
+QList<Member> leadingMembers(QByteArrayView truncatedObject);
+
 // The kind of a raw value (its first non-space byte decides); nullopt if empty or invalid start.
 std::optional<Kind> kindOf(QByteArrayView rawValue);
 

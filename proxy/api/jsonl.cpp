@@ -92,6 +92,14 @@ std::optional<OutputLine> decodeOutputLine(QByteArrayView line, QString *error) 
     return out;
 }
 
+std::optional<QByteArray> customIdFromLineStart(QByteArrayView lineStart) {
+    const QList<json::Member> members = json::leadingMembers(lineStart);
+    const json::Member *customId = json::find(members, "custom_id");
+    if (!customId || customId->kind != json::Kind::String)
+        return std::nullopt;
+    return json::stringValue(customId->value);
+}
+
 LineSplitter::LineSplitter(std::function<void(QByteArrayView)> onLine)
     : m_onLine(std::move(onLine)) {}
 

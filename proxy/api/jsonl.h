@@ -33,6 +33,11 @@ struct OutputLine {
 // or lacks a string custom_id, or has neither a response object nor an error object.
 std::optional<OutputLine> decodeOutputLine(QByteArrayView line, QString *error = nullptr);
 
+// The custom_id of a result line known only by its first bytes (a line too long to read whole):
+// found when a string "custom_id" member is complete before the cut (OpenAI writes it second,
+// after "id"); nullopt otherwise.
+std::optional<QByteArray> customIdFromLineStart(QByteArrayView lineStart);
+
 // Splits a stream of bytes into lines without holding more than one partial line.
 // Feed chunks as they arrive; each complete non-empty line (CR/LF stripped) goes to `onLine`.
 // finish() delivers a last line that had no newline.

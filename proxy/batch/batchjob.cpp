@@ -479,6 +479,7 @@ void BatchJob::downloadNext() {
     const QByteArray fileId = m_filesToRead.constFirst();
     m_provider->downloadFileLines(
         m_credentials, fileId, [this](QByteArrayView line) { onLine(line); },
+        [this](const TooLongLine &line) { onLineTooLong(line); },
         [this](std::optional<ProviderError> error) {
             deliverPending();
             if (error) {
@@ -512,10 +513,27 @@ void BatchJob::onLine(QByteArrayView line) {
         neverRan(*requestId);
         return;
     }
-    HttpAnswer answer = answerForLine(*decoded, m_record.batchId);
-    m_core->recordResult(*requestId, answer);
-    m_pendingDelivery.append({*requestId, std::move(answer)});
-    if (m_pendingDelivery.size() >= 256)
+    queueAnswer(*requestId, answerForLine(*decoded, m_record.batchId));
+}
+
+void BatchJob::onLineTooLong(const TooLongLine &line) {
+    // Only this request fails. Without a readable custom_id at the line's start, it ends up
+    // missing from the results (answerRemaining()).
+    const std::optional<QByteArray> customId = jsonl::customIdFromLineStart(line.start);
+    const auto requestId = customId ? requestIdFromCustomId(*customId) : std::nullopt;
+    if (!requestId || m_waiting.erase(*requestId) == 0)
+        return;
+    queueAnswer(*requestId, answerForTooLongLine(m_record.batchId, line.bytes, line.limit));
+}
+
+void BatchJob::queueAnswer(quint64 requestId, HttpAnswer answer) {
+    // Bounds what waits here: at most MaxPendingBytes of bodies, plus one line.
+    constexpr qsizetype MaxPendingAnswers = 256;
+    constexpr qint64 MaxPendingBytes = 16 * 1024 * 1024;
+    m_core->recordResult(requestId, answer);
+    m_pendingBytes += answer.body.size();
+    m_pendingDelivery.append({requestId, std::move(answer)});
+    if (m_pendingDelivery.size() >= MaxPendingAnswers || m_pendingBytes >= MaxPendingBytes)
         deliverPending();
 }
 
@@ -536,6 +554,7 @@ void BatchJob::deliverPending() {
     m_core->commit();
     crashPointForTests("after_download");
     const auto pending = std::exchange(m_pendingDelivery, {});
+    m_pendingBytes = 0;
     for (const auto &[id, answer] : pending)
         m_core->deliver(id, answer, true);
 }

@@ -74,6 +74,10 @@ private:
     void download();
     void downloadNext();
     void onLine(QByteArrayView line);
+    void onLineTooLong(const TooLongLine &line);
+    // The answer is stored now and delivered with the next deliverPending(), which runs once
+    // MaxPendingAnswers or MaxPendingBytes are waiting.
+    void queueAnswer(quint64 requestId, HttpAnswer answer);
     // A request that never ran (its batch expired or was cancelled): send it again.
     void neverRan(quint64 requestId);
     void deliverPending();
@@ -107,7 +111,8 @@ private:
     BatchInfo m_info;
     QList<QByteArray> m_filesToRead;
     QList<std::pair<quint64, HttpAnswer>> m_pendingDelivery;
-    int m_attempt = 0; // of the current step
+    qint64 m_pendingBytes = 0; // of the bodies in m_pendingDelivery
+    int m_attempt = 0;         // of the current step
     ProviderError m_lastError;
     int m_badLines = 0;
     bool m_cancelSent = false; // by this process, for the current batch id

@@ -676,6 +676,18 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         respond(socket, errorAnswer(400, message, ErrorType::InvalidRequest), keepAlive);
         return;
     }
+    // We read the first `model`, `stream`, ...; the provider may read the last: never guess.
+    if (const std::optional<QByteArray> twice = json::firstDuplicateKey(*members)) {
+        const QByteArray name = twice->size() > 256 ? twice->first(256) + "..." : *twice;
+        respond(socket,
+                errorAnswer(400,
+                            QStringLiteral("The JSON body has the member '%1' more than once; "
+                                           "each top-level member may appear only once.")
+                                .arg(QString::fromUtf8(name)),
+                            ErrorType::InvalidRequest, "duplicate_member", name),
+                keepAlive);
+        return;
+    }
     if (const json::Member *stream = json::find(*members, "stream");
         stream && stream->kind == json::Kind::True) {
         relay(request, socket, keepAlive, *key); // batches cannot stream (yet): full price

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "http/httpwriter.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
 namespace llmproxy::http {
 
 QByteArray reasonPhrase(int status) {
@@ -86,8 +90,12 @@ QByteArray serialize(const HttpAnswer &answer, bool keepAlive, bool headOnly) {
     if (!bodiless)
         out += QByteArrayLiteral("Content-Length: ") + QByteArray::number(answer.body.size()) +
                QByteArrayLiteral("\r\n");
-    for (const auto &[name, value] : answer.headers)
+    out += QByteArrayLiteral("Date: ") + currentDate() + QByteArrayLiteral("\r\n");
+    for (const auto &[name, value] : answer.headers) {
+        if (!isSafeHeader(name, value) || name.compare("date", Qt::CaseInsensitive) == 0)
+            continue;
         out += name + QByteArrayLiteral(": ") + value + QByteArrayLiteral("\r\n");
+    }
     if (!keepAlive)
         out += QByteArrayLiteral("Connection: close\r\n");
     out += QByteArrayLiteral("\r\n");
@@ -105,6 +113,49 @@ QByteArray chunk(QByteArrayView data) {
     out += data;
     out += "\r\n";
     return out;
+}
+
+QByteArray imfFixdate(qint64 secondsSinceEpoch) {
+    static constexpr char Days[7][4] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static constexpr char Months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    // The proleptic Gregorian calendar from days since 1970-01-01 (a Thursday), by H. Hinnant's
+    // civil_from_days: no gmtime_r (not everywhere) and no strftime (its names follow the locale).
+    qint64 days = secondsSinceEpoch / 86400;
+    qint64 secondOfDay = secondsSinceEpoch % 86400;
+    if (secondOfDay < 0) {
+        secondOfDay += 86400;
+        --days;
+    }
+    const int weekday = int(((days % 7) + 7) % 7);
+    const qint64 z = days + 719468;
+    const qint64 era = (z >= 0 ? z : z - 146096) / 146097;
+    const qint64 dayOfEra = z - era * 146097;
+    const qint64 yearOfEra =
+        (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146096) / 365;
+    const qint64 dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100);
+    const qint64 mp = (5 * dayOfYear + 2) / 153;
+    const int day = int(dayOfYear - (153 * mp + 2) / 5 + 1);
+    const int month = int(mp < 10 ? mp + 3 : mp - 9); // 1..12
+    const qint64 year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0);
+    char text[64];
+    const int n =
+        std::snprintf(text, sizeof text, "%s, %02d %s %04lld %02d:%02d:%02d GMT", Days[weekday],
+                      day, Months[month - 1], static_cast<long long>(year), int(secondOfDay / 3600),
+                      int(secondOfDay / 60 % 60), int(secondOfDay % 60));
+    return QByteArray(text, n > 0 ? std::min<int>(n, int(sizeof text) - 1) : 0);
+}
+
+QByteArray currentDate() {
+    // One I/O thread each: no lock. time() is a vDSO call, far cheaper than formatting.
+    thread_local std::time_t cachedSecond = -1;
+    thread_local QByteArray cached;
+    const std::time_t now = std::time(nullptr);
+    if (now != cachedSecond) {
+        cachedSecond = now;
+        cached = imfFixdate(now);
+    }
+    return cached;
 }
 
 bool isHopByHop(QByteArrayView name) {

@@ -167,28 +167,52 @@ QByteArray RelayCall::headBytes(qsizetype extra) {
     const int status = m_reply->status();
     const QByteArray statusLine =
         status == 200 ? QByteArrayLiteral("HTTP/1.1 200 OK\r\n") : http::statusLine(status);
-    qsizetype size = statusLine.size() + 64 + extra;
+    qsizetype size = statusLine.size() + 96 + extra;
     for (const auto &[name, value] : std::as_const(m_answerHeaders))
         size += name.size() + value.size() + 4;
     for (qsizetype i = 0; i < m_reply->headerCount(); ++i)
         size += m_reply->headerName(i).size() + m_reply->headerValue(i).size() + 4;
     http::Packer out(size);
     out << statusLine;
+    // With Transfer-Encoding the body was de-chunked by its rules, whatever Content-Length said
+    // (RFC 9112 §6.3): that Content-Length goes, and the body is framed anew below.
+    const bool transferCoded = m_reply->transferCoded();
     bool hasLength = false;
+    bool hasDate = false;
     for (qsizetype i = 0; i < m_reply->headerCount(); ++i) {
         const QByteArrayView name = m_reply->headerName(i);
         QVarLengthArray<char, 64> lower(name.size());
         std::transform(name.begin(), name.end(), lower.begin(),
                        [](char c) { return c >= 'A' && c <= 'Z' ? char(c + ('a' - 'A')) : c; });
         const QByteArrayView lowerName(lower.constData(), lower.size());
-        if (http::isHopByHop(lowerName) || lowerName.startsWith("access-control-"))
+        if (http::isHopByHop(lowerName) || !isHeaderName(name))
+            continue;
+        if (lowerName.startsWith("access-control-"))
             continue; // CORS is the proxy's to answer (m_answerHeaders)
-        if (lowerName == "content-length")
+        if (lowerName == "content-length") {
+            if (transferCoded)
+                continue;
             hasLength = true;
-        out << name << ": " << m_reply->headerValue(i) << "\r\n";
+        }
+        if (lowerName == "date")
+            hasDate = true;
+        const QByteArrayView value = m_reply->headerValue(i);
+        if (isSafeHeaderValue(value)) {
+            out << name << ": " << value << "\r\n";
+        } else {
+            // A bare CR or a NUL would end the line for some clients: RFC 9110 §5.5 has a
+            // forwarding recipient replace each with a space.
+            QByteArray cleaned = value.toByteArray();
+            std::replace_if(
+                cleaned.begin(), cleaned.end(),
+                [](char c) { return c == '\r' || c == '\n' || c == '\0'; }, ' ');
+            out << name << ": " << cleaned << "\r\n";
+        }
     }
     for (const auto &[name, value] : std::as_const(m_answerHeaders))
         out << name << ": " << value << "\r\n";
+    if (!hasDate) // a recipient with a clock adds one (RFC 9110 §6.6.1)
+        out << "Date: " << http::currentDate() << "\r\n";
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
     if (m_chunked)

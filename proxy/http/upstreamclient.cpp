@@ -552,10 +552,14 @@ bool UpstreamReply::parseHead() {
         m_head = std::move(head); // the views point into it; it is never changed again
         m_headerViews = std::move(views);
         m_status = status;
-        m_keepAlive = keepAlive;
+        m_transferCoded = chunked || otherCoding;
+        // Both framings at once (or Transfer-Encoding in HTTP/1.0) may be a smuggling attempt:
+        // Transfer-Encoding frames this answer, and the connection is not used again (RFC 9112
+        // §6.1, §6.3).
+        m_keepAlive = keepAlive && !(m_transferCoded && (length >= 0 || http10));
         m_headDone = true;
-        const bool noBody =
-            m_request.method == "HEAD" || status == 204 || status == 304 || length == 0;
+        const bool noBody = m_request.method == "HEAD" || status == 204 || status == 304 ||
+                            (length == 0 && !m_transferCoded);
         if (noBody) {
             m_body = Body::None;
             bodyDone();

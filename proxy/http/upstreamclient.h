@@ -111,6 +111,9 @@ public:
     QByteArrayView headerName(qsizetype i) const { return m_headerViews.at(i).name; }
     QByteArrayView headerValue(qsizetype i) const { return m_headerViews.at(i).value; }
     HeaderList headers() const; // a copy
+    // The answer has Transfer-Encoding, which framed its body (RFC 9112 §6.3): any
+    // Content-Length it also has was ignored and must not be passed on.
+    bool transferCoded() const { return m_transferCoded; }
     // Up to maxSize bytes of decoded body (chunk framing removed); empty when nothing is there
     // yet. Never blocks.
     QByteArray read(qint64 maxSize);
@@ -180,6 +183,7 @@ private:
     int m_attempts = 0;
     bool m_connecting = false;
     bool m_headDone = false;
+    bool m_transferCoded = false;
     bool m_complete = false;
     bool m_keepAlive = true;
     bool m_eof = false;      // the connection is gone; m_in holds all that is left of it

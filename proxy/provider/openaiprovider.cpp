@@ -10,6 +10,8 @@
 #include <QJsonDocument>
 #include <QJsonValue>
 #include <QNetworkAccessManager>
+#include <QNetworkCookie>
+#include <QNetworkCookieJar>
 #include <QNetworkReply>
 #include <QNetworkRequest>
 #include <QRandomGenerator>
@@ -157,20 +159,39 @@ bool passedOnToClient(const QByteArray &lowerName) {
            lowerName.startsWith("openai-") || lowerName.startsWith("x-ratelimit-");
 }
 
+// A cookie jar that keeps nothing. The provider's calls carry keys of different clients over
+// one manager: a cookie the API set for one key (OpenAI's edge sets some) must never be sent
+// with another key's call, which would link the two.
+class NoCookieJar final : public QNetworkCookieJar {
+public:
+    using QNetworkCookieJar::QNetworkCookieJar;
+    QList<QNetworkCookie> cookiesForUrl(const QUrl &) const override { return {}; }
+    bool setCookiesFromUrl(const QList<QNetworkCookie> &, const QUrl &) override { return false; }
+    bool insertCookie(const QNetworkCookie &) override { return false; }
+    bool updateCookie(const QNetworkCookie &) override { return false; }
+};
+
 } // namespace
 
 struct OpenAiProvider::DownloadState {
     std::function<void(QByteArrayView)> onLine;
+    LineTooLongCallback onLineTooLong;
     QByteArray apiKey;
-    QByteArray partial;                   // an unfinished line (2xx answers)
-    QByteArray errorBody;                 // the answer's body (non-2xx answers), capped
-    std::optional<ProviderError> failure; // a failure we found ourselves (line too long)
+    qsizetype maxLineBytes = kMaxLineBytes;
+    QByteArray partial;        // an unfinished line (2xx answers), never over maxLineBytes
+    QByteArray longStart;      // the first bytes of a line over the limit, while it is skipped
+    qint64 longBytes = -1;     // that line's length so far; -1 when no line is being skipped
+    bool longEndsInCr = false; // its last byte so far is a CR (not part of the line)
+    QByteArray errorBody;      // the answer's body (non-2xx answers), capped
 };
 
 OpenAiProvider::OpenAiProvider(QNetworkAccessManager *nam, const QUrl &baseUrl, QObject *parent)
     : Provider(parent)
     , m_nam(nam)
-    , m_baseUrl(baseUrl) {}
+    , m_baseUrl(baseUrl) {
+    // The manager takes the jar (and deletes it). The requests say "no cookies" as well.
+    m_nam->setCookieJar(new NoCookieJar(m_nam));
+}
 
 OpenAiProvider::~OpenAiProvider() {
     // Abort what is in flight without calling back: disconnect first, because abort() emits
@@ -219,6 +240,9 @@ QNetworkRequest OpenAiProvider::makeRequest(const Credentials &creds, const QUrl
     // Never follow a redirect to another origin: it would carry the key along.
     req.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
                      QNetworkRequest::SameOriginRedirectPolicy);
+    // No cookies either way, whatever jar the manager has.
+    req.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
+    req.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
     qCDebug(lcProvider).noquote() << "request" << url.toDisplayString() << "key"
                                   << redactedKey(creds.apiKey);
     return req;
@@ -394,7 +418,7 @@ void OpenAiProvider::sendSynchronous(const Credentials &creds, const QByteArray 
 
 void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArray &fileId,
                                        std::function<void(QByteArrayView line)> onLine,
-                                       DoneCallback done) {
+                                       LineTooLongCallback onLineTooLong, DoneCallback done) {
     const QUrl url = endpointUrl(QByteArrayLiteral("/files/") + pathSegment(fileId) +
                                  QByteArrayLiteral("/content"));
     QNetworkRequest req = makeRequest(creds, url);
@@ -406,7 +430,9 @@ void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArra
 
     auto state = std::make_shared<DownloadState>();
     state->onLine = std::move(onLine);
+    state->onLineTooLong = std::move(onLineTooLong);
     state->apiKey = creds.apiKey;
+    state->maxLineBytes = m_maxLineBytes;
 
     QNetworkReply *reply = m_nam->get(req);
     reply->setReadBufferSize(kReadBufferBytes);
@@ -423,74 +449,93 @@ void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArra
 // Never canReadLine()/readLine(): with a read-buffer limit they stall (qt64-notes §5).
 void OpenAiProvider::drainDownload(QNetworkReply *reply, DownloadState &state) {
     const QByteArray chunk = readRest(reply);
-    if (chunk.isEmpty() || state.failure)
+    if (chunk.isEmpty())
         return;
     if (!isSuccess(httpStatusOf(reply))) {
         if (state.errorBody.size() < kMaxErrorBodyBytes)
             state.errorBody += chunk.left(kMaxErrorBodyBytes - state.errorBody.size());
         return;
     }
-
-    const QPointer<OpenAiProvider> self(this);
-    const QByteArray data = state.partial.isEmpty() ? chunk : state.partial + chunk;
-    state.partial.clear();
+    // Only the new bytes are searched for line ends: a long line costs linear time.
     qsizetype start = 0;
-    for (;;) {
-        const qsizetype nl = data.indexOf('\n', start);
-        if (nl < 0)
-            break;
-        QByteArrayView line(data.constData() + start, nl - start);
-        start = nl + 1;
-        if (line.endsWith('\r'))
-            line.chop(1);
-        if (line.isEmpty())
-            continue;
-        state.onLine(line);
-        if (!self)
-            return; // destroyed by the callback: stop here, silently
+    while (start < chunk.size()) {
+        const qsizetype nl = chunk.indexOf('\n', start);
+        const qsizetype end = nl < 0 ? chunk.size() : nl;
+        const QByteArrayView piece(chunk.constData() + start, end - start);
+        start = end + 1;
+        if (!takeLinePiece(state, piece, nl >= 0))
+            return; // destroyed by a callback: stop here, silently
     }
-    if (data.size() - start > kMaxLineBytes) {
-        ProviderError err;
-        err.httpStatus = httpStatusOf(reply);
-        err.message =
-            QStringLiteral("a line of the provider's file exceeds %1 bytes").arg(kMaxLineBytes);
-        state.failure = std::move(err);
-        reply->abort(); // finished() runs finishDownload(), which reports the failure
-        return;
+}
+
+bool OpenAiProvider::takeLinePiece(DownloadState &state, QByteArrayView piece, bool lineEnds) {
+    if (state.longBytes >= 0) { // skipping a line over the limit
+        state.longBytes += piece.size();
+        if (!piece.isEmpty())
+            state.longEndsInCr = piece.back() == '\r';
+        return lineEnds ? endTooLongLine(state) : true;
     }
-    state.partial = data.sliced(start);
+    if (state.partial.size() + piece.size() > state.maxLineBytes) {
+        // Over the limit: keep its start (to find its custom_id), drop the rest as it comes.
+        state.longBytes = state.partial.size() + piece.size();
+        state.longEndsInCr = piece.isEmpty() ? state.partial.endsWith('\r') : piece.back() == '\r';
+        state.longStart = state.partial.left(kLineStartBytes);
+        state.longStart += piece.first(
+            std::min<qsizetype>(piece.size(), kLineStartBytes - state.longStart.size()));
+        state.partial = QByteArray();
+        return lineEnds ? endTooLongLine(state) : true;
+    }
+    if (!lineEnds) {
+        state.partial.append(piece.data(), piece.size());
+        return true;
+    }
+    QByteArray joined;
+    QByteArrayView line = piece;
+    if (!state.partial.isEmpty()) {
+        joined = std::exchange(state.partial, QByteArray());
+        joined.append(piece.data(), piece.size());
+        line = joined;
+    }
+    if (line.endsWith('\r'))
+        line.chop(1);
+    if (line.isEmpty())
+        return true;
+    const QPointer<OpenAiProvider> self(this);
+    state.onLine(line);
+    return !self.isNull();
+}
+
+bool OpenAiProvider::endTooLongLine(DownloadState &state) {
+    const QByteArray start = std::exchange(state.longStart, QByteArray());
+    TooLongLine line;
+    line.start = start;
+    line.bytes = std::exchange(state.longBytes, -1) - (state.longEndsInCr ? 1 : 0);
+    line.limit = state.maxLineBytes;
+    qCWarning(lcProvider).noquote()
+        << "a line of a result file is" << line.bytes << "bytes long, over the limit of"
+        << line.limit << "bytes: it is skipped";
+    if (!state.onLineTooLong)
+        return true;
+    const QPointer<OpenAiProvider> self(this);
+    state.onLineTooLong(line);
+    return !self.isNull();
 }
 
 void OpenAiProvider::finishDownload(QNetworkReply *reply, DownloadState &state,
                                     const DoneCallback &done) {
-    if (state.failure) {
-        qCWarning(lcProvider).noquote()
-            << "download" << reply->url().toDisplayString() << "failed:" << state.failure->message;
-        done(std::move(state.failure));
-        return;
-    }
     const QPointer<OpenAiProvider> self(this);
     drainDownload(reply, state);
     if (!self)
         return;
-    if (state.failure) {
-        done(std::move(state.failure));
-        return;
-    }
     if (std::optional<ProviderError> err = replyError(reply, state.errorBody, state.apiKey)) {
         done(std::move(err));
         return;
     }
     // A last line without a newline.
-    QByteArrayView last(state.partial);
-    if (last.endsWith('\r'))
-        last.chop(1);
-    if (!last.isEmpty()) {
-        state.onLine(last);
-        if (!self)
+    if (state.longBytes >= 0 || !state.partial.isEmpty()) {
+        if (!takeLinePiece(state, {}, true))
             return;
     }
-    state.partial.clear();
     done(std::nullopt);
 }
 

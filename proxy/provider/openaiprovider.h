@@ -6,6 +6,7 @@
 #include <QPointer>
 #include <QUrl>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -16,8 +17,10 @@ class QNetworkRequest;
 namespace llmproxy {
 
 // The OpenAI Files + Batches API over a QNetworkAccessManager that the caller owns and that
-// lives on the same thread. `baseUrl` ends in /v1 (e.g. https://api.openai.com/v1); it may
-// carry a longer path. The manager must outlive the calls: replies it deletes never call back.
+// lives on the same thread. No cookies: the manager is given a jar that never keeps one, and
+// no call loads or saves any, so nothing one key's calls received is sent on another's. `baseUrl`
+// ends in /v1 (e.g. https://api.openai.com/v1); it may carry a longer path. The manager must
+// outlive the calls: replies it deletes never call back.
 class OpenAiProvider final : public Provider {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(OpenAiProvider)
@@ -42,7 +45,7 @@ public:
                      Callback<BatchPage> done) override;
     void downloadFileLines(const Credentials &creds, const QByteArray &fileId,
                            std::function<void(QByteArrayView line)> onLine,
-                           DoneCallback done) override;
+                           LineTooLongCallback onLineTooLong, DoneCallback done) override;
     void deleteFile(const Credentials &creds, const QByteArray &fileId, DoneCallback done) override;
     void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
                          const QByteArray &body, Callback<SyncAnswer> done) override;
@@ -65,8 +68,13 @@ public:
     // before its first byte (the official SDKs wait 10 minutes).
     static constexpr std::chrono::milliseconds kMinSyncTransferTimeout = std::chrono::minutes(10);
 
-    // Largest line downloadFileLines() accepts (a longer one fails the download).
+    // Largest line downloadFileLines() reads whole by default; a longer one goes to
+    // onLineTooLong (its first kLineStartBytes only) and the download goes on.
     static constexpr qsizetype kMaxLineBytes = 64 * 1024 * 1024;
+    static constexpr qsizetype kLineStartBytes = 64 * 1024;
+    // For downloads started from now on (at least kLineStartBytes; tests use small limits).
+    void setMaxLineBytes(qsizetype bytes) { m_maxLineBytes = std::max(bytes, kLineStartBytes); }
+    qsizetype maxLineBytes() const { return m_maxLineBytes; }
 
 private:
     struct DownloadState;
@@ -80,10 +88,15 @@ private:
     void expectJson(QNetworkReply *reply, const Credentials &creds,
                     std::optional<T> (*parse)(const QByteArray &), Callback<T> done);
     void drainDownload(QNetworkReply *reply, DownloadState &state);
+    // Takes the bytes of one line up to a newline (`lineEnds`) or the end of a chunk. False if
+    // a callback destroyed this provider.
+    bool takeLinePiece(DownloadState &state, QByteArrayView piece, bool lineEnds);
+    bool endTooLongLine(DownloadState &state);
     void finishDownload(QNetworkReply *reply, DownloadState &state, const DoneCallback &done);
 
     QNetworkAccessManager *m_nam;
     QUrl m_baseUrl;
+    qsizetype m_maxLineBytes = kMaxLineBytes;
 
 public:
     // Calls made from now on go to `baseUrl` (calls in flight finish where they started).

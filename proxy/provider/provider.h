@@ -77,6 +77,13 @@ struct BatchPage {
     QByteArray lastId;
 };
 
+// A line of a result file longer than the provider's line limit, which is not read whole.
+struct TooLongLine {
+    QByteArrayView start; // its first bytes (at most 64 KiB), enough to find its custom_id
+    qint64 bytes = 0;     // its whole length
+    qint64 limit = 0;     // the limit it went over
+};
+
 // The answer to a synchronous call (full price), whatever its status, for its client as it came.
 struct SyncAnswer {
     int httpStatus = 0;
@@ -99,6 +106,7 @@ public:
     template <typename T>
     using Callback = std::function<void(ProviderResult<T>)>;
     using DoneCallback = std::function<void(std::optional<ProviderError>)>;
+    using LineTooLongCallback = std::function<void(const TooLongLine &line)>;
 
     // POST /files (multipart, purpose=batch) with the JSONL content.
     virtual void uploadBatchFile(const Credentials &creds, const QByteArray &jsonl,
@@ -119,11 +127,13 @@ public:
                              Callback<BatchPage> done) = 0;
     // GET /files/{id}/content, delivered line by line as it streams in (never whole in memory).
     // Each non-empty line goes to `onLine` without its CR/LF, in file order; a last line without
-    // a newline is delivered too. `done` runs once at the end. A download that fails part-way may
-    // already have delivered its complete lines (never a cut one) before `done` reports the error.
+    // a newline is delivered too. A line longer than the provider's line limit is not held: its
+    // first bytes go to `onLineTooLong` (may be empty) in its place, and the lines after it are
+    // read as usual. `done` runs once at the end. A download that fails part-way may already
+    // have delivered its complete lines (never a cut one) before `done` reports the error.
     virtual void downloadFileLines(const Credentials &creds, const QByteArray &fileId,
                                    std::function<void(QByteArrayView line)> onLine,
-                                   DoneCallback done) = 0;
+                                   LineTooLongCallback onLineTooLong, DoneCallback done) = 0;
     // DELETE /files/{id}
     virtual void deleteFile(const Credentials &creds, const QByteArray &fileId,
                             DoneCallback done) = 0;

@@ -51,6 +51,9 @@ struct Config {
     std::optional<std::chrono::milliseconds> gracePeriod;
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
+    // A result-file line longer than this is not read whole: only its request fails (502
+    // result_line_too_large). Not a flag; at least 64 KiB (tests make it small).
+    qint64 maxResultLine = 64LL * 1024 * 1024;
     bool verbose = false;
     bool noGui = false;
     // From OPENAI_API_KEY when set: every upstream call uses it. Never logged or printed.

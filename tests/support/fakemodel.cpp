@@ -320,6 +320,27 @@ bool scriptedOmit(QByteArrayView text) {
     return text.contains(QByteArrayView("[[omit]]"));
 }
 
+qint64 scriptedResultBytes(QByteArrayView text) {
+    const QByteArrayView tag("[[result_bytes:");
+    const qsizetype start = text.indexOf(tag);
+    if (start < 0)
+        return 0;
+    const qsizetype end = text.indexOf(QByteArrayView("]]"), start);
+    if (end < 0)
+        return 0;
+    bool ok = false;
+    const qint64 bytes = text.sliced(start + tag.size(), end - start - tag.size()).toLongLong(&ok);
+    return ok && bytes > 0 ? bytes : 0;
+}
+
+bool scriptedRequestIdCrlf(QByteArrayView text) {
+    return text.contains(QByteArrayView("[[request_id_crlf]]"));
+}
+
+bool scriptedCustomIdLast(QByteArrayView text) {
+    return text.contains(QByteArrayView("[[custom_id_last]]"));
+}
+
 QString batchLineErrorMessage(const QByteArray &code) {
     if (code == "batch_expired")
         return u"This request could not be executed before the completion window expired."_s;

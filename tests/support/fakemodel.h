@@ -27,6 +27,12 @@ QJsonObject openAiErrorForStatus(int status, const QString &message);
 std::optional<int> scriptedStatus(QByteArrayView text); // [[status:N]]
 QByteArray scriptedErrorCode(QByteArrayView text);      // [[error:code]] → "code"
 bool scriptedOmit(QByteArrayView text);                 // [[omit]]
+// [[result_bytes:N]]: the batch result line is padded to at least N bytes (0 when absent).
+qint64 scriptedResultBytes(QByteArrayView text);
+// [[request_id_crlf]]: the batch result line's request_id has an escaped CR LF and a header.
+bool scriptedRequestIdCrlf(QByteArrayView text);
+// [[custom_id_last]]: the batch result line has its custom_id last, after the response.
+bool scriptedCustomIdLast(QByteArrayView text);
 QString batchLineErrorMessage(const QByteArray &code);
 
 struct ModelAnswer {

@@ -304,6 +304,7 @@ void FakeProvider::clearScripting() {
     m_neverFinish = false;
     m_faults.clear();
     m_failBatchesCount = 0;
+    m_setCookie.clear();
 }
 
 void FakeProvider::reset() {
@@ -391,8 +392,8 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
         return control(in);
 
     RequestRecord record{in.method, in.encodedPath, in.query, {}, in.body.size()};
-    for (const char *name :
-         {"authorization", "openai-organization", "openai-project", "content-type", "user-agent"}) {
+    for (const char *name : {"authorization", "openai-organization", "openai-project",
+                             "content-type", "user-agent", "cookie"}) {
         const QByteArray value = in.header(name);
         if (!value.isNull())
             record.headers.insert(QByteArray(name), value);
@@ -546,6 +547,8 @@ void FakeProvider::send(const std::shared_ptr<QHttpServerResponder> &responder,
     responder->writeHeader(QByteArrayLiteral("x-request-id"), fakeId("req_"));
     for (const auto &[key, value] : answer.headers)
         responder->writeHeader(key, value);
+    if (!m_setCookie.isEmpty())
+        responder->writeHeader(QByteArrayLiteral("Set-Cookie"), m_setCookie);
     responder->writeHeader(QByteArrayLiteral("Content-Length"),
                            QByteArray::number(answer.body.size()));
     responder->writeBody(answer.body);
@@ -1123,11 +1126,15 @@ void FakeProvider::writeResults(BatchEntry &batch, qsizetype done, const QByteAr
                           QJsonObject{{"code"_L1, str(errorCode)},
                                       {"message"_L1, batchLineErrorMessage(errorCode)}});
         } else {
-            const ModelAnswer answer = runFakeModel(batch.record.endpoint, line.body, created);
-            result.insert("response"_L1,
-                          QJsonObject{{"status_code"_L1, answer.status},
-                                      {"request_id"_L1, QString::fromLatin1(fakeId("req_"))},
-                                      {"body"_L1, answer.body}});
+            ModelAnswer answer = runFakeModel(batch.record.endpoint, line.body, created);
+            if (const qint64 bytes = scriptedResultBytes(bodyText); bytes > 0)
+                answer.body.insert("padding"_L1, QString(bytes, u'x'));
+            const QString requestId = scriptedRequestIdCrlf(bodyText)
+                                          ? u"req_evil\r\nX-Evil: 1"_s
+                                          : QString::fromLatin1(fakeId("req_"));
+            result.insert("response"_L1, QJsonObject{{"status_code"_L1, answer.status},
+                                                     {"request_id"_L1, requestId},
+                                                     {"body"_L1, answer.body}});
             success = answer.status < 400;
             const QJsonObject usage = answer.body.value("usage"_L1).toObject();
             batch.inputTokens += usage.value("prompt_tokens"_L1).toInteger() +
@@ -1135,8 +1142,17 @@ void FakeProvider::writeResults(BatchEntry &batch, qsizetype done, const QByteAr
             batch.outputTokens += usage.value("completion_tokens"_L1).toInteger() +
                                   usage.value("output_tokens"_L1).toInteger();
         }
-        (success ? output : errorLines)
-            .prepend(QJsonDocument(result).toJson(QJsonDocument::Compact) + '\n');
+        QByteArray text;
+        if (scriptedCustomIdLast(bodyText)) {
+            // QJsonDocument sorts keys (custom_id comes early): write this one by hand.
+            const QJsonValue customId = result.take("custom_id"_L1);
+            text = QJsonDocument(result).toJson(QJsonDocument::Compact);
+            text.chop(1);
+            text += R"(,"custom_id":")" + customId.toString().toUtf8() + "\"}";
+        } else {
+            text = QJsonDocument(result).toJson(QJsonDocument::Compact);
+        }
+        (success ? output : errorLines).prepend(text + '\n');
         ++(success ? batch.completed : batch.failed);
     }
     const QByteArray &base = batch.record.id;

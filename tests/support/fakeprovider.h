@@ -28,9 +28,12 @@ class FakeHttpServer;
 // come from a deterministic "model" (fakemodel.h). It shares no code with the proxy.
 //
 // Magic strings in a batch line's body script that line: [[status:N]] (error file, status N),
-// [[error:CODE]] (error file, response null), [[omit]] (in neither file). [[status:N]] also
-// works on the synchronous endpoints. Request headers X-Fake-Delay-Ms (any /v1 call) delay the
-// answer; X-Fake-Status sets the status of /v1/echo answers.
+// [[error:CODE]] (error file, response null), [[omit]] (in neither file), [[result_bytes:N]]
+// (its result line padded to N bytes or more), [[request_id_crlf]] (its request_id holds an
+// escaped CR LF and a header line), [[custom_id_last]] (its result line names its custom_id
+// last, after the response). [[status:N]] also works on the synchronous endpoints.
+// Request headers X-Fake-Delay-Ms (any /v1 call) delay the answer; X-Fake-Status sets the
+// status of /v1/echo answers.
 //
 // Batch lifecycle: validating (validationDelay) → in_progress (processingDelay) → finalizing
 // (finalizingDelay) → completed. Output lines are written in reverse input order. Uploads take
@@ -68,7 +71,8 @@ public:
         QByteArray method;
         QByteArray path;  // percent-encoded, as received
         QByteArray query; // percent-encoded, without '?'
-        // Only authorization, openai-organization, openai-project, content-type, user-agent.
+        // Only authorization, openai-organization, openai-project, content-type, user-agent,
+        // cookie.
         QHash<QByteArray, QByteArray> headers;
         qsizetype bodySize = 0;
     };
@@ -113,6 +117,9 @@ public:
     void setExpireAfter(std::chrono::milliseconds after, double fractionDone = 0.5);
     // The fraction of lines answered when an in_progress batch is cancelled (default 0.5).
     void setCancelFractionDone(double fraction) { m_cancelFractionDone = fraction; }
+    // Every answer from now on carries "Set-Cookie: <value>" (empty: none), as OpenAI's edge
+    // sets cookies; requests() records the Cookie header a client sends back.
+    void setSetCookie(const QByteArray &value) { m_setCookie = value; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
     void reset();
     // Applies a /_fake/config JSON object; false (with a message) for unknown keys or values.
@@ -161,8 +168,8 @@ private:
     Answer echo(const Incoming &in);
     void dispatch(const std::shared_ptr<QHttpServerResponder> &responder,
                   const QPointer<QTcpSocket> &socket, const Answer &answer);
-    static void send(const std::shared_ptr<QHttpServerResponder> &responder,
-                     const QPointer<QTcpSocket> &socket, const Answer &answer);
+    void send(const std::shared_ptr<QHttpServerResponder> &responder,
+              const QPointer<QTcpSocket> &socket, const Answer &answer);
     void startStream(const std::shared_ptr<QHttpServerResponder> &responder,
                      const QPointer<QTcpSocket> &socket, const Answer &answer);
 
@@ -198,6 +205,7 @@ private:
     bool m_neverFinish = false;
     std::map<Operation, Fault> m_faults;
     int m_failBatchesCount = 0;
+    QByteArray m_setCookie;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 
