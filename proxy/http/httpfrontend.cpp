@@ -530,6 +530,7 @@ void HttpFrontEnd::takeBytes(QTcpSocket *socket, Connection &connection) {
         }
         connection.pending.append(window, used);
         socket->skip(used);
+        m_framedBytes += quint64(used);
     }
 }
 

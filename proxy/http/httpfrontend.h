@@ -83,9 +83,10 @@ public:
     qsizetype waiting() const { return std::ssize(m_held); }
     qsizetype connections() const { return std::ssize(m_connections); }
     // Requests read and framed, waiting for an earlier one of their connection (all
-    // connections); and how many requests the gates framed in all. For tests.
+    // connections); how many requests and bytes the gates framed in all. For tests.
     qsizetype pipelined() const;
     quint64 framedRequests() const { return m_framedRequests; }
+    quint64 framedBytes() const { return m_framedBytes; }
 
 protected:
     bool handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) override;
@@ -160,6 +161,7 @@ private:
     bool m_closing = false;
     quint64 m_nextRequestId = 1;
     quint64 m_framedRequests = 0;
+    quint64 m_framedBytes = 0;
     std::unordered_map<QTcpSocket *, Connection> m_connections;
     std::unordered_map<quint64, Held> m_held;
     QTimer m_sweep;
