@@ -173,6 +173,30 @@ private Q_SLOTS:
         QVERIFY(answers.at(0).statusLine.startsWith("HTTP/1.1 503"));
     }
 
+    // A chunked body, split into chunks across several writes, reaches Qt decoded and whole:
+    // the request is valid JSON, so it is held (a bad body would be a 400).
+    void chunkedBodyIsHandedOnWhole() {
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        const QByteArray body = chatBody("chunked");
+        raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n");
+        QByteArray chunks;
+        for (qsizetype at = 0; at < body.size(); at += 7) {
+            const QByteArray piece = body.mid(at, 7);
+            chunks += QByteArray::number(piece.size(), 16) + ";ext=1\r\n" + piece + "\r\n";
+        }
+        chunks += "0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        for (qsizetype at = 0; at < chunks.size(); at += 13) {
+            raw.socket.write(chunks.mid(at, 13));
+            raw.socket.flush();
+            QTest::qWait(1);
+        }
+        QTRY_COMPARE(m_front->waiting(), 1);
+        QTRY_COMPARE(m_front->pipelined(), 1);
+        QVERIFY(raw.socket.readAll().isEmpty());
+    }
+
     // Pipelined requests behind a held one wait unread past --max-pipelined: the proxy stops
     // reading from the connection instead of buffering without bound.
     void readingAheadStopsAtTheLimit() {
@@ -191,6 +215,36 @@ private Q_SLOTS:
         QTest::qWait(200);
         QCOMPARE(m_front->pipelined(), 8);
         QCOMPARE(m_front->framedRequests(), quint64(1 + 8));
+    }
+
+    // A client that pipelines without reading its answers: once --max-output-buffer bytes of
+    // answers wait for it, no further request is handled and reading stops, so neither the
+    // answers nor the requests pile up in the proxy.
+    void aClientThatDoesNotReadHoldsItsOwnRequestsUp() {
+        FrontEndSettings settings = smallSettings();
+        settings.limits.maxPipelined = 8;
+        settings.limits.maxOutputBuffer = 64 * 1024;
+        startFrontEnd(settings);
+        RawClient raw;
+        raw.socket.setReadBufferSize(1024); // and never read: the kernel's buffers fill up
+        QVERIFY(raw.connectTo(m_port));
+        constexpr int Requests = 200'000;
+        QByteArray pipeline;
+        for (int i = 0; i < Requests; ++i)
+            pipeline += "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        raw.socket.write(pipeline);
+        // Answers stop once the kernel's buffers and ours are full.
+        quint64 framed = 0;
+        QTRY_VERIFY_WITH_TIMEOUT(
+            [&] {
+                const quint64 before = m_front->framedRequests();
+                QTest::qWait(300);
+                framed = m_front->framedRequests();
+                return framed == before && framed > 0;
+            }(),
+            20'000);
+        QVERIFY2(framed < quint64(Requests), QByteArray::number(framed).constData());
+        QVERIFY(m_front->pipelined() <= 8);
     }
 
     // Item 5: a chunk size that would overflow the body counter is a 413 at once.
@@ -245,6 +299,10 @@ private Q_SLOTS:
         QTest::newRow("1 MB request line")
             << QByteArray("GET /" + QByteArray(1 << 20, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n")
             << 431;
+        QTest::newRow("WebSocket upgrade")
+            << QByteArray("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n")
+            << 501;
         QTest::newRow("20 KB request line")
             << QByteArray("GET /" + QByteArray(20'000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n")
             << 414;

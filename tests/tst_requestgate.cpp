@@ -320,6 +320,8 @@ void gateTable() {
         "1", true);
     row("HTTP/1.1 Connection: upgrade", "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", 0, 0, "1",
         true);
+    row("WebSocket upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+        501, 0, "", false);
     row("HTTP/1.0 default", "GET / HTTP/1.0\r\n\r\n", 0, 0, "0", true);
     row("HTTP/1.0 Connection: keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, 0,
         "1", true);

@@ -441,10 +441,14 @@ void HttpFrontEnd::onGateReadyRead(QTcpSocket *socket) {
         refuse(socket, connection, 400, QStringLiteral("Malformed request"));
         return;
     }
-    // Either ours (reading paused) or Qt's, opened on an empty buffer: undo it either way,
-    // which gives every unread byte back.
-    if (socket->isTransactionStarted())
-        socket->rollbackTransaction();
+    // Ours (reading paused) gives the unread bytes back; Qt's holds only what Qt has read
+    // already (nothing, or a request it handled without committing): it goes.
+    if (socket->isTransactionStarted()) {
+        if (connection.paused && connection.unreadBehind == 0)
+            socket->rollbackTransaction();
+        else
+            socket->commitTransaction();
+    }
     if (std::exchange(connection.paused, false))
         socket->setReadBufferSize(0);
     connection.unreadBehind = 0;

@@ -283,6 +283,8 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
     bool close = false;
     bool chunked = false;
     bool expectContinue = false;
+    bool connectionUpgrade = false;
+    bool webSocket = false;
     std::optional<qint64> contentLength;
     const int fields = int(lines.size()) - 1;
     if (fields > m_limits.maxHeaderFields) {
@@ -343,6 +345,9 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
                 close = true;
             else if (v.contains("keep-alive"))
                 keepAlive = true;
+            connectionUpgrade = connectionUpgrade || v.contains("upgrade");
+        } else if (equalsIgnoringCase(name, "upgrade")) {
+            webSocket = webSocket || equalsIgnoringCase(value, "websocket");
         }
     }
     if (close)
@@ -352,6 +357,12 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         m_phase = Phase::Failed;
         return reject(400, QStringLiteral("A request must not carry both Content-Length and "
                                           "Transfer-Encoding"));
+    }
+    // Qt 6.4 hands a WebSocket upgrade to its own WebSocket server and never finishes it as
+    // a request; the proxy serves none.
+    if (connectionUpgrade && webSocket) {
+        m_phase = Phase::Failed;
+        return reject(501, QStringLiteral("WebSocket upgrades are not supported"));
     }
     if (lines.constFirst().size() > m_limits.maxRequestLine) {
         m_phase = Phase::Failed;
