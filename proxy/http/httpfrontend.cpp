@@ -555,8 +555,9 @@ bool HttpFrontEnd::releaseNext(QTcpSocket *socket, Connection &connection) {
     // read buffer; Qt's readyRead handler, which runs next, parses exactly them.
     const qsizetype end = connection.ends.front();
     connection.ends.pop_front();
+    const char *bytes = connection.pending.constData();
     for (qsizetype i = end - 1; i >= connection.head; --i)
-        socket->ungetChar(connection.pending.at(i));
+        socket->ungetChar(bytes[i]);
     connection.head = end;
     connection.released = true;
     if (connection.head == connection.pending.size()) {
