@@ -442,8 +442,9 @@ void HttpFrontEnd::onGateReadyRead(QTcpSocket *socket) {
         return;
     }
     // Ours (reading paused) gives the unread bytes back; Qt's holds only what Qt has read
-    // already (nothing, or a request it handled without committing): it goes.
-    if (socket->isTransactionStarted()) {
+    // already (nothing, or a request it handled without committing): it goes. A request
+    // being read inside our transaction (capturing) carries on in it.
+    if (socket->isTransactionStarted() && !connection.capturing) {
         if (connection.paused && connection.unreadBehind == 0)
             socket->rollbackTransaction();
         else
@@ -482,7 +483,74 @@ void HttpFrontEnd::takeBytes(QTcpSocket *socket, Connection &connection) {
         return connection.waiting() >= limits.maxPipelined ||
                (connection.waiting() > 0 && connection.pending.size() - connection.head > maxAhead);
     };
+    // Frames what `bytes` holds of one message at most; notes the deadlines' times, answers
+    // "Expect: 100-continue" and keeps a refusal. Returns how many bytes it framed.
+    const auto frame = [&](QByteArrayView bytes, bool *ended) {
+        const http::RequestGate::Stage before = connection.gate.stage();
+        http::RequestGate::Verdict verdict;
+        const qsizetype framed = connection.gate.feedMessage(bytes, &verdict, ended);
+        const http::RequestGate::Stage after = connection.gate.stage();
+        if (before == http::RequestGate::Stage::Idle && framed > 0) {
+            connection.messageStart = now;
+            connection.headerBytes = connection.bodyBytes = 0;
+        }
+        if (before == http::RequestGate::Stage::Body)
+            connection.bodyBytes += framed;
+        else
+            connection.headerBytes += framed;
+        if (before != http::RequestGate::Stage::Body && after == http::RequestGate::Stage::Body) {
+            connection.bodyStart = now;
+            connection.bodyBytes = 0;
+        }
+        if (verdict.kind == http::RequestGate::Verdict::Reject) {
+            connection.failure = verdict;
+            *ended = false;
+        }
+        if (verdict.kind == http::RequestGate::Verdict::SendContinue && connection.waiting() == 0 &&
+            !connection.busy && !connection.released)
+            socket->write("HTTP/1.1 100 Continue\r\n\r\n"); // never between answers
+        if (*ended) {
+            connection.anyRequest = true;
+            ++m_framedRequests;
+        }
+        m_framedBytes += quint64(framed);
+        return framed;
+    };
     char window[16 * 1024];
+
+    // A request that starts while nothing else of its connection is under way is read inside
+    // a transaction of ours: its bytes stay in the socket and, once it is complete, a rollback
+    // shows it to Qt whole, with no copy out and back (which a large body would feel).
+    if (!connection.capturing && connection.ends.empty() &&
+        connection.pending.size() == connection.head && !connection.busy && !connection.released &&
+        !connection.failure && !connection.paused && socket->bytesAvailable() > 0 &&
+        socket->bytesToWrite() <= limits.maxOutputBuffer && !socket->isTransactionStarted()) {
+        connection.pending = QByteArray();
+        connection.head = 0;
+        socket->startTransaction();
+        connection.capturing = true;
+        connection.captureComplete = false;
+    }
+    if (connection.capturing) {
+        while (!connection.captureComplete && !connection.failure && socket->bytesAvailable() > 0) {
+            connection.lastActivity = now;
+            const qint64 got = socket->peek(window, qint64(sizeof window));
+            if (got <= 0)
+                return;
+            qsizetype used = 0;
+            while (used < got && !connection.captureComplete && !connection.failure) {
+                bool ended = false;
+                const qsizetype framed = frame(QByteArrayView(window + used, got - used), &ended);
+                used += framed;
+                connection.captureComplete = ended;
+                if (framed == 0)
+                    break;
+            }
+            socket->skip(used); // inside the transaction: the bytes stay in the socket
+        }
+        return;
+    }
+
     while (socket->bytesAvailable() > 0 && !full()) {
         if (connection.failure) {
             // Refused after what waits: nothing more of this connection is framed.
@@ -496,49 +564,39 @@ void HttpFrontEnd::takeBytes(QTcpSocket *socket, Connection &connection) {
         if (got <= 0)
             return;
         qsizetype used = 0;
-        while (used < got && !full()) {
-            const http::RequestGate::Stage before = connection.gate.stage();
-            http::RequestGate::Verdict verdict;
+        while (used < got && !full() && !connection.failure) {
             bool ended = false;
-            const qsizetype framed = connection.gate.feedMessage(
-                QByteArrayView(window + used, got - used), &verdict, &ended);
-            const http::RequestGate::Stage after = connection.gate.stage();
-            if (before == http::RequestGate::Stage::Idle && framed > 0) {
-                connection.messageStart = now;
-                connection.headerBytes = connection.bodyBytes = 0;
-            }
-            if (before == http::RequestGate::Stage::Body)
-                connection.bodyBytes += framed;
-            else
-                connection.headerBytes += framed;
-            if (before != http::RequestGate::Stage::Body &&
-                after == http::RequestGate::Stage::Body) {
-                connection.bodyStart = now;
-                connection.bodyBytes = 0;
-            }
+            const qsizetype framed = frame(QByteArrayView(window + used, got - used), &ended);
             used += framed;
-            if (verdict.kind == http::RequestGate::Verdict::Reject) {
-                connection.failure = verdict;
-                break;
-            }
-            if (verdict.kind == http::RequestGate::Verdict::SendContinue &&
-                connection.waiting() == 0 && !connection.busy && !connection.released)
-                socket->write("HTTP/1.1 100 Continue\r\n\r\n"); // never between answers
-            if (ended) {
+            if (ended)
                 connection.ends.push_back(connection.pending.size() + used);
-                connection.anyRequest = true;
-                ++m_framedRequests;
-            }
             if (framed == 0)
                 break; // cannot happen: the gate takes at least one byte or refuses
         }
         connection.pending.append(window, used);
         socket->skip(used);
-        m_framedBytes += quint64(used);
     }
 }
 
 bool HttpFrontEnd::releaseNext(QTcpSocket *socket, Connection &connection) {
+    if (connection.capturing) {
+        if (connection.failure) {
+            // Refused: what was read of it goes with the transaction.
+            connection.capturing = false;
+            socket->commitTransaction();
+        } else if (!connection.captureComplete ||
+                   socket->state() != QAbstractSocket::ConnectedState) {
+            return false;
+        } else {
+            // The request is complete and first in the socket: let Qt see it (and what
+            // follows it, unread; Qt takes one request per readyRead).
+            connection.capturing = false;
+            connection.captureComplete = false;
+            socket->rollbackTransaction();
+            connection.released = true;
+            return true;
+        }
+    }
     if (connection.busy || connection.released ||
         socket->state() != QAbstractSocket::ConnectedState ||
         socket->bytesToWrite() > m_settings.limits.maxOutputBuffer)
@@ -618,6 +676,7 @@ void HttpFrontEnd::refuse(QTcpSocket *socket, Connection &connection, int status
                           const QString &message) {
     qCInfo(lcHttp).noquote() << "refused a request:" << message;
     connection.refused = true;
+    connection.capturing = connection.captureComplete = false;
     connection.pending = QByteArray();
     connection.ends.clear();
     connection.head = 0;

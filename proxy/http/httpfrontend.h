@@ -118,6 +118,10 @@ private:
         qint64 unreadBehind = 0; // bytes left unread behind it
         bool paused = false;     // reading stopped: the unread bytes wait in the socket
         bool kicked = false;     // a queued readyRead is on its way
+        // The request being received is read inside a transaction of ours and stays in the
+        // socket (nothing else of the connection under way); complete: it is whole there.
+        bool capturing = false;
+        bool captureComplete = false;
         std::optional<http::RequestGate::Verdict> failure; // refused after what waits
         // Deadlines of the request being received.
         SteadyTime accepted;
