@@ -396,6 +396,13 @@ void HttpFrontEnd::turnAway(QTcpSocket *socket, http::ConnectionLimiter::Verdict
     socket->disconnectFromHost();
 }
 
+qint64 HttpFrontEnd::unsentBytes() const {
+    qint64 n = 0;
+    for (const auto &[socket, connection] : m_connections)
+        n += socket->bytesToWrite();
+    return n;
+}
+
 qsizetype HttpFrontEnd::pipelined() const {
     qsizetype n = 0;
     for (const auto &[socket, connection] : m_connections)

@@ -87,6 +87,8 @@ public:
     qsizetype pipelined() const;
     quint64 framedRequests() const { return m_framedRequests; }
     quint64 framedBytes() const { return m_framedBytes; }
+    // Answer bytes written to the connections' sockets that the kernel did not take yet.
+    qint64 unsentBytes() const;
 
 protected:
     bool handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) override;
