@@ -31,8 +31,11 @@ CoreSettings coreSettings(const Config &config) {
     return core;
 }
 
-FrontEndSettings frontEndSettings(const Config &config) {
+FrontEndSettings frontEndSettings(const Config &config,
+                                  const std::shared_ptr<http::ConnectionLimiter> &limiter) {
     FrontEndSettings front;
+    front.limits = config.frontDoor;
+    front.limiter = limiter; // one count of connections for every front end
     front.maxBody = config.maxBody;
     front.apiKey = config.apiKey;
     front.upstream = config.upstream;
@@ -118,8 +121,10 @@ void ProxyService::start() {
                            coreSettings(m_config), this);
     m_core->restore();
     connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
-    m_frontEnd =
-        new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock, frontEndSettings(m_config), this);
+    m_limiter = std::make_shared<http::ConnectionLimiter>(m_config.frontDoor.maxConnections,
+                                                          m_config.frontDoor.maxConnectionsPerIp);
+    m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock,
+                                  frontEndSettings(m_config, m_limiter), this);
 
     QString error;
     if (!m_frontEnd->listenOn(m_config.listen, &error)) {
@@ -186,8 +191,9 @@ void ProxyService::applyConfig(const Config &config) {
     if (!m_core)
         return;
     m_core->setSettings(coreSettings(m_config));
-    m_frontEnd->setSettings(frontEndSettings(m_config));
-    forEachIoFrontEnd([settings = frontEndSettings(m_config)](
+    m_limiter->setLimits(m_config.frontDoor.maxConnections, m_config.frontDoor.maxConnectionsPerIp);
+    m_frontEnd->setSettings(frontEndSettings(m_config, m_limiter));
+    forEachIoFrontEnd([settings = frontEndSettings(m_config, m_limiter)](
                           HttpFrontEnd *frontEnd) { frontEnd->setSettings(settings); },
                       false);
     m_provider->setBaseUrl(m_config.upstream);
@@ -240,7 +246,7 @@ bool ProxyService::startIoThreads(int count, QString *error) {
                 raw->nam = new QNetworkAccessManager;
                 raw->nam->setAutoDeleteReplies(false);
                 raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), raw->nam, &m_clock,
-                                                 frontEndSettings(m_config));
+                                                 frontEndSettings(m_config, m_limiter));
                 raw->frontEnd->setIndex(i);
                 shared = raw->frontEnd->shareListeners(listeners, &shareError);
                 raw->frontEnd->setReady(true);

@@ -27,6 +27,9 @@ class HttpFrontEnd;
 class OpenAiProvider;
 class Stats;
 class Store;
+namespace http {
+class ConnectionLimiter;
+}
 
 class ProxyService final : public QObject {
     Q_OBJECT
@@ -80,6 +83,7 @@ private:
     Config m_config;
     SystemClock m_clock;
     std::unique_ptr<Stats> m_stats;
+    std::shared_ptr<http::ConnectionLimiter> m_limiter; // shared by the front ends
     std::unique_ptr<Store> m_store;
     QNetworkAccessManager *m_nam = nullptr;
     OpenAiProvider *m_provider = nullptr;

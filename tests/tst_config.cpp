@@ -54,6 +54,24 @@ QString fieldText(const Config &config, const QString &field) {
         return config.inMemory ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("ioThreads"))
         return QString::number(config.ioThreads);
+    // The front door's limits (issue 9).
+    const FrontDoorLimits &door = config.frontDoor;
+    if (field == QLatin1StringView("headerTimeout"))
+        return QString::number(door.headerTimeout.count());
+    if (field == QLatin1StringView("headerTimeoutMax"))
+        return QString::number(door.headerTimeoutMax.count());
+    if (field == QLatin1StringView("bodyTimeout"))
+        return QString::number(door.bodyTimeout.count());
+    if (field == QLatin1StringView("minRate"))
+        return QString::number(door.minRate);
+    if (field == QLatin1StringView("maxConnections"))
+        return QString::number(door.maxConnections);
+    if (field == QLatin1StringView("maxConnectionsPerIp"))
+        return QString::number(door.maxConnectionsPerIp);
+    if (field == QLatin1StringView("maxPipelined"))
+        return QString::number(door.maxPipelined);
+    if (field == QLatin1StringView("maxOutputBuffer"))
+        return QString::number(door.maxOutputBuffer);
     return QStringLiteral("<unknown field %1>").arg(field);
 }
 
@@ -455,6 +473,26 @@ void TestConfig::options_data() {
     row("max body min", {s("--max-body=1KiB")}, "maxBody", s("1024"));
     row("max body large", {s("--max-body=2GiB")}, "maxBody", s("2147483648"));
 
+    // The front door (issue 9): defaults, then each flag.
+    row("header timeout default", {}, "headerTimeout", s("20000"));
+    row("header timeout max default", {}, "headerTimeoutMax", s("40000"));
+    row("body timeout default", {}, "bodyTimeout", s("20000"));
+    row("min rate default", {}, "minRate", s("500"));
+    row("max connections default", {}, "maxConnections", s("0"));
+    row("max connections per ip default", {}, "maxConnectionsPerIp", s("256"));
+    row("max pipelined default", {}, "maxPipelined", s("64"));
+    row("max output buffer default", {}, "maxOutputBuffer", s("4194304"));
+    row("header timeout", {s("--header-timeout=5s")}, "headerTimeout", s("5000"));
+    row("header timeout max", {s("--header-timeout-max"), s("1m")}, "headerTimeoutMax", s("60000"));
+    row("body timeout", {s("--body-timeout=90s")}, "bodyTimeout", s("90000"));
+    row("min rate", {s("--min-rate=1KiB")}, "minRate", s("1024"));
+    row("min rate off", {s("--min-rate=0")}, "minRate", s("0"));
+    row("max connections", {s("--max-connections=5000")}, "maxConnections", s("5000"));
+    row("max connections per ip", {s("--max-connections-per-ip"), s("0")}, "maxConnectionsPerIp",
+        s("0"));
+    row("max pipelined", {s("--max-pipelined=1")}, "maxPipelined", s("1"));
+    row("max output buffer", {s("--max-output-buffer=1MiB")}, "maxOutputBuffer", s("1048576"));
+
     row("verbose", {s("--verbose")}, "verbose", s("true"));
     row("not verbose", {}, "verbose", s("false"));
     row("no gui", {s("--no-gui")}, "noGui", s("true"));
@@ -542,6 +580,18 @@ void TestConfig::errors_data() {
     row("window = not a duration", {s("--batch-window=soon")}, "--batch-window",
         "\"soon\" is not a duration");
     row("window zero", {s("--batch-window"), s("0")}, "--batch-window", "\"0\" is out of range");
+    row("header timeout zero", {s("--header-timeout=0")}, "--header-timeout",
+        "\"0\" is out of range");
+    row("header timeout not a duration", {s("--header-timeout=soon")}, "--header-timeout",
+        "\"soon\" is not a duration");
+    row("body timeout over an hour", {s("--body-timeout=2h")}, "--body-timeout",
+        "\"2h\" is out of range");
+    row("min rate not a size", {s("--min-rate=fast")}, "--min-rate", "\"fast\" is not a size");
+    row("max connections negative", {s("--max-connections=-1")}, "--max-connections",
+        "\"-1\" is not a whole number");
+    row("max pipelined zero", {s("--max-pipelined=0")}, "--max-pipelined", "\"0\" is out of range");
+    row("max output buffer too small", {s("--max-output-buffer=100")}, "--max-output-buffer",
+        "\"100\" is out of range");
     row("window rounds to zero", {s("--batch-window=0.0001")}, "--batch-window",
         "\"0.0001\" is out of range");
     row("window over 24h", {s("--batch-window=25h")}, "--batch-window", "\"25h\" is out of range");
@@ -902,7 +952,11 @@ void TestConfig::helpIsComplete() {
         QStringLiteral("--max-body SIZE"), QStringLiteral("--verbose"), QStringLiteral("--help"),
         QStringLiteral("--version"), QStringLiteral("--grace-period DUR"),
         QStringLiteral("--result-ttl DUR"), QStringLiteral("--in-memory"),
-        QStringLiteral("--io-threads N"),
+        QStringLiteral("--io-threads N"), QStringLiteral("--header-timeout DUR"),
+        QStringLiteral("--header-timeout-max"), QStringLiteral("--body-timeout DUR"),
+        QStringLiteral("--min-rate SIZE"), QStringLiteral("--max-connections N"),
+        QStringLiteral("--max-connections-per-ip N"), QStringLiteral("--max-pipelined N"),
+        QStringLiteral("--max-output-buffer SIZE"),
         // every default
         QStringLiteral("127.0.0.1:3030"), QStringLiteral("[::1]:3030"),
         QStringLiteral("https://api.openai.com/v1"), QStringLiteral("(default: 4s;"),

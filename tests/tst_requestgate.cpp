@@ -43,6 +43,8 @@ GateLimits smallLimits() {
     limits.maxHeaderFields = 4;
     limits.maxHeaderLine = 40;
     limits.maxHeaderBlock = 120;
+    limits.maxRequestLine = 60;
+    limits.maxChunkLine = 120;
     return limits;
 }
 
@@ -166,11 +168,32 @@ void gateTable() {
         true);
     row("chunk size with leading zeros", chunkedPost("0005\r\nhello\r\n000\r\n\r\n"), 0, 0, "1",
         true);
-    row("chunked with Content-Length too", // chunked framing wins, as in Qt
-        chunkedPost("5\r\nhello\r\n0\r\n\r\n", "Content-Length: 1000\r\n"), 0, 0, "1", true);
+    // The smuggling set: both framings, codings Qt would read differently, odd chunk sizes.
+    row("chunked with Content-Length too",
+        chunkedPost("5\r\nhello\r\n0\r\n\r\n", "Content-Length: 1000\r\n"), 400, 0, "", false);
+    row("Content-Length after Transfer-Encoding",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello", 400, 0,
+        "", false);
     row("chunked as the last coding",
-        chunkedPost("5\r\nhello\r\n0\r\n\r\n").replace("chunked", "gzip, chunked"), 0, 0, "1",
-        true);
+        chunkedPost("5\r\nhello\r\n0\r\n\r\n").replace("chunked", "gzip, chunked"), 501, 0, "",
+        false);
+    row("Transfer-Encoding identity",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET / HTTP/1.1\r\n\r\n", 501, 0, "",
+        false);
+    row("Transfer-Encoding xchunkedx", chunkedPost("0\r\n\r\n").replace("chunked", "xchunkedx"),
+        501, 0, "", false);
+    row("chunk size with 0x", chunkedPost("0x5\r\nhello\r\n0\r\n\r\n"), 400, 0, "1", false);
+    row("chunk size with a leading space", chunkedPost(" 5\r\nhello\r\n0\r\n\r\n"), 400, 0, "1",
+        false);
+    row("chunk size with a plus sign", chunkedPost("+5\r\nhello\r\n0\r\n\r\n"), 400, 0, "1", false);
+    row("chunk extension with a control byte", chunkedPost("5;a\x01\r\nhello\r\n0\r\n\r\n"), 400, 0,
+        "1", false);
+    row("chunk size, many leading zeros",
+        chunkedPost("000000000000000000000000005\r\nhello\r\n0\r\n\r\n"), 0, 0, "1", true);
+    row("chunk size over what the body may still take",
+        chunkedPost("a\r\n0123456789\r\n7fffffffffffffff\r\n"), 413, 0, "1", false);
+    row("chunk size of 2^64", chunkedPost("5\r\nhello\r\n10000000000000000\r\n"), 413, 0, "1",
+        false);
     // Qt 6.4 reads the two bytes after the last chunk and parses the rest as a new request,
     // so trailer fields would hide a request from the gate: they are refused.
     row("chunked with trailer fields", chunkedPost("5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n"),
@@ -179,7 +202,7 @@ void gateTable() {
     row("bad chunk size", chunkedPost("zz\r\nhello\r\n0\r\n\r\n"), 400, 0, "1", false);
     row("empty chunk size", chunkedPost("\r\nhello\r\n0\r\n\r\n"), 400, 0, "1", false);
     row("negative chunk size", chunkedPost("-5\r\nhello\r\n0\r\n\r\n"), 400, 0, "1", false);
-    row("overflowing chunk size", chunkedPost("10000000000000000\r\n"), 400, 0, "1", false);
+    row("overflowing chunk size", chunkedPost("10000000000000000\r\n"), 413, 0, "1", false);
     row("chunk size line too long", chunkedPost("5;" + QByteArray(130, 'x') + "\r\n"), 431, 0, "1",
         false);
 
@@ -233,6 +256,10 @@ void gateTable() {
         chunkedPost("5;" + QByteArray(119, 'x') + "\r\nhello\r\n0\r\n\r\n"), 431, 0, "1", false);
     row("request line over the block limit", "GET /" + QByteArray(130, 'a') + " HTTP/1.1\r\n\r\n",
         431, 0, "", false);
+    row("request line at its limit", "GET /" + QByteArray(46, 'a') + " HTTP/1.1\r\n\r\n", 0, 0, "1",
+        true);
+    row("request line over its limit", "GET /" + QByteArray(47, 'a') + " HTTP/1.1\r\n\r\n", 414, 0,
+        "", false);
 
     // Malformed request lines.
     row("request line without spaces", "GARBAGE\r\nHost: a\r\n\r\n", 400, 0, "", false);
@@ -251,6 +278,8 @@ void gateTable() {
     row("Content-Length empty", withLength(""), 400, 0, "", false);
     row("Content-Length fractional", withLength("1.5"), 400, 0, "", false);
     row("Content-Length list", withLength("5, 5"), 400, 0, "", false);
+    row("Content-Length with a plus sign", withLength("+5"), 400, 0, "", false);
+    row("Content-Length in hex", withLength("0x5"), 400, 0, "", false);
     row("Content-Length overflowing", withLength("18446744073709551616"), 400, 0, "", false);
     // Qt 6.4 takes the first of several Content-Length fields: a different second one would
     // make the gate frame the body differently from Qt.
@@ -259,11 +288,15 @@ void gateTable() {
         false);
     row("Content-Length twice, equal",
         "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0, 0, "1", true);
-    // Qt 6.4 combines all Transfer-Encoding fields: "chunked" in any of them counts.
+    // Qt 6.4 combines all Transfer-Encoding fields: only one "chunked" is let through.
     row("Transfer-Encoding twice",
         "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
         "5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n",
-        0, 0, "10", true);
+        501, 0, "", false);
+    row("Transfer-Encoding chunked twice",
+        "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n0\r\n\r\n",
+        501, 0, "", false);
 
     // Header syntax that Qt 6.4 reads differently from the gate is refused.
     row("bare LF line endings", "GET / HTTP/1.1\nHost: a\n\n", 400, 0, "", false);
@@ -287,6 +320,8 @@ void gateTable() {
         "1", true);
     row("HTTP/1.1 Connection: upgrade", "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n", 0, 0, "1",
         true);
+    row("WebSocket upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n\r\n",
+        501, 0, "", false);
     row("HTTP/1.0 default", "GET / HTTP/1.0\r\n\r\n", 0, 0, "0", true);
     row("HTTP/1.0 Connection: keep-alive", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, 0,
         "1", true);
@@ -483,6 +518,21 @@ private Q_SLOTS:
         QTest::newRow("block over the limit") << QByteArray(block + "v\r\n\r\n") << 431;
         QTest::newRow("block unterminated")
             << QByteArray(line + QByteArray(limits.maxHeaderBlock + 4, 'x')) << 431;
+        const QByteArray target(limits.maxRequestLine - 14, 'a'); // "GET /" + " HTTP/1.1"
+        QTest::newRow("request line at the limit")
+            << QByteArray("GET /" + target + " HTTP/1.1\r\n\r\n") << 0;
+        QTest::newRow("request line over the limit")
+            << QByteArray("GET /" + target + "a HTTP/1.1\r\n\r\n") << 414;
+        QTest::newRow("request line of 1 MB")
+            << QByteArray("GET /" + QByteArray(1 << 20, 'a') + " HTTP/1.1\r\n\r\n") << 431;
+        const QByteArray chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        QTest::newRow("chunk extensions at the limit")
+            << QByteArray(chunked + "1;" + QByteArray(limits.maxChunkLine - 2, 'e') + "\r\nx\r\n")
+            << 0;
+        QTest::newRow("chunk extensions of 1 MB")
+            << QByteArray(chunked + "1;" + QByteArray(1 << 20, 'e') + "\r\nx\r\n") << 431;
+        QTest::newRow("chunk size 7fffffffffffffff")
+            << QByteArray(chunked + "7fffffffffffffff\r\n") << 413;
     }
     void defaultLimits() {
         QFETCH(QByteArray, input);
@@ -498,6 +548,71 @@ private Q_SLOTS:
             }
             QCOMPARE(got, status);
         }
+    }
+
+    // feedMessage() cuts the stream at the end of each message, wherever the reads split it:
+    // the front end hands each message on by itself, so the cuts must be exact.
+    void messagesAreCutAtTheirEnds_data() { gateTable(); }
+    void messagesAreCutAtTheirEnds() {
+        QFETCH(QByteArray, input);
+        QFETCH(int, status);
+        QFETCH(QByteArray, keepAlive);
+        QFETCH(bool, complete);
+        if (status != 0 || !complete)
+            QSKIP("only inputs that are whole messages");
+        QRandomGenerator random(4321);
+        for (int round = 0; round < 20; ++round) {
+            RequestGate gate(smallLimits());
+            QList<qsizetype> ends;
+            qsizetype offset = 0;
+            qsizetype framedTotal = 0;
+            while (offset < input.size()) {
+                const qsizetype piece =
+                    round == 0 ? input.size() - offset
+                               : std::min<qsizetype>(input.size() - offset,
+                                                     1 + random.bounded(int(input.size())));
+                QByteArrayView rest = QByteArrayView(input).sliced(offset, piece);
+                while (!rest.isEmpty()) {
+                    RequestGate::Verdict verdict;
+                    bool ended = false;
+                    const qsizetype used = gate.feedMessage(rest, &verdict, &ended);
+                    QVERIFY(verdict.kind != RequestGate::Verdict::Reject);
+                    QVERIFY(used > 0);
+                    framedTotal += used;
+                    if (ended)
+                        ends.append(framedTotal);
+                    else
+                        QCOMPARE(used, rest.size()); // no end: everything was taken
+                    rest = rest.sliced(used);
+                }
+                offset += piece;
+            }
+            QCOMPARE(framedTotal, input.size()); // each byte framed once
+            QCOMPARE(ends.size(), keepAlive.size());
+            // Each message alone is exactly one message for a fresh gate.
+            qsizetype start = 0;
+            for (const qsizetype end : std::as_const(ends)) {
+                RequestGate fresh(smallLimits());
+                RequestGate::Verdict verdict;
+                bool ended = false;
+                const QByteArrayView message = QByteArrayView(input).sliced(start, end - start);
+                QCOMPARE(fresh.feedMessage(message, &verdict, &ended), message.size());
+                QVERIFY(ended);
+                QCOMPARE(fresh.stage(), RequestGate::Stage::Idle);
+                start = end;
+            }
+        }
+    }
+
+    void stageFollowsTheMessage() {
+        RequestGate gate(smallLimits());
+        QCOMPARE(gate.stage(), RequestGate::Stage::Idle);
+        gate.feed("POST / HTTP/1.1\r\nContent-");
+        QCOMPARE(gate.stage(), RequestGate::Stage::Headers);
+        gate.feed("Length: 5\r\n\r\nhe");
+        QCOMPARE(gate.stage(), RequestGate::Stage::Body);
+        gate.feed("llo");
+        QCOMPARE(gate.stage(), RequestGate::Stage::Idle);
     }
 
     // One read may hold many small messages: the gate's work must grow with the bytes, not

@@ -46,7 +46,7 @@ constexpr QByteArrayView BatchedEndpoints[] = {
 //   have no parent: the front end owns them (and deletes what is left when it goes).
 class GatedTcpServer final : public QTcpServer {
 public:
-    GatedTcpServer(std::function<void(QTcpSocket *)> onSocket,
+    GatedTcpServer(std::function<bool(QTcpSocket *)> onSocket,
                    std::function<void(QTcpServer *)> beforeQueue, QObject *parent)
         : QTcpServer(parent)
         , m_onSocket(std::move(onSocket))
@@ -59,14 +59,15 @@ protected:
             delete socket;
             return;
         }
-        m_onSocket(socket);
+        if (!m_onSocket(socket))
+            return; // turned away: the front end answers and closes it
         if (m_beforeQueue)
             m_beforeQueue(this);
         addPendingConnection(socket);
     }
 
 private:
-    std::function<void(QTcpSocket *)> m_onSocket;
+    std::function<bool(QTcpSocket *)> m_onSocket;
     std::function<void(QTcpServer *)> m_beforeQueue;
 };
 
@@ -179,8 +180,15 @@ HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager 
     , m_clock(clock)
     , m_settings(settings) {
     connect(m_core, &BatchCore::answered, this, &HttpFrontEnd::onAnswered);
-    m_sweep.setInterval(std::max<std::chrono::milliseconds>(
-        std::min<std::chrono::milliseconds>(m_settings.idleTimeout / 4, 5s), 50ms));
+    if (!m_settings.limiter) {
+        m_settings.limiter = std::make_shared<http::ConnectionLimiter>(
+            m_settings.limits.maxConnections, m_settings.limits.maxConnectionsPerIp);
+    }
+    m_sweep.setInterval(
+        m_settings.sweepInterval > 0ms
+            ? m_settings.sweepInterval
+            : std::max<std::chrono::milliseconds>(
+                  std::min<std::chrono::milliseconds>({m_settings.idleTimeout / 4, 1s}), 50ms));
     connect(&m_sweep, &QTimer::timeout, this, &HttpFrontEnd::sweepIdle);
     m_sweep.start();
 }
@@ -200,7 +208,7 @@ bool HttpFrontEnd::listenOn(const QList<ListenAddress> &addresses, QString *erro
     QList<GatedTcpServer *> servers;
     for (const ListenAddress &address : addresses) {
         auto *server =
-            new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); },
+            new GatedTcpServer([this](QTcpSocket *socket) { return acceptSocket(socket); },
                                [this](QTcpServer *listener) { putListenerFirst(listener); }, this);
         server->setListenBacklogSize(4096); // the kernel caps it at net.core.somaxconn
         // Port 0 on several addresses: share the port the first one got.
@@ -256,7 +264,7 @@ bool HttpFrontEnd::shareListeners(const QList<qintptr> &descriptors, QString *er
     QList<GatedTcpServer *> servers;
     for (const qintptr descriptor : descriptors) {
         auto *server =
-            new GatedTcpServer([this](QTcpSocket *socket) { acceptSocket(socket); },
+            new GatedTcpServer([this](QTcpSocket *socket) { return acceptSocket(socket); },
                                [this](QTcpServer *listener) { putListenerFirst(listener); }, this);
         const int copy = ::fcntl(int(descriptor), F_DUPFD_CLOEXEC, 0);
         if (copy < 0 || !server->setSocketDescriptor(copy)) {
@@ -312,7 +320,13 @@ QList<quint16> HttpFrontEnd::ports() const {
 }
 
 void HttpFrontEnd::setSettings(const FrontEndSettings &settings) {
+    const std::shared_ptr<http::ConnectionLimiter> limiter = m_settings.limiter;
     m_settings = settings;
+    if (!m_settings.limiter) {
+        m_settings.limiter = limiter; // keeps counting the connections open now
+        m_settings.limiter->setLimits(m_settings.limits.maxConnections,
+                                      m_settings.limits.maxConnectionsPerIp);
+    }
 }
 
 void HttpFrontEnd::putListenerFirst(QTcpServer *listener) {
@@ -322,23 +336,113 @@ void HttpFrontEnd::putListenerFirst(QTcpServer *listener) {
     bind(listener);
 }
 
-void HttpFrontEnd::acceptSocket(QTcpSocket *socket) {
+bool HttpFrontEnd::acceptSocket(QTcpSocket *socket) {
+    const QHostAddress peer = socket->peerAddress();
+    const http::ConnectionLimiter::Verdict admitted = m_settings.limiter->acquire(peer);
+    if (admitted != http::ConnectionLimiter::Verdict::Accepted) {
+        turnAway(socket, admitted);
+        return false;
+    }
     http::GateLimits limits;
     limits.maxBody = m_settings.maxBody;
     auto [it, inserted] = m_connections.try_emplace(socket, limits);
-    it->second.lastActivity = m_clock->now();
+    Connection &connection = it->second;
+    connection.peer = peer;
+    connection.counted = true;
+    connection.lastActivity = connection.accepted = connection.freeSince = m_clock->now();
     // Context `socket`, not `this`: refuse() disconnects QtHttpServer's handler by receiver.
+    // Connected before QtHttpServer's own handler, so it runs first on every readyRead.
     connect(socket, &QIODevice::readyRead, socket, [this, socket] { onGateReadyRead(socket); });
+    connect(socket, &QIODevice::bytesWritten, socket, [this, socket] {
+        const auto conn = m_connections.find(socket);
+        if (conn != m_connections.end() && !conn->second.busy && conn->second.waiting() > 0 &&
+            socket->bytesToWrite() <= m_settings.limits.maxOutputBuffer)
+            kick(socket, conn->second);
+    });
     connect(socket, &QAbstractSocket::disconnected, socket, [this, socket] {
         const auto conn = m_connections.find(socket);
-        if (conn == m_connections.end() || conn->second.heldRequest == 0)
+        if (conn == m_connections.end())
+            return;
+        // What was read ahead is never handled; what is held is cancelled (at most one
+        // request per connection is ever handed on: see Connection).
+        conn->second.pending = QByteArray();
+        conn->second.ends.clear();
+        conn->second.head = 0;
+        if (conn->second.heldRequest == 0)
             return;
         const quint64 id = std::exchange(conn->second.heldRequest, 0);
         m_held.erase(id);
         qCDebug(lcHttp) << "client of request" << id << "hung up";
         QMetaObject::invokeMethod(m_core, [core = m_core, id] { core->cancel(id); });
     });
-    connect(socket, &QObject::destroyed, this, [this, socket] { m_connections.erase(socket); });
+    connect(socket, &QObject::destroyed, this, [this, socket] {
+        const auto conn = m_connections.find(socket);
+        if (conn == m_connections.end())
+            return;
+        if (conn->second.counted)
+            m_settings.limiter->release(conn->second.peer);
+        m_connections.erase(conn);
+    });
+    return true;
+}
+
+void HttpFrontEnd::turnAway(QTcpSocket *socket, http::ConnectionLimiter::Verdict verdict) {
+    const bool inAll = verdict == http::ConnectionLimiter::Verdict::TooManyInAll;
+    qCInfo(lcHttp).noquote() << "turned a connection away:"
+                             << (inAll ? "too many connections"
+                                       : "too many connections from one address");
+    socket->setParent(this); // ours until it goes (QtHttpServer never sees it)
+    HttpAnswer answer =
+        errorAnswer(503,
+                    inAll ? QStringLiteral("llm-proxy has too many open connections; retry later")
+                          : QStringLiteral("Too many open connections from your address; close "
+                                           "some or retry later"),
+                    ErrorType::Server, "too_many_connections");
+    answer.headers.emplaceBack("retry-after", "5");
+    // Whatever the client sends is read and dropped, so that closing does not reset the
+    // connection under the answer; it goes once the answer is out, or after 2 s at most.
+    connect(socket, &QIODevice::readyRead, socket, [socket] { socket->skip(1 << 20); });
+    connect(socket, &QAbstractSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(2s, socket, [socket] {
+        socket->abort();
+        socket->deleteLater();
+    });
+    socket->write(http::serialize(answer, false));
+    socket->disconnectFromHost();
+}
+
+qint64 HttpFrontEnd::unsentBytes() const {
+    qint64 n = 0;
+    for (const auto &[socket, connection] : m_connections)
+        n += socket->bytesToWrite();
+    return n;
+}
+
+qsizetype HttpFrontEnd::pipelined() const {
+    qsizetype n = 0;
+    for (const auto &[socket, connection] : m_connections)
+        n += connection.waiting();
+    return n;
+}
+
+void HttpFrontEnd::kick(QTcpSocket *socket, Connection &connection) {
+    // The gate hands Qt a request only from inside a readyRead (Qt's handler runs right
+    // after it): a queued one, as QtHttpServer does itself when bytes are left.
+    if (std::exchange(connection.kicked, true))
+        return;
+    QMetaObject::invokeMethod(socket, &QAbstractSocket::readyRead, Qt::QueuedConnection);
+}
+
+void HttpFrontEnd::becameFree(QTcpSocket *socket) {
+    const auto it = m_connections.find(socket);
+    if (it == m_connections.end())
+        return;
+    Connection &connection = it->second;
+    connection.busy = false;
+    connection.lastActivity = connection.freeSince = m_clock->now();
+    if ((connection.waiting() > 0 || connection.paused || connection.failure) &&
+        socket->state() == QAbstractSocket::ConnectedState)
+        kick(socket, connection);
 }
 
 void HttpFrontEnd::onGateReadyRead(QTcpSocket *socket) {
@@ -346,37 +450,270 @@ void HttpFrontEnd::onGateReadyRead(QTcpSocket *socket) {
     if (it == m_connections.end())
         return;
     Connection &connection = it->second;
-    connection.lastActivity = m_clock->now();
+    connection.kicked = false;
     if (connection.refused) {
         // Discard: the answer is out and the connection is closing.
         connection.drained += socket->readAll().size();
         return;
     }
-    const QByteArray fresh = socket->peek(socket->bytesAvailable());
-    const http::RequestGate::Verdict verdict = connection.gate.feed(fresh);
-    switch (verdict.kind) {
-    case http::RequestGate::Verdict::Pass:
-        break;
-    case http::RequestGate::Verdict::SendContinue:
-        socket->write("HTTP/1.1 100 Continue\r\n\r\n");
-        break;
-    case http::RequestGate::Verdict::Reject:
-        refuse(socket, connection, verdict.status, verdict.message);
-        break;
+    if (connection.released) {
+        // Qt was handed one whole request and did not take it: it frames it differently from
+        // the gate. Never guess which request the rest belongs to.
+        connection.released = false;
+        refuse(socket, connection, 400, QStringLiteral("Malformed request"));
+        return;
     }
+    // Ours (reading paused) gives the unread bytes back; Qt's holds only what Qt has read
+    // already (nothing, or a request it handled without committing): it goes. A request
+    // being read inside our transaction (capturing) carries on in it.
+    if (socket->isTransactionStarted() && !connection.capturing) {
+        if (connection.paused && connection.unreadBehind == 0)
+            socket->rollbackTransaction();
+        else
+            socket->commitTransaction();
+    }
+    if (std::exchange(connection.paused, false))
+        socket->setReadBufferSize(0);
+    connection.unreadBehind = 0;
+    takeBytes(socket, connection);
+    if (connection.refused)
+        return;
+    const qint64 unread = socket->bytesAvailable();
+    const bool released = releaseNext(socket, connection);
+    // What takeBytes left unread (past the read-ahead limits) stays in the socket, which reads
+    // no more from the kernel meanwhile (back-pressure). Qt must not parse it: behind a
+    // request handed over now it is left alone (Qt takes one request per readyRead);
+    // otherwise a transaction of ours hides it until the next readyRead rolls it back.
+    if (unread > 0 && !connection.refused && socket->state() == QAbstractSocket::ConnectedState) {
+        if (released) {
+            connection.unreadBehind = unread;
+        } else {
+            socket->startTransaction();
+            socket->skip(unread);
+        }
+        socket->setReadBufferSize(unread);
+        connection.paused = true;
+    }
+}
+
+void HttpFrontEnd::takeBytes(QTcpSocket *socket, Connection &connection) {
+    const FrontDoorLimits &limits = m_settings.limits;
+    const SteadyTime now = m_clock->now();
+    // Read ahead, but not too far: past these limits the bytes are left unread.
+    const qint64 maxAhead = m_settings.maxBody + 128 * 1024;
+    const auto full = [&] {
+        return connection.waiting() >= limits.maxPipelined ||
+               (connection.waiting() > 0 && connection.pending.size() - connection.head > maxAhead);
+    };
+    // Frames what `bytes` holds of one message at most; notes the deadlines' times, answers
+    // "Expect: 100-continue" and keeps a refusal. Returns how many bytes it framed.
+    const auto frame = [&](QByteArrayView bytes, bool *ended) {
+        const http::RequestGate::Stage before = connection.gate.stage();
+        http::RequestGate::Verdict verdict;
+        const qsizetype framed = connection.gate.feedMessage(bytes, &verdict, ended);
+        const http::RequestGate::Stage after = connection.gate.stage();
+        if (before == http::RequestGate::Stage::Idle && framed > 0) {
+            connection.messageStart = now;
+            connection.headerBytes = connection.bodyBytes = 0;
+        }
+        if (before == http::RequestGate::Stage::Body)
+            connection.bodyBytes += framed;
+        else
+            connection.headerBytes += framed;
+        if (before != http::RequestGate::Stage::Body && after == http::RequestGate::Stage::Body) {
+            connection.bodyStart = now;
+            connection.bodyBytes = 0;
+        }
+        if (verdict.kind == http::RequestGate::Verdict::Reject) {
+            connection.failure = verdict;
+            *ended = false;
+        }
+        if (verdict.kind == http::RequestGate::Verdict::SendContinue && connection.waiting() == 0 &&
+            !connection.busy && !connection.released)
+            socket->write("HTTP/1.1 100 Continue\r\n\r\n"); // never between answers
+        if (*ended) {
+            connection.anyRequest = true;
+            ++m_framedRequests;
+        }
+        m_framedBytes += quint64(framed);
+        return framed;
+    };
+    char window[16 * 1024];
+
+    // A request that starts while nothing else of its connection is under way is read inside
+    // a transaction of ours: its bytes stay in the socket and, once it is complete, a rollback
+    // shows it to Qt whole, with no copy out and back (which a large body would feel).
+    if (!connection.capturing && connection.ends.empty() &&
+        connection.pending.size() == connection.head && !connection.busy && !connection.released &&
+        !connection.failure && !connection.paused && socket->bytesAvailable() > 0 &&
+        socket->bytesToWrite() <= limits.maxOutputBuffer && !socket->isTransactionStarted()) {
+        connection.pending = QByteArray();
+        connection.head = 0;
+        socket->startTransaction();
+        connection.capturing = true;
+        connection.captureComplete = false;
+    }
+    if (connection.capturing) {
+        while (!connection.captureComplete && !connection.failure && socket->bytesAvailable() > 0) {
+            connection.lastActivity = now;
+            const qint64 got = socket->peek(window, qint64(sizeof window));
+            if (got <= 0)
+                return;
+            qsizetype used = 0;
+            while (used < got && !connection.captureComplete && !connection.failure) {
+                bool ended = false;
+                const qsizetype framed = frame(QByteArrayView(window + used, got - used), &ended);
+                used += framed;
+                connection.captureComplete = ended;
+                if (framed == 0)
+                    break;
+            }
+            socket->skip(used); // inside the transaction: the bytes stay in the socket
+        }
+        return;
+    }
+
+    while (socket->bytesAvailable() > 0 && !full()) {
+        if (connection.failure) {
+            // Refused after what waits: nothing more of this connection is framed.
+            connection.drained += socket->skip(socket->bytesAvailable());
+            if (connection.drained > MaxDrainBytes)
+                socket->abort();
+            return;
+        }
+        connection.lastActivity = now;
+        const qint64 got = socket->peek(window, qint64(sizeof window));
+        if (got <= 0)
+            return;
+        qsizetype used = 0;
+        while (used < got && !full() && !connection.failure) {
+            bool ended = false;
+            const qsizetype framed = frame(QByteArrayView(window + used, got - used), &ended);
+            used += framed;
+            if (ended)
+                connection.ends.push_back(connection.pending.size() + used);
+            if (framed == 0)
+                break; // cannot happen: the gate takes at least one byte or refuses
+        }
+        connection.pending.append(window, used);
+        socket->skip(used);
+    }
+}
+
+bool HttpFrontEnd::releaseNext(QTcpSocket *socket, Connection &connection) {
+    if (connection.capturing) {
+        if (connection.failure) {
+            // Refused: what was read of it goes with the transaction.
+            connection.capturing = false;
+            socket->commitTransaction();
+        } else if (!connection.captureComplete ||
+                   socket->state() != QAbstractSocket::ConnectedState) {
+            return false;
+        } else {
+            // The request is complete and first in the socket: let Qt see it (and what
+            // follows it, unread; Qt takes one request per readyRead).
+            connection.capturing = false;
+            connection.captureComplete = false;
+            socket->rollbackTransaction();
+            connection.released = true;
+            return true;
+        }
+    }
+    if (connection.busy || connection.released ||
+        socket->state() != QAbstractSocket::ConnectedState ||
+        socket->bytesToWrite() > m_settings.limits.maxOutputBuffer)
+        return false;
+    if (connection.ends.empty()) {
+        if (connection.failure) {
+            const http::RequestGate::Verdict failure = *connection.failure;
+            connection.failure.reset();
+            refuse(socket, connection, failure.status, failure.message);
+        }
+        return false;
+    }
+    // Hand Qt the next request, whole: put its bytes back into the socket's (now empty)
+    // read buffer; Qt's readyRead handler, which runs next, parses exactly them.
+    const qsizetype end = connection.ends.front();
+    connection.ends.pop_front();
+    const char *bytes = connection.pending.constData();
+    for (qsizetype i = end - 1; i >= connection.head; --i)
+        socket->ungetChar(bytes[i]);
+    connection.head = end;
+    connection.released = true;
+    if (connection.head == connection.pending.size()) {
+        connection.pending.clear();
+        connection.head = 0;
+        for (qsizetype &e : connection.ends)
+            e = 0; // none: they all ended before head
+    } else if (connection.head > 64 * 1024 && connection.head * 2 > connection.pending.size()) {
+        connection.pending.remove(0, connection.head);
+        for (qsizetype &e : connection.ends)
+            e -= connection.head;
+        connection.head = 0;
+    }
+    if (connection.pending.isEmpty())
+        connection.pending = QByteArray(); // its allocation too: the client may wait for hours
+    return true;
+}
+
+void HttpFrontEnd::checkDeadlines(QTcpSocket *socket, Connection &connection, SteadyTime now) {
+    // Only while the client holds things up: not while its request is answered or read ahead.
+    if (connection.refused || connection.busy || connection.released || connection.waiting() > 0 ||
+        connection.paused || connection.failure)
+        return;
+    const FrontDoorLimits &limits = m_settings.limits;
+    const auto allowance = [&limits](qint64 bytes) {
+        return limits.minRate > 0 ? std::chrono::milliseconds(bytes * 1000 / limits.minRate)
+                                  : std::chrono::milliseconds(0);
+    };
+    const http::RequestGate::Stage stage = connection.gate.stage();
+    if (stage == http::RequestGate::Stage::Idle) {
+        // A first request that never starts: closed, as Apache does (later ones: idleTimeout).
+        if (!connection.anyRequest &&
+            now - std::max(connection.accepted, connection.freeSince) > limits.headerTimeout) {
+            qCInfo(lcHttp) << "closed a connection that sent no request";
+            socket->abort();
+        }
+        return;
+    }
+    QString late;
+    if (stage == http::RequestGate::Stage::Headers) {
+        const SteadyTime start =
+            std::max(connection.anyRequest ? connection.messageStart : connection.accepted,
+                     connection.freeSince);
+        const auto allowed = std::min(limits.headerTimeout + allowance(connection.headerBytes),
+                                      std::max(limits.headerTimeout, limits.headerTimeoutMax));
+        if (now - start > allowed)
+            late = QStringLiteral("The request's headers did not arrive in time");
+    } else {
+        const SteadyTime start = std::max(connection.bodyStart, connection.freeSince);
+        if (now - start > limits.bodyTimeout + allowance(connection.bodyBytes))
+            late = QStringLiteral("The request's body arrived too slowly");
+    }
+    if (!late.isEmpty())
+        refuse(socket, connection, 408, late);
 }
 
 void HttpFrontEnd::refuse(QTcpSocket *socket, Connection &connection, int status,
                           const QString &message) {
     qCInfo(lcHttp).noquote() << "refused a request:" << message;
     connection.refused = true;
+    connection.capturing = connection.captureComplete = false;
+    connection.pending = QByteArray();
+    connection.ends.clear();
+    connection.head = 0;
     // QtHttpServer must not buffer the rest of this request.
     QObject::disconnect(socket, &QIODevice::readyRead, this, nullptr);
     if (socket->isTransactionStarted())
         socket->commitTransaction();
+    if (std::exchange(connection.paused, false))
+        socket->setReadBufferSize(0);
     connection.drained = socket->readAll().size();
     const QByteArray code = status == 413   ? "request_too_large"
                             : status == 431 ? "request_headers_too_large"
+                            : status == 414 ? "request_line_too_long"
+                            : status == 408 ? "request_timeout"
+                            : status == 501 ? "not_implemented"
                                             : "invalid_request";
     socket->write(
         http::serialize(errorAnswer(status, message, ErrorType::InvalidRequest, code), false));
@@ -413,13 +750,11 @@ void HttpFrontEnd::respond(QTcpSocket *socket, const HttpAnswer &answer, bool ke
     } else {
         socket->write(http::serialize(answer, keepAlive && !m_closing, head));
     }
-    if (it != m_connections.end()) {
-        it->second.busy = false;
-        it->second.lastActivity = m_clock->now();
+    if (it != m_connections.end())
         it->second.corsOrigin.clear();
-    }
     if (!keepAlive || m_closing)
         socket->disconnectFromHost();
+    becameFree(socket); // the next request read ahead, if any, is handed on
 }
 
 bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) {
@@ -430,6 +765,14 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
     const bool keepAlive = connection.gate.takeKeepAlive();
     connection.busy = true;
     connection.lastActivity = m_clock->now();
+    // Qt parsed exactly the bytes the gate handed it, or it frames requests differently: then
+    // nothing after this point can be trusted.
+    if (!std::exchange(connection.released, false) ||
+        socket->bytesAvailable() != connection.unreadBehind) {
+        connection.busy = false;
+        refuse(socket, connection, 400, QStringLiteral("Malformed request"));
+        return true;
+    }
 
     const QHttpServerRequest::Method method = request.method();
     const bool head = method == QHttpServerRequest::Method::Head;
@@ -800,12 +1143,8 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
     auto *call = new RelayCall(m_upstream, m_settings.upstream, std::move(relayed), socket, this);
     QPointer<QTcpSocket> guarded(socket);
     connect(call, &RelayCall::finished, this, [this, call, guarded](bool) {
-        if (guarded) {
-            if (const auto it = m_connections.find(guarded.data()); it != m_connections.end()) {
-                it->second.busy = false;
-                it->second.lastActivity = m_clock->now();
-            }
-        }
+        if (guarded)
+            becameFree(guarded.data());
         call->deleteLater();
     });
 }
@@ -813,14 +1152,22 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
 void HttpFrontEnd::sweepIdle() {
     const SteadyTime now = m_clock->now();
     QList<QTcpSocket *> idle;
+    QList<QTcpSocket *> all;
     for (const auto &[socket, connection] : m_connections) {
-        if (!connection.busy && connection.heldRequest == 0 &&
+        all.append(socket);
+        if (!connection.busy && connection.heldRequest == 0 && connection.waiting() == 0 &&
+            !connection.released && connection.gate.stage() == http::RequestGate::Stage::Idle &&
             now - connection.lastActivity >= m_settings.idleTimeout)
             idle.append(socket);
     }
     for (QTcpSocket *socket : std::as_const(idle)) {
         if (m_connections.count(socket))
             socket->disconnectFromHost();
+    }
+    for (QTcpSocket *socket : std::as_const(all)) {
+        if (const auto it = m_connections.find(socket);
+            it != m_connections.end() && socket->state() == QAbstractSocket::ConnectedState)
+            checkDeadlines(socket, it->second, now);
     }
 }
 

@@ -7,6 +7,7 @@
 
 #include "api/clock.h"
 #include "api/httpanswer.h"
+#include "http/connectionlimiter.h"
 #include "http/requestgate.h"
 #include "settings/config.h"
 
@@ -16,6 +17,9 @@
 #include <QUrl>
 
 #include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 
 class QNetworkAccessManager;
@@ -38,6 +42,12 @@ struct FrontEndSettings {
     QList<QByteArray> allowOrigins;
     QList<QByteArray> allowHosts;
     QList<ProxyToken> tokens;
+    // Deadlines and limits of the front door; the limiter counts connections for every front
+    // end sharing it (one is made for this front end alone when null).
+    FrontDoorLimits limits;
+    std::shared_ptr<http::ConnectionLimiter> limiter;
+    // How often deadlines and idle connections are checked; 0: from the timeouts.
+    std::chrono::milliseconds sweepInterval{0};
 };
 
 // The endpoints the proxy batches.
@@ -77,22 +87,58 @@ public:
     void closeAll(const HttpAnswer &answer);
     qsizetype waiting() const { return std::ssize(m_held); }
     qsizetype connections() const { return std::ssize(m_connections); }
+    // Requests read and framed, waiting for an earlier one of their connection (all
+    // connections); how many requests and bytes the gates framed in all. For tests.
+    qsizetype pipelined() const;
+    quint64 framedRequests() const { return m_framedRequests; }
+    quint64 framedBytes() const { return m_framedBytes; }
+    // Answer bytes written to the connections' sockets that the kernel did not take yet.
+    qint64 unsentBytes() const;
 
 protected:
     bool handleRequest(const QHttpServerRequest &request, QTcpSocket *socket) override;
     void missingHandler(const QHttpServerRequest &request, QTcpSocket *socket) override;
 
 private:
+    // Each connection's bytes are read by the gate first, framed once, and kept here;
+    // QtHttpServer gets them one whole request at a time, and the next only once the answer
+    // to the one before is out: answers go in order, and at most one request per connection
+    // is ever held or relayed.
     struct Connection {
         explicit Connection(const http::GateLimits &limits)
             : gate(limits) {}
+        qsizetype waiting() const { return std::ssize(ends); }
         http::RequestGate gate;
+        QHostAddress peer;
+        bool counted = false; // in the limiter
         SteadyTime lastActivity;
         quint64 heldRequest = 0; // a batched request waiting for its answer
         bool busy = false;       // a request is being answered
         bool refused = false;    // the gate refused it: drain and close
         qint64 drained = 0;      // bytes discarded since it was refused
         QByteArray corsOrigin;   // the allowed Origin of the request being answered, if any
+        // Framed bytes not yet handed to Qt, from `head`; `ends` are where the complete
+        // requests among them end (offsets into `pending`); the rest is a partial one.
+        QByteArray pending;
+        qsizetype head = 0;
+        std::deque<qsizetype> ends;
+        bool released = false;   // Qt has a request of ours that it has not handled yet
+        qint64 unreadBehind = 0; // bytes left unread behind it
+        bool paused = false;     // reading stopped: the unread bytes wait in the socket
+        bool kicked = false;     // a queued readyRead is on its way
+        // The request being received is read inside a transaction of ours and stays in the
+        // socket (nothing else of the connection under way); complete: it is whole there.
+        bool capturing = false;
+        bool captureComplete = false;
+        std::optional<http::RequestGate::Verdict> failure; // refused after what waits
+        // Deadlines of the request being received.
+        SteadyTime accepted;
+        SteadyTime freeSince;    // since when nothing of ours held the client up
+        SteadyTime messageStart; // its first byte
+        SteadyTime bodyStart;
+        qint64 headerBytes = 0;
+        qint64 bodyBytes = 0;
+        bool anyRequest = false; // a request came on this connection
     };
     struct Held {
         QPointer<QTcpSocket> socket;
@@ -105,7 +151,13 @@ private:
         QByteArray corsOrigin; // an allowed browser Origin: answers carry CORS headers
     };
 
-    void acceptSocket(QTcpSocket *socket);
+    bool acceptSocket(QTcpSocket *socket);
+    void turnAway(QTcpSocket *socket, http::ConnectionLimiter::Verdict verdict);
+    void takeBytes(QTcpSocket *socket, Connection &connection);
+    bool releaseNext(QTcpSocket *socket, Connection &connection);
+    void kick(QTcpSocket *socket, Connection &connection);
+    void becameFree(QTcpSocket *socket);
+    void checkDeadlines(QTcpSocket *socket, Connection &connection, SteadyTime now);
     void putListenerFirst(QTcpServer *listener);
     void onGateReadyRead(QTcpSocket *socket);
     void refuse(QTcpSocket *socket, Connection &connection, int status, const QString &message);
@@ -131,6 +183,8 @@ private:
     bool m_ready = true;
     bool m_closing = false;
     quint64 m_nextRequestId = 1;
+    quint64 m_framedRequests = 0;
+    quint64 m_framedBytes = 0;
     std::unordered_map<QTcpSocket *, Connection> m_connections;
     std::unordered_map<quint64, Held> m_held;
     QTimer m_sweep;

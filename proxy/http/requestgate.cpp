@@ -65,11 +65,33 @@ void RequestGate::startMessage() {
     m_buffer.clear();
     m_remaining = 0;
     m_bodyBytes = 0;
+    m_ended = true;
+}
+
+RequestGate::Stage RequestGate::stage() const {
+    if (m_phase == Phase::Headers)
+        return m_buffer.isEmpty() ? Stage::Idle : Stage::Headers;
+    return Stage::Body;
 }
 
 RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
+    return run(bytes, false);
+}
+
+qsizetype RequestGate::feedMessage(QByteArrayView bytes, Verdict *verdict, bool *ended) {
+    QByteArrayView rest = bytes;
+    const Verdict v = run(rest, true);
+    if (verdict)
+        *verdict = v;
+    if (ended)
+        *ended = m_ended;
+    return bytes.size() - rest.size();
+}
+
+RequestGate::Verdict RequestGate::run(QByteArrayView &bytes, bool stopAtMessageEnd) {
     Verdict result;
-    while (!bytes.isEmpty()) {
+    m_ended = false;
+    while (!bytes.isEmpty() && !(stopAtMessageEnd && m_ended)) {
         switch (m_phase) {
         case Phase::Failed:
             return reject(400, QStringLiteral("Malformed request"));
@@ -104,9 +126,9 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
             // The block is too large when more than maxHeaderBlock bytes precede its
             // terminator. That is certain once `tooLargeAt` bytes came without one, wherever
             // the reads split the bytes, so the verdict does not depend on how they arrive.
-            const qsizetype tooLargeAt = m_limits.maxHeaderBlock + terminator.size();
-            const bool tooLarge =
-                end >= 0 ? end > m_limits.maxHeaderBlock : before + bytes.size() >= tooLargeAt;
+            const qsizetype limit = headers ? m_limits.maxHeaderBlock : m_limits.maxChunkLine;
+            const qsizetype tooLargeAt = limit + terminator.size();
+            const bool tooLarge = end >= 0 ? end > limit : before + bytes.size() >= tooLargeAt;
             const qsizetype fresh = end >= 0 ? end + terminator.size() - before : bytes.size();
             // Qt 6.4 also ends lines at a bare LF: the gate would frame such a request
             // differently (and miss its body), so it is refused.
@@ -122,10 +144,11 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
                                                  .arg(m_limits.maxHeaderBlock)
                                            : QStringLiteral("A chunk-size line is too long "
                                                             "(over %1 bytes)")
-                                                 .arg(m_limits.maxHeaderBlock));
+                                                 .arg(m_limits.maxChunkLine));
             }
             if (end < 0) {
                 m_buffer.append(bytes);
+                bytes = {};
                 return result;
             }
             if (end >= before)
@@ -140,26 +163,51 @@ RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
                 if (v.kind == Verdict::SendContinue)
                     result = v;
             } else {
-                const qsizetype semicolon = m_buffer.indexOf(';');
-                bool ok = false;
-                const qint64 size = m_buffer.left(semicolon < 0 ? m_buffer.size() : semicolon)
-                                        .trimmed()
-                                        .toLongLong(&ok, 16);
-                if (!ok || size < 0) {
+                // chunk-size = 1*HEXDIG, then optional extensions (RFC 9112 §7.1). The size is
+                // checked against what the body may still take digit by digit, so no value,
+                // however long, can overflow or slip past the limit.
+                const qint64 budget = m_limits.maxBody - m_bodyBytes;
+                qint64 size = 0;
+                qsizetype digits = 0;
+                bool overBudget = false;
+                for (; digits < m_buffer.size(); ++digits) {
+                    const char c = m_buffer.at(digits);
+                    const int value = isDigit(c)               ? c - '0'
+                                      : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                      : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                               : -1;
+                    if (value < 0)
+                        break;
+                    if (!overBudget && (value > budget || size > (budget - value) / 16))
+                        overBudget = true;
+                    if (!overBudget)
+                        size = size * 16 + value;
+                }
+                // What follows the digits: nothing, or blanks then ';' and extensions made of
+                // visible characters, blanks and nothing else (Qt ignores all after ';').
+                QByteArrayView rest = QByteArrayView(m_buffer).sliced(digits);
+                while (!rest.isEmpty() && (rest.front() == ' ' || rest.front() == '\t'))
+                    rest = rest.sliced(1);
+                const bool extensionsOk =
+                    rest.isEmpty() ||
+                    (rest.front() == ';' && std::all_of(rest.begin(), rest.end(), [](char c) {
+                         return c == '\t' || (static_cast<uchar>(c) >= ' ' && c != '\x7f');
+                     }));
+                if (digits == 0 || !extensionsOk) {
                     m_phase = Phase::Failed;
                     return reject(400, QStringLiteral("Malformed chunked body"));
+                }
+                if (overBudget) {
+                    m_phase = Phase::Failed;
+                    return reject(413, QStringLiteral("Request body is larger than the %1-byte "
+                                                      "limit")
+                                           .arg(m_limits.maxBody));
                 }
                 m_buffer.clear();
                 if (size == 0) {
                     m_phase = Phase::Trailers;
                 } else {
                     m_bodyBytes += size;
-                    if (m_bodyBytes > m_limits.maxBody) {
-                        m_phase = Phase::Failed;
-                        return reject(
-                            413, QStringLiteral("Request body is larger than the %1-byte limit")
-                                     .arg(m_limits.maxBody));
-                    }
                     m_remaining = size;
                     m_phase = Phase::ChunkData;
                 }
@@ -235,6 +283,8 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
     bool close = false;
     bool chunked = false;
     bool expectContinue = false;
+    bool connectionUpgrade = false;
+    bool webSocket = false;
     std::optional<qint64> contentLength;
     const int fields = int(lines.size()) - 1;
     if (fields > m_limits.maxHeaderFields) {
@@ -242,6 +292,12 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         return reject(431, QStringLiteral("Too many request header fields (%1; at most %2)")
                                .arg(fields)
                                .arg(m_limits.maxHeaderFields));
+    }
+    for (qsizetype i = 1; i < lines.size(); ++i) {
+        if (lines.at(i).startsWith(' ') || lines.at(i).startsWith('\t')) {
+            m_phase = Phase::Failed; // obs-fold, whatever the field it continues
+            return reject(400, QStringLiteral("Folded header lines are not supported"));
+        }
     }
     for (qsizetype i = 1; i < lines.size(); ++i) {
         const QByteArrayView line = lines.at(i);
@@ -262,8 +318,9 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         const QByteArrayView name = line.first(colon);
         const QByteArrayView value = line.sliced(colon + 1).trimmed();
         if (equalsIgnoringCase(name, "content-length")) {
-            bool ok = false;
-            const qint64 length = QByteArray(value.data(), value.size()).toLongLong(&ok);
+            bool ok = !value.isEmpty() && value.size() <= 18 &&
+                      std::all_of(value.begin(), value.end(), isDigit);
+            const qint64 length = ok ? QByteArray(value.data(), value.size()).toLongLong(&ok) : 0;
             // Qt 6.4 uses the first of several: differing ones must not reach it.
             if (!ok || length < 0 || (contentLength && *contentLength != length)) {
                 m_phase = Phase::Failed;
@@ -271,9 +328,14 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
             }
             contentLength = length;
         } else if (equalsIgnoringCase(name, "transfer-encoding")) {
-            // Qt 6.4 looks for "chunked" in all the fields combined.
-            chunked =
-                chunked || QByteArray(value.data(), value.size()).toLower().contains("chunked");
+            // Only "chunked", once: Qt 6.4 looks for "chunked" anywhere in all the fields
+            // combined, so any other coding would be framed one way here and another there.
+            if (chunked || !equalsIgnoringCase(value, "chunked")) {
+                m_phase = Phase::Failed;
+                return reject(501, QStringLiteral("Transfer-Encoding other than a single "
+                                                  "\"chunked\" is not supported"));
+            }
+            chunked = true;
         } else if (equalsIgnoringCase(name, "expect")) {
             // A server ignores this expectation from an HTTP/1.0 client (RFC 9110 §10.1.1).
             expectContinue = !http10 && equalsIgnoringCase(value, "100-continue");
@@ -283,10 +345,30 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
                 close = true;
             else if (v.contains("keep-alive"))
                 keepAlive = true;
+            connectionUpgrade = connectionUpgrade || v.contains("upgrade");
+        } else if (equalsIgnoringCase(name, "upgrade")) {
+            webSocket = webSocket || equalsIgnoringCase(value, "websocket");
         }
     }
     if (close)
         keepAlive = false;
+    // Both framings at once is how requests are smuggled past a proxy (RFC 9112 §6.1).
+    if (chunked && contentLength) {
+        m_phase = Phase::Failed;
+        return reject(400, QStringLiteral("A request must not carry both Content-Length and "
+                                          "Transfer-Encoding"));
+    }
+    // Qt 6.4 hands a WebSocket upgrade to its own WebSocket server and never finishes it as
+    // a request; the proxy serves none.
+    if (connectionUpgrade && webSocket) {
+        m_phase = Phase::Failed;
+        return reject(501, QStringLiteral("WebSocket upgrades are not supported"));
+    }
+    if (lines.constFirst().size() > m_limits.maxRequestLine) {
+        m_phase = Phase::Failed;
+        return reject(414, QStringLiteral("The request line is too long (over %1 bytes)")
+                               .arg(m_limits.maxRequestLine));
+    }
     m_keepAlive.append(keepAlive);
     if (!chunked && contentLength.value_or(0) > m_limits.maxBody) {
         m_phase = Phase::Failed;

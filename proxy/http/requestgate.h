@@ -20,6 +20,8 @@ struct GateLimits {
     int maxHeaderFields = 96;            // Qt 6.4 drops every header past 100 fields
     qsizetype maxHeaderLine = 64 * 1024; // ... or with a field over 100 KiB
     qsizetype maxHeaderBlock = 128 * 1024;
+    qsizetype maxRequestLine = 16 * 1024; // longer: 414 (OpenAI's paths are short)
+    qsizetype maxChunkLine = 4 * 1024;    // a chunk-size line with its extensions
 };
 
 class RequestGate {
@@ -35,6 +37,16 @@ public:
 
     // Bytes that have just arrived on the connection, in order, none skipped.
     Verdict feed(QByteArrayView bytes);
+    // Like feed(), but stops right after the end of a message: returns how many of `bytes`
+    // it framed (all of them unless a message ended there, or the verdict is Reject), and
+    // *ended tells whether a message ended. The front end uses it to cut the stream into
+    // messages and hand them on one at a time.
+    qsizetype feedMessage(QByteArrayView bytes, Verdict *verdict, bool *ended);
+
+    // Where the gate stands: between messages (nothing of the next one seen), in a header
+    // block, or in a body. For the deadlines.
+    enum class Stage { Idle, Headers, Body };
+    Stage stage() const;
 
     // For each request whose headers were seen, in order: whether the connection may stay
     // open after its answer. The front end takes one per request it handles.
@@ -43,6 +55,7 @@ public:
 private:
     enum class Phase { Headers, Body, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Failed };
     Verdict parseHeaders(qsizetype end);
+    Verdict run(QByteArrayView &bytes, bool stopAtMessageEnd);
     void startMessage();
 
     GateLimits m_limits;
@@ -51,6 +64,7 @@ private:
     qint64 m_remaining = 0;  // body or chunk bytes still to come
     qint64 m_bodyBytes = 0;  // decoded body bytes of this message so far
     QList<bool> m_keepAlive; // freed when empty: nothing for a connection between requests
+    bool m_ended = false;    // a message ended in the current run()
 };
 
 // Frees a connection's read and write buffers while they are empty, e.g. once its request is

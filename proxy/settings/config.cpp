@@ -167,6 +167,15 @@ enum class OptionId {
     AllowOrigin,
     AllowHost,
     TokensFile,
+    // The front door's deadlines and limits (FrontDoorLimits).
+    HeaderTimeout,
+    HeaderTimeoutMax,
+    BodyTimeout,
+    MinRate,
+    MaxConnections,
+    MaxConnectionsPerIp,
+    MaxPipelined,
+    MaxOutputBuffer,
     Verbose,
     NoGui,
     Help,
@@ -197,6 +206,14 @@ constexpr std::array Options{
     OptionSpec{QLatin1StringView("--allow-origin"), OptionId::AllowOrigin, true},
     OptionSpec{QLatin1StringView("--allow-host"), OptionId::AllowHost, true},
     OptionSpec{QLatin1StringView("--tokens-file"), OptionId::TokensFile, true},
+    OptionSpec{QLatin1StringView("--header-timeout"), OptionId::HeaderTimeout, true},
+    OptionSpec{QLatin1StringView("--header-timeout-max"), OptionId::HeaderTimeoutMax, true},
+    OptionSpec{QLatin1StringView("--body-timeout"), OptionId::BodyTimeout, true},
+    OptionSpec{QLatin1StringView("--min-rate"), OptionId::MinRate, true},
+    OptionSpec{QLatin1StringView("--max-connections"), OptionId::MaxConnections, true},
+    OptionSpec{QLatin1StringView("--max-connections-per-ip"), OptionId::MaxConnectionsPerIp, true},
+    OptionSpec{QLatin1StringView("--max-pipelined"), OptionId::MaxPipelined, true},
+    OptionSpec{QLatin1StringView("--max-output-buffer"), OptionId::MaxOutputBuffer, true},
     OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
     OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
     OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
@@ -354,6 +371,25 @@ QString helpText() {
                "  --tokens-file FILE     Proxy tokens, one \"name token\" a line, mode 0600.\n"
                "                         With tokens, every request needs one (default:\n"
                "                         %9, if it exists).\n"
+               "  --header-timeout DUR   A request's header block must arrive within this\n"
+               "                         (default: 20s), extended by 1s for every --min-rate\n"
+               "                         bytes that come, up to --header-timeout-max (default:\n"
+               "                         40s). Then: 408 and the connection closes.\n"
+               "  --body-timeout DUR     After this much of a body's time (default: 20s), it\n"
+               "                         must keep coming at --min-rate or more: 408.\n"
+               "  --min-rate SIZE        Bytes a second a slow client must send (default: 500B;\n"
+               "                         0 turns the rate off).\n"
+               "  --max-connections N    Open connections at most (default: 0, the open-file\n"
+               "                         limit less 128); more get 503 with Retry-After.\n"
+               "  --max-connections-per-ip N\n"
+               "                         Open connections from one address, loopback excepted\n"
+               "                         (default: 256; 0: no limit); more get 503.\n"
+               "  --max-pipelined N      Requests read ahead on one connection while an earlier\n"
+               "                         one is answered (default: 64; 1 to 100000); then the\n"
+               "                         proxy stops reading from it.\n"
+               "  --max-output-buffer SIZE\n"
+               "                         Unread answer bytes after which a connection's next\n"
+               "                         request waits for the client to read (default: 4MiB).\n"
                "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
                "                         the delay, and exit.\n"
                "  --screenshot-delay DUR How long the app serves before the screenshot\n"
@@ -627,6 +663,17 @@ private:
             return QStringLiteral("a host name");
         case OptionId::TokensFile:
             return QStringLiteral("a file");
+        case OptionId::HeaderTimeout:
+        case OptionId::HeaderTimeoutMax:
+        case OptionId::BodyTimeout:
+            return QStringLiteral("a duration, ") + DurationExamples;
+        case OptionId::MinRate:
+        case OptionId::MaxOutputBuffer:
+            return QStringLiteral("a size, ") + SizeExamples;
+        case OptionId::MaxConnections:
+        case OptionId::MaxConnectionsPerIp:
+        case OptionId::MaxPipelined:
+            return QStringLiteral("a number");
         default:
             return QString();
         }
@@ -735,6 +782,15 @@ private:
             m_config.screenshotDelay = *duration;
             return QString();
         }
+        case OptionId::HeaderTimeout:
+        case OptionId::HeaderTimeoutMax:
+        case OptionId::BodyTimeout:
+        case OptionId::MinRate:
+        case OptionId::MaxConnections:
+        case OptionId::MaxConnectionsPerIp:
+        case OptionId::MaxPipelined:
+        case OptionId::MaxOutputBuffer:
+            return applyFrontDoor(id, value);
         case OptionId::ResultTtl: {
             const QString quoted = shown(value, m_apiKey);
             const auto duration = parseDuration(value);
@@ -745,6 +801,64 @@ private:
             m_config.resultTtl = *duration;
             return QString();
         }
+        default:
+            return QString();
+        }
+    }
+
+    // The front door's options: durations 1s to 1h, counts and sizes in their ranges.
+    QString applyFrontDoor(OptionId id, const QString &value) {
+        const QString quoted = shown(value, m_apiKey);
+        FrontDoorLimits &limits = m_config.frontDoor;
+        const auto duration = [&](milliseconds *out) -> QString {
+            const auto parsed = parseDuration(value);
+            if (!parsed)
+                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
+            if (*parsed < std::chrono::seconds(1) || *parsed > std::chrono::hours(1))
+                return quoted + QStringLiteral(" is out of range (expected 1s to 1h)");
+            *out = *parsed;
+            return QString();
+        };
+        const auto count = [&](int *out, qint64 low, qint64 high) -> QString {
+            const QString trimmed = value.trimmed();
+            const QString range =
+                QString::number(low) + QStringLiteral(" to ") + QString::number(high);
+            bool ok = allAsciiDigits(trimmed);
+            const qlonglong n = ok ? trimmed.toLongLong(&ok) : 0;
+            if (!allAsciiDigits(trimmed))
+                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
+            if (!ok || n < low || n > high)
+                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+            *out = static_cast<int>(n);
+            return QString();
+        };
+        const auto size = [&](qint64 *out, qint64 low, qint64 high,
+                              const QString &range) -> QString {
+            const auto parsed = parseSize(value);
+            if (!parsed)
+                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+            if (*parsed < low || *parsed > high)
+                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
+            *out = *parsed;
+            return QString();
+        };
+        switch (id) {
+        case OptionId::HeaderTimeout:
+            return duration(&limits.headerTimeout);
+        case OptionId::HeaderTimeoutMax:
+            return duration(&limits.headerTimeoutMax);
+        case OptionId::BodyTimeout:
+            return duration(&limits.bodyTimeout);
+        case OptionId::MinRate:
+            return size(&limits.minRate, 0, 1LL << 30, QStringLiteral("0 to 1GiB"));
+        case OptionId::MaxConnections:
+            return count(&limits.maxConnections, 0, 1'000'000);
+        case OptionId::MaxConnectionsPerIp:
+            return count(&limits.maxConnectionsPerIp, 0, 1'000'000);
+        case OptionId::MaxPipelined:
+            return count(&limits.maxPipelined, 1, 100'000);
+        case OptionId::MaxOutputBuffer:
+            return size(&limits.maxOutputBuffer, 1024, 1LL << 30, QStringLiteral("1KiB to 1GiB"));
         default:
             return QString();
         }

@@ -23,6 +23,29 @@ struct ListenAddress {
     friend bool operator==(const ListenAddress &, const ListenAddress &) = default;
 };
 
+// The front door's deadlines and limits (issue 9), like Apache's mod_reqtimeout defaults:
+// a header block within headerTimeout, extended by one second for every minRate bytes that
+// come, up to headerTimeoutMax; a body at no less than minRate bytes a second after its first
+// bodyTimeout. Over them: 408 and the connection closes.
+struct FrontDoorLimits {
+    std::chrono::milliseconds headerTimeout{20'000};    // --header-timeout
+    std::chrono::milliseconds headerTimeoutMax{40'000}; // --header-timeout-max
+    std::chrono::milliseconds bodyTimeout{20'000};      // --body-timeout
+    qint64 minRate = 500;                               // --min-rate, bytes a second; 0: none
+    // Open connections, all front ends together; over it: 503 with Retry-After, then close.
+    // 0: the open-file limit less a reserve (--max-connections).
+    int maxConnections = 0;
+    // Open connections from one address, loopback excepted; 0: no limit (--max-connections-
+    // per-ip).
+    int maxConnectionsPerIp = 256;
+    // Requests a connection may have read ahead, waiting for the one being answered; then the
+    // proxy stops reading from it until they are answered (--max-pipelined).
+    int maxPipelined = 64;
+    // Answer bytes a client has not read yet beyond which no further request of that
+    // connection is handled until it reads them (--max-output-buffer).
+    qint64 maxOutputBuffer = 4LL * 1024 * 1024;
+};
+
 struct Config {
     // Default: 127.0.0.1 and ::1 on port 3030 ("localhost" clients try ::1 first).
     // "--listen localhost:P" also means both loopbacks; any other host is that address only.
@@ -54,6 +77,7 @@ struct Config {
     // A result-file line longer than this is not read whole: only its request fails (502
     // result_line_too_large). Not a flag; at least 64 KiB (tests make it small).
     qint64 maxResultLine = 64LL * 1024 * 1024;
+    FrontDoorLimits frontDoor;
     bool verbose = false;
     bool noGui = false;
     // From OPENAI_API_KEY when set: every upstream call uses it. Never logged or printed.
