@@ -52,12 +52,17 @@ inline QByteArray printable(QByteArrayView bytes, qsizetype max = 400) {
     return out;
 }
 
-// UTF-8 to a QString like Qt's JSON parser decodes it: a leading U+FEFF is kept (which
-// QString::fromUtf8 drops as a byte order mark).
+// UTF-8 to a QString, a leading U+FEFF kept (QString::fromUtf8 drops it as a byte order mark).
 inline QString fromUtf8(QByteArrayView utf8) {
     QStringDecoder decoder(QStringDecoder::Utf8, QStringDecoder::Flag::Stateless |
                                                      QStringDecoder::Flag::ConvertInitialBom);
     return decoder(utf8);
+}
+
+// Qt 6.4's JSON parser drops a raw (not escaped) U+FEFF at the start of a string or key: such
+// strings are not compared with Qt's.
+inline bool startsWithBom(QByteArrayView utf8) {
+    return utf8.startsWith("\xef\xbb\xbf");
 }
 
 // splitmix64, seeded with an FNV-1a hash of the input.
