@@ -6,9 +6,17 @@
 // every request, and the state the gate is left in (a request fed after the input must get
 // the same verdict). Each input runs with small limits, so that every limit is reachable, and
 // with the defaults.
+//
+// Where the gate also frames message by message (feedMessage() and stage(), which the front
+// end drives), the same cuts go through it as the front end does: the verdicts must match
+// feed()'s, every call must take a byte or refuse (the front end's loop would spin otherwise),
+// the messages must end at the same offsets however the bytes are cut, and the gate is idle
+// at the end exactly when nothing but blank lines follows the last message.
 
 #include "fuzzsupport.h"
 #include "http/requestgate.h"
+
+#include <concepts>
 
 using llmproxy::http::GateLimits;
 using llmproxy::http::RequestGate;
@@ -21,7 +29,9 @@ struct Outcome {
     bool continued = false; // a SendContinue (only compared when nothing was refused)
     QByteArray keepAlive;   // takeKeepAlive() for each request seen, then some
     QByteArray after;       // what a request fed after the input got
+    QByteArray ends;        // feedMessage(): the offsets where messages ended
 
+    // The verdicts; `ends` is compared between feedMessage() runs only.
     bool operator==(const Outcome &other) const {
         return status == other.status && message == other.message &&
                (status != 0 || continued == other.continued) && keepAlive == other.keepAlive &&
@@ -30,8 +40,16 @@ struct Outcome {
     QByteArray describe() const {
         return "status=" + QByteArray::number(status) + " message=\"" + message.toUtf8() +
                "\" continued=" + QByteArray(continued ? "yes" : "no") + " keepAlive=" + keepAlive +
-               " after=" + after;
+               " after=" + after + " ends=" + ends;
     }
+};
+
+// A gate that frames message by message, as the front end drives it.
+template <typename Gate>
+concept FramesMessages = requires(Gate gate, QByteArrayView bytes, RequestGate::Verdict *verdict,
+                                  bool *ended) {
+    { gate.feedMessage(bytes, verdict, ended) } -> std::convertible_to<qsizetype>;
+    gate.stage() == Gate::Stage::Idle;
 };
 
 // A request that follows the input on the same connection.
@@ -49,26 +67,78 @@ QByteArray verdictName(const RequestGate::Verdict &v) {
     return "?";
 }
 
-Outcome run(const GateLimits &limits, const fuzz::Pieces &pieces) {
-    RequestGate gate(limits);
-    Outcome out;
-    for (const QByteArrayView piece : pieces) {
-        const RequestGate::Verdict v = gate.feed(piece);
-        if (v.kind == RequestGate::Verdict::SendContinue) {
-            out.continued = true;
-        } else if (v.kind == RequestGate::Verdict::Reject) {
-            FUZZ_CHECK(v.status >= 400 && v.status <= 599 && !v.message.isEmpty(),
-                       verdictName(v) + " \"" + v.message.toUtf8() + "\"");
-            out.status = v.status;
-            out.message = v.message;
-            break;
-        }
+// Notes a verdict; true if it refused.
+bool note(Outcome &out, const RequestGate::Verdict &v) {
+    if (v.kind == RequestGate::Verdict::SendContinue) {
+        out.continued = true;
+    } else if (v.kind == RequestGate::Verdict::Reject) {
+        FUZZ_CHECK(v.status >= 400 && v.status <= 599 && !v.message.isEmpty(),
+                   verdictName(v) + " \"" + v.message.toUtf8() + "\"");
+        out.status = v.status;
+        out.message = v.message;
+        return true;
     }
+    return false;
+}
+
+// After the input: a request on the same connection, then the keep-alive flags.
+void finish(Outcome &out, RequestGate &gate) {
     if (out.status == 0)
         out.after = verdictName(gate.feed(Probe));
     // More takes than requests can be in a short input: the surplus reads as "keep alive".
     for (int i = 0; i < 40; ++i)
         out.keepAlive += gate.takeKeepAlive() ? '1' : '0';
+}
+
+Outcome run(const GateLimits &limits, const fuzz::Pieces &pieces) {
+    RequestGate gate(limits);
+    Outcome out;
+    for (const QByteArrayView piece : pieces) {
+        if (note(out, gate.feed(piece)))
+            break;
+    }
+    finish(out, gate);
+    return out;
+}
+
+// As the front end does: feedMessage() until each read is used up.
+template <typename Gate>
+Outcome runMessages(const GateLimits &limits, const fuzz::Pieces &pieces, QByteArrayView input) {
+    Gate gate(limits);
+    Outcome out;
+    qsizetype offset = 0;
+    qsizetype lastEnd = 0;
+    for (QByteArrayView piece : pieces) {
+        while (!piece.isEmpty() && out.status == 0) {
+            typename Gate::Verdict v;
+            bool ended = false;
+            const qsizetype framed = gate.feedMessage(piece, &v, &ended);
+            FUZZ_CHECK(framed >= 0 && framed <= piece.size(),
+                       "feedMessage() framed " + QByteArray::number(framed) + " of " +
+                           QByteArray::number(piece.size()));
+            if (note(out, v))
+                break;
+            FUZZ_CHECK(framed > 0,
+                       "feedMessage() took nothing and refused nothing: " + fuzz::printable(input));
+            offset += framed;
+            piece = piece.sliced(framed);
+            if (ended) {
+                out.ends += QByteArray::number(offset) + ' ';
+                lastEnd = offset;
+            }
+        }
+        if (out.status != 0)
+            break;
+    }
+    if (out.status == 0) {
+        const QByteArrayView rest = input.sliced(lastEnd);
+        const bool blank =
+            std::all_of(rest.begin(), rest.end(), [](char c) { return c == '\r' || c == '\n'; });
+        FUZZ_CHECK((gate.stage() == Gate::Stage::Idle) == blank,
+                   "stage() at the end disagrees with the message ends " + out.ends +
+                       "\ninput: " + fuzz::printable(input));
+    }
+    finish(out, gate);
     return out;
 }
 
@@ -84,17 +154,30 @@ GateLimits smallLimits() {
 void check(const GateLimits &limits, QByteArrayView input) {
     const Outcome whole = run(limits, fuzz::Pieces(input));
     fuzz::Rng rng(input);
-    const auto compare = [&](qsizetype maxPiece) {
-        const fuzz::Pieces pieces(input, rng, maxPiece);
-        const Outcome split = run(limits, pieces);
-        FUZZ_CHECK(split == whole, "input: " + fuzz::printable(input) + "\nwhole:  " +
-                                       whole.describe() + "\nsplit:  " + split.describe() +
-                                       "\npieces: " + QByteArray::number(pieces.size()) +
-                                       ", max size " + QByteArray::number(maxPiece));
+    const auto differ = [&](const char *what, const Outcome &other, const fuzz::Pieces &pieces) {
+        return QByteArray(what) + "\ninput: " + fuzz::printable(input) +
+               "\nwhole:  " + whole.describe() + "\nother:  " + other.describe() +
+               "\npieces: " + QByteArray::number(pieces.size());
     };
+    std::vector<fuzz::Pieces> cuts;
     if (input.size() <= 1024)
-        compare(1);
-    compare(fuzz::pieceSize(rng));
+        cuts.emplace_back(input, rng, 1);
+    cuts.emplace_back(input, rng, fuzz::pieceSize(rng));
+    for (const fuzz::Pieces &pieces : cuts) {
+        const Outcome split = run(limits, pieces);
+        FUZZ_CHECK(split == whole, differ("feed() depends on the cut", split, pieces));
+    }
+    if constexpr (FramesMessages<RequestGate>) {
+        const fuzz::Pieces one(input);
+        const Outcome framed = runMessages<RequestGate>(limits, one, input);
+        FUZZ_CHECK(framed == whole, differ("feedMessage() differs from feed()", framed, one));
+        for (const fuzz::Pieces &pieces : cuts) {
+            const Outcome split = runMessages<RequestGate>(limits, pieces, input);
+            FUZZ_CHECK(split == whole && split.ends == framed.ends,
+                       differ("feedMessage() depends on the cut", split, pieces) +
+                           "\nends whole: " + framed.ends);
+        }
+    }
 }
 
 } // namespace
