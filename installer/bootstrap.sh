@@ -77,7 +77,7 @@ test)
         -DCMAKE_BUILD_TYPE=RelWithDebInfo
     cmake --build build-fuzz -j "$jobs"
     echo "bootstrap: fuzzing"
-    tests/fuzz/run.sh build-fuzz 20000 || status=1
+    tests/fuzz/run.sh build-fuzz 30000 || status=1
     exit $status
     ;;
 *)

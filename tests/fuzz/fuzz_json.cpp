@@ -232,6 +232,47 @@ void compareWithQt(QByteArrayView text, bool strict, bool lenient,
     }
 }
 
+#ifdef LLMPROXY_FUZZ_TRUNCATED_OBJECTS
+// firstDuplicateKey() names the member whose second occurrence comes first; leadingMembers()
+// reads an object cut anywhere: only whole members, each as objectMembers() reads them from
+// the uncut text (a prefix of them), all of them when nothing is cut; on any bytes, only
+// valid values.
+void checkTruncated(QByteArrayView text, const std::optional<QList<json::Member>> &members) {
+    if (members) {
+        std::optional<QByteArray> expected;
+        for (qsizetype i = 1; i < members->size() && !expected; ++i) {
+            for (qsizetype j = 0; j < i && !expected; ++j) {
+                if (members->at(j).key == members->at(i).key)
+                    expected = members->at(i).key;
+            }
+        }
+        FUZZ_CHECK(json::firstDuplicateKey(*members) == expected,
+                   "firstDuplicateKey: expected " + expected.value_or("none") + context(text));
+    }
+    fuzz::Rng rng(text);
+    for (int round = 0; round < 6; ++round) {
+        const qsizetype cut = round == 0 ? text.size() : rng.between(0, text.size());
+        const fuzz::Pieces piece(text.first(cut)); // its own allocation: ASan sees the cut
+        const QByteArrayView cutText = piece.size() ? piece.at(0) : QByteArrayView("", 0);
+        const QList<json::Member> leading = json::leadingMembers(cutText);
+        for (qsizetype i = 0; i < leading.size(); ++i) {
+            const json::Member &m = leading.at(i);
+            FUZZ_CHECK(json::isValid(m.value, json::Strictness::Lenient) &&
+                           json::kindOf(m.value) == m.kind,
+                       "leadingMembers gave an invalid value" + context(cutText));
+            if (!members)
+                continue;
+            FUZZ_CHECK(i < members->size() && members->at(i).key == m.key &&
+                           members->at(i).value == m.value && members->at(i).kind == m.kind,
+                       "leadingMembers(first " + QByteArray::number(cut) +
+                           " bytes) is not a prefix of objectMembers()" + context(text));
+        }
+        FUZZ_CHECK(!members || cut < text.size() || leading.size() == members->size(),
+                   "leadingMembers of a whole object missed members" + context(text));
+    }
+}
+#endif
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
@@ -280,5 +321,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     if (body.startsWith('{') || body.startsWith('['))
         compareWithQt(text, strict, lenient, members);
+#ifdef LLMPROXY_FUZZ_TRUNCATED_OBJECTS
+    checkTruncated(text, members);
+#endif
     return 0;
 }

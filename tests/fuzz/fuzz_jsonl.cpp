@@ -152,6 +152,21 @@ void checkLine(QByteArrayView line) {
         return;
     }
     compareWithQt(*out, line);
+#ifdef LLMPROXY_FUZZ_TRUNCATED_LINES
+    // A line known by its first bytes only: the custom_id found there is the line's.
+    fuzz::Rng rng(line);
+    for (int round = 0; round < 4; ++round) {
+        const qsizetype cut = round == 0 ? line.size() : rng.between(0, line.size());
+        const fuzz::Pieces piece(line.first(cut));
+        const std::optional<QByteArray> id =
+            jsonl::customIdFromLineStart(piece.size() ? piece.at(0) : QByteArrayView("", 0));
+        FUZZ_CHECK(!id || *id == out->customId, "customIdFromLineStart(first " +
+                                                    QByteArray::number(cut) + " bytes) gave " +
+                                                    fuzz::printable(*id) + context(line));
+        FUZZ_CHECK(cut < line.size() || id,
+                   "customIdFromLineStart of a whole line" + context(line));
+    }
+#endif
     const llmproxy::HttpAnswer answer = llmproxy::answerForLine(*out, "batch_fuzz");
     FUZZ_CHECK(answer.status >= 200 && answer.status <= 599,
                "answer status " + QByteArray::number(answer.status) + context(line));
