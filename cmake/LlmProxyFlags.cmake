@@ -14,3 +14,10 @@ if(LLMPROXY_SANITIZE)
         -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
     target_link_options(llmproxy_flags INTERFACE -fsanitize=address,undefined)
 endif()
+if(LLMPROXY_FUZZ)
+    # The libraries get libFuzzer's coverage hooks without its main(); tests/fuzz links it.
+    target_compile_options(llmproxy_flags INTERFACE
+        -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+        -fno-sanitize-recover=undefined)
+    target_link_options(llmproxy_flags INTERFACE -fsanitize=address,undefined)
+endif()

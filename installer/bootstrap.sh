@@ -8,7 +8,8 @@
 #
 # "test" builds twice (warnings as errors, then AddressSanitizer + UndefinedBehaviorSanitizer) and
 # runs the whole CTest suite on both builds, including the end-to-end tests with the official
-# OpenAI Node SDK. Then, as root, it runs both commands again in a brand-new Debian 12 root
+# OpenAI Node SDK; then builds the fuzzers with clang and runs each for a fixed number of inputs
+# (tests/fuzz). Then, as root, it runs both commands again in a brand-new Debian 12 root
 # (installer/fresh-root-check.sh), which fails when a package the build or the tests use is not
 # installed here. Without root that check is skipped with a notice, except under CI (CI=true),
 # where it is required.
@@ -35,7 +36,9 @@ build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
                 qtkeychain-qt6-dev)
 # The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
 # private D-Bus session; libsecret is loaded by QtKeychain at run time).
-test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0)
+# The fuzzers: clang and libFuzzer (in libclang-rt-14-dev).
+test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0
+               clang libclang-rt-14-dev)
 # The .deb packages (CPack, dpkg-shlibdeps, which needs `file`; help2man writes the man page)
 # and their checks.
 package_packages=(dpkg-dev file help2man)
@@ -129,6 +132,14 @@ test)
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             ctest --test-dir "$dir" --output-on-failure -j "$jobs" || status=1
     done
+    # The fuzzers (tests/fuzz): libFuzzer under ASan+UBSan, each for a fixed number of runs
+    # from its seed corpus (about a minute and a half in all on two cores).
+    echo "bootstrap: building build-fuzz"
+    cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DLLMPROXY_FUZZ=ON \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    cmake --build build-fuzz -j "$jobs"
+    echo "bootstrap: fuzzing"
+    tests/fuzz/run.sh build-fuzz 30000 || status=1
     # The .deb packages, and the checks Debian's tools make of them.
     debs=()
     if [ "${LLMPROXY_TEST_PACKAGES:-1}" != 0 ]; then

@@ -819,6 +819,11 @@ private Q_SLOTS:
         QTest::addColumn<bool>("head");
         QTest::newRow("not HTTP") << QByteArray("SSH-2.0-OpenSSH\r\n\r\n") << false;
         QTest::newRow("bad status") << QByteArray("HTTP/1.1 2x0 OK\r\n\r\n") << false;
+        // Found by fuzz_upstreamparser: three digits, but not a status (RFC 9110 §15).
+        QTest::newRow("status below 100")
+            << QByteArray("HTTP/1.1 020 OK\r\nContent-Length: 0\r\n\r\n") << false;
+        QTest::newRow("status above 599")
+            << QByteArray("HTTP/1.1 600 OK\r\nContent-Length: 0\r\n\r\n") << false;
         QTest::newRow("header without a colon")
             << QByteArray("HTTP/1.1 200 OK\r\nbroken\r\n\r\n") << false;
         QTest::newRow("two lengths")

@@ -480,6 +480,10 @@ bool UpstreamReply::parseHead() {
             }
             status = status * 10 + (c - '0');
         }
+        if (status < 100 || status > 599) { // the only status codes there are (RFC 9110 §15)
+            fail(Error::Protocol, QStringLiteral("the upstream sent a bad status line"));
+            return false;
+        }
 
         QVarLengthArray<HeaderView, 16> views;
         bool keepAlive = !http10;

@@ -129,6 +129,7 @@ public:
 private:
     friend class UpstreamClient;
     friend class UpstreamConnection;
+    friend class UpstreamReplyProbe; // tests/fuzz: the parser fed bytes, without a socket
     enum class Body { None, Length, ChunkSize, ChunkData, ChunkDataEnd, Trailers, UntilClose };
     struct HeaderView {
         QByteArrayView name;
