@@ -232,7 +232,6 @@ void compareWithQt(QByteArrayView text, bool strict, bool lenient,
     }
 }
 
-#ifdef LLMPROXY_FUZZ_TRUNCATED_OBJECTS
 // firstDuplicateKey() names the member whose second occurrence comes first; leadingMembers()
 // reads an object cut anywhere: only whole members, each as objectMembers() reads them from
 // the uncut text (a prefix of them), all of them when nothing is cut; on any bytes, only
@@ -271,7 +270,6 @@ void checkTruncated(QByteArrayView text, const std::optional<QList<json::Member>
                    "leadingMembers of a whole object missed members" + context(text));
     }
 }
-#endif
 
 } // namespace
 
@@ -321,8 +319,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     if (body.startsWith('{') || body.startsWith('['))
         compareWithQt(text, strict, lenient, members);
-#ifdef LLMPROXY_FUZZ_TRUNCATED_OBJECTS
     checkTruncated(text, members);
-#endif
     return 0;
 }

@@ -51,6 +51,7 @@ concept FramesMessages = requires(Gate gate, QByteArrayView bytes, RequestGate::
     { gate.feedMessage(bytes, verdict, ended) } -> std::convertible_to<qsizetype>;
     gate.stage() == Gate::Stage::Idle;
 };
+static_assert(FramesMessages<RequestGate>, "the message-by-message check must not vanish");
 
 // A request that follows the input on the same connection.
 constexpr char Probe[] = "GET /probe HTTP/1.1\r\nConnection: close\r\n\r\n";
