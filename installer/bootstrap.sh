@@ -70,6 +70,7 @@ build_packages_into_dist() {
         cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLMPROXY_BUILD_TESTS=OFF \
             -DLLMPROXY_GUI="$gui" -DLLMPROXY_PACKAGING=ON
         cmake --build "$dir" -j "$jobs"
+        rm -rf "$dir/cpack"
         (cd "$dir" && cpack -G DEB -B "$here/$dir/cpack" >/dev/null)
         cp "$dir"/cpack/*.deb dist/
     done
