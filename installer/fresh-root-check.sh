@@ -144,11 +144,18 @@ in_root() {
 
 started=$SECONDS
 say "1/2: installer/bootstrap.sh run --version"
-if ! version=$(in_root /bin/bash -c 'cd /root/llm-proxy && ./installer/bootstrap.sh run --version' 2>&1 |
-    tee /dev/stderr | tail -1); then
+# Its output goes to our standard output as it comes; the last line is the version. (Not
+# `tee /dev/stderr`: reopening a log file through /dev/stderr truncates it.)
+run_log="$root/run.log"
+if ! in_root /bin/bash -c 'cd /root/llm-proxy && ./installer/bootstrap.sh run --version' 2>&1 |
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\n' "$line"
+        printf '%s\n' "$line" >"$run_log"
+    done; then
     say "FAILED: the README's first command does not work on a fresh Debian 12" >&2
     exit 1
 fi
+version=$(cat "$run_log")
 case "$version" in
 llm-proxy\ *) say "1/2 passed: $version ($((SECONDS - started)) s)" ;;
 *)
