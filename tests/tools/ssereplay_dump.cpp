@@ -3,6 +3,7 @@
 // the end-to-end test that feeds those bytes to the official OpenAI Node SDK.
 //
 //   ssereplay-dump chat|completions|responses BODY_FILE [--include-usage] [--batch-id ID]
+//                  [--min-piece-bytes N]
 //   ssereplay-dump chat|completions|responses ERROR_BODY_FILE --error STATUS [--batch-id ID]
 //
 // --batch-id first prints a keep-alive comment and the batch id comment, as a waiting stream
@@ -35,7 +36,11 @@ int main(int argc, char *argv[]) {
     const QCommandLineOption errorOption(QStringLiteral("error"),
                                          QStringLiteral("The body is an error answer"),
                                          QStringLiteral("STATUS"));
-    parser.addOptions({usageOption, batchOption, errorOption});
+    const QCommandLineOption piecesOption(
+        QStringLiteral("min-piece-bytes"),
+        QStringLiteral("Cut texts into pieces of at least N bytes, as many as that makes"),
+        QStringLiteral("N"));
+    parser.addOptions({usageOption, batchOption, errorOption, piecesOption});
     parser.process(app);
 
     const QStringList args = parser.positionalArguments();
@@ -72,6 +77,10 @@ int main(int argc, char *argv[]) {
         sse::ReplayOptions options;
         options.endpoint = endpoint;
         options.includeUsage = parser.isSet(usageOption);
+        if (parser.isSet(piecesOption)) {
+            options.minPieceBytes = parser.value(piecesOption).toInt();
+            options.maxPieces = 1 << 20;
+        }
         const sse::ReplayResult result = sse::replayToBytes(options, body);
         if (result.error) {
             std::fprintf(stderr, "ssereplay-dump: %s\n", qPrintable(result.error->message));
