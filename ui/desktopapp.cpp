@@ -5,6 +5,7 @@
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
 #include "ui/dashboardpage.h"
+#include "ui/firstrunpanel.h"
 #include "ui/historypage.h"
 #include "ui/mainwindow.h"
 #include "ui/settingscontroller.h"
@@ -52,6 +53,10 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     connect(settings, &SettingsController::message, page, &SettingsPage::showMessage);
     connect(settings, &SettingsController::notificationsChanged, m_tray,
             &TrayController::setNotificationsEnabled);
+
+    FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
+    firstRun->setKeyState(settings->keyState());
+    connect(settings, &SettingsController::keyStateChanged, firstRun, &FirstRunPanel::setKeyState);
 
     ChartsWidget *charts = m_window->dashboard()->charts();
     charts->setSpan(static_cast<ChartSpan>(settings->chartSpan()));

@@ -120,6 +120,9 @@ public:
     // Every answer from now on carries "Set-Cookie: <value>" (empty: none), as OpenAI's edge
     // sets cookies; requests() records the Cookie header a client sends back.
     void setSetCookie(const QByteArray &value) { m_setCookie = value; }
+    // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
+    // "Incorrect API key provided".
+    void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
     void reset();
     // Applies a /_fake/config JSON object; false (with a message) for unknown keys or values.
@@ -206,6 +209,7 @@ private:
     std::map<Operation, Fault> m_faults;
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
+    QByteArray m_acceptedKey;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 
