@@ -66,9 +66,11 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
 
 DesktopApp::~DesktopApp() = default;
 
-void DesktopApp::show() {
+void DesktopApp::show(bool inTray) {
     m_hasTray = m_tray->show();
     m_window->setCloseHidesToTray(m_hasTray);
+    if (inTray && m_hasTray)
+        return;
     m_window->show();
 }
 
