@@ -4,10 +4,12 @@
 // back as the desktop sees it: Hidden=true or X-GNOME-Autostart-enabled=false switch it off.
 
 #include "ui/autostart.h"
+#include "ui/startatlogincheckbox.h"
 
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -27,6 +29,8 @@ private slots:
     void switchedOffByTheDesktop();
     void enablingAgainRewritesAHiddenEntry();
     void failureIsReported();
+    void checkBoxWritesAndReads();
+    void checkBoxReportsAFailure();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -143,5 +147,39 @@ void TestUiAutostart::failureIsReported() {
     QVERIFY(!autostart.isEnabled());
 }
 
-QTEST_GUILESS_MAIN(TestUiAutostart)
+void TestUiAutostart::checkBoxWritesAndReads() {
+    const Autostart autostart(QStringLiteral("/usr/bin/llm-proxy"));
+    StartAtLoginCheckBox box(nullptr, autostart);
+    QVERIFY(!box.isChecked());
+    box.show();
+    QTest::mouseClick(&box, Qt::LeftButton, {}, QPoint(4, box.height() / 2));
+    QVERIFY(box.isChecked());
+    QVERIFY(autostart.isEnabled());
+    QVERIFY(QFileInfo::exists(autostart.entryPath()));
+    box.setChecked(false);
+    QVERIFY(!QFileInfo::exists(autostart.entryPath()));
+
+    // Switched off by the desktop (Hidden=true): the box reads it back as off.
+    QCOMPARE(autostart.setEnabled(true), QString());
+    QFile file(autostart.entryPath());
+    QVERIFY(file.open(QIODevice::Append));
+    file.write("Hidden=true\n");
+    file.close();
+    StartAtLoginCheckBox hidden(nullptr, autostart);
+    QVERIFY(!hidden.isChecked());
+}
+
+void TestUiAutostart::checkBoxReportsAFailure() {
+    QFile blocker(m_dir->path() + QStringLiteral("/autostart"));
+    QVERIFY(blocker.open(QIODevice::WriteOnly));
+    blocker.close();
+    StartAtLoginCheckBox box(nullptr, Autostart(QStringLiteral("/usr/bin/llm-proxy")));
+    QSignalSpy failed(&box, &StartAtLoginCheckBox::failed);
+    box.setChecked(true);
+    QCOMPARE(failed.count(), 1);
+    QVERIFY(failed.first().first().toString().startsWith(QStringLiteral("Could not create")));
+    QVERIFY(!box.isChecked()); // as the file is: off
+}
+
+QTEST_MAIN(TestUiAutostart)
 #include "tst_ui_autostart.moc"
