@@ -11,6 +11,7 @@
 #include "fakeprovider.h"
 #include "http/httpfrontend.h"
 #include "provider/openaiprovider.h"
+#include "queue/store.h"
 #include "stats/stats.h"
 #include "testclient.h"
 #include "testmain.h"
@@ -19,6 +20,7 @@
 #include <QJsonObject>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
+#include <QTemporaryDir>
 #include <QTest>
 
 #include <memory>
@@ -375,6 +377,48 @@ private Q_SLOTS:
         QTRY_COMPARE(m_fake->filesLive(), 0);
         delete first;
         delete second;
+    }
+
+    // Not the provider's side but the core's, changed on the way: an answer goes to the front
+    // end (I/O thread) that holds its ticket, never to all of them.
+    void answersGoToTheTicketsFrontEndAlone() {
+        QTemporaryDir dir;
+        std::unique_ptr<Store> store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QNetworkAccessManager nam;
+        OpenAiProvider provider(&nam, QUrl(QStringLiteral("http://127.0.0.1:9/v1")));
+        ManualClock clock;
+        Stats stats;
+        BatchCore core(&provider, &clock, &stats, store.get(), CoreSettings{});
+        QObject frontEnd0;
+        auto frontEnd1 = std::make_unique<QObject>();
+        QList<quint64> to0, to1;
+        core.setAnswerRoute(0, &frontEnd0,
+                            [&](quint64 ticket, const HttpAnswer &) { to0.append(ticket); });
+        core.setAnswerRoute(1, frontEnd1.get(),
+                            [&](quint64 ticket, const HttpAnswer &) { to1.append(ticket); });
+        // The store refuses the write: the core answers at once (503), which is all we need.
+        QVERIFY(store->simulateWriteFailureForTests(true));
+        const auto request = [&](quint64 ticket) {
+            BatchRequest r;
+            r.id = ticket;
+            r.group = GroupKey{"h", {}, {}, "/v1/chat/completions", "gpt-4o-mini"};
+            r.body = chatBody("x");
+            r.arrival = clock.now();
+            return r;
+        };
+        const quint64 ofFrontEnd1 = (quint64(1) << 48) + 7;
+        QCOMPARE(BatchCore::frontEndOf(ofFrontEnd1), 1);
+        core.submit(request(ofFrontEnd1));
+        QCOMPARE(to1, QList<quint64>{ofFrontEnd1});
+        QVERIFY(to0.isEmpty());
+        // A front end that is gone gets nothing, and nobody else gets its answers.
+        frontEnd1.reset();
+        core.submit(request(ofFrontEnd1 + 1));
+        QCOMPARE(to1.size(), 1);
+        QVERIFY(to0.isEmpty());
+        core.submit(request(3));
+        QCOMPARE(to0, QList<quint64>{3});
     }
 };
 
