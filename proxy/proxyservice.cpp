@@ -98,6 +98,11 @@ void ProxyService::start() {
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
     m_provider->setMaxLineBytes(m_config.maxResultLine);
+    // Test hook, not a setting (choosing providers is the routing work of issue 12): with
+    // LLMPROXY_TEST_PROVIDER_SHAPE=together the suites run the whole lifecycle against the fake
+    // playing Together's shape of the Batch API.
+    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == QLatin1StringView("together"))
+        m_provider->setShape(OpenAiFamilyShape::together());
     if (const QString exposed = exposureProblem(m_config); !exposed.isEmpty()) {
         qCCritical(lcApp).noquote() << exposed; // e.g. a key from the keychain, LAN listen
         Q_EMIT startFailed(exposed);

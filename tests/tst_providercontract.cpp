@@ -420,6 +420,32 @@ private Q_SLOTS:
         core.submit(request(3));
         QCOMPARE(to0, QList<quint64>{3});
     }
+
+    // Also changed on the way: what the core stores is dated by the injected clock, not by a
+    // second clock of its own, so a stored age and a timer agree.
+    void storedTimesComeFromTheInjectedClock() {
+        QTemporaryDir dir;
+        std::unique_ptr<Store> store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QNetworkAccessManager nam;
+        OpenAiProvider provider(&nam, QUrl(QStringLiteral("http://127.0.0.1:9/v1")));
+        ManualClock clock;
+        clock.advance(std::chrono::hours(24 * 10));
+        Stats stats;
+        CoreSettings settings;
+        settings.limits.window = 1h; // it stays queued
+        BatchCore core(&provider, &clock, &stats, store.get(), settings);
+        BatchRequest r;
+        r.id = 1;
+        r.group = GroupKey{"h", {}, {}, "/v1/chat/completions", "gpt-4o-mini"};
+        r.body = chatBody("x");
+        r.arrival = clock.now();
+        core.submit(r);
+        core.commit();
+        const QList<StoredRequest> stored = store->loadRequests();
+        QCOMPARE(stored.size(), 1);
+        QCOMPARE(stored.constFirst().arrivedMs, clock.wallMs());
+    }
 };
 
 LLMPROXY_TEST_MAIN(tst_ProviderContract)

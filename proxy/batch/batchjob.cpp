@@ -133,8 +133,9 @@ void BatchJob::setStatus(const QByteArray &status) {
 }
 
 QByteArray BatchJob::displayStatus() const {
-    return m_status.providerStatus.isEmpty() ? statusName(m_status.phase, m_status.end)
-                                             : m_status.providerStatus;
+    // The same words whatever the provider (the window and /stats know no provider's spelling);
+    // the provider's own word goes to the log.
+    return statusName(m_status.phase, m_status.end);
 }
 
 bool BatchJob::persist(bool durableNow) {

@@ -127,7 +127,7 @@ private:
     // The store could not make a step durable: take `step` again later.
     void waitForStore(void (BatchJob::*step)());
     void setStatus(const QByteArray &status);
-    // The record's normalised status name, and the provider's word for people.
+    // The normalised status name (statusName()) shown in the window and /stats.
     QByteArray displayStatus() const;
     BatchSubmission submission() const;
     HttpAnswer answerForProviderFailure(const ProviderError &error, const char *step) const;

@@ -252,6 +252,10 @@ FakeProvider::FakeProvider(QObject *parent)
     : QObject(parent)
     , m_server(new FakeHttpServer(this)) {
     clearScripting();
+    // The suites that run once more against Together's shape say so in the environment (the
+    // proxy reads the same variable).
+    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == "together"_L1)
+        m_shape = Shape::Together;
 }
 
 FakeProvider::~FakeProvider() = default;

@@ -125,7 +125,8 @@ public:
     // Every answer from now on carries "Set-Cookie: <value>" (empty: none), as OpenAI's edge
     // sets cookies; requests() records the Cookie header a client sends back.
     void setSetCookie(const QByteArray &value) { m_setCookie = value; }
-    // Kept by reset().
+    // Kept by reset(). The default is OpenAI's, or Together's with
+    // LLMPROXY_TEST_PROVIDER_SHAPE=together in the environment.
     void setShape(Shape shape) { m_shape = shape; }
     Shape shape() const { return m_shape; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
