@@ -400,7 +400,8 @@ QString helpText() {
                "\n"
                "Both --option VALUE and --option=VALUE work; a repeated option's last value wins\n"
                "(--allow-origin and --allow-host add up).\n"
-               "Settings saved in the desktop app apply in both modes; options override them.\n"
+               "Settings saved in the desktop app apply in both modes; options override them\n"
+               "(--allow-origin and --allow-host given here replace the saved lists).\n"
                "\n"
                "Values:\n"
                "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"
@@ -419,6 +420,53 @@ QString helpText() {
              formatSize(defaults.batchBytes), formatDuration(defaults.pollInterval),
              homeRelative(defaultDataDir()), formatSize(defaults.maxBody),
              homeRelative(defaultTokensFile()));
+}
+
+// One --allow-origin (setting AllowOrigins) or --allow-host (AllowHosts) value, as the command
+// line and the settings (file and window) check it. Accepted: `normalized` gets the entry as
+// the front door compares it (lower case; an origin without a trailing slash) and the result is
+// empty. Refused: the reason, starting with the quoted value.
+QString checkAccessEntry(Setting setting, QStringView value, const QByteArray &apiKey,
+                         QByteArray *normalized) {
+    const QString text = value.trimmed().toString();
+    if (setting == Setting::AllowOrigins) {
+        // scheme://host[:port] and nothing else, as browsers send it in Origin: http and
+        // https pages, or an extension's (chrome-extension://ID, vscode-webview://ID).
+        const QUrl url(text, QUrl::StrictMode);
+        if (!url.isValid() || url.scheme().isEmpty() || url.host().isEmpty() ||
+            !url.userInfo().isEmpty() || (!url.path().isEmpty() && url.path() != u'/') ||
+            url.hasQuery() || url.hasFragment())
+            return shown(value, apiKey) +
+                   QStringLiteral(" is not an origin (scheme://host[:port]; example: "
+                                  "http://localhost:5173)");
+        QString origin = text;
+        if (origin.endsWith(u'/'))
+            origin.chop(1);
+        *normalized = origin.toLower().toUtf8();
+        return QString();
+    }
+    static const QRegularExpression hostName(
+        QStringLiteral("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+                       "(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\\.?(:[0-9]{1,5})?$"));
+    if (!hostName.match(text).hasMatch())
+        return shown(value, apiKey) +
+               QStringLiteral(" is not a host name (example: proxy.example.lan)");
+    *normalized = text.toLower().toUtf8();
+    return QString();
+}
+
+// A list setting's entries: separated by spaces, commas or line breaks.
+QList<QStringView> accessEntries(QStringView text) {
+    QList<QStringView> entries;
+    qsizetype start = 0;
+    for (qsizetype i = 0; i <= text.size(); ++i) {
+        if (i == text.size() || text[i].isSpace() || text[i] == u',') {
+            if (i > start)
+                entries.append(text.sliced(start, i - start));
+            start = i + 1;
+        }
+    }
+    return entries;
 }
 
 // Checks one setting's value as the command line does; on success stores it in `config`.
@@ -516,6 +564,20 @@ QString checkSetting(Config &config, Setting setting, const QString &value,
         if (*duration < MinGracePeriod || *duration > MaxGracePeriod)
             return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
         config.gracePeriod = *duration;
+        return QString();
+    }
+    case Setting::AllowOrigins:
+    case Setting::AllowHosts: {
+        QList<QByteArray> list;
+        for (QStringView entry : accessEntries(value)) {
+            QByteArray normalized;
+            const QString problem = checkAccessEntry(setting, entry, apiKey, &normalized);
+            if (!problem.isEmpty())
+                return problem;
+            if (!list.contains(normalized))
+                list.append(normalized);
+        }
+        (setting == Setting::AllowOrigins ? config.allowOrigins : config.allowHosts) = list;
         return QString();
     }
     }
@@ -729,32 +791,24 @@ private:
             m_config.ioThreads = static_cast<int>(threads);
             return QString();
         }
-        case OptionId::AllowOrigin: {
-            // scheme://host[:port] and nothing else, as browsers send it in Origin: http and
-            // https pages, or an extension's (chrome-extension://ID, vscode-webview://ID).
-            const QString text = value.trimmed();
-            const QUrl url(text, QUrl::StrictMode);
-            if (!url.isValid() || url.scheme().isEmpty() || url.host().isEmpty() ||
-                !url.userInfo().isEmpty() || (!url.path().isEmpty() && url.path() != u'/') ||
-                url.hasQuery() || url.hasFragment())
-                return shown(value, m_apiKey) +
-                       QStringLiteral(" is not an origin (scheme://host[:port]; example: "
-                                      "http://localhost:5173)");
-            QString origin = text;
-            if (origin.endsWith(u'/'))
-                origin.chop(1);
-            m_config.allowOrigins.append(origin.toLower().toUtf8());
-            return QString();
-        }
+        case OptionId::AllowOrigin:
         case OptionId::AllowHost: {
-            static const QRegularExpression hostName(
-                QStringLiteral("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-                               "(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\\.?(:[0-9]{1,5})?$"));
-            const QString text = value.trimmed();
-            if (!hostName.match(text).hasMatch())
-                return shown(value, m_apiKey) +
-                       QStringLiteral(" is not a host name (example: proxy.example.lan)");
-            m_config.allowHosts.append(text.toLower().toUtf8());
+            // Given here, the lists replace the saved ones (as every option overrides its
+            // saved setting), then add up.
+            const Setting setting =
+                id == OptionId::AllowOrigin ? Setting::AllowOrigins : Setting::AllowHosts;
+            QList<QByteArray> &list =
+                id == OptionId::AllowOrigin ? m_config.allowOrigins : m_config.allowHosts;
+            bool &replaced = id == OptionId::AllowOrigin ? m_originsGiven : m_hostsGiven;
+            QByteArray entry;
+            const QString problem = checkAccessEntry(setting, value, m_apiKey, &entry);
+            if (!problem.isEmpty())
+                return problem;
+            if (!replaced)
+                list.clear();
+            replaced = true;
+            if (!list.contains(entry))
+                list.append(entry);
             return QString();
         }
         case OptionId::TokensFile: {
@@ -891,6 +945,8 @@ private:
     Config m_config;
     bool m_explicitDataDir = false;    // --data-dir was given (not just the default)
     bool m_explicitTokensFile = false; // --tokens-file was given
+    bool m_originsGiven = false;       // an --allow-origin was given (the saved list is gone)
+    bool m_hostsGiven = false;         // an --allow-host was given
 };
 
 } // namespace
@@ -1023,6 +1079,14 @@ QString settingText(const Config &config, Setting setting) {
         return formatSize(config.maxBody);
     case Setting::GracePeriod:
         return config.gracePeriod ? formatDuration(*config.gracePeriod) : QStringLiteral("off");
+    case Setting::AllowOrigins:
+    case Setting::AllowHosts: {
+        QStringList entries;
+        for (const QByteArray &entry :
+             setting == Setting::AllowOrigins ? config.allowOrigins : config.allowHosts)
+            entries.append(QString::fromUtf8(entry));
+        return entries.join(u' ');
+    }
     }
     return QString();
 }
@@ -1045,6 +1109,10 @@ QLatin1StringView settingOption(Setting setting) {
         return QLatin1StringView("--max-body");
     case Setting::GracePeriod:
         return QLatin1StringView("--grace-period");
+    case Setting::AllowOrigins:
+        return QLatin1StringView("--allow-origin");
+    case Setting::AllowHosts:
+        return QLatin1StringView("--allow-host");
     }
     return QLatin1StringView();
 }

@@ -130,6 +130,10 @@ enum class Setting {
     PollInterval,
     MaxBody,
     GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
+    // Lists (Config.allowOrigins, .allowHosts): entries separated by spaces, commas or line
+    // breaks, each checked as one --allow-origin / --allow-host value; empty text: none.
+    AllowOrigins,
+    AllowHosts,
 };
 
 // Checks `text` exactly as the command line checks its option's value. Accepted: stores it in

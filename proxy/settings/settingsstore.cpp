@@ -28,6 +28,9 @@ constexpr std::array StoredSettings{
     StoredSetting{Setting::MaxBody, QLatin1StringView("proxy/max_body")},
     // Missing (files written before it was a setting, or off, the default): off.
     StoredSetting{Setting::GracePeriod, QLatin1StringView("proxy/grace_period")},
+    // Space-separated lists (a list QSettings read from commas is joined back).
+    StoredSetting{Setting::AllowOrigins, QLatin1StringView("access/allow_origins")},
+    StoredSetting{Setting::AllowHosts, QLatin1StringView("access/allow_hosts")},
 };
 
 constexpr QLatin1StringView KeyLocationName("key/location");
@@ -71,7 +74,10 @@ Config SettingsStore::load(QStringList *problems) const {
         const QVariant value = m_settings->value(stored.name);
         if (!value.isValid())
             continue;
-        const QString problem = applySetting(config, stored.setting, value.toString());
+        const QString text = value.typeId() == QMetaType::QStringList
+                                 ? value.toStringList().join(u' ')
+                                 : value.toString();
+        const QString problem = applySetting(config, stored.setting, text);
         if (!problem.isEmpty() && problems) {
             problems->append(QString(stored.name).section(u'/', 1) + QStringLiteral(": ") +
                              problem + QStringLiteral(" (the default is used)"));

@@ -66,6 +66,11 @@ public:
     enum class Operation { Upload, Create, Retrieve, Download, Delete, Cancel, List, Chat };
     Q_ENUM(Operation)
     enum class BatchOutcome { Complete, Fail };
+    // Which provider of the OpenAI family it plays. Together: uploads with purpose
+    // "batch-api", input lines {custom_id, body} (lines with method or url fail validation),
+    // statuses in capitals (VALIDATING, IN_PROGRESS, ...), and a create answer wrapped as
+    // {"job": {...}, "warning": ""}. Paths, files and result lines are OpenAI's.
+    enum class Shape { OpenAi, Together };
 
     struct RequestRecord {
         QByteArray method;
@@ -123,6 +128,10 @@ public:
     // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
     // "Incorrect API key provided".
     void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
+    // Kept by reset(). The default is OpenAI's, or Together's with
+    // LLMPROXY_TEST_PROVIDER_SHAPE=together in the environment.
+    void setShape(Shape shape) { m_shape = shape; }
+    Shape shape() const { return m_shape; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
     void reset();
     // Applies a /_fake/config JSON object; false (with a message) for unknown keys or values.
@@ -192,6 +201,7 @@ private:
     void writeResults(BatchEntry &batch, qsizetype done, const QByteArray &undoneCode);
     void finish(BatchEntry &batch, const QByteArray &status);
     void clearScripting();
+    QByteArray batchPurpose() const;
 
     FakeHttpServer *m_server = nullptr;
     quint16 m_port = 0;
@@ -210,6 +220,7 @@ private:
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
     QByteArray m_acceptedKey;
+    Shape m_shape = Shape::OpenAi;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 
