@@ -9,6 +9,9 @@
 #include "ui/dashboardpage.h"
 #include "ui/desktopapp.h"
 #include "ui/firstrunpanel.h"
+#include "ui/autostart.h"
+#include "ui/settingspage.h"
+#include "ui/startatlogincheckbox.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
 #include "ui/proxyhost.h"
@@ -16,6 +19,8 @@
 
 #include <QAction>
 #include <QApplication>
+#include <QCheckBox>
+#include <QFileInfo>
 #include <QClipboard>
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -66,6 +71,8 @@ private slots:
     void keyStateIsShown();
     void testRequestThroughTheProxy();
     void testRequestShowsA401();
+    void settingsTestConnection();
+    void settingsStartAtLogin();
 
 private:
     void buildApp(const QByteArray &key);
@@ -83,11 +90,14 @@ private:
     std::unique_ptr<DesktopApp> m_app;
     std::unique_ptr<ProxyHost> m_host;
     std::unique_ptr<FakeProvider> m_fake;
+    QTemporaryDir m_configHome; // XDG_CONFIG_HOME: never the user's autostart folder
 };
 
 void TestUiFirstRun::initTestCase() {
     // Never touch a real keychain from a test run.
     qputenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/llm-proxy-test-bus");
+    QVERIFY(m_configHome.isValid());
+    qputenv("XDG_CONFIG_HOME", QFile::encodeName(m_configHome.path()));
 }
 
 void TestUiFirstRun::init() {
@@ -262,6 +272,41 @@ void TestUiFirstRun::testRequestShowsA401() {
              qPrintable(outcome));
     QVERIFY2(outcome.contains(QStringLiteral("Incorrect API key provided")), qPrintable(outcome));
     QVERIFY(!outcome.contains(QString::fromLatin1(TestKey)));
+}
+
+void TestUiFirstRun::settingsTestConnection() {
+    buildApp(TestKey);
+    m_fake->setAcceptedKey(TestKey);
+    auto *button = find<QPushButton>("testConnectionButton");
+    auto *result = find<QLabel>("testConnectionResult");
+    QVERIFY(button);
+    QVERIFY(result);
+    QTest::mouseClick(button, Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(result->text().startsWith(QStringLiteral("Fine: ")), 10'000);
+    QVERIFY2(result->text().contains(QStringLiteral("4 models")), qPrintable(result->text()));
+    // The saved key went upstream, and shows nowhere.
+    QCOMPARE(m_fake->requests().constLast().headers.value("authorization"),
+             QByteArray("Bearer " + TestKey));
+    QVERIFY(!result->text().contains(QString::fromLatin1(TestKey)));
+
+    m_fake->setAcceptedKey("sk-another-key-0000000000000");
+    QTest::mouseClick(button, Qt::LeftButton);
+    QTRY_VERIFY_WITH_TIMEOUT(result->text().startsWith(QStringLiteral("401: ")), 10'000);
+    QVERIFY2(result->text().contains(QStringLiteral("refused the key")), qPrintable(result->text()));
+}
+
+void TestUiFirstRun::settingsStartAtLogin() {
+    buildApp(QByteArray());
+    auto *box = find<QCheckBox>("startAtLoginCheck");
+    QVERIFY(box);
+    const QString entry =
+        m_configHome.filePath(QStringLiteral("autostart/io.github.llm_proxy.desktop"));
+    QVERIFY(!box->isChecked());
+    box->setChecked(true);
+    QVERIFY(QFileInfo::exists(entry));
+    QVERIFY(Autostart().isEnabled());
+    box->setChecked(false);
+    QVERIFY(!QFileInfo::exists(entry));
 }
 
 QTEST_MAIN(TestUiFirstRun)

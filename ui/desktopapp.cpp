@@ -5,6 +5,7 @@
 #include "ui/appactions.h"
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
+#include "ui/connectiontestrow.h"
 #include "ui/dashboardpage.h"
 #include "ui/firstrunpanel.h"
 #include "ui/historypage.h"
@@ -12,6 +13,7 @@
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
 #include "ui/snapshothistory.h"
+#include "ui/startatlogincheckbox.h"
 #include "ui/traycontroller.h"
 
 #include <QStatusBar>
@@ -63,6 +65,16 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
             &AccessSettings::showTokenError);
     connect(settings, &SettingsController::notificationsChanged, m_tray,
             &TrayController::setNotificationsEnabled);
+
+    // Test connection: the saved upstream and key (the key never leaves the controller but
+    // for this request).
+    ConnectionTestRow *connectionTest = page->connectionTest();
+    connect(connectionTest, &ConnectionTestRow::checkRequested, settings,
+            [settings, connectionTest] {
+                connectionTest->check(settings->config().upstream, settings->config().apiKey);
+            });
+    connect(page->startAtLogin(), &StartAtLoginCheckBox::failed, page,
+            [page](const QString &error) { page->showMessage(error, true); });
 
     FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
     firstRun->setKeyState(settings->keyState());
