@@ -54,7 +54,8 @@ void TestUiAutostart::cleanup() {
 
 void TestUiAutostart::writtenAndRemoved() {
     const Autostart autostart(QStringLiteral("/usr/bin/llm-proxy"));
-    const QString expected = m_dir->path() + QStringLiteral("/autostart/io.github.llm_proxy.desktop");
+    const QString expected =
+        m_dir->path() + QStringLiteral("/autostart/io.github.llm_proxy.desktop");
     QCOMPARE(autostart.entryPath(), expected);
     QVERIFY(!autostart.isEnabled());
 

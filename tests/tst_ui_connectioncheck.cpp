@@ -116,8 +116,10 @@ private:
                          result.outcome == ConnectionChecker::Outcome::Fine);
             }();
         }
-        [&] { QVERIFY2(!result.message.contains(QString::fromLatin1(key)) || key.isEmpty(),
-                       qPrintable(result.message)); }();
+        [&] {
+            QVERIFY2(!result.message.contains(QString::fromLatin1(key)) || key.isEmpty(),
+                     qPrintable(result.message));
+        }();
         return result;
     }
 };
@@ -210,9 +212,9 @@ void TestUiConnectionCheck::unauthorized() {
     const auto r = run(fake.baseUrl(), TestKey);
     QCOMPARE(r.outcome, ConnectionChecker::Outcome::Unauthorized);
     QCOMPARE(r.httpStatus, 401);
-    QVERIFY2(r.message.startsWith(QStringLiteral("401: 127.0.0.1:%1 refused the key")
-                                      .arg(fake.port())),
-             qPrintable(r.message));
+    QVERIFY2(
+        r.message.startsWith(QStringLiteral("401: 127.0.0.1:%1 refused the key").arg(fake.port())),
+        qPrintable(r.message));
 }
 
 void TestUiConnectionCheck::unauthorizedWithoutKey() {
@@ -226,8 +228,8 @@ void TestUiConnectionCheck::unauthorizedWithoutKey() {
 
 void TestUiConnectionCheck::forbidden() {
     // The provider's text is shown, with anything key-like in it masked.
-    CannedServer server(httpAnswer(403, "Forbidden",
-                                   QByteArray("Project proj_1 may not use key " + TestKey + " here")));
+    CannedServer server(httpAnswer(
+        403, "Forbidden", QByteArray("Project proj_1 may not use key " + TestKey + " here")));
     QVERIFY(server.listen());
     const auto r = run(server.url("http"), TestKey);
     QCOMPARE(r.outcome, ConnectionChecker::Outcome::Forbidden);

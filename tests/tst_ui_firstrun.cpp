@@ -6,22 +6,22 @@
 
 #include "fakeprovider.h"
 #include "settings/settingsstore.h"
+#include "ui/autostart.h"
 #include "ui/dashboardpage.h"
 #include "ui/desktopapp.h"
 #include "ui/firstrunpanel.h"
-#include "ui/autostart.h"
-#include "ui/settingspage.h"
-#include "ui/startatlogincheckbox.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
 #include "ui/proxyhost.h"
 #include "ui/settingscontroller.h"
+#include "ui/settingspage.h"
+#include "ui/startatlogincheckbox.h"
 
 #include <QAction>
 #include <QApplication>
 #include <QCheckBox>
-#include <QFileInfo>
 #include <QClipboard>
+#include <QFileInfo>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -228,10 +228,12 @@ void TestUiFirstRun::keyStateIsShown() {
     QVERIFY2(text.startsWith(QStringLiteral("A key is configured (…wxyz")), qPrintable(text));
     QVERIFY(!text.contains(QString::fromLatin1(TestKey)));
     // With a key in the proxy, clients send a placeholder and no Authorization of their own.
-    QVERIFY(find<QPlainTextEdit>("snippetPython")->toPlainText().contains(
-        QStringLiteral("api_key=\"unused\"")));
-    QVERIFY(!find<QPlainTextEdit>("snippetCurl")->toPlainText().contains(
-        QStringLiteral("Authorization")));
+    QVERIFY(find<QPlainTextEdit>("snippetPython")
+                ->toPlainText()
+                .contains(QStringLiteral("api_key=\"unused\"")));
+    QVERIFY(!find<QPlainTextEdit>("snippetCurl")
+                 ->toPlainText()
+                 .contains(QStringLiteral("Authorization")));
 }
 
 void TestUiFirstRun::testRequestThroughTheProxy() {
@@ -252,9 +254,10 @@ void TestUiFirstRun::testRequestThroughTheProxy() {
     QCOMPARE(m_fake->requests().constLast().headers.value("authorization"),
              QByteArrayLiteral("Bearer ") + TestKey);
     // The panel stays while its outcome is read, though a request was handled now.
-    QTRY_VERIFY_WITH_TIMEOUT(m_app->window()->findChild<QLabel *>(QStringLiteral(
-                                 "relayedValue"))->text() == QStringLiteral("1"),
-                             5'000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        m_app->window()->findChild<QLabel *>(QStringLiteral("relayedValue"))->text() ==
+            QStringLiteral("1"),
+        5'000);
     QVERIFY(panel()->isVisible());
 }
 
@@ -292,7 +295,8 @@ void TestUiFirstRun::settingsTestConnection() {
     m_fake->setAcceptedKey("sk-another-key-0000000000000");
     QTest::mouseClick(button, Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(result->text().startsWith(QStringLiteral("401: ")), 10'000);
-    QVERIFY2(result->text().contains(QStringLiteral("refused the key")), qPrintable(result->text()));
+    QVERIFY2(result->text().contains(QStringLiteral("refused the key")),
+             qPrintable(result->text()));
 }
 
 void TestUiFirstRun::settingsStartAtLogin() {

@@ -28,9 +28,8 @@ QString withoutKeys(QString text, const QByteArray &key) {
 
 // error.message of an OpenAI-shaped error body, if there is one.
 QString providerMessage(const QByteArray &body, const QByteArray &key) {
-    const QJsonValue message =
-        QJsonDocument::fromJson(body).object().value(QStringLiteral("error"))[QStringLiteral(
-            "message")];
+    const QJsonValue message = QJsonDocument::fromJson(body).object().value(
+        QStringLiteral("error"))[QStringLiteral("message")];
     QString text = message.toString();
     if (text.size() > 300)
         text = text.left(300) + u'…';
@@ -205,13 +204,13 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
     QString examples = QStringList(r.models.mid(0, shown)).join(QStringLiteral(", "));
     if (r.models.size() > shown)
         examples += QStringLiteral(", …");
-    r.message = r.models.isEmpty()
-                    ? QStringLiteral("Fine: %1 accepted the key, but lists no models for it.")
-                          .arg(host)
-                    : QStringLiteral("Fine: %1 accepted the key, which can use %2 model%3: %4.")
-                          .arg(host)
-                          .arg(r.models.size())
-                          .arg(r.models.size() == 1 ? QString() : QStringLiteral("s"), examples);
+    r.message =
+        r.models.isEmpty()
+            ? QStringLiteral("Fine: %1 accepted the key, but lists no models for it.").arg(host)
+            : QStringLiteral("Fine: %1 accepted the key, which can use %2 model%3: %4.")
+                  .arg(host)
+                  .arg(r.models.size())
+                  .arg(r.models.size() == 1 ? QString() : QStringLiteral("s"), examples);
     return r;
 }
 

@@ -260,8 +260,8 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     const StatsSnapshot &s = snapshot.stats;
     // The first-run panel goes once a request was handled (now, or before a restart: batches
     // in the history), unless the user is reading a test request's outcome in it.
-    const bool handled = s.requestsTotal + s.relayed + s.queued + s.inFlight > 0 ||
-                         !snapshot.batches.isEmpty();
+    const bool handled =
+        s.requestsTotal + s.relayed + s.queued + s.inFlight > 0 || !snapshot.batches.isEmpty();
     if (handled && !m_firstRunDone && !m_firstRun->testSent()) {
         m_firstRunDone = true;
         m_firstRun->hide();

@@ -2,7 +2,8 @@
 #pragma once
 
 // The dashboard: state and listen address (with a copy button for the base URL), uptime,
-// the first-run panel until the first request, totals, the active batches with their progress, and the charts. A view of snapshots.
+// the first-run panel until the first request, totals, the active batches with their progress, and
+// the charts. A view of snapshots.
 
 #include "proxysnapshot.h"
 
