@@ -6,39 +6,8 @@
 #include "ui/keystore.h"
 #include "ui/uilogging.h"
 
-#include <array>
 
 namespace llmproxy {
-
-namespace {
-
-constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,   Setting::BatchWindow,
-                                 Setting::BatchSize, Setting::BatchBytes, Setting::PollInterval,
-                                 Setting::MaxBody,   Setting::GracePeriod};
-
-QString settingName(Setting setting) {
-    switch (setting) {
-    case Setting::Listen:
-        return QStringLiteral("listen address");
-    case Setting::Upstream:
-        return QStringLiteral("upstream URL");
-    case Setting::BatchWindow:
-        return QStringLiteral("batch window");
-    case Setting::BatchSize:
-        return QStringLiteral("batch size");
-    case Setting::BatchBytes:
-        return QStringLiteral("batch bytes");
-    case Setting::PollInterval:
-        return QStringLiteral("poll interval");
-    case Setting::MaxBody:
-        return QStringLiteral("largest body");
-    case Setting::GracePeriod:
-        return QStringLiteral("grace period");
-    }
-    return QString();
-}
-
-} // namespace
 
 SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                                        const Config &effective, const QByteArray &environmentKey,
@@ -122,10 +91,12 @@ void SettingsController::onKeychainRead(const QByteArray &key) {
 }
 
 void SettingsController::applySettings(const Config &edited) {
+    // The settings the window shows (settingDeclarations()).
     QList<Setting> changed;
-    for (Setting setting : AllSettings) {
-        if (settingText(edited, setting) != settingText(m_config, setting))
-            changed.append(setting);
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.shownInWindow() &&
+            settingText(edited, decl.setting) != settingText(m_config, decl.setting))
+            changed.append(decl.setting);
     }
     if (changed.isEmpty())
         return;
@@ -136,11 +107,11 @@ void SettingsController::applySettings(const Config &edited) {
         const QString text = settingText(edited, setting);
         const QString problem = applySetting(m_config, setting, text);
         if (!problem.isEmpty()) { // the page checks first; this is a safety net
-            Q_EMIT message(settingName(setting) + QStringLiteral(": ") + problem, true);
+            Q_EMIT message(QString(settingDeclaration(setting).changeName) + QStringLiteral(": ") + problem, true);
             return;
         }
         applySetting(stored, setting, text);
-        names.append(settingName(setting));
+        names.append(QString(settingDeclaration(setting).changeName));
     }
     const bool saved = m_store->save(stored);
     qCInfo(lcUi).noquote() << "settings changed:" << names.join(QStringLiteral(", "));

@@ -7,28 +7,10 @@
 #include <QSettings>
 #include <QStandardPaths>
 
-#include <array>
 
 namespace llmproxy {
 
 namespace {
-
-struct StoredSetting {
-    Setting setting;
-    QLatin1StringView name;
-};
-
-constexpr std::array StoredSettings{
-    StoredSetting{Setting::Listen, QLatin1StringView("proxy/listen")},
-    StoredSetting{Setting::Upstream, QLatin1StringView("proxy/upstream")},
-    StoredSetting{Setting::BatchWindow, QLatin1StringView("proxy/batch_window")},
-    StoredSetting{Setting::BatchSize, QLatin1StringView("proxy/batch_size")},
-    StoredSetting{Setting::BatchBytes, QLatin1StringView("proxy/batch_bytes")},
-    StoredSetting{Setting::PollInterval, QLatin1StringView("proxy/poll_interval")},
-    StoredSetting{Setting::MaxBody, QLatin1StringView("proxy/max_body")},
-    // Missing (files written before it was a setting, or off, the default): off.
-    StoredSetting{Setting::GracePeriod, QLatin1StringView("proxy/grace_period")},
-};
 
 constexpr QLatin1StringView KeyLocationName("key/location");
 constexpr QLatin1StringView FileKeyName("key/openai_api_key");
@@ -67,13 +49,16 @@ QString SettingsStore::defaultFilePath() {
 
 Config SettingsStore::load(QStringList *problems) const {
     Config config = defaultConfig();
-    for (const StoredSetting &stored : StoredSettings) {
-        const QVariant value = m_settings->value(stored.name);
+    // Every setting with an INI key (settingDeclarations()); a missing key keeps the default.
+    for (const SettingDeclaration &stored : settingDeclarations()) {
+        if (!stored.stored())
+            continue;
+        const QVariant value = m_settings->value(stored.storeKey);
         if (!value.isValid())
             continue;
         const QString problem = applySetting(config, stored.setting, value.toString());
         if (!problem.isEmpty() && problems) {
-            problems->append(QString(stored.name).section(u'/', 1) + QStringLiteral(": ") +
+            problems->append(QString(stored.storeKey).section(u'/', 1) + QStringLiteral(": ") +
                              problem + QStringLiteral(" (the default is used)"));
         }
     }
@@ -84,12 +69,14 @@ Config SettingsStore::load(QStringList *problems) const {
 
 bool SettingsStore::save(const Config &config) {
     const Config defaults = defaultConfig();
-    for (const StoredSetting &stored : StoredSettings) {
+    for (const SettingDeclaration &stored : settingDeclarations()) {
+        if (!stored.stored())
+            continue;
         const QString text = settingText(config, stored.setting);
         if (text == settingText(defaults, stored.setting))
-            m_settings->remove(stored.name);
+            m_settings->remove(stored.storeKey);
         else
-            m_settings->setValue(stored.name, text);
+            m_settings->setValue(stored.storeKey, text);
     }
     return sync();
 }
