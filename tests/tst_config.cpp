@@ -1017,10 +1017,9 @@ void TestConfig::everyDeclarationIsInTheHelp() {
     }
     QStringList declared;
     for (const SettingDeclaration &decl : settingDeclarations()) {
-        declared.append(decl.setting == Setting::Help ? QStringLiteral("-h")
-                                                      : decl.optionName());
-        QString names = decl.setting == Setting::Help ? QStringLiteral("-h, --help")
-                                                      : decl.optionName();
+        declared.append(decl.setting == Setting::Help ? QStringLiteral("-h") : decl.optionName());
+        QString names =
+            decl.setting == Setting::Help ? QStringLiteral("-h, --help") : decl.optionName();
         if (!decl.valueName.isEmpty())
             names += u' ' + decl.valueName;
         QVERIFY2(help.contains(QStringLiteral("  ") + names), qPrintable(names));
@@ -1109,8 +1108,8 @@ void TestConfig::boundsAreTheDeclarations() {
     const auto asText = [](Kind kind, qint64 n) -> QString {
         if (kind == Kind::Count)
             return QString::number(n);
-        return QString::number(n) + (kind == Kind::Size ? QStringLiteral("B")
-                                                        : QStringLiteral("ms"));
+        return QString::number(n) +
+               (kind == Kind::Size ? QStringLiteral("B") : QStringLiteral("ms"));
     };
     int checked = 0;
     for (const SettingDeclaration &decl : settingDeclarations()) {
@@ -1131,8 +1130,8 @@ void TestConfig::boundsAreTheDeclarations() {
                      QString());
             const QString problem =
                 applySetting(config, decl.setting, asText(decl.kind, decl.maximum + 1));
-            QVERIFY2(problem.contains(QStringLiteral("is out of range (expected ") +
-                                      decl.expected + u')'),
+            QVERIFY2(problem.contains(QStringLiteral("is out of range (expected ") + decl.expected +
+                                      u')'),
                      qPrintable(problem));
         }
     }
@@ -1142,10 +1141,10 @@ void TestConfig::boundsAreTheDeclarations() {
 // QCommandLineParser under the table: the last value wins, list options add up, both
 // spellings work, and a value may start with a single dash.
 void TestConfig::repeatedOptions() {
-    const CommandLine line = parseCommandLine(withProgram(
-        {QStringLiteral("--batch-size=5"), QStringLiteral("--allow-host"),
-         QStringLiteral("a.lan"), QStringLiteral("--batch-size"), QStringLiteral("7"),
-         QStringLiteral("--allow-host=b.lan"), QStringLiteral("-h")}));
+    const CommandLine line = parseCommandLine(
+        withProgram({QStringLiteral("--batch-size=5"), QStringLiteral("--allow-host"),
+                     QStringLiteral("a.lan"), QStringLiteral("--batch-size"), QStringLiteral("7"),
+                     QStringLiteral("--allow-host=b.lan"), QStringLiteral("-h")}));
     QCOMPARE(line.action, CommandLine::Action::ShowHelp);
     QCOMPARE(line.config.batchSize, 7);
     QCOMPARE(line.config.allowHosts, (QList<QByteArray>{"a.lan", "b.lan"}));

@@ -6,7 +6,6 @@
 #include "ui/keystore.h"
 #include "ui/uilogging.h"
 
-
 namespace llmproxy {
 
 SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
@@ -107,7 +106,9 @@ void SettingsController::applySettings(const Config &edited) {
         const QString text = settingText(edited, setting);
         const QString problem = applySetting(m_config, setting, text);
         if (!problem.isEmpty()) { // the page checks first; this is a safety net
-            Q_EMIT message(QString(settingDeclaration(setting).changeName) + QStringLiteral(": ") + problem, true);
+            Q_EMIT message(QString(settingDeclaration(setting).changeName) + QStringLiteral(": ") +
+                               problem,
+                           true);
             return;
         }
         applySetting(stored, setting, text);

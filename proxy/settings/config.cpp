@@ -6,14 +6,13 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QHash>
-#include <QSet>
 #include <QRegularExpression>
+#include <QSet>
 #include <QStandardPaths>
 #include <QtNumeric>
 
 #include <array>
 #include <limits>
-#include <variant>
 #include <vector>
 
 namespace llmproxy {
@@ -248,7 +247,6 @@ QString homeRelative(const QString &path) {
     return QDir::toNativeSeparators(path);
 }
 
-
 // ---- every setting, declared once -------------------------------------------------------
 
 using namespace Qt::Literals::StringLiterals;
@@ -260,8 +258,17 @@ constexpr qint64 Hour = 60LL * 60 * 1000;
 constexpr qint64 Day = 24 * Hour;
 
 // Where a setting lives in Config, for the kinds the table checks and formats by itself.
-using Field = std::variant<std::monostate, bool *, int *, qint64 *, milliseconds *,
-                           std::optional<milliseconds> *, QString *, QList<QByteArray> *, QUrl *>;
+// One pointer is set, of the type the entry's kind needs.
+struct Field {
+    bool *flag = nullptr;                            // Switch
+    int *count = nullptr;                            // Count
+    qint64 *size = nullptr;                          // Size
+    milliseconds *duration = nullptr;                // Duration
+    std::optional<milliseconds> *maybeOff = nullptr; // DurationOrOff
+    QString *path = nullptr;                         // Path
+    QList<QByteArray> *list = nullptr;               // List
+    QUrl *url = nullptr;                             // Url
+};
 
 // One setting: what everyone reads (SettingDeclaration) and how it reaches Config.
 struct Entry {
@@ -319,7 +326,7 @@ const std::vector<Entry> &entries() {
                   .option = "no-gui"_L1,
                   .kind = Kind::Switch,
                   .help = "Run headless, without the tray icon and window."_L1},
-         .field = [](Config &c) -> Field { return &c.noGui; }},
+         .field = [](Config &c) -> Field { return {.flag = &c.noGui}; }},
         {.decl = {.setting = Setting::Listen,
                   .option = "listen"_L1,
                   .valueName = "HOST:PORT"_L1,
@@ -346,7 +353,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "upstream"_L1,
                   .hint = "The OpenAI-compatible API, e.g. https://api.openai.com/v1"_L1,
                   .changeName = "upstream URL"_L1},
-         .field = [](Config &c) -> Field { return &c.upstream; }},
+         .field = [](Config &c) -> Field { return {.url = &c.upstream}; }},
         {.decl = {.setting = Setting::BatchWindow,
                   .option = "batch-window"_L1,
                   .valueName = "DUR"_L1,
@@ -362,7 +369,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "batchWindow"_L1,
                   .hint = "How long a batch collects, from its first request (4s, 500ms, 2m)"_L1,
                   .changeName = "batch window"_L1},
-         .field = [](Config &c) -> Field { return &c.batchWindow; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.batchWindow}; }},
         {.decl = {.setting = Setting::BatchSize,
                   .option = "batch-size"_L1,
                   .valueName = "N"_L1,
@@ -377,7 +384,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "batchSize"_L1,
                   .hint = "Most requests per batch (1 to 50000)"_L1,
                   .changeName = "batch size"_L1},
-         .field = [](Config &c) -> Field { return &c.batchSize; }},
+         .field = [](Config &c) -> Field { return {.count = &c.batchSize}; }},
         {.decl = {.setting = Setting::BatchBytes,
                   .option = "batch-bytes"_L1,
                   .valueName = "SIZE"_L1,
@@ -392,7 +399,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "batchBytes"_L1,
                   .hint = "Largest batch input file (1KB to 200MB, e.g. 25MB)"_L1,
                   .changeName = "batch bytes"_L1},
-         .field = [](Config &c) -> Field { return &c.batchBytes; }},
+         .field = [](Config &c) -> Field { return {.size = &c.batchBytes}; }},
         {.decl = {.setting = Setting::PollInterval,
                   .option = "poll-interval"_L1,
                   .valueName = "DUR"_L1,
@@ -408,14 +415,14 @@ const std::vector<Entry> &entries() {
                   .objectName = "pollInterval"_L1,
                   .hint = "How often a running batch is checked (at least 100ms)"_L1,
                   .changeName = "poll interval"_L1},
-         .field = [](Config &c) -> Field { return &c.pollInterval; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.pollInterval}; }},
         {.decl = {.setting = Setting::DataDir,
                   .option = "data-dir"_L1,
                   .valueName = "DIR"_L1,
                   .kind = Kind::Path,
                   .missing = "a directory"_L1,
                   .help = "Where the proxy keeps its state (default: %1)."_L1},
-         .field = [](Config &c) -> Field { return &c.dataDir; },
+         .field = [](Config &c) -> Field { return {.path = &c.dataDir}; },
          .defaultText = homeRelativeDataDir},
         {.decl = {.setting = Setting::InMemory,
                   .option = "in-memory"_L1,
@@ -423,7 +430,7 @@ const std::vector<Entry> &entries() {
                   .help = "Run without the durable store: nothing survives a restart. For "
                           "comparisons, benchmarks and throwaway runs; cannot be combined with "
                           "--data-dir."_L1},
-         .field = [](Config &c) -> Field { return &c.inMemory; }},
+         .field = [](Config &c) -> Field { return {.flag = &c.inMemory}; }},
         {.decl = {.setting = Setting::MaxBody,
                   .option = "max-body"_L1,
                   .valueName = "SIZE"_L1,
@@ -438,7 +445,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "maxBody"_L1,
                   .hint = "Bigger requests are refused with 413 (at least 1KiB, e.g. 32MiB)"_L1,
                   .changeName = "largest body"_L1},
-         .field = [](Config &c) -> Field { return &c.maxBody; }},
+         .field = [](Config &c) -> Field { return {.size = &c.maxBody}; }},
         // Missing from the file (written before it was a setting, or off, the default): off.
         {.decl = {.setting = Setting::GracePeriod,
                   .option = "grace-period"_L1,
@@ -458,7 +465,7 @@ const std::vector<Entry> &entries() {
                           "did not run goes through the synchronous API at full price (1s to 30 "
                           "days, e.g. 2h; off or empty: never)"_L1,
                   .changeName = "grace period"_L1},
-         .field = [](Config &c) -> Field { return &c.gracePeriod; }},
+         .field = [](Config &c) -> Field { return {.maybeOff = &c.gracePeriod}; }},
         {.decl = {.setting = Setting::ResultTtl,
                   .option = "result-ttl"_L1,
                   .valueName = "DUR"_L1,
@@ -469,7 +476,7 @@ const std::vector<Entry> &entries() {
                   .missing = DurationValue,
                   .help = "How long answers nobody collected are kept for a client that "
                           "retries (default: %1; 1s to 30 days)."_L1},
-         .field = [](Config &c) -> Field { return &c.resultTtl; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.resultTtl}; }},
         {.decl = {.setting = Setting::IoThreads,
                   .option = "io-threads"_L1,
                   .valueName = "N"_L1,
@@ -480,7 +487,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a number of threads"_L1,
                   .help = "How many threads serve HTTP connections (default: %1, one per core; "
                           "1 to 64)."_L1},
-         .field = [](Config &c) -> Field { return &c.ioThreads; }},
+         .field = [](Config &c) -> Field { return {.count = &c.ioThreads}; }},
         {.decl = {.setting = Setting::AllowOrigin,
                   .option = "allow-origin"_L1,
                   .valueName = "ORIGIN"_L1,
@@ -491,7 +498,7 @@ const std::vector<Entry> &entries() {
                   .help = "A web page origin (http://localhost:5173) that may call the proxy "
                           "from a browser, with CORS answers. Repeatable. Other pages get "
                           "403."_L1},
-         .field = [](Config &c) -> Field { return &c.allowOrigins; },
+         .field = [](Config &c) -> Field { return {.list = &c.allowOrigins}; },
          .item = originItem},
         {.decl = {.setting = Setting::AllowHost,
                   .option = "allow-host"_L1,
@@ -501,7 +508,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a host name"_L1,
                   .help = "A Host name served besides IP literals and localhost (other names get "
                           "421: DNS rebinding). Repeatable."_L1},
-         .field = [](Config &c) -> Field { return &c.allowHosts; },
+         .field = [](Config &c) -> Field { return {.list = &c.allowHosts}; },
          .item = hostItem},
         {.decl = {.setting = Setting::TokensFile,
                   .option = "tokens-file"_L1,
@@ -510,7 +517,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a file"_L1,
                   .help = "Proxy tokens, one \"name token\" a line, mode 0600. With tokens, every "
                           "request needs one (default: %1, if it exists)."_L1},
-         .field = [](Config &c) -> Field { return &c.tokensFile; },
+         .field = [](Config &c) -> Field { return {.path = &c.tokensFile}; },
          .defaultText = homeRelativeTokensFile},
         {.decl = {.setting = Setting::HeaderTimeout,
                   .option = "header-timeout"_L1,
@@ -523,7 +530,7 @@ const std::vector<Entry> &entries() {
                   .help = "A request's header block must arrive within this (default: %1), "
                           "extended by 1s for every --min-rate bytes that come, up to "
                           "--header-timeout-max. Then: 408 and the connection closes."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.headerTimeout; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.headerTimeout}; }},
         {.decl = {.setting = Setting::HeaderTimeoutMax,
                   .option = "header-timeout-max"_L1,
                   .valueName = "DUR"_L1,
@@ -534,7 +541,7 @@ const std::vector<Entry> &entries() {
                   .missing = DurationValue,
                   .help = "The longest a header block may take with those extensions (default: "
                           "%1)."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.headerTimeoutMax; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.headerTimeoutMax}; }},
         {.decl = {.setting = Setting::BodyTimeout,
                   .option = "body-timeout"_L1,
                   .valueName = "DUR"_L1,
@@ -545,7 +552,7 @@ const std::vector<Entry> &entries() {
                   .missing = DurationValue,
                   .help = "After this much of a body's time (default: %1), it must keep coming "
                           "at --min-rate or more: 408."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.bodyTimeout; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.bodyTimeout}; }},
         {.decl = {.setting = Setting::MinRate,
                   .option = "min-rate"_L1,
                   .valueName = "SIZE"_L1,
@@ -556,7 +563,7 @@ const std::vector<Entry> &entries() {
                   .missing = SizeValue,
                   .help = "Bytes a second a slow client must send (default: %1; 0 turns the "
                           "rate off)."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.minRate; }},
+         .field = [](Config &c) -> Field { return {.size = &c.frontDoor.minRate}; }},
         {.decl = {.setting = Setting::MaxConnections,
                   .option = "max-connections"_L1,
                   .valueName = "N"_L1,
@@ -567,7 +574,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a number"_L1,
                   .help = "Open connections at most (default: %1, the open-file limit less "
                           "128); more get 503 with Retry-After."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.maxConnections; }},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxConnections}; }},
         {.decl = {.setting = Setting::MaxConnectionsPerIp,
                   .option = "max-connections-per-ip"_L1,
                   .valueName = "N"_L1,
@@ -578,7 +585,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a number"_L1,
                   .help = "Open connections from one address, loopback excepted (default: %1; "
                           "0: no limit); more get 503."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.maxConnectionsPerIp; }},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxConnectionsPerIp}; }},
         {.decl = {.setting = Setting::MaxPipelined,
                   .option = "max-pipelined"_L1,
                   .valueName = "N"_L1,
@@ -590,7 +597,7 @@ const std::vector<Entry> &entries() {
                   .help = "Requests read ahead on one connection while an earlier one is "
                           "answered (default: %1; 1 to 100000); then the proxy stops reading "
                           "from it."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.maxPipelined; }},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxPipelined}; }},
         {.decl = {.setting = Setting::MaxOutputBuffer,
                   .option = "max-output-buffer"_L1,
                   .valueName = "SIZE"_L1,
@@ -601,7 +608,7 @@ const std::vector<Entry> &entries() {
                   .missing = SizeValue,
                   .help = "Unread answer bytes after which a connection's next request waits "
                           "for the client to read (default: %1; 1KiB to 1GiB)."_L1},
-         .field = [](Config &c) -> Field { return &c.frontDoor.maxOutputBuffer; }},
+         .field = [](Config &c) -> Field { return {.size = &c.frontDoor.maxOutputBuffer}; }},
         {.decl = {.setting = Setting::Screenshot,
                   .option = "screenshot"_L1,
                   .valueName = "FILE"_L1,
@@ -609,7 +616,7 @@ const std::vector<Entry> &entries() {
                   .missing = "a file name"_L1,
                   .help = "Start the desktop app, save its window as a PNG after the delay, and "
                           "exit."_L1},
-         .field = [](Config &c) -> Field { return &c.screenshotPath; }},
+         .field = [](Config &c) -> Field { return {.path = &c.screenshotPath}; }},
         {.decl = {.setting = Setting::ScreenshotDelay,
                   .option = "screenshot-delay"_L1,
                   .valueName = "DUR"_L1,
@@ -620,12 +627,12 @@ const std::vector<Entry> &entries() {
                   .missing = DurationValue,
                   .help = "How long the app serves before the screenshot (default: %1; at most "
                           "1h)."_L1},
-         .field = [](Config &c) -> Field { return &c.screenshotDelay; }},
+         .field = [](Config &c) -> Field { return {.duration = &c.screenshotDelay}; }},
         {.decl = {.setting = Setting::Verbose,
                   .option = "verbose"_L1,
                   .kind = Kind::Switch,
                   .help = "Log debug messages."_L1},
-         .field = [](Config &c) -> Field { return &c.verbose; }},
+         .field = [](Config &c) -> Field { return {.flag = &c.verbose}; }},
         // Not settings but the command line's own switches; no field.
         {.decl = {.setting = Setting::Help,
                   .option = "help"_L1,
@@ -699,9 +706,9 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
     const Field field = e.field ? e.field(config) : Field();
     switch (decl.kind) {
     case Kind::Switch: {
-        if (bool *const *flag = std::get_if<bool *>(&field)) {
+        if (field.flag) {
             const QString text = value.trimmed().toLower();
-            **flag = !(text.isEmpty() || text == u"false" || text == u"off" || text == u"0");
+            *field.flag = !(text.isEmpty() || text == u"false" || text == u"off" || text == u"0");
         }
         return QString();
     }
@@ -712,7 +719,7 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         const auto url = parseUpstream(value, &problem);
         if (!url)
             return quoted + u' ' + problem;
-        *std::get<QUrl *>(field) = *url;
+        *field.url = *url;
         return QString();
     }
     case Kind::Duration:
@@ -722,22 +729,23 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         const QString trimmed = value.trimmed();
         if (offAllowed &&
             (trimmed.isEmpty() || trimmed.compare(u"off", Qt::CaseInsensitive) == 0)) {
-            std::get<std::optional<milliseconds> *>(field)->reset();
+            field.maybeOff->reset();
             return QString();
         }
         const auto duration = parseDuration(trimmed);
         if (!duration) {
-            return quoted + (offAllowed ? QStringLiteral(" is not a duration or off (")
-                                        : QStringLiteral(" is not a duration (")) +
+            return quoted +
+                   (offAllowed ? QStringLiteral(" is not a duration or off (")
+                               : QStringLiteral(" is not a duration (")) +
                    DurationExamples + u')';
         }
         const QString problem = outOfRange(decl, quoted, duration->count());
         if (!problem.isEmpty())
             return problem;
         if (offAllowed)
-            *std::get<std::optional<milliseconds> *>(field) = *duration;
+            *field.maybeOff = *duration;
         else
-            *std::get<milliseconds *>(field) = *duration;
+            *field.duration = *duration;
         return QString();
     }
     case Kind::Size: {
@@ -747,7 +755,7 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         const QString problem = outOfRange(decl, quoted, *size);
         if (!problem.isEmpty())
             return problem;
-        *std::get<qint64 *>(field) = *size;
+        *field.size = *size;
         return QString();
     }
     case Kind::Count: {
@@ -763,21 +771,21 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         const QString problem = outOfRange(decl, quoted, count);
         if (!problem.isEmpty())
             return problem;
-        *std::get<int *>(field) = static_cast<int>(count);
+        *field.count = static_cast<int>(count);
         return QString();
     }
     case Kind::Path: {
         const QString path = value.trimmed();
         if (path.isEmpty())
             return QStringLiteral("missing value (expected ") + decl.missing + u')';
-        *std::get<QString *>(field) = absolutePath(path);
+        *field.path = absolutePath(path);
         return QString();
     }
     case Kind::List: {
         const auto item = e.item(value);
         if (!item)
             return quoted + QStringLiteral(" is not ") + decl.expected;
-        std::get<QList<QByteArray> *>(field)->append(*item);
+        field.list->append(*item);
         return QString();
     }
     }
@@ -790,8 +798,8 @@ QString textOf(const Config &constConfig, const Entry &e) {
     const Field field = e.field ? e.field(config) : Field();
     switch (e.decl.kind) {
     case Kind::Switch:
-        if (bool *const *flag = std::get_if<bool *>(&field))
-            return **flag ? QStringLiteral("true") : QStringLiteral("false");
+        if (field.flag)
+            return *field.flag ? QStringLiteral("true") : QStringLiteral("false");
         return QString();
     case Kind::Listen: {
         // What the user wrote, if it still describes the addresses; otherwise rebuilt from them.
@@ -815,22 +823,22 @@ QString textOf(const Config &constConfig, const Entry &e) {
         return host + u':' + QString::number(port);
     }
     case Kind::Url:
-        return std::get<QUrl *>(field)->toString(QUrl::FullyEncoded);
+        return field.url->toString(QUrl::FullyEncoded);
     case Kind::Duration:
-        return formatDuration(*std::get<milliseconds *>(field));
+        return formatDuration(*field.duration);
     case Kind::DurationOrOff: {
-        const auto &duration = *std::get<std::optional<milliseconds> *>(field);
+        const auto &duration = *field.maybeOff;
         return duration ? formatDuration(*duration) : QStringLiteral("off");
     }
     case Kind::Size:
-        return formatSize(*std::get<qint64 *>(field));
+        return formatSize(*field.size);
     case Kind::Count:
-        return QString::number(*std::get<int *>(field));
+        return QString::number(*field.count);
     case Kind::Path:
-        return *std::get<QString *>(field);
+        return *field.path;
     case Kind::List: {
         QStringList items;
-        for (const QByteArray &item : std::as_const(*std::get<QList<QByteArray> *>(field)))
+        for (const QByteArray &item : std::as_const(*field.list))
             items.append(QString::fromUtf8(item));
         return items.join(u' ');
     }
@@ -935,9 +943,8 @@ public:
         QSet<Setting> given;
         const QStringList found = parser.optionNames();
         for (qsizetype k = 0; k < found.size() && k < positions.size(); ++k) {
-            const QString dashed = (found[k].size() == 1 ? QStringLiteral("-")
-                                                         : QStringLiteral("--")) +
-                                   found[k];
+            const QString dashed =
+                (found[k].size() == 1 ? QStringLiteral("-") : QStringLiteral("--")) + found[k];
             const Entry *e = entryForArgument(dashed);
             if (!e)
                 continue;
@@ -1118,7 +1125,6 @@ QString defaultDataDir() {
         return QString();
     return shared + QStringLiteral("/llm-proxy");
 }
-
 
 CommandLine parseCommandLine(const QStringList &args, const QByteArray &openAiApiKeyFromEnvironment,
                              const Config &base) {

@@ -180,7 +180,8 @@ struct SettingDeclaration {
     // The help text, wrapped by --help; "%1" is the default (settingText of Config(), or the
     // entry's own default text for the data folder and the tokens file).
     QLatin1StringView help{};
-    QLatin1StringView storeKey{}; // INI key in the settings file ("proxy/batch_window"); empty: none
+    QLatin1StringView
+        storeKey{}; // INI key in the settings file ("proxy/batch_window"); empty: none
     // The settings window: the label (empty: not shown), the objectName prefix of its line edit
     // and error label ("batchWindow" → batchWindowEdit, batchWindowError), the tooltip, and the
     // name in "Applied and saved: ..." messages.

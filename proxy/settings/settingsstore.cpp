@@ -7,7 +7,6 @@
 #include <QSettings>
 #include <QStandardPaths>
 
-
 namespace llmproxy {
 
 namespace {
