@@ -1062,7 +1062,7 @@ void TestConfig::everyOptionInTheHelpIsParsed() {
             if (decl->kind == SettingDeclaration::Kind::Path)
                 value = QDir::tempPath() + QStringLiteral("/x.png");
             if (decl->kind == SettingDeclaration::Kind::List)
-                value = decl->setting == Setting::AllowOrigin
+                value = decl->setting == Setting::AllowOrigins
                             ? QStringLiteral("http://localhost:5173")
                             : QStringLiteral("proxy.lan");
             args.append(value);

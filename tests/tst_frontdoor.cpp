@@ -5,9 +5,14 @@
 #include "http/frontdoor.h"
 #include "settings/proxytokens.h"
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
+#include <QSet>
 #include <QTemporaryDir>
 #include <QTest>
+
+#include <cctype>
 
 using namespace llmproxy;
 using namespace llmproxy::frontdoor;
@@ -241,6 +246,98 @@ private Q_SLOTS:
         QCOMPARE(tokens->size(), 1);
         QVERIFY(!loadProxyTokens(dir.filePath(QStringLiteral("missing")), &error));
         QVERIFY(error.contains(QStringLiteral("no such file")));
+    }
+
+    // ---- Writing the tokens file (the desktop app's Generate and Remove) -------------------
+
+    void generatedTokensAreStrongAndDistinct() {
+        QSet<QByteArray> seen;
+        for (int i = 0; i < 200; ++i) {
+            const QByteArray token = generateProxyToken();
+            QVERIFY2(token.startsWith("llmp-"), token.constData());
+            QCOMPARE(token.size(), 5 + 32);
+            for (char c : token.mid(5))
+                QVERIFY2(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_',
+                         token.constData());
+            QVERIFY(!seen.contains(token));
+            seen.insert(token);
+            // The file format takes it as it is.
+            QString error;
+            QVERIFY2(parseProxyTokens(QByteArray("x " + token), &error), qPrintable(error));
+        }
+    }
+
+    void tokensTextKeepsCommentsAndOrder_data() {
+        QTest::addColumn<QByteArray>("previous");
+        QTest::addColumn<QByteArray>("expected");
+        const QByteArray file = "# who may use the proxy\n"
+                                "alice   0123456789abcdefA  \n"
+                                "\n"
+                                "# the build machine\n"
+                                "ci\t0123456789abcdefC\n";
+        QTest::newRow("unchanged") << file << file;
+        QTest::newRow("new file") << QByteArray()
+                                  << QByteArray("alice 0123456789abcdefA\n"
+                                                "ci 0123456789abcdefC\n");
+        QTest::newRow("no final line break") << QByteArray("alice 0123456789abcdefA")
+                                             << QByteArray("alice 0123456789abcdefA\n"
+                                                           "ci 0123456789abcdefC\n");
+        QTest::newRow("one gone, one changed")
+            << QByteArray("ci 0123456789abcdefC\n# keep\nbob 0123456789abcdefB\n"
+                          "alice 0000000000000000\n")
+            << QByteArray("ci 0123456789abcdefC\n# keep\nalice 0123456789abcdefA\n");
+    }
+
+    void tokensTextKeepsCommentsAndOrder() {
+        QFETCH(QByteArray, previous);
+        QFETCH(QByteArray, expected);
+        const QList<ProxyToken> tokens{{"alice", "0123456789abcdefA"}, {"ci", "0123456789abcdefC"}};
+        const QByteArray text = proxyTokensText(previous, tokens);
+        QCOMPARE(text, expected);
+        QString error;
+        const auto parsed = parseProxyTokens(text, &error);
+        QVERIFY2(parsed, qPrintable(error));
+        QCOMPARE(QSet<QByteArray>({parsed->at(0).name, parsed->at(1).name}),
+                 QSet<QByteArray>({"alice", "ci"}));
+    }
+
+    void savedTokensFileIsOwnerOnlyAndReadsBack() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        const QString path = dir.filePath(QStringLiteral("new/folder/tokens"));
+        const QList<ProxyToken> tokens{{"alice", generateProxyToken()}};
+        QString error;
+        QVERIFY2(saveProxyTokens(path, tokens, &error), qPrintable(error));
+        const QFile::Permissions others = QFile::ReadGroup | QFile::WriteGroup | QFile::ExeGroup |
+                                          QFile::ReadOther | QFile::WriteOther | QFile::ExeOther;
+        QCOMPARE(QFileInfo(path).permissions() & others, QFile::Permissions());
+        auto loaded = loadProxyTokens(path, &error);
+        QVERIFY2(loaded, qPrintable(error));
+        QCOMPARE(*loaded, tokens);
+
+        // A file others could read is made owner-only before anything new goes in.
+        QVERIFY(QFile::setPermissions(path, QFile::ReadOwner | QFile::WriteOwner |
+                                                QFile::ReadGroup | QFile::ReadOther));
+        const QList<ProxyToken> two{tokens.constFirst(), {"bob", generateProxyToken()}};
+        QVERIFY2(saveProxyTokens(path, two, &error), qPrintable(error));
+        QCOMPARE(QFileInfo(path).permissions() & others, QFile::Permissions());
+        loaded = loadProxyTokens(path, &error);
+        QVERIFY2(loaded, qPrintable(error));
+        QCOMPARE(*loaded, two);
+        // Nothing is left beside it (QSaveFile's temporary file is gone).
+        QCOMPARE(QDir(QFileInfo(path).absolutePath()).entryList(QDir::Files | QDir::Hidden),
+                 QStringList{QStringLiteral("tokens")});
+    }
+
+    void unwritableTokensFileIsReported() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        // A folder where the file should be: nothing can be written, and the reason says where.
+        const QString path = dir.filePath(QStringLiteral("tokens"));
+        QVERIFY(QDir().mkpath(path + QStringLiteral("/inside")));
+        QString error;
+        QVERIFY(!saveProxyTokens(path, {{"alice", generateProxyToken()}}, &error));
+        QVERIFY2(error.startsWith(QStringLiteral("cannot write ") + path), qPrintable(error));
     }
 };
 

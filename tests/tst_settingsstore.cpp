@@ -30,9 +30,10 @@ Config defaults() {
     return parseCommandLine(program()).config;
 }
 
-constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,   Setting::BatchWindow,
-                                 Setting::BatchSize, Setting::BatchBytes, Setting::PollInterval,
-                                 Setting::MaxBody,   Setting::GracePeriod};
+constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,    Setting::BatchWindow,
+                                 Setting::BatchSize, Setting::BatchBytes,  Setting::PollInterval,
+                                 Setting::MaxBody,   Setting::GracePeriod, Setting::AllowOrigins,
+                                 Setting::AllowHosts};
 
 QString allTexts(const Config &config) {
     QStringList texts;
@@ -89,6 +90,7 @@ private slots:
     void applySettingNeverRepeatsKey();
     void settingTextRoundTrips_data();
     void settingTextRoundTrips();
+    void accessListsInTheFile();
     void screenshotOptions();
     void everyDeclaredSettingIsStored();
 
@@ -134,6 +136,12 @@ void TestSettingsStore::roundTrip_data() {
     QTest::newRow("grace period") << Setting::GracePeriod << QStringLiteral("2h");
     QTest::newRow("grace period seconds") << Setting::GracePeriod << QStringLiteral("90s");
     QTest::newRow("grace period fraction") << Setting::GracePeriod << QStringLiteral("1.5s");
+    QTest::newRow("one origin") << Setting::AllowOrigins << QStringLiteral("http://localhost:5173");
+    QTest::newRow("origins") << Setting::AllowOrigins
+                             << QStringLiteral("http://localhost:5173 https://tool.example "
+                                               "chrome-extension://abcdef");
+    QTest::newRow("hosts") << Setting::AllowHosts
+                           << QStringLiteral("proxy.example.lan box.local:3030");
 }
 
 void TestSettingsStore::roundTrip() {
@@ -155,7 +163,10 @@ void TestSettingsStore::roundTrip() {
     QCOMPARE(loaded.batchBytes, config.batchBytes);
     QCOMPARE(loaded.upstream, config.upstream);
     QCOMPARE(loaded.gracePeriod, config.gracePeriod);
-    QVERIFY(readFile(m_path).contains("[proxy]"));
+    QCOMPARE(loaded.allowOrigins, config.allowOrigins);
+    QCOMPARE(loaded.allowHosts, config.allowHosts);
+    const bool access = setting == Setting::AllowOrigins || setting == Setting::AllowHosts;
+    QVERIFY(readFile(m_path).contains(access ? "[access]" : "[proxy]"));
 }
 
 void TestSettingsStore::defaultsAreNotWritten() {
@@ -361,6 +372,26 @@ void TestSettingsStore::commandLineOverridesStoredSettings() {
     QCOMPARE(off.action, CommandLine::Action::Run);
     QVERIFY(!off.config.gracePeriod.has_value());
 
+    // Stored origins and hosts apply; given on the command line, the lists replace them.
+    QCOMPARE(applySetting(saved, Setting::AllowOrigins,
+                          QStringLiteral("http://localhost:5173, https://tool.example")),
+             QString());
+    QCOMPARE(applySetting(saved, Setting::AllowHosts, QStringLiteral("box.lan")), QString());
+    QVERIFY(store.save(saved));
+    const Config withAccess = SettingsStore(m_path).load();
+    const Config storedOnly = parseCommandLine(program(), {}, withAccess).config;
+    QCOMPARE(storedOnly.allowOrigins,
+             (QList<QByteArray>{"http://localhost:5173", "https://tool.example"}));
+    QCOMPARE(storedOnly.allowHosts, QList<QByteArray>{"box.lan"});
+    const CommandLine replaced = parseCommandLine(
+        program({QStringLiteral("--allow-origin=http://a.example"),
+                 QStringLiteral("--allow-origin"), QStringLiteral("http://b.example")}),
+        {}, withAccess);
+    QCOMPARE(replaced.action, CommandLine::Action::Run);
+    QCOMPARE(replaced.config.allowOrigins,
+             (QList<QByteArray>{"http://a.example", "http://b.example"}));
+    QCOMPARE(replaced.config.allowHosts, QList<QByteArray>{"box.lan"}); // not given: stored
+
     // A bad option is still an error, whatever is stored.
     QCOMPARE(parseCommandLine(program({QStringLiteral("--batch-size=0")}), {}, base).action,
              CommandLine::Action::Error);
@@ -412,6 +443,16 @@ void TestSettingsStore::applySettingAgreesWithCommandLine_data() {
     row("grace short", Setting::GracePeriod, "0.5");
     row("grace long", Setting::GracePeriod, "800h");
     row("grace bad", Setting::GracePeriod, "later");
+    row("origin ok", Setting::AllowOrigins, "http://localhost:5173");
+    row("origin slash", Setting::AllowOrigins, "HTTPS://Tool.Example/");
+    row("origin path", Setting::AllowOrigins, "http://localhost:5173/app");
+    row("origin bare", Setting::AllowOrigins, "localhost");
+    row("origin creds", Setting::AllowOrigins, "http://u:p@localhost");
+    row("origin query", Setting::AllowOrigins, "http://localhost/?x");
+    row("host ok", Setting::AllowHosts, "proxy.example.lan");
+    row("host port", Setting::AllowHosts, "Proxy.LAN:3030");
+    row("host bad", Setting::AllowHosts, "evil_host!");
+    row("host dash", Setting::AllowHosts, "-bad.example");
 }
 
 void TestSettingsStore::applySettingAgreesWithCommandLine() {
@@ -430,6 +471,30 @@ void TestSettingsStore::applySettingAgreesWithCommandLine() {
                  QStringLiteral("llm-proxy: ") + option + QStringLiteral(": ") + pageProblem);
         QVERIFY(pageProblem.startsWith(u'"'));
     }
+}
+
+// The origin and host lists as a settings file may hold them: spaces, commas (which QSettings
+// reads as a list), duplicates; a bad entry drops the whole list with the command line's reason.
+void TestSettingsStore::accessListsInTheFile() {
+    QVERIFY(QDir().mkpath(QFileInfo(m_path).absolutePath()));
+    writeFile(m_path, "[access]\nallow_origins=http://a.example, HTTP://B.example/\n"
+                      "allow_hosts=one.lan two.lan one.lan\n");
+    QStringList problems;
+    Config config = SettingsStore(m_path).load(&problems);
+    QVERIFY2(problems.isEmpty(), qPrintable(problems.join(u'\n')));
+    QCOMPARE(config.allowOrigins, (QList<QByteArray>{"http://a.example", "http://b.example"}));
+    QCOMPARE(config.allowHosts, (QList<QByteArray>{"one.lan", "two.lan"}));
+    QCOMPARE(settingText(config, Setting::AllowOrigins),
+             QStringLiteral("http://a.example http://b.example"));
+
+    writeFile(m_path, "[access]\nallow_origins=http://a.example not-an-origin\n");
+    problems.clear();
+    config = SettingsStore(m_path).load(&problems);
+    QVERIFY(config.allowOrigins.isEmpty());
+    QCOMPARE(problems.size(), 1);
+    QVERIFY2(problems.constFirst().startsWith(
+                 QStringLiteral("allow_origins: \"not-an-origin\" is not an origin")),
+             qPrintable(problems.constFirst()));
 }
 
 void TestSettingsStore::applySettingLeavesConfigAloneOnError() {
@@ -466,6 +531,10 @@ void TestSettingsStore::settingTextRoundTrips_data() {
         QStringLiteral("--upstream=https://h.example:8443/a%20b/v1"),
         QStringLiteral("--grace-period=1.25s")};
     QTest::newRow("grace period") << QStringList{QStringLiteral("--grace-period=36h")};
+    QTest::newRow("access lists") << QStringList{
+        QStringLiteral("--allow-origin=http://a.example"),
+        QStringLiteral("--allow-origin=https://B.example/"),
+        QStringLiteral("--allow-host=h.lan:80")};
 }
 
 void TestSettingsStore::settingTextRoundTrips() {
@@ -485,6 +554,8 @@ void TestSettingsStore::settingTextRoundTrips() {
     QCOMPARE(copy.batchBytes, line.config.batchBytes);
     QCOMPARE(copy.maxBody, line.config.maxBody);
     QCOMPARE(copy.gracePeriod, line.config.gracePeriod);
+    QCOMPARE(copy.allowOrigins, line.config.allowOrigins);
+    QCOMPARE(copy.allowHosts, line.config.allowHosts);
     // The default listen addresses (both loopbacks) read as localhost.
     if (args.isEmpty())
         QCOMPARE(settingText(line.config, Setting::Listen), QStringLiteral("localhost:3030"));
@@ -533,7 +604,7 @@ void TestSettingsStore::everyDeclaredSettingIsStored() {
             QVERIFY2(decl.stored(), qPrintable(decl.optionName()));
         if (!decl.stored())
             continue;
-        QVERIFY2(decl.storeKey.startsWith(QLatin1StringView("proxy/")), qPrintable(decl.storeKey));
+        QVERIFY2(decl.storeKey.contains(u'/'), qPrintable(decl.storeKey));
         QVERIFY2(!keys.contains(decl.storeKey), qPrintable(decl.storeKey));
         keys.append(decl.storeKey);
         QString value;
@@ -552,6 +623,11 @@ void TestSettingsStore::everyDeclaredSettingIsStored() {
                     (decl.kind == Kind::Count  ? QString()
                      : decl.kind == Kind::Size ? QStringLiteral("B")
                                                : QStringLiteral("ms"));
+            break;
+        case Kind::List:
+            value = decl.setting == Setting::AllowOrigins
+                        ? QStringLiteral("http://localhost:5173, https://tool.example")
+                        : QStringLiteral("proxy.lan box.lan:8080");
             break;
         default:
             QFAIL(qPrintable(QStringLiteral("no sample for ") + decl.optionName()));

@@ -7,6 +7,7 @@
 #include "ui/appactions.h"
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
+
 #include "ui/dashboardpage.h"
 #include "ui/desktopapp.h"
 #include "ui/historypage.h"
@@ -14,6 +15,9 @@
 #include "ui/mainwindow.h"
 #include "ui/progressdelegate.h"
 #include "ui/settingscontroller.h"
+#include <QAbstractAxis>
+#include <QChart>
+#include <QChartView>
 
 #include <QApplication>
 #include <QClipboard>
@@ -78,6 +82,8 @@ private slots:
     void copyBaseUrl();
     void activeBatches();
     void charts();
+    void chartsFitTheDataUntilTheSpanIsFull();
+    void chartsFollowThePalette();
     void chartSpanIsRemembered();
     void historyFilterAndDetails();
     void detailsEscapeProviderText();
@@ -271,6 +277,47 @@ void TestUiDashboard::charts() {
     QCOMPARE(charts->latencyUnit(), QStringLiteral("s"));
     QCOMPARE(series("p99Series")->at(9).y(), 2.7);
     QCOMPARE(series("p50Series")->at(9).y(), 0.9);
+}
+
+void TestUiDashboard::chartsFitTheDataUntilTheSpanIsFull() {
+    ChartsWidget *charts = m_app->window()->dashboard()->charts();
+    QCOMPARE(charts->span(), ChartSpan::Minutes15);
+    const qint64 start = Now.toMSecsSinceEpoch() - 30LL * 60 * 1000;
+    const auto show = [this, start](qint64 offsetMs) {
+        ProxySnapshot snapshot = baseSnapshot();
+        snapshot.takenAt = QDateTime::fromMSecsSinceEpoch(start + offsetMs, Qt::UTC);
+        m_app->showSnapshot(snapshot);
+    };
+    const qint64 minVisible = ChartsWidget::MinVisible.count();
+    // Right after start: ten seconds of data fill the axis's minimum width, not a sliver of
+    // 15 minutes.
+    show(0);
+    show(10'000);
+    QCOMPARE(charts->timeRange(), std::make_pair(start + 10'000 - minVisible, start + 10'000));
+    // Five minutes of data: the axis is exactly the data's extent.
+    for (qint64 t = 20'000; t <= 5LL * 60 * 1000; t += 10'000)
+        show(t);
+    QCOMPARE(charts->timeRange(), std::make_pair(start, start + 5LL * 60 * 1000));
+    // Twenty minutes: the chosen span, ending at the latest sample.
+    for (qint64 t = 5LL * 60 * 1000 + 10'000; t <= 20LL * 60 * 1000; t += 10'000)
+        show(t);
+    QCOMPARE(charts->timeRange(),
+             std::make_pair(start + 5LL * 60 * 1000, start + 20LL * 60 * 1000));
+}
+
+void TestUiDashboard::chartsFollowThePalette() {
+    ChartsWidget *charts = m_app->window()->dashboard()->charts();
+    auto *view = charts->findChild<QChartView *>(QStringLiteral("queueChart"));
+    QVERIFY(view);
+    QPalette dark = charts->palette();
+    dark.setColor(QPalette::Base, QColor(0x20, 0x20, 0x24));
+    dark.setColor(QPalette::Text, QColor(0xee, 0xee, 0xee));
+    charts->setPalette(dark);
+    QCOMPARE(view->chart()->backgroundBrush().color(), QColor(0x20, 0x20, 0x24));
+    QCOMPARE(view->chart()->titleBrush().color(), QColor(0xee, 0xee, 0xee));
+    const auto axes = view->chart()->axes(Qt::Horizontal);
+    QVERIFY(!axes.isEmpty());
+    QCOMPARE(axes.constFirst()->labelsColor(), QColor(0xee, 0xee, 0xee));
 }
 
 void TestUiDashboard::chartSpanIsRemembered() {

@@ -9,6 +9,7 @@
 #include "fakeprovider.h"
 #include "settings/settingsstore.h"
 #include "testclient.h"
+#include "ui/accesssettings.h"
 #include "ui/desktopapp.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
@@ -18,12 +19,19 @@
 #include "ui/traycontroller.h"
 
 #include <QCheckBox>
+#include <QClipboard>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QFrame>
+#include <QGuiApplication>
 #include <QLabel>
 #include <QLineEdit>
+#include <QListWidget>
 #include <QNetworkReply>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QTableWidget>
 #include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
@@ -66,6 +74,12 @@ private slots:
     void gracePeriodBadValueIsNotApplied();
     void gracePeriodEmptyMeansOff();
     void gracePeriodReachesBatchesAlreadyOut();
+    void accessListsApplyAndPersist();
+    void badAccessEntryIsRefusedAsTyped_data();
+    void badAccessEntryIsRefusedAsTyped();
+    void generatedTokenIsSavedCopiedAndRequired();
+    void removingATokenRewritesTheFile();
+    void tokenWriteFailureIsShown();
 
 private:
     Config baseConfig() const;
@@ -75,6 +89,8 @@ private:
     void typeInto(const char *name, const QString &text);
     void clickApply();
     ProxySnapshot waitForSnapshot(const std::function<bool(const ProxySnapshot &)> &until);
+    QPushButton *button(const char *name) const;
+    quint16 startHost(); // the proxy on 127.0.0.1:0, fed by the controller; its port
 
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<SettingsStore> m_store;
@@ -178,15 +194,24 @@ void TestUiSettings::formHasARowForEveryWindowSetting() {
         QLineEdit *field = edit(QByteArray(name + "Edit").constData());
         QVERIFY2(field, name.constData());
         QVERIFY(label(QByteArray(name + "Error").constData()));
-        QCOMPARE(field->text(), settingText(config, decl.setting));
-        QCOMPARE(field->toolTip(), QString(decl.hint));
         bool labelled = false;
         const auto labels = m_app->window()->findChildren<QLabel *>();
+        if (decl.kind == SettingDeclaration::Kind::List) {
+            // Edited entry by entry in the Access group, under the declared title.
+            for (const QLabel *title : labels) {
+                labelled = labelled ||
+                           (title->text() == decl.label && title->toolTip() == QString(decl.hint));
+            }
+            QVERIFY2(labelled, name.constData());
+            continue;
+        }
+        QCOMPARE(field->text(), settingText(config, decl.setting));
+        QCOMPARE(field->toolTip(), QString(decl.hint));
         for (const QLabel *title : labels)
             labelled = labelled || (title->buddy() == field && title->text() == decl.label);
         QVERIFY2(labelled, name.constData());
     }
-    QVERIFY(rows >= 8);
+    QVERIFY(rows >= 10);
 }
 
 void TestUiSettings::formShowsConfig() {
@@ -602,5 +627,255 @@ void TestUiSettings::gracePeriodReachesBatchesAlreadyOut() {
     QVERIFY(stopped.wait(10'000));
 }
 
+QPushButton *TestUiSettings::button(const char *name) const {
+    return m_app->window()->findChild<QPushButton *>(QString::fromLatin1(name));
+}
+
+quint16 TestUiSettings::startHost() {
+    m_host = std::make_unique<ProxyHost>();
+    m_host->setSnapshotInterval(100ms);
+    connect(m_settings.get(), &SettingsController::configChanged, m_host.get(),
+            &ProxyHost::applyConfig);
+    QSignalSpy started(m_host.get(), &ProxyHost::started);
+    m_host->start(m_settings->config());
+    if (!started.wait(10'000))
+        return 0;
+    const ProxySnapshot snapshot =
+        waitForSnapshot([](const ProxySnapshot &s) { return !s.listenUrls.isEmpty(); });
+    if (snapshot.listenUrls.isEmpty())
+        return 0;
+    return static_cast<quint16>(QUrl(snapshot.listenUrls.constFirst()).port());
+}
+
+// Origins and hosts are edited as lists, applied with the other settings, saved in the settings
+// file (so --no-gui uses them too) and in force in the running proxy.
+void TestUiSettings::accessListsApplyAndPersist() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::Listen, QStringLiteral("127.0.0.1:0")), QString());
+    buildApp(config);
+    const quint16 port = startHost();
+    QVERIFY(port != 0);
+    TestClient client;
+    client.setPort(port);
+    const auto statusWith = [&client](const Headers &headers) {
+        QNetworkReply *reply = client.send("GET", "/stats", {}, headers);
+        TestClient::finished(reply);
+        reply->deleteLater();
+        return TestClient::status(reply);
+    };
+    const Headers fromTool{{"Origin", "http://localhost:5173"}};
+    QCOMPARE(statusWith(fromTool), 403);
+
+    auto *origins = m_app->window()->findChild<QListWidget *>(QStringLiteral("allowOriginsList"));
+    auto *hosts = m_app->window()->findChild<QListWidget *>(QStringLiteral("allowHostsList"));
+    QVERIFY(origins && hosts);
+    QCOMPARE(origins->count(), 0);
+    typeInto("allowOriginEdit", QStringLiteral("http://localhost:5173"));
+    QVERIFY(button("addOriginButton")->isEnabled());
+    QTest::mouseClick(button("addOriginButton"), Qt::LeftButton);
+    typeInto("allowOriginEdit", QStringLiteral("HTTPS://Tool.Example/"));
+    QTest::keyClick(edit("allowOriginEdit"), Qt::Key_Return); // Enter adds too
+    typeInto("allowHostEdit", QStringLiteral("proxy.example.lan"));
+    QTest::mouseClick(button("addHostButton"), Qt::LeftButton);
+    QCOMPARE(origins->count(), 2);
+    QCOMPARE(origins->item(1)->text(), QStringLiteral("https://tool.example")); // as compared
+    QCOMPARE(hosts->count(), 1);
+    QVERIFY(edit("allowOriginEdit")->text().isEmpty());
+
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    clickApply();
+    QCOMPARE(configs.count(), 1);
+    const QList<QByteArray> expectedOrigins{"http://localhost:5173", "https://tool.example"};
+    QCOMPARE(configs.constFirst().constFirst().value<Config>().allowOrigins, expectedOrigins);
+    QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("allowed origins")));
+    // Saved: a fresh load of the file gives them back, and the command line starts from them.
+    const Config stored = SettingsStore(m_store->filePath()).load();
+    QCOMPARE(stored.allowOrigins, expectedOrigins);
+    QCOMPARE(stored.allowHosts, QList<QByteArray>{"proxy.example.lan"});
+    QCOMPARE(parseCommandLine({QStringLiteral("llm-proxy"), QStringLiteral("--no-gui")}, {}, stored)
+                 .config.allowOrigins,
+             expectedOrigins);
+    // In force: the tool's page is served now, and the allowed Host name too.
+    QTRY_COMPARE(statusWith(fromTool), 200);
+    QCOMPARE(statusWith({{"Host", "proxy.example.lan"}}), 200);
+    QVERIFY(!button("applyButton")->isEnabled());
+
+    // Removing one is applied and saved the same way.
+    origins->setCurrentRow(0);
+    QVERIFY(button("removeOriginButton")->isEnabled());
+    QTest::mouseClick(button("removeOriginButton"), Qt::LeftButton);
+    QCOMPARE(origins->count(), 1);
+    clickApply();
+    QCOMPARE(SettingsStore(m_store->filePath()).load().allowOrigins,
+             QList<QByteArray>{"https://tool.example"});
+    QTRY_COMPARE(statusWith(fromTool), 403);
+}
+
+void TestUiSettings::badAccessEntryIsRefusedAsTyped_data() {
+    QTest::addColumn<QString>("field");
+    QTest::addColumn<QString>("option");
+    QTest::addColumn<QString>("bad");
+    QTest::newRow("origin with a path") << "allowOrigin"
+                                        << "--allow-origin"
+                                        << "http://localhost:5173/app";
+    QTest::newRow("origin without scheme") << "allowOrigin"
+                                           << "--allow-origin"
+                                           << "localhost";
+    QTest::newRow("host") << "allowHost"
+                          << "--allow-host"
+                          << "evil_host!";
+}
+
+void TestUiSettings::badAccessEntryIsRefusedAsTyped() {
+    QFETCH(QString, field);
+    QFETCH(QString, option);
+    QFETCH(QString, bad);
+    buildApp(baseConfig());
+    const QByteArray editName = (field + QStringLiteral("Edit")).toLatin1();
+    const QByteArray errorName = (field + QStringLiteral("Error")).toLatin1();
+    const QByteArray addName =
+        field == QStringLiteral("allowOrigin") ? "addOriginButton" : "addHostButton";
+    typeInto(editName.constData(), bad);
+    const CommandLine line = parseCommandLine({QStringLiteral("llm-proxy"), option + u'=' + bad});
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    const QString reason = label(errorName.constData())->text();
+    QVERIFY(!reason.isEmpty());
+    QCOMPARE(QStringLiteral("llm-proxy: ") + option + QStringLiteral(": ") + reason, line.message);
+    QVERIFY(!button(addName.constData())->isEnabled());
+    QTest::keyClick(edit(editName.constData()), Qt::Key_Return);
+    auto *origins = m_app->window()->findChild<QListWidget *>(QStringLiteral("allowOriginsList"));
+    auto *hosts = m_app->window()->findChild<QListWidget *>(QStringLiteral("allowHostsList"));
+    QCOMPARE(origins->count() + hosts->count(), 0);
+    QVERIFY(!button("applyButton")->isEnabled());
+    // Cleared, the reason goes.
+    typeInto(editName.constData(), QString());
+    QVERIFY(label(errorName.constData())->text().isEmpty());
+}
+
+// Generate: a CSPRNG token shown once and copied; the tokens file is written owner-only in the
+// format the proxy reads; the running proxy then refuses requests without it.
+void TestUiSettings::generatedTokenIsSavedCopiedAndRequired() {
+    Config config = baseConfig();
+    QCOMPARE(applySetting(config, Setting::Listen, QStringLiteral("127.0.0.1:0")), QString());
+    const QString tokensPath = m_dir->filePath(QStringLiteral("config/tokens"));
+    config.tokensFile = tokensPath;
+    buildApp(config);
+    const quint16 port = startHost();
+    QVERIFY(port != 0);
+    TestClient client;
+    client.setPort(port);
+    const auto statusWith = [&client](const Headers &headers) {
+        QNetworkReply *reply = client.send("GET", "/stats", {}, headers);
+        TestClient::finished(reply);
+        reply->deleteLater();
+        return TestClient::status(reply);
+    };
+    QCOMPARE(statusWith({}), 200); // no tokens yet: loopback needs none
+
+    auto *frame = m_app->window()->findChild<QFrame *>(QStringLiteral("newTokenFrame"));
+    QVERIFY(frame && frame->isHidden());
+    typeInto("tokenNameEdit", QStringLiteral("bad name"));
+    QVERIFY(!button("generateTokenButton")->isEnabled());
+    QVERIFY(!label("tokenError")->text().isEmpty());
+    typeInto("tokenNameEdit", QStringLiteral("laptop"));
+    QVERIFY(button("generateTokenButton")->isEnabled());
+    QTest::mouseClick(button("generateTokenButton"), Qt::LeftButton);
+
+    QVERIFY(!frame->isHidden());
+    const QByteArray token = edit("newTokenEdit")->text().toLatin1();
+    QVERIFY2(token.startsWith("llmp-") && token.size() == 37, token.constData());
+    QTest::mouseClick(button("copyTokenButton"), Qt::LeftButton);
+    QCOMPARE(QGuiApplication::clipboard()->text().toLatin1(), token);
+
+    // The file: owner-only, and what the proxy's own loader reads.
+    const QFile::Permissions others = QFile::ReadGroup | QFile::WriteGroup | QFile::ExeGroup |
+                                      QFile::ReadOther | QFile::WriteOther | QFile::ExeOther;
+    QCOMPARE(QFileInfo(tokensPath).permissions() & others, QFile::Permissions());
+    QString error;
+    const auto loaded = loadProxyTokens(tokensPath, &error);
+    QVERIFY2(loaded, qPrintable(error));
+    QCOMPARE(*loaded, (QList<ProxyToken>{{"laptop", token}}));
+    QCOMPARE(m_settings->config().tokens, *loaded);
+
+    // The table names it and shows only its last four characters.
+    auto *table = m_app->window()->findChild<QTableWidget *>(QStringLiteral("tokensTable"));
+    QVERIFY(table);
+    QCOMPARE(table->rowCount(), 1);
+    QCOMPARE(table->item(0, 0)->text(), QStringLiteral("laptop"));
+    QCOMPARE(table->item(0, 1)->text(), QString(u'…' + QString::fromLatin1(token.right(4))));
+
+    // In force: without the token, 401; with it, served.
+    QTRY_COMPARE(statusWith({}), 401);
+    QCOMPARE(statusWith({{"Authorization", "Bearer " + token}}), 200);
+
+    // Done: the token is gone from the window.
+    QTest::mouseClick(button("hideTokenButton"), Qt::LeftButton);
+    QVERIFY(frame->isHidden());
+    QVERIFY(edit("newTokenEdit")->text().isEmpty());
+    for (QLineEdit *anyEdit : m_app->window()->findChildren<QLineEdit *>())
+        QVERIFY(!anyEdit->text().toLatin1().contains(token));
+
+    // A second token with the same name is refused, and the file is left alone.
+    const QByteArray before = [&] {
+        QFile file(tokensPath);
+        return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
+    }();
+    typeInto("tokenNameEdit", QStringLiteral("laptop"));
+    QTest::mouseClick(button("generateTokenButton"), Qt::LeftButton);
+    QVERIFY(label("tokenError")->text().contains(QStringLiteral("already")));
+    QFile after(tokensPath);
+    QVERIFY(after.open(QIODevice::ReadOnly));
+    QCOMPARE(after.readAll(), before);
+}
+
+void TestUiSettings::removingATokenRewritesTheFile() {
+    const QString tokensPath = m_dir->filePath(QStringLiteral("tokens"));
+    {
+        QFile file(tokensPath);
+        QVERIFY(file.open(QIODevice::WriteOnly | QIODevice::NewOnly,
+                          QFile::ReadOwner | QFile::WriteOwner));
+        file.write("# my tokens\nalice 0123456789abcdefAAAA\nbob 0123456789abcdefBBBB\n");
+    }
+    Config config = baseConfig();
+    QString error;
+    const auto tokens = loadProxyTokens(tokensPath, &error);
+    QVERIFY2(tokens, qPrintable(error));
+    config.tokens = *tokens;
+    config.tokensFile = tokensPath;
+    buildApp(config);
+    auto *table = m_app->window()->findChild<QTableWidget *>(QStringLiteral("tokensTable"));
+    QCOMPARE(table->rowCount(), 2);
+    QCOMPARE(table->item(1, 1)->text(), QStringLiteral("…BBBB"));
+    QVERIFY(!button("removeTokenButton")->isEnabled());
+    table->selectRow(0);
+    QVERIFY(button("removeTokenButton")->isEnabled());
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    QTest::mouseClick(button("removeTokenButton"), Qt::LeftButton);
+    QCOMPARE(configs.count(), 1);
+    QCOMPARE(configs.constFirst().constFirst().value<Config>().tokens,
+             (QList<ProxyToken>{{"bob", "0123456789abcdefBBBB"}}));
+    QFile file(tokensPath);
+    QVERIFY(file.open(QIODevice::ReadOnly));
+    QCOMPARE(file.readAll(), QByteArray("# my tokens\nbob 0123456789abcdefBBBB\n"));
+    QCOMPARE(table->rowCount(), 1);
+    QCOMPARE(table->item(0, 0)->text(), QStringLiteral("bob"));
+}
+
+void TestUiSettings::tokenWriteFailureIsShown() {
+    Config config = baseConfig();
+    // A folder where the file should be: the write fails, and the page says so.
+    const QString tokensPath = m_dir->filePath(QStringLiteral("tokens"));
+    QVERIFY(QDir().mkpath(tokensPath));
+    config.tokensFile = tokensPath;
+    buildApp(config);
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    typeInto("tokenNameEdit", QStringLiteral("laptop"));
+    QTest::mouseClick(button("generateTokenButton"), Qt::LeftButton);
+    QVERIFY2(label("tokenError")->text().contains(tokensPath),
+             qPrintable(label("tokenError")->text()));
+    QVERIFY(m_app->window()->findChild<QFrame *>(QStringLiteral("newTokenFrame"))->isHidden());
+    QCOMPARE(configs.count(), 0);
+    QVERIFY(m_settings->config().tokens.isEmpty());
+}
 QTEST_MAIN(TestUiSettings)
 #include "tst_ui_settings.moc"

@@ -6,10 +6,12 @@
 #include <QComboBox>
 #include <QDateTime>
 #include <QDateTimeAxis>
+#include <QEvent>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLegend>
 #include <QLineSeries>
+#include <QPalette>
 #include <QVBoxLayout>
 #include <QValueAxis>
 
@@ -79,7 +81,53 @@ ChartsWidget::ChartsWidget(SnapshotHistory *history, QWidget *parent)
         setSpan(static_cast<ChartSpan>(m_spanBox->itemData(index).toInt()));
     });
     connect(m_history, &SnapshotHistory::appended, this, &ChartsWidget::refresh);
+    applyPalette();
     refresh();
+}
+
+void ChartsWidget::fitTicks() {
+    // Labels stay readable: about one time label per LabelWidth pixels of a chart's plot area.
+    constexpr int LabelWidth = 80;
+    for (Panel *panel : {&m_queue, &m_latency, &m_batches}) {
+        const int width = panel->view->width();
+        const int ticks = std::clamp(width / LabelWidth, 2, 6);
+        if (panel->time->tickCount() != ticks)
+            panel->time->setTickCount(ticks);
+    }
+}
+
+void ChartsWidget::applyPalette() {
+    // Colours follow the palette (dark themes included); the series keep their own colours,
+    // which read on light and dark backgrounds alike.
+    const QPalette pal = palette();
+    const QColor background = pal.color(QPalette::Base);
+    const QColor text = pal.color(QPalette::Text);
+    QColor grid = pal.color(QPalette::Mid);
+    for (Panel *panel : {&m_queue, &m_latency, &m_batches}) {
+        panel->chart->setBackgroundBrush(background);
+        panel->chart->setPlotAreaBackgroundVisible(false);
+        panel->chart->setTitleBrush(text);
+        panel->chart->legend()->setLabelColor(text);
+        for (QAbstractAxis *axis : {static_cast<QAbstractAxis *>(panel->time),
+                                    static_cast<QAbstractAxis *>(panel->values)}) {
+            axis->setLabelsColor(text);
+            axis->setTitleBrush(text);
+            axis->setLinePenColor(grid);
+            axis->setGridLineColor(grid);
+        }
+        panel->view->setBackgroundBrush(background);
+    }
+}
+
+void ChartsWidget::changeEvent(QEvent *event) {
+    if (event->type() == QEvent::PaletteChange)
+        applyPalette();
+    QWidget::changeEvent(event);
+}
+
+void ChartsWidget::resizeEvent(QResizeEvent *event) {
+    QWidget::resizeEvent(event);
+    fitTicks();
 }
 
 ChartsWidget::Panel ChartsWidget::makePanel(const QString &name, const QString &title,
@@ -142,13 +190,21 @@ void ChartsWidget::refresh() {
     const qint64 spanMs = SnapshotHistory::spanLength(m_span).count();
     const qint64 end = samples.isEmpty() ? QDateTime::currentMSecsSinceEpoch()
                                          : samples.constLast().msecsSinceEpoch;
+    // Until the chosen span is full, the axis fits the data (right after start a 15-minute
+    // axis would show one sliver at its right edge), but never narrower than MinVisible.
+    qint64 start = end - spanMs;
+    if (!samples.isEmpty())
+        start = std::max(start, samples.constFirst().msecsSinceEpoch);
+    start = std::min(start, end - std::min<qint64>(spanMs, MinVisible.count()));
+    m_timeRange = {start, end};
     const QString format =
-        m_span == ChartSpan::Minutes15 ? QStringLiteral("HH:mm:ss") : QStringLiteral("HH:mm");
+        end - start <= 15LL * 60 * 1000 ? QStringLiteral("HH:mm:ss") : QStringLiteral("HH:mm");
     for (Panel *panel : {&m_queue, &m_latency, &m_batches}) {
         panel->time->setFormat(format);
-        panel->time->setRange(QDateTime::fromMSecsSinceEpoch(end - spanMs),
+        panel->time->setRange(QDateTime::fromMSecsSinceEpoch(start),
                               QDateTime::fromMSecsSinceEpoch(end));
     }
+    fitTicks();
 
     double latencyMax = 0;
     for (const HistorySample &sample : samples)

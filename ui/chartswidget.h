@@ -8,6 +8,9 @@
 
 #include <QWidget>
 
+#include <chrono>
+#include <utility>
+
 class QChart;
 class QChartView;
 class QComboBox;
@@ -30,6 +33,14 @@ public:
     QLineSeries *series(const QString &name) const;
     // The latency axis's unit as shown ("ms", "s" or "min").
     QString latencyUnit() const { return m_latencyUnit; }
+    // The time axes' range as shown, in ms since the epoch: the chosen span once the history
+    // fills it; before that the data's own extent, at least MinVisible (or the span) wide.
+    std::pair<qint64, qint64> timeRange() const { return m_timeRange; }
+    static constexpr std::chrono::milliseconds MinVisible{60'000};
+
+protected:
+    void changeEvent(QEvent *event) override;
+    void resizeEvent(QResizeEvent *event) override;
 
 Q_SIGNALS:
     void spanChanged(llmproxy::ChartSpan span);
@@ -45,6 +56,8 @@ private:
     QLineSeries *addSeries(Panel &panel, const QString &name, const QString &label,
                            const QColor &color);
     void refresh();
+    void fitTicks();
+    void applyPalette();
 
     SnapshotHistory *m_history;
     ChartSpan m_span = ChartSpan::Minutes15;
@@ -60,6 +73,7 @@ private:
     QLineSeries *m_sent = nullptr;
     QLineSeries *m_finished = nullptr;
     QString m_latencyUnit = QStringLiteral("ms");
+    std::pair<qint64, qint64> m_timeRange{0, 0};
 };
 
 } // namespace llmproxy

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/desktopapp.h"
 
+#include "ui/accesssettings.h"
 #include "ui/appactions.h"
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
@@ -50,6 +51,15 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     connect(settings, &SettingsController::fileFallbackOffered, page,
             &SettingsPage::offerFileFallback);
     connect(settings, &SettingsController::message, page, &SettingsPage::showMessage);
+    AccessSettings *access = page->access();
+    connect(access, &AccessSettings::tokenGenerateRequested, settings,
+            &SettingsController::generateProxyToken);
+    connect(access, &AccessSettings::tokenRemoveRequested, settings,
+            &SettingsController::removeProxyToken);
+    connect(settings, &SettingsController::proxyTokenGenerated, access,
+            &AccessSettings::showGeneratedToken);
+    connect(settings, &SettingsController::proxyTokenFailed, access,
+            &AccessSettings::showTokenError);
     connect(settings, &SettingsController::notificationsChanged, m_tray,
             &TrayController::setNotificationsEnabled);
 

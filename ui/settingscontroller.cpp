@@ -6,6 +6,8 @@
 #include "ui/keystore.h"
 #include "ui/uilogging.h"
 
+#include <QFileInfo>
+
 namespace llmproxy {
 
 SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
@@ -185,6 +187,92 @@ void SettingsController::setNotificationsEnabled(bool enabled) {
 
 void SettingsController::setChartSpan(int span) {
     m_store->setChartSpan(span);
+}
+
+QString SettingsController::tokensFile() const {
+    return m_config.tokensFile.isEmpty() ? defaultTokensFile() : m_config.tokensFile;
+}
+
+void SettingsController::generateProxyToken(const QString &name) {
+    const QByteArray tokenName = name.trimmed().toUtf8();
+    if (!isProxyTokenName(tokenName)) {
+        Q_EMIT proxyTokenFailed(QStringLiteral("A token's name is 1 to 64 letters, digits or "
+                                               ". _ @ -"));
+        return;
+    }
+    auto tokens = currentTokens();
+    if (!tokens)
+        return;
+    for (const ProxyToken &token : std::as_const(*tokens)) {
+        if (token.name == tokenName) {
+            Q_EMIT proxyTokenFailed(
+                QStringLiteral("There is a token named \"%1\" already").arg(name.trimmed()));
+            return;
+        }
+    }
+    const ProxyToken created{tokenName, llmproxy::generateProxyToken()};
+    tokens->append(created);
+    if (!writeTokens(*tokens))
+        return;
+    qCInfo(lcUi).noquote() << "proxy token added:" << QString::fromUtf8(tokenName);
+    Q_EMIT proxyTokenGenerated(QString::fromUtf8(created.name), created.token);
+    Q_EMIT message(QStringLiteral("Token \"%1\" added to %2")
+                       .arg(QString::fromUtf8(tokenName), m_config.tokensFile),
+                   false);
+}
+
+void SettingsController::removeProxyToken(const QString &name) {
+    auto tokens = currentTokens();
+    if (!tokens)
+        return;
+    const QByteArray tokenName = name.toUtf8();
+    const auto removed =
+        tokens->removeIf([&tokenName](const ProxyToken &token) { return token.name == tokenName; });
+    if (removed == 0)
+        return;
+    Config next = m_config;
+    next.tokens = *tokens;
+    if (const QString exposed = exposureProblem(next); !exposed.isEmpty()) {
+        Q_EMIT proxyTokenFailed(QStringLiteral("The last token cannot go while the proxy listens "
+                                               "off loopback with a key: ") +
+                                exposed);
+        return;
+    }
+    if (!writeTokens(*tokens))
+        return;
+    qCInfo(lcUi).noquote() << "proxy token removed:" << name;
+    Q_EMIT message(QStringLiteral("Token \"%1\" removed from %2").arg(name, m_config.tokensFile),
+                   false);
+}
+
+std::optional<QList<ProxyToken>> SettingsController::currentTokens() {
+    // The file as it is now (it may have been edited since the start), or none yet.
+    const QString path = tokensFile();
+    if (path.isEmpty()) {
+        Q_EMIT proxyTokenFailed(QStringLiteral("There is no folder for the tokens file"));
+        return std::nullopt;
+    }
+    if (!QFileInfo::exists(path))
+        return QList<ProxyToken>();
+    QString problem;
+    auto tokens = loadProxyTokens(path, &problem);
+    if (!tokens)
+        Q_EMIT proxyTokenFailed(QStringLiteral("The tokens file cannot be read: ") + problem);
+    return tokens;
+}
+
+bool SettingsController::writeTokens(const QList<ProxyToken> &tokens) {
+    const QString path = tokensFile();
+    QString problem;
+    if (!saveProxyTokens(path, tokens, &problem)) {
+        qCWarning(lcUi).noquote() << problem;
+        Q_EMIT proxyTokenFailed(problem);
+        return false;
+    }
+    m_config.tokensFile = path;
+    m_config.tokens = tokens;
+    Q_EMIT configChanged(m_config);
+    return true;
 }
 
 void SettingsController::useKey(const QByteArray &key) {

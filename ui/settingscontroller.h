@@ -11,6 +11,8 @@
 #include <QObject>
 #include <QString>
 
+#include <optional>
+
 namespace llmproxy {
 
 class KeyStore;
@@ -44,6 +46,8 @@ public:
     bool notificationsEnabled() const;
     int chartSpan() const;
     QString settingsFile() const;
+    // Where proxy tokens are read and written: Config.tokensFile, else defaultTokensFile().
+    QString tokensFile() const;
 
     // At start: fetch the stored key (from the keychain when it is kept there), then ready().
     // config() then carries the key. Always asynchronous.
@@ -60,6 +64,10 @@ public Q_SLOTS:
     void forgetApiKey();
     void setNotificationsEnabled(bool enabled);
     void setChartSpan(int span);
+    // Proxy tokens: written to tokensFile() at once (0600, atomically) and applied to the core.
+    // A new token is announced once (proxyTokenGenerated), to be shown and copied.
+    void generateProxyToken(const QString &name);
+    void removeProxyToken(const QString &name);
 
 Q_SIGNALS:
     void ready();
@@ -68,6 +76,8 @@ Q_SIGNALS:
     void fileFallbackOffered(const QString &reason);
     void message(const QString &text, bool isError);
     void notificationsChanged(bool enabled);
+    void proxyTokenGenerated(const QString &name, const QByteArray &token);
+    void proxyTokenFailed(const QString &reason);
 
 private:
     void setKeyState(KeyState::Source source, const QByteArray &key, const QString &problem = {});
@@ -75,6 +85,8 @@ private:
     void onKeychainRead(const QByteArray &key);
     void onKeychainWritten();
     void onKeychainRemoved();
+    std::optional<QList<ProxyToken>> currentTokens(); // nullopt: proxyTokenFailed said why
+    bool writeTokens(const QList<ProxyToken> &tokens);
 
     SettingsStore *m_store;
     KeyStore *m_keys;

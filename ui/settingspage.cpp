@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/settingspage.h"
 
+#include "ui/accesssettings.h"
+
 #include <QCheckBox>
 #include <QFrame>
 #include <QGridLayout>
@@ -25,11 +27,11 @@ SettingsPage::SettingsPage(QWidget *parent)
     auto *batching = new QGroupBox(QStringLiteral("Proxy"), this);
     auto *grid = new QGridLayout(batching);
     grid->setColumnStretch(2, 1);
-    // One row for each setting the window shows, in the table's order (settingDeclarations()).
+    // A row for each setting the window shows, in the table's order (settingDeclarations()).
     int row = 0;
     for (const SettingDeclaration &decl : settingDeclarations()) {
-        if (decl.shownInWindow())
-            addField(grid, row++, decl);
+        if (decl.shownInWindow() && decl.kind != SettingDeclaration::Kind::List)
+            addField(grid, row++, decl); // the lists: in the Access group (AccessSettings)
     }
     layout->addWidget(batching);
 
@@ -76,6 +78,10 @@ SettingsPage::SettingsPage(QWidget *parent)
     m_fallback->hide();
     keyLayout->addWidget(m_fallback);
     layout->addWidget(keyBox);
+
+    m_access = new AccessSettings(this);
+    connect(m_access, &AccessSettings::edited, this, &SettingsPage::validate);
+    layout->addWidget(m_access);
 
     auto *desktop = new QGroupBox(QStringLiteral("Desktop"), this);
     auto *desktopLayout = new QVBoxLayout(desktop);
@@ -154,6 +160,7 @@ void SettingsPage::setConfig(const Config &config) {
     m_base = config;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
         it.value().edit->setText(settingText(config, it.key()));
+    m_access->setConfig(config);
     validate();
 }
 
@@ -161,6 +168,7 @@ Config SettingsPage::editedConfig() const {
     Config edited = m_base;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
         applySetting(edited, it.key(), it.value().edit->text());
+    m_access->applyTo(edited);
     return edited;
 }
 
@@ -174,7 +182,7 @@ bool SettingsPage::isValid() const {
 }
 
 bool SettingsPage::hasChanges() const {
-    if (!m_key->text().trimmed().isEmpty())
+    if (!m_key->text().trimmed().isEmpty() || m_access->hasChanges(m_base))
         return true;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
         // Compared as values: an empty grace period is "off", "4000ms" is "4s".
@@ -212,7 +220,7 @@ void SettingsPage::apply() {
     if (!key.isEmpty())
         Q_EMIT apiKeyEntered(key);
     const Config edited = editedConfig();
-    bool changed = false;
+    bool changed = m_access->hasChanges(m_base);
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
         changed = changed || settingText(edited, it.key()) != settingText(m_base, it.key());
     if (changed)

@@ -20,6 +20,8 @@ class QPushButton;
 
 namespace llmproxy {
 
+class AccessSettings;
+
 class SettingsPage final : public QWidget {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(SettingsPage)
@@ -34,6 +36,8 @@ public:
     // Whether the form differs from the configuration in force (or a key was typed). Values are
     // compared, not texts: an empty grace period equals "off", "4000ms" equals "4s".
     bool hasChanges() const;
+    // The "Access" group: allowed origins and hosts (applied with the rest), proxy tokens.
+    AccessSettings *access() const { return m_access; }
 
 public Q_SLOTS:
     void setKeyState(const llmproxy::KeyState &state);
@@ -67,6 +71,7 @@ private:
     QPushButton *m_forgetKey = nullptr;
     QFrame *m_fallback = nullptr;
     QLabel *m_fallbackText = nullptr;
+    AccessSettings *m_access = nullptr;
     QCheckBox *m_notifications = nullptr;
     QPushButton *m_apply = nullptr;
     QPushButton *m_revert = nullptr;

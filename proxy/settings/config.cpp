@@ -488,7 +488,7 @@ const std::vector<Entry> &entries() {
                   .help = "How many threads serve HTTP connections (default: %1, one per core; "
                           "1 to 64)."_L1},
          .field = [](Config &c) -> Field { return {.count = &c.ioThreads}; }},
-        {.decl = {.setting = Setting::AllowOrigin,
+        {.decl = {.setting = Setting::AllowOrigins,
                   .option = "allow-origin"_L1,
                   .valueName = "ORIGIN"_L1,
                   .kind = Kind::List,
@@ -497,17 +497,30 @@ const std::vector<Entry> &entries() {
                   .missing = "an origin, example: http://localhost:5173"_L1,
                   .help = "A web page origin (http://localhost:5173) that may call the proxy "
                           "from a browser, with CORS answers. Repeatable. Other pages get "
-                          "403."_L1},
+                          "403."_L1,
+                  // Space-separated (a list QSettings read from commas is joined back).
+                  .storeKey = "access/allow_origins"_L1,
+                  .label = "Allowed origins"_L1,
+                  .objectName = "allowOrigin"_L1,
+                  .hint = "Web pages (scheme://host[:port]) that may call the proxy from a "
+                          "browser, with CORS answers; other pages get 403 (--allow-origin)"_L1,
+                  .changeName = "allowed origins"_L1},
          .field = [](Config &c) -> Field { return {.list = &c.allowOrigins}; },
          .item = originItem},
-        {.decl = {.setting = Setting::AllowHost,
+        {.decl = {.setting = Setting::AllowHosts,
                   .option = "allow-host"_L1,
                   .valueName = "NAME"_L1,
                   .kind = Kind::List,
                   .expected = "a host name (example: proxy.example.lan)"_L1,
                   .missing = "a host name"_L1,
                   .help = "A Host name served besides IP literals and localhost (other names get "
-                          "421: DNS rebinding). Repeatable."_L1},
+                          "421: DNS rebinding). Repeatable."_L1,
+                  .storeKey = "access/allow_hosts"_L1,
+                  .label = "Allowed hosts"_L1,
+                  .objectName = "allowHost"_L1,
+                  .hint = "Host names served besides IP addresses and localhost; other names get "
+                          "421 (--allow-host)"_L1,
+                  .changeName = "allowed hosts"_L1},
          .field = [](Config &c) -> Field { return {.list = &c.allowHosts}; },
          .item = hostItem},
         {.decl = {.setting = Setting::TokensFile,
@@ -697,6 +710,31 @@ QString absolutePath(QString path) {
     return QDir::cleanPath(QFileInfo(path).absoluteFilePath());
 }
 
+// One entry of a list setting (one --allow-origin or --allow-host value). Accepted: `item` gets
+// it as the front door compares it and the result is empty; refused: the reason.
+QString checkListEntry(const Entry &e, QStringView text, const QByteArray &apiKey,
+                       QByteArray *item) {
+    const auto accepted = e.item(text.toString());
+    if (!accepted)
+        return shown(text, apiKey) + QStringLiteral(" is not ") + e.decl.expected;
+    *item = *accepted;
+    return QString();
+}
+
+// A list setting's entries: separated by spaces, commas or line breaks.
+QList<QStringView> listEntries(QStringView text) {
+    QList<QStringView> entries;
+    qsizetype start = 0;
+    for (qsizetype i = 0; i <= text.size(); ++i) {
+        if (i == text.size() || text[i].isSpace() || text[i] == u',') {
+            if (i > start)
+                entries.append(text.sliced(start, i - start));
+            start = i + 1;
+        }
+    }
+    return entries;
+}
+
 // Checks one setting's value as the command line does; on success stores it in `config`.
 // Returns what is wrong with it (starting with the quoted value), or an empty string.
 QString checkSetting(Config &config, const Entry &e, const QString &value,
@@ -782,10 +820,16 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         return QString();
     }
     case Kind::List: {
-        const auto item = e.item(value);
-        if (!item)
-            return quoted + QStringLiteral(" is not ") + decl.expected;
-        field.list->append(*item);
+        QList<QByteArray> list;
+        for (QStringView text : listEntries(value)) {
+            QByteArray item;
+            const QString problem = checkListEntry(e, text, apiKey, &item);
+            if (!problem.isEmpty())
+                return problem;
+            if (!list.contains(item))
+                list.append(item);
+        }
+        *field.list = list;
         return QString();
     }
     }
@@ -948,15 +992,17 @@ public:
             const Entry *e = entryForArgument(dashed);
             if (!e)
                 continue;
-            given.insert(e->decl.setting);
             QString value;
             if (e->decl.takesValue())
                 value = parser.values(found[k]).value(used[found[k]]++);
             else if (e->field)
                 value = QStringLiteral("true");
             else
-                continue; // --help, --version
-            const QString problem = checkSetting(m_config, *e, value, m_apiKey);
+                continue; // --help, --version: isSet() below
+            const QString problem = e->decl.kind == Kind::List
+                                        ? addToList(*e, value, !given.contains(e->decl.setting))
+                                        : checkSetting(m_config, *e, value, m_apiKey);
+            given.insert(e->decl.setting);
             if (!problem.isEmpty())
                 fail(positions[k], errorLine(e->decl.optionName(), problem));
         }
@@ -1017,6 +1063,21 @@ private:
         }
         return QStringLiteral("llm-proxy: unexpected argument ") + shown(arg, m_apiKey) +
                QStringLiteral(" (options start with --; see --help)");
+    }
+
+    // One --allow-origin or --allow-host: the first replaces the saved list (as every option
+    // overrides its saved setting), the next add to it.
+    QString addToList(const Entry &e, const QString &value, bool first) {
+        QByteArray item;
+        const QString problem = checkListEntry(e, value, m_apiKey, &item);
+        if (!problem.isEmpty())
+            return problem;
+        QList<QByteArray> &list = *e.field(m_config).list;
+        if (first)
+            list.clear();
+        if (!list.contains(item))
+            list.append(item);
+        return QString();
     }
 
     // Reads the tokens file: the one given, or the default one if it exists. Returns an error
@@ -1180,7 +1241,8 @@ QString helpText() {
                "\n"
                "Both --option VALUE and --option=VALUE work; a repeated option's last value wins\n"
                "(--allow-origin and --allow-host add up).\n"
-               "Settings saved in the desktop app apply in both modes; options override them.\n"
+               "Settings saved in the desktop app apply in both modes; options override them\n"
+               "(--allow-origin and --allow-host given here replace the saved lists).\n"
                "\n"
                "Values:\n"
                "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"

@@ -139,8 +139,12 @@ enum class Setting {
     GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
     ResultTtl,
     IoThreads,
-    AllowOrigin, // repeatable: each value adds one
-    AllowHost,   // repeatable: each value adds one
+    // Lists (Config.allowOrigins, .allowHosts). As settings (file, window): entries separated
+    // by spaces, commas or line breaks, each checked as one --allow-origin / --allow-host
+    // value; empty text: none. On the command line each option gives one entry: the first
+    // replaces the saved list, the next add to it.
+    AllowOrigins,
+    AllowHosts,
     TokensFile,
     HeaderTimeout,
     HeaderTimeoutMax,
@@ -167,7 +171,7 @@ struct SettingDeclaration {
         Listen,        // HOST:PORT
         Url,           // URL
         Path,          // DIR or FILE, made absolute
-        List,          // a value added to a list; the option is repeatable
+        List,          // entries (see AllowOrigins); the option is repeatable
     };
     Setting setting = Setting::NoGui;
     QLatin1StringView option{};    // "batch-window" ("h" is the short form of help)
@@ -184,7 +188,8 @@ struct SettingDeclaration {
         storeKey{}; // INI key in the settings file ("proxy/batch_window"); empty: none
     // The settings window: the label (empty: not shown), the objectName prefix of its line edit
     // and error label ("batchWindow" → batchWindowEdit, batchWindowError), the tooltip, and the
-    // name in "Applied and saved: ..." messages.
+    // name in "Applied and saved: ..." messages. The form has a row for each shown setting but
+    // the lists, which the Access group (AccessSettings) edits entry by entry.
     QLatin1StringView label{};
     QLatin1StringView objectName{};
     QLatin1StringView hint{};
@@ -204,7 +209,7 @@ const SettingDeclaration &settingDeclaration(Setting setting);
 // `config` and returns an empty string. Refused: leaves `config` alone and returns the reason,
 // starting with the quoted value (`"4x" is not a duration (examples: ...)`); a value that looks
 // like an API key (or contains config.apiKey) is never repeated. A switch is set by any text
-// but "false", "off", "0" and ""; a list setting adds one value.
+// but "false", "off", "0" and ""; a list setting's text replaces the list.
 QString applySetting(Config &config, Setting setting, const QString &text);
 // The setting's value in config as text that applySetting accepts ("4s", "25MB", "localhost:3030";
 // a grace period that is off reads "off"; a switch "true" or "false"; a list its values joined by

@@ -2,11 +2,15 @@
 #include "settings/proxytokens.h"
 
 #include <QCryptographicHash>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QRandomGenerator>
+#include <QSaveFile>
 #include <QStandardPaths>
 
 #include <algorithm>
+#include <array>
 
 namespace llmproxy {
 
@@ -54,7 +58,7 @@ std::optional<QList<ProxyToken>> parseProxyTokens(QByteArrayView text, QString *
                                                              "fields separated by spaces)")));
         const QByteArray &name = fields.at(0);
         const QByteArray &token = fields.at(1);
-        if (name.size() > MaxNameLength || !std::all_of(name.cbegin(), name.cend(), isNameChar))
+        if (!isProxyTokenName(name))
             return fail(lineError(lineNumber, QStringLiteral("a name is 1 to 64 letters, digits "
                                                              "or . _ @ -")));
         if (token.size() < MinTokenLength || token.size() > MaxTokenLength ||
@@ -122,6 +126,94 @@ const ProxyToken *findProxyToken(const QList<ProxyToken> &tokens, QByteArrayView
         match = equal ? &candidate : match;
     }
     return presented.isEmpty() ? nullptr : match;
+}
+
+bool isProxyTokenName(QByteArrayView name) {
+    return !name.isEmpty() && name.size() <= MaxNameLength &&
+           std::all_of(name.cbegin(), name.cend(), isNameChar);
+}
+
+QByteArray generateProxyToken() {
+    std::array<quint32, 6> words{}; // 24 bytes: 32 base64 characters, no padding
+    QRandomGenerator::system()->fillRange(words.data(), words.size());
+    const QByteArray bytes(reinterpret_cast<const char *>(words.data()), sizeof(words));
+    return QByteArrayLiteral("llmp-") +
+           bytes.toBase64(QByteArray::Base64UrlEncoding | QByteArray::OmitTrailingEquals);
+}
+
+QByteArray proxyTokensText(QByteArrayView previous, const QList<ProxyToken> &tokens) {
+    QByteArray text;
+    QList<QByteArray> written;
+    const auto line = [](const ProxyToken &token) -> QByteArray {
+        return token.name + ' ' + token.token + '\n';
+    };
+    QList<QByteArray> lines = previous.toByteArray().split('\n');
+    if (!lines.isEmpty() && lines.constLast().isEmpty())
+        lines.removeLast(); // the final line break
+    for (const QByteArray &rawLine : std::as_const(lines)) {
+        const QByteArray trimmed = rawLine.trimmed();
+        if (trimmed.isEmpty() || trimmed.startsWith('#')) {
+            text += rawLine + '\n';
+            continue;
+        }
+        const QByteArray name = trimmed.simplified().split(' ').constFirst();
+        const auto kept = std::find_if(tokens.cbegin(), tokens.cend(),
+                                       [&name](const ProxyToken &t) { return t.name == name; });
+        if (kept == tokens.cend() || written.contains(name))
+            continue; // removed (or a duplicate line, which the file could not have held)
+        const QList<QByteArray> fields = trimmed.simplified().split(' ');
+        text += (fields.size() == 2 && fields.at(1) == kept->token) ? rawLine + '\n' : line(*kept);
+        written.append(name);
+    }
+    for (const ProxyToken &token : tokens) {
+        if (!written.contains(token.name))
+            text += line(token);
+    }
+    return text;
+}
+
+bool saveProxyTokens(const QString &path, const QList<ProxyToken> &tokens, QString *error) {
+    auto fail = [error, &path](const QString &message) {
+        if (error)
+            *error = QStringLiteral("cannot write %1: %2").arg(path, message);
+        return false;
+    };
+    constexpr QFile::Permissions OwnerOnly = QFile::ReadOwner | QFile::WriteOwner;
+    const QFileInfo info(path);
+    if (!QDir().mkpath(info.absolutePath()))
+        return fail(QStringLiteral("cannot create the folder %1").arg(info.absolutePath()));
+    QByteArray previous;
+    if (info.exists() && !info.isFile())
+        return fail(QStringLiteral("not a regular file"));
+    if (info.exists()) {
+        // QSaveFile gives its new file the old one's permissions: make those owner-only first,
+        // so that the new text is never in a file others could have opened.
+        if (!QFile::setPermissions(path, OwnerOnly))
+            return fail(QStringLiteral("cannot make it readable by its owner only"));
+        QFile old(path);
+        if (!old.open(QIODevice::ReadOnly))
+            return fail(old.errorString());
+        if (old.size() > MaxFileSize)
+            return fail(QStringLiteral("larger than 1 MiB"));
+        previous = old.readAll();
+    } else {
+        // A new QSaveFile target gets the umask's permissions (often 0644): create it empty
+        // and owner-only, so the temporary file QSaveFile writes takes that mode from the start.
+        QFile created(path);
+        if (!created.open(QIODevice::WriteOnly | QIODevice::NewOnly, OwnerOnly))
+            return fail(created.errorString());
+    }
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly))
+        return fail(file.errorString());
+    if ((file.permissions() & ~(OwnerOnly | QFile::ReadUser | QFile::WriteUser)) != 0) {
+        file.cancelWriting();
+        return fail(QStringLiteral("its temporary file is not owner-only"));
+    }
+    const QByteArray text = proxyTokensText(previous, tokens);
+    if (file.write(text) != text.size() || !file.commit())
+        return fail(file.errorString());
+    return true;
 }
 
 QString defaultTokensFile() {

@@ -33,6 +33,22 @@ std::optional<QList<ProxyToken>> loadProxyTokens(const QString &path, QString *e
 // none: every token is compared, by SHA-256 digest, without stopping early.
 const ProxyToken *findProxyToken(const QList<ProxyToken> &tokens, QByteArrayView presented);
 
+// Whether `name` may name a token: 1 to 64 letters, digits or . _ @ -.
+bool isProxyTokenName(QByteArrayView name);
+
+// A new token from the system's CSPRNG: "llmp-" and 32 URL-safe base64 characters (192 bits).
+QByteArray generateProxyToken();
+
+// The file's text after its tokens become `tokens`: comments, blank lines and the lines of
+// tokens that stay are kept in place (a changed token's line is rewritten), lines of tokens that
+// are gone are dropped, new tokens are appended in their order.
+QByteArray proxyTokensText(QByteArrayView previous, const QList<ProxyToken> &tokens);
+
+// Writes `tokens` to `path` (through proxyTokensText over the file's current text) atomically,
+// in a file that is owner-only (0600) from its creation on. False, with the reason in `error`,
+// if it could not be written.
+bool saveProxyTokens(const QString &path, const QList<ProxyToken> &tokens, QString *error);
+
 // Where the tokens file is looked for when --tokens-file is not given:
 // QStandardPaths::GenericConfigLocation + "/llm-proxy/tokens".
 QString defaultTokensFile();

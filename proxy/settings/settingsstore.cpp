@@ -55,7 +55,10 @@ Config SettingsStore::load(QStringList *problems) const {
         const QVariant value = m_settings->value(stored.storeKey);
         if (!value.isValid())
             continue;
-        const QString problem = applySetting(config, stored.setting, value.toString());
+        const QString text = value.typeId() == QMetaType::QStringList
+                                 ? value.toStringList().join(u' ')
+                                 : value.toString();
+        const QString problem = applySetting(config, stored.setting, text);
         if (!problem.isEmpty() && problems) {
             problems->append(QString(stored.storeKey).section(u'/', 1) + QStringLiteral(": ") +
                              problem + QStringLiteral(" (the default is used)"));

@@ -25,7 +25,7 @@ shift 2
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 fuzzers=("$@")
 if [ ${#fuzzers[@]} -eq 0 ]; then
-    fuzzers=(fuzz_requestgate fuzz_json fuzz_jsonl fuzz_upstreamparser)
+    fuzzers=(fuzz_requestgate fuzz_json fuzz_jsonl fuzz_upstreamparser fuzz_ssereplay)
 fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/llmproxy-fuzz.XXXXXX")"
 status=0

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "accounting/usage.h"
+
+#include "api/json.h"
+
+namespace llmproxy::accounting {
+
+namespace {
+
+// How one named count reads: absent (or null), a usable count, or something that makes the
+// whole usage object untrustworthy (negative, fractional, a string...).
+enum class Read { Absent, Ok, Bad };
+
+Read readCount(const QList<json::Member> &members, QByteArrayView key, std::optional<qint64> &out) {
+    const json::Member *m = json::find(members, key);
+    if (!m || m->kind == json::Kind::Null)
+        return Read::Absent;
+    const std::optional<qint64> value = json::integerValue(m->value);
+    if (!value || *value < 0)
+        return Read::Bad;
+    out = *value;
+    return Read::Ok;
+}
+
+// `key` inside the object member `parent` (e.g. prompt_tokens_details.cached_tokens).
+Read readNestedCount(const QList<json::Member> &members, QByteArrayView parent, QByteArrayView key,
+                     std::optional<qint64> &out) {
+    const json::Member *m = json::find(members, parent);
+    if (!m || m->kind == json::Kind::Null)
+        return Read::Absent;
+    if (m->kind != json::Kind::Object)
+        return Read::Bad;
+    const std::optional<QList<json::Member>> inner =
+        json::objectMembers(m->value, json::Strictness::Lenient);
+    if (!inner)
+        return Read::Bad;
+    return readCount(*inner, key, out);
+}
+
+} // namespace
+
+Usage usageFromAnswer(QByteArrayView body) {
+    const std::optional<QList<json::Member>> top =
+        json::objectMembers(body, json::Strictness::Lenient);
+    if (!top)
+        return {};
+    const json::Member *usageMember = json::find(*top, "usage");
+    if (!usageMember || usageMember->kind != json::Kind::Object)
+        return {};
+    const std::optional<QList<json::Member>> usage =
+        json::objectMembers(usageMember->value, json::Strictness::Lenient);
+    if (!usage)
+        return {};
+
+    const bool responses = json::find(*usage, "input_tokens") != nullptr;
+    const QByteArrayView inputKey = responses ? "input_tokens" : "prompt_tokens";
+    const QByteArrayView outputKey = responses ? "output_tokens" : "completion_tokens";
+    const QByteArrayView inputDetails =
+        responses ? "input_tokens_details" : "prompt_tokens_details";
+    const QByteArrayView outputDetails =
+        responses ? "output_tokens_details" : "completion_tokens_details";
+
+    Usage result;
+    const Read reads[] = {
+        readCount(*usage, inputKey, result.input),
+        readCount(*usage, outputKey, result.output),
+        readNestedCount(*usage, inputDetails, "cached_tokens", result.cachedInput),
+        readNestedCount(*usage, outputDetails, "reasoning_tokens", result.reasoning),
+    };
+    for (const Read r : reads) {
+        if (r == Read::Bad)
+            return {};
+    }
+    if (!result.input)
+        return {};
+    // A part larger than its whole is not a usage we can bill.
+    if (result.cachedInput && *result.cachedInput > *result.input)
+        return {};
+    if (result.reasoning && result.output && *result.reasoning > *result.output)
+        return {};
+    result.reported = true;
+    return result;
+}
+
+} // namespace llmproxy::accounting
