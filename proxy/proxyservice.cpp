@@ -58,13 +58,12 @@ int frontEndCount(const Config &config) {
 }
 } // namespace
 
-// A thread with one front end (and its own QNetworkAccessManager for relayed calls). The
+// A thread with one front end (which makes its own upstream connections for relayed calls). The
 // objects are created, used and deleted on that thread; the service reaches them with queued
 // calls only.
 struct ProxyService::IoThread {
     QThread thread;
     QObject *anchor = nullptr; // lives on `thread`: the context of calls made to it
-    QNetworkAccessManager *nam = nullptr;
     HttpFrontEnd *frontEnd = nullptr;
 };
 
@@ -99,6 +98,11 @@ void ProxyService::start() {
     m_nam->setAutoDeleteReplies(false);
     m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
     m_provider->setMaxLineBytes(m_config.maxResultLine);
+    // Test hook, not a setting (choosing providers is the routing work of issue 12): with
+    // LLMPROXY_TEST_PROVIDER_SHAPE=together the suites run the whole lifecycle against the fake
+    // playing Together's shape of the Batch API.
+    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == QLatin1StringView("together"))
+        m_provider->setShape(OpenAiFamilyShape::together());
     if (const QString exposed = exposureProblem(m_config); !exposed.isEmpty()) {
         qCCritical(lcApp).noquote() << exposed; // e.g. a key from the keychain, LAN listen
         Q_EMIT startFailed(exposed);
@@ -123,7 +127,7 @@ void ProxyService::start() {
     connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
     m_limiter = std::make_shared<http::ConnectionLimiter>(m_config.frontDoor.maxConnections,
                                                           m_config.frontDoor.maxConnectionsPerIp);
-    m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), m_nam, &m_clock,
+    m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
                                   frontEndSettings(m_config, m_limiter), this);
 
     QString error;
@@ -243,9 +247,7 @@ bool ProxyService::startIoThreads(int count, QString *error) {
         QMetaObject::invokeMethod(
             io->anchor,
             [this, raw, i, &listeners, &shared, &shareError] {
-                raw->nam = new QNetworkAccessManager;
-                raw->nam->setAutoDeleteReplies(false);
-                raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), raw->nam, &m_clock,
+                raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
                                                  frontEndSettings(m_config, m_limiter));
                 raw->frontEnd->setIndex(i);
                 shared = raw->frontEnd->shareListeners(listeners, &shareError);
@@ -272,8 +274,6 @@ void ProxyService::stopIoThreads() {
             [raw = io.get()] {
                 delete raw->frontEnd;
                 raw->frontEnd = nullptr;
-                delete raw->nam;
-                raw->nam = nullptr;
             },
             Qt::BlockingQueuedConnection);
         io->thread.quit();

@@ -84,6 +84,13 @@ private slots:
     void providerBytesNeverBecomeHeaders_data();
     void providerBytesNeverBecomeHeaders();
     void tooLongLine();
+    // Issue 12: the normalised result line every provider maps into.
+    void usageAsReported_data();
+    void usageAsReported();
+    void outcomeOfAnOpenAiLine_data();
+    void outcomeOfAnOpenAiLine();
+    void resultsWithoutAnAnswerAreSynthesizedFromTheirOutcome_data();
+    void resultsWithoutAnAnswerAreSynthesizedFromTheirOutcome();
 };
 
 void TestBatchResult::headerNames() {
@@ -387,6 +394,136 @@ void TestBatchResult::tooLongLine() {
                  message.contains(QString::fromLatin1(BatchId)),
              qPrintable(message));
     QCOMPARE(answer.headers, (HeaderList{{QByteArray("x-llm-proxy-batch-id"), BatchId}}));
+}
+
+using Count = std::optional<qint64>;
+Q_DECLARE_METATYPE(std::optional<qint64>)
+
+void TestBatchResult::usageAsReported_data() {
+    QTest::addColumn<QByteArray>("body");
+    QTest::addColumn<bool>("reported");
+    QTest::addColumn<Count>("input");
+    QTest::addColumn<Count>("cachedInput");
+    QTest::addColumn<Count>("output");
+    QTest::addColumn<Count>("reasoning");
+    const Count none;
+    QTest::newRow("chat, full details")
+        << QByteArray(R"({"id":"c","choices":[],"usage":{"prompt_tokens":120,)"
+                      R"("completion_tokens":40,"total_tokens":160,)"
+                      R"("prompt_tokens_details":{"cached_tokens":100},)"
+                      R"("completion_tokens_details":{"reasoning_tokens":25}}})")
+        << true << Count(120) << Count(100) << Count(40) << Count(25);
+    QTest::newRow("chat, no details")
+        << QByteArray(R"({"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}})")
+        << true << Count(7) << none << Count(3) << none;
+    QTest::newRow("responses")
+        << QByteArray(R"({"object":"response","usage":{"input_tokens":50,)"
+                      R"("input_tokens_details":{"cached_tokens":0},"output_tokens":9,)"
+                      R"("output_tokens_details":{"reasoning_tokens":4},"total_tokens":59}})")
+        << true << Count(50) << Count(0) << Count(9) << Count(4);
+    QTest::newRow("embeddings: input only")
+        << QByteArray(R"({"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}})")
+        << true << Count(8) << none << none << none;
+    QTest::newRow("completions") << QByteArray(
+                                        R"({"object":"text_completion","usage":{"prompt_tokens":5,)"
+                                        R"("completion_tokens":16,"total_tokens":21}})")
+                                 << true << Count(5) << none << Count(16) << none;
+    QTest::newRow("no usage (moderations)")
+        << QByteArray(R"({"id":"modr","results":[]})") << false << none << none << none << none;
+    QTest::newRow("usage null") << QByteArray(R"({"usage":null})") << false << none << none << none
+                                << none;
+    QTest::newRow("counts that are not counts")
+        << QByteArray(R"({"usage":{"prompt_tokens":"12","completion_tokens":-1}})") << false << none
+        << none << none << none;
+    QTest::newRow("not JSON") << QByteArray("<html>") << false << none << none << none << none;
+}
+
+void TestBatchResult::usageAsReported() {
+    QFETCH(QByteArray, body);
+    QFETCH(bool, reported);
+    const std::optional<TokenUsage> usage = usageFromOpenAiBody(body);
+    QCOMPARE(usage.has_value(), reported);
+    if (!reported)
+        return;
+    QFETCH(Count, input);
+    QFETCH(Count, cachedInput);
+    QFETCH(Count, output);
+    QFETCH(Count, reasoning);
+    QCOMPARE(usage->input, input);
+    QCOMPARE(usage->cachedInput, cachedInput);
+    QCOMPARE(usage->output, output);
+    QCOMPARE(usage->reasoning, reasoning);
+}
+
+void TestBatchResult::outcomeOfAnOpenAiLine_data() {
+    QTest::addColumn<QByteArray>("line");
+    QTest::addColumn<int>("outcome");
+    QTest::addColumn<int>("httpStatus");
+    QTest::addColumn<bool>("hasAnswer");
+    QTest::addColumn<bool>("hasUsage");
+    QTest::newRow("2xx answer")
+        << QByteArray(
+               R"({"id":"br","custom_id":"lp_1","response":{"status_code":200,"request_id":"req_1",)"
+               R"("body":{"usage":{"prompt_tokens":1,"completion_tokens":2}}},"error":null})")
+        << int(ResultOutcome::Succeeded) << 200 << true << true;
+    QTest::newRow("4xx answer")
+        << QByteArray(
+               R"({"custom_id":"lp_1","response":{"status_code":400,"request_id":"req_2",)"
+               R"("body":{"error":{"message":"too long","type":"invalid_request_error"}}},"error":null})")
+        << int(ResultOutcome::Errored) << 400 << true << false;
+    QTest::newRow("expired")
+        << QByteArray(
+               R"({"custom_id":"lp_1","response":null,"error":{"code":"batch_expired","message":"x"}})")
+        << int(ResultOutcome::Expired) << 0 << false << false;
+    QTest::newRow("cancelled")
+        << QByteArray(
+               R"({"custom_id":"lp_1","response":null,"error":{"code":"batch_cancelled","message":"x"}})")
+        << int(ResultOutcome::Cancelled) << 0 << false << false;
+    QTest::newRow("timed out")
+        << QByteArray(
+               R"({"custom_id":"lp_1","response":null,"error":{"code":"request_timeout","message":"x"}})")
+        << int(ResultOutcome::Errored) << 0 << false << false;
+}
+
+void TestBatchResult::outcomeOfAnOpenAiLine() {
+    QFETCH(QByteArray, line);
+    QFETCH(int, outcome);
+    QFETCH(int, httpStatus);
+    QFETCH(bool, hasAnswer);
+    QFETCH(bool, hasUsage);
+    const std::optional<jsonl::OutputLine> decoded = jsonl::decodeOutputLine(line);
+    QVERIFY(decoded);
+    const ResultLine result = fromOpenAiOutputLine(*decoded);
+    QCOMPARE(result.customId, QByteArray("lp_1"));
+    QCOMPARE(int(result.outcome), outcome);
+    QCOMPARE(result.httpStatus, httpStatus);
+    QCOMPARE(result.hasAnswer, hasAnswer);
+    QCOMPARE(result.usage.has_value(), hasUsage);
+    if (hasAnswer)
+        QCOMPARE(result.body, decoded->body); // byte for byte
+}
+
+void TestBatchResult::resultsWithoutAnAnswerAreSynthesizedFromTheirOutcome_data() {
+    QTest::addColumn<int>("outcome");
+    QTest::addColumn<int>("status");
+    // A provider without OpenAI's error codes (Anthropic's "expired" / "canceled" results)
+    // says only the outcome: the client's answer still fits it.
+    QTest::newRow("expired") << int(ResultOutcome::Expired) << 504;
+    QTest::newRow("cancelled") << int(ResultOutcome::Cancelled) << 503;
+    QTest::newRow("errored") << int(ResultOutcome::Errored) << 502;
+}
+
+void TestBatchResult::resultsWithoutAnAnswerAreSynthesizedFromTheirOutcome() {
+    QFETCH(int, outcome);
+    QFETCH(int, status);
+    ResultLine line;
+    line.customId = "lp_1";
+    line.outcome = ResultOutcome(outcome);
+    const HttpAnswer answer = answerForResult(line, BatchId);
+    QCOMPARE(answer.status, status);
+    QVERIFY(answer.synthesized);
+    QVERIFY(
+        QJsonDocument::fromJson(answer.body).object().value(QStringLiteral("error")).isObject());
 }
 
 QTEST_GUILESS_MAIN(TestBatchResult)

@@ -97,8 +97,7 @@ private:
         core.limits.window = 1h; // held requests stay held
         m_core =
             std::make_unique<BatchCore>(m_provider.get(), &m_clock, m_stats.get(), nullptr, core);
-        m_front = std::make_unique<HttpFrontEnd>(m_core.get(), m_stats.get(), m_nam.get(), &m_clock,
-                                                 settings);
+        m_front = std::make_unique<HttpFrontEnd>(m_core.get(), m_stats.get(), &m_clock, settings);
         QString error;
         QVERIFY2(
             m_front->listenOn({ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}}, &error),

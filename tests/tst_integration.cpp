@@ -1021,7 +1021,9 @@ private Q_SLOTS:
         m_fake->setProcessingDelay(500ms);
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("watch me"));
         QTRY_VERIFY(!m_proxy->snapshot().batches.isEmpty());
-        QTRY_COMPARE(m_proxy->snapshot().batches.first().status, QByteArray("in_progress"));
+        // The normalised word, whatever the provider calls it (OpenAI in_progress, Together
+        // IN_PROGRESS).
+        QTRY_COMPARE(m_proxy->snapshot().batches.first().status, QByteArray("running"));
         const BatchProgress active = m_proxy->snapshot().batches.first();
         QVERIFY(active.active);
         QCOMPARE(active.total, 1);

@@ -5,6 +5,9 @@
 
 #include <QDir>
 #include <QFile>
+#include <QHash>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QSqlDatabase>
 #include <QSqlQuery>
 #include <QTemporaryDir>
@@ -98,7 +101,8 @@ private Q_SLOTS:
             store->saveBatch(batch("running", "h-running"));
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE health"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
+                              QStringLiteral("DROP TABLE health"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN caller"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN body_hash"),
                               QStringLiteral("INSERT INTO keys VALUES('h-running', "
@@ -186,7 +190,7 @@ private Q_SLOTS:
             batch.endpoint = "/v1/chat/completions";
             batch.model = "m";
             batch.phase = StoredBatch::Phase::Creating;
-            batch.inputFileId = "file-1";
+            batch.providerState = R"({"input_file_id":"file-1"})";
             batch.requestCount = 2;
             store->saveBatch(batch);
             QVERIFY(store->commit());
@@ -213,7 +217,67 @@ private Q_SLOTS:
         const QList<StoredBatch> batches = store->loadBatches();
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.first().phase, StoredBatch::Phase::Creating);
-        QCOMPARE(batches.first().inputFileId, QByteArray("file-1"));
+        QCOMPARE(batches.first().providerState, QByteArray(R"({"input_file_id":"file-1"})"));
+    }
+
+    // Issue 12: a store written by schema 4 named the OpenAI files of a batch in columns of
+    // their own and spelled its status as OpenAI does. After the migration the same batch is
+    // resumable through the provider-neutral contract: its files are in its opaque provider
+    // state and its status is a normalised name.
+    void migrationFromV4KeepsItsBatchesUsable() {
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+        }
+        QVERIFY(execOn(
+            path,
+            {QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
+             QStringLiteral(
+                 "INSERT INTO batches(local_id, key_hash, endpoint, model, phase, input_file_id,"
+                 " batch_id, status, output_file_id, error_file_id, request_count, created_ms,"
+                 " submitted_ms, ended_ms, errors, attempts, cancel_requested_ms)"
+                 " VALUES('polling', 'h', '/v1/chat/completions', 'm', 3, 'file-in-1',"
+                 " 'batch_1', 'in_progress', NULL, NULL, 2, 1000, 2000, 0, '', 0, 0)"),
+             QStringLiteral(
+                 "INSERT INTO batches(local_id, key_hash, endpoint, model, phase, input_file_id,"
+                 " batch_id, status, output_file_id, error_file_id, request_count, created_ms,"
+                 " submitted_ms, ended_ms, errors, attempts, cancel_requested_ms)"
+                 " VALUES('ended', 'h', '/v1/embeddings', 'e', 4, 'file-in-2', 'batch_2',"
+                 " 'completed', 'file-out-2', 'file-err-2', 3, 1000, 2000, 3000, '', 0, 0)"),
+             QStringLiteral("PRAGMA user_version=4")}));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QHash<QByteArray, StoredBatch> byId;
+        for (const StoredBatch &b : store->loadBatches())
+            byId.insert(b.localId, b);
+        QCOMPARE(byId.size(), 2);
+        const auto files = [](const StoredBatch &b) {
+            const QJsonObject o = QJsonDocument::fromJson(b.providerState).object();
+            return QStringList{o.value(QStringLiteral("input_file_id")).toString(),
+                               o.value(QStringLiteral("output_file_id")).toString(),
+                               o.value(QStringLiteral("error_file_id")).toString()};
+        };
+        QCOMPARE(byId["polling"].status, QByteArray("running"));
+        QCOMPARE(files(byId["polling"]), (QStringList{QStringLiteral("file-in-1"), {}, {}}));
+        QCOMPARE(byId["polling"].phase, StoredBatch::Phase::Created);
+        QCOMPARE(byId["polling"].batchId, QByteArray("batch_1"));
+        QCOMPARE(byId["ended"].status, QByteArray("completed"));
+        QCOMPARE(files(byId["ended"]),
+                 (QStringList{QStringLiteral("file-in-2"), QStringLiteral("file-out-2"),
+                              QStringLiteral("file-err-2")}));
+        // And it is written back in the new shape.
+        store->saveBatch(byId["ended"]);
+        QVERIFY(store->commit());
+        const QList<StoredBatch> reloaded = store->loadBatches();
+        const auto ended = std::find_if(reloaded.cbegin(), reloaded.cend(),
+                                        [](const StoredBatch &b) { return b.localId == "ended"; });
+        QVERIFY(ended != reloaded.cend());
+        QCOMPARE(files(*ended),
+                 (QStringList{QStringLiteral("file-in-2"), QStringLiteral("file-out-2"),
+                              QStringLiteral("file-err-2")}));
     }
 
     // Issue 9: who sent a request (the proxy token's name) and, with an Idempotency-Key, the

@@ -26,17 +26,17 @@ QString batchName(const QByteArray &batchId) {
     return QStringLiteral("Batch ") + QString::fromUtf8(batchId);
 }
 
-HttpAnswer answerForError(const jsonl::OutputLine &line, const QByteArray &batchId) {
+HttpAnswer answerForError(const ResultLine &line, const QByteArray &batchId) {
     int status = 502;
     QString defaultMessage;
-    if (line.errorCode == "batch_expired") {
+    if (line.outcome == ResultOutcome::Expired || line.errorCode == "batch_expired") {
         status = 504;
         defaultMessage = QStringLiteral("This request could not be executed before the batch's "
                                         "24h completion window expired.");
     } else if (line.errorCode == "request_timeout") {
         status = 504;
         defaultMessage = QStringLiteral("The request timed out while the batch was running.");
-    } else if (line.errorCode == "batch_cancelled") {
+    } else if (line.outcome == ResultOutcome::Cancelled || line.errorCode == "batch_cancelled") {
         status = 503;
         defaultMessage =
             QStringLiteral("The batch was cancelled before this request could be executed.");
@@ -58,13 +58,17 @@ HttpAnswer answerForError(const jsonl::OutputLine &line, const QByteArray &batch
 } // namespace
 
 HttpAnswer answerForLine(const jsonl::OutputLine &line, const QByteArray &batchId) {
-    if (!line.hasResponse)
+    return answerForResult(fromOpenAiOutputLine(line), batchId);
+}
+
+HttpAnswer answerForResult(const ResultLine &line, const QByteArray &batchId) {
+    if (!line.hasAnswer)
         return answerForError(line, batchId);
 
-    if (!isFinalHttpStatus(line.statusCode)) {
-        const QString statusText = line.statusCode == 0
+    if (!isFinalHttpStatus(line.httpStatus)) {
+        const QString statusText = line.httpStatus == 0
                                        ? QStringLiteral("no valid status_code")
-                                       : QStringLiteral("status_code %1").arg(line.statusCode);
+                                       : QStringLiteral("status_code %1").arg(line.httpStatus);
         HttpAnswer answer = errorAnswer(
             502,
             QStringLiteral("Invalid response from provider: the result of this request in ") +
@@ -76,7 +80,7 @@ HttpAnswer answerForLine(const jsonl::OutputLine &line, const QByteArray &batchI
     }
 
     HttpAnswer answer;
-    answer.status = line.statusCode;
+    answer.status = line.httpStatus;
     answer.contentType = QByteArrayLiteral("application/json");
     answer.body = line.body;
     answer.synthesized = false;

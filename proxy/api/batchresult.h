@@ -5,6 +5,7 @@
 
 #include "api/httpanswer.h"
 #include "api/jsonl.h"
+#include "api/resultline.h"
 
 #include <QByteArray>
 #include <QStringList>
@@ -21,6 +22,9 @@ inline constexpr char RequestIdHeader[] = "x-request-id";
 // OpenAI-shaped error with a fitting status (never 200), carrying the provider's message.
 // Every answer names the batch in the BatchIdHeader header.
 HttpAnswer answerForLine(const jsonl::OutputLine &line, const QByteArray &batchId);
+// The same for a normalised result line (any provider): an answer passes through; one without
+// an answer is synthesized from its outcome (Expired 504, Cancelled 503) or its error code.
+HttpAnswer answerForResult(const ResultLine &line, const QByteArray &batchId);
 
 // The request was in a batch that ended but is in neither result file.
 HttpAnswer answerForMissingLine(const QByteArray &batchId, const QByteArray &batchStatus);

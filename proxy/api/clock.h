@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 namespace llmproxy {
 
@@ -18,25 +19,40 @@ constexpr std::chrono::milliseconds timerInterval(std::chrono::milliseconds want
 
 // Time is injected wherever behaviour depends on it, so windows, polls and deadlines can be
 // tested without sleeping.
+// now() measures intervals; wallMs() dates what is stored (milliseconds since the Unix epoch),
+// so a stored age and a timer agree on how much time passed.
 class Clock {
 public:
     virtual ~Clock() = default;
     virtual SteadyTime now() const = 0;
+    virtual std::int64_t wallMs() const = 0;
 };
 
 class SystemClock final : public Clock {
 public:
     SteadyTime now() const override { return std::chrono::steady_clock::now(); }
+    std::int64_t wallMs() const override {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
 };
 
-// A clock that moves only when told to (tests).
+// A clock that moves only when told to (tests). Its wall time starts at the real time it was
+// made and moves with advance().
 class ManualClock final : public Clock {
 public:
     SteadyTime now() const override { return m_now; }
-    void advance(std::chrono::milliseconds by) { m_now += by; }
+    std::int64_t wallMs() const override { return m_wallStart + m_advanced.count(); }
+    void advance(std::chrono::milliseconds by) {
+        m_now += by;
+        m_advanced += by;
+    }
 
 private:
     SteadyTime m_now{std::chrono::hours(1)};
+    std::int64_t m_wallStart = SystemClock().wallMs();
+    std::chrono::milliseconds m_advanced{0};
 };
 
 } // namespace llmproxy

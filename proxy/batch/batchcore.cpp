@@ -21,10 +21,6 @@ namespace llmproxy {
 namespace {
 constexpr char CustomIdPrefix[] = "lp_";
 
-qint64 nowMs() {
-    return QDateTime::currentMSecsSinceEpoch();
-}
-
 // What makes two requests "the same" for adoption: same caller, key, organization, project and
 // endpoint, and the same body — or the same Idempotency-Key, which then decides instead (and
 // a different body with it is refused: idempotencyBodyHash).
@@ -60,10 +56,11 @@ QByteArray idempotencyBodyHash(const BatchRequest &request) {
     return QCryptographicHash::hash(request.body, QCryptographicHash::Sha256);
 }
 
-// The size of a request's JSONL input line (jsonl::encodeInputLine), without making it: the
+// The size of a request's input line (the provider's encodeLine()), without making it: the
 // body goes in unchanged in length.
-qint64 inputLineSize(quint64 requestId, const QByteArray &endpoint, qsizetype bodySize) {
-    return jsonl::encodeInputLine(customIdFor(requestId), endpoint, {}).size() + bodySize;
+qint64 inputLineSize(const Provider &provider, quint64 requestId, const QByteArray &endpoint,
+                     qsizetype bodySize) {
+    return provider.lineOverhead(customIdFor(requestId), endpoint) + bodySize;
 }
 
 QByteArray encodeHeaders(const HttpAnswer &answer) {
@@ -210,7 +207,7 @@ void BatchCore::storeFailed() {
         const auto tickets = it->second.tickets;
         eraseRequest(id);
         for (quint64 ticket : tickets)
-            Q_EMIT answered(ticket, storeUnavailableAnswer());
+            answerTicket(ticket, storeUnavailableAnswer());
     }
     rearmTimer();
     updateGauges();
@@ -236,7 +233,7 @@ void BatchCore::scheduleCommit() {
 void BatchCore::restore() {
     if (!m_store)
         return;
-    const qint64 wallNow = nowMs();
+    const qint64 wallNow = m_clock->wallMs();
     const SteadyTime steadyNow = m_clock->now();
     auto steadyFor = [&](qint64 ms) {
         return steadyNow - std::chrono::milliseconds(std::max<qint64>(0, wallNow - ms));
@@ -285,16 +282,14 @@ void BatchCore::restore() {
             // Never created upstream, so not paid for: its requests wait for their clients.
             for (quint64 id : ids)
                 requeue(id);
-            if (!batch.inputFileId.isEmpty())
-                m_provider->deleteFile(credentialsFor(group), batch.inputFileId,
-                                       [](std::optional<ProviderError>) {});
+            m_provider->cleanUp(credentialsFor(group), batch.providerState);
             m_store->deleteBatch(batch.localId);
             continue;
         }
         const Credentials credentials = credentialsFor(group);
         rememberKey(group.keyHash, credentials.apiKey); // for its lines that go out again
         auto *job = new BatchJob(this, m_provider, m_clock, credentials, batch, ids, {},
-                                 m_settings.pollInterval, true);
+                                 m_settings.pollInterval, true, this);
         ++m_jobs;
         ++m_batchesStarted;
         ++resumed;
@@ -361,10 +356,25 @@ void BatchCore::keyRefused(const QByteArray &keyHash) {
     }
 }
 
+void BatchCore::setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver) {
+    m_answerRoutes.insert(frontEnd, AnswerRoute{QPointer<QObject>(context), std::move(deliver)});
+}
+
+void BatchCore::answerTicket(quint64 ticket, const HttpAnswer &answer) {
+    const auto it = m_answerRoutes.constFind(frontEndOf(ticket));
+    if (it == m_answerRoutes.cend() || !it->context) {
+        qCDebug(lcQueue) << "no front end" << frontEndOf(ticket) << "for an answer: dropped";
+        return;
+    }
+    // Same thread: called now; another I/O thread: queued to it alone.
+    QMetaObject::invokeMethod(it->context.data(),
+                              [deliver = it->deliver, ticket, answer] { deliver(ticket, answer); });
+}
+
 void BatchCore::submit(BatchRequest request) {
     const quint64 ticket = request.id;
     if (m_store && !m_storeWritable) {
-        Q_EMIT answered(ticket, storeUnavailableAnswer());
+        answerTicket(ticket, storeUnavailableAnswer());
         return;
     }
     const QByteArray dedupe = dedupeKey(request);
@@ -380,12 +390,11 @@ void BatchCore::submit(BatchRequest request) {
             found->second.bodyHash != bodyHash) {
             // As Stripe does: a key names one request; another body with it is a mistake.
             qCInfo(lcQueue) << "refused an Idempotency-Key reused with another body";
-            Q_EMIT answered(ticket,
-                            errorAnswer(409,
-                                        QStringLiteral("This Idempotency-Key was already used "
-                                                       "with a different request body. Use a "
-                                                       "new key for a new request."),
-                                        ErrorType::InvalidRequest, "idempotency_key_reused"));
+            answerTicket(ticket, errorAnswer(409,
+                                             QStringLiteral("This Idempotency-Key was already used "
+                                                            "with a different request body. Use a "
+                                                            "new key for a new request."),
+                                             ErrorType::InvalidRequest, "idempotency_key_reused"));
             return;
         }
         if (!request.idempotencyKey.isEmpty() || found->second.tickets.isEmpty()) {
@@ -410,10 +419,10 @@ void BatchCore::submit(BatchRequest request) {
         s.bodyHash = bodyHash;
         s.body = request.body;
         s.embeddingInputs = request.embeddingInputs;
-        s.arrivedMs = nowMs();
+        s.arrivedMs = m_clock->wallMs();
         if (!m_store->insertRequest(s)) {
             // Not stored, so not accepted: nothing is kept or sent for it.
-            Q_EMIT answered(ticket, storeUnavailableAnswer());
+            answerTicket(ticket, storeUnavailableAnswer());
             storeFailed();
             return;
         }
@@ -467,8 +476,8 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
         const auto tickets = request.tickets;
         eraseRequest(id);
         for (quint64 t : tickets)
-            Q_EMIT answered(t, errorAnswer(500, QStringLiteral("llm-proxy lost this request"),
-                                           ErrorType::Server, "request_lost"));
+            answerTicket(t, errorAnswer(500, QStringLiteral("llm-proxy lost this request"),
+                                        ErrorType::Server, "request_lost"));
         return;
     }
     request.state = State::Queued;
@@ -481,9 +490,10 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
 
 void BatchCore::enqueue(quint64 id, Request &request) {
     request.state = State::Queued;
-    startBatches(m_batcher.add(request.group, id,
-                               inputLineSize(id, request.group.endpoint, request.body.size()),
-                               request.embeddingInputs, m_clock->now()));
+    startBatches(
+        m_batcher.add(request.group, id,
+                      inputLineSize(*m_provider, id, request.group.endpoint, request.body.size()),
+                      request.embeddingInputs, m_clock->now()));
 }
 
 QByteArray BatchCore::lineFor(quint64 requestId) {
@@ -493,7 +503,7 @@ QByteArray BatchCore::lineFor(quint64 requestId) {
     const QByteArray body = bodyFor(requestId);
     if (body.isEmpty())
         return {};
-    return jsonl::encodeInputLine(customIdFor(requestId), it->second.group.endpoint, body);
+    return m_provider->encodeLine(customIdFor(requestId), it->second.group.endpoint, body);
 }
 
 GroupKey BatchCore::acquireGroup(const GroupKey &group) {
@@ -640,7 +650,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
     record.project = group.project;
     record.endpoint = group.endpoint;
     record.model = group.model;
-    record.createdMs = nowMs();
+    record.createdMs = m_clock->wallMs();
     record.attempts = attempts;
     record.requestCount = int(ids.size());
     QByteArray jsonl;
@@ -677,7 +687,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
         scheduleCommit();
     }
     auto *job = new BatchJob(this, m_provider, m_clock, credentials, record, included,
-                             std::move(jsonl), m_settings.pollInterval, false);
+                             std::move(jsonl), m_settings.pollInterval, false, this);
     ++m_jobs;
     ++m_batchesStarted;
     job->start();
@@ -709,7 +719,8 @@ QByteArray BatchCore::bodyFor(quint64 requestId) {
     return m_store ? m_store->requestBody(requestId) : QByteArray();
 }
 
-void BatchCore::sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt) {
+void BatchCore::sendSynchronousAttempt(quint64 requestId, const Credentials &credentials,
+                                       int attempt) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
         return;
@@ -720,8 +731,10 @@ void BatchCore::sendSynchronously(quint64 requestId, const Credentials &credenti
     }
     const QByteArray body = bodyFor(requestId);
     if (body.isEmpty()) {
-        deliver(requestId, errorAnswer(500, QStringLiteral("llm-proxy lost this request"),
-                                       ErrorType::Server, "request_lost"));
+        deliver(requestId,
+                errorAnswer(500, QStringLiteral("llm-proxy lost this request"), ErrorType::Server,
+                            "request_lost"),
+                false);
         return;
     }
     if (attempt == 0)
@@ -751,7 +764,7 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
             << (result.ok() ? result.value->httpStatus : result.error.httpStatus)
             << ") - retrying in" << delay.count() << "ms";
         QTimer::singleShot(timerInterval(delay), this, [this, requestId, credentials, attempt] {
-            sendSynchronously(requestId, credentials, attempt + 1);
+            sendSynchronousAttempt(requestId, credentials, attempt + 1);
         });
         return;
     }
@@ -785,7 +798,7 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
 void BatchCore::recordResult(quint64 requestId, const HttpAnswer &answer) {
     if (m_store && m_requests.count(requestId))
         m_store->storeResult(requestId, answer.status, encodeHeaders(answer), answer.body,
-                             answer.synthesized, nowMs());
+                             answer.synthesized, m_clock->wallMs());
 }
 
 void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) {
@@ -820,7 +833,7 @@ void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alread
         m_stats->recordRequest(answer.status, answer.synthesized, elapsed);
     updateGauges();
     for (quint64 ticket : tickets)
-        Q_EMIT answered(ticket, answer);
+        answerTicket(ticket, answer);
 }
 
 void BatchCore::requeue(quint64 requestId) {

@@ -13,15 +13,18 @@
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
+#include "batch/batchjob.h"
 #include "batch/batchprogress.h"
 #include "provider/provider.h"
 
 #include <QHash>
 #include <QObject>
+#include <QPointer>
 #include <QTimer>
 #include <QVarLengthArray>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -70,7 +73,7 @@ inline constexpr char SyncFallbackHeader[] = "x-llm-proxy-fallback";
 QByteArray customIdFor(quint64 requestId);
 std::optional<quint64> requestIdFromCustomId(QByteArrayView customId);
 
-class BatchCore final : public QObject {
+class BatchCore final : public QObject, private BatchJobHost {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(BatchCore)
 public:
@@ -93,7 +96,7 @@ public:
     // Send every queued group now, whatever its window.
     void flushNow();
     // Make everything accepted so far durable (also done a few ms after each change).
-    void commit();
+    void commit() override;
     // The proxy is stopping: clients told to come back keep their requests (for adoption
     // after the restart) instead of having them taken out of the queue.
     void prepareShutdown() { m_shuttingDown = true; }
@@ -121,13 +124,20 @@ public:
     void setPaused(bool paused);
     bool isPaused() const { return m_paused; }
 
+    // Where the answers to one front end's tickets go: a ticket carries its front end's index
+    // in its top 16 bits (frontEndOf), and its answer is handed to that front end alone, by a
+    // call to `deliver` on `context`'s thread (queued when that is another thread). A later
+    // route for the same index replaces this one; a route whose context was destroyed is
+    // dropped with the answers for it. Call on the core's thread.
+    using AnswerFunction = std::function<void(quint64 ticket, const HttpAnswer &answer)>;
+    void setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver);
+    static constexpr int frontEndOf(quint64 ticket) { return int(ticket >> 48); }
+
 Q_SIGNALS:
-    void answered(quint64 ticket, const llmproxy::HttpAnswer &answer);
     void batchSubmitted(const QByteArray &batchId, int requests);
     void batchFinished(const llmproxy::BatchProgress &batch);
 
 private:
-    friend class BatchJob;
     enum class State { Queued, Submitted, Unclaimed };
     // What a request costs while its client waits is most of the proxy's memory per client:
     // keep it small. Its body is kept once (shared with the front end's copy, and not at all
@@ -150,6 +160,8 @@ private:
         std::shared_ptr<const HttpAnswer> memoryResult; // without a store
     };
 
+    // Hand `answer` to the front end that holds `ticket`.
+    void answerTicket(quint64 ticket, const HttpAnswer &answer);
     void onTimer();
     void rearmTimer();
     void startBatch(const Flush &flush);
@@ -171,21 +183,31 @@ private:
     void storeFailed();
     void probeStore();
 
-    // Called by jobs.
+    // What jobs may ask of the core (BatchJobHost).
+    std::optional<std::chrono::milliseconds> gracePeriod() const override {
+        return m_settings.gracePeriod;
+    }
     // Store a request's answer (durable with the next commit) before it is delivered.
-    void recordResult(quint64 requestId, const HttpAnswer &answer);
+    void recordResult(quint64 requestId, const HttpAnswer &answer) override;
     // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
-    void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded = false);
+    void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) override;
     // A batch that keeps not fitting the provider's quota: form two new ones from its requests.
-    void splitBatch(BatchJob *job, const StoredBatch &record, const QList<quint64> &requestIds);
+    void splitBatch(BatchJob *job, const StoredBatch &record,
+                    const QList<quint64> &requestIds) override;
     // A request must go out again (expired or cancelled upstream): queue it if someone
     // waits, else keep it for adoption without paying for it.
-    void requeue(quint64 requestId);
-    bool hasWaitingClient(quint64 requestId) const;
+    void requeue(quint64 requestId) override;
+    bool hasWaitingClient(quint64 requestId) const override;
     // The grace period cancelled the request's batch before it ran: send it through the
     // synchronous API (full price) and deliver that answer, retrying transient failures. If its
     // clients are gone before it was sent, it is requeued instead (kept, not paid for).
-    void sendSynchronously(quint64 requestId, const Credentials &credentials, int attempt = 0);
+    void sendSynchronously(quint64 requestId, const Credentials &credentials) override {
+        sendSynchronousAttempt(requestId, credentials, 0);
+    }
+    void sendSynchronousAttempt(quint64 requestId, const Credentials &credentials, int attempt);
+    void jobSubmitted(const QByteArray &batchId, int requests) override {
+        Q_EMIT batchSubmitted(batchId, requests);
+    }
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
     // The request's JSONL input line for a batch file, made from bodyFor().
@@ -195,14 +217,15 @@ private:
     // The group as every request of it shares it, counted per request that uses it.
     GroupKey acquireGroup(const GroupKey &group);
     void releaseGroup(const GroupKey &group);
-    void saveBatch(const StoredBatch &batch);
+    void saveBatch(const StoredBatch &batch) override;
     void forgetBatch(const QByteArray &localId);
     // Commit now; false when the store could not write (the job waits and tries again).
-    bool commitNow();
+    bool commitNow() override;
     // The provider answered 401 for this key: forget it, in memory and in the store.
-    void keyRefused(const QByteArray &keyHash);
+    void keyRefused(const QByteArray &keyHash) override;
     // `counted`: a real batch that ended (stats, history); false when it was dissolved or split.
-    void jobEnded(BatchJob *job, bool counted, bool successful, std::chrono::milliseconds duration);
+    void jobEnded(BatchJob *job, bool counted, bool successful,
+                  std::chrono::milliseconds duration) override;
 
     Provider *m_provider;
     const Clock *m_clock;
@@ -217,7 +240,12 @@ private:
     std::unordered_map<quint64, Request> m_requests;
     std::unordered_map<quint64, quint64> m_ticketToRequest;
     QMultiHash<QByteArray, quint64> m_byDedupe;
-    QHash<GroupKey, qsizetype> m_groups; // each group's strings once, with its request count
+    struct AnswerRoute {
+        QPointer<QObject> context;
+        AnswerFunction deliver;
+    };
+    QHash<int, AnswerRoute> m_answerRoutes; // by front end index
+    QHash<GroupKey, qsizetype> m_groups;    // each group's strings once, with its request count
     // Clients' own keys by hash, counted per request of that hash that exists (queued, in a
     // batch or kept for adoption): an entry goes with the last such request, so the map never
     // outgrows the requests. The key is empty when unknown (restored) or refused (401).

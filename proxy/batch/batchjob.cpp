@@ -4,7 +4,7 @@
 #include "api/batchresult.h"
 #include "api/jsonl.h"
 #include "api/logging.h"
-#include "batch/batchcore.h"
+#include "batch/batchcore.h" // customIdFor, requestIdFromCustomId
 
 #include <QJsonObject>
 #include <QRandomGenerator>
@@ -24,22 +24,12 @@ void crashPointForTests(const char *point) {
     }
 }
 
-namespace {
-qint64 nowMs() {
-    return QDateTime::currentMSecsSinceEpoch();
-}
-
-bool errorsSay(const BatchInfo &info, QByteArrayView code) {
-    return std::any_of(info.errors.cbegin(), info.errors.cend(),
-                       [code](const BatchErrorItem &item) { return item.code == code; });
-}
-} // namespace
-
-BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Credentials credentials,
-                   StoredBatch record, QList<quint64> requestIds, QByteArray jsonl,
-                   std::chrono::milliseconds pollInterval, bool resumed)
-    : QObject(core)
-    , m_core(core)
+BatchJob::BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock,
+                   Credentials credentials, StoredBatch record, QList<quint64> requestIds,
+                   QByteArray jsonl, std::chrono::milliseconds pollInterval, bool resumed,
+                   QObject *parent)
+    : QObject(parent)
+    , m_host(host)
     , m_provider(provider)
     , m_clock(clock)
     , m_credentials(std::move(credentials))
@@ -51,15 +41,18 @@ BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Cred
     , m_resumed(resumed) {
     m_retryTimer.setSingleShot(true);
     m_record.requestCount = int(m_requestIds.size());
-    m_info.id = m_record.batchId;
-    m_info.status = m_record.status;
-    m_info.inputFileId = m_record.inputFileId;
-    m_info.outputFileId = m_record.outputFileId;
-    m_info.errorFileId = m_record.errorFileId;
+    m_status.id = m_record.batchId;
+    if (const auto named = statusFromName(m_record.status)) {
+        m_status.phase = named->first;
+        m_status.end = named->second;
+    }
+    m_status.providerStatus = m_record.status;
+    m_status.state = m_record.providerState;
     m_submittedAt =
-        m_clock->now() -
-        std::chrono::milliseconds(
-            m_record.submittedMs > 0 ? std::max<qint64>(0, nowMs() - m_record.submittedMs) : 0);
+        m_clock->now() - std::chrono::milliseconds(
+                             m_record.submittedMs > 0
+                                 ? std::max<qint64>(0, m_clock->wallMs() - m_record.submittedMs)
+                                 : 0);
     m_progress.localId = m_record.localId;
     m_progress.batchId = m_record.batchId;
     m_progress.endpoint = m_record.endpoint;
@@ -75,6 +68,11 @@ BatchJob::BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Cred
 GroupKey BatchJob::group() const {
     return GroupKey{m_record.keyHash, m_record.organization, m_record.project, m_record.endpoint,
                     m_record.model};
+}
+
+BatchSubmission BatchJob::submission() const {
+    return BatchSubmission{m_record.localId, m_record.endpoint, m_record.model,
+                           int(m_requestIds.size())};
 }
 
 void BatchJob::setCredentials(const Credentials &credentials) {
@@ -114,7 +112,7 @@ void BatchJob::start() {
     }
     switch (m_record.phase) {
     case StoredBatch::Phase::Forming:
-        return upload();
+        return stage();
     case StoredBatch::Phase::Uploaded:
         return create();
     case StoredBatch::Phase::Creating:
@@ -130,13 +128,19 @@ void BatchJob::start() {
 
 void BatchJob::setStatus(const QByteArray &status) {
     m_progress.status = status;
-    m_progress.completed = m_info.completed;
-    m_progress.failed = m_info.failed;
+    m_progress.completed = m_status.succeeded;
+    m_progress.failed = m_status.failed;
+}
+
+QByteArray BatchJob::displayStatus() const {
+    // The same words whatever the provider (the window and /stats know no provider's spelling);
+    // the provider's own word goes to the log.
+    return statusName(m_status.phase, m_status.end);
 }
 
 bool BatchJob::persist(bool durableNow) {
-    m_core->saveBatch(m_record);
-    return !durableNow || m_core->commitNow();
+    m_host->saveBatch(m_record);
+    return !durableNow || m_host->commitNow();
 }
 
 void BatchJob::waitForStore(void (BatchJob::*step)()) {
@@ -146,10 +150,6 @@ void BatchJob::waitForStore(void (BatchJob::*step)()) {
     m_retryTimer.disconnect(this);
     connect(&m_retryTimer, &QTimer::timeout, this, step);
     m_retryTimer.start(timerInterval(delay));
-}
-
-bool BatchJob::isFinalPollError(const ProviderError &error) {
-    return error.httpStatus == 401 || error.httpStatus == 403 || error.httpStatus == 404;
 }
 
 std::chrono::milliseconds
@@ -179,29 +179,35 @@ void BatchJob::retryLater(const ProviderError &error, void (BatchJob::*step)()) 
     m_retryTimer.start(timerInterval(delay));
 }
 
-void BatchJob::upload() {
+void BatchJob::stage() {
     setStatus("uploading");
-    const QString fileName = QStringLiteral("llm-proxy-") + QString::fromLatin1(m_record.localId) +
-                             QStringLiteral(".jsonl");
-    qCInfo(lcBatch).noquote() << "uploading" << m_requestIds.size() << "requests for"
+    qCInfo(lcBatch).noquote() << "handing over" << m_requestIds.size() << "requests for"
                               << m_record.endpoint << m_record.model << "(" << m_jsonl.size()
                               << "bytes)";
-    m_provider->uploadBatchFile(m_credentials, m_jsonl, fileName,
-                                [this](ProviderResult<FileInfo> result) {
-                                    if (!result.ok()) {
-                                        if (result.error.retryable() && m_attempt + 1 < MaxAttempts)
-                                            return retryLater(result.error, &BatchJob::upload);
-                                        return failAll(result.error, "upload");
-                                    }
-                                    crashPointForTests("after_upload");
-                                    m_attempt = 0;
-                                    m_record.inputFileId = result.value->id;
-                                    m_info.inputFileId = m_record.inputFileId;
-                                    m_record.phase = StoredBatch::Phase::Uploaded;
-                                    persist();
-                                    m_jsonl = QByteArray(); // the provider has it now
-                                    create();
-                                });
+    m_provider->stage(this, m_credentials, submission(), m_jsonl,
+                      [this](ProviderResult<QByteArray> result) {
+                          if (!result.ok()) {
+                              if (result.error.retryable() && m_attempt + 1 < MaxAttempts)
+                                  return retryLater(result.error, &BatchJob::stage);
+                              return failAll(result.error, "upload");
+                          }
+                          crashPointForTests("after_upload");
+                          m_attempt = 0;
+                          m_record.providerState = *result.value;
+                          m_status.state = m_record.providerState;
+                          m_record.phase = StoredBatch::Phase::Uploaded;
+                          persist();
+                          m_jsonl = QByteArray(); // the provider has it now
+                          create();
+                      });
+}
+
+void BatchJob::takeStatus(const BatchStatus &status) {
+    m_status = status;
+    m_record.status = statusName(m_status.phase, m_status.end);
+    if (!m_status.state.isEmpty())
+        m_record.providerState = m_status.state;
+    setStatus(displayStatus());
 }
 
 void BatchJob::create() {
@@ -212,94 +218,80 @@ void BatchJob::create() {
     m_record.phase = StoredBatch::Phase::Creating;
     if (!persist(true))
         return waitForStore(&BatchJob::create);
-    const QJsonObject metadata{
-        {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
-        {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
-        {QStringLiteral("llm_proxy_batch"), QString::fromLatin1(m_record.localId)},
-    };
-    m_provider->createBatch(
-        m_credentials, m_record.inputFileId, m_record.endpoint, metadata,
-        [this](ProviderResult<BatchInfo> result) {
-            if (!result.ok()) {
-                if (result.error.retryable() && m_attempt + 1 < MaxAttempts) {
-                    // It may exist anyway (the answer was lost): look before trying again.
-                    m_lastError = result.error;
-                    return reconcile();
-                }
-                return failAll(result.error, "create");
-            }
-            crashPointForTests("after_create");
-            m_attempt = 0;
-            m_info = *result.value;
-            m_record.batchId = m_info.id;
-            m_record.status = m_info.status;
-            m_record.submittedMs = nowMs();
-            m_record.cancelRequestedMs = 0; // a new batch gets its own grace period
-            m_record.phase = StoredBatch::Phase::Created;
-            persist(true);
-            m_submittedAt = m_clock->now();
-            m_cancelSent = false;
-            m_cancelAttempts = 0;
-            m_progress.batchId = m_record.batchId;
-            m_progress.submittedAt = QDateTime::currentDateTimeUtc();
-            setStatus(m_info.status);
-            qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "created with"
-                                      << m_requestIds.size() << "requests";
-            Q_EMIT m_core->batchSubmitted(m_record.batchId, int(m_requestIds.size()));
-            if (m_info.isTerminal())
-                return poll();
-            m_retryTimer.disconnect(this);
-            connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
-            m_retryTimer.start(timerInterval(nextPollDelay()));
-            m_pollScheduled = true;
-        });
+    m_provider->submit(this, m_credentials, submission(), m_record.providerState,
+                       [this](ProviderResult<BatchStatus> result) {
+                           if (!result.ok()) {
+                               if (result.error.retryable() && m_attempt + 1 < MaxAttempts) {
+                                   // It may exist anyway (the answer was lost): look before trying
+                                   // again.
+                                   m_lastError = result.error;
+                                   return reconcile();
+                               }
+                               return failAll(result.error, "create");
+                           }
+                           crashPointForTests("after_create");
+                           m_attempt = 0;
+                           takeStatus(*result.value);
+                           m_record.batchId = m_status.id;
+                           m_record.submittedMs = m_clock->wallMs();
+                           m_record.cancelRequestedMs = 0; // a new batch gets its own grace period
+                           m_record.phase = StoredBatch::Phase::Created;
+                           persist(true);
+                           m_submittedAt = m_clock->now();
+                           m_cancelSent = false;
+                           m_cancelAttempts = 0;
+                           m_progress.batchId = m_record.batchId;
+                           m_progress.submittedAt =
+                               QDateTime::fromMSecsSinceEpoch(m_clock->wallMs(), Qt::UTC);
+                           qCInfo(lcBatch).noquote()
+                               << "batch" << m_record.batchId << "created with"
+                               << m_requestIds.size() << "requests";
+                           m_host->jobSubmitted(m_record.batchId, int(m_requestIds.size()));
+                           if (m_status.ended())
+                               return poll();
+                           m_retryTimer.disconnect(this);
+                           connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
+                           m_retryTimer.start(timerInterval(nextPollDelay()));
+                           m_pollScheduled = true;
+                       });
 }
 
 void BatchJob::reconcile() {
     setStatus("creating");
     qCInfo(lcBatch).noquote() << "looking upstream for batch" << m_record.localId
                               << "before creating it";
-    reconcilePage({}, 0);
-}
-
-void BatchJob::reconcilePage(const QByteArray &after, int page) {
-    m_provider->listBatches(
-        m_credentials, after, 100, [this, page](ProviderResult<BatchPage> result) {
-            if (!result.ok()) {
-                if (result.error.retryable())
-                    return retryLater(result.error, &BatchJob::reconcile);
-                return failAll(result.error, "find");
-            }
-            for (const BatchInfo &batch : std::as_const(result.value->batches)) {
-                if (batch.metadata.value(QStringLiteral("llm_proxy_batch")).toString() ==
-                    QString::fromLatin1(m_record.localId)) {
-                    qCInfo(lcBatch).noquote() << "batch" << m_record.localId << "exists upstream as"
-                                              << batch.id << "- resuming it";
-                    m_info = batch;
-                    m_record.batchId = batch.id;
-                    m_record.status = batch.status;
-                    m_record.submittedMs = batch.createdAt > 0 ? batch.createdAt * 1000 : nowMs();
-                    m_record.phase = StoredBatch::Phase::Created;
-                    persist(true);
-                    m_progress.batchId = batch.id;
-                    m_attempt = 0;
-                    return poll();
-                }
-            }
-            // Newest first: a few pages reach back far enough for a batch we just created.
-            if (result.value->hasMore && page < 9)
-                return reconcilePage(result.value->lastId, page + 1);
-            // Not created. Without clients (a restart) it is not worth paying for now; with
-            // clients, create it.
-            const bool anyoneWaiting =
-                std::any_of(m_requestIds.cbegin(), m_requestIds.cend(),
-                            [this](quint64 id) { return m_core->hasWaitingClient(id); });
-            if (!anyoneWaiting)
-                return dissolve();
-            m_record.phase = StoredBatch::Phase::Uploaded;
-            persist();
-            retryLater(m_lastError, &BatchJob::create);
-        });
+    m_provider->find(this, m_credentials, submission(), m_record.providerState,
+                     [this](ProviderResult<std::optional<BatchStatus>> result) {
+                         if (!result.ok()) {
+                             if (result.error.retryable())
+                                 return retryLater(result.error, &BatchJob::reconcile);
+                             return failAll(result.error, "find");
+                         }
+                         if (const std::optional<BatchStatus> &found = *result.value) {
+                             qCInfo(lcBatch).noquote()
+                                 << "batch" << m_record.localId << "exists upstream as" << found->id
+                                 << "- resuming it";
+                             takeStatus(*found);
+                             m_record.batchId = m_status.id;
+                             m_record.submittedMs = m_status.createdAtMs > 0 ? m_status.createdAtMs
+                                                                             : m_clock->wallMs();
+                             m_record.phase = StoredBatch::Phase::Created;
+                             persist(true);
+                             m_progress.batchId = m_record.batchId;
+                             m_attempt = 0;
+                             return poll();
+                         }
+                         // Not created. Without clients (a restart) it is not worth paying for now;
+                         // with clients, create it.
+                         const bool anyoneWaiting = std::any_of(
+                             m_requestIds.cbegin(), m_requestIds.cend(),
+                             [this](quint64 id) { return m_host->hasWaitingClient(id); });
+                         if (!anyoneWaiting)
+                             return dissolve();
+                         m_record.phase = StoredBatch::Phase::Uploaded;
+                         persist();
+                         retryLater(m_lastError, &BatchJob::create);
+                     });
 }
 
 void BatchJob::settingsChanged(std::chrono::milliseconds pollInterval) {
@@ -314,66 +306,65 @@ void BatchJob::settingsChanged(std::chrono::milliseconds pollInterval) {
 
 void BatchJob::poll() {
     m_pollScheduled = false;
-    m_provider->retrieveBatch(
-        m_credentials, m_record.batchId, [this](ProviderResult<BatchInfo> result) {
-            m_retryTimer.disconnect(this);
-            connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
-            if (!result.ok()) {
-                // Gone (404) or not visible to this key (401, 403): polling again would never
-                // end. Its clients hear the provider's verdict.
-                if (isFinalPollError(result.error))
-                    return failAll(result.error, "poll");
-                // Otherwise the batch is paid for: never give up polling it.
-                qCWarning(lcBatch).noquote() << "polling" << m_record.batchId
-                                             << "failed:" << result.error.message << "- retrying";
-                m_retryTimer.start(timerInterval(result.error.retryAfter
-                                                     ? std::max(*result.error.retryAfter, 100ms)
-                                                     : m_pollInterval));
-                return;
-            }
-            m_info = *result.value;
-            setStatus(m_info.status);
-            crashPointForTests("while_polling");
-            qCDebug(lcBatch).noquote() << "batch" << m_record.batchId << m_info.status
-                                       << m_info.completed << "/" << m_info.total;
-            if (!m_info.isTerminal()) {
-                if (graceRanOut())
-                    return cancelForGrace();
-                m_retryTimer.start(timerInterval(nextPollDelay()));
-                m_pollScheduled = true;
-                return;
-            }
-            if (m_info.status == "failed" && errorsSay(m_info, "token_limit_exceeded"))
-                return resubmitLater();
-            m_record.status = m_info.status;
-            m_record.outputFileId = m_info.outputFileId;
-            m_record.errorFileId = m_info.errorFileId;
-            m_record.endedMs = nowMs();
-            QStringList errors;
-            for (const BatchErrorItem &item : std::as_const(m_info.errors))
-                errors.append(item.message);
-            m_record.errors = errors.join(QLatin1Char('\n'));
-            m_record.phase = StoredBatch::Phase::Ended;
-            persist(true);
-            download();
-        });
+    m_provider->poll(this, m_credentials, m_record.batchId, m_record.providerState,
+                     [this](ProviderResult<BatchStatus> result) {
+                         m_retryTimer.disconnect(this);
+                         connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
+                         if (!result.ok()) {
+                             // Gone (404) or not visible to this key (401, 403): polling again
+                             // would never end. Its clients hear the provider's verdict.
+                             if (Provider::isPermanentPollError(result.error))
+                                 return failAll(result.error, "poll");
+                             // Otherwise the batch is paid for: never give up polling it.
+                             qCWarning(lcBatch).noquote()
+                                 << "polling" << m_record.batchId
+                                 << "failed:" << result.error.message << "- retrying";
+                             m_retryTimer.start(timerInterval(
+                                 result.error.retryAfter ? std::max(*result.error.retryAfter, 100ms)
+                                                         : m_pollInterval));
+                             return;
+                         }
+                         takeStatus(*result.value);
+                         crashPointForTests("while_polling");
+                         qCDebug(lcBatch).noquote()
+                             << "batch" << m_record.batchId << displayStatus() << m_status.succeeded
+                             << "/" << m_status.total;
+                         if (!m_status.ended()) {
+                             if (graceRanOut())
+                                 return cancelForGrace();
+                             m_retryTimer.start(timerInterval(nextPollDelay()));
+                             m_pollScheduled = true;
+                             return;
+                         }
+                         if (m_status.end == BatchEnd::Failed && m_status.retryLater)
+                             return resubmitLater();
+                         takeEnded();
+                     });
+}
+
+void BatchJob::takeEnded() {
+    m_record.endedMs = m_clock->wallMs();
+    m_record.errors = m_status.errors.join(QLatin1Char('\n'));
+    m_record.phase = StoredBatch::Phase::Ended;
+    persist(true);
+    download();
 }
 
 bool BatchJob::graceRanOut() const {
     if (m_cancelSent)
         return false;
     // Finalizing: the results are about to exist; cancelling: someone else did it already.
-    if (m_info.status != "validating" && m_info.status != "in_progress")
+    if (m_status.phase != BatchPhase::Validating && m_status.phase != BatchPhase::Running)
         return false;
     if (m_record.cancelRequestedMs > 0)
         return true; // decided before a restart: the provider may never have heard it
-    const auto grace = m_core->settings().gracePeriod;
+    const auto grace = m_host->gracePeriod();
     return grace && *grace > 0ms && m_clock->now() - m_submittedAt >= *grace;
 }
 
 std::chrono::milliseconds BatchJob::nextPollDelay() const {
     // Wake up when the grace period runs out, if that comes before the next regular poll.
-    const auto grace = m_core->settings().gracePeriod;
+    const auto grace = m_host->gracePeriod();
     if (!grace || *grace <= 0ms || m_record.cancelRequestedMs > 0)
         return m_pollInterval;
     const auto left =
@@ -383,8 +374,8 @@ std::chrono::milliseconds BatchJob::nextPollDelay() const {
 
 void BatchJob::cancelForGrace() {
     if (m_record.cancelRequestedMs == 0) {
-        const auto grace = m_core->settings().gracePeriod.value_or(0ms);
-        qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "is still" << m_info.status
+        const auto grace = m_host->gracePeriod().value_or(0ms);
+        qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "is still" << displayStatus()
                                   << "after the grace period (" << grace.count()
                                   << "ms): cancelling it; its requests that did not run go "
                                      "through the synchronous API";
@@ -392,19 +383,19 @@ void BatchJob::cancelForGrace() {
             QStringLiteral("cancelled after the grace period of %1 ms").arg(grace.count()));
         // Recorded first: after a restart, its lines that never ran are still known to be ours
         // to send synchronously, and the cancel is asked for again if it was not heard.
-        m_record.cancelRequestedMs = nowMs();
+        m_record.cancelRequestedMs = m_clock->wallMs();
         persist(true);
     }
     m_cancelSent = true;
-    m_provider->cancelBatch(
-        m_credentials, m_record.batchId, [this](ProviderResult<BatchInfo> result) {
+    m_provider->cancel(
+        this, m_credentials, m_record.batchId, m_record.providerState,
+        [this](ProviderResult<BatchStatus> result) {
             m_retryTimer.disconnect(this);
             connect(&m_retryTimer, &QTimer::timeout, this, &BatchJob::poll);
             if (result.ok()) {
-                m_info = *result.value;
-                setStatus(m_info.status);
+                takeStatus(*result.value);
                 // Cancelled at once (or it ended meanwhile): read its results now.
-                m_retryTimer.start(m_info.isTerminal() ? 0ms : timerInterval(m_pollInterval));
+                m_retryTimer.start(m_status.ended() ? 0ms : timerInterval(m_pollInterval));
                 return;
             }
             if (result.error.retryable() && ++m_cancelAttempts < MaxAttempts) {
@@ -433,23 +424,21 @@ void BatchJob::resubmitLater() {
         std::max<std::chrono::milliseconds>(m_pollInterval, 1s) *
             (1LL << std::min(m_record.attempts - 1, 10)),
         10min);
-    qCWarning(lcBatch).noquote() << "batch" << m_record.batchId
-                                 << "failed with token_limit_exceeded; submitting again in"
+    qCWarning(lcBatch).noquote() << "batch" << m_record.batchId << "failed as"
+                                 << m_status.providerStatus
+                                 << "with the provider's queue full; submitting again in"
                                  << delay.count() << "ms (attempt" << m_record.attempts << ")";
-    const QByteArray oldBatch = m_record.batchId;
     m_record.batchId.clear();
     m_record.status.clear();
     m_record.phase = StoredBatch::Phase::Uploaded;
     persist(true);
     m_progress.batchId.clear();
     if (m_record.attempts >= 2 && m_requestIds.size() > 1) {
-        // Too big for the quota: split in two new batches (new files), end this one.
+        // Too big for the quota: split in two new batches (new inputs), end this one.
         m_retryTimer.disconnect(this);
         connect(&m_retryTimer, &QTimer::timeout, this, [this] {
-            m_core->splitBatch(this, m_record, m_requestIds);
-            if (!m_record.inputFileId.isEmpty())
-                m_provider->deleteFile(m_credentials, m_record.inputFileId,
-                                       [](std::optional<ProviderError>) {});
+            m_host->splitBatch(this, m_record, m_requestIds);
+            m_provider->cleanUp(m_credentials, m_record.providerState);
             finish(false);
         });
         m_retryTimer.start(timerInterval(delay));
@@ -463,63 +452,48 @@ void BatchJob::resubmitLater() {
 void BatchJob::download() {
     setStatus("downloading");
     qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "ended:" << m_record.status << "("
-                              << m_info.completed << "completed," << m_info.failed << "failed)";
-    m_filesToRead.clear();
-    if (!m_record.outputFileId.isEmpty())
-        m_filesToRead.append(m_record.outputFileId);
-    if (!m_record.errorFileId.isEmpty())
-        m_filesToRead.append(m_record.errorFileId);
+                              << m_status.succeeded << "succeeded," << m_status.failed << "failed)";
     m_attempt = 0;
-    downloadNext();
+    readResults();
 }
 
-void BatchJob::downloadNext() {
-    if (m_filesToRead.isEmpty() || m_waiting.empty())
+void BatchJob::readResults() {
+    if (m_waiting.empty())
         return answerRemaining();
-    const QByteArray fileId = m_filesToRead.constFirst();
-    m_provider->downloadFileLines(
-        m_credentials, fileId, [this](QByteArrayView line) { onLine(line); },
+    m_provider->readResults(
+        this, m_credentials, m_record.batchId, m_record.providerState,
+        [this](ResultLine line) { onLine(std::move(line)); },
         [this](const TooLongLine &line) { onLineTooLong(line); },
         [this](std::optional<ProviderError> error) {
             deliverPending();
             if (error) {
                 if (error->retryable() && m_attempt + 1 < MaxAttempts)
-                    return retryLater(*error, &BatchJob::downloadNext);
+                    return retryLater(*error, &BatchJob::readResults);
                 if (error->httpStatus == 401)
-                    m_core->keyRefused(m_record.keyHash);
+                    m_host->keyRefused(m_record.keyHash);
                 qCWarning(lcBatch).noquote()
-                    << "could not download results of" << m_record.batchId << ":" << error->message;
+                    << "could not read results of" << m_record.batchId << ":" << error->message;
             }
             m_attempt = 0;
-            m_filesToRead.removeFirst();
-            downloadNext();
+            answerRemaining();
         });
 }
 
-void BatchJob::onLine(QByteArrayView line) {
-    QString error;
-    const auto decoded = jsonl::decodeOutputLine(line, &error);
-    if (!decoded) {
-        if (++m_badLines <= 5)
-            qCWarning(lcBatch).noquote()
-                << "batch" << m_record.batchId << "result line ignored:" << error;
-        return;
-    }
-    const auto requestId = requestIdFromCustomId(decoded->customId);
+void BatchJob::onLine(ResultLine line) {
+    const auto requestId = requestIdFromCustomId(line.customId);
     if (!requestId || m_waiting.erase(*requestId) == 0)
-        return; // not ours, or handled already (a retried download)
-    if (!decoded->hasResponse &&
-        (decoded->errorCode == "batch_expired" || decoded->errorCode == "batch_cancelled")) {
+        return; // not ours, or handled already (a retried read)
+    if (line.outcome == ResultOutcome::Expired || line.outcome == ResultOutcome::Cancelled) {
         neverRan(*requestId);
         return;
     }
-    queueAnswer(*requestId, answerForLine(*decoded, m_record.batchId));
+    queueAnswer(*requestId, m_provider->answerFor(line, m_record.batchId));
 }
 
 void BatchJob::onLineTooLong(const TooLongLine &line) {
-    // Only this request fails. Without a readable custom_id at the line's start, it ends up
+    // Only this request fails. Without a readable custom id at the line's start, it ends up
     // missing from the results (answerRemaining()).
-    const std::optional<QByteArray> customId = jsonl::customIdFromLineStart(line.start);
+    const std::optional<QByteArray> customId = m_provider->customIdFromLineStart(line.start);
     const auto requestId = customId ? requestIdFromCustomId(*customId) : std::nullopt;
     if (!requestId || m_waiting.erase(*requestId) == 0)
         return;
@@ -530,7 +504,7 @@ void BatchJob::queueAnswer(quint64 requestId, HttpAnswer answer) {
     // Bounds what waits here: at most MaxPendingBytes of bodies, plus one line.
     constexpr qsizetype MaxPendingAnswers = 256;
     constexpr qint64 MaxPendingBytes = 16 * 1024 * 1024;
-    m_core->recordResult(requestId, answer);
+    m_host->recordResult(requestId, answer);
     m_pendingBytes += answer.body.size();
     m_pendingDelivery.append({requestId, std::move(answer)});
     if (m_pendingDelivery.size() >= MaxPendingAnswers || m_pendingBytes >= MaxPendingBytes)
@@ -541,47 +515,47 @@ void BatchJob::neverRan(quint64 requestId) {
     // After our grace cancel, a client still waiting has waited long enough: the synchronous
     // API answers now (full price). Otherwise it goes into a new batch if someone waits, and is
     // kept unpaid for a client that comes back if nobody does.
-    if (m_record.cancelRequestedMs > 0 && m_core->hasWaitingClient(requestId))
-        m_core->sendSynchronously(requestId, m_credentials);
+    if (m_record.cancelRequestedMs > 0 && m_host->hasWaitingClient(requestId))
+        m_host->sendSynchronously(requestId, m_credentials);
     else
-        m_core->requeue(requestId);
+        m_host->requeue(requestId);
 }
 
 void BatchJob::deliverPending() {
     if (m_pendingDelivery.isEmpty())
         return;
     // Results are durable before anyone is answered: a crash now loses nothing.
-    m_core->commit();
+    m_host->commit();
     crashPointForTests("after_download");
     const auto pending = std::exchange(m_pendingDelivery, {});
     m_pendingBytes = 0;
     for (const auto &[id, answer] : pending)
-        m_core->deliver(id, answer, true);
+        m_host->deliver(id, answer, true);
 }
 
 void BatchJob::answerRemaining() {
     if (!m_waiting.empty()) {
-        const QByteArray &status = m_record.status;
         const auto waiting = std::exchange(m_waiting, {});
-        if (status == "expired" || status == "cancelled") {
+        if (m_status.end == BatchEnd::Expired || m_status.end == BatchEnd::Cancelled) {
             for (quint64 id : waiting) // never ran
                 neverRan(id);
         } else {
             const QStringList messages = m_record.errors.isEmpty()
                                              ? QStringList()
                                              : m_record.errors.split(QLatin1Char('\n'));
-            const bool failed = status == "failed";
+            const bool failed = m_status.end == BatchEnd::Failed;
+            const QByteArray &status = m_record.status;
             const HttpAnswer answer = failed
                                           ? answerForFailedBatch(m_record.batchId, status, messages)
                                           : answerForMissingLine(m_record.batchId, status);
             if (!failed)
                 qCWarning(lcBatch).noquote() << waiting.size() << "requests of" << m_record.batchId
-                                             << "are missing from its result files";
+                                             << "are missing from its results";
             for (quint64 id : waiting)
-                m_core->recordResult(id, answer);
-            m_core->commit();
+                m_host->recordResult(id, answer);
+            m_host->commit();
             for (quint64 id : waiting)
-                m_core->deliver(id, answer, true);
+                m_host->deliver(id, answer, true);
         }
     }
     m_record.phase = StoredBatch::Phase::Cleaning;
@@ -590,16 +564,8 @@ void BatchJob::answerRemaining() {
 }
 
 void BatchJob::cleanUp() {
-    setStatus(m_record.status);
-    QList<QByteArray> files{m_record.inputFileId, m_record.outputFileId, m_record.errorFileId};
-    files.removeAll(QByteArray());
-    for (const QByteArray &file : std::as_const(files)) {
-        // Fire and forget: a file we fail to delete expires upstream on its own.
-        m_provider->deleteFile(m_credentials, file, [file](std::optional<ProviderError> error) {
-            if (error)
-                qCInfo(lcBatch).noquote() << "could not delete" << file << ":" << error->message;
-        });
-    }
+    setStatus(displayStatus());
+    m_provider->cleanUp(m_credentials, m_record.providerState);
     finish(true);
 }
 
@@ -609,11 +575,10 @@ void BatchJob::dissolve() {
                               << "was never created upstream; its requests wait for their "
                                  "clients to come back";
     for (quint64 id : std::as_const(m_requestIds))
-        m_core->requeue(id);
-    if (!m_record.inputFileId.isEmpty())
-        m_provider->deleteFile(m_credentials, m_record.inputFileId,
-                               [](std::optional<ProviderError>) {});
+        m_host->requeue(id);
+    m_provider->cleanUp(m_credentials, m_record.providerState);
     m_record.status = "dissolved";
+    m_status.providerStatus = m_record.status;
     setStatus("dissolved");
     finish(false);
 }
@@ -626,35 +591,37 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
                                  .arg(error.httpStatus)
                                  .arg(error.message));
     if (error.httpStatus == 401 && !m_credentials.apiKey.isEmpty())
-        m_core->keyRefused(m_record.keyHash); // not kept, in memory or in the store
+        m_host->keyRefused(m_record.keyHash); // not kept, in memory or in the store
     const HttpAnswer answer = answerForProviderFailure(error, step);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
-        m_core->recordResult(id, answer);
-    m_core->commit();
+        m_host->recordResult(id, answer);
+    m_host->commit();
     for (quint64 id : waiting)
-        m_core->deliver(id, answer, true);
-    m_record.status = "failed";
-    if (!m_record.inputFileId.isEmpty() && !m_credentials.apiKey.isEmpty()) {
-        m_provider->deleteFile(m_credentials, m_record.inputFileId,
-                               [](std::optional<ProviderError>) {});
-    }
+        m_host->deliver(id, answer, true);
+    m_record.status = statusName(BatchPhase::Ended, BatchEnd::Failed);
+    m_status.phase = BatchPhase::Ended;
+    m_status.end = BatchEnd::Failed;
+    m_status.providerStatus = m_record.status;
+    if (!m_credentials.apiKey.isEmpty())
+        m_provider->cleanUp(m_credentials, m_record.providerState);
     finish(true);
 }
 
 void BatchJob::finish(bool counted) {
     m_state = State::Done;
     m_retryTimer.stop();
-    setStatus(m_record.status);
+    setStatus(m_record.status == "dissolved" ? m_record.status : displayStatus());
     m_progress.active = false;
-    m_progress.endedAt = QDateTime::currentDateTimeUtc();
-    for (const BatchErrorItem &item : std::as_const(m_info.errors))
-        m_progress.errors.append(item.message);
+    m_progress.endedAt = QDateTime::fromMSecsSinceEpoch(m_clock->wallMs(), Qt::UTC);
+    for (const QString &message : std::as_const(m_status.errors))
+        m_progress.errors.append(message);
     const auto duration =
         m_record.batchId.isEmpty()
             ? 0ms
             : std::chrono::duration_cast<std::chrono::milliseconds>(m_clock->now() - m_submittedAt);
-    m_core->jobEnded(this, counted, m_record.status == "completed", duration);
+    m_host->jobEnded(this, counted, m_status.end == BatchEnd::Completed && m_status.ended(),
+                     duration);
 }
 
 HttpAnswer BatchJob::answerForProviderFailure(const ProviderError &error, const char *step) const {

@@ -3,9 +3,10 @@
 
 // One batch's conversation with the provider, as an explicit state machine whose every step
 // is recorded before the next begins (StoredBatch::Phase), so a restart resumes it where it
-// was: upload the JSONL -> record the intent to create -> create -> poll until it ends ->
-// stream the output and error files, storing each result before its client is answered ->
-// delete the provider's files.
+// was: hand the lines over (stage) -> record the intent to create -> submit -> poll until it
+// ends -> stream its result lines, storing each result before its client is answered -> let
+// the provider clean up. It speaks the provider-neutral contract (provider.h) only: no
+// provider's status words, files or line formats.
 
 #include "api/clock.h"
 #include "api/httpanswer.h"
@@ -23,7 +24,39 @@
 
 namespace llmproxy {
 
-class BatchCore;
+class BatchJob;
+
+// What a job needs from the core that owns it, and nothing more.
+class BatchJobHost {
+public:
+    virtual ~BatchJobHost() = default;
+    // A batch still validating or running this long after its creation is cancelled (unset or
+    // not positive: never).
+    virtual std::optional<std::chrono::milliseconds> gracePeriod() const = 0;
+    // Save the record (durable with the next commit); commitNow() commits at once: false when
+    // the store could not (the job waits and tries again).
+    virtual void saveBatch(const StoredBatch &batch) = 0;
+    virtual bool commitNow() = 0;
+    virtual void commit() = 0;
+    // Store a request's answer (durable with the next commit) before it is delivered.
+    virtual void recordResult(quint64 requestId, const HttpAnswer &answer) = 0;
+    // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
+    virtual void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) = 0;
+    // A request must go out again (it never ran): queue it if someone waits, else keep it.
+    virtual void requeue(quint64 requestId) = 0;
+    virtual bool hasWaitingClient(quint64 requestId) const = 0;
+    // The grace period cancelled its batch before it ran: the synchronous API answers it.
+    virtual void sendSynchronously(quint64 requestId, const Credentials &credentials) = 0;
+    // A batch that keeps not fitting the provider's queue: form two new ones from its requests.
+    virtual void splitBatch(BatchJob *job, const StoredBatch &record,
+                            const QList<quint64> &requestIds) = 0;
+    // The provider refused this key (401): forget it, in memory and in the store.
+    virtual void keyRefused(const QByteArray &keyHash) = 0;
+    virtual void jobSubmitted(const QByteArray &batchId, int requests) = 0;
+    // `counted`: a real batch that ended (stats, history); false when dissolved or split.
+    virtual void jobEnded(BatchJob *job, bool counted, bool successful,
+                          std::chrono::milliseconds duration) = 0;
+};
 
 class BatchJob final : public QObject {
     Q_OBJECT
@@ -31,10 +64,10 @@ class BatchJob final : public QObject {
 public:
     enum class State { Working, Done };
 
-    // `jsonl` is the input file for a new batch; empty when resuming one from the store.
-    BatchJob(BatchCore *core, Provider *provider, const Clock *clock, Credentials credentials,
+    // `jsonl` holds the encoded lines for a new batch; empty when resuming one from the store.
+    BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock, Credentials credentials,
              StoredBatch record, QList<quint64> requestIds, QByteArray jsonl,
-             std::chrono::milliseconds pollInterval, bool resumed);
+             std::chrono::milliseconds pollInterval, bool resumed, QObject *parent);
 
     // Take the step the record's phase calls for.
     void start();
@@ -60,11 +93,13 @@ public:
     backoffDelay(int attempt, std::optional<std::chrono::milliseconds> retryAfter);
 
 private:
-    void upload();
+    void stage();
     void create();
     void reconcile();
-    void reconcilePage(const QByteArray &after, int page);
     void poll();
+    // A status the provider reported: the job's view and the record follow it.
+    void takeStatus(const BatchStatus &status);
+    void takeEnded();
     // The batch is still validating or in progress after the grace period (or was to be
     // cancelled before a restart) and this process has not asked to cancel it yet.
     bool graceRanOut() const;
@@ -72,8 +107,8 @@ private:
     std::chrono::milliseconds nextPollDelay() const;
     void resubmitLater();
     void download();
-    void downloadNext();
-    void onLine(QByteArrayView line);
+    void readResults();
+    void onLine(ResultLine line);
     void onLineTooLong(const TooLongLine &line);
     // The answer is stored now and delivered with the next deliverPending(), which runs once
     // MaxPendingAnswers or MaxPendingBytes are waiting.
@@ -91,25 +126,25 @@ private:
     bool persist(bool durableNow = false);
     // The store could not make a step durable: take `step` again later.
     void waitForStore(void (BatchJob::*step)());
-    // A key was refused (401) or the batch is gone (404) or hidden (403) from it.
-    static bool isFinalPollError(const ProviderError &error);
     void setStatus(const QByteArray &status);
+    // The normalised status name (statusName()) shown in the window and /stats.
+    QByteArray displayStatus() const;
+    BatchSubmission submission() const;
     HttpAnswer answerForProviderFailure(const ProviderError &error, const char *step) const;
     std::chrono::milliseconds backoff(const ProviderError *error) const;
 
-    BatchCore *m_core;
+    BatchJobHost *m_host;
     Provider *m_provider;
     const Clock *m_clock;
     Credentials m_credentials;
     StoredBatch m_record;
     QList<quint64> m_requestIds;
     std::unordered_set<quint64> m_waiting; // requests without their result yet
-    QByteArray m_jsonl;                    // released once uploaded
+    QByteArray m_jsonl;                    // released once staged
     std::chrono::milliseconds m_pollInterval;
     bool m_resumed;
     State m_state = State::Working;
-    BatchInfo m_info;
-    QList<QByteArray> m_filesToRead;
+    BatchStatus m_status; // as the provider last reported it
     QList<std::pair<quint64, HttpAnswer>> m_pendingDelivery;
     qint64 m_pendingBytes = 0; // of the bodies in m_pendingDelivery
     int m_attempt = 0;         // of the current step

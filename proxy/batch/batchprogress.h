@@ -16,8 +16,9 @@ struct BatchProgress {
     QByteArray endpoint; // "/v1/chat/completions"
     QByteArray model;
     QByteArray keyHint; // the key's last four characters ("…abcd"), never more
-    // uploading, creating, then the provider's status (validating, in_progress, finalizing,
-    // completed, failed, expired, cancelling, cancelled), downloading while results stream in.
+    // uploading, creating, then the normalised status whatever the provider (validating,
+    // running, finalizing, cancelling, completed, failed, expired, cancelled: statusName()),
+    // downloading while results stream in; waiting_for_key, waiting_for_quota, dissolved.
     QByteArray status;
     bool active = true;
     int total = 0;     // requests in the batch

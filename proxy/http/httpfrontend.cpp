@@ -170,16 +170,14 @@ bool isBatchedEndpoint(QByteArrayView path) {
     return false;
 }
 
-HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager *nam,
-                           const Clock *clock, const FrontEndSettings &settings, QObject *parent)
+HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, const Clock *clock,
+                           const FrontEndSettings &settings, QObject *parent)
     : QAbstractHttpServer(parent)
     , m_core(core)
     , m_stats(stats)
-    , m_nam(nam)
     , m_upstream(new UpstreamClient(this))
     , m_clock(clock)
     , m_settings(settings) {
-    connect(m_core, &BatchCore::answered, this, &HttpFrontEnd::onAnswered);
     if (!m_settings.limiter) {
         m_settings.limiter = std::make_shared<http::ConnectionLimiter>(
             m_settings.limits.maxConnections, m_settings.limits.maxConnectionsPerIp);
@@ -301,6 +299,7 @@ void HttpFrontEnd::stopListening() {
 void HttpFrontEnd::setIndex(int index) {
     Q_ASSERT(index >= 0 && index <= 0xffff);
     m_nextRequestId = (quint64(index) << 48) + 1;
+    m_answerRouted = false;
 }
 
 QList<ListenAddress> HttpFrontEnd::boundAddresses() const {
@@ -1079,7 +1078,19 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive, admission.corsOrigin});
     if (const auto it = m_connections.find(socket); it != m_connections.end())
         it->second.heldRequest = batched.id;
-    // The core may live on another thread (several I/O threads): then this is a queued call.
+    // The core may live on another thread (several I/O threads): then these are queued calls,
+    // run in order. Its answers come to this front end alone, by the ticket's index.
+    if (!m_answerRouted) {
+        m_answerRouted = true;
+        QMetaObject::invokeMethod(m_core, [core = m_core, index = BatchCore::frontEndOf(batched.id),
+                                           self = QPointer<HttpFrontEnd>(this)] {
+            core->setAnswerRoute(index, self.data(),
+                                 [self](quint64 ticket, const HttpAnswer &answer) {
+                                     if (self)
+                                         self->onAnswered(ticket, answer);
+                                 });
+        });
+    }
     QMetaObject::invokeMethod(m_core, [core = m_core, request = std::move(batched)]() mutable {
         core->submit(std::move(request));
     });

@@ -22,7 +22,6 @@
 #include <optional>
 #include <unordered_map>
 
-class QNetworkAccessManager;
 class QTcpServer;
 class QTcpSocket;
 
@@ -57,7 +56,7 @@ class HttpFrontEnd final : public QAbstractHttpServer {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(HttpFrontEnd)
 public:
-    HttpFrontEnd(BatchCore *core, Stats *stats, QNetworkAccessManager *nam, const Clock *clock,
+    HttpFrontEnd(BatchCore *core, Stats *stats, const Clock *clock,
                  const FrontEndSettings &settings, QObject *parent = nullptr);
     ~HttpFrontEnd() override;
 
@@ -176,13 +175,13 @@ private:
 
     BatchCore *m_core;
     Stats *m_stats;
-    QNetworkAccessManager *m_nam;
     UpstreamClient *m_upstream; // the relay's connections, this front end's (thread's) own
     const Clock *m_clock;
     FrontEndSettings m_settings;
     bool m_ready = true;
     bool m_closing = false;
     quint64 m_nextRequestId = 1;
+    bool m_answerRouted = false; // the core knows to send this index's answers here
     quint64 m_framedRequests = 0;
     quint64 m_framedBytes = 0;
     std::unordered_map<QTcpSocket *, Connection> m_connections;

@@ -2,6 +2,8 @@
 #include "provider/openaiprovider.h"
 
 #include "api/clock.h"
+#include "api/json.h"
+#include "api/jsonl.h"
 #include "api/logging.h"
 
 #include <QDateTime>
@@ -74,7 +76,11 @@ std::optional<QJsonObject> parseObject(const QByteArray &json) {
     return doc.object();
 }
 
-std::optional<BatchInfo> batchFromObject(const QJsonObject &o) {
+std::optional<BatchInfo> batchFromObject(const QJsonObject &object) {
+    // Together wraps a created batch: {"job": {...}, "warning": ...}.
+    const QJsonValue job = object.value(QLatin1StringView("job"));
+    const QJsonObject o =
+        !object.contains(QLatin1StringView("id")) && job.isObject() ? job.toObject() : object;
     BatchInfo b;
     b.id = stringOf(o.value(QLatin1StringView("id")));
     b.status = stringOf(o.value(QLatin1StringView("status")));
@@ -291,7 +297,7 @@ void OpenAiProvider::uploadBatchFile(const Credentials &creds, const QByteArray 
     QHttpPart purpose;
     purpose.setHeader(QNetworkRequest::ContentDispositionHeader,
                       QByteArrayLiteral("form-data; name=\"purpose\""));
-    purpose.setBody(QByteArrayLiteral("batch"));
+    purpose.setBody(m_shape.filePurpose);
     multipart->append(purpose);
 
     QHttpPart file;
@@ -661,6 +667,295 @@ ProviderError OpenAiProvider::errorFromReply(QNetworkReply *reply, const QByteAr
                                          reply->rawHeader(QByteArrayLiteral("Retry-After")));
     }
     return err;
+}
+
+// ---- The provider-neutral contract -----------------------------------------------------
+
+std::optional<std::pair<BatchPhase, BatchEnd>> openAiFamilyStatus(QByteArrayView status) {
+    struct Entry {
+        const char *word;
+        BatchPhase phase;
+        BatchEnd end;
+    };
+    static constexpr Entry Words[] = {
+        {"validating", BatchPhase::Validating, BatchEnd::None},
+        {"in_progress", BatchPhase::Running, BatchEnd::None},
+        {"finalizing", BatchPhase::Finalizing, BatchEnd::None},
+        {"cancelling", BatchPhase::Cancelling, BatchEnd::None},
+        {"completed", BatchPhase::Ended, BatchEnd::Completed},
+        {"failed", BatchPhase::Ended, BatchEnd::Failed},
+        {"expired", BatchPhase::Ended, BatchEnd::Expired},
+        {"cancelled", BatchPhase::Ended, BatchEnd::Cancelled},
+    };
+    for (const Entry &entry : Words) {
+        if (QLatin1StringView(status).compare(QLatin1StringView(entry.word), Qt::CaseInsensitive) ==
+            0)
+            return std::pair{entry.phase, entry.end};
+    }
+    return std::nullopt;
+}
+
+bool BatchInfo::isTerminal() const {
+    const auto normalised = openAiFamilyStatus(status);
+    return normalised && normalised->first == BatchPhase::Ended;
+}
+
+BatchStatus batchStatusFromInfo(const BatchInfo &info) {
+    BatchStatus out;
+    out.id = info.id;
+    out.providerStatus = info.status;
+    if (const auto normalised = openAiFamilyStatus(info.status)) {
+        out.phase = normalised->first;
+        out.end = normalised->second;
+    } else {
+        // A word this client does not know: not ended, so it is polled again.
+        qCWarning(lcProvider).noquote()
+            << "batch" << info.id << "has an unknown status" << info.status << "- polling it again";
+        out.phase = BatchPhase::Running;
+    }
+    out.total = info.total;
+    out.succeeded = info.completed;
+    out.failed = info.failed;
+    for (const BatchErrorItem &item : info.errors) {
+        out.errors.append(item.message);
+        // The organisation's queue for the model is full: the same requests fit later.
+        if (out.end == BatchEnd::Failed && item.code == "token_limit_exceeded")
+            out.retryLater = true;
+    }
+    out.createdAtMs = info.createdAt > 0 ? info.createdAt * 1000 : 0;
+    out.state = OpenAiProvider::stateFor({info.inputFileId, info.outputFileId, info.errorFileId});
+    return out;
+}
+
+QByteArray OpenAiProvider::stateFor(const Files &files) {
+    QJsonObject o;
+    if (!files.input.isEmpty())
+        o.insert(QStringLiteral("input_file_id"), QString::fromUtf8(files.input));
+    if (!files.output.isEmpty())
+        o.insert(QStringLiteral("output_file_id"), QString::fromUtf8(files.output));
+    if (!files.error.isEmpty())
+        o.insert(QStringLiteral("error_file_id"), QString::fromUtf8(files.error));
+    return QJsonDocument(o).toJson(QJsonDocument::Compact);
+}
+
+OpenAiProvider::Files OpenAiProvider::filesOf(const QByteArray &state) {
+    const std::optional<QJsonObject> o = parseObject(state);
+    if (!o)
+        return {};
+    return {stringOf(o->value(QLatin1StringView("input_file_id"))),
+            stringOf(o->value(QLatin1StringView("output_file_id"))),
+            stringOf(o->value(QLatin1StringView("error_file_id")))};
+}
+
+namespace {
+// A batch's files as the provider last reported them, keeping the input file a create or a
+// poll answer did not name.
+BatchStatus withInputFile(BatchStatus status, const QByteArray &previousState) {
+    OpenAiProvider::Files files = OpenAiProvider::filesOf(status.state);
+    if (files.input.isEmpty()) {
+        files.input = OpenAiProvider::filesOf(previousState).input;
+        status.state = OpenAiProvider::stateFor(files);
+    }
+    return status;
+}
+} // namespace
+
+QByteArray OpenAiProvider::encodeLine(QByteArrayView customId, QByteArrayView endpoint,
+                                      QByteArrayView body) const {
+    if (m_shape.linesCarryMethodAndUrl)
+        return jsonl::encodeInputLine(customId, endpoint, body);
+    QByteArray line;
+    line.reserve(customId.size() + body.size() + 32);
+    line += R"({"custom_id":)";
+    line += json::quoted(customId);
+    line += R"(,"body":)";
+    json::appendSingleLine(line, body);
+    line += "}\n";
+    return line;
+}
+
+std::optional<ResultLine> OpenAiProvider::decodeResultLine(QByteArrayView line,
+                                                           QString *error) const {
+    std::optional<jsonl::OutputLine> decoded = jsonl::decodeOutputLine(line, error);
+    if (!decoded)
+        return std::nullopt;
+    return fromOpenAiOutputLine(std::move(*decoded));
+}
+
+std::optional<QByteArray> OpenAiProvider::customIdFromLineStart(QByteArrayView lineStart) const {
+    return jsonl::customIdFromLineStart(lineStart);
+}
+
+void OpenAiProvider::stage(QObject *context, const Credentials &creds,
+                           const BatchSubmission &submission, const QByteArray &lines,
+                           Callback<QByteArray> done) {
+    const QString fileName = QStringLiteral("llm-proxy-") +
+                             QString::fromLatin1(submission.localId) + QStringLiteral(".jsonl");
+    uploadBatchFile(creds, lines, fileName,
+                    bound(context, [done = std::move(done)](ProviderResult<FileInfo> result) {
+                        ProviderResult<QByteArray> out;
+                        if (result.ok())
+                            out.value = stateFor({result.value->id, {}, {}});
+                        else
+                            out.error = std::move(result.error);
+                        done(std::move(out));
+                    }));
+}
+
+void OpenAiProvider::submit(QObject *context, const Credentials &creds,
+                            const BatchSubmission &submission, const QByteArray &state,
+                            StatusCallback done) {
+    const QJsonObject metadata{
+        {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
+        {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
+        {QStringLiteral("llm_proxy_batch"), QString::fromLatin1(submission.localId)},
+    };
+    createBatch(creds, filesOf(state).input, submission.endpoint, metadata,
+                bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+                    ProviderResult<BatchStatus> out;
+                    if (result.ok())
+                        out.value = withInputFile(batchStatusFromInfo(*result.value), state);
+                    else
+                        out.error = std::move(result.error);
+                    done(std::move(out));
+                }));
+}
+
+void OpenAiProvider::find(QObject *context, const Credentials &creds,
+                          const BatchSubmission &submission, const QByteArray &state,
+                          Callback<std::optional<BatchStatus>> done) {
+    findPage(context, creds, submission.localId, {}, 0,
+             [state, done = std::move(done)](ProviderResult<std::optional<BatchStatus>> result) {
+                 if (result.ok() && result.value->has_value())
+                     **result.value = withInputFile(std::move(**result.value), state);
+                 done(std::move(result));
+             });
+}
+
+void OpenAiProvider::findPage(QObject *context, const Credentials &creds, const QByteArray &localId,
+                              const QByteArray &after, int page,
+                              Callback<std::optional<BatchStatus>> done) {
+    // The batch names its local id in its metadata. Newest first: a few pages reach back far
+    // enough for a batch made moments before a crash.
+    listBatches(creds, after, 100,
+                bound(context, [this, context, creds, localId, page,
+                                done = std::move(done)](ProviderResult<BatchPage> result) mutable {
+                    ProviderResult<std::optional<BatchStatus>> out;
+                    if (!result.ok()) {
+                        out.error = std::move(result.error);
+                        return done(std::move(out));
+                    }
+                    for (const BatchInfo &batch : std::as_const(result.value->batches)) {
+                        if (batch.metadata.value(QStringLiteral("llm_proxy_batch")).toString() ==
+                            QString::fromLatin1(localId)) {
+                            out.value = std::optional<BatchStatus>(batchStatusFromInfo(batch));
+                            return done(std::move(out));
+                        }
+                    }
+                    if (result.value->hasMore && page < 9)
+                        return findPage(context, creds, localId, result.value->lastId, page + 1,
+                                        std::move(done));
+                    out.value = std::optional<BatchStatus>();
+                    done(std::move(out));
+                }));
+}
+
+void OpenAiProvider::poll(QObject *context, const Credentials &creds, const QByteArray &batchId,
+                          const QByteArray &state, StatusCallback done) {
+    retrieveBatch(creds, batchId,
+                  bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+                      ProviderResult<BatchStatus> out;
+                      if (result.ok())
+                          out.value = withInputFile(batchStatusFromInfo(*result.value), state);
+                      else
+                          out.error = std::move(result.error);
+                      done(std::move(out));
+                  }));
+}
+
+void OpenAiProvider::cancel(QObject *context, const Credentials &creds, const QByteArray &batchId,
+                            const QByteArray &state, StatusCallback done) {
+    cancelBatch(creds, batchId,
+                bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+                    ProviderResult<BatchStatus> out;
+                    if (result.ok())
+                        out.value = withInputFile(batchStatusFromInfo(*result.value), state);
+                    else
+                        out.error = std::move(result.error);
+                    done(std::move(out));
+                }));
+}
+
+void OpenAiProvider::readResults(QObject *context, const Credentials &creds, const QByteArray &,
+                                 const QByteArray &state, ResultCallback onLine,
+                                 LineTooLongCallback onLineTooLong, DoneCallback done) {
+    // Successes are in the output file, failures in the error file; either may be missing.
+    const Files files = filesOf(state);
+    QList<QByteArray> toRead;
+    if (!files.output.isEmpty())
+        toRead.append(files.output);
+    if (!files.error.isEmpty())
+        toRead.append(files.error);
+    readFiles(context, creds, std::move(toRead),
+              std::make_shared<ResultCallback>(std::move(onLine)),
+              std::make_shared<LineTooLongCallback>(std::move(onLineTooLong)), std::move(done));
+}
+
+void OpenAiProvider::readFiles(QObject *context, const Credentials &creds, QList<QByteArray> files,
+                               std::shared_ptr<ResultCallback> onLine,
+                               std::shared_ptr<LineTooLongCallback> onLineTooLong,
+                               DoneCallback done, std::optional<ProviderError> failed) {
+    // A file that cannot be read for good (gone, refused) does not keep the next one from being
+    // read; the error is reported at the end. One worth retrying ends the read now.
+    if (files.isEmpty())
+        return done(std::move(failed));
+    const QByteArray file = files.takeFirst();
+    QPointer<QObject> guard(context);
+    downloadFileLines(
+        creds, file,
+        [this, guard, onLine, file](QByteArrayView line) {
+            if (!guard)
+                return;
+            QString error;
+            std::optional<ResultLine> result = decodeResultLine(line, &error);
+            if (!result) {
+                qCWarning(lcProvider).noquote()
+                    << "a result line of" << file << "was ignored:" << error;
+                return;
+            }
+            (*onLine)(std::move(*result));
+        },
+        [guard, onLineTooLong](const TooLongLine &line) {
+            if (guard)
+                (*onLineTooLong)(line);
+        },
+        bound(context, [this, context, creds, file, files = std::move(files), onLine, onLineTooLong,
+                        done = std::move(done),
+                        failed = std::move(failed)](std::optional<ProviderError> error) mutable {
+            if (error && error->retryable())
+                return done(std::move(error));
+            if (error) {
+                qCWarning(lcProvider).noquote()
+                    << "could not read the result file" << file << ":" << error->message;
+                if (!failed)
+                    failed = std::move(error);
+            }
+            readFiles(context, creds, std::move(files), onLine, onLineTooLong, std::move(done),
+                      std::move(failed));
+        }));
+}
+
+void OpenAiProvider::cleanUp(const Credentials &creds, const QByteArray &state) {
+    const Files files = filesOf(state);
+    for (const QByteArray &file : {files.input, files.output, files.error}) {
+        if (file.isEmpty())
+            continue;
+        // Fire and forget: a file we fail to delete expires upstream on its own.
+        deleteFile(creds, file, [file](std::optional<ProviderError> error) {
+            if (error)
+                qCInfo(lcProvider).noquote() << "could not delete" << file << ":" << error->message;
+        });
+    }
 }
 
 } // namespace llmproxy

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <vector>
 
 class QNetworkAccessManager;
@@ -15,6 +16,60 @@ class QNetworkReply;
 class QNetworkRequest;
 
 namespace llmproxy {
+
+// The OpenAI family's own words: files, and batch objects with their status strings.
+struct FileInfo {
+    QByteArray id;
+    qint64 bytes = 0;
+};
+
+struct BatchErrorItem {
+    QByteArray code;
+    QString message;
+    int line = -1; // -1 when null
+};
+
+struct BatchInfo {
+    QByteArray id;
+    QByteArray status; // validating, failed, in_progress, finalizing, completed, expired,
+                       // cancelling, cancelled
+    QByteArray endpoint;
+    QByteArray inputFileId;
+    QByteArray outputFileId;                  // empty when null
+    QByteArray errorFileId;                   // empty when null
+    int total = 0, completed = 0, failed = 0; // request_counts
+    QList<BatchErrorItem> errors;             // errors.data
+    QJsonObject metadata;
+    qint64 createdAt = 0;
+    bool isTerminal() const; // failed, completed, expired, cancelled
+};
+
+struct BatchPage {
+    QList<BatchInfo> batches;
+    bool hasMore = false;
+    QByteArray lastId;
+};
+
+// What differs between the providers of the OpenAI family that this client speaks to. Data,
+// not code: one client serves each of them.
+struct OpenAiFamilyShape {
+    QByteArray name = QByteArrayLiteral("openai");
+    QByteArray filePurpose = QByteArrayLiteral("batch"); // the upload's purpose field
+    // Input lines name their method and URL ({custom_id, method, url, body}); Together's are
+    // {custom_id, body}.
+    bool linesCarryMethodAndUrl = true;
+    // Status strings are matched without regard to case (Together spells them in capitals),
+    // and a create answer wrapped as {"job": {...}} is unwrapped, whatever the shape.
+    static OpenAiFamilyShape openAi() { return {}; }
+    static OpenAiFamilyShape together() {
+        return {QByteArrayLiteral("together"), QByteArrayLiteral("batch-api"), false};
+    }
+};
+
+// An OpenAI-family status string, normalised (case-insensitive; unknown: nullopt).
+std::optional<std::pair<BatchPhase, BatchEnd>> openAiFamilyStatus(QByteArrayView status);
+// A batch object as the neutral contract sees it; `state` is the provider state to keep.
+BatchStatus batchStatusFromInfo(const BatchInfo &info);
 
 // The OpenAI Files + Batches API over a QNetworkAccessManager that the caller owns and that
 // lives on the same thread. No cookies: the manager is given a jar that never keeps one, and
@@ -31,24 +86,68 @@ public:
 
     // Transfer timeout for every call (no bytes moving for this long fails the call).
     void setTransferTimeout(std::chrono::milliseconds timeout) { m_transferTimeout = timeout; }
+    // Which member of the family this client speaks to (OpenAI by default).
+    void setShape(const OpenAiFamilyShape &shape) { m_shape = shape; }
+    const OpenAiFamilyShape &shape() const { return m_shape; }
 
-    void uploadBatchFile(const Credentials &creds, const QByteArray &jsonl, const QString &fileName,
-                         Callback<FileInfo> done) override;
-    void createBatch(const Credentials &creds, const QByteArray &inputFileId,
-                     const QByteArray &endpoint, const QJsonObject &metadata,
-                     Callback<BatchInfo> done) override;
-    void retrieveBatch(const Credentials &creds, const QByteArray &batchId,
-                       Callback<BatchInfo> done) override;
-    void cancelBatch(const Credentials &creds, const QByteArray &batchId,
-                     Callback<BatchInfo> done) override;
-    void listBatches(const Credentials &creds, const QByteArray &after, int limit,
-                     Callback<BatchPage> done) override;
-    void downloadFileLines(const Credentials &creds, const QByteArray &fileId,
-                           std::function<void(QByteArrayView line)> onLine,
-                           LineTooLongCallback onLineTooLong, DoneCallback done) override;
-    void deleteFile(const Credentials &creds, const QByteArray &fileId, DoneCallback done) override;
+    // The provider-neutral contract. The provider state is a small JSON object naming the
+    // batch's files: {"input_file_id", "output_file_id", "error_file_id"} (stateFor()).
+    QByteArray encodeLine(QByteArrayView customId, QByteArrayView endpoint,
+                          QByteArrayView body) const override;
+    std::optional<ResultLine> decodeResultLine(QByteArrayView line, QString *error) const override;
+    std::optional<QByteArray> customIdFromLineStart(QByteArrayView lineStart) const override;
+    void stage(QObject *context, const Credentials &creds, const BatchSubmission &submission,
+               const QByteArray &lines, Callback<QByteArray> done) override;
+    void submit(QObject *context, const Credentials &creds, const BatchSubmission &submission,
+                const QByteArray &state, StatusCallback done) override;
+    void find(QObject *context, const Credentials &creds, const BatchSubmission &submission,
+              const QByteArray &state, Callback<std::optional<BatchStatus>> done) override;
+    void poll(QObject *context, const Credentials &creds, const QByteArray &batchId,
+              const QByteArray &state, StatusCallback done) override;
+    void cancel(QObject *context, const Credentials &creds, const QByteArray &batchId,
+                const QByteArray &state, StatusCallback done) override;
+    void readResults(QObject *context, const Credentials &creds, const QByteArray &batchId,
+                     const QByteArray &state, ResultCallback onLine,
+                     LineTooLongCallback onLineTooLong, DoneCallback done) override;
+    void cleanUp(const Credentials &creds, const QByteArray &state) override;
     void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
                          const QByteArray &body, Callback<SyncAnswer> done) override;
+
+    // The provider state naming these files (empty ids are left out), and back.
+    struct Files {
+        QByteArray input, output, error;
+    };
+    static QByteArray stateFor(const Files &files);
+    static Files filesOf(const QByteArray &state);
+
+    // The family's Files + Batches calls, one HTTP call each.
+    // POST /files (multipart, purpose from the shape) with the JSONL content.
+    void uploadBatchFile(const Credentials &creds, const QByteArray &jsonl, const QString &fileName,
+                         Callback<FileInfo> done);
+    // POST /batches {input_file_id, endpoint, completion_window:"24h", metadata}.
+    void createBatch(const Credentials &creds, const QByteArray &inputFileId,
+                     const QByteArray &endpoint, const QJsonObject &metadata,
+                     Callback<BatchInfo> done);
+    // GET /batches/{id}
+    void retrieveBatch(const Credentials &creds, const QByteArray &batchId,
+                       Callback<BatchInfo> done);
+    // POST /batches/{id}/cancel
+    void cancelBatch(const Credentials &creds, const QByteArray &batchId, Callback<BatchInfo> done);
+    // GET /batches?limit=&after= (limit clamped to 1..100; <= 0 leaves the provider's default;
+    // an empty `after` starts at the newest batch).
+    void listBatches(const Credentials &creds, const QByteArray &after, int limit,
+                     Callback<BatchPage> done);
+    // GET /files/{id}/content, delivered line by line as it streams in (never whole in memory).
+    // Each non-empty line goes to `onLine` without its CR/LF, in file order; a last line without
+    // a newline is delivered too. A line longer than the provider's line limit is not held: its
+    // first bytes go to `onLineTooLong` (may be empty) in its place, and the lines after it are
+    // read as usual. `done` runs once at the end. A download that fails part-way may already
+    // have delivered its complete lines (never a cut one) before `done` reports the error.
+    void downloadFileLines(const Credentials &creds, const QByteArray &fileId,
+                           std::function<void(QByteArrayView line)> onLine,
+                           LineTooLongCallback onLineTooLong, DoneCallback done);
+    // DELETE /files/{id}
+    void deleteFile(const Credentials &creds, const QByteArray &fileId, DoneCallback done);
 
     // Parse helpers, public for unit tests.
     static std::optional<BatchInfo> parseBatch(const QByteArray &json);
@@ -94,8 +193,18 @@ private:
     bool endTooLongLine(DownloadState &state);
     void finishDownload(QNetworkReply *reply, DownloadState &state, const DoneCallback &done);
 
+    // find(): one page of the newest batches, then the next (at most 10 pages).
+    void findPage(QObject *context, const Credentials &creds, const QByteArray &localId,
+                  const QByteArray &after, int page, Callback<std::optional<BatchStatus>> done);
+    // readResults(): the files in `files`, one after the other.
+    void readFiles(QObject *context, const Credentials &creds, QList<QByteArray> files,
+                   std::shared_ptr<ResultCallback> onLine,
+                   std::shared_ptr<LineTooLongCallback> onLineTooLong, DoneCallback done,
+                   std::optional<ProviderError> failed = std::nullopt);
+
     QNetworkAccessManager *m_nam;
     QUrl m_baseUrl;
+    OpenAiFamilyShape m_shape;
     qsizetype m_maxLineBytes = kMaxLineBytes;
 
 public:

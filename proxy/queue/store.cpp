@@ -16,7 +16,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 4;
+constexpr int SchemaVersion = 5;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -55,6 +55,14 @@ const char *const Migrations[] = {
     // 3 -> 4: the caller (proxy token name) and, for Idempotency-Key requests, the body's hash.
     R"(ALTER TABLE requests ADD COLUMN caller BLOB;
        ALTER TABLE requests ADD COLUMN body_hash BLOB;)",
+    // 4 -> 5: the provider's state of a batch as one opaque blob, and statuses in the
+    // provider-neutral words. The rows of the OpenAI family's batches keep their files (the
+    // old columns are no longer written) and "in_progress" becomes "running".
+    R"(ALTER TABLE batches ADD COLUMN provider_state BLOB;
+       UPDATE batches SET provider_state = CAST('{"input_file_id":"' || COALESCE(input_file_id, '')
+           || '","output_file_id":"' || COALESCE(output_file_id, '')
+           || '","error_file_id":"' || COALESCE(error_file_id, '') || '"}' AS BLOB);
+       UPDATE batches SET status = 'running' WHERE status = 'in_progress';)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -427,10 +435,10 @@ void Store::saveBatch(const StoredBatch &b) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
-        " model, phase, input_file_id, batch_id, status, output_file_id, error_file_id,"
+        " model, phase, batch_id, status, provider_state,"
         " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
         " cancel_requested_ms)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(QString::fromLatin1(b.localId));
     q.addBindValue(QString::fromLatin1(b.keyHash));
     q.addBindValue(b.organization);
@@ -438,11 +446,9 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(QString::fromUtf8(b.endpoint));
     q.addBindValue(QString::fromUtf8(b.model));
     q.addBindValue(int(b.phase));
-    q.addBindValue(QString::fromUtf8(b.inputFileId));
     q.addBindValue(QString::fromUtf8(b.batchId));
     q.addBindValue(QString::fromUtf8(b.status));
-    q.addBindValue(QString::fromUtf8(b.outputFileId));
-    q.addBindValue(QString::fromUtf8(b.errorFileId));
+    q.addBindValue(b.providerState);
     q.addBindValue(b.requestCount);
     q.addBindValue(b.createdMs);
     q.addBindValue(b.submittedMs);
@@ -503,7 +509,7 @@ QList<StoredBatch> Store::loadBatches() {
     q.setForwardOnly(true);
     if (!q.exec(QStringLiteral(
             "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
-            " input_file_id, batch_id, status, output_file_id, error_file_id, request_count,"
+            " batch_id, status, provider_state, request_count,"
             " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms"
             " FROM batches"
             " ORDER BY created_ms"))) {
@@ -519,18 +525,16 @@ QList<StoredBatch> Store::loadBatches() {
         b.endpoint = bytes(q.value(4));
         b.model = bytes(q.value(5));
         b.phase = StoredBatch::Phase(q.value(6).toInt());
-        b.inputFileId = bytes(q.value(7));
-        b.batchId = bytes(q.value(8));
-        b.status = bytes(q.value(9));
-        b.outputFileId = bytes(q.value(10));
-        b.errorFileId = bytes(q.value(11));
-        b.requestCount = q.value(12).toInt();
-        b.createdMs = q.value(13).toLongLong();
-        b.submittedMs = q.value(14).toLongLong();
-        b.endedMs = q.value(15).toLongLong();
-        b.errors = q.value(16).toString();
-        b.attempts = q.value(17).toInt();
-        b.cancelRequestedMs = q.value(18).toLongLong();
+        b.batchId = bytes(q.value(7));
+        b.status = bytes(q.value(8));
+        b.providerState = q.value(9).toByteArray();
+        b.requestCount = q.value(10).toInt();
+        b.createdMs = q.value(11).toLongLong();
+        b.submittedMs = q.value(12).toLongLong();
+        b.endedMs = q.value(13).toLongLong();
+        b.errors = q.value(14).toString();
+        b.attempts = q.value(15).toInt();
+        b.cancelRequestedMs = q.value(16).toLongLong();
         out.append(b);
     }
     return out;

@@ -53,7 +53,7 @@ struct StoredBatch {
     // How far a batch got with the provider; each step is recorded before the next begins.
     enum class Phase {
         Forming = 0,  // requests chosen, nothing sent yet
-        Uploaded = 1, // input file uploaded (inputFileId)
+        Uploaded = 1, // input handed to the provider (providerState says where)
         Creating = 2, // about to create: after a crash, look for it upstream before anything
         Created = 3,  // batchId known: poll
         Ended = 4,    // terminal status known: download results
@@ -62,11 +62,16 @@ struct StoredBatch {
     QByteArray localId;
     QByteArray keyHash, organization, project, endpoint, model;
     Phase phase = Phase::Forming;
-    QByteArray inputFileId, batchId, status, outputFileId, errorFileId;
+    QByteArray batchId; // the provider's id, once created
+    // The normalised status name (statusName(): validating, running, ..., completed, failed,
+    // expired, cancelled) once known; "dissolved" for a batch never created.
+    QByteArray status;
+    // What the provider keeps about the batch (its files, ...): opaque here, the provider's.
+    QByteArray providerState;
     int requestCount = 0;
     qint64 createdMs = 0, submittedMs = 0, endedMs = 0;
     QString errors;   // provider's messages, one a line
-    int attempts = 0; // resubmissions after token_limit_exceeded
+    int attempts = 0; // resubmissions after the provider's queue was full
     // When the grace period ran out and we asked the provider to cancel the batch (0: never).
     // Its lines that never ran then go through the synchronous API for clients still waiting.
     qint64 cancelRequestedMs = 0;

@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
     SystemClock clock;
     BatchCore core(&provider, &clock, &stats, nullptr, CoreSettings{});
     FrontEndSettings settings;
-    HttpFrontEnd front(&core, &stats, &nam, &clock, settings);
+    HttpFrontEnd front(&core, &stats, &clock, settings);
     QString error;
     if (!front.listenOn({ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}}, &error)) {
         std::fprintf(stderr, "llmproxy-pipeline-bench: %s\n", qPrintable(error));

@@ -199,7 +199,8 @@ struct FakeProvider::BatchEntry {
     QByteArray status = QByteArrayLiteral("validating");
     QByteArray cancelledFrom;
     bool validated = false;
-    bool held = false; // in_progress, waiting for setNeverFinish(false) or a cancel
+    bool held = false;            // in_progress, waiting for setNeverFinish(false) or a cancel
+    bool upperCaseStatus = false; // Together spells its statuses in capitals
     qint64 createdAt = 0, inProgressAt = 0, expiresAt = 0, finalizingAt = 0, completedAt = 0,
            failedAt = 0, expiredAt = 0, cancellingAt = 0, cancelledAt = 0;
     QByteArray outputFileId, errorFileId;
@@ -228,7 +229,7 @@ struct FakeProvider::BatchEntry {
                               : QJsonObject{{"object"_L1, "list"_L1}, {"data"_L1, errors}}},
             {"input_file_id"_L1, str(record.inputFileId)},
             {"completion_window"_L1, str(completionWindow)},
-            {"status"_L1, str(status)},
+            {"status"_L1, upperCaseStatus ? str(status.toUpper()) : str(status)},
             {"output_file_id"_L1, nullable(outputFileId)},
             {"error_file_id"_L1, nullable(errorFileId)},
             {"created_at"_L1, createdAt},
@@ -251,6 +252,10 @@ FakeProvider::FakeProvider(QObject *parent)
     : QObject(parent)
     , m_server(new FakeHttpServer(this)) {
     clearScripting();
+    // The suites that run once more against Together's shape say so in the environment (the
+    // proxy reads the same variable).
+    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == "together"_L1)
+        m_shape = Shape::Together;
 }
 
 FakeProvider::~FakeProvider() = default;
@@ -305,6 +310,10 @@ void FakeProvider::clearScripting() {
     m_faults.clear();
     m_failBatchesCount = 0;
     m_setCookie.clear();
+}
+
+QByteArray FakeProvider::batchPurpose() const {
+    return m_shape == Shape::Together ? QByteArrayLiteral("batch-api") : QByteArrayLiteral("batch");
 }
 
 void FakeProvider::reset() {
@@ -786,18 +795,18 @@ FakeProvider::Answer FakeProvider::uploadFile(const Incoming &in) {
         return Answer::error(400, u"Missing required parameter: 'purpose'."_s, u"purpose"_s,
                              u"missing_required_parameter"_s);
     const QByteArray purpose = fields.value("purpose");
-    static const QList<QByteArray> purposes{"assistants", "batch",     "fine-tune",
-                                            "vision",     "user_data", "evals"};
+    static const QList<QByteArray> purposes{"assistants", "batch", "fine-tune", "vision",
+                                            "user_data",  "evals", "batch-api"};
     if (!purposes.contains(purpose)) {
         return Answer::error(400,
                              u"'%1' is not one of ['assistants', 'batch', 'fine-tune', 'vision', "
                              u"'user_data', 'evals'] - 'purpose'"_s.arg(str(purpose)),
                              u"purpose"_s);
     }
-    if (purpose == "batch" && !file->fileName.endsWith(".jsonl"))
+    if (purpose == batchPurpose() && !file->fileName.endsWith(".jsonl"))
         return Answer::error(400, u"Invalid file format for Batch API. Must be .jsonl"_s,
                              u"file"_s);
-    qint64 expiresAfter = purpose == "batch" ? kThirtyDays : 0;
+    qint64 expiresAfter = purpose == batchPurpose() ? kThirtyDays : 0;
     if (fields.contains("expires_after[seconds]")) {
         bool ok = false;
         expiresAfter = fields.value("expires_after[seconds]").toLongLong(&ok);
@@ -830,8 +839,9 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
         return Answer::error(
             400, u"Invalid 'input_file_id': '%1'. No such file."_s.arg(str(inputFileId)),
             u"input_file_id"_s);
-    if (file->second->purpose != "batch")
-        return Answer::error(400, u"The input file must have purpose 'batch'."_s,
+    if (file->second->purpose != batchPurpose())
+        return Answer::error(400,
+                             u"The input file must have purpose '%1'."_s.arg(str(batchPurpose())),
                              u"input_file_id"_s);
     if (!batchEndpoints().contains(endpoint))
         return Answer::error(400, u"Invalid value for 'endpoint': '%1'."_s.arg(str(endpoint)),
@@ -880,7 +890,12 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
             r.model = model.toString().toUtf8();
     }
     const QByteArray id = r.id;
-    const Answer answer = Answer::json(200, batch->toJson());
+    batch->upperCaseStatus = m_shape == Shape::Together;
+    // Together wraps the batch it created; every other call returns it as it is.
+    const Answer answer =
+        Answer::json(200, m_shape == Shape::Together
+                              ? QJsonObject{{"job"_L1, batch->toJson()}, {"warning"_L1, ""_L1}}
+                              : batch->toJson());
     m_batches.push_back(std::move(batch));
     after(m_validationDelay, id, &FakeProvider::validate);
     Q_EMIT batchCreated(id);
@@ -987,10 +1002,18 @@ void FakeProvider::validate(BatchEntry &batch) {
                                     u"The custom_id for this request is a duplicate of another "
                                     u"request."_s,
                                     u"custom_id"_s, lineNo));
-        } else if (object.value("method"_L1).toString() != "POST"_L1) {
+        } else if (m_shape == Shape::Together &&
+                   (object.contains("method"_L1) || object.contains("url"_L1))) {
+            // Together's lines are {custom_id, body}: this fake refuses anything else, so a
+            // test sees which encoder wrote the file.
+            errors.append(lineError(u"invalid_line"_s,
+                                    u"Lines are {custom_id, body} without method or url."_s,
+                                    u"method"_s, lineNo));
+        } else if (m_shape == Shape::OpenAi && object.value("method"_L1).toString() != "POST"_L1) {
             errors.append(lineError(u"invalid_method"_s, u"The method must be 'POST'."_s,
                                     u"method"_s, lineNo));
-        } else if (object.value("url"_L1).toString().toUtf8() != batch.record.endpoint) {
+        } else if (m_shape == Shape::OpenAi &&
+                   object.value("url"_L1).toString().toUtf8() != batch.record.endpoint) {
             errors.append(
                 lineError(u"url_mismatch"_s,
                           u"The url '%1' does not match the batch endpoint '%2'."_s.arg(

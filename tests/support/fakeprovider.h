@@ -66,6 +66,11 @@ public:
     enum class Operation { Upload, Create, Retrieve, Download, Delete, Cancel, List, Chat };
     Q_ENUM(Operation)
     enum class BatchOutcome { Complete, Fail };
+    // Which provider of the OpenAI family it plays. Together: uploads with purpose
+    // "batch-api", input lines {custom_id, body} (lines with method or url fail validation),
+    // statuses in capitals (VALIDATING, IN_PROGRESS, ...), and a create answer wrapped as
+    // {"job": {...}, "warning": ""}. Paths, files and result lines are OpenAI's.
+    enum class Shape { OpenAi, Together };
 
     struct RequestRecord {
         QByteArray method;
@@ -120,6 +125,10 @@ public:
     // Every answer from now on carries "Set-Cookie: <value>" (empty: none), as OpenAI's edge
     // sets cookies; requests() records the Cookie header a client sends back.
     void setSetCookie(const QByteArray &value) { m_setCookie = value; }
+    // Kept by reset(). The default is OpenAI's, or Together's with
+    // LLMPROXY_TEST_PROVIDER_SHAPE=together in the environment.
+    void setShape(Shape shape) { m_shape = shape; }
+    Shape shape() const { return m_shape; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
     void reset();
     // Applies a /_fake/config JSON object; false (with a message) for unknown keys or values.
@@ -189,6 +198,7 @@ private:
     void writeResults(BatchEntry &batch, qsizetype done, const QByteArray &undoneCode);
     void finish(BatchEntry &batch, const QByteArray &status);
     void clearScripting();
+    QByteArray batchPurpose() const;
 
     FakeHttpServer *m_server = nullptr;
     quint16 m_port = 0;
@@ -206,6 +216,7 @@ private:
     std::map<Operation, Fault> m_faults;
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
+    Shape m_shape = Shape::OpenAi;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 
