@@ -8,9 +8,12 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
+
+#include <limits>
 
 using namespace llmproxy;
 using namespace std::chrono_literals;
@@ -123,6 +126,11 @@ private slots:
     void help();
     void helpIsComplete();
     void version();
+    void everyDeclarationIsInTheHelp();
+    void everyOptionInTheHelpIsParsed();
+    void defaultsRoundTripThroughTheirText();
+    void boundsAreTheDeclarations();
+    void repeatedOptions();
     void apiKey_data();
     void apiKey();
     void frontDoorOptions();
@@ -806,7 +814,7 @@ void TestConfig::gracePeriodSetting() {
     const QString problem = applySetting(viaSetting, Setting::GracePeriod, text);
     const CommandLine line =
         parseCommandLine(withProgram({QStringLiteral("--grace-period=") + text}), {}, base);
-    QCOMPARE(settingOption(Setting::GracePeriod), QLatin1StringView("--grace-period"));
+    QCOMPARE(settingOption(Setting::GracePeriod), QStringLiteral("--grace-period"));
     if (!accepted) {
         QCOMPARE(problem, expected);
         QCOMPARE(viaSetting.gracePeriod, base.gracePeriod); // left alone
@@ -994,6 +1002,177 @@ void TestConfig::helpIsComplete() {
     const QStringList lines = text.split(u'\n');
     for (const QString &helpLine : lines)
         QVERIFY2(helpLine.size() <= 90, qPrintable(helpLine));
+}
+
+// The one table: --help (and so the man page and the completion) lists every entry, each with
+// its value name and its default, and nothing else.
+void TestConfig::everyDeclarationIsInTheHelp() {
+    const QString help = helpText();
+    QCOMPARE(parseCommandLine(withProgram({QStringLiteral("--help")})).message, help);
+    QStringList optionLines;
+    for (const QString &line : help.split(u'\n')) {
+        QVERIFY2(line.size() <= 80, qPrintable(line));
+        if (line.startsWith(QStringLiteral("  -")))
+            optionLines.append(line.trimmed().section(u' ', 0, 0).remove(u','));
+    }
+    QStringList declared;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        declared.append(decl.setting == Setting::Help ? QStringLiteral("-h") : decl.optionName());
+        QString names =
+            decl.setting == Setting::Help ? QStringLiteral("-h, --help") : decl.optionName();
+        if (!decl.valueName.isEmpty())
+            names += u' ' + decl.valueName;
+        QVERIFY2(help.contains(QStringLiteral("  ") + names), qPrintable(names));
+        QCOMPARE(decl.takesValue(), !decl.valueName.isEmpty());
+        QVERIFY2(!decl.help.isEmpty(), qPrintable(names));
+        if (decl.takesValue())
+            QVERIFY2(!decl.missing.isEmpty(), qPrintable(names));
+        const QString flatHelp = help.simplified();
+        if (decl.help.contains(QStringLiteral("(default: %1")) &&
+            decl.kind != SettingDeclaration::Kind::Path) {
+            const QString shownDefault =
+                QStringLiteral("(default: ") + settingText(Config(), decl.setting);
+            QVERIFY2(flatHelp.contains(shownDefault), qPrintable(shownDefault));
+        }
+    }
+    QCOMPARE(optionLines, declared);
+}
+
+// Every option --help names is one the command line takes, with the value --help describes.
+void TestConfig::everyOptionInTheHelpIsParsed() {
+    static const QRegularExpression optionLine(QStringLiteral("^  (?:-h, )?(--[a-z-]+)( \\S+)?"));
+    const QStringList lines = helpText().split(u'\n');
+    int options = 0;
+    for (const QString &line : lines) {
+        const auto match = optionLine.match(line);
+        if (!match.hasMatch())
+            continue;
+        ++options;
+        const QString option = match.captured(1);
+        const SettingDeclaration *decl = nullptr;
+        for (const SettingDeclaration &d : settingDeclarations()) {
+            if (d.optionName() == option)
+                decl = &d;
+        }
+        QVERIFY2(decl, qPrintable(option));
+        QStringList args{option};
+        if (decl->takesValue()) {
+            // A value the option accepts: its default, or one for those without.
+            QString value = settingText(parseCommandLine(withProgram({})).config, decl->setting);
+            if (decl->kind == SettingDeclaration::Kind::Path)
+                value = QDir::tempPath() + QStringLiteral("/x.png");
+            if (decl->kind == SettingDeclaration::Kind::List)
+                value = decl->setting == Setting::AllowOrigins
+                            ? QStringLiteral("http://localhost:5173")
+                            : QStringLiteral("proxy.lan");
+            args.append(value);
+        }
+        if (decl->setting == Setting::TokensFile)
+            continue; // needs a real file: tokensFile()
+        const CommandLine parsed = parseCommandLine(withProgram(args));
+        QVERIFY2(parsed.action != CommandLine::Action::Error, qPrintable(parsed.message));
+        const CommandLine given = parseCommandLine(withProgram({option + QStringLiteral("=x")}));
+        QVERIFY2(!given.message.contains(QStringLiteral("unknown option")),
+                 qPrintable(given.message));
+    }
+    QCOMPARE(options, settingDeclarations().size());
+}
+
+// What settingText writes, applySetting reads back to the same value; for every entry.
+void TestConfig::defaultsRoundTripThroughTheirText() {
+    const Config defaults = parseCommandLine(withProgram({})).config;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        const QString text = settingText(defaults, decl.setting);
+        if (decl.kind == SettingDeclaration::Kind::Path ||
+            decl.kind == SettingDeclaration::Kind::List || decl.setting == Setting::Help ||
+            decl.setting == Setting::Version) {
+            continue; // empty by default: nothing to read back
+        }
+        Config config;
+        QCOMPARE(applySetting(config, decl.setting, text), QString());
+        QVERIFY2(settingText(config, decl.setting) == text, qPrintable(decl.optionName()));
+        // And from the command line.
+        if (decl.takesValue()) {
+            const CommandLine line =
+                parseCommandLine(withProgram({decl.optionName() + u'=' + text}));
+            QCOMPARE(line.action, CommandLine::Action::Run);
+            QCOMPARE(settingText(line.config, decl.setting), text);
+        }
+    }
+}
+
+// The bounds in an entry are the ones applied: the edges pass, one past them is refused with
+// the entry's own words.
+void TestConfig::boundsAreTheDeclarations() {
+    using Kind = SettingDeclaration::Kind;
+    const auto asText = [](Kind kind, qint64 n) -> QString {
+        if (kind == Kind::Count)
+            return QString::number(n);
+        return QString::number(n) +
+               (kind == Kind::Size ? QStringLiteral("B") : QStringLiteral("ms"));
+    };
+    int checked = 0;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.kind != Kind::Duration && decl.kind != Kind::DurationOrOff &&
+            decl.kind != Kind::Size && decl.kind != Kind::Count)
+            continue;
+        ++checked;
+        QVERIFY2(!decl.expected.isEmpty(), qPrintable(decl.optionName()));
+        Config config;
+        QCOMPARE(applySetting(config, decl.setting, asText(decl.kind, decl.minimum)), QString());
+        if (decl.minimum > 0) {
+            const QString problem =
+                applySetting(config, decl.setting, asText(decl.kind, decl.minimum - 1));
+            QVERIFY2(problem.contains(decl.expected), qPrintable(problem));
+        }
+        if (decl.maximum < std::numeric_limits<qint64>::max()) {
+            QCOMPARE(applySetting(config, decl.setting, asText(decl.kind, decl.maximum)),
+                     QString());
+            const QString problem =
+                applySetting(config, decl.setting, asText(decl.kind, decl.maximum + 1));
+            QVERIFY2(problem.contains(QStringLiteral("is out of range (expected ") + decl.expected +
+                                      u')'),
+                     qPrintable(problem));
+        }
+    }
+    QVERIFY(checked >= 15);
+}
+
+// QCommandLineParser under the table: the last value wins, list options add up, both
+// spellings work, and a value may start with a single dash.
+void TestConfig::repeatedOptions() {
+    const CommandLine line = parseCommandLine(
+        withProgram({QStringLiteral("--batch-size=5"), QStringLiteral("--allow-host"),
+                     QStringLiteral("a.lan"), QStringLiteral("--batch-size"), QStringLiteral("7"),
+                     QStringLiteral("--allow-host=b.lan"), QStringLiteral("-h")}));
+    QCOMPARE(line.action, CommandLine::Action::ShowHelp);
+    QCOMPARE(line.config.batchSize, 7);
+    QCOMPARE(line.config.allowHosts, (QList<QByteArray>{"a.lan", "b.lan"}));
+    const CommandLine dash =
+        parseCommandLine(withProgram({QStringLiteral("--io-threads"), QStringLiteral("-1")}));
+    QCOMPARE(dash.message, QStringLiteral("llm-proxy: --io-threads: \"-1\" is not a whole number "
+                                          "(expected 1 to 64, or 0 for one per core)"));
+    // The wording of every kind of malformed command line, exactly.
+    const auto message = [](const QStringList &args) {
+        return parseCommandLine(withProgram(args)).message;
+    };
+    QCOMPARE(message({QStringLiteral("--frobnicate=3")}),
+             QStringLiteral("llm-proxy: unknown option \"--frobnicate\" (see --help)"));
+    QCOMPARE(message({QStringLiteral("-help")}),
+             QStringLiteral("llm-proxy: unknown option \"-help\" (see --help)"));
+    QCOMPARE(message({QStringLiteral("extra")}),
+             QStringLiteral("llm-proxy: unexpected argument \"extra\" (options start with --; "
+                            "see --help)"));
+    QCOMPARE(message({QStringLiteral("--verbose=yes")}),
+             QStringLiteral("llm-proxy: --verbose: takes no value (got \"yes\")"));
+    QCOMPARE(message({QStringLiteral("--batch-size"), QStringLiteral("--verbose")}),
+             QStringLiteral("llm-proxy: --batch-size: missing value (expected a number of "
+                            "requests)"));
+    QCOMPARE(message({QStringLiteral("--max-body=1"), QStringLiteral("--listen")}),
+             QStringLiteral("llm-proxy: --max-body: \"1\" is too small (expected at least "
+                            "1KiB)"));
+    QCOMPARE(message({QStringLiteral("--listen"), QStringLiteral("--max-body=1")}),
+             QStringLiteral("llm-proxy: --listen: missing value (expected HOST:PORT)"));
 }
 
 void TestConfig::version() {

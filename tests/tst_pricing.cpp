@@ -2,7 +2,7 @@
 // Prices, usage and cost (issue 10): the shipped table, the override file, exact arithmetic.
 #include "accounting/cost.h"
 #include "accounting/prices.h"
-#include "accounting/usage.h"
+#include "api/usage.h"
 
 #include <QFile>
 #include <QTemporaryDir>
@@ -11,6 +11,7 @@
 
 #include <limits>
 
+using namespace llmproxy;
 using namespace llmproxy::accounting;
 
 Q_DECLARE_METATYPE(llmproxy::accounting::Route)

@@ -9,6 +9,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QSettings>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -91,6 +92,7 @@ private slots:
     void settingTextRoundTrips();
     void accessListsInTheFile();
     void screenshotOptions();
+    void everyDeclaredSettingIsStored();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -588,6 +590,64 @@ void TestSettingsStore::screenshotOptions() {
     const CommandLine help = parseCommandLine(program({QStringLiteral("--help")}));
     QVERIFY(help.message.contains(QStringLiteral("--screenshot FILE")));
     QVERIFY(help.message.contains(QStringLiteral("--screenshot-delay DUR")));
+}
+
+// The settings file reads the table: every setting the window shows is stored under its key,
+// and every stored setting survives save and load with a value other than its default.
+void TestSettingsStore::everyDeclaredSettingIsStored() {
+    using Kind = SettingDeclaration::Kind;
+    const Config base = defaults();
+    Config changed = base;
+    QStringList keys;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.shownInWindow())
+            QVERIFY2(decl.stored(), qPrintable(decl.optionName()));
+        if (!decl.stored())
+            continue;
+        QVERIFY2(decl.storeKey.contains(u'/'), qPrintable(decl.storeKey));
+        QVERIFY2(!keys.contains(decl.storeKey), qPrintable(decl.storeKey));
+        keys.append(decl.storeKey);
+        QString value;
+        switch (decl.kind) {
+        case Kind::Listen:
+            value = QStringLiteral("127.0.0.1:4999");
+            break;
+        case Kind::Url:
+            value = QStringLiteral("http://127.0.0.1:9/v1");
+            break;
+        case Kind::Duration:
+        case Kind::DurationOrOff:
+        case Kind::Size:
+        case Kind::Count:
+            value = QString::number(decl.minimum == 0 ? decl.minimum + 1 : decl.minimum) +
+                    (decl.kind == Kind::Count  ? QString()
+                     : decl.kind == Kind::Size ? QStringLiteral("B")
+                                               : QStringLiteral("ms"));
+            break;
+        case Kind::List:
+            value = decl.setting == Setting::AllowOrigins
+                        ? QStringLiteral("http://localhost:5173, https://tool.example")
+                        : QStringLiteral("proxy.lan box.lan:8080");
+            break;
+        default:
+            QFAIL(qPrintable(QStringLiteral("no sample for ") + decl.optionName()));
+        }
+        QCOMPARE(applySetting(changed, decl.setting, value), QString());
+        QVERIFY2(settingText(changed, decl.setting) != settingText(base, decl.setting),
+                 qPrintable(decl.optionName()));
+    }
+    SettingsStore store(m_path);
+    QVERIFY(store.save(changed));
+    QSettings file(m_path, QSettings::IniFormat);
+    QStringList written = file.allKeys();
+    written.sort();
+    keys.sort();
+    QCOMPARE(written, keys);
+    const Config loaded = SettingsStore(m_path).load();
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.stored())
+            QCOMPARE(settingText(loaded, decl.setting), settingText(changed, decl.setting));
+    }
 }
 
 QTEST_GUILESS_MAIN(TestSettingsStore)

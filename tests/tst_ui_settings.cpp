@@ -60,6 +60,7 @@ private slots:
     void cleanup();
 
     void formShowsConfig();
+    void formHasARowForEveryWindowSetting();
     void validatedAsTyped_data();
     void validatedAsTyped();
     void applySavesOnlyChangedSettings();
@@ -175,6 +176,42 @@ TestUiSettings::waitForSnapshot(const std::function<bool(const ProxySnapshot &)>
     Q_UNUSED(arrived) // the caller checks the snapshot it gets
     disconnect(connection);
     return last;
+}
+
+// The page reads the table: a line edit and an error label for every setting the window
+// shows, labelled as declared and filled with settingText; none for the others.
+void TestUiSettings::formHasARowForEveryWindowSetting() {
+    const Config config = baseConfig();
+    buildApp(config);
+    int rows = 0;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        const QByteArray name = QString(decl.objectName).toLatin1();
+        if (!decl.shownInWindow()) {
+            QVERIFY2(decl.objectName.isEmpty(), qPrintable(decl.optionName()));
+            continue;
+        }
+        ++rows;
+        QLineEdit *field = edit(QByteArray(name + "Edit").constData());
+        QVERIFY2(field, name.constData());
+        QVERIFY(label(QByteArray(name + "Error").constData()));
+        bool labelled = false;
+        const auto labels = m_app->window()->findChildren<QLabel *>();
+        if (decl.kind == SettingDeclaration::Kind::List) {
+            // Edited entry by entry in the Access group, under the declared title.
+            for (const QLabel *title : labels) {
+                labelled = labelled ||
+                           (title->text() == decl.label && title->toolTip() == QString(decl.hint));
+            }
+            QVERIFY2(labelled, name.constData());
+            continue;
+        }
+        QCOMPARE(field->text(), settingText(config, decl.setting));
+        QCOMPARE(field->toolTip(), QString(decl.hint));
+        for (const QLabel *title : labels)
+            labelled = labelled || (title->buddy() == field && title->text() == decl.label);
+        QVERIFY2(labelled, name.constData());
+    }
+    QVERIFY(rows >= 10);
 }
 
 void TestUiSettings::formShowsConfig() {

@@ -30,17 +30,17 @@ AccessSettings::AccessSettings(QWidget *parent)
     auto *layout = new QGridLayout(this);
     layout->setColumnStretch(1, 1);
 
-    auto *originsTitle = new QLabel(QStringLiteral("Allowed origins"), this);
-    originsTitle->setToolTip(QStringLiteral("Web pages (scheme://host[:port]) that may call the "
-                                            "proxy from a browser, with CORS answers; other pages "
-                                            "get 403 (--allow-origin)"));
+    // Titles and tooltips as the settings table declares them.
+    const SettingDeclaration &origins = settingDeclaration(Setting::AllowOrigins);
+    auto *originsTitle = new QLabel(origins.label, this);
+    originsTitle->setToolTip(origins.hint);
     layout->addWidget(originsTitle, 0, 0, Qt::AlignTop);
     layout->addWidget(makeListEditor(&m_origins, Setting::AllowOrigins, QStringLiteral("Origin"),
                                      QStringLiteral("http://localhost:5173")),
                       0, 1);
-    auto *hostsTitle = new QLabel(QStringLiteral("Allowed hosts"), this);
-    hostsTitle->setToolTip(QStringLiteral("Host names served besides IP addresses and localhost; "
-                                          "other names get 421 (--allow-host)"));
+    const SettingDeclaration &hosts = settingDeclaration(Setting::AllowHosts);
+    auto *hostsTitle = new QLabel(hosts.label, this);
+    hostsTitle->setToolTip(hosts.hint);
     layout->addWidget(hostsTitle, 1, 0, Qt::AlignTop);
     layout->addWidget(makeListEditor(&m_hosts, Setting::AllowHosts, QStringLiteral("Host"),
                                      QStringLiteral("proxy.example.lan")),
@@ -147,8 +147,7 @@ QWidget *AccessSettings::makeListEditor(ListEditor *editor, Setting setting, con
     auto *layout = new QVBoxLayout(box);
     layout->setContentsMargins(0, 0, 0, 0);
     editor->setting = setting;
-    const QString plural = setting == Setting::AllowOrigins ? QStringLiteral("allowOrigins")
-                                                            : QStringLiteral("allowHosts");
+    const QString plural = settingDeclaration(setting).objectName + u's';
     editor->list = new QListWidget(box);
     editor->list->setObjectName(plural + QStringLiteral("List"));
     editor->list->setMaximumHeight(90);

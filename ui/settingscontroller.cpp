@@ -8,44 +8,7 @@
 
 #include <QFileInfo>
 
-#include <array>
-
 namespace llmproxy {
-
-namespace {
-
-constexpr std::array AllSettings{Setting::Listen,    Setting::Upstream,    Setting::BatchWindow,
-                                 Setting::BatchSize, Setting::BatchBytes,  Setting::PollInterval,
-                                 Setting::MaxBody,   Setting::GracePeriod, Setting::AllowOrigins,
-                                 Setting::AllowHosts};
-
-QString settingName(Setting setting) {
-    switch (setting) {
-    case Setting::Listen:
-        return QStringLiteral("listen address");
-    case Setting::Upstream:
-        return QStringLiteral("upstream URL");
-    case Setting::BatchWindow:
-        return QStringLiteral("batch window");
-    case Setting::BatchSize:
-        return QStringLiteral("batch size");
-    case Setting::BatchBytes:
-        return QStringLiteral("batch bytes");
-    case Setting::PollInterval:
-        return QStringLiteral("poll interval");
-    case Setting::MaxBody:
-        return QStringLiteral("largest body");
-    case Setting::GracePeriod:
-        return QStringLiteral("grace period");
-    case Setting::AllowOrigins:
-        return QStringLiteral("allowed origins");
-    case Setting::AllowHosts:
-        return QStringLiteral("allowed hosts");
-    }
-    return QString();
-}
-
-} // namespace
 
 SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                                        const Config &effective, const QByteArray &environmentKey,
@@ -129,10 +92,12 @@ void SettingsController::onKeychainRead(const QByteArray &key) {
 }
 
 void SettingsController::applySettings(const Config &edited) {
+    // The settings the window shows (settingDeclarations()).
     QList<Setting> changed;
-    for (Setting setting : AllSettings) {
-        if (settingText(edited, setting) != settingText(m_config, setting))
-            changed.append(setting);
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.shownInWindow() &&
+            settingText(edited, decl.setting) != settingText(m_config, decl.setting))
+            changed.append(decl.setting);
     }
     if (changed.isEmpty())
         return;
@@ -143,11 +108,13 @@ void SettingsController::applySettings(const Config &edited) {
         const QString text = settingText(edited, setting);
         const QString problem = applySetting(m_config, setting, text);
         if (!problem.isEmpty()) { // the page checks first; this is a safety net
-            Q_EMIT message(settingName(setting) + QStringLiteral(": ") + problem, true);
+            Q_EMIT message(QString(settingDeclaration(setting).changeName) + QStringLiteral(": ") +
+                               problem,
+                           true);
             return;
         }
         applySetting(stored, setting, text);
-        names.append(settingName(setting));
+        names.append(QString(settingDeclaration(setting).changeName));
     }
     const bool saved = m_store->save(stored);
     qCInfo(lcUi).noquote() << "settings changed:" << names.join(QStringLiteral(", "));

@@ -29,32 +29,12 @@ SettingsPage::SettingsPage(QWidget *parent)
     auto *batching = new QGroupBox(QStringLiteral("Proxy"), this);
     auto *grid = new QGridLayout(batching);
     grid->setColumnStretch(2, 1);
-    addField(grid, 0, Setting::Listen, QStringLiteral("listen"), QStringLiteral("Listen address"),
-             QStringLiteral("HOST:PORT, e.g. 127.0.0.1:3030, [::1]:3030, localhost:3030 (both "
-                            "loopbacks) or :3030 (all interfaces)"));
-    addField(grid, 1, Setting::Upstream, QStringLiteral("upstream"), QStringLiteral("Upstream URL"),
-             QStringLiteral("The OpenAI-compatible API, e.g. https://api.openai.com/v1"));
-    addField(grid, 2, Setting::BatchWindow, QStringLiteral("batchWindow"),
-             QStringLiteral("Batch window"),
-             QStringLiteral("How long a batch collects, from its first request (4s, 500ms, 2m)"));
-    addField(grid, 3, Setting::BatchSize, QStringLiteral("batchSize"), QStringLiteral("Batch size"),
-             QStringLiteral("Most requests per batch (1 to 50000)"));
-    addField(grid, 4, Setting::BatchBytes, QStringLiteral("batchBytes"),
-             QStringLiteral("Batch bytes"),
-             QStringLiteral("Largest batch input file (1KB to 200MB, e.g. 25MB)"));
-    addField(grid, 5, Setting::PollInterval, QStringLiteral("pollInterval"),
-             QStringLiteral("Poll interval"),
-             QStringLiteral("How often a running batch is checked (at least 100ms)"));
-    addField(grid, 6, Setting::MaxBody, QStringLiteral("maxBody"),
-             QStringLiteral("Largest request body"),
-             QStringLiteral("Bigger requests are refused with 413 (at least 1KiB, e.g. 32MiB)"));
-    addField(grid, 7, Setting::GracePeriod, QStringLiteral("gracePeriod"),
-             QStringLiteral("Grace period"),
-             QStringLiteral("Cancel a batch not finished this long after it was created; what it "
-                            "did not run goes through the synchronous API at full price (1s to 30 "
-                            "days, e.g. 2h; off or empty: never)"));
-    // Empty means off, and says so.
-    m_fields.value(Setting::GracePeriod).edit->setPlaceholderText(QStringLiteral("off"));
+    // A row for each setting the window shows, in the table's order (settingDeclarations()).
+    int row = 0;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (decl.shownInWindow() && decl.kind != SettingDeclaration::Kind::List)
+            addField(grid, row++, decl); // the lists: in the Access group (AccessSettings)
+    }
     layout->addWidget(batching);
 
     auto *keyBox = new QGroupBox(QStringLiteral("API key"), this);
@@ -151,14 +131,19 @@ SettingsPage::SettingsPage(QWidget *parent)
     validate();
 }
 
-void SettingsPage::addField(QGridLayout *grid, int row, Setting setting, const QString &name,
-                            const QString &label, const QString &hint) {
+void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration &decl) {
+    const Setting setting = decl.setting;
+    const QString name = decl.objectName;
+    const QString label = decl.label;
+    const QString hint = decl.hint;
     QWidget *parent = grid->parentWidget();
     Field field;
     field.edit = new QLineEdit(parent);
     field.edit->setObjectName(name + QStringLiteral("Edit"));
     field.edit->setToolTip(hint);
     field.edit->setMinimumWidth(220);
+    if (decl.kind == SettingDeclaration::Kind::DurationOrOff)
+        field.edit->setPlaceholderText(QStringLiteral("off")); // empty means off, and says so
     field.error = new QLabel(parent);
     field.error->setObjectName(name + QStringLiteral("Error"));
     field.error->setStyleSheet(ErrorStyle);

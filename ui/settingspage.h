@@ -63,8 +63,7 @@ private:
         QLineEdit *edit = nullptr;
         QLabel *error = nullptr;
     };
-    void addField(QGridLayout *grid, int row, Setting setting, const QString &name,
-                  const QString &label, const QString &hint);
+    void addField(QGridLayout *grid, int row, const SettingDeclaration &decl);
     void validate();
     void apply();
 

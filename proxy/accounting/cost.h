@@ -13,7 +13,7 @@
 // Reasoning tokens are already inside `output` and are not added again.
 
 #include "accounting/prices.h"
-#include "accounting/usage.h"
+#include "api/usage.h"
 
 #include <QByteArray>
 #include <QString>

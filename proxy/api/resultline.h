@@ -7,6 +7,7 @@
 // result lines into this (the OpenAI family's through fromOpenAiOutputLine()).
 
 #include "api/jsonl.h"
+#include "api/usage.h"
 
 #include <QByteArray>
 #include <QByteArrayView>
@@ -15,15 +16,6 @@
 #include <optional>
 
 namespace llmproxy {
-
-// Tokens as the provider reported them; a count it did not report stays empty (never 0 made up).
-struct TokenUsage {
-    std::optional<qint64> input;       // prompt / input tokens, cached ones included
-    std::optional<qint64> cachedInput; // of `input`, read from the provider's cache
-    std::optional<qint64> output;      // completion / output tokens, reasoning included
-    std::optional<qint64> reasoning;   // of `output`, spent on reasoning
-    friend bool operator==(const TokenUsage &, const TokenUsage &) = default;
-};
 
 enum class ResultOutcome : quint8 {
     Succeeded, // the request ran and the provider answered 2xx
@@ -42,15 +34,8 @@ struct ResultLine {
     // Without an answer: the provider's code and message for what happened.
     QByteArray errorCode;
     QString errorMessage;
-    std::optional<TokenUsage> usage; // nullopt: none reported
+    Usage usage; // as the provider reported it (usage.reported false: none reported)
 };
-
-// The usage object of an OpenAI answer body: Chat Completions and Completions (prompt_tokens,
-// completion_tokens, prompt_tokens_details.cached_tokens,
-// completion_tokens_details.reasoning_tokens), Responses (input_tokens, output_tokens,
-// input_tokens_details.cached_tokens, output_tokens_details.reasoning_tokens), embeddings
-// (prompt_tokens). nullopt when the body has no usage object or none of these counts.
-std::optional<TokenUsage> usageFromOpenAiBody(QByteArrayView body);
 
 // A line of an OpenAI-family output or error file as a normalised result: a response is
 // Succeeded (2xx) or Errored (with its status and body, usage read from a 2xx body); an error

@@ -1,14 +1,19 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "settings/config.h"
 
+#include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDir>
 #include <QFileInfo>
+#include <QHash>
 #include <QRegularExpression>
+#include <QSet>
 #include <QStandardPaths>
 #include <QtNumeric>
 
 #include <array>
+#include <limits>
+#include <vector>
 
 namespace llmproxy {
 
@@ -147,88 +152,6 @@ bool isDottedQuad(QStringView text) {
     return true;
 }
 
-// ---- the command line -------------------------------------------------------------------
-
-enum class OptionId {
-    Listen,
-    Upstream,
-    BatchWindow,
-    BatchSize,
-    BatchBytes,
-    PollInterval,
-    DataDir,
-    MaxBody,
-    Screenshot,
-    ScreenshotDelay,
-    GracePeriod,
-    ResultTtl,
-    InMemory,
-    IoThreads,
-    AllowOrigin,
-    AllowHost,
-    TokensFile,
-    // The front door's deadlines and limits (FrontDoorLimits).
-    HeaderTimeout,
-    HeaderTimeoutMax,
-    BodyTimeout,
-    MinRate,
-    MaxConnections,
-    MaxConnectionsPerIp,
-    MaxPipelined,
-    MaxOutputBuffer,
-    Verbose,
-    NoGui,
-    Help,
-    Version,
-};
-
-struct OptionSpec {
-    QLatin1StringView name; // with its dashes
-    OptionId id;
-    bool takesValue;
-};
-
-constexpr std::array Options{
-    OptionSpec{QLatin1StringView("--listen"), OptionId::Listen, true},
-    OptionSpec{QLatin1StringView("--upstream"), OptionId::Upstream, true},
-    OptionSpec{QLatin1StringView("--batch-window"), OptionId::BatchWindow, true},
-    OptionSpec{QLatin1StringView("--batch-size"), OptionId::BatchSize, true},
-    OptionSpec{QLatin1StringView("--batch-bytes"), OptionId::BatchBytes, true},
-    OptionSpec{QLatin1StringView("--poll-interval"), OptionId::PollInterval, true},
-    OptionSpec{QLatin1StringView("--data-dir"), OptionId::DataDir, true},
-    OptionSpec{QLatin1StringView("--max-body"), OptionId::MaxBody, true},
-    OptionSpec{QLatin1StringView("--screenshot"), OptionId::Screenshot, true},
-    OptionSpec{QLatin1StringView("--screenshot-delay"), OptionId::ScreenshotDelay, true},
-    OptionSpec{QLatin1StringView("--grace-period"), OptionId::GracePeriod, true},
-    OptionSpec{QLatin1StringView("--result-ttl"), OptionId::ResultTtl, true},
-    OptionSpec{QLatin1StringView("--in-memory"), OptionId::InMemory, false},
-    OptionSpec{QLatin1StringView("--io-threads"), OptionId::IoThreads, true},
-    OptionSpec{QLatin1StringView("--allow-origin"), OptionId::AllowOrigin, true},
-    OptionSpec{QLatin1StringView("--allow-host"), OptionId::AllowHost, true},
-    OptionSpec{QLatin1StringView("--tokens-file"), OptionId::TokensFile, true},
-    OptionSpec{QLatin1StringView("--header-timeout"), OptionId::HeaderTimeout, true},
-    OptionSpec{QLatin1StringView("--header-timeout-max"), OptionId::HeaderTimeoutMax, true},
-    OptionSpec{QLatin1StringView("--body-timeout"), OptionId::BodyTimeout, true},
-    OptionSpec{QLatin1StringView("--min-rate"), OptionId::MinRate, true},
-    OptionSpec{QLatin1StringView("--max-connections"), OptionId::MaxConnections, true},
-    OptionSpec{QLatin1StringView("--max-connections-per-ip"), OptionId::MaxConnectionsPerIp, true},
-    OptionSpec{QLatin1StringView("--max-pipelined"), OptionId::MaxPipelined, true},
-    OptionSpec{QLatin1StringView("--max-output-buffer"), OptionId::MaxOutputBuffer, true},
-    OptionSpec{QLatin1StringView("--verbose"), OptionId::Verbose, false},
-    OptionSpec{QLatin1StringView("--no-gui"), OptionId::NoGui, false},
-    OptionSpec{QLatin1StringView("--help"), OptionId::Help, false},
-    OptionSpec{QLatin1StringView("-h"), OptionId::Help, false},
-    OptionSpec{QLatin1StringView("--version"), OptionId::Version, false},
-};
-
-const OptionSpec *findOption(QStringView name) {
-    for (const OptionSpec &spec : Options) {
-        if (name == spec.name)
-            return &spec;
-    }
-    return nullptr;
-}
-
 constexpr QLatin1StringView DurationExamples("examples: 4s, 500ms, 0.5, 2m");
 constexpr QLatin1StringView SizeExamples("examples: 25MB, 32MiB, 1000000, 512KiB");
 
@@ -257,7 +180,7 @@ QString shown(QStringView value, const QByteArray &apiKey) {
     return u'"' + text + u'"';
 }
 
-QString errorLine(QLatin1StringView option, const QString &detail) {
+QString errorLine(QStringView option, const QString &detail) {
     return QStringLiteral("llm-proxy: ") + option + QStringLiteral(": ") + detail;
 }
 
@@ -324,139 +247,482 @@ QString homeRelative(const QString &path) {
     return QDir::toNativeSeparators(path);
 }
 
-QString helpText() {
-    const Config defaults;
-    return QStringLiteral(
-               "Usage: llm-proxy [options]\n"
-               "\n"
-               "A local proxy for the OpenAI API. Chat completions and embeddings sent to it are\n"
-               "collected into Batch API jobs (half the price) and each waiting client gets its\n"
-               "own answer; every other request is relayed to the upstream unchanged. Point an\n"
-               "OpenAI SDK at http://127.0.0.1:3030/v1.\n"
-               "\n"
-               "Options:\n"
-               "  --no-gui               Run headless, without the tray icon and window.\n"
-               "  --listen HOST:PORT     Address to listen on (default: 127.0.0.1:3030 and\n"
-               "                         [::1]:3030). HOST is an IPv4 address, an IPv6 address\n"
-               "                         in brackets, localhost (both loopbacks) or empty for\n"
-               "                         all interfaces (:3030). Port 0 picks a free port.\n"
-               "  --upstream URL         The OpenAI-compatible API base URL, http or https\n"
-               "                         (default: %1).\n"
-               "  --batch-window DUR     How long a batch collects requests, counted from its\n"
-               "                         first request (default: %2; more than 0, at most 24h).\n"
-               "  --batch-size N         Most requests in one batch (default: %3; 1 to %4).\n"
-               "  --batch-bytes SIZE     Largest batch input file (default: %5; 1KB to 200MB).\n"
-               "  --poll-interval DUR    How often a running batch is checked (default: %6;\n"
-               "                         at least 100ms).\n"
-               "  --data-dir DIR         Where the proxy keeps its state (default:\n"
-               "                         %7).\n"
-               "  --in-memory            Run without the durable store: nothing survives a\n"
-               "                         restart. For comparisons, benchmarks and throwaway\n"
-               "                         runs; cannot be combined with --data-dir.\n"
-               "  --max-body SIZE        Largest request body accepted (default: %8; at least\n"
-               "                         1KiB).\n"
-               "  --grace-period DUR     Cancel a batch not finished this long after it was\n"
-               "                         created; what it did not run goes through the\n"
-               "                         synchronous API at full price (default: off; 1s to\n"
-               "                         30 days, or off).\n"
-               "  --result-ttl DUR       How long answers nobody collected are kept for a\n"
-               "                         client that retries (default: 24h; 1s to 30 days).\n"
-               "  --io-threads N         How many threads serve HTTP connections (default: 0,\n"
-               "                         one per core; 1 to 64).\n"
-               "  --allow-origin ORIGIN  A web page origin (http://localhost:5173) that may call\n"
-               "                         the proxy from a browser, with CORS answers.\n"
-               "                         Repeatable. Other pages get 403.\n"
-               "  --allow-host NAME      A Host name served besides IP literals and localhost\n"
-               "                         (other names get 421: DNS rebinding). Repeatable.\n"
-               "  --tokens-file FILE     Proxy tokens, one \"name token\" a line, mode 0600.\n"
-               "                         With tokens, every request needs one (default:\n"
-               "                         %9, if it exists).\n"
-               "  --header-timeout DUR   A request's header block must arrive within this\n"
-               "                         (default: 20s), extended by 1s for every --min-rate\n"
-               "                         bytes that come, up to --header-timeout-max (default:\n"
-               "                         40s). Then: 408 and the connection closes.\n"
-               "  --body-timeout DUR     After this much of a body's time (default: 20s), it\n"
-               "                         must keep coming at --min-rate or more: 408.\n"
-               "  --min-rate SIZE        Bytes a second a slow client must send (default: 500B;\n"
-               "                         0 turns the rate off).\n"
-               "  --max-connections N    Open connections at most (default: 0, the open-file\n"
-               "                         limit less 128); more get 503 with Retry-After.\n"
-               "  --max-connections-per-ip N\n"
-               "                         Open connections from one address, loopback excepted\n"
-               "                         (default: 256; 0: no limit); more get 503.\n"
-               "  --max-pipelined N      Requests read ahead on one connection while an earlier\n"
-               "                         one is answered (default: 64; 1 to 100000); then the\n"
-               "                         proxy stops reading from it.\n"
-               "  --max-output-buffer SIZE\n"
-               "                         Unread answer bytes after which a connection's next\n"
-               "                         request waits for the client to read (default: 4MiB).\n"
-               "  --screenshot FILE      Start the desktop app, save its window as a PNG after\n"
-               "                         the delay, and exit.\n"
-               "  --screenshot-delay DUR How long the app serves before the screenshot\n"
-               "                         (default: 1s; at most 1h).\n"
-               "  --verbose              Log debug messages.\n"
-               "  -h, --help             Show this help and exit.\n"
-               "  --version              Show the version and exit.\n"
-               "\n"
-               "Both --option VALUE and --option=VALUE work; a repeated option's last value wins\n"
-               "(--allow-origin and --allow-host add up).\n"
-               "Settings saved in the desktop app apply in both modes; options override them\n"
-               "(--allow-origin and --allow-host given here replace the saved lists).\n"
-               "\n"
-               "Values:\n"
-               "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"
-               "         1.5h).\n"
-               "  SIZE   Bytes (1000000) or a number with a unit: B; KB, MB, GB (powers of 1000);\n"
-               "         KiB, MiB, GiB (powers of 1024). Units ignore case: 25MB, 32MiB, 1.5 GB.\n"
-               "\n"
-               "Environment:\n"
-               "  OPENAI_API_KEY         When set, the proxy uses this key for every upstream\n"
-               "                         call. It is never logged or shown.\n"
-               "\n"
-               "Exit status: 0 on success, 2 for a bad command line, an unusable tokens file,\n"
-               "or a listen address off loopback with OPENAI_API_KEY and no proxy token.")
-        .arg(defaults.upstream.toString(), formatDuration(defaults.batchWindow),
-             QString::number(defaults.batchSize), QString::number(Config::ProviderMaxRequests),
-             formatSize(defaults.batchBytes), formatDuration(defaults.pollInterval),
-             homeRelative(defaultDataDir()), formatSize(defaults.maxBody),
-             homeRelative(defaultTokensFile()));
+// ---- every setting, declared once -------------------------------------------------------
+
+using namespace Qt::Literals::StringLiterals;
+using Kind = SettingDeclaration::Kind;
+
+// No upper bound (a "too short" or "too small" value is then the only way to be out of range).
+constexpr qint64 Unbounded = std::numeric_limits<qint64>::max();
+constexpr qint64 Hour = 60LL * 60 * 1000;
+constexpr qint64 Day = 24 * Hour;
+
+// Where a setting lives in Config, for the kinds the table checks and formats by itself.
+// One pointer is set, of the type the entry's kind needs.
+struct Field {
+    bool *flag = nullptr;                            // Switch
+    int *count = nullptr;                            // Count
+    qint64 *size = nullptr;                          // Size
+    milliseconds *duration = nullptr;                // Duration
+    std::optional<milliseconds> *maybeOff = nullptr; // DurationOrOff
+    QString *path = nullptr;                         // Path
+    QList<QByteArray> *list = nullptr;               // List
+    QUrl *url = nullptr;                             // Url
+};
+
+// One setting: what everyone reads (SettingDeclaration) and how it reaches Config.
+struct Entry {
+    SettingDeclaration decl;
+    Field (*field)(Config &config) = nullptr;
+    // List settings: the value as stored, or nullopt if it is not acceptable ("is not " +
+    // decl.expected follows the quoted value).
+    std::optional<QByteArray> (*item)(const QString &value) = nullptr;
+    // The default as --help says it, when settingText(Config()) does not have it.
+    QString (*defaultText)() = nullptr;
+};
+
+// scheme://host[:port] and nothing else, as browsers send it in Origin: http and https pages,
+// or an extension's (chrome-extension://ID, vscode-webview://ID).
+std::optional<QByteArray> originItem(const QString &value) {
+    const QString text = value.trimmed();
+    const QUrl url(text, QUrl::StrictMode);
+    if (!url.isValid() || url.scheme().isEmpty() || url.host().isEmpty() ||
+        !url.userInfo().isEmpty() || (!url.path().isEmpty() && url.path() != u'/') ||
+        url.hasQuery() || url.hasFragment())
+        return std::nullopt;
+    QString origin = text;
+    if (origin.endsWith(u'/'))
+        origin.chop(1);
+    return origin.toLower().toUtf8();
 }
 
-// One --allow-origin (setting AllowOrigins) or --allow-host (AllowHosts) value, as the command
-// line and the settings (file and window) check it. Accepted: `normalized` gets the entry as
-// the front door compares it (lower case; an origin without a trailing slash) and the result is
-// empty. Refused: the reason, starting with the quoted value.
-QString checkAccessEntry(Setting setting, QStringView value, const QByteArray &apiKey,
-                         QByteArray *normalized) {
-    const QString text = value.trimmed().toString();
-    if (setting == Setting::AllowOrigins) {
-        // scheme://host[:port] and nothing else, as browsers send it in Origin: http and
-        // https pages, or an extension's (chrome-extension://ID, vscode-webview://ID).
-        const QUrl url(text, QUrl::StrictMode);
-        if (!url.isValid() || url.scheme().isEmpty() || url.host().isEmpty() ||
-            !url.userInfo().isEmpty() || (!url.path().isEmpty() && url.path() != u'/') ||
-            url.hasQuery() || url.hasFragment())
-            return shown(value, apiKey) +
-                   QStringLiteral(" is not an origin (scheme://host[:port]; example: "
-                                  "http://localhost:5173)");
-        QString origin = text;
-        if (origin.endsWith(u'/'))
-            origin.chop(1);
-        *normalized = origin.toLower().toUtf8();
-        return QString();
-    }
+std::optional<QByteArray> hostItem(const QString &value) {
     static const QRegularExpression hostName(
         QStringLiteral("^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
                        "(\\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\\.?(:[0-9]{1,5})?$"));
+    const QString text = value.trimmed();
     if (!hostName.match(text).hasMatch())
-        return shown(value, apiKey) +
-               QStringLiteral(" is not a host name (example: proxy.example.lan)");
-    *normalized = text.toLower().toUtf8();
+        return std::nullopt;
+    return text.toLower().toUtf8();
+}
+
+QString homeRelativeDataDir() {
+    return homeRelative(defaultDataDir());
+}
+
+QString homeRelativeTokensFile() {
+    return homeRelative(defaultTokensFile());
+}
+
+constexpr QLatin1StringView DurationValue = "a duration, examples: 4s, 500ms, 0.5, 2m"_L1;
+constexpr QLatin1StringView SizeValue = "a size, examples: 25MB, 32MiB, 1000000, 512KiB"_L1;
+
+// The table. Its order is --help's. A new setting: a Config field, a Setting value and an entry
+// here; the command line, the settings file (with a storeKey), the window (with a label),
+// --help, the man page and the completion follow.
+const std::vector<Entry> &entries() {
+    static const std::vector<Entry> table{
+        {.decl = {.setting = Setting::NoGui,
+                  .option = "no-gui"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Run headless, without the tray icon and window."_L1},
+         .field = [](Config &c) -> Field { return {.flag = &c.noGui}; }},
+        {.decl = {.setting = Setting::Listen,
+                  .option = "listen"_L1,
+                  .valueName = "HOST:PORT"_L1,
+                  .kind = Kind::Listen,
+                  .missing = "HOST:PORT"_L1,
+                  .help = "Address to listen on (default: 127.0.0.1:3030 and [::1]:3030). HOST "
+                          "is an IPv4 address, an IPv6 address in brackets, localhost (both "
+                          "loopbacks) or empty for all interfaces (:3030). Port 0 picks a free "
+                          "port."_L1,
+                  .storeKey = "proxy/listen"_L1,
+                  .label = "Listen address"_L1,
+                  .objectName = "listen"_L1,
+                  .hint = "HOST:PORT, e.g. 127.0.0.1:3030, [::1]:3030, localhost:3030 (both "
+                          "loopbacks) or :3030 (all interfaces)"_L1,
+                  .changeName = "listen address"_L1}},
+        {.decl = {.setting = Setting::Upstream,
+                  .option = "upstream"_L1,
+                  .valueName = "URL"_L1,
+                  .kind = Kind::Url,
+                  .missing = "URL"_L1,
+                  .help = "The OpenAI-compatible API base URL, http or https (default: %1)."_L1,
+                  .storeKey = "proxy/upstream"_L1,
+                  .label = "Upstream URL"_L1,
+                  .objectName = "upstream"_L1,
+                  .hint = "The OpenAI-compatible API, e.g. https://api.openai.com/v1"_L1,
+                  .changeName = "upstream URL"_L1},
+         .field = [](Config &c) -> Field { return {.url = &c.upstream}; }},
+        {.decl = {.setting = Setting::BatchWindow,
+                  .option = "batch-window"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1,
+                  .maximum = Day,
+                  .expected = "more than 0 and at most 24h"_L1,
+                  .missing = DurationValue,
+                  .help = "How long a batch collects requests, counted from its first request "
+                          "(default: %1; more than 0, at most 24h)."_L1,
+                  .storeKey = "proxy/batch_window"_L1,
+                  .label = "Batch window"_L1,
+                  .objectName = "batchWindow"_L1,
+                  .hint = "How long a batch collects, from its first request (4s, 500ms, 2m)"_L1,
+                  .changeName = "batch window"_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.batchWindow}; }},
+        {.decl = {.setting = Setting::BatchSize,
+                  .option = "batch-size"_L1,
+                  .valueName = "N"_L1,
+                  .kind = Kind::Count,
+                  .minimum = 1,
+                  .maximum = Config::ProviderMaxRequests,
+                  .expected = "1 to 50000, the provider's limit"_L1,
+                  .missing = "a number of requests"_L1,
+                  .help = "Most requests in one batch (default: %1; 1 to 50000)."_L1,
+                  .storeKey = "proxy/batch_size"_L1,
+                  .label = "Batch size"_L1,
+                  .objectName = "batchSize"_L1,
+                  .hint = "Most requests per batch (1 to 50000)"_L1,
+                  .changeName = "batch size"_L1},
+         .field = [](Config &c) -> Field { return {.count = &c.batchSize}; }},
+        {.decl = {.setting = Setting::BatchBytes,
+                  .option = "batch-bytes"_L1,
+                  .valueName = "SIZE"_L1,
+                  .kind = Kind::Size,
+                  .minimum = MinBatchBytes,
+                  .maximum = Config::ProviderMaxBytes,
+                  .expected = "1KB to 200MB, the provider's limit"_L1,
+                  .missing = SizeValue,
+                  .help = "Largest batch input file (default: %1; 1KB to 200MB)."_L1,
+                  .storeKey = "proxy/batch_bytes"_L1,
+                  .label = "Batch bytes"_L1,
+                  .objectName = "batchBytes"_L1,
+                  .hint = "Largest batch input file (1KB to 200MB, e.g. 25MB)"_L1,
+                  .changeName = "batch bytes"_L1},
+         .field = [](Config &c) -> Field { return {.size = &c.batchBytes}; }},
+        {.decl = {.setting = Setting::PollInterval,
+                  .option = "poll-interval"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = MinPollInterval.count(),
+                  .maximum = Unbounded,
+                  .expected = "at least 100ms"_L1,
+                  .missing = DurationValue,
+                  .help = "How often a running batch is checked (default: %1; at least "
+                          "100ms)."_L1,
+                  .storeKey = "proxy/poll_interval"_L1,
+                  .label = "Poll interval"_L1,
+                  .objectName = "pollInterval"_L1,
+                  .hint = "How often a running batch is checked (at least 100ms)"_L1,
+                  .changeName = "poll interval"_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.pollInterval}; }},
+        {.decl = {.setting = Setting::DataDir,
+                  .option = "data-dir"_L1,
+                  .valueName = "DIR"_L1,
+                  .kind = Kind::Path,
+                  .missing = "a directory"_L1,
+                  .help = "Where the proxy keeps its state (default: %1)."_L1},
+         .field = [](Config &c) -> Field { return {.path = &c.dataDir}; },
+         .defaultText = homeRelativeDataDir},
+        {.decl = {.setting = Setting::InMemory,
+                  .option = "in-memory"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Run without the durable store: nothing survives a restart. For "
+                          "comparisons, benchmarks and throwaway runs; cannot be combined with "
+                          "--data-dir."_L1},
+         .field = [](Config &c) -> Field { return {.flag = &c.inMemory}; }},
+        {.decl = {.setting = Setting::MaxBody,
+                  .option = "max-body"_L1,
+                  .valueName = "SIZE"_L1,
+                  .kind = Kind::Size,
+                  .minimum = MinMaxBody,
+                  .maximum = Unbounded,
+                  .expected = "at least 1KiB"_L1,
+                  .missing = SizeValue,
+                  .help = "Largest request body accepted (default: %1; at least 1KiB)."_L1,
+                  .storeKey = "proxy/max_body"_L1,
+                  .label = "Largest request body"_L1,
+                  .objectName = "maxBody"_L1,
+                  .hint = "Bigger requests are refused with 413 (at least 1KiB, e.g. 32MiB)"_L1,
+                  .changeName = "largest body"_L1},
+         .field = [](Config &c) -> Field { return {.size = &c.maxBody}; }},
+        // Missing from the file (written before it was a setting, or off, the default): off.
+        {.decl = {.setting = Setting::GracePeriod,
+                  .option = "grace-period"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::DurationOrOff,
+                  .minimum = MinGracePeriod.count(),
+                  .maximum = MaxGracePeriod.count(),
+                  .expected = "1s to 30 days, or off"_L1,
+                  .missing = "a duration or off, examples: 4s, 500ms, 0.5, 2m"_L1,
+                  .help = "Cancel a batch not finished this long after it was created; what it "
+                          "did not run goes through the synchronous API at full price (default: "
+                          "%1; 1s to 30 days, or off)."_L1,
+                  .storeKey = "proxy/grace_period"_L1,
+                  .label = "Grace period"_L1,
+                  .objectName = "gracePeriod"_L1,
+                  .hint = "Cancel a batch not finished this long after it was created; what it "
+                          "did not run goes through the synchronous API at full price (1s to 30 "
+                          "days, e.g. 2h; off or empty: never)"_L1,
+                  .changeName = "grace period"_L1},
+         .field = [](Config &c) -> Field { return {.maybeOff = &c.gracePeriod}; }},
+        {.decl = {.setting = Setting::ResultTtl,
+                  .option = "result-ttl"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = 30 * Day,
+                  .expected = "1s to 30 days"_L1,
+                  .missing = DurationValue,
+                  .help = "How long answers nobody collected are kept for a client that "
+                          "retries (default: %1; 1s to 30 days)."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.resultTtl}; }},
+        {.decl = {.setting = Setting::IoThreads,
+                  .option = "io-threads"_L1,
+                  .valueName = "N"_L1,
+                  .kind = Kind::Count,
+                  .minimum = 0,
+                  .maximum = MaxIoThreads,
+                  .expected = "1 to 64, or 0 for one per core"_L1,
+                  .missing = "a number of threads"_L1,
+                  .help = "How many threads serve HTTP connections (default: %1, one per core; "
+                          "1 to 64)."_L1},
+         .field = [](Config &c) -> Field { return {.count = &c.ioThreads}; }},
+        {.decl = {.setting = Setting::AllowOrigins,
+                  .option = "allow-origin"_L1,
+                  .valueName = "ORIGIN"_L1,
+                  .kind = Kind::List,
+                  .expected = "an origin (scheme://host[:port]; example: "
+                              "http://localhost:5173)"_L1,
+                  .missing = "an origin, example: http://localhost:5173"_L1,
+                  .help = "A web page origin (http://localhost:5173) that may call the proxy "
+                          "from a browser, with CORS answers. Repeatable. Other pages get "
+                          "403."_L1,
+                  // Space-separated (a list QSettings read from commas is joined back).
+                  .storeKey = "access/allow_origins"_L1,
+                  .label = "Allowed origins"_L1,
+                  .objectName = "allowOrigin"_L1,
+                  .hint = "Web pages (scheme://host[:port]) that may call the proxy from a "
+                          "browser, with CORS answers; other pages get 403 (--allow-origin)"_L1,
+                  .changeName = "allowed origins"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.allowOrigins}; },
+         .item = originItem},
+        {.decl = {.setting = Setting::AllowHosts,
+                  .option = "allow-host"_L1,
+                  .valueName = "NAME"_L1,
+                  .kind = Kind::List,
+                  .expected = "a host name (example: proxy.example.lan)"_L1,
+                  .missing = "a host name"_L1,
+                  .help = "A Host name served besides IP literals and localhost (other names get "
+                          "421: DNS rebinding). Repeatable."_L1,
+                  .storeKey = "access/allow_hosts"_L1,
+                  .label = "Allowed hosts"_L1,
+                  .objectName = "allowHost"_L1,
+                  .hint = "Host names served besides IP addresses and localhost; other names get "
+                          "421 (--allow-host)"_L1,
+                  .changeName = "allowed hosts"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.allowHosts}; },
+         .item = hostItem},
+        {.decl = {.setting = Setting::TokensFile,
+                  .option = "tokens-file"_L1,
+                  .valueName = "FILE"_L1,
+                  .kind = Kind::Path,
+                  .missing = "a file"_L1,
+                  .help = "Proxy tokens, one \"name token\" a line, mode 0600. With tokens, every "
+                          "request needs one (default: %1, if it exists)."_L1},
+         .field = [](Config &c) -> Field { return {.path = &c.tokensFile}; },
+         .defaultText = homeRelativeTokensFile},
+        {.decl = {.setting = Setting::HeaderTimeout,
+                  .option = "header-timeout"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = Hour,
+                  .expected = "1s to 1h"_L1,
+                  .missing = DurationValue,
+                  .help = "A request's header block must arrive within this (default: %1), "
+                          "extended by 1s for every --min-rate bytes that come, up to "
+                          "--header-timeout-max. Then: 408 and the connection closes."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.headerTimeout}; }},
+        {.decl = {.setting = Setting::HeaderTimeoutMax,
+                  .option = "header-timeout-max"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = Hour,
+                  .expected = "1s to 1h"_L1,
+                  .missing = DurationValue,
+                  .help = "The longest a header block may take with those extensions (default: "
+                          "%1)."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.headerTimeoutMax}; }},
+        {.decl = {.setting = Setting::BodyTimeout,
+                  .option = "body-timeout"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = Hour,
+                  .expected = "1s to 1h"_L1,
+                  .missing = DurationValue,
+                  .help = "After this much of a body's time (default: %1), it must keep coming "
+                          "at --min-rate or more: 408."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.frontDoor.bodyTimeout}; }},
+        {.decl = {.setting = Setting::MinRate,
+                  .option = "min-rate"_L1,
+                  .valueName = "SIZE"_L1,
+                  .kind = Kind::Size,
+                  .minimum = 0,
+                  .maximum = 1LL << 30,
+                  .expected = "0 to 1GiB"_L1,
+                  .missing = SizeValue,
+                  .help = "Bytes a second a slow client must send (default: %1; 0 turns the "
+                          "rate off)."_L1},
+         .field = [](Config &c) -> Field { return {.size = &c.frontDoor.minRate}; }},
+        {.decl = {.setting = Setting::MaxConnections,
+                  .option = "max-connections"_L1,
+                  .valueName = "N"_L1,
+                  .kind = Kind::Count,
+                  .minimum = 0,
+                  .maximum = 1'000'000,
+                  .expected = "0 to 1000000"_L1,
+                  .missing = "a number"_L1,
+                  .help = "Open connections at most (default: %1, the open-file limit less "
+                          "128); more get 503 with Retry-After."_L1},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxConnections}; }},
+        {.decl = {.setting = Setting::MaxConnectionsPerIp,
+                  .option = "max-connections-per-ip"_L1,
+                  .valueName = "N"_L1,
+                  .kind = Kind::Count,
+                  .minimum = 0,
+                  .maximum = 1'000'000,
+                  .expected = "0 to 1000000"_L1,
+                  .missing = "a number"_L1,
+                  .help = "Open connections from one address, loopback excepted (default: %1; "
+                          "0: no limit); more get 503."_L1},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxConnectionsPerIp}; }},
+        {.decl = {.setting = Setting::MaxPipelined,
+                  .option = "max-pipelined"_L1,
+                  .valueName = "N"_L1,
+                  .kind = Kind::Count,
+                  .minimum = 1,
+                  .maximum = 100'000,
+                  .expected = "1 to 100000"_L1,
+                  .missing = "a number"_L1,
+                  .help = "Requests read ahead on one connection while an earlier one is "
+                          "answered (default: %1; 1 to 100000); then the proxy stops reading "
+                          "from it."_L1},
+         .field = [](Config &c) -> Field { return {.count = &c.frontDoor.maxPipelined}; }},
+        {.decl = {.setting = Setting::MaxOutputBuffer,
+                  .option = "max-output-buffer"_L1,
+                  .valueName = "SIZE"_L1,
+                  .kind = Kind::Size,
+                  .minimum = 1024,
+                  .maximum = 1LL << 30,
+                  .expected = "1KiB to 1GiB"_L1,
+                  .missing = SizeValue,
+                  .help = "Unread answer bytes after which a connection's next request waits "
+                          "for the client to read (default: %1; 1KiB to 1GiB)."_L1},
+         .field = [](Config &c) -> Field { return {.size = &c.frontDoor.maxOutputBuffer}; }},
+        {.decl = {.setting = Setting::Screenshot,
+                  .option = "screenshot"_L1,
+                  .valueName = "FILE"_L1,
+                  .kind = Kind::Path,
+                  .missing = "a file name"_L1,
+                  .help = "Start the desktop app, save its window as a PNG after the delay, and "
+                          "exit."_L1},
+         .field = [](Config &c) -> Field { return {.path = &c.screenshotPath}; }},
+        {.decl = {.setting = Setting::ScreenshotDelay,
+                  .option = "screenshot-delay"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 0,
+                  .maximum = MaxScreenshotDelay.count(),
+                  .expected = "at most 1h"_L1,
+                  .missing = DurationValue,
+                  .help = "How long the app serves before the screenshot (default: %1; at most "
+                          "1h)."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.screenshotDelay}; }},
+        {.decl = {.setting = Setting::Verbose,
+                  .option = "verbose"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Log debug messages."_L1},
+         .field = [](Config &c) -> Field { return {.flag = &c.verbose}; }},
+        // Not settings but the command line's own switches; no field.
+        {.decl = {.setting = Setting::Help,
+                  .option = "help"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Show this help and exit."_L1}},
+        {.decl = {.setting = Setting::Version,
+                  .option = "version"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Show the version and exit."_L1}},
+    };
+    return table;
+}
+
+const Entry &entry(Setting setting) {
+    for (const Entry &e : entries()) {
+        if (e.decl.setting == setting)
+            return e;
+    }
+    Q_UNREACHABLE();
+}
+
+// The entry of "--name" (or "-h"), or nullptr.
+const Entry *entryForArgument(QStringView name) {
+    if (name == u"-h")
+        return &entry(Setting::Help);
+    if (!name.startsWith(u"--"))
+        return nullptr;
+    for (const Entry &e : entries()) {
+        if (name.sliced(2) == e.decl.option)
+            return &e;
+    }
+    return nullptr;
+}
+
+// Checks a number against the entry's bounds: "is out of range (expected ...)", or "is too
+// short" / "is too small" when there is only a lower bound.
+QString outOfRange(const SettingDeclaration &decl, const QString &quoted, qint64 value) {
+    if (value >= decl.minimum && value <= decl.maximum)
+        return QString();
+    if (decl.maximum == Unbounded) {
+        const auto what = decl.kind == Kind::Size ? "is too small"_L1 : "is too short"_L1;
+        return quoted + u' ' + what + QStringLiteral(" (expected ") + decl.expected + u')';
+    }
+    return quoted + QStringLiteral(" is out of range (expected ") + decl.expected + u')';
+}
+
+QString checkListen(Config &config, const QString &value, const QString &quoted) {
+    const auto addresses = parseListen(value);
+    if (!addresses) {
+        return quoted + QStringLiteral(" is not HOST:PORT with an IP address, localhost or nothing "
+                                       "as HOST and a port 0 to 65535 (examples: 127.0.0.1:3030, "
+                                       "[::1]:3030, localhost:3030, :3030)");
+    }
+    config.listen = *addresses;
+    config.listenText = value.trimmed();
+    return QString();
+}
+
+QString absolutePath(QString path) {
+    if (path == u'~' || path.startsWith(QLatin1StringView("~/")))
+        path = QDir::homePath() + path.mid(1);
+    return QDir::cleanPath(QFileInfo(path).absoluteFilePath());
+}
+
+// One entry of a list setting (one --allow-origin or --allow-host value). Accepted: `item` gets
+// it as the front door compares it and the result is empty; refused: the reason.
+QString checkListEntry(const Entry &e, QStringView text, const QByteArray &apiKey,
+                       QByteArray *item) {
+    const auto accepted = e.item(text.toString());
+    if (!accepted)
+        return shown(text, apiKey) + QStringLiteral(" is not ") + e.decl.expected;
+    *item = *accepted;
     return QString();
 }
 
 // A list setting's entries: separated by spaces, commas or line breaks.
-QList<QStringView> accessEntries(QStringView text) {
+QList<QStringView> listEntries(QStringView text) {
     QList<QStringView> entries;
     qsizetype start = 0;
     for (qsizetype i = 0; i <= text.size(); ++i) {
@@ -471,117 +737,194 @@ QList<QStringView> accessEntries(QStringView text) {
 
 // Checks one setting's value as the command line does; on success stores it in `config`.
 // Returns what is wrong with it (starting with the quoted value), or an empty string.
-QString checkSetting(Config &config, Setting setting, const QString &value,
+QString checkSetting(Config &config, const Entry &e, const QString &value,
                      const QByteArray &apiKey) {
+    const SettingDeclaration &decl = e.decl;
     const QString quoted = shown(value, apiKey);
-    switch (setting) {
-    case Setting::Listen: {
-        const auto addresses = parseListen(value);
-        if (!addresses) {
-            return quoted +
-                   QStringLiteral(" is not HOST:PORT with an IP address, localhost or nothing "
-                                  "as HOST and a port 0 to 65535 (examples: 127.0.0.1:3030, "
-                                  "[::1]:3030, localhost:3030, :3030)");
+    const Field field = e.field ? e.field(config) : Field();
+    switch (decl.kind) {
+    case Kind::Switch: {
+        if (field.flag) {
+            const QString text = value.trimmed().toLower();
+            *field.flag = !(text.isEmpty() || text == u"false" || text == u"off" || text == u"0");
         }
-        config.listen = *addresses;
-        config.listenText = value.trimmed();
         return QString();
     }
-    case Setting::Upstream: {
+    case Kind::Listen:
+        return checkListen(config, value, quoted);
+    case Kind::Url: {
         QString problem;
         const auto url = parseUpstream(value, &problem);
         if (!url)
             return quoted + u' ' + problem;
-        config.upstream = *url;
+        *field.url = *url;
         return QString();
     }
-    case Setting::BatchWindow: {
-        const auto duration = parseDuration(value);
-        if (!duration)
-            return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-        if (*duration <= milliseconds::zero() || *duration > MaxBatchWindow) {
-            return quoted +
-                   QStringLiteral(" is out of range (expected more than 0 and at most 24h)");
-        }
-        config.batchWindow = *duration;
-        return QString();
-    }
-    case Setting::PollInterval: {
-        const auto duration = parseDuration(value);
-        if (!duration)
-            return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-        if (*duration < MinPollInterval)
-            return quoted + QStringLiteral(" is too short (expected at least 100ms)");
-        config.pollInterval = *duration;
-        return QString();
-    }
-    case Setting::BatchSize: {
-        const QString trimmed = value.trimmed();
-        const QString range = QStringLiteral("1 to ") +
-                              QString::number(Config::ProviderMaxRequests) +
-                              QStringLiteral(", the provider's limit");
-        if (!allAsciiDigits(trimmed)) {
-            return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
-        }
-        bool ok = false;
-        const qlonglong count = trimmed.toLongLong(&ok);
-        if (!ok || count < 1 || count > Config::ProviderMaxRequests)
-            return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
-        config.batchSize = static_cast<int>(count);
-        return QString();
-    }
-    case Setting::BatchBytes: {
-        const auto size = parseSize(value);
-        if (!size)
-            return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
-        if (*size < MinBatchBytes || *size > Config::ProviderMaxBytes) {
-            return quoted +
-                   QStringLiteral(" is out of range (expected 1KB to 200MB, the provider's "
-                                  "limit)");
-        }
-        config.batchBytes = *size;
-        return QString();
-    }
-    case Setting::MaxBody: {
-        const auto size = parseSize(value);
-        if (!size)
-            return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
-        if (*size < MinMaxBody)
-            return quoted + QStringLiteral(" is too small (expected at least 1KiB)");
-        config.maxBody = *size;
-        return QString();
-    }
-    case Setting::GracePeriod: {
+    case Kind::Duration:
+    case Kind::DurationOrOff: {
+        const bool offAllowed = decl.kind == Kind::DurationOrOff;
         // "off" in any case, or nothing at all (an empty field in the desktop app).
         const QString trimmed = value.trimmed();
-        if (trimmed.isEmpty() || trimmed.compare(u"off", Qt::CaseInsensitive) == 0) {
-            config.gracePeriod.reset();
+        if (offAllowed &&
+            (trimmed.isEmpty() || trimmed.compare(u"off", Qt::CaseInsensitive) == 0)) {
+            field.maybeOff->reset();
             return QString();
         }
         const auto duration = parseDuration(trimmed);
-        if (!duration)
-            return quoted + QStringLiteral(" is not a duration or off (") + DurationExamples + u')';
-        if (*duration < MinGracePeriod || *duration > MaxGracePeriod)
-            return quoted + QStringLiteral(" is out of range (expected 1s to 30 days, or off)");
-        config.gracePeriod = *duration;
+        if (!duration) {
+            return quoted +
+                   (offAllowed ? QStringLiteral(" is not a duration or off (")
+                               : QStringLiteral(" is not a duration (")) +
+                   DurationExamples + u')';
+        }
+        const QString problem = outOfRange(decl, quoted, duration->count());
+        if (!problem.isEmpty())
+            return problem;
+        if (offAllowed)
+            *field.maybeOff = *duration;
+        else
+            *field.duration = *duration;
         return QString();
     }
-    case Setting::AllowOrigins:
-    case Setting::AllowHosts: {
+    case Kind::Size: {
+        const auto size = parseSize(value);
+        if (!size)
+            return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
+        const QString problem = outOfRange(decl, quoted, *size);
+        if (!problem.isEmpty())
+            return problem;
+        *field.size = *size;
+        return QString();
+    }
+    case Kind::Count: {
+        const QString trimmed = value.trimmed();
+        if (!allAsciiDigits(trimmed)) {
+            return quoted + QStringLiteral(" is not a whole number (expected ") + decl.expected +
+                   u')';
+        }
+        bool ok = false;
+        const qlonglong count = trimmed.toLongLong(&ok);
+        if (!ok)
+            return quoted + QStringLiteral(" is out of range (expected ") + decl.expected + u')';
+        const QString problem = outOfRange(decl, quoted, count);
+        if (!problem.isEmpty())
+            return problem;
+        *field.count = static_cast<int>(count);
+        return QString();
+    }
+    case Kind::Path: {
+        const QString path = value.trimmed();
+        if (path.isEmpty())
+            return QStringLiteral("missing value (expected ") + decl.missing + u')';
+        *field.path = absolutePath(path);
+        return QString();
+    }
+    case Kind::List: {
         QList<QByteArray> list;
-        for (QStringView entry : accessEntries(value)) {
-            QByteArray normalized;
-            const QString problem = checkAccessEntry(setting, entry, apiKey, &normalized);
+        for (QStringView text : listEntries(value)) {
+            QByteArray item;
+            const QString problem = checkListEntry(e, text, apiKey, &item);
             if (!problem.isEmpty())
                 return problem;
-            if (!list.contains(normalized))
-                list.append(normalized);
+            if (!list.contains(item))
+                list.append(item);
         }
-        (setting == Setting::AllowOrigins ? config.allowOrigins : config.allowHosts) = list;
+        *field.list = list;
         return QString();
     }
     }
     return QString();
+}
+
+QString textOf(const Config &constConfig, const Entry &e) {
+    // Only read: the field accessors are shared with checkSetting.
+    Config &config = const_cast<Config &>(constConfig);
+    const Field field = e.field ? e.field(config) : Field();
+    switch (e.decl.kind) {
+    case Kind::Switch:
+        if (field.flag)
+            return *field.flag ? QStringLiteral("true") : QStringLiteral("false");
+        return QString();
+    case Kind::Listen: {
+        // What the user wrote, if it still describes the addresses; otherwise rebuilt from them.
+        const auto written = parseListen(config.listenText);
+        if (written && *written == config.listen)
+            return config.listenText;
+        if (config.listen.isEmpty())
+            return QString();
+        const quint16 port = config.listen.constFirst().port;
+        const auto localhost =
+            parseListen(QString(QStringLiteral("localhost:") + QString::number(port)));
+        if (localhost && *localhost == config.listen)
+            return QStringLiteral("localhost:") + QString::number(port);
+        const auto any = parseListen(QString(u':' + QString::number(port)));
+        if (any && *any == config.listen)
+            return QStringLiteral(":") + QString::number(port);
+        const QHostAddress &address = config.listen.constFirst().address;
+        const QString host = address.protocol() == QAbstractSocket::IPv6Protocol
+                                 ? u'[' + address.toString() + u']'
+                                 : address.toString();
+        return host + u':' + QString::number(port);
+    }
+    case Kind::Url:
+        return field.url->toString(QUrl::FullyEncoded);
+    case Kind::Duration:
+        return formatDuration(*field.duration);
+    case Kind::DurationOrOff: {
+        const auto &duration = *field.maybeOff;
+        return duration ? formatDuration(*duration) : QStringLiteral("off");
+    }
+    case Kind::Size:
+        return formatSize(*field.size);
+    case Kind::Count:
+        return QString::number(*field.count);
+    case Kind::Path:
+        return *field.path;
+    case Kind::List: {
+        QStringList items;
+        for (const QByteArray &item : std::as_const(*field.list))
+            items.append(QString::fromUtf8(item));
+        return items.join(u' ');
+    }
+    }
+    return QString();
+}
+
+// `text` in lines of at most `width` characters, broken at spaces.
+QStringList wrapped(const QString &text, qsizetype width) {
+    QStringList lines;
+    QString line;
+    const QStringList words = text.split(u' ', Qt::SkipEmptyParts);
+    for (const QString &word : words) {
+        if (!line.isEmpty() && line.size() + 1 + word.size() > width) {
+            lines.append(line);
+            line.clear();
+        }
+        line += (line.isEmpty() ? QString() : QStringLiteral(" ")) + word;
+    }
+    if (!line.isEmpty())
+        lines.append(line);
+    return lines;
+}
+
+// "  --batch-window DUR     How long ..." with the text wrapped at column 80 under column 25.
+QString optionHelp(const Entry &e) {
+    constexpr qsizetype Indent = 25;
+    constexpr qsizetype Width = 80;
+    const SettingDeclaration &decl = e.decl;
+    QString names = decl.setting == Setting::Help ? QStringLiteral("-h, ") : QString();
+    names += decl.optionName();
+    if (!decl.valueName.isEmpty())
+        names += u' ' + decl.valueName;
+    QString help = decl.help;
+    if (help.contains(QStringLiteral("%1"))) {
+        help = help.arg(e.defaultText ? e.defaultText() : textOf(Config(), e));
+    }
+    const QString indent(Indent, u' ');
+    QString text = QStringLiteral("  ") + names;
+    text += text.size() < Indent ? QString(Indent - text.size(), u' ') : QString(u'\n' + indent);
+    text += wrapped(help, Width - Indent).join(u'\n' + indent);
+    return text;
 }
 
 class Parser {
@@ -593,77 +936,88 @@ public:
     }
 
     CommandLine parse(const QStringList &args) {
-        bool help = false;
-        bool version = false;
-        QString error;
+        // QCommandLineParser parses what it can word our way: options of the table, each with
+        // its value. What it would word otherwise (an unknown option, a switch with a value, a
+        // value missing or taken from the next option, a positional argument) is found here,
+        // with the position of the argument, and not handed on.
+        QStringList handedOn{args.value(0)};
+        QList<qsizetype> positions; // in args, of each option handed on, in order
         for (qsizetype i = 1; i < args.size(); ++i) {
             const QString &arg = args[i];
-            QStringView name = arg;
-            std::optional<QString> inlineValue;
-            const qsizetype equals = arg.indexOf(u'=');
-            if (arg.startsWith(QLatin1StringView("--")) && equals > 0) {
-                name = QStringView(arg).left(equals);
-                inlineValue = arg.mid(equals + 1);
-            }
-            const OptionSpec *spec = findOption(name);
-            if (!spec) {
-                if (error.isEmpty())
-                    error = unknownArgument(arg, name);
+            const qsizetype equals = arg.startsWith(u"--") ? arg.indexOf(u'=') : -1;
+            const QStringView name = equals > 0 ? QStringView(arg).left(equals) : QStringView(arg);
+            const Entry *e = entryForArgument(name);
+            if (!e) {
+                fail(i, unknownArgument(arg, name));
                 continue;
             }
-            if (!spec->takesValue) {
-                if (inlineValue) {
-                    if (error.isEmpty())
-                        error = errorLine(spec->name, QStringLiteral("takes no value (got ") +
-                                                          shown(*inlineValue, m_apiKey) + u')');
+            const QString option = e->decl.optionName();
+            if (!e->decl.takesValue() && equals > 0) {
+                fail(i, errorLine(option, QStringLiteral("takes no value (got ") +
+                                              shown(QStringView(arg).sliced(equals + 1), m_apiKey) +
+                                              u')'));
+                continue;
+            }
+            if (e->decl.takesValue() && equals < 0) {
+                if (i + 1 >= args.size() || args[i + 1].startsWith(u"--")) {
+                    fail(i, errorLine(option, QStringLiteral("missing value (expected ") +
+                                                  e->decl.missing + u')'));
                     continue;
                 }
-                switch (spec->id) {
-                case OptionId::Help:
-                    help = true;
-                    break;
-                case OptionId::Version:
-                    version = true;
-                    break;
-                case OptionId::Verbose:
-                    m_config.verbose = true;
-                    break;
-                case OptionId::NoGui:
-                    m_config.noGui = true;
-                    break;
-                case OptionId::InMemory:
-                    m_config.inMemory = true;
-                    break;
-                default:
-                    break;
-                }
+                positions.append(i);
+                handedOn << arg << args[++i];
                 continue;
             }
-            QString value;
-            if (inlineValue) {
-                value = *inlineValue;
-            } else if (i + 1 < args.size() && !args[i + 1].startsWith(QLatin1StringView("--"))) {
-                value = args[++i];
-            } else {
-                if (error.isEmpty()) {
-                    error = errorLine(spec->name, QStringLiteral("missing value (expected ") +
-                                                      valueName(spec->id) + u')');
-                }
-                continue;
-            }
-            const QString problem = apply(spec->id, value);
-            if (error.isEmpty() && !problem.isEmpty())
-                error = errorLine(spec->name, problem);
+            positions.append(i);
+            handedOn.append(arg);
         }
+
+        QCommandLineParser parser;
+        for (const Entry &e : entries()) {
+            QStringList names{e.decl.option};
+            if (e.decl.setting == Setting::Help)
+                names.prepend(QStringLiteral("h"));
+            parser.addOption(QCommandLineOption(names, e.decl.help, e.decl.valueName));
+        }
+        if (!parser.parse(handedOn)) // not expected: everything handed on is well formed
+            fail(0, QStringLiteral("llm-proxy: ") + parser.errorText());
+
+        // The values in the order given: the last one wins, a list's add up.
+        QHash<QString, qsizetype> used;
+        QSet<Setting> given;
+        const QStringList found = parser.optionNames();
+        for (qsizetype k = 0; k < found.size() && k < positions.size(); ++k) {
+            const QString dashed =
+                (found[k].size() == 1 ? QStringLiteral("-") : QStringLiteral("--")) + found[k];
+            const Entry *e = entryForArgument(dashed);
+            if (!e)
+                continue;
+            QString value;
+            if (e->decl.takesValue())
+                value = parser.values(found[k]).value(used[found[k]]++);
+            else if (e->field)
+                value = QStringLiteral("true");
+            else
+                continue; // --help, --version: isSet() below
+            const QString problem = e->decl.kind == Kind::List
+                                        ? addToList(*e, value, !given.contains(e->decl.setting))
+                                        : checkSetting(m_config, *e, value, m_apiKey);
+            given.insert(e->decl.setting);
+            if (!problem.isEmpty())
+                fail(positions[k], errorLine(e->decl.optionName(), problem));
+        }
+        const bool help = parser.isSet(QStringLiteral("help"));
+        const bool version = parser.isSet(QStringLiteral("version"));
+
+        QString error = m_error;
         if (error.isEmpty() && m_config.noGui && !m_config.screenshotPath.isEmpty()) {
-            error = errorLine(QLatin1StringView("--screenshot"),
+            error = errorLine(settingOption(Setting::Screenshot),
                               QStringLiteral("needs the desktop app (drop --no-gui)"));
         }
-        if (error.isEmpty() && m_config.inMemory && m_explicitDataDir) {
+        if (error.isEmpty() && m_config.inMemory && given.contains(Setting::DataDir))
             error = QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
-        }
         if (error.isEmpty() && !help && !version)
-            error = loadTokens();
+            error = loadTokens(given.contains(Setting::TokensFile));
         if (error.isEmpty() && !help && !version) {
             m_config.apiKey = m_apiKey;
             if (m_config.listen.isEmpty())
@@ -694,50 +1048,11 @@ public:
     }
 
 private:
-    static QString valueName(OptionId id) {
-        switch (id) {
-        case OptionId::Listen:
-            return QStringLiteral("HOST:PORT");
-        case OptionId::Upstream:
-            return QStringLiteral("URL");
-        case OptionId::BatchWindow:
-        case OptionId::PollInterval:
-            return QStringLiteral("a duration, ") + DurationExamples;
-        case OptionId::BatchSize:
-            return QStringLiteral("a number of requests");
-        case OptionId::BatchBytes:
-        case OptionId::MaxBody:
-            return QStringLiteral("a size, ") + SizeExamples;
-        case OptionId::DataDir:
-            return QStringLiteral("a directory");
-        case OptionId::Screenshot:
-            return QStringLiteral("a file name");
-        case OptionId::ScreenshotDelay:
-        case OptionId::ResultTtl:
-            return QStringLiteral("a duration, ") + DurationExamples;
-        case OptionId::GracePeriod:
-            return QStringLiteral("a duration or off, ") + DurationExamples;
-        case OptionId::IoThreads:
-            return QStringLiteral("a number of threads");
-        case OptionId::AllowOrigin:
-            return QStringLiteral("an origin, example: http://localhost:5173");
-        case OptionId::AllowHost:
-            return QStringLiteral("a host name");
-        case OptionId::TokensFile:
-            return QStringLiteral("a file");
-        case OptionId::HeaderTimeout:
-        case OptionId::HeaderTimeoutMax:
-        case OptionId::BodyTimeout:
-            return QStringLiteral("a duration, ") + DurationExamples;
-        case OptionId::MinRate:
-        case OptionId::MaxOutputBuffer:
-            return QStringLiteral("a size, ") + SizeExamples;
-        case OptionId::MaxConnections:
-        case OptionId::MaxConnectionsPerIp:
-        case OptionId::MaxPipelined:
-            return QStringLiteral("a number");
-        default:
-            return QString();
+    // Keeps the error of the earliest argument: the first error on the command line wins.
+    void fail(qsizetype position, const QString &error) {
+        if (position < m_errorPosition) {
+            m_errorPosition = position;
+            m_error = error;
         }
     }
 
@@ -750,184 +1065,25 @@ private:
                QStringLiteral(" (options start with --; see --help)");
     }
 
-    // Applies one option's value; returns what is wrong with it, or an empty string.
-    QString apply(OptionId id, const QString &value) {
-        switch (id) {
-        case OptionId::Listen:
-            return checkSetting(m_config, Setting::Listen, value, m_apiKey);
-        case OptionId::Upstream:
-            return checkSetting(m_config, Setting::Upstream, value, m_apiKey);
-        case OptionId::BatchWindow:
-            return checkSetting(m_config, Setting::BatchWindow, value, m_apiKey);
-        case OptionId::BatchSize:
-            return checkSetting(m_config, Setting::BatchSize, value, m_apiKey);
-        case OptionId::BatchBytes:
-            return checkSetting(m_config, Setting::BatchBytes, value, m_apiKey);
-        case OptionId::PollInterval:
-            return checkSetting(m_config, Setting::PollInterval, value, m_apiKey);
-        case OptionId::MaxBody:
-            return checkSetting(m_config, Setting::MaxBody, value, m_apiKey);
-        case OptionId::GracePeriod:
-            return checkSetting(m_config, Setting::GracePeriod, value, m_apiKey);
-        case OptionId::DataDir: {
-            QString dir = value.trimmed();
-            if (dir.isEmpty())
-                return QStringLiteral("missing value (expected a directory)");
-            m_config.dataDir = absolutePath(dir);
-            m_explicitDataDir = true;
-            return QString();
-        }
-        case OptionId::IoThreads: {
-            const QString quoted = shown(value, m_apiKey);
-            const QString trimmed = value.trimmed();
-            const QString range = QStringLiteral("1 to ") + QString::number(MaxIoThreads) +
-                                  QStringLiteral(", or 0 for one per core");
-            if (!allAsciiDigits(trimmed))
-                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
-            bool ok = false;
-            const qlonglong threads = trimmed.toLongLong(&ok);
-            if (!ok || threads > MaxIoThreads)
-                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
-            m_config.ioThreads = static_cast<int>(threads);
-            return QString();
-        }
-        case OptionId::AllowOrigin:
-        case OptionId::AllowHost: {
-            // Given here, the lists replace the saved ones (as every option overrides its
-            // saved setting), then add up.
-            const Setting setting =
-                id == OptionId::AllowOrigin ? Setting::AllowOrigins : Setting::AllowHosts;
-            QList<QByteArray> &list =
-                id == OptionId::AllowOrigin ? m_config.allowOrigins : m_config.allowHosts;
-            bool &replaced = id == OptionId::AllowOrigin ? m_originsGiven : m_hostsGiven;
-            QByteArray entry;
-            const QString problem = checkAccessEntry(setting, value, m_apiKey, &entry);
-            if (!problem.isEmpty())
-                return problem;
-            if (!replaced)
-                list.clear();
-            replaced = true;
-            if (!list.contains(entry))
-                list.append(entry);
-            return QString();
-        }
-        case OptionId::TokensFile: {
-            const QString file = value.trimmed();
-            if (file.isEmpty())
-                return QStringLiteral("missing value (expected a file)");
-            m_config.tokensFile = absolutePath(file);
-            m_explicitTokensFile = true;
-            return QString();
-        }
-        case OptionId::Screenshot: {
-            const QString file = value.trimmed();
-            if (file.isEmpty())
-                return QStringLiteral("missing value (expected a file name)");
-            m_config.screenshotPath = absolutePath(file);
-            return QString();
-        }
-        case OptionId::ScreenshotDelay: {
-            const QString quoted = shown(value, m_apiKey);
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-            if (*duration > MaxScreenshotDelay)
-                return quoted + QStringLiteral(" is out of range (expected at most 1h)");
-            m_config.screenshotDelay = *duration;
-            return QString();
-        }
-        case OptionId::HeaderTimeout:
-        case OptionId::HeaderTimeoutMax:
-        case OptionId::BodyTimeout:
-        case OptionId::MinRate:
-        case OptionId::MaxConnections:
-        case OptionId::MaxConnectionsPerIp:
-        case OptionId::MaxPipelined:
-        case OptionId::MaxOutputBuffer:
-            return applyFrontDoor(id, value);
-        case OptionId::ResultTtl: {
-            const QString quoted = shown(value, m_apiKey);
-            const auto duration = parseDuration(value);
-            if (!duration)
-                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-            if (*duration < std::chrono::seconds(1) || *duration > MaxBatchWindow * 30)
-                return quoted + QStringLiteral(" is out of range (expected 1s to 30 days)");
-            m_config.resultTtl = *duration;
-            return QString();
-        }
-        default:
-            return QString();
-        }
-    }
-
-    // The front door's options: durations 1s to 1h, counts and sizes in their ranges.
-    QString applyFrontDoor(OptionId id, const QString &value) {
-        const QString quoted = shown(value, m_apiKey);
-        FrontDoorLimits &limits = m_config.frontDoor;
-        const auto duration = [&](milliseconds *out) -> QString {
-            const auto parsed = parseDuration(value);
-            if (!parsed)
-                return quoted + QStringLiteral(" is not a duration (") + DurationExamples + u')';
-            if (*parsed < std::chrono::seconds(1) || *parsed > std::chrono::hours(1))
-                return quoted + QStringLiteral(" is out of range (expected 1s to 1h)");
-            *out = *parsed;
-            return QString();
-        };
-        const auto count = [&](int *out, qint64 low, qint64 high) -> QString {
-            const QString trimmed = value.trimmed();
-            const QString range =
-                QString::number(low) + QStringLiteral(" to ") + QString::number(high);
-            bool ok = allAsciiDigits(trimmed);
-            const qlonglong n = ok ? trimmed.toLongLong(&ok) : 0;
-            if (!allAsciiDigits(trimmed))
-                return quoted + QStringLiteral(" is not a whole number (expected ") + range + u')';
-            if (!ok || n < low || n > high)
-                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
-            *out = static_cast<int>(n);
-            return QString();
-        };
-        const auto size = [&](qint64 *out, qint64 low, qint64 high,
-                              const QString &range) -> QString {
-            const auto parsed = parseSize(value);
-            if (!parsed)
-                return quoted + QStringLiteral(" is not a size (") + SizeExamples + u')';
-            if (*parsed < low || *parsed > high)
-                return quoted + QStringLiteral(" is out of range (expected ") + range + u')';
-            *out = *parsed;
-            return QString();
-        };
-        switch (id) {
-        case OptionId::HeaderTimeout:
-            return duration(&limits.headerTimeout);
-        case OptionId::HeaderTimeoutMax:
-            return duration(&limits.headerTimeoutMax);
-        case OptionId::BodyTimeout:
-            return duration(&limits.bodyTimeout);
-        case OptionId::MinRate:
-            return size(&limits.minRate, 0, 1LL << 30, QStringLiteral("0 to 1GiB"));
-        case OptionId::MaxConnections:
-            return count(&limits.maxConnections, 0, 1'000'000);
-        case OptionId::MaxConnectionsPerIp:
-            return count(&limits.maxConnectionsPerIp, 0, 1'000'000);
-        case OptionId::MaxPipelined:
-            return count(&limits.maxPipelined, 1, 100'000);
-        case OptionId::MaxOutputBuffer:
-            return size(&limits.maxOutputBuffer, 1024, 1LL << 30, QStringLiteral("1KiB to 1GiB"));
-        default:
-            return QString();
-        }
-    }
-
-    static QString absolutePath(QString path) {
-        if (path == u'~' || path.startsWith(QLatin1StringView("~/")))
-            path = QDir::homePath() + path.mid(1);
-        return QDir::cleanPath(QFileInfo(path).absoluteFilePath());
+    // One --allow-origin or --allow-host: the first replaces the saved list (as every option
+    // overrides its saved setting), the next add to it.
+    QString addToList(const Entry &e, const QString &value, bool first) {
+        QByteArray item;
+        const QString problem = checkListEntry(e, value, m_apiKey, &item);
+        if (!problem.isEmpty())
+            return problem;
+        QList<QByteArray> &list = *e.field(m_config).list;
+        if (first)
+            list.clear();
+        if (!list.contains(item))
+            list.append(item);
+        return QString();
     }
 
     // Reads the tokens file: the one given, or the default one if it exists. Returns an error
     // line, or an empty string.
-    QString loadTokens() {
-        if (!m_explicitTokensFile) {
+    QString loadTokens(bool explicitFile) {
+        if (!explicitFile) {
             const QString fallback = defaultTokensFile();
             if (fallback.isEmpty() || !QFileInfo::exists(fallback))
                 return QString();
@@ -936,17 +1092,15 @@ private:
         QString problem;
         const auto tokens = loadProxyTokens(m_config.tokensFile, &problem);
         if (!tokens)
-            return errorLine(QLatin1StringView("--tokens-file"), problem);
+            return errorLine(settingOption(Setting::TokensFile), problem);
         m_config.tokens = *tokens;
         return QString();
     }
 
     QByteArray m_apiKey; // trimmed, the environment's over base's; for the config and redacting
     Config m_config;
-    bool m_explicitDataDir = false;    // --data-dir was given (not just the default)
-    bool m_explicitTokensFile = false; // --tokens-file was given
-    bool m_originsGiven = false;       // an --allow-origin was given (the saved list is gone)
-    bool m_hostsGiven = false;         // an --allow-host was given
+    QString m_error;
+    qsizetype m_errorPosition = std::numeric_limits<qsizetype>::max();
 };
 
 } // namespace
@@ -1038,83 +1192,71 @@ CommandLine parseCommandLine(const QStringList &args, const QByteArray &openAiAp
     return Parser(openAiApiKeyFromEnvironment, base).parse(args);
 }
 
+QString SettingDeclaration::optionName() const {
+    return QStringLiteral("--") + option;
+}
+
+const QList<SettingDeclaration> &settingDeclarations() {
+    static const QList<SettingDeclaration> declarations = [] {
+        QList<SettingDeclaration> list;
+        for (const Entry &e : entries())
+            list.append(e.decl);
+        return list;
+    }();
+    return declarations;
+}
+
+const SettingDeclaration &settingDeclaration(Setting setting) {
+    return entry(setting).decl;
+}
+
 QString applySetting(Config &config, Setting setting, const QString &text) {
-    return checkSetting(config, setting, text, config.apiKey);
+    return checkSetting(config, entry(setting), text, config.apiKey);
 }
 
 QString settingText(const Config &config, Setting setting) {
-    switch (setting) {
-    case Setting::Listen: {
-        // What the user wrote, if it still describes the addresses; otherwise rebuilt from them.
-        const auto written = parseListen(config.listenText);
-        if (written && *written == config.listen)
-            return config.listenText;
-        if (config.listen.isEmpty())
-            return QString();
-        const quint16 port = config.listen.constFirst().port;
-        const auto localhost =
-            parseListen(QString(QStringLiteral("localhost:") + QString::number(port)));
-        if (localhost && *localhost == config.listen)
-            return QStringLiteral("localhost:") + QString::number(port);
-        const auto any = parseListen(QString(u':' + QString::number(port)));
-        if (any && *any == config.listen)
-            return QStringLiteral(":") + QString::number(port);
-        const QHostAddress &address = config.listen.constFirst().address;
-        const QString host = address.protocol() == QAbstractSocket::IPv6Protocol
-                                 ? u'[' + address.toString() + u']'
-                                 : address.toString();
-        return host + u':' + QString::number(port);
-    }
-    case Setting::Upstream:
-        return config.upstream.toString(QUrl::FullyEncoded);
-    case Setting::BatchWindow:
-        return formatDuration(config.batchWindow);
-    case Setting::BatchSize:
-        return QString::number(config.batchSize);
-    case Setting::BatchBytes:
-        return formatSize(config.batchBytes);
-    case Setting::PollInterval:
-        return formatDuration(config.pollInterval);
-    case Setting::MaxBody:
-        return formatSize(config.maxBody);
-    case Setting::GracePeriod:
-        return config.gracePeriod ? formatDuration(*config.gracePeriod) : QStringLiteral("off");
-    case Setting::AllowOrigins:
-    case Setting::AllowHosts: {
-        QStringList entries;
-        for (const QByteArray &entry :
-             setting == Setting::AllowOrigins ? config.allowOrigins : config.allowHosts)
-            entries.append(QString::fromUtf8(entry));
-        return entries.join(u' ');
-    }
-    }
-    return QString();
+    return textOf(config, entry(setting));
 }
 
-QLatin1StringView settingOption(Setting setting) {
-    switch (setting) {
-    case Setting::Listen:
-        return QLatin1StringView("--listen");
-    case Setting::Upstream:
-        return QLatin1StringView("--upstream");
-    case Setting::BatchWindow:
-        return QLatin1StringView("--batch-window");
-    case Setting::BatchSize:
-        return QLatin1StringView("--batch-size");
-    case Setting::BatchBytes:
-        return QLatin1StringView("--batch-bytes");
-    case Setting::PollInterval:
-        return QLatin1StringView("--poll-interval");
-    case Setting::MaxBody:
-        return QLatin1StringView("--max-body");
-    case Setting::GracePeriod:
-        return QLatin1StringView("--grace-period");
-    case Setting::AllowOrigins:
-        return QLatin1StringView("--allow-origin");
-    case Setting::AllowHosts:
-        return QLatin1StringView("--allow-host");
-    }
-    return QLatin1StringView();
+QString settingOption(Setting setting) {
+    return entry(setting).decl.optionName();
+}
+
+QString helpText() {
+    QStringList options;
+    for (const Entry &e : entries())
+        options.append(optionHelp(e));
+    return QStringLiteral(
+               "Usage: llm-proxy [options]\n"
+               "\n"
+               "A local proxy for the OpenAI API. Chat completions and embeddings sent to it are\n"
+               "collected into Batch API jobs (half the price) and each waiting client gets its\n"
+               "own answer; every other request is relayed to the upstream unchanged. Point an\n"
+               "OpenAI SDK at http://127.0.0.1:3030/v1.\n"
+               "\n"
+               "Options:\n") +
+           options.join(u'\n') +
+           QStringLiteral(
+               "\n"
+               "\n"
+               "Both --option VALUE and --option=VALUE work; a repeated option's last value wins\n"
+               "(--allow-origin and --allow-host add up).\n"
+               "Settings saved in the desktop app apply in both modes; options override them\n"
+               "(--allow-origin and --allow-host given here replace the saved lists).\n"
+               "\n"
+               "Values:\n"
+               "  DUR    Seconds (4, 0.5) or a number with a unit: ms, s, m or h (500ms, 4s, 2m,\n"
+               "         1.5h).\n"
+               "  SIZE   Bytes (1000000) or a number with a unit:\n"
+               "         B; KB, MB, GB (powers of 1000); KiB, MiB, GiB (powers of 1024).\n"
+               "         Units ignore case: 25MB, 32MiB, 1.5 GB.\n"
+               "\n"
+               "Environment:\n"
+               "  OPENAI_API_KEY         When set, the proxy uses this key for every upstream\n"
+               "                         call. It is never logged or shown.\n"
+               "\n"
+               "Exit status: 0 on success, 2 for a bad command line, an unusable tokens file,\n"
+               "or a listen address off loopback with OPENAI_API_KEY and no proxy token.");
 }
 
 } // namespace llmproxy

@@ -120,32 +120,105 @@ QString defaultDataDir();
 // reaches the port spend the key. One line, naming the fix.
 QString exposureProblem(const Config &config);
 
-// The settings the command line and the desktop app's settings page share, checked the same way.
+// Every setting, declared once in settingDeclarations() (config.cpp): its option, value name,
+// kind, bounds, help, INI key and window label. The command line (QCommandLineParser), the
+// settings file (SettingsStore), the settings window (SettingsController, SettingsPage), `--help`
+// and so the man page (help2man) and the bash completion all read that table. Adding a setting
+// is adding a Config field, a value here and one entry there.
 enum class Setting {
+    NoGui,
     Listen,
     Upstream,
     BatchWindow,
     BatchSize,
     BatchBytes,
     PollInterval,
+    DataDir,
+    InMemory,
     MaxBody,
     GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
-    // Lists (Config.allowOrigins, .allowHosts): entries separated by spaces, commas or line
-    // breaks, each checked as one --allow-origin / --allow-host value; empty text: none.
+    ResultTtl,
+    IoThreads,
+    // Lists (Config.allowOrigins, .allowHosts). As settings (file, window): entries separated
+    // by spaces, commas or line breaks, each checked as one --allow-origin / --allow-host
+    // value; empty text: none. On the command line each option gives one entry: the first
+    // replaces the saved list, the next add to it.
     AllowOrigins,
     AllowHosts,
+    TokensFile,
+    HeaderTimeout,
+    HeaderTimeoutMax,
+    BodyTimeout,
+    MinRate,
+    MaxConnections,
+    MaxConnectionsPerIp,
+    MaxPipelined,
+    MaxOutputBuffer,
+    Screenshot,
+    ScreenshotDelay,
+    Verbose,
+    Help,
+    Version,
 };
+
+struct SettingDeclaration {
+    enum class Kind {
+        Switch,        // no value (--verbose)
+        Duration,      // DUR, within [minimum, maximum] milliseconds
+        DurationOrOff, // DUR or "off"
+        Size,          // SIZE, within [minimum, maximum] bytes
+        Count,         // N, a whole number within [minimum, maximum]
+        Listen,        // HOST:PORT
+        Url,           // URL
+        Path,          // DIR or FILE, made absolute
+        List,          // entries (see AllowOrigins); the option is repeatable
+    };
+    Setting setting = Setting::NoGui;
+    QLatin1StringView option{};    // "batch-window" ("h" is the short form of help)
+    QLatin1StringView valueName{}; // "DUR" in --help; empty for a switch
+    Kind kind = Kind::Switch;
+    qint64 minimum{}; // bounds for Duration (ms), Size (bytes), Count; unused otherwise
+    qint64 maximum{};
+    QLatin1StringView expected{}; // the bounds as the error message says them ("1s to 1h")
+    QLatin1StringView missing{};  // what a missing value should have been ("a number of threads")
+    // The help text, wrapped by --help; "%1" is the default (settingText of Config(), or the
+    // entry's own default text for the data folder and the tokens file).
+    QLatin1StringView help{};
+    QLatin1StringView
+        storeKey{}; // INI key in the settings file ("proxy/batch_window"); empty: none
+    // The settings window: the label (empty: not shown), the objectName prefix of its line edit
+    // and error label ("batchWindow" → batchWindowEdit, batchWindowError), the tooltip, and the
+    // name in "Applied and saved: ..." messages. The form has a row for each shown setting but
+    // the lists, which the Access group (AccessSettings) edits entry by entry.
+    QLatin1StringView label{};
+    QLatin1StringView objectName{};
+    QLatin1StringView hint{};
+    QLatin1StringView changeName{};
+
+    QString optionName() const; // "--batch-window"
+    bool takesValue() const { return kind != Kind::Switch; }
+    bool stored() const { return !storeKey.isEmpty(); }
+    bool shownInWindow() const { return !label.isEmpty(); }
+};
+
+// All settings, in --help order.
+const QList<SettingDeclaration> &settingDeclarations();
+const SettingDeclaration &settingDeclaration(Setting setting);
 
 // Checks `text` exactly as the command line checks its option's value. Accepted: stores it in
 // `config` and returns an empty string. Refused: leaves `config` alone and returns the reason,
 // starting with the quoted value (`"4x" is not a duration (examples: ...)`); a value that looks
-// like an API key (or contains config.apiKey) is never repeated.
+// like an API key (or contains config.apiKey) is never repeated. A switch is set by any text
+// but "false", "off", "0" and ""; a list setting's text replaces the list.
 QString applySetting(Config &config, Setting setting, const QString &text);
 // The setting's value in config as text that applySetting accepts ("4s", "25MB", "localhost:3030";
-// a grace period that is off reads "off").
+// a grace period that is off reads "off"; a switch "true" or "false"; a list its values joined by
+// spaces).
 QString settingText(const Config &config, Setting setting);
 // The command-line option of a setting ("--batch-window").
-QLatin1StringView settingOption(Setting setting);
+QString settingOption(Setting setting);
+// The text of `--help`, made from settingDeclarations().
+QString helpText();
 
 struct CommandLine {
     enum class Action { Run, ShowHelp, ShowVersion, Error };

@@ -7,31 +7,9 @@
 #include <QSettings>
 #include <QStandardPaths>
 
-#include <array>
-
 namespace llmproxy {
 
 namespace {
-
-struct StoredSetting {
-    Setting setting;
-    QLatin1StringView name;
-};
-
-constexpr std::array StoredSettings{
-    StoredSetting{Setting::Listen, QLatin1StringView("proxy/listen")},
-    StoredSetting{Setting::Upstream, QLatin1StringView("proxy/upstream")},
-    StoredSetting{Setting::BatchWindow, QLatin1StringView("proxy/batch_window")},
-    StoredSetting{Setting::BatchSize, QLatin1StringView("proxy/batch_size")},
-    StoredSetting{Setting::BatchBytes, QLatin1StringView("proxy/batch_bytes")},
-    StoredSetting{Setting::PollInterval, QLatin1StringView("proxy/poll_interval")},
-    StoredSetting{Setting::MaxBody, QLatin1StringView("proxy/max_body")},
-    // Missing (files written before it was a setting, or off, the default): off.
-    StoredSetting{Setting::GracePeriod, QLatin1StringView("proxy/grace_period")},
-    // Space-separated lists (a list QSettings read from commas is joined back).
-    StoredSetting{Setting::AllowOrigins, QLatin1StringView("access/allow_origins")},
-    StoredSetting{Setting::AllowHosts, QLatin1StringView("access/allow_hosts")},
-};
 
 constexpr QLatin1StringView KeyLocationName("key/location");
 constexpr QLatin1StringView FileKeyName("key/openai_api_key");
@@ -70,8 +48,11 @@ QString SettingsStore::defaultFilePath() {
 
 Config SettingsStore::load(QStringList *problems) const {
     Config config = defaultConfig();
-    for (const StoredSetting &stored : StoredSettings) {
-        const QVariant value = m_settings->value(stored.name);
+    // Every setting with an INI key (settingDeclarations()); a missing key keeps the default.
+    for (const SettingDeclaration &stored : settingDeclarations()) {
+        if (!stored.stored())
+            continue;
+        const QVariant value = m_settings->value(stored.storeKey);
         if (!value.isValid())
             continue;
         const QString text = value.typeId() == QMetaType::QStringList
@@ -79,7 +60,7 @@ Config SettingsStore::load(QStringList *problems) const {
                                  : value.toString();
         const QString problem = applySetting(config, stored.setting, text);
         if (!problem.isEmpty() && problems) {
-            problems->append(QString(stored.name).section(u'/', 1) + QStringLiteral(": ") +
+            problems->append(QString(stored.storeKey).section(u'/', 1) + QStringLiteral(": ") +
                              problem + QStringLiteral(" (the default is used)"));
         }
     }
@@ -90,12 +71,14 @@ Config SettingsStore::load(QStringList *problems) const {
 
 bool SettingsStore::save(const Config &config) {
     const Config defaults = defaultConfig();
-    for (const StoredSetting &stored : StoredSettings) {
+    for (const SettingDeclaration &stored : settingDeclarations()) {
+        if (!stored.stored())
+            continue;
         const QString text = settingText(config, stored.setting);
         if (text == settingText(defaults, stored.setting))
-            m_settings->remove(stored.name);
+            m_settings->remove(stored.storeKey);
         else
-            m_settings->setValue(stored.name, text);
+            m_settings->setValue(stored.storeKey, text);
     }
     return sync();
 }

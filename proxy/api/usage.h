@@ -19,7 +19,7 @@
 
 #include <optional>
 
-namespace llmproxy::accounting {
+namespace llmproxy {
 
 struct Usage {
     std::optional<qint64> input;       // every input token, cached ones included
@@ -40,4 +40,4 @@ struct Usage {
 // a negative or non-integer count gives reported=false. A count that is absent stays empty.
 Usage usageFromAnswer(QByteArrayView body);
 
-} // namespace llmproxy::accounting
+} // namespace llmproxy

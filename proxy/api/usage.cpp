@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "accounting/usage.h"
+#include "api/usage.h"
 
 #include "api/json.h"
 
-namespace llmproxy::accounting {
+namespace llmproxy {
 
 namespace {
 
@@ -82,4 +82,4 @@ Usage usageFromAnswer(QByteArrayView body) {
     return result;
 }
 
-} // namespace llmproxy::accounting
+} // namespace llmproxy
