@@ -105,6 +105,7 @@ private slots:
     void headlessReadsTheSavedSettingsAndKey();
     void noDisplayRunsHeadless();
     void screenshotNeedsNoDisplay();
+    void startInTrayIsAccepted();
 
 private:
     QProcessEnvironment environment(bool offscreen = true) const;
@@ -347,6 +348,21 @@ void TestUiApp::screenshotNeedsNoDisplay() {
     QImage image;
     QVERIFY(image.load(shot, "PNG"));
     QVERIFY(image.width() >= 640);
+}
+
+void TestUiApp::startInTrayIsAccepted() {
+    // The autostart entry's option; offscreen has no tray, so the window shows and is pictured.
+    const QString shot = m_dir->filePath(QStringLiteral("tray.png"));
+    Child app(m_proxy);
+    app.start({QStringLiteral("--start-in-tray"), QStringLiteral("--listen"),
+               QStringLiteral("127.0.0.1:0"), QStringLiteral("--data-dir"),
+               m_dir->filePath(QStringLiteral("state")), QStringLiteral("--screenshot"), shot,
+               QStringLiteral("--screenshot-delay"), QStringLiteral("200ms")},
+              environment(false));
+    QVERIFY(app.waitForExit(60'000));
+    QVERIFY2(app.exitCode() == 0, app.output().constData());
+    QImage image;
+    QVERIFY(image.load(shot, "PNG"));
 }
 
 QTEST_GUILESS_MAIN(TestUiApp)

@@ -179,6 +179,13 @@ void TestUiTray::noTrayShowsTheWindow() {
     QSignalSpy quit(m_app.get(), &DesktopApp::quitRequested);
     m_app->window()->close(); // no tray to hide in: closing the window quits
     QCOMPARE(quit.count(), 1);
+
+    // Started at login with no tray to hide in: the window shows, or nothing would.
+    m_app.reset();
+    m_app = std::make_unique<DesktopApp>(m_settings.get());
+    m_app->show(true);
+    QVERIFY(!m_app->hasTray());
+    QVERIFY(m_app->window()->isVisible());
 }
 
 void TestUiTray::showActionBringsTheWindowBack() {
@@ -331,6 +338,15 @@ void TestUiTray::realTrayChild() {
     QVERIFY(m_app->window()->isVisible());
     m_app->actions()->quit()->trigger(); // the tray menu's Quit
     QCOMPARE(quit.count(), 1);
+
+    // Started at login (--start-in-tray): only the tray icon, the window on request.
+    m_app.reset();
+    m_app = std::make_unique<DesktopApp>(m_settings.get());
+    m_app->show(true);
+    QVERIFY(m_app->hasTray());
+    QVERIFY(!m_app->window()->isVisible());
+    m_app->actions()->showDashboard()->trigger();
+    QVERIFY(m_app->window()->isVisible());
 }
 
 QTEST_MAIN(TestUiTray)

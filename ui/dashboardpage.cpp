@@ -6,6 +6,7 @@
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
 #include "ui/displaytext.h"
+#include "ui/firstrunpanel.h"
 #include "ui/icons.h"
 #include "ui/progressdelegate.h"
 #include "ui/traystate.h"
@@ -119,6 +120,9 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     m_listenError->hide();
     layout->addWidget(m_listenError);
 
+    m_firstRun = new FirstRunPanel(this);
+    layout->addWidget(m_firstRun);
+
     // Totals.
     auto *totals = new QHBoxLayout;
     auto *requests = new QGroupBox(QStringLiteral("Requests"), this);
@@ -217,6 +221,8 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
         QGuiApplication::clipboard()->setText(m_baseUrl);
         Q_EMIT baseUrlCopied(m_baseUrl);
     });
+    connect(m_firstRun, &FirstRunPanel::baseUrlCopied, this, &DashboardPage::baseUrlCopied);
+    connect(m_firstRun, &FirstRunPanel::dismissed, this, [this] { m_firstRunDone = true; });
 }
 
 QLabel *DashboardPage::addValue(QGridLayout *grid, int row, int column, const QString &title,
@@ -246,11 +252,20 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     m_listen->setText(urls.isEmpty() ? QStringLiteral("not listening")
                                      : QStringLiteral("on ") + urls.join(QStringLiteral(", ")));
     m_copy->setEnabled(!m_baseUrl.isEmpty());
+    m_firstRun->setBaseUrl(m_baseUrl);
     m_listenError->setVisible(!snapshot.listenError.isEmpty());
     m_listenError->setText(QStringLiteral("Listen address: ") + snapshot.listenError);
     m_uptime->setText(QStringLiteral("up ") + display::duration(snapshot.uptimeMs));
 
     const StatsSnapshot &s = snapshot.stats;
+    // The first-run panel goes once a request was handled (now, or before a restart: batches
+    // in the history), unless the user is reading a test request's outcome in it.
+    const bool handled =
+        s.requestsTotal + s.relayed + s.queued + s.inFlight > 0 || !snapshot.batches.isEmpty();
+    if (handled && !m_firstRunDone && !m_firstRun->testSent()) {
+        m_firstRunDone = true;
+        m_firstRun->hide();
+    }
     m_requestsTotal->setText(display::count(s.requestsTotal));
     m_requestsSuccessful->setText(display::count(s.requestsSuccessful));
     m_requestsFailed->setText(display::count(s.requestsFailed));
@@ -282,8 +297,13 @@ void DashboardPage::showStartFailed(const QString &error) {
     m_listen->setText(QStringLiteral("change the listen address in Settings"));
     m_baseUrl.clear();
     m_copy->setEnabled(false);
+    m_firstRun->setBaseUrl(QString());
     m_listenError->setText(QStringLiteral("Could not start: ") + error);
     m_listenError->show();
+}
+
+void DashboardPage::showFirstRun() {
+    m_firstRun->show();
 }
 
 } // namespace llmproxy

@@ -2,7 +2,8 @@
 #pragma once
 
 // The dashboard: state and listen address (with a copy button for the base URL), uptime,
-// totals, the active batches with their progress, and the charts. A view of snapshots.
+// the first-run panel until the first request, totals, the active batches with their progress, and
+// the charts. A view of snapshots.
 
 #include "proxysnapshot.h"
 
@@ -20,6 +21,7 @@ class AppActions;
 class BatchFilterModel;
 class BatchTableModel;
 class ChartsWidget;
+class FirstRunPanel;
 class SnapshotHistory;
 
 class DashboardPage final : public QWidget {
@@ -30,6 +32,8 @@ public:
                   QWidget *parent = nullptr);
 
     ChartsWidget *charts() const { return m_charts; }
+    // Connect a client: shown until a request has been handled, and on request afterwards.
+    FirstRunPanel *firstRun() const { return m_firstRun; }
     // The base URL the copy button copies ("http://127.0.0.1:3030/v1"; empty when not listening).
     QString baseUrl() const { return m_baseUrl; }
 
@@ -37,6 +41,8 @@ public Q_SLOTS:
     void showSnapshot(const llmproxy::ProxySnapshot &snapshot);
     // The proxy could not start at all (no snapshot will come).
     void showStartFailed(const QString &error);
+    // Help → Connect a client.
+    void showFirstRun();
 
 Q_SIGNALS:
     void baseUrlCopied(const QString &url);
@@ -75,6 +81,8 @@ private:
     QLabel *m_activeTitle = nullptr;
     QTableView *m_activeTable = nullptr;
     ChartsWidget *m_charts = nullptr;
+    FirstRunPanel *m_firstRun = nullptr;
+    bool m_firstRunDone = false; // a request was handled, or the user hid the panel
     QString m_baseUrl;
 };
 

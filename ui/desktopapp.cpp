@@ -5,12 +5,15 @@
 #include "ui/appactions.h"
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
+#include "ui/connectiontestrow.h"
 #include "ui/dashboardpage.h"
+#include "ui/firstrunpanel.h"
 #include "ui/historypage.h"
 #include "ui/mainwindow.h"
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
 #include "ui/snapshothistory.h"
+#include "ui/startatlogincheckbox.h"
 #include "ui/traycontroller.h"
 
 #include <QStatusBar>
@@ -63,6 +66,20 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     connect(settings, &SettingsController::notificationsChanged, m_tray,
             &TrayController::setNotificationsEnabled);
 
+    // Test connection: the saved upstream and key (the key never leaves the controller but
+    // for this request).
+    ConnectionTestRow *connectionTest = page->connectionTest();
+    connect(connectionTest, &ConnectionTestRow::checkRequested, settings,
+            [settings, connectionTest] {
+                connectionTest->check(settings->config().upstream, settings->config().apiKey);
+            });
+    connect(page->startAtLogin(), &StartAtLoginCheckBox::failed, page,
+            [page](const QString &error) { page->showMessage(error, true); });
+
+    FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
+    firstRun->setKeyState(settings->keyState());
+    connect(settings, &SettingsController::keyStateChanged, firstRun, &FirstRunPanel::setKeyState);
+
     ChartsWidget *charts = m_window->dashboard()->charts();
     charts->setSpan(static_cast<ChartSpan>(settings->chartSpan()));
     connect(charts, &ChartsWidget::spanChanged, settings,
@@ -71,9 +88,11 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
 
 DesktopApp::~DesktopApp() = default;
 
-void DesktopApp::show() {
+void DesktopApp::show(bool inTray) {
     m_hasTray = m_tray->show();
     m_window->setCloseHidesToTray(m_hasTray);
+    if (inTray && m_hasTray)
+        return;
     m_window->show();
 }
 

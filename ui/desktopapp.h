@@ -36,8 +36,9 @@ public:
     // Whether the tray icon is shown (false where the desktop has none).
     bool hasTray() const { return m_hasTray; }
 
-    // Shows the tray icon where there is a tray, and the window.
-    void show();
+    // Shows the tray icon where there is a tray, and the window; `inTray` (start at login)
+    // leaves the window hidden where there is a tray to bring it back from.
+    void show(bool inTray = false);
 
 public Q_SLOTS:
     void showSnapshot(const llmproxy::ProxySnapshot &snapshot);

@@ -7,7 +7,9 @@
 #include "ui/icons.h"
 #include "ui/settingspage.h"
 
+#include <QAction>
 #include <QCloseEvent>
+#include <QMenu>
 #include <QMenuBar>
 #include <QScrollArea>
 #include <QStatusBar>
@@ -42,6 +44,15 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
     file->addSeparator();
     file->addAction(actions->quit());
     addAction(actions->quit()); // the shortcut works with the menu bar hidden too
+
+    QMenu *help = menuBar()->addMenu(QStringLiteral("&Help"));
+    QAction *connectClient = help->addAction(QStringLiteral("&Connect a client…"));
+    connectClient->setObjectName(QStringLiteral("connectClientAction"));
+    connect(connectClient, &QAction::triggered, this, [this] {
+        m_tabs->setCurrentWidget(m_dashboard);
+        m_dashboard->showFirstRun();
+        bringForward();
+    });
 
     statusBar()->setObjectName(QStringLiteral("statusBar"));
     connect(m_dashboard, &DashboardPage::baseUrlCopied, this, [this](const QString &url) {

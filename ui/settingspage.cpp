@@ -2,6 +2,8 @@
 #include "ui/settingspage.h"
 
 #include "ui/accesssettings.h"
+#include "ui/connectiontestrow.h"
+#include "ui/startatlogincheckbox.h"
 
 #include <QCheckBox>
 #include <QFrame>
@@ -77,6 +79,8 @@ SettingsPage::SettingsPage(QWidget *parent)
     fallbackLayout->addLayout(fallbackButtons);
     m_fallback->hide();
     keyLayout->addWidget(m_fallback);
+    m_connectionTest = new ConnectionTestRow(keyBox);
+    keyLayout->addWidget(m_connectionTest);
     layout->addWidget(keyBox);
 
     m_access = new AccessSettings(this);
@@ -90,6 +94,8 @@ SettingsPage::SettingsPage(QWidget *parent)
     m_notifications->setObjectName(QStringLiteral("notificationsCheck"));
     m_notifications->setChecked(true);
     desktopLayout->addWidget(m_notifications);
+    m_startAtLogin = new StartAtLoginCheckBox(desktop);
+    desktopLayout->addWidget(m_startAtLogin);
     layout->addWidget(desktop);
 
     auto *buttons = new QHBoxLayout;

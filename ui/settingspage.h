@@ -21,6 +21,8 @@ class QPushButton;
 namespace llmproxy {
 
 class AccessSettings;
+class ConnectionTestRow;
+class StartAtLoginCheckBox;
 
 class SettingsPage final : public QWidget {
     Q_OBJECT
@@ -38,6 +40,8 @@ public:
     bool hasChanges() const;
     // The "Access" group: allowed origins and hosts (applied with the rest), proxy tokens.
     AccessSettings *access() const { return m_access; }
+    ConnectionTestRow *connectionTest() const { return m_connectionTest; }
+    StartAtLoginCheckBox *startAtLogin() const { return m_startAtLogin; }
 
 public Q_SLOTS:
     void setKeyState(const llmproxy::KeyState &state);
@@ -72,6 +76,8 @@ private:
     QFrame *m_fallback = nullptr;
     QLabel *m_fallbackText = nullptr;
     AccessSettings *m_access = nullptr;
+    ConnectionTestRow *m_connectionTest = nullptr;
+    StartAtLoginCheckBox *m_startAtLogin = nullptr;
     QCheckBox *m_notifications = nullptr;
     QPushButton *m_apply = nullptr;
     QPushButton *m_revert = nullptr;

@@ -310,6 +310,7 @@ void FakeProvider::clearScripting() {
     m_faults.clear();
     m_failBatchesCount = 0;
     m_setCookie.clear();
+    m_acceptedKey.clear();
 }
 
 QByteArray FakeProvider::batchPurpose() const {
@@ -419,6 +420,12 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
         return Answer::json(
             401, openAiError(u"You didn't provide an API key. You need to provide your API key "
                              u"in an Authorization header using Bearer auth."_s,
+                             u"invalid_request_error"_s, QJsonValue::Null, u"invalid_api_key"_s));
+    }
+    if (!m_acceptedKey.isEmpty() && auth.mid(7).trimmed() != m_acceptedKey) {
+        return Answer::json(
+            401, openAiError(u"Incorrect API key provided. You can find your API key at "
+                             u"https://platform.openai.com/account/api-keys."_s,
                              u"invalid_request_error"_s, QJsonValue::Null, u"invalid_api_key"_s));
     }
 

@@ -125,6 +125,9 @@ public:
     // Every answer from now on carries "Set-Cookie: <value>" (empty: none), as OpenAI's edge
     // sets cookies; requests() records the Cookie header a client sends back.
     void setSetCookie(const QByteArray &value) { m_setCookie = value; }
+    // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
+    // "Incorrect API key provided".
+    void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
     // Kept by reset(). The default is OpenAI's, or Together's with
     // LLMPROXY_TEST_PROVIDER_SHAPE=together in the environment.
     void setShape(Shape shape) { m_shape = shape; }
@@ -216,6 +219,7 @@ private:
     std::map<Operation, Fault> m_faults;
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
+    QByteArray m_acceptedKey;
     Shape m_shape = Shape::OpenAi;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "ui/connectiontestrow.h"
+
+#include "ui/connectionchecker.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QPushButton>
+
+namespace llmproxy {
+
+ConnectionTestRow::ConnectionTestRow(QWidget *parent)
+    : QWidget(parent)
+    , m_checker(new ConnectionChecker(this))
+    , m_button(new QPushButton(QStringLiteral("&Test connection"), this))
+    , m_result(new QLabel(this)) {
+    auto *layout = new QHBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    m_button->setObjectName(QStringLiteral("testConnectionButton"));
+    m_button->setToolTip(QStringLiteral("Ask the upstream for its model list with the saved key "
+                                        "(free)"));
+    m_result->setObjectName(QStringLiteral("testConnectionResult"));
+    m_result->setWordWrap(true);
+    m_result->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    layout->addWidget(m_button, 0, Qt::AlignTop);
+    layout->addWidget(m_result, 1);
+    connect(m_button, &QPushButton::clicked, this, &ConnectionTestRow::checkRequested);
+    connect(m_checker, &ConnectionChecker::finished, this, &ConnectionTestRow::showResult);
+}
+
+QString ConnectionTestRow::resultText() const {
+    return m_result->text();
+}
+
+void ConnectionTestRow::check(const QUrl &upstream, const QByteArray &key) {
+    m_button->setEnabled(false);
+    m_result->setText(QStringLiteral("Asking %1 for its model list…")
+                          .arg(upstream.toDisplayString(QUrl::RemoveUserInfo)));
+    m_checker->check(upstream, key);
+}
+
+void ConnectionTestRow::showResult(const QString &message, bool ok) {
+    m_button->setEnabled(true);
+    m_result->setText(message);
+    // Bold for a failure, in the palette's own colour (readable in dark themes too).
+    QFont font = m_result->font();
+    font.setBold(!ok);
+    m_result->setFont(font);
+}
+
+} // namespace llmproxy
