@@ -81,9 +81,6 @@ int main(int argc, char *argv[]) {
     QStringList args;
     for (int i = 0; i < argc; ++i)
         args.append(QString::fromLocal8Bit(argv[i]));
-    // --start-in-tray, the autostart entry's option (ui/autostart.h): the window stays hidden
-    // where there is a tray. Taken here until the settings' option table holds it.
-    [[maybe_unused]] const bool startInTray = args.removeAll(QStringLiteral("--start-in-tray")) > 0;
 
     SettingsStore store(SettingsStore::defaultFilePath());
     QStringList settingsProblems;
@@ -231,7 +228,7 @@ int main(int argc, char *argv[]) {
             QObject::connect(&host, &ProxyHost::started, view, [shoot] { shoot(true); });
             QObject::connect(&host, &ProxyHost::startFailed, view, [shoot] { shoot(false); });
         }
-        view->show(startInTray);
+        view->show(config.startInTray);
         settings.loadKey();
     });
     instance.start();

@@ -53,6 +53,8 @@ QString fieldText(const Config &config, const QString &field) {
         return config.verbose ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("noGui"))
         return config.noGui ? QStringLiteral("true") : QStringLiteral("false");
+    if (field == QLatin1StringView("startInTray"))
+        return config.startInTray ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("inMemory"))
         return config.inMemory ? QStringLiteral("true") : QStringLiteral("false");
     if (field == QLatin1StringView("ioThreads"))
@@ -370,6 +372,7 @@ void TestConfig::defaults() {
     QCOMPARE(config.maxBody, qint64(32 * 1024 * 1024));
     QCOMPARE(config.verbose, false);
     QCOMPARE(config.noGui, false);
+    QCOMPARE(config.startInTray, false);
     QVERIFY(!config.gracePeriod.has_value());
     QCOMPARE(config.inMemory, false);
     QCOMPARE(config.ioThreads, 0);
@@ -505,6 +508,8 @@ void TestConfig::options_data() {
     row("not verbose", {}, "verbose", s("false"));
     row("no gui", {s("--no-gui")}, "noGui", s("true"));
     row("gui", {s("--verbose")}, "noGui", s("false"));
+    row("start in tray", {s("--start-in-tray")}, "startInTray", s("true"));
+    row("window shown", {s("--verbose")}, "startInTray", s("false"));
 
     row("all together: size",
         {s("--no-gui"), s("--listen"), s(":0"), s("--batch-size=7"), s("--verbose"),

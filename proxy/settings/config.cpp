@@ -622,6 +622,12 @@ const std::vector<Entry> &entries() {
                   .help = "Unread answer bytes after which a connection's next request waits "
                           "for the client to read (default: %1; 1KiB to 1GiB)."_L1},
          .field = [](Config &c) -> Field { return {.size = &c.frontDoor.maxOutputBuffer}; }},
+        {.decl = {.setting = Setting::StartInTray,
+                  .option = "start-in-tray"_L1,
+                  .kind = Kind::Switch,
+                  .help = "Start the desktop app with its window hidden in the tray (the window "
+                          "shows when there is no tray). Start at login uses it."_L1},
+         .field = [](Config &c) -> Field { return {.flag = &c.startInTray}; }},
         {.decl = {.setting = Setting::Screenshot,
                   .option = "screenshot"_L1,
                   .valueName = "FILE"_L1,

@@ -91,6 +91,9 @@ struct Config {
     QList<QByteArray> allowHosts;
     QString tokensFile;
     QList<ProxyToken> tokens;
+    // Desktop app only: start with the window hidden where there is a tray (--start-in-tray,
+    // the option the start-at-login entry runs; ui/autostart.h).
+    bool startInTray = false;
     // Desktop app only: save the main window as a PNG here after screenshotDelay, then exit.
     QString screenshotPath;
     std::chrono::milliseconds screenshotDelay{1000};
@@ -154,6 +157,7 @@ enum class Setting {
     MaxConnectionsPerIp,
     MaxPipelined,
     MaxOutputBuffer,
+    StartInTray,
     Screenshot,
     ScreenshotDelay,
     Verbose,
