@@ -860,30 +860,27 @@ void OpenAiProvider::findPage(QObject *context, const Credentials &creds, const 
                 }));
 }
 
+// A batch object's answer (retrieve, cancel) as the normalised status, bound to `context`.
+Provider::Callback<BatchInfo>
+OpenAiProvider::statusFromBatch(QObject *context, const QByteArray &state, StatusCallback done) {
+    return bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+        ProviderResult<BatchStatus> out;
+        if (result.ok())
+            out.value = withInputFile(batchStatusFromInfo(*result.value), state);
+        else
+            out.error = std::move(result.error);
+        done(std::move(out));
+    });
+}
+
 void OpenAiProvider::poll(QObject *context, const Credentials &creds, const QByteArray &batchId,
                           const QByteArray &state, StatusCallback done) {
-    retrieveBatch(creds, batchId,
-                  bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
-                      ProviderResult<BatchStatus> out;
-                      if (result.ok())
-                          out.value = withInputFile(batchStatusFromInfo(*result.value), state);
-                      else
-                          out.error = std::move(result.error);
-                      done(std::move(out));
-                  }));
+    retrieveBatch(creds, batchId, statusFromBatch(context, state, std::move(done)));
 }
 
 void OpenAiProvider::cancel(QObject *context, const Credentials &creds, const QByteArray &batchId,
                             const QByteArray &state, StatusCallback done) {
-    cancelBatch(creds, batchId,
-                bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
-                    ProviderResult<BatchStatus> out;
-                    if (result.ok())
-                        out.value = withInputFile(batchStatusFromInfo(*result.value), state);
-                    else
-                        out.error = std::move(result.error);
-                    done(std::move(out));
-                }));
+    cancelBatch(creds, batchId, statusFromBatch(context, state, std::move(done)));
 }
 
 void OpenAiProvider::readResults(QObject *context, const Credentials &creds, const QByteArray &,

@@ -193,6 +193,9 @@ private:
     bool endTooLongLine(DownloadState &state);
     void finishDownload(QNetworkReply *reply, DownloadState &state, const DoneCallback &done);
 
+    // poll(), cancel(): the batch object they answer with, as the normalised status.
+    static Callback<BatchInfo> statusFromBatch(QObject *context, const QByteArray &state,
+                                               StatusCallback done);
     // find(): one page of the newest batches, then the next (at most 10 pages).
     void findPage(QObject *context, const Credentials &creds, const QByteArray &localId,
                   const QByteArray &after, int page, Callback<std::optional<BatchStatus>> done);
