@@ -36,9 +36,10 @@ build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
                 qtkeychain-qt6-dev)
 # The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
 # private D-Bus session; libsecret is loaded by QtKeychain at run time).
-# The fuzzers: clang and libFuzzer (in libclang-rt-14-dev).
+# The fuzzers: clang and libFuzzer (in libclang-rt-14-dev). The TLS tests make a self-signed
+# certificate with the openssl tool (tests/support/testcertificate.cpp).
 test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0
-               clang libclang-rt-14-dev)
+               clang libclang-rt-14-dev openssl)
 # The .deb packages (CPack, dpkg-shlibdeps, which needs `file`; help2man writes the man page)
 # and their checks.
 package_packages=(dpkg-dev file help2man)

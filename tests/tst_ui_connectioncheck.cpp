@@ -6,19 +6,16 @@
 // 500, a wrong base URL (404), and the fake's model list. The key never appears in a message.
 
 #include "fakeprovider.h"
+#include "testcertificate.h"
 #include "ui/connectionchecker.h"
 
-#include <QFile>
-#include <QProcess>
 #include <QSignalSpy>
 #include <QSslCertificate>
 #include <QSslConfiguration>
-#include <QSslKey>
 #include <QSslServer>
 #include <QSslSocket>
 #include <QTcpServer>
 #include <QTcpSocket>
-#include <QTemporaryDir>
 #include <QTest>
 
 using namespace llmproxy;
@@ -168,31 +165,12 @@ void TestUiConnectionCheck::tlsAgainstPlainTcp() {
 void TestUiConnectionCheck::tlsSelfSigned() {
     if (!QSslSocket::supportsSsl())
         QSKIP("no TLS backend");
-    QTemporaryDir dir;
-    QVERIFY(dir.isValid());
-    const QString certPath = dir.filePath(QStringLiteral("cert.pem"));
-    const QString keyPath = dir.filePath(QStringLiteral("key.pem"));
-    QProcess openssl;
-    openssl.start(QStringLiteral("openssl"),
-                  {QStringLiteral("req"), QStringLiteral("-x509"), QStringLiteral("-newkey"),
-                   QStringLiteral("ec"), QStringLiteral("-pkeyopt"),
-                   QStringLiteral("ec_paramgen_curve:prime256v1"), QStringLiteral("-nodes"),
-                   QStringLiteral("-keyout"), keyPath, QStringLiteral("-out"), certPath,
-                   QStringLiteral("-days"), QStringLiteral("2"), QStringLiteral("-subj"),
-                   QStringLiteral("/CN=127.0.0.1"), QStringLiteral("-addext"),
-                   QStringLiteral("subjectAltName=IP:127.0.0.1")});
-    if (!openssl.waitForFinished(30'000) || openssl.exitCode() != 0)
+    const auto serverConfig = test::selfSignedServerConfiguration(QStringLiteral("127.0.0.1"),
+                                                                  QStringLiteral("IP:127.0.0.1"));
+    if (!serverConfig)
         QSKIP("openssl could not make a test certificate");
-    QFile certFile(certPath);
-    QFile keyFile(keyPath);
-    QVERIFY(certFile.open(QIODevice::ReadOnly));
-    QVERIFY(keyFile.open(QIODevice::ReadOnly));
-    QSslConfiguration serverConfig = QSslConfiguration::defaultConfiguration();
-    serverConfig.setLocalCertificate(QSslCertificate(&certFile, QSsl::Pem));
-    serverConfig.setPrivateKey(QSslKey(&keyFile, QSsl::Ec, QSsl::Pem));
-    serverConfig.setPeerVerifyMode(QSslSocket::VerifyNone);
     auto *sslServer = new QSslServer;
-    sslServer->setSslConfiguration(serverConfig);
+    sslServer->setSslConfiguration(*serverConfig);
     CannedServer server(httpAnswer(200, "OK", "never sent"), sslServer);
     QVERIFY(server.listen());
     const auto r = run(server.url("https"), TestKey);

@@ -6,17 +6,16 @@
 
 #include "http/relay.h"
 #include "http/upstreamclient.h"
+#include "testcertificate.h"
 #include "testmain.h"
 
 #include <QPointer>
-#include <QProcess>
 #include <QSslCertificate>
 #include <QSslKey>
 #include <QSslServer>
 #include <QSslSocket>
 #include <QTcpServer>
 #include <QTcpSocket>
-#include <QTemporaryDir>
 #include <QTest>
 
 #include <functional>
@@ -937,38 +936,18 @@ private Q_SLOTS:
     }
 
     void https() {
-        QTemporaryDir dir;
-        QVERIFY(dir.isValid());
-        const QString certPath = dir.filePath(QStringLiteral("cert.pem"));
-        const QString keyPath = dir.filePath(QStringLiteral("key.pem"));
-        QProcess openssl;
-        openssl.start(QStringLiteral("openssl"),
-                      {QStringLiteral("req"), QStringLiteral("-x509"), QStringLiteral("-newkey"),
-                       QStringLiteral("ec"), QStringLiteral("-pkeyopt"),
-                       QStringLiteral("ec_paramgen_curve:prime256v1"), QStringLiteral("-nodes"),
-                       QStringLiteral("-keyout"), keyPath, QStringLiteral("-out"), certPath,
-                       QStringLiteral("-days"), QStringLiteral("2"), QStringLiteral("-subj"),
-                       QStringLiteral("/CN=localhost"), QStringLiteral("-addext"),
-                       QStringLiteral("subjectAltName=DNS:localhost")});
-        if (!openssl.waitForFinished(30'000) || openssl.exitCode() != 0)
+        const auto serverConfig = test::selfSignedServerConfiguration(
+            QStringLiteral("localhost"), QStringLiteral("DNS:localhost"));
+        if (!serverConfig)
             QSKIP("openssl could not make a test certificate");
         if (!QSslSocket::supportsSsl())
             QSKIP("no TLS backend");
-        QFile certFile(certPath);
-        QFile keyFile(keyPath);
-        QVERIFY(certFile.open(QIODevice::ReadOnly));
-        QVERIFY(keyFile.open(QIODevice::ReadOnly));
-        const QSslCertificate certificate(&certFile, QSsl::Pem);
-        const QSslKey key(&keyFile, QSsl::Ec, QSsl::Pem);
+        const QSslCertificate certificate = serverConfig->localCertificate();
         QVERIFY(!certificate.isNull());
-        QVERIFY(!key.isNull());
+        QVERIFY(!serverConfig->privateKey().isNull());
 
         auto *server = new QSslServer;
-        QSslConfiguration serverConfig = QSslConfiguration::defaultConfiguration();
-        serverConfig.setLocalCertificate(certificate);
-        serverConfig.setPrivateKey(key);
-        serverConfig.setPeerVerifyMode(QSslSocket::VerifyNone);
-        server->setSslConfiguration(serverConfig);
+        server->setSslConfiguration(*serverConfig);
         m_upstream = std::make_unique<ScriptedUpstream>(server);
         QVERIFY(m_upstream->listen());
 
