@@ -451,8 +451,9 @@ void BatchJob::resubmitLater() {
 
 void BatchJob::download() {
     setStatus("downloading");
-    qCInfo(lcBatch).noquote() << "batch" << m_record.batchId << "ended:" << m_record.status << "("
-                              << m_status.succeeded << "succeeded," << m_status.failed << "failed)";
+    qCInfo(lcBatch).noquote()
+        << "batch" << m_record.batchId << "ended:" << m_record.status
+        << QStringLiteral("(%1 succeeded, %2 failed)").arg(m_status.succeeded).arg(m_status.failed);
     m_attempt = 0;
     readResults();
 }
