@@ -658,10 +658,7 @@ void TestUiSettings::accessListsApplyAndPersist() {
     TestClient client;
     client.setPort(port);
     const auto statusWith = [&client](const Headers &headers) {
-        QNetworkReply *reply = client.send("GET", "/stats", {}, headers);
-        TestClient::finished(reply);
-        reply->deleteLater();
-        return TestClient::status(reply);
+        return client.statusOf("GET", "/stats", headers);
     };
     const Headers fromTool{{"Origin", "http://localhost:5173"}};
     QCOMPARE(statusWith(fromTool), 403);
@@ -765,10 +762,7 @@ void TestUiSettings::generatedTokenIsSavedCopiedAndRequired() {
     TestClient client;
     client.setPort(port);
     const auto statusWith = [&client](const Headers &headers) {
-        QNetworkReply *reply = client.send("GET", "/stats", {}, headers);
-        TestClient::finished(reply);
-        reply->deleteLater();
-        return TestClient::status(reply);
+        return client.statusOf("GET", "/stats", headers);
     };
     QCOMPARE(statusWith({}), 200); // no tokens yet: loopback needs none
 

@@ -48,6 +48,13 @@ int TestClient::status(QNetworkReply *reply) {
     return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
 }
 
+int TestClient::statusOf(const QByteArray &method, const QByteArray &path, const Headers &headers) {
+    QNetworkReply *reply = send(method, path, {}, headers);
+    finished(reply);
+    reply->deleteLater();
+    return status(reply);
+}
+
 bool RawClient::connectTo(quint16 port) {
     socket.connectToHost(QHostAddress::LocalHost, port);
     return QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; }, 5000);

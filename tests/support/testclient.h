@@ -37,6 +37,8 @@ public:
                         const Headers &headers = KeyA);
     static bool finished(QNetworkReply *reply, int ms = 10'000);
     static int status(QNetworkReply *reply);
+    // Sends a request without a body, waits for its answer and returns its status (0: none).
+    int statusOf(const QByteArray &method, const QByteArray &path, const Headers &headers);
 
 private:
     std::vector<std::unique_ptr<QNetworkAccessManager>> m_managers;
