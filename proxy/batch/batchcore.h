@@ -10,6 +10,7 @@
 // client that comes back with the same request (an SDK retry after a timeout, or after a
 // restart) adopts the earlier one instead of paying for it again.
 
+#include "accounting/accountedrequest.h"
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
@@ -136,6 +137,9 @@ public:
 Q_SIGNALS:
     void batchSubmitted(const QByteArray &batchId, int requests);
     void batchFinished(const llmproxy::BatchProgress &batch);
+    // A request's answer is final (a batch line, a synchronous fallback, a relayed call): what
+    // it used and cost, for /metrics and /stats (the ledger row is written with the result).
+    void requestAccounted(const llmproxy::accounting::AccountedRequest &request);
 
 private:
     enum class State { Queued, Submitted, Unclaimed };
