@@ -26,6 +26,9 @@ struct Usage {
     std::optional<qint64> cachedInput; // the part of `input` read from the prompt cache
     std::optional<qint64> output;      // every output token, reasoning included
     std::optional<qint64> reasoning;   // the part of `output` spent on reasoning
+    // The part of `input` written to the prompt cache (Anthropic's cache_creation_input_tokens,
+    // billed at its own price); empty for providers that report no such thing.
+    std::optional<qint64> cacheWriteInput;
     // false: the answer had no (usable) usage object. Such a request is counted as "usage not
     // reported", never as zero tokens; the counts above are then all empty.
     bool reported = false;
