@@ -3,7 +3,10 @@
 
 #include <QLocale>
 #include <QString>
+#include <QThreadPool>
 
+#include <atomic>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <optional>
@@ -23,8 +26,9 @@ using accounting::Picos;
 using accounting::Route;
 
 // Where the tokens of each type sit in RouteModel::tokens, and their label values.
-constexpr std::array<const char *, 5> TokenTypes = {"input", "cached_input", "output", "reasoning",
-                                                    "cache_write_input"};
+constexpr std::array<const char *, 5> TokenTypeLabels = {
+    "type=\"input\",", "type=\"cached_input\",", "type=\"output\",", "type=\"reasoning\",",
+    "type=\"cache_write_input\","};
 
 QByteArray routeLabel(int route) {
     return accounting::routeName(Route(route)).toLatin1();
@@ -53,12 +57,26 @@ void family(QByteArray &out, const char *name, const char *type, const char *hel
     out += '\n';
 }
 
-// name{labels} value, or name value without labels.
-void sample(QByteArray &out, const char *name, QByteArrayView labels, QByteArrayView value) {
+// An unsigned number's digits, without allocating.
+struct Digits {
+    char buffer[24];
+    qsizetype size = 0;
+    explicit Digits(quint64 value) {
+        size = std::to_chars(buffer, buffer + sizeof buffer, value).ptr - buffer;
+    }
+    QByteArrayView view() const { return QByteArrayView(buffer, size); }
+};
+
+// name{head labels tail} value; the braces only when there are labels. The parts are appended
+// as they are (no temporaries: a scrape writes thousands of lines).
+void sample(QByteArray &out, QByteArrayView name, QByteArrayView labels, QByteArrayView value,
+            QByteArrayView head = {}, QByteArrayView tail = {}) {
     out += name;
-    if (!labels.isEmpty()) {
+    if (!head.isEmpty() || !labels.isEmpty() || !tail.isEmpty()) {
         out += '{';
+        out += head;
         out += labels;
+        out += tail;
         out += '}';
     }
     out += ' ';
@@ -66,8 +84,9 @@ void sample(QByteArray &out, const char *name, QByteArrayView labels, QByteArray
     out += '\n';
 }
 
-void sample(QByteArray &out, const char *name, QByteArrayView labels, quint64 value) {
-    sample(out, name, labels, QByteArray::number(value));
+void sample(QByteArray &out, QByteArrayView name, QByteArrayView labels, quint64 value,
+            QByteArrayView head = {}, QByteArrayView tail = {}) {
+    sample(out, name, labels, Digits(value).view(), head, tail);
 }
 
 #ifdef Q_OS_LINUX
@@ -114,7 +133,20 @@ std::optional<quint64> openDescriptors() {
 
 } // namespace
 
-MetricsRegistry::MetricsRegistry() {
+struct MetricsRegistry::DescriptorCount {
+    std::atomic<qint64> value{-1}; // -1: unknown
+    std::atomic<bool> counting{false};
+    void count() {
+#ifdef Q_OS_LINUX
+        const std::optional<quint64> open = openDescriptors();
+        value = open ? qint64(*open) : -1;
+#endif
+    }
+};
+
+MetricsRegistry::MetricsRegistry()
+    : m_descriptors(std::make_shared<DescriptorCount>()) {
+    m_descriptors->count(); // at start: few descriptors, cheap
 #ifdef Q_OS_LINUX
     // process_start_time_seconds: the boot time plus the process' start in clock ticks.
     const QList<QByteArray> fields = selfStatFields();
@@ -268,19 +300,25 @@ QByteArray MetricsRegistry::render(const MetricsGauges &gauges) const {
     const auto &bounds = bucketBounds();
     const auto histogram = [&bounds](QByteArray &out, const char *name, const QByteArray &labels,
                                      const Histogram &h) {
-        const QByteArray prefix = labels.isEmpty() ? QByteArray() : labels + ',';
         const QByteArray bucket = QByteArray(name) + "_bucket";
+        const QByteArray sum = QByteArray(name) + "_sum";
+        const QByteArray count = QByteArray(name) + "_count";
+        const QByteArrayView separator = labels.isEmpty() ? "le=\"" : ",le=\"";
         quint64 cumulative = 0;
         for (std::size_t i = 0; i < bounds.size(); ++i) {
             cumulative += h.buckets[i];
-            sample(out, bucket.constData(), QByteArray(prefix + "le=\"" + bounds[i] + '"'),
-                   cumulative);
+            out += bucket;
+            out += '{';
+            out += labels;
+            out += separator;
+            out += bounds[i];
+            out += "\"} ";
+            out += Digits(cumulative).view();
+            out += '\n';
         }
-        sample(out, bucket.constData(), QByteArray(prefix + "le=\"+Inf\""), h.count);
-        const QByteArray sum = QByteArray(name) + "_sum";
-        const QByteArray count = QByteArray(name) + "_count";
-        sample(out, sum.constData(), labels, formatDouble(h.sum));
-        sample(out, count.constData(), labels, h.count);
+        sample(out, bucket, labels, h.count, {}, labels.isEmpty() ? "le=\"+Inf\"" : ",le=\"+Inf\"");
+        sample(out, sum, labels, formatDouble(h.sum));
+        sample(out, count, labels, h.count);
     };
 
     QByteArray out;
@@ -298,12 +336,11 @@ QByteArray MetricsRegistry::render(const MetricsGauges &gauges) const {
            "Tokens the provider reported, by type: input (cached included), cached_input, output "
            "(reasoning included), reasoning, cache_write_input.");
     for (const auto &[key, series] : m_routeModels) {
-        for (std::size_t i = 0; i < TokenTypes.size(); ++i) {
+        for (std::size_t i = 0; i < TokenTypeLabels.size(); ++i) {
             if (!series.tokensSeen[i])
                 continue;
-            sample(out, "llm_proxy_tokens_total",
-                   QByteArray(QByteArray("type=\"") + TokenTypes[i] + "\"," + series.labels),
-                   series.tokens[i]);
+            sample(out, "llm_proxy_tokens_total", series.labels, series.tokens[i],
+                   TokenTypeLabels[i]);
         }
     }
 
@@ -375,9 +412,15 @@ QByteArray MetricsRegistry::render(const MetricsGauges &gauges) const {
                "Total user and system CPU time spent in seconds.");
         sample(out, "process_cpu_seconds_total", {}, formatDouble(cpuTicks / double(ticks)));
     }
-    if (const std::optional<quint64> fds = openDescriptors()) {
+    if (const qint64 fds = m_descriptors->value; fds >= 0) {
         family(out, "process_open_fds", "gauge", "Number of open file descriptors.");
-        sample(out, "process_open_fds", {}, *fds);
+        sample(out, "process_open_fds", {}, quint64(fds));
+    }
+    if (!m_descriptors->counting.exchange(true)) {
+        QThreadPool::globalInstance()->start([descriptors = m_descriptors] {
+            descriptors->count();
+            descriptors->counting = false;
+        });
     }
     if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
         family(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");

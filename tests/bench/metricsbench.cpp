@@ -7,7 +7,6 @@
 //
 //   llmproxy-metrics-bench [--held 19000] [--renders 300]
 
-#include "processlimits.h"
 #include "stats/metrics.h"
 
 #include <QCommandLineParser>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace llmproxy;
@@ -100,7 +100,10 @@ int main(int argc, char *argv[]) {
     const int wanted = parser.value(held).toInt();
     const int count = std::max(1, parser.value(renders).toInt());
 
-    const quint64 limit = raiseOpenFileLimit();
+    rlimit limit{};
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
     std::vector<int> open;
     open.reserve(size_t(wanted));
     for (int i = 0; i < wanted; ++i) {
@@ -110,7 +113,7 @@ int main(int argc, char *argv[]) {
         open.push_back(fd);
     }
     std::printf("descriptors held open: %zu of %d wanted (open-file limit %llu)\n", open.size(),
-                wanted, static_cast<unsigned long long>(limit));
+                wanted, static_cast<unsigned long long>(limit.rlim_cur));
 
     const QList<QByteArray> endpoints = {"/v1/chat/completions", "/v1/responses", "/v1/embeddings"};
     const QList<Route> routes = {Route::Batch, Route::SyncFallback, Route::Relay};
@@ -151,7 +154,7 @@ int main(int argc, char *argv[]) {
             }
         }
         for (int s = 0; s < int(MetricsRegistry::MaxBatchStatuses); ++s)
-            full.recordBatch("status-" + QByteArray::number(s), 3600);
+            full.recordBatch(QByteArray("status-" + QByteArray::number(s)), 3600);
         print("at every cap (200 models, 5 routes, 5000)", time(full, count));
     }
     for (const int fd : open)
