@@ -37,9 +37,11 @@ build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
 # The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
 # private D-Bus session; libsecret is loaded by QtKeychain at run time).
 # The fuzzers: clang and libFuzzer (in libclang-rt-14-dev). The TLS tests make a self-signed
-# certificate with the openssl tool (tests/support/testcertificate.cpp).
+# certificate with the openssl tool (tests/support/testcertificate.cpp). GET /metrics is checked
+# by Prometheus' own `promtool check metrics` (in the prometheus package; the metrics_promtool
+# test).
 test_packages=(clang-format xvfb xauth wmdocker dbus-daemon gnome-keyring libsecret-1-0
-               clang libclang-rt-14-dev openssl)
+               clang libclang-rt-14-dev openssl prometheus)
 # The .deb packages (CPack, dpkg-shlibdeps, which needs `file`; help2man writes the man page)
 # and their checks.
 package_packages=(dpkg-dev file help2man)

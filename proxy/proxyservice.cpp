@@ -7,6 +7,7 @@
 #include "http/httpfrontend.h"
 #include "provider/openaiprovider.h"
 #include "queue/store.h"
+#include "stats/metrics.h"
 #include "stats/stats.h"
 
 #include <QAbstractEventDispatcher>
@@ -129,6 +130,7 @@ void ProxyService::start() {
                                                           m_config.frontDoor.maxConnectionsPerIp);
     m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
                                   frontEndSettings(m_config, m_limiter), this);
+    startMetrics();
 
     QString error;
     if (!m_frontEnd->listenOn(m_config.listen, &error)) {
@@ -250,6 +252,7 @@ bool ProxyService::startIoThreads(int count, QString *error) {
                 raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
                                                  frontEndSettings(m_config, m_limiter));
                 raw->frontEnd->setIndex(i);
+                raw->frontEnd->setMetrics(m_metrics.get());
                 shared = raw->frontEnd->shareListeners(listeners, &shareError);
                 raw->frontEnd->setReady(true);
             },
@@ -265,6 +268,21 @@ bool ProxyService::startIoThreads(int count, QString *error) {
     if (count > 0)
         qCInfo(lcApp) << "serving HTTP on" << count + 1 << "threads";
     return true;
+}
+
+void ProxyService::startMetrics() {
+    m_metrics = std::make_unique<MetricsRegistry>();
+    // The registry locks: it is fed here (the core's thread) and read by every I/O thread.
+    MetricsRegistry *metrics = m_metrics.get();
+    connect(m_core, &BatchCore::requestAccounted, this,
+            [metrics](const accounting::AccountedRequest &request) { metrics->record(request); });
+    connect(m_core, &BatchCore::batchFinished, this, [metrics](const BatchProgress &batch) {
+        const QDateTime from = batch.submittedAt.isValid() ? batch.submittedAt : batch.createdAt;
+        const QDateTime to =
+            batch.endedAt.isValid() ? batch.endedAt : QDateTime::currentDateTimeUtc();
+        metrics->recordBatch(batch.status, from.isValid() ? double(from.msecsTo(to)) / 1000 : 0);
+    });
+    m_frontEnd->setMetrics(metrics);
 }
 
 void ProxyService::stopIoThreads() {

@@ -24,6 +24,7 @@ namespace llmproxy {
 
 class BatchCore;
 class HttpFrontEnd;
+class MetricsRegistry;
 class OpenAiProvider;
 class Stats;
 class Store;
@@ -43,6 +44,7 @@ public:
     BatchCore *core() const { return m_core; }
     Store *store() const { return m_store.get(); } // null without a durable store
     Stats *stats() const { return m_stats.get(); }
+    MetricsRegistry *metrics() const { return m_metrics.get(); } // what GET /metrics renders
     const Config &config() const { return m_config; }
 
     ProxySnapshot snapshot() const;
@@ -79,10 +81,13 @@ private:
     void stopIoThreads();
     // Run `call` with each extra front end, on its thread; waits for them when `wait`.
     void forEachIoFrontEnd(const std::function<void(HttpFrontEnd *)> &call, bool wait);
+    // /metrics: a registry fed by the core's accounting and batch signals, for every front end.
+    void startMetrics();
 
     Config m_config;
     SystemClock m_clock;
     std::unique_ptr<Stats> m_stats;
+    std::unique_ptr<MetricsRegistry> m_metrics; // outlives the front ends (see the destructor)
     std::shared_ptr<http::ConnectionLimiter> m_limiter; // shared by the front ends
     std::unique_ptr<Store> m_store;
     QNetworkAccessManager *m_nam = nullptr;

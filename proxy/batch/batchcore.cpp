@@ -931,6 +931,7 @@ void BatchCore::updateGauges() {
         return;
     m_stats->setQueued(quint64(queued()));
     m_stats->setInFlight(quint64(inFlight()));
+    m_stats->setActiveBatches(quint64(activeBatches()));
 }
 
 } // namespace llmproxy

@@ -8,6 +8,7 @@
 #include "http/httpwriter.h"
 #include "http/relay.h"
 #include "http/upstreamclient.h"
+#include "stats/metrics.h"
 #include "stats/stats.h"
 
 #include <QCryptographicHash>
@@ -818,12 +819,17 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
         respond(socket, answer, keepAlive, head);
         return true;
     }
+    if (path == "/metrics" && m_metrics) {
+        respond(socket, metricsAnswer(), keepAlive, head);
+        return true;
+    }
     if (path != "/v1" && !path.startsWith("/v1/")) {
         respond(socket,
                 errorAnswer(404,
                             QStringLiteral("Unknown path %1: llm-proxy serves the OpenAI API "
                                            "under /v1 (set your SDK's base URL to "
-                                           "http://HOST:PORT/v1), plus /stats and /healthz")
+                                           "http://HOST:PORT/v1), plus /stats, /metrics and "
+                                           "/healthz")
                                 .arg(QString::fromUtf8(path)),
                             ErrorType::InvalidRequest, "unknown_url"),
                 keepAlive, head);
@@ -958,12 +964,13 @@ bool HttpFrontEnd::admit(const QHttpServerRequest &request, QTcpSocket *socket, 
         admission->caller = token->name;
         return true;
     }
-    if (path == "/stats" && !isLoopbackPeer(socket->peerAddress())) {
+    if ((path == "/stats" || path == "/metrics") && !isLoopbackPeer(socket->peerAddress())) {
         respond(socket,
                 errorAnswer(403,
-                            QStringLiteral("/stats is served off this machine only to callers "
+                            QStringLiteral("%1 is served off this machine only to callers "
                                            "with a proxy token (start llm-proxy with "
-                                           "--tokens-file FILE)"),
+                                           "--tokens-file FILE)")
+                                .arg(QString::fromLatin1(path)),
                             ErrorType::InvalidRequest, "token_required"),
                 keepAlive, head);
         return false;
@@ -1095,6 +1102,19 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         core->submit(std::move(request));
     });
     http::releaseIdleBuffers(socket); // it may wait for hours: about 8 KiB back per client
+}
+
+HttpAnswer HttpFrontEnd::metricsAnswer() const {
+    MetricsGauges gauges;
+    if (m_stats) {
+        const StatsSnapshot s = m_stats->snapshot();
+        gauges = {s.queued, s.inFlight, s.activeBatches};
+    }
+    HttpAnswer answer;
+    answer.contentType = QByteArray(MetricsRegistry::ContentType);
+    answer.body = m_metrics->render(gauges);
+    answer.headers.emplaceBack("cache-control", "no-store");
+    return answer;
 }
 
 void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {

@@ -28,6 +28,7 @@ class QTcpSocket;
 namespace llmproxy {
 
 class BatchCore;
+class MetricsRegistry;
 class Stats;
 class UpstreamClient;
 
@@ -81,6 +82,8 @@ public:
     QList<ListenAddress> boundAddresses() const;
     void setSettings(const FrontEndSettings &settings);
     void setReady(bool ready) { m_ready = ready; }
+    // What GET /metrics renders (null: /metrics is 404); shared by every front end, not owned.
+    void setMetrics(MetricsRegistry *metrics) { m_metrics = metrics; }
 
     // Stop accepting; answer every waiting client with `answer` (shutdown).
     void closeAll(const HttpAnswer &answer);
@@ -166,6 +169,8 @@ private:
     void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                const QByteArray &key);
     void onAnswered(quint64 requestId, const HttpAnswer &answer);
+    // GET /metrics: the registry's exposition with the gauges from Stats.
+    HttpAnswer metricsAnswer() const;
     void sweepIdle();
     // Host, Origin (and preflights), the target, the proxy token. False when it answered the
     // request itself (a refusal, a preflight).
@@ -175,6 +180,7 @@ private:
 
     BatchCore *m_core;
     Stats *m_stats;
+    MetricsRegistry *m_metrics = nullptr;
     UpstreamClient *m_upstream; // the relay's connections, this front end's (thread's) own
     const Clock *m_clock;
     FrontEndSettings m_settings;

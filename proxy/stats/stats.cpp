@@ -194,6 +194,11 @@ void Stats::setInFlight(quint64 n) {
     m_inFlight = n;
 }
 
+void Stats::setActiveBatches(quint64 n) {
+    const std::lock_guard lock(m_mutex);
+    m_activeBatches = n;
+}
+
 StatsSnapshot Stats::snapshot() const {
     const std::lock_guard lock(m_mutex);
     StatsSnapshot s;
@@ -216,6 +221,7 @@ StatsSnapshot Stats::snapshot() const {
     s.inFlight = m_inFlight;
     s.relayed = m_relayed;
     s.syncFallback = m_syncFallback;
+    s.activeBatches = m_activeBatches;
     return s;
 }
 

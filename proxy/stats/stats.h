@@ -67,6 +67,8 @@ struct StatsSnapshot {
     // Requests of batches cancelled after the grace period that were answered through the
     // synchronous API instead (at full price). They are counted in requests* as well.
     quint64 syncFallback = 0;
+    // Batches not ended yet (for /metrics; not in /stats' JSON).
+    quint64 activeBatches = 0;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -86,6 +88,7 @@ public:
     void recordSyncFallback();
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
+    void setActiveBatches(quint64 n);
 
     StatsSnapshot snapshot() const;
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" at the
@@ -102,6 +105,7 @@ private:
     quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
     quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
+    quint64 m_activeBatches = 0;
 };
 
 } // namespace llmproxy

@@ -409,8 +409,9 @@ struct ProxyFigures {
     qint64 holdKiB = -1;
     double perRequestBytes = -1;
     // Probes while holding
-    std::vector<double> newMs;   // sorted
-    std::vector<double> statsMs; // sorted
+    std::vector<double> newMs;     // sorted
+    std::vector<double> statsMs;   // sorted
+    std::vector<double> metricsMs; // sorted: GET /metrics
     bool statsOverlapped = false;
     // Answers
     double createdMs = -1;
@@ -555,6 +556,14 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
                 break;
             }
             f.statsMs.push_back(toMs(stats.elapsed));
+            const HttpResult metrics = httpGet(proxy.port(), "/metrics", 10s);
+            if (!metrics.ok || metrics.status != 200) {
+                problems.append(
+                    "GET /metrics failed while holding: " +
+                    (metrics.ok ? "status " + QByteArray::number(metrics.status) : metrics.error));
+                break;
+            }
+            f.metricsMs.push_back(toMs(metrics.elapsed));
             const QJsonObject object = QJsonDocument::fromJson(stats.body).object();
             const qint64 held = object.value(QLatin1StringView("queued")).toInteger() +
                                 object.value(QLatin1StringView("in_flight")).toInteger();
@@ -571,6 +580,7 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
     }
     std::sort(f.newMs.begin(), f.newMs.end());
     std::sort(f.statsMs.begin(), f.statsMs.end());
+    std::sort(f.metricsMs.begin(), f.metricsMs.end());
     LoadGenerator::Report report;
     if (load) {
         load->stop();
@@ -685,6 +695,7 @@ QByteArray proxyTable(const ProxyFigures &f, const Options &o, const StubFigures
     };
     out += row("new request (malformed JSON -> 400) p50 / p95 / max", pcts(f.newMs));
     out += row("GET /stats p50 / p95 / max", pcts(f.statsMs));
+    out += row("GET /metrics p50 / p95 / max", pcts(f.metricsMs));
     out += "4 BATCH COMPLETION -> ANSWERS\n";
     out += row("all N queued -> batch created at the provider (JSONL upload)",
                num(f.createdMs) + " ms");
@@ -742,6 +753,8 @@ QByteArray proxyKeys(const ProxyFigures &f, int n, const QByteArray &prefix) {
            "new_p95_ms=" + kv(percentile(f.newMs, 95), 2) + ' ' + prefix +
            "stats_p50_ms=" + kv(percentile(f.statsMs, 50), 2) + ' ' + prefix +
            "stats_p95_ms=" + kv(percentile(f.statsMs, 95), 2) + ' ' + prefix +
+           "metrics_p50_ms=" + kv(percentile(f.metricsMs, 50), 2) + ' ' + prefix +
+           "metrics_p95_ms=" + kv(percentile(f.metricsMs, 95), 2) + ' ' + prefix +
            "results_to_last_answer_ms=" + kv(f.resultsToLastMs) + ' ' + prefix +
            "listen_overflows=" + QByteArray::number(f.overflows);
 }

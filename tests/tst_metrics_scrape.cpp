@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// GET /metrics from a running proxy over loopback, against the fake provider: the gauges while
+// a batch is held and after it, batches_total after a real batch, the accounting counters, the
+// same access rules as /stats, and Prometheus' own `promtool check metrics` on a real scrape.
+
+#include "accounting/accountedrequest.h"
+#include "batch/batchcore.h"
+#include "fakeprovider.h"
+#include "proxyservice.h"
+#include "settings/config.h"
+#include "stats/metrics.h"
+#include "testclient.h"
+#include "testmain.h"
+
+#include <QHash>
+#include <QNetworkAccessManager>
+#include <QNetworkInterface>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QProcess>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTcpSocket>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <memory>
+
+using namespace llmproxy;
+using namespace llmproxy::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const QByteArray AliceToken = "alice-token-0123456789";
+
+// Every sample line of an exposition: "name{labels}" -> value.
+QHash<QByteArray, QByteArray> samples(const QByteArray &text) {
+    QHash<QByteArray, QByteArray> out;
+    for (const QByteArray &line : text.split('\n')) {
+        if (line.isEmpty() || line.startsWith('#'))
+            continue;
+        const qsizetype space = line.lastIndexOf(' ');
+        out.insert(line.first(space), line.sliced(space + 1));
+    }
+    return out;
+}
+
+accounting::AccountedRequest probe(const QByteArray &model) {
+    accounting::AccountedRequest r;
+    r.route = accounting::Route::Relay;
+    r.endpoint = "/v1/responses";
+    r.model = model;
+    r.caller = "alice";
+    r.provider = "openai";
+    r.httpStatus = 200;
+    r.seconds = 2.5;
+    r.usage.reported = true;
+    r.usage.input = 1200;
+    r.usage.cachedInput = 1000;
+    r.usage.output = 300;
+    r.usage.reasoning = 100;
+    r.cost.paid = 2'500'000'000; // $0.0025
+    r.cost.list = 2'500'000'000;
+    r.cost.saved = 0;
+    return r;
+}
+
+} // namespace
+
+class tst_MetricsScrape final : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<FakeProvider> m_fake;
+    std::unique_ptr<ProxyService> m_proxy;
+    std::unique_ptr<TestClient> m_client;
+    quint16 m_port = 0;
+
+    Config baseConfig() const {
+        Config config;
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
+        config.upstream = m_fake->baseUrl();
+        config.batchWindow = 200ms;
+        config.pollInterval = 40ms;
+        const int threads = qEnvironmentVariableIntValue("LLMPROXY_TEST_IO_THREADS");
+        config.ioThreads = threads > 0 ? threads : 3; // scrapes on other threads too
+        return config;
+    }
+
+    void startProxy(const Config &config) {
+        m_proxy.reset();
+        m_proxy = std::make_unique<ProxyService>(config);
+        QSignalSpy started(m_proxy.get(), &ProxyService::started);
+        m_proxy->start();
+        QCOMPARE(started.size(), 1);
+        m_port = started.first().first().value<QList<quint16>>().first();
+        m_client->setPort(m_port);
+    }
+
+    // GET /metrics; the body, or a null array when it did not answer 200 in the right type.
+    QByteArray scrape(const Headers &headers = {}) {
+        QNetworkReply *reply = m_client->send("GET", "/metrics", {}, headers);
+        if (!TestClient::finished(reply) || TestClient::status(reply) != 200)
+            return {};
+        if (reply->rawHeader("content-type") != "text/plain; version=0.0.4; charset=utf-8")
+            return {};
+        return reply->readAll();
+    }
+
+    // The value of one sample in a fresh scrape ("" when absent).
+    QByteArray scraped(const QByteArray &series) { return samples(scrape()).value(series); }
+
+private Q_SLOTS:
+    void init() {
+        m_fake = std::make_unique<FakeProvider>();
+        QVERIFY(m_fake->listen());
+        m_fake->setValidationDelay(10ms);
+        m_fake->setProcessingDelay(30ms);
+        m_fake->setFinalizingDelay(10ms);
+        m_client = std::make_unique<TestClient>();
+        startProxy(baseConfig());
+    }
+
+    void cleanup() {
+        m_client.reset();
+        m_proxy.reset();
+        m_fake.reset();
+    }
+
+    void gaugesFollowARealBatchAndItIsCounted() {
+        const QByteArray before = scrape();
+        QVERIFY(!before.isEmpty());
+        QCOMPARE(samples(before).value("llm_proxy_in_flight_requests"), QByteArray("0"));
+        QVERIFY(!before.contains("llm_proxy_batches_total{"));
+
+        m_fake->setProcessingDelay(2500ms); // held in_progress long enough to be seen
+        QList<QNetworkReply *> replies;
+        for (int i = 0; i < 3; ++i)
+            replies.append(m_client->send("POST", "/v1/chat/completions",
+                                          chatBody("question " + QByteArray::number(i))));
+        // Queued first (the window is open), then in the batch.
+        QTRY_COMPARE_WITH_TIMEOUT(scraped("llm_proxy_in_flight_requests"), QByteArray("3"), 5000);
+        const QHash<QByteArray, QByteArray> held = samples(scrape());
+        QCOMPARE(held.value("llm_proxy_queued_requests"), QByteArray("0"));
+        QCOMPARE(held.value("llm_proxy_active_batches"), QByteArray("1"));
+
+        for (QNetworkReply *reply : std::as_const(replies)) {
+            QVERIFY(TestClient::finished(reply, 15'000));
+            QCOMPARE(TestClient::status(reply), 200);
+        }
+        QTRY_COMPARE(scraped("llm_proxy_active_batches"), QByteArray("0"));
+        const QHash<QByteArray, QByteArray> after = samples(scrape());
+        QCOMPARE(after.value("llm_proxy_in_flight_requests"), QByteArray("0"));
+        QCOMPARE(after.value("llm_proxy_queued_requests"), QByteArray("0"));
+        QCOMPARE(after.value("llm_proxy_batches_total{status=\"completed\"}"), QByteArray("1"));
+        QCOMPARE(after.value("llm_proxy_batch_duration_seconds_count"), QByteArray("1"));
+        // It was held for 2.5 s at the provider: the duration says so.
+        QVERIFY(after.value("llm_proxy_batch_duration_seconds_sum").toDouble() >= 2.0);
+        QCOMPARE(after.value("llm_proxy_batch_duration_seconds_bucket{le=\"2.5\"}"),
+                 QByteArray("0"));
+        QCOMPARE(after.value("llm_proxy_batch_duration_seconds_bucket{le=\"+Inf\"}"),
+                 QByteArray("1"));
+        // Nothing of the key anywhere.
+        QVERIFY(!scrape().contains("sk-test-key"));
+    }
+
+    void accountedRequestsReachTheCounters() {
+        // The core emits requestAccounted for every final answer; emitted here directly, so
+        // the wiring (core -> registry -> every front end's /metrics) is what is tested.
+        BatchCore *core = m_proxy->core();
+        Q_EMIT core->requestAccounted(probe("metrics-probe-model"));
+        const QByteArray labels = "{route=\"relay\",model=\"metrics-probe-model\"}";
+        const QByteArray requests = "llm_proxy_requests_total{route=\"relay\",endpoint=\"/v1/"
+                                    "responses\",model=\"metrics-probe-model\",code=\"200\"}";
+        // Every front end (each on its own thread) renders the same registry.
+        for (int i = 0; i < 6; ++i)
+            QCOMPARE(scraped(requests), QByteArray("1"));
+        QHash<QByteArray, QByteArray> s = samples(scrape());
+        QCOMPARE(s.value("llm_proxy_tokens_total{type=\"input\",route=\"relay\",model=\"metrics-"
+                         "probe-model\"}"),
+                 QByteArray("1200"));
+        QCOMPARE(s.value("llm_proxy_tokens_total{type=\"cached_input\",route=\"relay\",model="
+                         "\"metrics-probe-model\"}"),
+                 QByteArray("1000"));
+        QCOMPARE(s.value("llm_proxy_tokens_total{type=\"output\",route=\"relay\",model=\"metrics-"
+                         "probe-model\"}"),
+                 QByteArray("300"));
+        QCOMPARE(s.value("llm_proxy_tokens_total{type=\"reasoning\",route=\"relay\",model="
+                         "\"metrics-probe-model\"}"),
+                 QByteArray("100"));
+        QCOMPARE(s.value("llm_proxy_cost_usd_total" + labels), QByteArray("0.0025"));
+        QCOMPARE(s.value("llm_proxy_list_cost_usd_total" + labels), QByteArray("0.0025"));
+        QCOMPARE(s.value("llm_proxy_saved_usd_total" + labels), QByteArray("0"));
+        QCOMPARE(s.value("llm_proxy_request_duration_seconds_count{route=\"relay\"}"),
+                 QByteArray("1"));
+
+        Q_EMIT core->requestAccounted(probe("metrics-probe-model"));
+        s = samples(scrape());
+        QCOMPARE(s.value(requests), QByteArray("2"));
+        QCOMPARE(s.value("llm_proxy_cost_usd_total" + labels), QByteArray("0.005"));
+        QCOMPARE(s.value("llm_proxy_request_duration_seconds_sum{route=\"relay\"}"),
+                 QByteArray("5"));
+    }
+
+    void servedOnlyWhereStatsIs() {
+        // HEAD: the headers, no body.
+        QNetworkAccessManager manager;
+        std::unique_ptr<QNetworkReply> head(manager.head(
+            QNetworkRequest(QUrl(QStringLiteral("http://127.0.0.1:%1/metrics").arg(m_port)))));
+        QVERIFY(TestClient::finished(head.get()));
+        QCOMPARE(head->rawHeader("content-type"),
+                 QByteArray("text/plain; version=0.0.4; charset=utf-8"));
+        QCOMPARE(TestClient::status(head.get()), 200);
+        QVERIFY(head->readAll().isEmpty());
+        // With proxy tokens: a token is needed, as for /stats.
+        Config config = baseConfig();
+        config.apiKey = "sk-configured-0000";
+        config.tokens = {{"alice", AliceToken}};
+        startProxy(config);
+        QCOMPARE(m_client->statusOf("GET", "/metrics", {}), 401);
+        QCOMPARE(m_client->statusOf("GET", "/metrics", {{"Authorization", "Bearer wrong"}}), 401);
+        QVERIFY(!scrape({{"Authorization", "Bearer " + AliceToken}}).isEmpty());
+    }
+
+    // A peer off loopback: the proxy listens on this machine's own LAN address. Skipped
+    // without one.
+    void offLoopbackNeedsAToken() {
+        QHostAddress lan;
+        for (const QHostAddress &address : QNetworkInterface::allAddresses()) {
+            if (address.protocol() == QAbstractSocket::IPv4Protocol && !address.isLoopback() &&
+                !address.isLinkLocal()) {
+                lan = address;
+                break;
+            }
+        }
+        if (lan.isNull())
+            QSKIP("no non-loopback IPv4 address on this machine");
+        const auto statusFrom = [&](const QByteArray &extra) {
+            QTcpSocket socket;
+            socket.connectToHost(lan, m_port);
+            if (!QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; },
+                                 5000))
+                return 0;
+            socket.write("GET /metrics HTTP/1.1\r\nHost: " + lan.toString().toLatin1() + "\r\n" +
+                         extra + "Connection: close\r\n\r\n");
+            QByteArray received;
+            [[maybe_unused]] const bool closed = QTest::qWaitFor(
+                [&] {
+                    received += socket.readAll();
+                    return socket.state() == QAbstractSocket::UnconnectedState;
+                },
+                5000);
+            received += socket.readAll();
+            return received.mid(9, 3).toInt();
+        };
+        Config config = baseConfig();
+        config.listen = {ListenAddress{lan, 0}};
+        startProxy(config);
+        QCOMPARE(statusFrom({}), 403);
+        config.tokens = {{"alice", AliceToken}};
+        startProxy(config);
+        QCOMPARE(statusFrom({}), 401);
+        QCOMPARE(statusFrom("Authorization: Bearer " + AliceToken + "\r\n"), 200);
+    }
+
+    // Prometheus' own linter on a real scrape, after a batch and records whose labels need
+    // escaping or folding. A ctest of its own (metrics_promtool) runs only this function and
+    // reports it skipped when promtool is not installed (Debian package `prometheus`).
+    void promtoolChecksARealScrape() {
+        const QString promtool = QStandardPaths::findExecutable(QStringLiteral("promtool"));
+        if (promtool.isEmpty())
+            QSKIP("promtool is not installed (Debian package prometheus): "
+                  "the scrape was not checked by Prometheus");
+        QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", chatBody("q"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 200);
+        QTRY_COMPARE(scraped("llm_proxy_batches_total{status=\"completed\"}"), QByteArray("1"));
+        BatchCore *core = m_proxy->core();
+        for (const QByteArray &model :
+             {QByteArray("gpt-4o-mini"), QByteArray("we\"ird\\model"), QByteArray("a\nb"),
+              QByteArray("mod\xc3\xa8le"), QByteArray()}) {
+            accounting::AccountedRequest r = probe(model);
+            Q_EMIT core->requestAccounted(r);
+            r.route = accounting::Route::Batch;
+            r.cost = {};
+            Q_EMIT core->requestAccounted(r); // unpriced
+            r.usage = {};
+            r.httpStatus = 500;
+            Q_EMIT core->requestAccounted(r); // usage not reported
+        }
+        const QByteArray text = scrape();
+        QVERIFY(text.contains("llm_proxy_unpriced_requests_total{"));
+        QVERIFY(text.contains("llm_proxy_usage_unreported_requests_total{"));
+        QVERIFY(text.contains("model=\"we\\\"ird\\\\model\""));
+
+        QProcess check;
+        check.start(promtool, {QStringLiteral("check"), QStringLiteral("metrics")});
+        QVERIFY(check.waitForStarted());
+        check.write(text);
+        check.closeWriteChannel();
+        QVERIFY(check.waitForFinished(30'000));
+        const QByteArray output = check.readAllStandardOutput() + check.readAllStandardError();
+        const QByteArray report = "promtool check metrics: exit " +
+                                  QByteArray::number(check.exitCode()) + "\n" + output +
+                                  "\nscrape:\n" + text;
+        QVERIFY2(check.exitStatus() == QProcess::NormalExit && check.exitCode() == 0,
+                 report.constData());
+        // No lint remarks either (promtool prints them and still exits 0 for some).
+        QVERIFY2(output.trimmed().isEmpty(), output.constData());
+    }
+};
+
+LLMPROXY_TEST_MAIN(tst_MetricsScrape)
+#include "tst_metrics_scrape.moc"
