@@ -7,17 +7,122 @@
 
 #include "accounting/cost.h"
 #include "accounting/prices.h"
+#include "api/anthropicsse.h"
 #include "api/batchresult.h"
+#include "api/json.h"
 #include "api/usage.h"
 #include "provider/anthropicprovider.h"
 
+#include <QFile>
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QMap>
 #include <QNetworkAccessManager>
+#include <QStringDecoder>
 #include <QTest>
 
 using namespace llmproxy;
+
+namespace {
+
+QByteArray recorded(const QString &name) {
+    QString dir = qEnvironmentVariable("LLMPROXY_SOURCE_DIR");
+    if (dir.isEmpty())
+        dir = QFileInfo(QStringLiteral(__FILE__)).absolutePath() + QStringLiteral("/..");
+    QFile file(dir + QStringLiteral("/tests/data/anthropic-sse/") + name);
+    if (!file.open(QIODevice::ReadOnly))
+        qFatal("cannot read %s", qPrintable(file.fileName()));
+    return file.readAll();
+}
+
+struct Event {
+    QByteArray name;
+    QByteArray data;
+};
+
+// "event: NAME\ndata: JSON\n\n" events, checked for that framing.
+QList<Event> eventsOf(const QByteArray &stream) {
+    QList<Event> events;
+    for (const QByteArray &chunk : stream.split('\n')) {
+        if (chunk.startsWith("event: "))
+            events.append({chunk.mid(7), {}});
+        else if (chunk.startsWith("data: ") && !events.isEmpty())
+            events.last().data = chunk.mid(6);
+    }
+    return events;
+}
+
+bool isUtf8(const QByteArray &bytes) {
+    QStringDecoder decoder(QStringDecoder::Utf8);
+    const QString text = decoder.decode(bytes);
+    return !decoder.hasError();
+}
+
+// The message a client's SDK accumulates from the events (as the official SDKs' MessageStream
+// does), to compare with the body the events were made from.
+QJsonObject accumulate(const QList<Event> &events, QByteArray *partialJson, bool *piecesValid) {
+    QJsonObject message;
+    QJsonArray content;
+    QMap<int, QByteArray> partial;
+    for (const Event &event : events) {
+        const QJsonObject data = QJsonDocument::fromJson(event.data).object();
+        const QString type = data.value(QStringLiteral("type")).toString();
+        if (type.toUtf8() != event.name)
+            *piecesValid = false;
+        const int index = data.value(QStringLiteral("index")).toInt();
+        if (type == QStringLiteral("message_start")) {
+            message = data.value(QStringLiteral("message")).toObject();
+        } else if (type == QStringLiteral("content_block_start")) {
+            content.append(data.value(QStringLiteral("content_block")));
+        } else if (type == QStringLiteral("content_block_delta")) {
+            QJsonObject block = content.at(index).toObject();
+            const QJsonObject delta = data.value(QStringLiteral("delta")).toObject();
+            const QString kind = delta.value(QStringLiteral("type")).toString();
+            const auto append = [&](const char *field, const char *from) {
+                const QString piece = delta.value(QLatin1StringView(from)).toString();
+                if (!isUtf8(piece.toUtf8()) || piece.contains(QChar::ReplacementCharacter))
+                    *piecesValid = false;
+                block.insert(QLatin1StringView(field),
+                             QString(block.value(QLatin1StringView(field)).toString() + piece));
+            };
+            if (kind == QStringLiteral("text_delta")) {
+                append("text", "text");
+            } else if (kind == QStringLiteral("thinking_delta")) {
+                append("thinking", "thinking");
+            } else if (kind == QStringLiteral("signature_delta")) {
+                block.insert(QStringLiteral("signature"), delta.value(QStringLiteral("signature")));
+            } else if (kind == QStringLiteral("input_json_delta")) {
+                partial[index] += delta.value(QStringLiteral("partial_json")).toString().toUtf8();
+            } else if (kind == QStringLiteral("citations_delta")) {
+                QJsonArray citations = block.value(QStringLiteral("citations")).toArray();
+                citations.append(delta.value(QStringLiteral("citation")));
+                block.insert(QStringLiteral("citations"), citations);
+            }
+            content.replace(index, block);
+        } else if (type == QStringLiteral("content_block_stop")) {
+            if (partial.contains(index)) {
+                QJsonObject block = content.at(index).toObject();
+                block.insert(QStringLiteral("input"),
+                             QJsonDocument::fromJson(partial.value(index)).object());
+                content.replace(index, block);
+                *partialJson += partial.value(index);
+            }
+        } else if (type == QStringLiteral("message_delta")) {
+            const QJsonObject delta = data.value(QStringLiteral("delta")).toObject();
+            message.insert(QStringLiteral("stop_reason"),
+                           delta.value(QStringLiteral("stop_reason")));
+            message.insert(QStringLiteral("stop_sequence"),
+                           delta.value(QStringLiteral("stop_sequence")));
+            message.insert(QStringLiteral("usage"), data.value(QStringLiteral("usage")));
+        }
+    }
+    message.insert(QStringLiteral("content"), content);
+    return message;
+}
+
+} // namespace
 
 class tst_Anthropic final : public QObject {
     Q_OBJECT
@@ -268,6 +373,139 @@ private Q_SLOTS:
             accounting::costOf(haiku, accounting::Route::Batch, line->usage);
         QVERIFY(!batched.paid);
         QCOMPARE(accounting::formatUsd(*batched.list), QByteArray("0.000975"));
+    }
+
+    void aFinishedMessageReplaysAsItsStream_data() {
+        QTest::addColumn<QString>("file");
+        QTest::addColumn<QList<QByteArray>>("deltaKinds");
+        QTest::newRow("text") << QStringLiteral("text.json") << QList<QByteArray>{"text_delta"};
+        QTest::newRow("tool use") << QStringLiteral("tool-use.json")
+                                  << QList<QByteArray>{"text_delta", "input_json_delta"};
+        QTest::newRow("thinking") << QStringLiteral("thinking.json")
+                                  << QList<QByteArray>{"thinking_delta", "signature_delta",
+                                                       "text_delta"};
+        QTest::newRow("multi-byte UTF-8")
+            << QStringLiteral("utf8.json") << QList<QByteArray>{"text_delta"};
+        QTest::newRow("empty content") << QStringLiteral("empty.json") << QList<QByteArray>{};
+    }
+    void aFinishedMessageReplaysAsItsStream() {
+        QFETCH(QString, file);
+        QFETCH(QList<QByteArray>, deltaKinds);
+        const QByteArray body = recorded(file);
+        sse::anthropic::Options options;
+        options.minPieceBytes = 5; // many small pieces: every cut is exercised
+        options.maxPieces = 40;
+        const sse::anthropic::Result result = sse::anthropic::replay(body, options);
+        QVERIFY2(!result.error, qPrintable(result.error.value_or(QString())));
+        const QList<Event> events = eventsOf(result.stream);
+        QVERIFY(result.stream.endsWith("\n\n"));
+        QCOMPARE(events.first().name, QByteArray("message_start"));
+        QCOMPARE(events.at(events.size() - 2).name, QByteArray("message_delta"));
+        QCOMPARE(events.last().name, QByteArray("message_stop"));
+        // message_start: nothing of the answer yet, the input usage already.
+        const QJsonObject started =
+            objectOf(events.first().data).value(QStringLiteral("message")).toObject();
+        QVERIFY(started.value(QStringLiteral("content")).toArray().isEmpty());
+        QVERIFY(started.value(QStringLiteral("stop_reason")).isNull());
+        const QJsonObject startUsage = started.value(QStringLiteral("usage")).toObject();
+        QCOMPARE(startUsage.value(QStringLiteral("output_tokens")).toInt(), 0);
+        QCOMPARE(startUsage.value(QStringLiteral("input_tokens")),
+                 objectOf(body)
+                     .value(QStringLiteral("usage"))
+                     .toObject()
+                     .value(QStringLiteral("input_tokens")));
+
+        QList<QByteArray> kinds;
+        for (const Event &event : events) {
+            const QByteArray kind = objectOf(event.data)
+                                        .value(QStringLiteral("delta"))
+                                        .toObject()
+                                        .value(QStringLiteral("type"))
+                                        .toString()
+                                        .toUtf8();
+            if (event.name == "content_block_delta" && !kinds.contains(kind))
+                kinds.append(kind);
+        }
+        QCOMPARE(kinds, deltaKinds);
+
+        // What the SDK accumulates is the message itself.
+        QByteArray partialJson;
+        bool valid = true;
+        const QJsonObject rebuilt = accumulate(events, &partialJson, &valid);
+        QVERIFY2(valid, "an event name differs from its type, or a piece split a character");
+        QCOMPARE(QJsonDocument(rebuilt), QJsonDocument(objectOf(body)));
+        // A tool's input arrives byte for byte (a number too large for a double keeps every
+        // digit).
+        if (file == QStringLiteral("tool-use.json"))
+            QVERIFY(partialJson.contains("12345678901234567890"));
+    }
+
+    void textPiecesNeverSplitACharacter() {
+        const QByteArray body = recorded(QStringLiteral("utf8.json"));
+        for (int minBytes = 1; minBytes < 12; ++minBytes) {
+            sse::anthropic::Options options;
+            options.minPieceBytes = minBytes;
+            options.maxPieces = 1000;
+            const QList<Event> events = eventsOf(sse::anthropic::replay(body, options).stream);
+            QByteArray joined;
+            for (const Event &event : events) {
+                if (event.name != "content_block_delta")
+                    continue;
+                // The raw JSON string decodes to whole characters (no invalid bytes).
+                const QList<json::Member> members = *json::objectMembers(event.data);
+                const QList<json::Member> delta =
+                    *json::objectMembers(json::find(members, "delta")->value);
+                const QByteArray piece = *json::stringValue(json::find(delta, "text")->value);
+                QVERIFY(isUtf8(piece));
+                joined += piece;
+            }
+            QCOMPARE(QString::fromUtf8(joined), objectOf(body)
+                                                    .value(QStringLiteral("content"))
+                                                    .toArray()
+                                                    .first()
+                                                    .toObject()
+                                                    .value(QStringLiteral("text"))
+                                                    .toString());
+        }
+    }
+
+    void whatIsNotAMessageIsRefusedWhole() {
+        for (const QByteArray &bad :
+             {QByteArray("nope"), QByteArray(R"({"type":"error","error":{}})"),
+              QByteArray(R"({"type":"message","content":{},"usage":{}})"),
+              QByteArray(R"({"type":"message","content":[{"type":"text"}],"usage":{}})"),
+              QByteArray(R"({"type":"message","content":[],"stop_reason":null})")}) {
+            const sse::anthropic::Result result = sse::anthropic::replay(bad);
+            QVERIFY2(result.error, bad.constData());
+            QVERIFY(result.stream.isEmpty());
+        }
+    }
+
+    void pingAndErrorEventsAreAnthropics() {
+        QCOMPARE(sse::anthropic::pingEvent(),
+                 QByteArray("event: ping\ndata: {\"type\": \"ping\"}\n\n"));
+        // The provider's own error passes as it is, on one line.
+        HttpAnswer overloaded;
+        overloaded.status = 529;
+        overloaded.body = "{\"type\": \"error\",\n \"error\": {\"type\": \"overloaded_error\", "
+                          "\"message\": \"Overloaded\"}}";
+        const QList<Event> passed = eventsOf(sse::anthropic::errorEvent(overloaded));
+        QCOMPARE(passed.size(), 1);
+        QCOMPARE(passed.first().name, QByteArray("error"));
+        QCOMPARE(objectOf(passed.first().data), objectOf(overloaded.body));
+        // One the proxy made in OpenAI's shape gets Anthropic's, with the type of its status.
+        const HttpAnswer proxy =
+            errorAnswer(429, QStringLiteral("slow down"), ErrorType::RateLimit);
+        const QByteArray event = sse::anthropic::errorEvent(proxy);
+        QVERIFY(event.startsWith("event: error\ndata: "));
+        const QJsonObject error = objectOf(eventsOf(event).first().data);
+        QCOMPARE(error.value(QStringLiteral("type")).toString(), QStringLiteral("error"));
+        QCOMPARE(error.value(QStringLiteral("error")).toObject().value(QStringLiteral("type")),
+                 QStringLiteral("rate_limit_error"));
+        QCOMPARE(error.value(QStringLiteral("error")).toObject().value(QStringLiteral("message")),
+                 QStringLiteral("slow down"));
+        QCOMPARE(sse::anthropic::errorTypeForStatus(529), QByteArray("overloaded_error"));
+        QCOMPARE(sse::anthropic::errorTypeForStatus(502), QByteArray("api_error"));
     }
 };
 
