@@ -28,6 +28,7 @@
 #include <QJsonObject>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
+#include <QNetworkRequest>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -660,6 +661,162 @@ private Q_SLOTS:
         QCOMPARE(m_anthropicFake->batches().constFirst().customIds.size(), 2);
         QCOMPARE(m_anthropicFake->count("POST", "/v1/messages/batches"), 1);
         QTRY_COMPARE(m_anthropicFake->batchesLive(), 0); // the job cleaned up
+    }
+
+    // A restart after the intent to create was recorded: the job looks for its batch by that
+    // intent. Made upstream: it is adopted and read, never made twice. Not made: nothing is
+    // created for nobody, and the request waits for its client.
+    void anthropicBatchResumedAfterACrashIsFoundOrNeverMadeTwice_data() {
+        QTest::addColumn<bool>("madeUpstream");
+        QTest::newRow("made before the crash") << true;
+        QTest::newRow("never made") << false;
+    }
+    void anthropicBatchResumedAfterACrashIsFoundOrNeverMadeTwice() {
+        QFETCH(bool, madeUpstream);
+        QVERIFY(startAnthropic());
+        QTemporaryDir dir;
+        std::unique_ptr<Store> store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const BatchSubmission submission{"local-r", "/v1/messages", "claude-haiku-4-5", 1};
+        const QByteArray input = lines({"resumed"}); // request 1
+        const std::optional<QByteArray> state = stage(submission, input);
+        QVERIFY(state);
+        if (madeUpstream)
+            QVERIFY(submit(submission, *state, input));
+        StoredRequest request;
+        request.id = 1;
+        request.keyHash = ConfiguredKeyHash;
+        request.endpoint = submission.endpoint;
+        request.model = submission.model;
+        request.dedupe = "dedupe-1";
+        request.body = messagesBody("resumed");
+        request.bodySize = request.body.size();
+        request.arrivedMs = QDateTime::currentMSecsSinceEpoch();
+        QVERIFY(store->insertRequest(request));
+        StoredBatch batch;
+        batch.localId = submission.localId;
+        batch.keyHash = ConfiguredKeyHash;
+        batch.endpoint = submission.endpoint;
+        batch.model = submission.model;
+        batch.phase = StoredBatch::Phase::Creating; // the intent, and then the crash
+        batch.providerState = *state;
+        batch.requestCount = 1;
+        batch.createdMs = request.arrivedMs;
+        store->saveBatch(batch);
+        store->setRequestsSubmitted({1}, submission.localId);
+        QVERIFY(store->commit());
+        const int createsBefore = m_anthropicFake->count("POST", "/v1/messages/batches");
+
+        SystemClock clock;
+        Stats stats;
+        CoreSettings settings;
+        settings.pollInterval = 30ms;
+        settings.configuredKey = Key.apiKey;
+        BatchCore core(m_provider.get(), &clock, &stats, store.get(), settings);
+        core.restore();
+        if (madeUpstream) {
+            QTRY_VERIFY_WITH_TIMEOUT(
+                [&] {
+                    core.commit();
+                    const std::optional<StoredRequest> r = store->requestWithResult(1);
+                    return r && r->state == StoredRequest::State::Answered;
+                }(),
+                15'000);
+            const std::optional<StoredRequest> answered = store->requestWithResult(1);
+            QCOMPARE(answered->resultStatus, 200);
+            QVERIFY(answered->resultBody.contains("echo: resumed"));
+        } else {
+            QTRY_VERIFY_WITH_TIMEOUT(
+                [&] {
+                    core.commit();
+                    return store->loadBatches().isEmpty();
+                }(),
+                15'000);
+            const QList<StoredRequest> kept = store->loadRequests();
+            QCOMPARE(kept.size(), 1);
+            QCOMPARE(kept.constFirst().state, StoredRequest::State::Queued);
+        }
+        QCOMPARE(m_anthropicFake->count("POST", "/v1/messages/batches"), createsBefore);
+        // The list, then for the batch found its polls and its results.
+        const int reads = m_anthropicFake->count("GET", "/v1/messages/batches");
+        QVERIFY2(madeUpstream ? reads >= 3 : reads == 1, qPrintable(QString::number(reads)));
+    }
+
+    // The fake itself keeps the API's rules (what the provider is tested against).
+    void fakeAnthropicKeepsTheApisRules() {
+        QVERIFY(startAnthropic());
+        const auto call = [&](const QByteArray &method, const QByteArray &path,
+                              const QByteArray &body,
+                              QList<std::pair<QByteArray, QByteArray>> headers) {
+            QNetworkRequest req(
+                QUrl(m_anthropicFake->baseUrl().toString() + QString::fromUtf8(path)));
+            for (const auto &[name, value] : headers)
+                req.setRawHeader(name, value);
+            req.setHeader(QNetworkRequest::ContentTypeHeader,
+                          QByteArrayLiteral("application/json"));
+            std::unique_ptr<QNetworkReply> reply(m_nam->sendCustomRequest(req, method, body));
+            [&] { QVERIFY(QTest::qWaitFor([&] { return reply->isFinished(); }, 10'000)); }();
+            const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+            return std::pair{status, jsonOf(reply->readAll())};
+        };
+        const QList<std::pair<QByteArray, QByteArray>> ok{{"x-api-key", "sk-ant-1"},
+                                                          {"anthropic-version", "2023-06-01"}};
+        const auto errorType = [](const QJsonObject &body) {
+            return body.value(QStringLiteral("error"))
+                .toObject()
+                .value(QStringLiteral("type"))
+                .toString();
+        };
+        auto [status, body] =
+            call("GET", "/messages/batches", {}, {{"anthropic-version", "2023-06-01"}});
+        QCOMPARE(status, 401);
+        QCOMPARE(body.value(QStringLiteral("type")).toString(), QStringLiteral("error"));
+        QCOMPARE(errorType(body), QStringLiteral("authentication_error"));
+        std::tie(status, body) = call("GET", "/messages/batches", {}, {{"x-api-key", "k"}});
+        QCOMPARE(status, 400);
+        QCOMPARE(errorType(body), QStringLiteral("invalid_request_error"));
+        // Authorization: Bearer is a key too.
+        std::tie(status, body) =
+            call("GET", "/messages/batches", {},
+                 {{"authorization", "Bearer k"}, {"anthropic-version", "2023-06-01"}});
+        QCOMPARE(status, 200);
+        QVERIFY(body.value(QStringLiteral("data")).isArray());
+        const QByteArray params = messagesBody("x");
+        std::tie(status, body) =
+            call("POST", "/messages/batches",
+                 R"({"requests":[{"custom_id":"bad id!","params":)" + params + "}]}", ok);
+        QCOMPARE(status, 400);
+        std::tie(status, body) = call("POST", "/messages/batches",
+                                      R"({"requests":[{"custom_id":"a","params":)" + params +
+                                          R"(},{"custom_id":"a","params":)" + params + "}]}",
+                                      ok);
+        QCOMPARE(status, 400);
+        QVERIFY(body.value(QStringLiteral("error"))
+                    .toObject()
+                    .value(QStringLiteral("message"))
+                    .toString()
+                    .contains(QStringLiteral("Duplicate")));
+        m_anthropicFake->setNeverFinish(true);
+        std::tie(status, body) =
+            call("POST", "/messages/batches",
+                 R"({"requests":[{"custom_id":"a","params":)" + params + "}]}", ok);
+        QCOMPARE(status, 200);
+        QCOMPARE(body.value(QStringLiteral("type")).toString(), QStringLiteral("message_batch"));
+        QVERIFY(body.value(QStringLiteral("results_url")).isNull());
+        const QByteArray id = body.value(QStringLiteral("id")).toString().toUtf8();
+        // Not deletable nor readable while it runs.
+        std::tie(status, body) = call("DELETE", "/messages/batches/" + id, {}, ok);
+        QCOMPARE(status, 400);
+        std::tie(status, body) = call("GET", "/messages/batches/" + id + "/results", {}, ok);
+        QCOMPARE(status, 400);
+        // Scripted faults, in Anthropic's shape.
+        m_anthropicFake->failNext(FakeAnthropic::Operation::Retrieve, 1, 529);
+        std::tie(status, body) = call("GET", "/messages/batches/" + id, {}, ok);
+        QCOMPARE(status, 529);
+        QCOMPARE(errorType(body), QStringLiteral("overloaded_error"));
+        std::tie(status, body) = call("POST", "/messages", R"({"model":"m","messages":[]})", ok);
+        QCOMPARE(status, 400);
+        QCOMPARE(errorType(body), QStringLiteral("invalid_request_error"));
     }
 
     // The batching core and its jobs, through the front end, with each shape end to end.
