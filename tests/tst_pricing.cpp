@@ -47,6 +47,11 @@ private slots:
     void usageFromRecordedAnswers_data();
     void usageFromRecordedAnswers();
     void batchedLineEndToEnd();
+    void anthropicUsageCountsCacheReadsAndWritesAsInput_data();
+    void anthropicUsageCountsCacheReadsAndWritesAsInput();
+    void cacheWritesAreBilledAtTheirOwnPriceOrUnknown();
+    void shippedClaudeModelsHaveBatchAndCacheWritePrices();
+    void cacheWritePriceIsParsedStrictly();
 };
 
 namespace {
@@ -748,6 +753,139 @@ void TestPricing::batchedLineEndToEnd() {
     QVERIFY(!cached.paid);
     QVERIFY(!cached.saved);
     QVERIFY(cached.list);
+}
+
+void TestPricing::anthropicUsageCountsCacheReadsAndWritesAsInput_data() {
+    QTest::addColumn<QByteArray>("body");
+    QTest::addColumn<bool>("reported");
+    QTest::addColumn<qint64>("input");
+    QTest::addColumn<qint64>("cached");
+    QTest::addColumn<qint64>("written");
+    QTest::addColumn<qint64>("output");
+    // The Messages API's example answer (usage as the API reference shows it).
+    QTest::newRow("message") << QByteArray(R"({"id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+  "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+  "content": [{"type": "text", "text": "Hi! My name is Claude."}],
+  "stop_reason": "end_turn", "stop_sequence": null,
+  "usage": {"input_tokens": 2095, "output_tokens": 503}})")
+                             << true << 2095LL << Absent << Absent << 503LL;
+    QTest::newRow("prompt caching") << QByteArray(R"({"type": "message", "content": [],
+  "usage": {"input_tokens": 50, "cache_creation_input_tokens": 1000,
+            "cache_read_input_tokens": 3000, "output_tokens": 20,
+            "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 0},
+            "service_tier": "batch"}})")
+                                    << true << 4050LL << 3000LL << 1000LL << 20LL;
+    QTest::newRow("nulls") << QByteArray(R"({"usage": {"input_tokens": 7,
+  "cache_creation_input_tokens": null, "cache_read_input_tokens": null, "output_tokens": 1}})")
+                           << true << 7LL << Absent << Absent << 1LL;
+    QTest::newRow("no input count") << QByteArray(R"({"usage": {"output_tokens": 3}})") << false
+                                    << Absent << Absent << Absent << Absent;
+    QTest::newRow("negative cache read")
+        << QByteArray(R"({"usage": {"input_tokens": 3, "cache_read_input_tokens": -1}})") << false
+        << Absent << Absent << Absent << Absent;
+    QTest::newRow("an error") << QByteArray(R"({"type": "error", "error": {
+  "type": "overloaded_error", "message": "Overloaded"}})")
+                              << false << Absent << Absent << Absent << Absent;
+}
+
+void TestPricing::anthropicUsageCountsCacheReadsAndWritesAsInput() {
+    QFETCH(QByteArray, body);
+    QFETCH(bool, reported);
+    QFETCH(qint64, input);
+    QFETCH(qint64, cached);
+    QFETCH(qint64, written);
+    QFETCH(qint64, output);
+    const Usage usage = anthropicUsageFromAnswer(body);
+    QCOMPARE(usage.reported, reported);
+    QCOMPARE(usage.input, opt(input));
+    QCOMPARE(usage.cachedInput, opt(cached));
+    QCOMPARE(usage.cacheWriteInput, opt(written));
+    QCOMPARE(usage.output, opt(output));
+    QCOMPARE(usage.reasoning, std::nullopt);
+}
+
+void TestPricing::cacheWritesAreBilledAtTheirOwnPriceOrUnknown() {
+    QString error;
+    const std::optional<PriceTable> table = PriceTable::parse(
+        R"({"schema": 1, "providers": {"anthropic": {"models": {
+          "c": {"tiers": {
+            "standard": {"input": 3, "cached_input": 0.3, "cache_write": 3.75, "output": 15,
+                         "source": "https://example.com/p", "date": "2026-12-06"},
+            "batch": {"input": 1.5, "output": 7.5,
+                      "source": "https://example.com/p", "date": "2026-12-06"}}}}}}})",
+        QStringLiteral("t"), &error);
+    QVERIFY2(table, qPrintable(error));
+    const ModelPrices *c = table->find(QStringLiteral("anthropic"), QStringLiteral("c"));
+    QVERIFY(c);
+    QCOMPARE(c->standard.cacheWrite, std::optional<MicroUsdPerMillion>(3750000));
+    QCOMPARE(c->batch->cacheWrite, std::nullopt);
+
+    const Usage usage = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 50,
+        "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 3000,
+        "output_tokens": 20}})");
+    // 50 x $3 + 3000 x $0.30 + 1000 x $3.75 + 20 x $15, per million: $0.0051.
+    const Cost relayed = costOf(c, Route::Relay, usage);
+    QCOMPARE(formatUsd(*relayed.paid), QByteArray("0.0051"));
+    // The batch tier names no cache-write (nor cache-read) price: unknown, never guessed.
+    const Cost batched = costOf(c, Route::Batch, usage);
+    QVERIFY(!batched.paid);
+    QVERIFY(batched.list);
+    // Without cache tokens the batch tier prices it.
+    const Usage plain =
+        anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 1000, "output_tokens": 100}})");
+    QCOMPARE(formatUsd(*costOf(c, Route::Batch, plain).paid), QByteArray("0.00225"));
+    // A tier without a cache-write price cannot bill cache writes.
+    Usage writesOnly;
+    writesOnly.reported = true;
+    writesOnly.input = 100;
+    writesOnly.cacheWriteInput = 10;
+    TierPrices noWrite = c->standard;
+    noWrite.cacheWrite.reset();
+    QVERIFY(!tierCost(noWrite, writesOnly));
+    // Reads and writes together larger than the input: not a usage we can bill.
+    Usage tooMany = writesOnly;
+    tooMany.cachedInput = 95;
+    QVERIFY(!tierCost(c->standard, tooMany));
+}
+
+void TestPricing::shippedClaudeModelsHaveBatchAndCacheWritePrices() {
+    const PriceTable table = loadPrices(QString()).table;
+    const ModelPrices *opus =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-opus-4-1"));
+    QVERIFY(opus);
+    QCOMPARE(opus->standard.input, 15000000);
+    QCOMPARE(opus->standard.cacheWrite, std::optional<MicroUsdPerMillion>(18750000));
+    QVERIFY(opus->batch);
+    QCOMPARE(opus->batch->input, 7500000);
+    QCOMPARE(opus->batch->output, std::optional<MicroUsdPerMillion>(37500000));
+    const ModelPrices *haiku =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-3-5-haiku-20241022"));
+    QVERIFY(haiku);
+    QCOMPARE(haiku->batch->input, 400000);
+    QCOMPARE(haiku->standard.cacheWrite, std::optional<MicroUsdPerMillion>(1000000));
+    const ModelPrices *h45 =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-haiku-4-5"));
+    QVERIFY(h45);
+    QCOMPARE(h45->standard.cacheWrite, std::optional<MicroUsdPerMillion>(1250000));
+    // A batched Claude answer priced end to end: 1000 in, 100 out on Claude Haiku 3.
+    const Usage usage =
+        anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 1000, "output_tokens": 100}})");
+    const Cost cost =
+        costOf(table.find(QStringLiteral("anthropic"), QStringLiteral("claude-3-haiku")),
+               Route::Batch, usage);
+    QCOMPARE(formatUsd(*cost.list), QByteArray("0.000375"));
+    QCOMPARE(formatUsd(*cost.paid), QByteArray("0.0001875"));
+}
+
+void TestPricing::cacheWritePriceIsParsedStrictly() {
+    QString error;
+    QVERIFY(!PriceTable::parse(withStandardTier(R"({"input": 1, "cache_write": -1,
+        "source": "https://example.com/p", "date": "2026-12-06"})"),
+                               QStringLiteral("prices.json"), &error));
+    QVERIFY2(error.contains(QStringLiteral("standard.cache_write")), qPrintable(error));
+    QVERIFY(PriceTable::parse(withStandardTier(R"({"input": 1, "cache_write": 1.25,
+        "source": "https://example.com/p", "date": "2026-12-06"})"),
+                              QStringLiteral("prices.json"), &error));
 }
 
 QTEST_GUILESS_MAIN(TestPricing)

@@ -6,20 +6,29 @@
 // usage), find after a crash, cancel, clean up, permanent poll errors, the queue-full verdict,
 // and callbacks that never reach a destroyed context. The last case runs a request from a
 // client through the front end, the core and the job to the fake and back.
+//
+// The same contract against Anthropic's Message Batches (AnthropicProvider and the fake
+// Anthropic API, the anthropic* cases): inline requests, its statuses and result types, its
+// error shapes, find after a crash without metadata, and a request through the core and a job.
 
 #include "batch/batchcore.h"
+#include "fakeanthropic.h"
 #include "fakeprovider.h"
 #include "http/httpfrontend.h"
+#include "provider/anthropicprovider.h"
 #include "provider/openaiprovider.h"
 #include "queue/store.h"
 #include "stats/stats.h"
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QDateTime>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkAccessManager>
 #include <QNetworkReply>
+#include <QNetworkRequest>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -47,8 +56,9 @@ class tst_ProviderContract final : public QObject {
     Q_OBJECT
 
     std::unique_ptr<FakeProvider> m_fake;
+    std::unique_ptr<FakeAnthropic> m_anthropicFake;
     std::unique_ptr<QNetworkAccessManager> m_nam;
-    std::unique_ptr<OpenAiProvider> m_provider;
+    std::unique_ptr<Provider> m_provider;
     std::unique_ptr<QObject> m_context; // stands for a job
 
     void addShapes() {
@@ -68,18 +78,39 @@ class tst_ProviderContract final : public QObject {
             return false;
         m_nam = std::make_unique<QNetworkAccessManager>();
         m_nam->setAutoDeleteReplies(false);
-        m_provider = std::make_unique<OpenAiProvider>(m_nam.get(), m_fake->baseUrl());
-        m_provider->setShape(shape == FakeProvider::Shape::Together ? OpenAiFamilyShape::together()
-                                                                    : OpenAiFamilyShape::openAi());
+        auto provider = std::make_unique<OpenAiProvider>(m_nam.get(), m_fake->baseUrl());
+        provider->setShape(shape == FakeProvider::Shape::Together ? OpenAiFamilyShape::together()
+                                                                  : OpenAiFamilyShape::openAi());
+        m_provider = std::move(provider);
         m_context = std::make_unique<QObject>();
         return true;
     }
 
+    bool startAnthropic() {
+        m_anthropicFake = std::make_unique<FakeAnthropic>();
+        m_anthropicFake->setProcessingDelay(30ms);
+        if (!m_anthropicFake->listen())
+            return false;
+        m_nam = std::make_unique<QNetworkAccessManager>();
+        m_nam->setAutoDeleteReplies(false);
+        m_provider = std::make_unique<AnthropicProvider>(m_nam.get(), m_anthropicFake->baseUrl());
+        m_context = std::make_unique<QObject>();
+        return true;
+    }
+
+    static QByteArray messagesBody(const QByteArray &text) {
+        return "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":64,\"messages\":["
+               "{\"role\":\"user\",\"content\":\"" +
+               text + "\"}]}";
+    }
+
     QByteArray lines(const QList<QByteArray> &contents) const {
+        const bool anthropic = m_anthropicFake != nullptr;
         QByteArray out;
         for (qsizetype i = 0; i < contents.size(); ++i)
-            out += m_provider->encodeLine(customIdFor(quint64(i + 1)), "/v1/chat/completions",
-                                          chatBody(contents.at(i)));
+            out += m_provider->encodeLine(
+                customIdFor(quint64(i + 1)), anthropic ? "/v1/messages" : "/v1/chat/completions",
+                anthropic ? messagesBody(contents.at(i)) : chatBody(contents.at(i)));
         return out;
     }
 
@@ -93,9 +124,11 @@ class tst_ProviderContract final : public QObject {
         return *result->value;
     }
 
-    std::optional<BatchStatus> submit(const BatchSubmission &submission, const QByteArray &state) {
+    std::optional<BatchStatus> submit(const BatchSubmission &submission, const QByteArray &state,
+                                      const QByteArray &input = {},
+                                      const Credentials &creds = Key) {
         std::optional<ProviderResult<BatchStatus>> created;
-        m_provider->submit(m_context.get(), Key, submission, state,
+        m_provider->submit(m_context.get(), creds, submission, state, input,
                            [&](ProviderResult<BatchStatus> r) { created = std::move(r); });
         const auto result = waitFor(created);
         if (!result || !result->ok())
@@ -156,6 +189,7 @@ private Q_SLOTS:
         m_provider.reset();
         m_nam.reset();
         m_fake.reset();
+        m_anthropicFake.reset();
     }
 
     void aBatchGoesFromSubmitToNormalisedResults_data() { addShapes(); }
@@ -343,6 +377,446 @@ private Q_SLOTS:
         QTRY_COMPARE(m_fake->count("POST", "/v1/files"), 1);
         QTest::qWait(100);
         QCOMPARE(calls, 0);
+    }
+
+    // ---- Anthropic's Message Batches through the same contract ---------------------------
+
+    void anthropicBatchGoesFromSubmitToNormalisedResults() {
+        QVERIFY(startAnthropic());
+        const BatchSubmission submission{"local-a", "/v1/messages", "claude-haiku-4-5", 4};
+        const QByteArray input =
+            lines({"hello", "bad [[error:invalid_request_error]]",
+                   "busy [[error:overloaded_error]]", "cached [[cache:100:200]]"});
+        // Inline: staging uploads nothing, the lines go with the create call.
+        QVERIFY(m_provider->inlineInput());
+        const std::optional<QByteArray> state = stage(submission, input);
+        QVERIFY(state);
+        QCOMPARE(m_anthropicFake->requests().size(), 0);
+
+        Credentials creds = Key;
+        creds.headers = {{"anthropic-version", "2023-06-01"},
+                         {"anthropic-beta", "message-batches-2024-09-24"},
+                         {"openai-organization", "not-sent"}};
+        const std::optional<BatchStatus> created = submit(submission, *state, input, creds);
+        QVERIFY(created);
+        QVERIFY(created->id.startsWith("msgbatch_"));
+        QCOMPARE(created->phase, BatchPhase::Running);
+        QCOMPARE(created->providerStatus, QByteArray("in_progress"));
+        QCOMPARE(created->total, 4);
+        const FakeAnthropic::RequestRecord &create = m_anthropicFake->requests().constLast();
+        QCOMPARE(create.path, QByteArray("/v1/messages/batches"));
+        QCOMPARE(create.headers.value("x-api-key"), Key.apiKey);
+        QVERIFY(!create.headers.contains("authorization"));
+        QCOMPARE(create.headers.value("anthropic-version"), QByteArray("2023-06-01"));
+        QCOMPARE(create.headers.value("anthropic-beta"), QByteArray("message-batches-2024-09-24"));
+        QCOMPARE(
+            m_anthropicFake->batches().constFirst().customIds,
+            (QList<QByteArray>{customIdFor(1), customIdFor(2), customIdFor(3), customIdFor(4)}));
+
+        const std::optional<BatchStatus> ended = pollUntilEnded(*created);
+        QVERIFY(ended);
+        QCOMPARE(ended->end, BatchEnd::Completed);
+        QCOMPARE(ended->providerStatus, QByteArray("ended"));
+        QCOMPARE(ended->total, 4);
+        QCOMPARE(ended->succeeded, 2);
+        QCOMPARE(ended->failed, 2);
+
+        const QList<ResultLine> results = readAll(*ended);
+        QCOMPARE(results.size(), 4);
+        const ResultLine *ok = byId(results, 1);
+        QVERIFY(ok);
+        QCOMPARE(ok->outcome, ResultOutcome::Succeeded);
+        QCOMPARE(ok->httpStatus, 200);
+        const QJsonObject message = jsonOf(ok->body);
+        QCOMPARE(message.value(QStringLiteral("type")).toString(), QStringLiteral("message"));
+        QCOMPARE(message.value(QStringLiteral("content"))
+                     .toArray()
+                     .first()
+                     .toObject()
+                     .value(QStringLiteral("text")),
+                 QStringLiteral("echo: hello"));
+        QVERIFY(ok->usage.reported);
+        QCOMPARE(ok->usage.input, std::optional<qint64>(5));
+        QCOMPARE(ok->usage.output, std::optional<qint64>(11));
+        const ResultLine *bad = byId(results, 2);
+        QVERIFY(bad);
+        QCOMPARE(bad->outcome, ResultOutcome::Errored);
+        QCOMPARE(bad->httpStatus, 400);
+        QVERIFY(!bad->requestId.isEmpty());
+        QCOMPARE(jsonOf(bad->body).value(QStringLiteral("type")).toString(),
+                 QStringLiteral("error"));
+        const ResultLine *busy = byId(results, 3);
+        QVERIFY(busy);
+        QCOMPARE(busy->httpStatus, 529);
+        const HttpAnswer busyAnswer = m_provider->answerFor(*busy, ended->id);
+        QCOMPARE(busyAnswer.status, 529);
+        QVERIFY(busyAnswer.headers.contains(qMakePair(QByteArray("request-id"), busy->requestId)));
+        const ResultLine *cached = byId(results, 4);
+        QVERIFY(cached);
+        const qint64 text = QByteArray("cached [[cache:100:200]]").size();
+        QCOMPARE(cached->usage.input, std::optional<qint64>(text + 300));
+        QCOMPARE(cached->usage.cachedInput, std::optional<qint64>(200));
+        QCOMPARE(cached->usage.cacheWriteInput, std::optional<qint64>(100));
+
+        // Clean up deletes the batch.
+        m_provider->cleanUp(Key, ended->state);
+        QTRY_COMPARE(m_anthropicFake->batchesLive(), 0);
+    }
+
+    void anthropicBatchThatExpiresHalfDoneSaysWhichNeverRan() {
+        QVERIFY(startAnthropic());
+        m_anthropicFake->setExpireAfter(40ms, 0.5);
+        const BatchSubmission submission{"local-x", "/v1/messages", {}, 2};
+        const QByteArray input = lines({"one", "two"});
+        const std::optional<BatchStatus> ended =
+            pollUntilEnded(*submit(submission, *stage(submission, input), input));
+        QVERIFY(ended);
+        QCOMPARE(ended->end, BatchEnd::Expired);
+        const QList<ResultLine> results = readAll(*ended);
+        QCOMPARE(results.size(), 2);
+        QCOMPARE(byId(results, 1)->outcome, ResultOutcome::Succeeded);
+        QCOMPARE(byId(results, 2)->outcome, ResultOutcome::Expired);
+        QVERIFY(!byId(results, 2)->hasAnswer);
+    }
+
+    void anthropicCancelledBatchEndsCancelled() {
+        QVERIFY(startAnthropic());
+        m_anthropicFake->setNeverFinish(true);
+        m_anthropicFake->setCancelFractionDone(0.0);
+        const BatchSubmission submission{"local-c", "/v1/messages", {}, 2};
+        const QByteArray input = lines({"one", "two"});
+        std::optional<BatchStatus> batch = submit(submission, *stage(submission, input), input);
+        QVERIFY(batch);
+        std::optional<ProviderResult<BatchStatus>> cancelled;
+        m_provider->cancel(m_context.get(), Key, batch->id, batch->state,
+                           [&](ProviderResult<BatchStatus> r) { cancelled = std::move(r); });
+        QVERIFY(waitFor(cancelled));
+        QVERIFY(cancelled->ok());
+        QCOMPARE(cancelled->value->phase, BatchPhase::Cancelling);
+        QCOMPARE(cancelled->value->providerStatus, QByteArray("canceling"));
+        batch = pollUntilEnded(*cancelled->value);
+        QVERIFY(batch);
+        QCOMPARE(batch->end, BatchEnd::Cancelled);
+        const QList<ResultLine> results = readAll(*batch);
+        QCOMPARE(results.size(), 2);
+        for (const ResultLine &line : results)
+            QCOMPARE(line.outcome, ResultOutcome::Cancelled);
+    }
+
+    void anthropicBatchMadeBeforeACrashIsFoundByItsIntent() {
+        QVERIFY(startAnthropic());
+        m_anthropicFake->setNeverFinish(true);
+        const BatchSubmission mine{"local-mine", "/v1/messages", {}, 2};
+        const QByteArray input = lines({"one", "two"});
+        const std::optional<QByteArray> state = stage(mine, input);
+        QVERIFY(state);
+        const std::optional<BatchStatus> created = submit(mine, *state, input);
+        QVERIFY(created);
+        // Another batch made since, of another size, is not ours.
+        const BatchSubmission other{"local-other", "/v1/messages", {}, 3};
+        const QByteArray otherInput = lines({"a", "b", "c"});
+        QVERIFY(submit(other, *stage(other, otherInput), otherInput));
+
+        const auto findWith = [&](const BatchSubmission &submission, const QByteArray &withState) {
+            std::optional<ProviderResult<std::optional<BatchStatus>>> found;
+            m_provider->find(
+                m_context.get(), Key, submission, withState,
+                [&](ProviderResult<std::optional<BatchStatus>> r) { found = std::move(r); });
+            return waitFor(found);
+        };
+        const auto found = findWith(mine, *state);
+        QVERIFY(found && found->ok());
+        QVERIFY(found->value->has_value());
+        QCOMPARE((*found->value)->id, created->id);
+        QCOMPARE(m_anthropicFake->count("GET", "/v1/messages/batches"), 1);
+        // An intent from two hours ago matches nothing made now.
+        const QByteArray old = QByteArray(R"({"intent_ms":)") +
+                               QByteArray::number(QDateTime::currentMSecsSinceEpoch() - 7'200'000) +
+                               R"(,"requests":2})";
+        const auto missing = findWith(mine, old);
+        QVERIFY(missing && missing->ok());
+        QVERIFY(!missing->value->has_value());
+        // No intent recorded: nothing can be ours.
+        const auto none = findWith(mine, {});
+        QVERIFY(none && none->ok());
+        QVERIFY(!none->value->has_value());
+    }
+
+    void anthropicLimitsAndErrorsAreAnthropics() {
+        QVERIFY(startAnthropic());
+        // Over the provider's count limit: refused before anything is sent.
+        std::optional<ProviderResult<QByteArray>> staged;
+        m_provider->stage(
+            m_context.get(), Key, {"big", "/v1/messages", {}, AnthropicProvider::kMaxRequests + 1},
+            lines({"a"}), [&](ProviderResult<QByteArray> r) { staged = std::move(r); });
+        QVERIFY(waitFor(staged));
+        QVERIFY(!staged->ok());
+        QCOMPARE(staged->error.httpStatus, 413);
+        QVERIFY(!staged->error.retryable());
+        // The fake keeps the provider's own limits: a create over them is a 400 in its shape.
+        m_anthropicFake->setLimits(1, 1024 * 1024);
+        std::optional<ProviderResult<BatchStatus>> created;
+        const QByteArray two = lines({"a", "b"});
+        m_provider->submit(m_context.get(), Key, {"l", "/v1/messages", {}, 2}, {}, two,
+                           [&](ProviderResult<BatchStatus> r) { created = std::move(r); });
+        QVERIFY(waitFor(created));
+        QVERIFY(!created->ok());
+        QCOMPARE(created->error.httpStatus, 400);
+        QCOMPARE(created->error.type, QByteArray("invalid_request_error"));
+        QVERIFY(created->error.message.contains(QStringLiteral("at most 1")));
+        // A batch it never knew: permanent.
+        BatchStatus gone;
+        gone.id = "msgbatch_never";
+        const ProviderResult<BatchStatus> polled = pollOnce(gone);
+        QCOMPARE(polled.error.httpStatus, 404);
+        QCOMPARE(polled.error.type, QByteArray("not_found_error"));
+        QVERIFY(Provider::isPermanentPollError(polled.error));
+        // A refused key.
+        m_anthropicFake->setAcceptedKey("sk-ant-other");
+        const ProviderResult<BatchStatus> refused = pollOnce(gone);
+        QCOMPARE(refused.error.httpStatus, 401);
+        QVERIFY(!refused.error.body.contains(Key.apiKey));
+    }
+
+    void anthropicSynchronousCallKeepsTheRequestId() {
+        QVERIFY(startAnthropic());
+        std::optional<ProviderResult<SyncAnswer>> answered;
+        m_provider->sendSynchronous(Key, "/v1/messages", messagesBody("now"),
+                                    [&](ProviderResult<SyncAnswer> r) { answered = std::move(r); });
+        QVERIFY(waitFor(answered));
+        QVERIFY(answered->ok());
+        QCOMPARE(answered->value->httpStatus, 200);
+        QCOMPARE(jsonOf(answered->value->body).value(QStringLiteral("type")).toString(),
+                 QStringLiteral("message"));
+        bool hasRequestId = false;
+        for (const auto &[name, value] : answered->value->headers)
+            hasRequestId = hasRequestId || (name == "request-id" && value.startsWith("req_"));
+        QVERIFY(hasRequestId);
+        QCOMPARE(m_anthropicFake->requests().constLast().path, QByteArray("/v1/messages"));
+
+        std::optional<ProviderResult<SyncAnswer>> limited;
+        m_provider->sendSynchronous(Key, "/v1/messages",
+                                    messagesBody("x [[error:rate_limit_error]]"),
+                                    [&](ProviderResult<SyncAnswer> r) { limited = std::move(r); });
+        QVERIFY(waitFor(limited));
+        QVERIFY(limited->ok());
+        QCOMPARE(limited->value->httpStatus, 429);
+        QVERIFY(limited->value->retryable());
+        QCOMPARE(jsonOf(limited->value->body)
+                     .value(QStringLiteral("error"))
+                     .toObject()
+                     .value(QStringLiteral("type"))
+                     .toString(),
+                 QStringLiteral("rate_limit_error"));
+    }
+
+    void anthropicCallbacksNeverReachADestroyedContext() {
+        QVERIFY(startAnthropic());
+        int calls = 0;
+        auto job = std::make_unique<QObject>();
+        m_provider->poll(job.get(), Key, "msgbatch_x", {},
+                         [&](ProviderResult<BatchStatus>) { ++calls; });
+        m_provider->stage(job.get(), Key, {"l", "/v1/messages", {}, 1}, lines({"a"}),
+                          [&](ProviderResult<QByteArray>) { ++calls; });
+        job.reset();
+        QTRY_COMPARE(m_anthropicFake->count("GET", "/v1/messages/batches/"), 1);
+        QTest::qWait(100);
+        QCOMPARE(calls, 0);
+    }
+
+    // The core and a job over the inline provider: the lines reach the create call, the answer
+    // reaches the client's route with Anthropic's message as its body.
+    void anthropicRequestGoesThroughTheCoreAndAJob() {
+        QVERIFY(startAnthropic());
+        SystemClock clock;
+        Stats stats;
+        CoreSettings settings;
+        settings.limits.window = 30ms;
+        settings.pollInterval = 30ms;
+        settings.configuredKey = Key.apiKey;
+        BatchCore core(m_provider.get(), &clock, &stats, nullptr, settings);
+        QObject route;
+        QHash<quint64, HttpAnswer> answers;
+        core.setAnswerRoute(
+            0, &route, [&](quint64 ticket, const HttpAnswer &a) { answers.insert(ticket, a); });
+        for (quint64 ticket : {quint64(1), quint64(2)}) {
+            BatchRequest r;
+            r.id = ticket;
+            r.group = GroupKey{ConfiguredKeyHash, {}, {}, "/v1/messages", "claude-haiku-4-5"};
+            r.body = messagesBody(ticket == 1 ? "first" : "second");
+            r.arrival = clock.now();
+            core.submit(r);
+        }
+        QTRY_COMPARE_WITH_TIMEOUT(answers.size(), 2, 15'000);
+        QCOMPARE(answers.value(1).status, 200);
+        QCOMPARE(jsonOf(answers.value(1).body)
+                     .value(QStringLiteral("content"))
+                     .toArray()
+                     .first()
+                     .toObject()
+                     .value(QStringLiteral("text"))
+                     .toString(),
+                 QStringLiteral("echo: first"));
+        QCOMPARE(m_anthropicFake->batches().size(), 1);
+        QCOMPARE(m_anthropicFake->batches().constFirst().customIds.size(), 2);
+        QCOMPARE(m_anthropicFake->count("POST", "/v1/messages/batches"), 1);
+        QTRY_COMPARE(m_anthropicFake->batchesLive(), 0); // the job cleaned up
+    }
+
+    // A restart after the intent to create was recorded: the job looks for its batch by that
+    // intent. Made upstream: it is adopted and read, never made twice. Not made: nothing is
+    // created for nobody, and the request waits for its client.
+    void anthropicBatchResumedAfterACrashIsFoundOrNeverMadeTwice_data() {
+        QTest::addColumn<bool>("madeUpstream");
+        QTest::newRow("made before the crash") << true;
+        QTest::newRow("never made") << false;
+    }
+    void anthropicBatchResumedAfterACrashIsFoundOrNeverMadeTwice() {
+        QFETCH(bool, madeUpstream);
+        QVERIFY(startAnthropic());
+        QTemporaryDir dir;
+        std::unique_ptr<Store> store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const BatchSubmission submission{"local-r", "/v1/messages", "claude-haiku-4-5", 1};
+        const QByteArray input = lines({"resumed"}); // request 1
+        const std::optional<QByteArray> state = stage(submission, input);
+        QVERIFY(state);
+        if (madeUpstream)
+            QVERIFY(submit(submission, *state, input));
+        StoredRequest request;
+        request.id = 1;
+        request.keyHash = ConfiguredKeyHash;
+        request.endpoint = submission.endpoint;
+        request.model = submission.model;
+        request.dedupe = "dedupe-1";
+        request.body = messagesBody("resumed");
+        request.bodySize = request.body.size();
+        request.arrivedMs = QDateTime::currentMSecsSinceEpoch();
+        QVERIFY(store->insertRequest(request));
+        StoredBatch batch;
+        batch.localId = submission.localId;
+        batch.keyHash = ConfiguredKeyHash;
+        batch.endpoint = submission.endpoint;
+        batch.model = submission.model;
+        batch.phase = StoredBatch::Phase::Creating; // the intent, and then the crash
+        batch.providerState = *state;
+        batch.requestCount = 1;
+        batch.createdMs = request.arrivedMs;
+        store->saveBatch(batch);
+        store->setRequestsSubmitted({1}, submission.localId);
+        QVERIFY(store->commit());
+        const int createsBefore = m_anthropicFake->count("POST", "/v1/messages/batches");
+
+        SystemClock clock;
+        Stats stats;
+        CoreSettings settings;
+        settings.pollInterval = 30ms;
+        settings.configuredKey = Key.apiKey;
+        BatchCore core(m_provider.get(), &clock, &stats, store.get(), settings);
+        core.restore();
+        if (madeUpstream) {
+            QTRY_VERIFY_WITH_TIMEOUT(
+                [&] {
+                    core.commit();
+                    const std::optional<StoredRequest> r = store->requestWithResult(1);
+                    return r && r->state == StoredRequest::State::Answered;
+                }(),
+                15'000);
+            const std::optional<StoredRequest> answered = store->requestWithResult(1);
+            QCOMPARE(answered->resultStatus, 200);
+            QVERIFY(answered->resultBody.contains("echo: resumed"));
+        } else {
+            QTRY_VERIFY_WITH_TIMEOUT(
+                [&] {
+                    core.commit();
+                    return store->loadBatches().isEmpty();
+                }(),
+                15'000);
+            const QList<StoredRequest> kept = store->loadRequests();
+            QCOMPARE(kept.size(), 1);
+            QCOMPARE(kept.constFirst().state, StoredRequest::State::Queued);
+        }
+        QCOMPARE(m_anthropicFake->count("POST", "/v1/messages/batches"), createsBefore);
+        // The list, then for the batch found its polls and its results.
+        const int reads = m_anthropicFake->count("GET", "/v1/messages/batches");
+        QVERIFY2(madeUpstream ? reads >= 3 : reads == 1, qPrintable(QString::number(reads)));
+    }
+
+    // The fake itself keeps the API's rules (what the provider is tested against).
+    void fakeAnthropicKeepsTheApisRules() {
+        QVERIFY(startAnthropic());
+        const auto call = [&](const QByteArray &method, const QByteArray &path,
+                              const QByteArray &body,
+                              QList<std::pair<QByteArray, QByteArray>> headers) {
+            QNetworkRequest req(
+                QUrl(m_anthropicFake->baseUrl().toString() + QString::fromUtf8(path)));
+            for (const auto &[name, value] : headers)
+                req.setRawHeader(name, value);
+            req.setHeader(QNetworkRequest::ContentTypeHeader,
+                          QByteArrayLiteral("application/json"));
+            std::unique_ptr<QNetworkReply> reply(m_nam->sendCustomRequest(req, method, body));
+            [&] { QVERIFY(QTest::qWaitFor([&] { return reply->isFinished(); }, 10'000)); }();
+            const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+            return std::pair{status, jsonOf(reply->readAll())};
+        };
+        const QList<std::pair<QByteArray, QByteArray>> ok{{"x-api-key", "sk-ant-1"},
+                                                          {"anthropic-version", "2023-06-01"}};
+        const auto errorType = [](const QJsonObject &body) {
+            return body.value(QStringLiteral("error"))
+                .toObject()
+                .value(QStringLiteral("type"))
+                .toString();
+        };
+        auto [status, body] =
+            call("GET", "/messages/batches", {}, {{"anthropic-version", "2023-06-01"}});
+        QCOMPARE(status, 401);
+        QCOMPARE(body.value(QStringLiteral("type")).toString(), QStringLiteral("error"));
+        QCOMPARE(errorType(body), QStringLiteral("authentication_error"));
+        std::tie(status, body) = call("GET", "/messages/batches", {}, {{"x-api-key", "k"}});
+        QCOMPARE(status, 400);
+        QCOMPARE(errorType(body), QStringLiteral("invalid_request_error"));
+        // Authorization: Bearer is a key too.
+        std::tie(status, body) =
+            call("GET", "/messages/batches", {},
+                 {{"authorization", "Bearer k"}, {"anthropic-version", "2023-06-01"}});
+        QCOMPARE(status, 200);
+        QVERIFY(body.value(QStringLiteral("data")).isArray());
+        const QByteArray params = messagesBody("x");
+        std::tie(status, body) =
+            call("POST", "/messages/batches",
+                 R"({"requests":[{"custom_id":"bad id!","params":)" + params + "}]}", ok);
+        QCOMPARE(status, 400);
+        std::tie(status, body) = call("POST", "/messages/batches",
+                                      R"({"requests":[{"custom_id":"a","params":)" + params +
+                                          R"(},{"custom_id":"a","params":)" + params + "}]}",
+                                      ok);
+        QCOMPARE(status, 400);
+        QVERIFY(body.value(QStringLiteral("error"))
+                    .toObject()
+                    .value(QStringLiteral("message"))
+                    .toString()
+                    .contains(QStringLiteral("Duplicate")));
+        m_anthropicFake->setNeverFinish(true);
+        std::tie(status, body) =
+            call("POST", "/messages/batches",
+                 R"({"requests":[{"custom_id":"a","params":)" + params + "}]}", ok);
+        QCOMPARE(status, 200);
+        QCOMPARE(body.value(QStringLiteral("type")).toString(), QStringLiteral("message_batch"));
+        QVERIFY(body.value(QStringLiteral("results_url")).isNull());
+        const QByteArray id = body.value(QStringLiteral("id")).toString().toUtf8();
+        // Not deletable nor readable while it runs.
+        std::tie(status, body) = call("DELETE", "/messages/batches/" + id, {}, ok);
+        QCOMPARE(status, 400);
+        std::tie(status, body) = call("GET", "/messages/batches/" + id + "/results", {}, ok);
+        QCOMPARE(status, 400);
+        // Scripted faults, in Anthropic's shape.
+        m_anthropicFake->failNext(FakeAnthropic::Operation::Retrieve, 1, 529);
+        std::tie(status, body) = call("GET", "/messages/batches/" + id, {}, ok);
+        QCOMPARE(status, 529);
+        QCOMPARE(errorType(body), QStringLiteral("overloaded_error"));
+        std::tie(status, body) = call("POST", "/messages", R"({"model":"m","messages":[]})", ok);
+        QCOMPARE(status, 400);
+        QCOMPARE(errorType(body), QStringLiteral("invalid_request_error"));
     }
 
     // The batching core and its jobs, through the front end, with each shape end to end.

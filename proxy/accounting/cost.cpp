@@ -63,15 +63,20 @@ std::optional<Picos> tierCost(const TierPrices &tier, const Usage &usage) {
         return std::nullopt;
     const qint64 input = *usage.input;
     const qint64 cached = usage.cachedInput.value_or(0);
+    const qint64 written = usage.cacheWriteInput.value_or(0);
     const qint64 output = usage.output.value_or(0);
-    if (input < 0 || cached < 0 || output < 0 || cached > input)
+    if (input < 0 || cached < 0 || written < 0 || output < 0 || cached > input ||
+        written > input - cached)
         return std::nullopt;
-    if ((cached > 0 && !tier.cachedInput) || (output > 0 && !tier.output))
+    if ((cached > 0 && !tier.cachedInput) || (written > 0 && !tier.cacheWrite) ||
+        (output > 0 && !tier.output))
         return std::nullopt;
     Picos total = 0;
-    if (!mulAdd(total, input - cached, tier.input))
+    if (!mulAdd(total, input - cached - written, tier.input))
         return std::nullopt;
     if (cached > 0 && !mulAdd(total, cached, *tier.cachedInput))
+        return std::nullopt;
+    if (written > 0 && !mulAdd(total, written, *tier.cacheWrite))
         return std::nullopt;
     if (output > 0 && !mulAdd(total, output, *tier.output))
         return std::nullopt;

@@ -38,8 +38,8 @@ std::optional<Route> routeFromName(QStringView name);
 std::optional<Tier> paidTier(Route route);
 
 // The cost of `usage` at one tier's prices. nullopt when it cannot be known exactly: usage not
-// reported, cached tokens more than input tokens, cached (or output) tokens the tier has no
-// price for, or an overflow.
+// reported, cached and cache-written tokens more than input tokens, cached, cache-written (or
+// output) tokens the tier has no price for, or an overflow.
 std::optional<Picos> tierCost(const TierPrices &tier, const Usage &usage);
 
 struct Cost {

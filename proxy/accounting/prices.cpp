@@ -130,7 +130,8 @@ struct Parser {
         if (!fields)
             return std::nullopt;
         if (!onlyKeys(*fields,
-                      {"input", "cached_input", "output", "source", "date", "as_of", "note"},
+                      {"input", "cached_input", "cache_write", "output", "source", "date", "as_of",
+                       "note"},
                       where))
             return std::nullopt;
         TierPrices t;
@@ -147,6 +148,11 @@ struct Parser {
         if (const json::Member *c = json::find(*fields, "cached_input")) {
             t.cachedInput = price(*c, where + QStringLiteral(".cached_input"));
             if (!t.cachedInput)
+                return std::nullopt;
+        }
+        if (const json::Member *w = json::find(*fields, "cache_write")) {
+            t.cacheWrite = price(*w, where + QStringLiteral(".cache_write"));
+            if (!t.cacheWrite)
                 return std::nullopt;
         }
         if (const json::Member *o = json::find(*fields, "output")) {

@@ -16,8 +16,9 @@
 //                           "batch": {...}, "flex": {...}}}}}}}
 // Prices are USD per million tokens as plain JSON decimals with at most 6 decimal places, kept
 // exactly as integer micro-USD per million tokens (which is also pico-USD per token): no
-// floating point anywhere. "input" is required; "cached_input" and "output" may be left out
-// (embeddings have no output), and then tokens of that kind make the cost unknown. Every tier
+// floating point anywhere. "input" is required; "cached_input", "cache_write" (prompt-cache
+// writes, Anthropic) and "output" may be left out (embeddings have no output), and then tokens
+// of that kind make the cost unknown. Every tier
 // names its "source" (an http(s) URL) and the "date" (YYYY-MM-DD) it was read; "as_of" (a date)
 // and "note" are optional. A model needs a "standard" tier (the list price).
 //
@@ -49,6 +50,9 @@ struct TierPrices {
     MicroUsdPerMillion input = 0;
     std::optional<MicroUsdPerMillion> cachedInput;
     std::optional<MicroUsdPerMillion> output;
+    // Tokens written to the prompt cache (Anthropic's cache_creation_input_tokens, at its
+    // 5-minute write price); without it, such tokens make the cost unknown.
+    std::optional<MicroUsdPerMillion> cacheWrite;
     QString source; // the public page the figures were read from
     QString date;   // when they were read, YYYY-MM-DD
     QString asOf;   // optional: the date the page gives for them

@@ -82,4 +82,43 @@ Usage usageFromAnswer(QByteArrayView body) {
     return result;
 }
 
+Usage anthropicUsageFromAnswer(QByteArrayView body) {
+    const std::optional<QList<json::Member>> top =
+        json::objectMembers(body, json::Strictness::Lenient);
+    if (!top)
+        return {};
+    const json::Member *usageMember = json::find(*top, "usage");
+    if (!usageMember || usageMember->kind != json::Kind::Object)
+        return {};
+    const std::optional<QList<json::Member>> usage =
+        json::objectMembers(usageMember->value, json::Strictness::Lenient);
+    if (!usage)
+        return {};
+
+    std::optional<qint64> uncached, cacheWrite, cacheRead, output;
+    const Read reads[] = {
+        readCount(*usage, "input_tokens", uncached),
+        readCount(*usage, "cache_creation_input_tokens", cacheWrite),
+        readCount(*usage, "cache_read_input_tokens", cacheRead),
+        readCount(*usage, "output_tokens", output),
+    };
+    for (const Read r : reads) {
+        if (r == Read::Bad)
+            return {};
+    }
+    if (!uncached)
+        return {};
+    qint64 input = 0;
+    if (__builtin_add_overflow(*uncached, cacheWrite.value_or(0), &input) ||
+        __builtin_add_overflow(input, cacheRead.value_or(0), &input))
+        return {};
+    Usage result;
+    result.input = input;
+    result.cachedInput = cacheRead;
+    result.cacheWriteInput = cacheWrite;
+    result.output = output;
+    result.reported = true;
+    return result;
+}
+
 } // namespace llmproxy

@@ -43,4 +43,13 @@ struct Usage {
 // a negative or non-integer count gives reported=false. A count that is absent stays empty.
 Usage usageFromAnswer(QByteArrayView body);
 
+// The usage of an Anthropic Messages answer body (a message object, or a batch result's
+// result.message): usage.input_tokens counts only the tokens after the last cache breakpoint,
+// so `input` = input_tokens + cache_creation_input_tokens + cache_read_input_tokens (every
+// input token, as everywhere else), `cachedInput` = cache_read_input_tokens and
+// `cacheWriteInput` = cache_creation_input_tokens; `output` = output_tokens (thinking
+// included; Anthropic reports no separate reasoning count). Unusable in the same cases as
+// usageFromAnswer(); input_tokens is required.
+Usage anthropicUsageFromAnswer(QByteArrayView body);
+
 } // namespace llmproxy

@@ -197,7 +197,8 @@ void BatchJob::stage() {
                           m_status.state = m_record.providerState;
                           m_record.phase = StoredBatch::Phase::Uploaded;
                           persist();
-                          m_jsonl = QByteArray(); // the provider has it now
+                          if (!m_provider->inlineInput())
+                              m_jsonl = QByteArray(); // the provider has it now
                           create();
                       });
 }
@@ -211,6 +212,10 @@ void BatchJob::takeStatus(const BatchStatus &status) {
 }
 
 void BatchJob::create() {
+    // Lines that go inline in the create call and are gone (a restart after the intent, and
+    // the batch was never made): its requests form a new batch, paying nothing twice.
+    if (m_provider->inlineInput() && m_jsonl.isEmpty())
+        return dissolve();
     setStatus("creating");
     // Record the intent first: after a crash we look for this batch upstream before
     // creating it again, so the same requests are never paid for twice. Not recorded (the
@@ -218,7 +223,7 @@ void BatchJob::create() {
     m_record.phase = StoredBatch::Phase::Creating;
     if (!persist(true))
         return waitForStore(&BatchJob::create);
-    m_provider->submit(this, m_credentials, submission(), m_record.providerState,
+    m_provider->submit(this, m_credentials, submission(), m_record.providerState, m_jsonl,
                        [this](ProviderResult<BatchStatus> result) {
                            if (!result.ok()) {
                                if (result.error.retryable() && m_attempt + 1 < MaxAttempts) {
@@ -231,6 +236,7 @@ void BatchJob::create() {
                            }
                            crashPointForTests("after_create");
                            m_attempt = 0;
+                           m_jsonl = QByteArray(); // made: its lines are the provider's now
                            takeStatus(*result.value);
                            m_record.batchId = m_status.id;
                            m_record.submittedMs = m_clock->wallMs();

@@ -140,7 +140,7 @@ private:
     StoredBatch m_record;
     QList<quint64> m_requestIds;
     std::unordered_set<quint64> m_waiting; // requests without their result yet
-    QByteArray m_jsonl;                    // released once staged
+    QByteArray m_jsonl;                    // released once staged (inline providers: once created)
     std::chrono::milliseconds m_pollInterval;
     bool m_resumed;
     State m_state = State::Working;

@@ -804,7 +804,7 @@ void OpenAiProvider::stage(QObject *context, const Credentials &creds,
 
 void OpenAiProvider::submit(QObject *context, const Credentials &creds,
                             const BatchSubmission &submission, const QByteArray &state,
-                            StatusCallback done) {
+                            const QByteArray &, StatusCallback done) {
     const QJsonObject metadata{
         {QStringLiteral("created_by"), QStringLiteral("llm-proxy")},
         {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},

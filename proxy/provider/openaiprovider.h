@@ -99,7 +99,7 @@ public:
     void stage(QObject *context, const Credentials &creds, const BatchSubmission &submission,
                const QByteArray &lines, Callback<QByteArray> done) override;
     void submit(QObject *context, const Credentials &creds, const BatchSubmission &submission,
-                const QByteArray &state, StatusCallback done) override;
+                const QByteArray &state, const QByteArray &lines, StatusCallback done) override;
     void find(QObject *context, const Credentials &creds, const BatchSubmission &submission,
               const QByteArray &state, Callback<std::optional<BatchStatus>> done) override;
     void poll(QObject *context, const Credentials &creds, const QByteArray &batchId,

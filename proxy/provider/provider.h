@@ -26,9 +26,13 @@
 namespace llmproxy {
 
 struct Credentials {
-    QByteArray apiKey;       // sent as "Authorization: Bearer <key>"; never logged
+    QByteArray apiKey;       // "Authorization: Bearer <key>" (Anthropic: x-api-key); never logged
     QByteArray organization; // OpenAI-Organization, when non-empty
     QByteArray project;      // OpenAI-Project, when non-empty
+    // Further headers of the group the provider's API keys its calls by (names in lower case),
+    // e.g. Anthropic's anthropic-version and anthropic-beta as the client sent them. Each
+    // provider sends the ones its API knows and ignores the rest; never logged.
+    QList<std::pair<QByteArray, QByteArray>> headers = {};
     friend bool operator==(const Credentials &, const Credentials &) = default;
 };
 
@@ -157,15 +161,21 @@ public:
 
     // -- The batch lifecycle.
     // Hand over the batch's input (the encoded lines). A provider with an input file uploads it
-    // now; the state it returns (e.g. the file's id) goes to submit(). `lines` is not needed
-    // again after this succeeds.
+    // now; the state it returns (e.g. the file's id) goes to submit(). Unless the provider
+    // takes its input inline (inlineInput()), `lines` is not needed again after this succeeds.
     virtual void stage(QObject *context, const Credentials &creds,
                        const BatchSubmission &submission, const QByteArray &lines,
                        Callback<QByteArray> done) = 0;
+    // True when the lines go in the create call itself (Anthropic) rather than in a staged
+    // file: the job then keeps them until submit() succeeds, and a batch whose lines are gone
+    // (resumed after a restart, never created) is formed again from its requests.
+    virtual bool inlineInput() const { return false; }
     // Create the batch (from here on it costs money; the job records its intent first).
+    // `lines` are the stage()d lines while the job still holds them (always, for a provider
+    // with inlineInput()); empty otherwise.
     virtual void submit(QObject *context, const Credentials &creds,
                         const BatchSubmission &submission, const QByteArray &state,
-                        StatusCallback done) = 0;
+                        const QByteArray &lines, StatusCallback done) = 0;
     // After a crash between the intent and the answer: the batch made from `submission`, if
     // the provider has it (a value holding nullopt: it was never made).
     virtual void find(QObject *context, const Credentials &creds, const BatchSubmission &submission,

@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "provider/anthropicprovider.h"
+
+#include "api/batchresult.h"
+#include "api/json.h"
+#include "api/logging.h"
+#include "api/usage.h"
+#include "provider/openaiprovider.h" // errorFromReply(), parseRetryAfter()
+
+#include <QDateTime>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+
+#include <algorithm>
+#include <limits>
+
+namespace llmproxy {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr qint64 kReadBufferBytes = 1024 * 1024;
+constexpr qsizetype kMaxErrorBodyBytes = 64 * 1024;
+// find(): a batch counts as ours when made from this long before the recorded intent (clock
+// skew between us and the provider) to this long after it (the create call and its retries).
+constexpr qint64 kFindSkewMs = 5 * 60 * 1000;
+constexpr qint64 kFindWindowMs = 60 * 60 * 1000;
+constexpr int kFindPages = 10;
+
+int httpStatusOf(const QNetworkReply *reply) {
+    const QVariant v = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
+    return v.isValid() ? v.toInt() : 0;
+}
+
+QByteArray readRest(QNetworkReply *reply) {
+    return reply->isOpen() ? reply->readAll() : QByteArray();
+}
+
+bool isSuccess(int status) {
+    return status >= 200 && status < 300;
+}
+
+bool isTransportError(QNetworkReply::NetworkError error) {
+    return error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
+}
+
+QByteArray stringOf(const QJsonValue &v) {
+    return v.isString() ? v.toString().toUtf8() : QByteArray();
+}
+
+std::optional<QJsonObject> parseObject(const QByteArray &json) {
+    QJsonParseError err;
+    const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
+    if (err.error != QJsonParseError::NoError || !doc.isObject())
+        return std::nullopt;
+    return doc.object();
+}
+
+qint64 msOfTimestamp(const QJsonValue &v) {
+    if (!v.isString())
+        return 0;
+    const QDateTime t = QDateTime::fromString(v.toString(), Qt::ISODateWithMs);
+    return t.isValid() ? t.toMSecsSinceEpoch() : 0;
+}
+
+void scrubKey(ProviderError &error, const QByteArray &apiKey) {
+    if (apiKey.size() < 8)
+        return;
+    const QByteArray redacted = redactedKey(apiKey);
+    error.body.replace(apiKey, redacted);
+    error.message.replace(QString::fromUtf8(apiKey), QString::fromUtf8(redacted));
+}
+
+std::optional<ProviderError> replyError(QNetworkReply *reply, const QByteArray &body,
+                                        const QByteArray &apiKey) {
+    if (reply->error() == QNetworkReply::NoError && isSuccess(httpStatusOf(reply)))
+        return std::nullopt;
+    // Anthropic's {"type":"error","error":{"type","message"}} reads like OpenAI's "error".
+    ProviderError err = OpenAiProvider::errorFromReply(reply, body);
+    scrubKey(err, apiKey);
+    qCWarning(lcProvider).noquote() << reply->url().toDisplayString() << "failed, status"
+                                    << err.httpStatus << "-" << err.message;
+    return err;
+}
+
+// The answer headers a client of the synchronous call gets, as Anthropic's SDKs read them.
+bool passedOnToClient(const QByteArray &lowerName) {
+    return lowerName == "request-id" || lowerName == "retry-after" ||
+           lowerName == "x-should-retry" || lowerName.startsWith("anthropic-");
+}
+
+QByteArray headerOf(const Credentials &creds, QByteArrayView name) {
+    for (const auto &[key, value] : creds.headers) {
+        if (key == name)
+            return value;
+    }
+    return {};
+}
+
+// The state's fields.
+struct State {
+    QByteArray id;
+    QByteArray resultsUrl;
+    qint64 intentMs = 0;
+    int requests = 0;
+};
+
+State stateOf(const QByteArray &state) {
+    const std::optional<QJsonObject> o = parseObject(state);
+    if (!o)
+        return {};
+    return {stringOf(o->value(QLatin1StringView("id"))),
+            stringOf(o->value(QLatin1StringView("results_url"))),
+            o->value(QLatin1StringView("intent_ms")).toInteger(),
+            o->value(QLatin1StringView("requests")).toInt()};
+}
+
+QByteArray stateBytes(const State &s) {
+    QJsonObject o;
+    if (!s.id.isEmpty())
+        o.insert(QStringLiteral("id"), QString::fromUtf8(s.id));
+    if (!s.resultsUrl.isEmpty())
+        o.insert(QStringLiteral("results_url"), QString::fromUtf8(s.resultsUrl));
+    if (s.intentMs > 0)
+        o.insert(QStringLiteral("intent_ms"), s.intentMs);
+    if (s.requests > 0)
+        o.insert(QStringLiteral("requests"), s.requests);
+    return QJsonDocument(o).toJson(QJsonDocument::Compact);
+}
+
+// An Anthropic-shaped error answer made by the proxy.
+HttpAnswer anthropicError(int status, const char *type, const QString &message) {
+    QJsonObject error{{QStringLiteral("type"), QString::fromLatin1(type)},
+                      {QStringLiteral("message"), message}};
+    HttpAnswer answer;
+    answer.status = status;
+    answer.body = QJsonDocument(QJsonObject{{QStringLiteral("type"), QStringLiteral("error")},
+                                            {QStringLiteral("error"), error}})
+                      .toJson(QJsonDocument::Compact);
+    answer.synthesized = true;
+    return answer;
+}
+
+} // namespace
+
+struct AnthropicProvider::Download {
+    std::function<void(QByteArrayView)> onLine;
+    LineTooLongCallback onLineTooLong;
+    qsizetype maxLineBytes = kMaxLineBytes;
+    QByteArray partial;    // an unfinished line, never over maxLineBytes
+    QByteArray longStart;  // the first bytes of a line over the limit, while it is skipped
+    qint64 longBytes = -1; // that line's length so far; -1 when none is being skipped
+    QByteArray errorBody;  // a non-2xx answer's body, capped
+};
+
+AnthropicProvider::AnthropicProvider(QNetworkAccessManager *nam, const QUrl &baseUrl,
+                                     QObject *parent)
+    : Provider(parent)
+    , m_nam(nam)
+    , m_baseUrl(baseUrl) {}
+
+AnthropicProvider::~AnthropicProvider() {
+    const std::vector<QPointer<QNetworkReply>> replies = std::move(m_replies);
+    m_replies.clear();
+    for (const QPointer<QNetworkReply> &reply : replies) {
+        if (!reply)
+            continue;
+        reply->disconnect(this);
+        reply->abort();
+        reply->deleteLater();
+    }
+}
+
+QUrl AnthropicProvider::endpointUrl(const QByteArray &encodedPath,
+                                    const QByteArray &encodedQuery) const {
+    QUrl url = m_baseUrl;
+    QString path = url.path(QUrl::FullyEncoded);
+    while (path.endsWith(QLatin1Char('/')))
+        path.chop(1);
+    url.setPath(path + QString::fromLatin1(encodedPath), QUrl::StrictMode);
+    url.setQuery(encodedQuery.isEmpty() ? QString() : QString::fromLatin1(encodedQuery),
+                 QUrl::StrictMode);
+    url.setFragment(QString());
+    return url;
+}
+
+QNetworkRequest AnthropicProvider::makeRequest(const Credentials &creds, const QUrl &url) const {
+    QNetworkRequest req(url);
+    req.setRawHeader(QByteArrayLiteral("x-api-key"), creds.apiKey);
+    const QByteArray version = headerOf(creds, "anthropic-version");
+    req.setRawHeader(QByteArrayLiteral("anthropic-version"),
+                     version.isEmpty() ? QByteArray(kDefaultVersion) : version);
+    const QByteArray beta = headerOf(creds, "anthropic-beta");
+    if (!beta.isEmpty())
+        req.setRawHeader(QByteArrayLiteral("anthropic-beta"), beta);
+    req.setHeader(QNetworkRequest::UserAgentHeader,
+                  QByteArrayLiteral("llm-proxy/" LLMPROXY_VERSION));
+    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json"));
+    const qint64 timeoutMs = m_transferTimeout.count() > 0 ? m_transferTimeout.count() : 120000;
+    req.setTransferTimeout(
+        static_cast<int>(std::min<qint64>(timeoutMs, std::numeric_limits<int>::max())));
+    req.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
+                     QNetworkRequest::SameOriginRedirectPolicy);
+    req.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
+    req.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
+    qCDebug(lcProvider).noquote() << "request" << url.toDisplayString() << "key"
+                                  << redactedKey(creds.apiKey);
+    return req;
+}
+
+void AnthropicProvider::track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler) {
+    m_replies.emplace_back(reply);
+    connect(reply, &QNetworkReply::finished, this,
+            [this, reply, handler = std::move(handler)]() mutable {
+                std::erase_if(m_replies, [reply](const QPointer<QNetworkReply> &r) {
+                    return r.isNull() || r.data() == reply;
+                });
+                reply->deleteLater();
+                const std::function<void(QNetworkReply *)> h = std::move(handler);
+                h(reply);
+            });
+}
+
+// ---- Anthropic's words ------------------------------------------------------------------
+
+int AnthropicProvider::statusForErrorType(QByteArrayView type) {
+    struct Entry {
+        const char *type;
+        int status;
+    };
+    // https://docs.anthropic.com/en/api/errors
+    static constexpr Entry Types[] = {
+        {"invalid_request_error", 400}, {"authentication_error", 401},
+        {"billing_error", 402},         {"permission_error", 403},
+        {"not_found_error", 404},       {"request_too_large", 413},
+        {"rate_limit_error", 429},      {"api_error", 500},
+        {"timeout_error", 504},         {"overloaded_error", 529},
+    };
+    for (const Entry &entry : Types) {
+        if (type == entry.type)
+            return entry.status;
+    }
+    return 500;
+}
+
+std::optional<MessageBatchInfo> AnthropicProvider::parseBatch(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o)
+        return std::nullopt;
+    MessageBatchInfo b;
+    b.id = stringOf(o->value(QLatin1StringView("id")));
+    b.processingStatus = stringOf(o->value(QLatin1StringView("processing_status")));
+    if (b.id.isEmpty() || b.processingStatus.isEmpty())
+        return std::nullopt;
+    const QJsonObject counts = o->value(QLatin1StringView("request_counts")).toObject();
+    b.processing = counts.value(QLatin1StringView("processing")).toInt();
+    b.succeeded = counts.value(QLatin1StringView("succeeded")).toInt();
+    b.errored = counts.value(QLatin1StringView("errored")).toInt();
+    b.canceled = counts.value(QLatin1StringView("canceled")).toInt();
+    b.expired = counts.value(QLatin1StringView("expired")).toInt();
+    b.createdAtMs = msOfTimestamp(o->value(QLatin1StringView("created_at")));
+    b.cancelInitiated = o->value(QLatin1StringView("cancel_initiated_at")).isString();
+    b.resultsUrl = stringOf(o->value(QLatin1StringView("results_url")));
+    return b;
+}
+
+std::optional<MessageBatchPage> AnthropicProvider::parseBatchPage(const QByteArray &json) {
+    const std::optional<QJsonObject> o = parseObject(json);
+    if (!o || !o->value(QLatin1StringView("data")).isArray())
+        return std::nullopt;
+    MessageBatchPage page;
+    const QJsonArray data = o->value(QLatin1StringView("data")).toArray();
+    for (const QJsonValue &v : data) {
+        std::optional<MessageBatchInfo> b =
+            parseBatch(QJsonDocument(v.toObject()).toJson(QJsonDocument::Compact));
+        if (!b)
+            return std::nullopt;
+        page.batches.append(std::move(*b));
+    }
+    page.hasMore = o->value(QLatin1StringView("has_more")).toBool();
+    page.lastId = stringOf(o->value(QLatin1StringView("last_id")));
+    if (page.lastId.isEmpty() && !page.batches.isEmpty())
+        page.lastId = page.batches.constLast().id;
+    return page;
+}
+
+BatchStatus AnthropicProvider::batchStatusFrom(const MessageBatchInfo &info) {
+    BatchStatus out;
+    out.id = info.id;
+    out.providerStatus = info.processingStatus;
+    if (info.processingStatus == "in_progress") {
+        out.phase = BatchPhase::Running;
+    } else if (info.processingStatus == "canceling") {
+        out.phase = BatchPhase::Cancelling;
+    } else if (info.processingStatus == "ended") {
+        out.phase = BatchPhase::Ended;
+        // Ended with requests that never ran: cancelled (a cancel was asked for) or expired.
+        if (info.cancelInitiated)
+            out.end = BatchEnd::Cancelled;
+        else if (info.expired > 0)
+            out.end = BatchEnd::Expired;
+        else
+            out.end = BatchEnd::Completed;
+    } else {
+        qCWarning(lcProvider).noquote() << "batch" << info.id << "has an unknown status"
+                                        << info.processingStatus << "- polling it again";
+        out.phase = BatchPhase::Running;
+    }
+    out.total = info.total();
+    out.succeeded = info.succeeded;
+    out.failed = info.errored + info.canceled + info.expired;
+    out.createdAtMs = info.createdAtMs;
+    out.state = stateBytes({info.id, info.resultsUrl, 0, 0});
+    return out;
+}
+
+QByteArray AnthropicProvider::createBody(const QByteArray &lines) {
+    QByteArray body;
+    body.reserve(lines.size() + 16);
+    body += R"({"requests":[)";
+    qsizetype start = 0;
+    bool first = true;
+    while (start < lines.size()) {
+        qsizetype nl = lines.indexOf('\n', start);
+        if (nl < 0)
+            nl = lines.size();
+        if (nl > start) {
+            if (!first)
+                body += ',';
+            body.append(lines.constData() + start, nl - start);
+            first = false;
+        }
+        start = nl + 1;
+    }
+    body += "]}";
+    return body;
+}
+
+// ---- The contract -------------------------------------------------------------------------
+
+QByteArray AnthropicProvider::encodeLine(QByteArrayView customId, QByteArrayView,
+                                         QByteArrayView body) const {
+    QByteArray line;
+    line.reserve(customId.size() + body.size() + 32);
+    line += R"({"custom_id":)";
+    line += json::quoted(customId);
+    line += R"(,"params":)";
+    json::appendSingleLine(line, body);
+    line += "}\n";
+    return line;
+}
+
+std::optional<ResultLine> AnthropicProvider::decodeResultLine(QByteArrayView line,
+                                                              QString *error) const {
+    const auto fail = [error](const QString &why) -> std::optional<ResultLine> {
+        if (error)
+            *error = why;
+        return std::nullopt;
+    };
+    json::ScanError scan;
+    const std::optional<QList<json::Member>> top =
+        json::objectMembers(line, json::Strictness::Lenient, &scan);
+    if (!top)
+        return fail(scan.message);
+    const json::Member *customId = json::find(*top, "custom_id");
+    if (!customId || customId->kind != json::Kind::String)
+        return fail(QStringLiteral("no custom_id"));
+    const json::Member *result = json::find(*top, "result");
+    if (!result || result->kind != json::Kind::Object)
+        return fail(QStringLiteral("no result object"));
+    const std::optional<QList<json::Member>> fields =
+        json::objectMembers(result->value, json::Strictness::Lenient);
+    const json::Member *type = fields ? json::find(*fields, "type") : nullptr;
+    const std::optional<QByteArray> typeName =
+        type && type->kind == json::Kind::String ? json::stringValue(type->value) : std::nullopt;
+    if (!typeName)
+        return fail(QStringLiteral("no result.type"));
+
+    ResultLine out;
+    out.customId = json::stringValue(customId->value).value_or(QByteArray());
+    if (*typeName == "succeeded") {
+        const json::Member *message = json::find(*fields, "message");
+        if (!message || message->kind != json::Kind::Object)
+            return fail(QStringLiteral("a succeeded result without a message"));
+        out.outcome = ResultOutcome::Succeeded;
+        out.hasAnswer = true;
+        out.httpStatus = 200;
+        out.body = message->value.toByteArray();
+        out.usage = anthropicUsageFromAnswer(out.body);
+    } else if (*typeName == "errored") {
+        // {"type":"error","error":{"type","message"},"request_id"}: the body a synchronous call
+        // would have had, with the status its error type stands for.
+        const json::Member *errorMember = json::find(*fields, "error");
+        if (!errorMember || errorMember->kind != json::Kind::Object)
+            return fail(QStringLiteral("an errored result without an error"));
+        out.outcome = ResultOutcome::Errored;
+        out.hasAnswer = true;
+        out.body = errorMember->value.toByteArray();
+        const std::optional<QList<json::Member>> outer =
+            json::objectMembers(errorMember->value, json::Strictness::Lenient);
+        QByteArray errorType;
+        if (outer) {
+            if (const json::Member *rid = json::find(*outer, "request_id");
+                rid && rid->kind == json::Kind::String)
+                out.requestId = json::stringValue(rid->value).value_or(QByteArray());
+            const json::Member *inner = json::find(*outer, "error");
+            const std::optional<QList<json::Member>> innerFields =
+                inner && inner->kind == json::Kind::Object
+                    ? json::objectMembers(inner->value, json::Strictness::Lenient)
+                    : std::nullopt;
+            if (innerFields) {
+                if (const json::Member *t = json::find(*innerFields, "type");
+                    t && t->kind == json::Kind::String)
+                    errorType = json::stringValue(t->value).value_or(QByteArray());
+                if (const json::Member *m = json::find(*innerFields, "message");
+                    m && m->kind == json::Kind::String)
+                    out.errorMessage =
+                        QString::fromUtf8(json::stringValue(m->value).value_or(QByteArray()));
+            }
+        }
+        out.errorCode = errorType;
+        out.httpStatus = statusForErrorType(errorType);
+    } else if (*typeName == "canceled") {
+        out.outcome = ResultOutcome::Cancelled;
+        out.errorCode = "canceled";
+    } else if (*typeName == "expired") {
+        out.outcome = ResultOutcome::Expired;
+        out.errorCode = "expired";
+    } else {
+        return fail(QStringLiteral("unknown result.type ") + QString::fromUtf8(*typeName));
+    }
+    return out;
+}
+
+std::optional<QByteArray> AnthropicProvider::customIdFromLineStart(QByteArrayView lineStart) const {
+    const QList<json::Member> members = json::leadingMembers(lineStart);
+    const json::Member *customId = json::find(members, "custom_id");
+    if (!customId || customId->kind != json::Kind::String)
+        return std::nullopt;
+    return json::stringValue(customId->value);
+}
+
+HttpAnswer AnthropicProvider::answerFor(const ResultLine &line, const QByteArray &batchId) const {
+    HttpAnswer answer;
+    if (line.hasAnswer) {
+        answer.status = line.httpStatus;
+        answer.body = line.body;
+    } else if (line.outcome == ResultOutcome::Expired) {
+        answer = anthropicError(504, "timeout_error",
+                                QStringLiteral("The request expired in its Message Batch before it "
+                                               "was processed."));
+    } else if (line.outcome == ResultOutcome::Cancelled) {
+        answer = anthropicError(503, "api_error",
+                                QStringLiteral("The request's Message Batch was canceled before "
+                                               "the request was processed."));
+    } else {
+        answer = anthropicError(502, "api_error",
+                                line.errorMessage.isEmpty()
+                                    ? QStringLiteral("The Message Batch gave no answer.")
+                                    : line.errorMessage);
+    }
+    if (!line.requestId.isEmpty() && isSafeHeaderValue(line.requestId))
+        answer.headers.append({QByteArrayLiteral("request-id"), line.requestId});
+    if (!batchId.isEmpty() && isSafeHeaderValue(batchId))
+        answer.headers.append({QByteArray(BatchIdHeader), batchId});
+    return answer;
+}
+
+void AnthropicProvider::stage(QObject *context, const Credentials &,
+                              const BatchSubmission &submission, const QByteArray &lines,
+                              Callback<QByteArray> done) {
+    // Nothing to upload: the lines go in the create call. What is kept is what find() needs
+    // to recognise the batch after a crash: when it is about to be made, and its size.
+    ProviderResult<QByteArray> out;
+    if (submission.requests > kMaxRequests || lines.size() > kMaxBytes) {
+        out.error.httpStatus = 413;
+        out.error.type = "request_too_large";
+        out.error.message = QStringLiteral("the batch is over Anthropic's limit of %1 requests or "
+                                           "%2 bytes")
+                                .arg(kMaxRequests)
+                                .arg(kMaxBytes);
+    } else {
+        out.value = stateBytes({{}, {}, QDateTime::currentMSecsSinceEpoch(), submission.requests});
+    }
+    // Asynchronous like every call of the contract.
+    QMetaObject::invokeMethod(
+        context ? context : this,
+        [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); },
+        Qt::QueuedConnection);
+}
+
+void AnthropicProvider::expectBatch(QObject *context, QNetworkReply *reply,
+                                    const Credentials &creds, StatusCallback done) {
+    track(reply, bound(context, [key = creds.apiKey, done = std::move(done)](QNetworkReply *r) {
+              const QByteArray body = readRest(r);
+              ProviderResult<BatchStatus> result;
+              if (std::optional<ProviderError> err = replyError(r, body, key)) {
+                  result.error = std::move(*err);
+              } else if (const std::optional<MessageBatchInfo> info = parseBatch(body)) {
+                  result.value = batchStatusFrom(*info);
+              } else {
+                  result.error.httpStatus = httpStatusOf(r);
+                  result.error.message = QStringLiteral("invalid Message Batch from provider");
+                  result.error.body = body.left(kMaxErrorBodyBytes);
+                  scrubKey(result.error, key);
+              }
+              done(std::move(result));
+          }));
+}
+
+void AnthropicProvider::submit(QObject *context, const Credentials &creds, const BatchSubmission &,
+                               const QByteArray &, const QByteArray &lines, StatusCallback done) {
+    QNetworkRequest req = makeRequest(creds, endpointUrl(QByteArrayLiteral("/messages/batches")));
+    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    expectBatch(context, m_nam->post(req, createBody(lines)), creds, std::move(done));
+}
+
+void AnthropicProvider::find(QObject *context, const Credentials &creds,
+                             const BatchSubmission &submission, const QByteArray &state,
+                             Callback<std::optional<BatchStatus>> done) {
+    const State s = stateOf(state);
+    if (s.intentMs <= 0) {
+        // No intent recorded: nothing of ours can be told apart upstream.
+        ProviderResult<std::optional<BatchStatus>> out;
+        out.value = std::optional<BatchStatus>();
+        QMetaObject::invokeMethod(
+            context ? context : this,
+            [done = std::move(done), out = std::move(out)]() mutable { done(std::move(out)); },
+            Qt::QueuedConnection);
+        return;
+    }
+    findPage(context, creds, s.intentMs, s.requests > 0 ? s.requests : submission.requests, {}, 0,
+             std::nullopt, std::move(done));
+}
+
+void AnthropicProvider::findPage(QObject *context, const Credentials &creds, qint64 intentMs,
+                                 int requests, const QByteArray &afterId, int page,
+                                 std::optional<MessageBatchInfo> best,
+                                 Callback<std::optional<BatchStatus>> done) {
+    QByteArray query = QByteArrayLiteral("limit=100");
+    if (!afterId.isEmpty())
+        query +=
+            QByteArrayLiteral("&after_id=") + QUrl::toPercentEncoding(QString::fromUtf8(afterId));
+    QNetworkReply *reply =
+        m_nam->get(makeRequest(creds, endpointUrl(QByteArrayLiteral("/messages/batches"), query)));
+    track(reply,
+          bound(context, [this, context, creds, intentMs, requests, page, best = std::move(best),
+                          done = std::move(done)](QNetworkReply *r) mutable {
+              const QByteArray body = readRest(r);
+              ProviderResult<std::optional<BatchStatus>> out;
+              if (std::optional<ProviderError> err = replyError(r, body, creds.apiKey)) {
+                  out.error = std::move(*err);
+                  return done(std::move(out));
+              }
+              const std::optional<MessageBatchPage> list = parseBatchPage(body);
+              if (!list) {
+                  out.error.httpStatus = httpStatusOf(r);
+                  out.error.message = QStringLiteral("invalid batch list from provider");
+                  return done(std::move(out));
+              }
+              // Newest first: stop once the batches are older than the intent could make.
+              bool older = false;
+              for (const MessageBatchInfo &b : list->batches) {
+                  if (b.createdAtMs > 0 && b.createdAtMs < intentMs - kFindSkewMs) {
+                      older = true;
+                      break;
+                  }
+                  if (b.total() != requests || b.createdAtMs > intentMs + kFindWindowMs)
+                      continue;
+                  if (!best || b.createdAtMs < best->createdAtMs)
+                      best = b; // the earliest: a later one would be a second create
+              }
+              if (!older && list->hasMore && page + 1 < kFindPages)
+                  return findPage(context, creds, intentMs, requests, list->lastId, page + 1,
+                                  std::move(best), std::move(done));
+              out.value = best ? std::optional<BatchStatus>(batchStatusFrom(*best))
+                               : std::optional<BatchStatus>();
+              done(std::move(out));
+          }));
+}
+
+void AnthropicProvider::poll(QObject *context, const Credentials &creds, const QByteArray &batchId,
+                             const QByteArray &, StatusCallback done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/messages/batches/") +
+                                 QUrl::toPercentEncoding(QString::fromUtf8(batchId)));
+    expectBatch(context, m_nam->get(makeRequest(creds, url)), creds, std::move(done));
+}
+
+void AnthropicProvider::cancel(QObject *context, const Credentials &creds,
+                               const QByteArray &batchId, const QByteArray &, StatusCallback done) {
+    const QUrl url = endpointUrl(QByteArrayLiteral("/messages/batches/") +
+                                 QUrl::toPercentEncoding(QString::fromUtf8(batchId)) +
+                                 QByteArrayLiteral("/cancel"));
+    expectBatch(context, m_nam->post(makeRequest(creds, url), QByteArray()), creds,
+                std::move(done));
+}
+
+void AnthropicProvider::readResults(QObject *context, const Credentials &creds,
+                                    const QByteArray &batchId, const QByteArray &state,
+                                    ResultCallback onLine, LineTooLongCallback onLineTooLong,
+                                    DoneCallback done) {
+    // The results_url the provider named, if it is on the API's own origin (the key goes with
+    // the request); else the documented path.
+    QUrl url = endpointUrl(QByteArrayLiteral("/messages/batches/") +
+                           QUrl::toPercentEncoding(QString::fromUtf8(batchId)) +
+                           QByteArrayLiteral("/results"));
+    const QUrl named(QString::fromUtf8(stateOf(state).resultsUrl), QUrl::StrictMode);
+    if (named.isValid() && named.scheme() == m_baseUrl.scheme() &&
+        named.host() == m_baseUrl.host() && named.port() == m_baseUrl.port())
+        url = named;
+    QNetworkRequest req = makeRequest(creds, url);
+    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/binary"));
+    req.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
+    req.setDecompressedSafetyCheckThreshold(-1);
+
+    auto download = std::make_shared<Download>();
+    download->maxLineBytes = m_maxLineBytes;
+    QPointer<QObject> guard(context);
+    download->onLine = [this, guard, batchId, onLine = std::move(onLine)](QByteArrayView line) {
+        if (!guard)
+            return;
+        QString error;
+        std::optional<ResultLine> result = decodeResultLine(line, &error);
+        if (!result) {
+            qCWarning(lcProvider).noquote()
+                << "a result line of" << batchId << "was ignored:" << error;
+            return;
+        }
+        onLine(std::move(*result));
+    };
+    download->onLineTooLong = [guard,
+                               onLineTooLong = std::move(onLineTooLong)](const TooLongLine &line) {
+        if (guard && onLineTooLong)
+            onLineTooLong(line);
+    };
+
+    QNetworkReply *reply = m_nam->get(req);
+    reply->setReadBufferSize(kReadBufferBytes);
+    connect(reply, &QNetworkReply::metaDataChanged, this,
+            [reply] { reply->setReadBufferSize(kReadBufferBytes); });
+    connect(reply, &QNetworkReply::readyRead, this,
+            [this, reply, download] { drain(reply, *download); });
+    track(reply, bound(context, [this, download, key = creds.apiKey,
+                                 done = std::move(done)](QNetworkReply *r) {
+              const QPointer<AnthropicProvider> self(this);
+              drain(r, *download);
+              if (!self)
+                  return;
+              if (std::optional<ProviderError> err = replyError(r, download->errorBody, key))
+                  return done(std::move(err));
+              if ((download->longBytes >= 0 || !download->partial.isEmpty()) &&
+                  !takeLine(*download, {}, true))
+                  return;
+              done(std::nullopt);
+          }));
+}
+
+void AnthropicProvider::drain(QNetworkReply *reply, Download &download) {
+    const QByteArray chunk = readRest(reply);
+    if (chunk.isEmpty())
+        return;
+    if (!isSuccess(httpStatusOf(reply))) {
+        if (download.errorBody.size() < kMaxErrorBodyBytes)
+            download.errorBody += chunk.left(kMaxErrorBodyBytes - download.errorBody.size());
+        return;
+    }
+    qsizetype start = 0;
+    while (start < chunk.size()) {
+        const qsizetype nl = chunk.indexOf('\n', start);
+        const qsizetype end = nl < 0 ? chunk.size() : nl;
+        const QByteArrayView piece(chunk.constData() + start, end - start);
+        start = end + 1;
+        if (!takeLine(download, piece, nl >= 0))
+            return;
+    }
+}
+
+bool AnthropicProvider::takeLine(Download &d, QByteArrayView piece, bool lineEnds) {
+    const QPointer<AnthropicProvider> self(this);
+    if (d.longBytes < 0 && d.partial.size() + piece.size() > d.maxLineBytes) {
+        d.longBytes = d.partial.size();
+        d.longStart = d.partial.left(kLineStartBytes);
+        d.partial = QByteArray();
+    }
+    if (d.longBytes >= 0) { // a line over the limit: keep its start only
+        d.longBytes += piece.size();
+        if (d.longStart.size() < kLineStartBytes)
+            d.longStart += piece.first(
+                std::min<qsizetype>(piece.size(), kLineStartBytes - d.longStart.size()));
+        if (!lineEnds)
+            return true;
+        const QByteArray startBytes = std::exchange(d.longStart, QByteArray());
+        TooLongLine line;
+        line.start = startBytes;
+        line.bytes = std::exchange(d.longBytes, -1);
+        line.limit = d.maxLineBytes;
+        qCWarning(lcProvider).noquote()
+            << "a result line is" << line.bytes << "bytes long, over the limit: it is skipped";
+        d.onLineTooLong(line);
+        return !self.isNull();
+    }
+    if (!lineEnds) {
+        d.partial.append(piece.data(), piece.size());
+        return true;
+    }
+    QByteArray joined = std::exchange(d.partial, QByteArray());
+    joined.append(piece.data(), piece.size());
+    QByteArrayView line = joined;
+    if (line.endsWith('\r'))
+        line.chop(1);
+    if (line.trimmed().isEmpty())
+        return true;
+    d.onLine(line);
+    return !self.isNull();
+}
+
+void AnthropicProvider::cleanUp(const Credentials &creds, const QByteArray &state) {
+    const QByteArray id = stateOf(state).id;
+    if (id.isEmpty())
+        return;
+    const QUrl url = endpointUrl(QByteArrayLiteral("/messages/batches/") +
+                                 QUrl::toPercentEncoding(QString::fromUtf8(id)));
+    track(m_nam->deleteResource(makeRequest(creds, url)),
+          [id, key = creds.apiKey](QNetworkReply *r) {
+              // Fire and forget: a batch we fail to delete stays listed until Anthropic
+              // archives it (its results go after 29 days).
+              if (const std::optional<ProviderError> err = replyError(r, readRest(r), key))
+                  qCInfo(lcProvider).noquote() << "could not delete" << id << ":" << err->message;
+          });
+}
+
+void AnthropicProvider::sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
+                                        const QByteArray &body, Callback<SyncAnswer> done) {
+    const QByteArray path = endpoint.startsWith("/v1/") ? endpoint.mid(3) : endpoint;
+    QNetworkRequest req = makeRequest(creds, endpointUrl(path));
+    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    const auto timeout = std::max<std::chrono::milliseconds>(
+        m_transferTimeout, OpenAiProvider::kMinSyncTransferTimeout);
+    req.setTransferTimeout(
+        static_cast<int>(std::min<qint64>(timeout.count(), std::numeric_limits<int>::max())));
+    track(m_nam->post(req, body), [key = creds.apiKey, done = std::move(done)](QNetworkReply *r) {
+        const QByteArray answerBody = readRest(r);
+        const int status = httpStatusOf(r);
+        ProviderResult<SyncAnswer> result;
+        if (isTransportError(r->error()) || status <= 0) {
+            result.error = OpenAiProvider::errorFromReply(r, answerBody);
+            result.error.httpStatus = 0;
+            scrubKey(result.error, key);
+            return done(std::move(result));
+        }
+        SyncAnswer answer;
+        answer.httpStatus = status;
+        answer.contentType = r->rawHeader(QByteArrayLiteral("Content-Type"));
+        for (const auto &[name, value] : r->rawHeaderPairs()) {
+            const QByteArray lower = name.toLower();
+            if (passedOnToClient(lower))
+                answer.headers.emplaceBack(lower, value);
+        }
+        answer.body = answerBody;
+        answer.retryAfter = OpenAiProvider::parseRetryAfter(
+            QByteArray(), r->rawHeader(QByteArrayLiteral("Retry-After")));
+        result.value = std::move(answer);
+        done(std::move(result));
+    });
+}
+
+} // namespace llmproxy
