@@ -349,9 +349,11 @@ QByteArray usageCsv(const LedgerQuery &query, const LedgerReport &report) {
 
 QString receiptText(const LedgerQuery &query, const LedgerReport &report) {
     QString out;
-    out += QStringLiteral("llm-proxy receipt, %1 to %2 (UTC)\n\n")
-               .arg(QString::fromLatin1(timeText(query.fromMs)),
-                    QString::fromLatin1(timeText(query.toMs)));
+    out += query.fromMs <= 0 ? QStringLiteral("llm-proxy receipt, all time to %1 (UTC)\n\n")
+                                   .arg(QString::fromLatin1(timeText(query.toMs)))
+                             : QStringLiteral("llm-proxy receipt, %1 to %2 (UTC)\n\n")
+                                   .arg(QString::fromLatin1(timeText(query.fromMs)),
+                                        QString::fromLatin1(timeText(query.toMs)));
     if (report.rows.isEmpty()) {
         out += QStringLiteral("Nothing was answered in this period.\n");
         return out;
