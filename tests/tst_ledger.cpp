@@ -99,9 +99,13 @@ private Q_SLOTS:
         QCOMPARE(alice.list, 4000);
         QCOMPARE(alice.saved, 2000);
         QCOMPARE(report->rows.at(1).caller, QByteArray("bob"));
+        // A request without a model (moderations has a default) is a row too.
+        store->addToLedger(ledgerRowFor(answered(T0, QByteArray(), Route::Batch, QByteArray())));
+        QVERIFY(store->commit());
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 4);
         QCOMPARE(report->total().requests, 3);
         // One table row per hour and labels: the upsert added to it.
-        QCOMPARE(rowCount(store->path()), 2);
+        QCOMPARE(rowCount(store->path()), 3);
     }
 
     void answersAreBucketedByTheHourTheyEnded() {

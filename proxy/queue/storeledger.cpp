@@ -119,7 +119,8 @@ void Store::addToLedger(const LedgerRow &row) {
     q.addBindValue(row.hourMs);
     for (const QByteArray *label :
          {&row.route, &row.endpoint, &row.model, &row.caller, &row.provider})
-        q.addBindValue(QString::fromUtf8(*label));
+        q.addBindValue(label->isEmpty() ? QStringLiteral("") // '', never NULL
+                                        : QString::fromUtf8(*label));
     for (const qint64 n :
          {row.requests, row.requestsWithoutUsage, row.input, row.cachedInput, row.cacheWriteInput,
           row.output, row.reasoning, row.paid, row.list, row.saved, row.unknownCost})
