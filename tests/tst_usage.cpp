@@ -227,6 +227,27 @@ private Q_SLOTS:
         QCOMPARE(usage.value(u"totals").toObject().value(u"unknown_cost_requests").toInteger(), 1);
     }
 
+    void relayedStreamsCountTheirUsageChunkOnlyWhenAskedFor() {
+        const QByteArray asked = R"({"model":"gpt-4o-mini","stream":true,)"
+                                 R"("stream_options":{"include_usage":true},)"
+                                 R"("messages":[{"role":"user","content":"s t"}]})";
+        const QByteArray notAsked = R"({"model":"gpt-4o-mini","stream":true,)"
+                                    R"("messages":[{"role":"user","content":"u v"}]})";
+        for (const QByteArray &body : {asked, notAsked}) {
+            QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", body);
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 200);
+            QVERIFY(reply->readAll().contains("data: [DONE]"));
+        }
+        QTRY_COMPARE(usageTotals().value(u"requests").toInteger(), 2);
+        const QJsonObject totals = usageTotals();
+        QCOMPARE(totals.value(u"requests_without_usage").toInteger(), 1);
+        QCOMPARE(totals.value(u"input_tokens").toInteger(), 2);
+        QCOMPARE(totals.value(u"output_tokens").toInteger(), 3);
+        // The relayed request went upstream as the client sent it.
+        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 2);
+    }
+
     void badParametersAreRefusedNamingThem_data() {
         QTest::addColumn<QByteArray>("path");
         QTest::addColumn<QString>("param");
