@@ -5,6 +5,7 @@
 
 #include "api/logging.h"
 #include "processlimits.h"
+#include "report.h"
 #include "settings/config.h"
 #include "settings/settingsstore.h"
 #include "ui/keystore.h"
@@ -22,6 +23,7 @@
 #endif
 
 #include <QCoreApplication>
+#include <QDateTime>
 #include <QLoggingCategory>
 #include <QTimer>
 
@@ -85,6 +87,18 @@ int main(int argc, char *argv[]) {
     SettingsStore store(SettingsStore::defaultFilePath());
     QStringList settingsProblems;
     const Config stored = store.load(&settingsProblems);
+    if (args.contains(QStringLiteral("--report"))) {
+        // A one-shot command: the ledger as a receipt, without starting the proxy.
+        QCoreApplication reportApp(argc, argv);
+        const std::optional<ReportOutcome> report =
+            runReportCommand(args, stored.dataDir.isEmpty() ? defaultDataDir() : stored.dataDir,
+                             QDateTime::currentMSecsSinceEpoch());
+        if (!report->out.isEmpty())
+            printLine(stdout, report->out);
+        if (!report->err.isEmpty())
+            printLine(stderr, report->err);
+        return report->exitCode;
+    }
     const QByteArray environmentKey = qgetenv("OPENAI_API_KEY");
     const CommandLine commandLine = parseCommandLine(args, environmentKey, stored);
     switch (commandLine.action) {

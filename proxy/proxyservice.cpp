@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "proxyservice.h"
 
+#include "accounting/prices.h"
 #include "api/logging.h"
 #include "batch/batchcore.h"
 #include "eventloop/epolleventdispatcher.h"
@@ -109,6 +110,9 @@ void ProxyService::start() {
         Q_EMIT startFailed(exposed);
         return;
     }
+    auto prices = loadPriceTable();
+    if (!prices)
+        return;
     if (!m_config.dataDir.isEmpty() && !m_config.inMemory) {
         QString storeError;
         m_store = Store::open(m_config.dataDir, &storeError);
@@ -124,6 +128,7 @@ void ProxyService::start() {
     }
     m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), m_store.get(),
                            coreSettings(m_config), this);
+    m_core->setPriceTable(std::move(prices));
     m_core->restore();
     connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
     m_limiter = std::make_shared<http::ConnectionLimiter>(m_config.frontDoor.maxConnections,
@@ -154,6 +159,21 @@ void ProxyService::start() {
     m_snapshotTimer.start();
     Q_EMIT started(m_frontEnd->ports());
     Q_EMIT snapshotReady(snapshot());
+}
+
+std::shared_ptr<const accounting::PriceTable> ProxyService::loadPriceTable() {
+    // The shipped prices with the user's override file (issue 10). A broken override file is
+    // the user's to mend: say where and what, and do not start with prices they did not mean.
+    accounting::LoadedPrices loaded =
+        accounting::loadPrices(accounting::PriceTable::defaultOverridePath());
+    if (!loaded.error.isEmpty()) {
+        const QString error = QStringLiteral("cannot load the price table: ") + loaded.error;
+        qCCritical(lcApp).noquote() << error;
+        Q_EMIT startFailed(error);
+        return nullptr;
+    }
+    qCInfo(lcApp).noquote() << "prices for" << loaded.table.models().size() << "models";
+    return std::make_shared<const accounting::PriceTable>(std::move(loaded.table));
 }
 
 void ProxyService::stop() {

@@ -31,6 +31,9 @@ class Store;
 namespace http {
 class ConnectionLimiter;
 }
+namespace accounting {
+class PriceTable;
+}
 
 class ProxyService final : public QObject {
     Q_OBJECT
@@ -76,6 +79,9 @@ private:
     struct IoThread;
 
     void applyToParts();
+    // The shipped price table with the user's overrides; null (and startFailed()) when the
+    // override file is broken.
+    std::shared_ptr<const accounting::PriceTable> loadPriceTable();
     // Front ends 1..n-1, each on a thread of its own, accepting from front end 0's sockets.
     bool startIoThreads(int count, QString *error);
     void stopIoThreads();

@@ -7,6 +7,7 @@
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QJsonObject>
 #include <QNetworkReply>
 #include <QProcess>
 #include <QRegularExpression>
@@ -101,6 +102,24 @@ private Q_SLOTS:
                  QStringLiteral("echo: survive ") + QString::fromLatin1(point));
         QCOMPARE(fake.batches().size(), 1);
         QCOMPARE(paidLines(fake), 1);
+        // The ledger counted it once (issue 10): its result and its row were stored together,
+        // and a result stored before the crash is not counted again when it is delivered.
+        // "survive <point>": 2 prompt tokens; "echo: survive <point>": 3 completion tokens.
+        QNetworkReply *usage = client.send("GET", "/usage?group_by=route", {}, {});
+        QVERIFY(TestClient::finished(usage));
+        QCOMPARE(TestClient::status(usage), 200);
+        const QJsonObject totals = jsonOf(usage->readAll()).value(u"totals").toObject();
+        QCOMPARE(totals.value(u"requests").toInteger(), 1);
+        QCOMPARE(totals.value(u"input_tokens").toInteger(), 2);
+        QCOMPARE(totals.value(u"output_tokens").toInteger(), 3);
+        // The receipt reads the same ledger while the proxy holds the store.
+        QProcess report;
+        report.start(QStringLiteral(LLMPROXY_BINARY),
+                     {QStringLiteral("--report"), QStringLiteral("--data-dir"), dir.path()});
+        QVERIFY(report.waitForFinished(10'000));
+        QCOMPARE(report.exitCode(), 0);
+        const QByteArray receipt = report.readAllStandardOutput();
+        QVERIFY2(receipt.contains("gpt-4o-mini") && receipt.contains("batch"), receipt.constData());
 
         second.process->terminate();
         QVERIFY(QTest::qWaitFor([&] { return second.process->state() == QProcess::NotRunning; },

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 using namespace std::chrono_literals;
 
@@ -249,6 +250,7 @@ void BatchCore::restore() {
         r.dedupe = s.dedupe;
         r.bodyHash = s.bodyHash;
         r.arrival = steadyFor(s.arrivedMs);
+        r.caller = internCaller(s.caller);
         r.embeddingInputs = s.embeddingInputs;
         switch (s.state) {
         case StoredRequest::State::Queued: // accepted, never sent: its client is gone
@@ -302,6 +304,18 @@ void BatchCore::restore() {
     }
     // A client's key is kept only while a batch made with it is unfinished.
     m_store->deleteUnusedKeys();
+    // /stats' all-time usage starts from what the ledger holds.
+    if (m_stats) {
+        accounting::LedgerQuery all;
+        all.fromMs = 0;
+        all.toMs = std::numeric_limits<qint64>::max();
+        all.byModel = all.byRoute = all.byEndpoint = all.byCaller = false;
+        QString ledgerError;
+        if (const auto report = m_store->ledgerReport(all, &ledgerError))
+            m_stats->setUsageBeforeStart(report->total());
+        else
+            qCWarning(lcQueue).noquote() << "cannot read the ledger:" << ledgerError;
+    }
     commit();
     qCInfo(lcQueue).noquote() << "restored" << stored.size() << "requests and" << resumed
                               << "batches from" << m_store->path();
@@ -406,6 +420,9 @@ void BatchCore::submit(BatchRequest request) {
     }
 
     const quint64 id = m_nextRequestId++;
+    const QByteArray caller =
+        internCaller(request.caller.isEmpty() ? accounting::keyHint(request.credentials.apiKey)
+                                              : request.caller);
     if (m_store) {
         StoredRequest s;
         s.id = id;
@@ -415,7 +432,7 @@ void BatchCore::submit(BatchRequest request) {
         s.endpoint = request.group.endpoint;
         s.model = request.group.model;
         s.dedupe = dedupe;
-        s.caller = request.caller;
+        s.caller = caller;
         s.bodyHash = bodyHash;
         s.body = request.body;
         s.embeddingInputs = request.embeddingInputs;
@@ -435,6 +452,7 @@ void BatchCore::submit(BatchRequest request) {
     r.dedupe = dedupe;
     r.bodyHash = bodyHash;
     r.arrival = request.arrival;
+    r.caller = caller;
     r.embeddingInputs = request.embeddingInputs;
     r.tickets.append(ticket);
     rememberKey(request.group.keyHash, request.credentials.apiKey);
@@ -790,15 +808,88 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
                              ErrorType::Server, "sync_fallback_failed");
     }
     answer.headers.emplaceBack(SyncFallbackHeader, "sync");
-    recordResult(requestId, answer);
+    recordAnswer(requestId, answer, accounting::Route::SyncFallback);
     commit();
     deliver(requestId, answer, true);
 }
 
 void BatchCore::recordResult(quint64 requestId, const HttpAnswer &answer) {
-    if (m_store && m_requests.count(requestId))
-        m_store->storeResult(requestId, answer.status, encodeHeaders(answer), answer.body,
-                             answer.synthesized, m_clock->wallMs());
+    recordAnswer(requestId, answer, accounting::Route::Batch);
+}
+
+void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end())
+        return;
+    const qint64 now = m_clock->wallMs();
+    // A result stored before (a re-delivery) was counted with it: never count it twice.
+    if (m_store && !m_store->storeResult(requestId, answer.status, encodeHeaders(answer),
+                                         answer.body, answer.synthesized, now))
+        return;
+    const Request &r = it->second;
+    accounting::AccountedRequest accounted;
+    accounted.route = route;
+    accounted.endpoint = r.group.endpoint;
+    accounted.model = r.group.model;
+    accounted.caller = r.caller;
+    accounted.httpStatus = answer.status;
+    // Only the provider's own successful answers carry usage; the proxy's are errors.
+    if (!answer.synthesized && answer.status >= 200 && answer.status < 300)
+        accounted.usage = usageFromAnswer(answer.body);
+    accounted.answeredAtMs = now;
+    accounted.seconds = std::chrono::duration<double>(m_clock->now() - r.arrival).count();
+    account(accounted, true);
+}
+
+void BatchCore::account(accounting::AccountedRequest &request, bool toLedger) {
+    if (request.provider.isEmpty())
+        request.provider = QByteArrayLiteral("openai");
+    if (request.usage.reported) {
+        const accounting::ModelPrices *model =
+            m_prices ? m_prices->find(QString::fromLatin1(request.provider),
+                                      QString::fromUtf8(request.model))
+                     : nullptr;
+        request.cost = accounting::costOf(model, request.route, request.usage);
+    }
+    const accounting::LedgerRow row = accounting::ledgerRowFor(request);
+    if (toLedger && m_store)
+        m_store->addToLedger(row);
+    if (m_stats)
+        m_stats->recordUsage(row);
+    Q_EMIT requestAccounted(request);
+}
+
+void BatchCore::accountRelayed(accounting::AccountedRequest request) {
+    request.route = accounting::Route::Relay;
+    request.caller = internCaller(request.caller);
+    account(request, true);
+    scheduleCommit();
+}
+
+void BatchCore::setPriceTable(std::shared_ptr<const accounting::PriceTable> prices) {
+    m_prices = std::move(prices);
+}
+
+std::optional<accounting::LedgerReport> BatchCore::usageReport(const accounting::LedgerQuery &query,
+                                                               QString *error) {
+    if (!m_store) {
+        if (error)
+            *error = QStringLiteral("llm-proxy runs without its durable store (--in-memory), "
+                                    "so it keeps no ledger");
+        return std::nullopt;
+    }
+    return m_store->ledgerReport(query, error);
+}
+
+QByteArray BatchCore::internCaller(const QByteArray &caller) {
+    if (caller.isEmpty())
+        return caller;
+    const auto it = m_callers.constFind(caller);
+    if (it != m_callers.cend())
+        return *it;
+    if (m_callers.size() < 100'000) // bounded: past that, each request keeps its own copy
+        m_callers.insert(caller);
+    return caller;
 }
 
 void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) {
@@ -910,6 +1001,10 @@ void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
 }
 
 void BatchCore::purge() {
+    if (m_store) {
+        m_store->purgeLedger(m_clock->wallMs() - accounting::LedgerKeepMs);
+        scheduleCommit();
+    }
     const SteadyTime cutoff = m_clock->now() - m_settings.resultTtl;
     QList<quint64> doomed;
     for (const auto &[id, r] : m_requests) {

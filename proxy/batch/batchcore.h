@@ -11,6 +11,8 @@
 // restart) adopts the earlier one instead of paying for it again.
 
 #include "accounting/accountedrequest.h"
+#include "accounting/ledger.h"
+#include "accounting/prices.h"
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "batch/batcher.h"
@@ -21,6 +23,7 @@
 #include <QHash>
 #include <QObject>
 #include <QPointer>
+#include <QSet>
 #include <QTimer>
 #include <QVarLengthArray>
 
@@ -88,6 +91,17 @@ public:
     void restore();
 
     void setSettings(const CoreSettings &settings);
+    // The prices every accounted request's cost comes from (none: every cost is unknown).
+    void setPriceTable(std::shared_ptr<const accounting::PriceTable> prices);
+
+    // A relayed request's answer is final (the front end read its usage on its I/O thread):
+    // price it, add it to the ledger (committed with the next group commit) and to the stats,
+    // and tell requestAccounted().
+    void accountRelayed(accounting::AccountedRequest request);
+    // GET /usage and the stats' all-time figures: the ledger grouped as asked. nullopt and
+    // *error without a store, or when it cannot be read.
+    std::optional<accounting::LedgerReport> usageReport(const accounting::LedgerQuery &query,
+                                                        QString *error);
     const CoreSettings &settings() const { return m_settings; }
 
     // Queue a request; its answer comes later through answered().
@@ -156,6 +170,7 @@ private:
         // With an Idempotency-Key: the body's SHA-256, so a reuse with another body is a 409.
         QByteArray bodyHash;
         SteadyTime arrival;
+        QByteArray caller; // whom the ledger counts it for (token name or key hint)
         int embeddingInputs = 0;
         State state = State::Queued;
         QVarLengthArray<quint64, 1> tickets; // clients waiting for it: nearly always one
@@ -212,6 +227,13 @@ private:
     void jobSubmitted(const QByteArray &batchId, int requests) override {
         Q_EMIT batchSubmitted(batchId, requests);
     }
+    // Store the answer with its ledger row (one transaction), unless it was stored before, and
+    // account for it (stats, requestAccounted).
+    void recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route);
+    // Price `request`, add it to the ledger (when `toLedger`) and the stats, and emit it.
+    void account(accounting::AccountedRequest &request, bool toLedger);
+    // The same caller text shared by every request that has it.
+    QByteArray internCaller(const QByteArray &caller);
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
     // The request's JSONL input line for a batch file, made from bodyFor().
@@ -258,6 +280,8 @@ private:
         qsizetype requests = 0;
     };
     QHash<QByteArray, KeyUse> m_keys;
+    std::shared_ptr<const accounting::PriceTable> m_prices;
+    QSet<QByteArray> m_callers; // internCaller()
     // Requests inserted into the store since the last commit that succeeded.
     QList<quint64> m_uncommitted;
     bool m_storeWritable = true;

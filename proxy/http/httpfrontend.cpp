@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "http/httpfrontend.h"
 
+#include "accounting/ledger.h"
 #include "api/json.h"
 #include "api/logging.h"
 #include "batch/batchcore.h"
@@ -812,6 +813,17 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
         respond(socket, answer, keepAlive, head);
         return true;
     }
+    if (path == "/usage") {
+        if (method != QHttpServerRequest::Method::Get && !head) {
+            HttpAnswer answer = errorAnswer(405, QStringLiteral("/usage is read with GET"),
+                                            ErrorType::InvalidRequest, "method_not_allowed");
+            answer.headers.emplaceBack("allow", "GET, HEAD");
+            respond(socket, answer, keepAlive, head);
+            return true;
+        }
+        serveUsage(request, socket, keepAlive, head);
+        return true;
+    }
     if (path == "/stats") {
         HttpAnswer answer;
         answer.body = m_stats ? Stats::toJson(m_stats->snapshot()) : QByteArrayLiteral("{}");
@@ -828,8 +840,8 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
                 errorAnswer(404,
                             QStringLiteral("Unknown path %1: llm-proxy serves the OpenAI API "
                                            "under /v1 (set your SDK's base URL to "
-                                           "http://HOST:PORT/v1), plus /stats, /metrics and "
-                                           "/healthz")
+                                           "http://HOST:PORT/v1), plus /stats, /usage, "
+                                           "/metrics and /healthz")
                                 .arg(QString::fromUtf8(path)),
                             ErrorType::InvalidRequest, "unknown_url"),
                 keepAlive, head);
@@ -859,7 +871,7 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
         respond(socket, missingKeyAnswer(), keepAlive, head);
         return true;
     }
-    relay(request, socket, keepAlive, *key);
+    relay(request, socket, keepAlive, *key, admission.caller);
     return true;
 }
 
@@ -964,7 +976,8 @@ bool HttpFrontEnd::admit(const QHttpServerRequest &request, QTcpSocket *socket, 
         admission->caller = token->name;
         return true;
     }
-    if ((path == "/stats" || path == "/metrics") && !isLoopbackPeer(socket->peerAddress())) {
+    if ((path == "/stats" || path == "/usage" || path == "/metrics") &&
+        !isLoopbackPeer(socket->peerAddress())) {
         respond(socket,
                 errorAnswer(403,
                             QStringLiteral("%1 is served off this machine only to callers "
@@ -1009,7 +1022,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         return;
     }
     if (request.value("x-batch").trimmed().toLower() == "off") {
-        relay(request, socket, keepAlive, *key);
+        relay(request, socket, keepAlive, *key, admission.caller);
         return;
     }
     json::ScanError scanError;
@@ -1039,7 +1052,8 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     }
     if (const json::Member *stream = json::find(*members, "stream");
         stream && stream->kind == json::Kind::True) {
-        relay(request, socket, keepAlive, *key); // batches cannot stream (yet): full price
+        relay(request, socket, keepAlive, *key,
+              admission.caller); // batches cannot stream (yet): full price
         return;
     }
     QByteArray model;
@@ -1133,7 +1147,7 @@ void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {
 }
 
 void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
-                         const QByteArray &key) {
+                         const QByteArray &key, const QByteArray &caller) {
     RelayRequest relayed;
     relayed.method = methodName(request.method());
     relayed.pathAndQuery = request.url().path(QUrl::FullyEncoded).toUtf8();
@@ -1171,13 +1185,94 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
     if (m_stats)
         m_stats->recordRelayed();
     qCDebug(lcRelay).noquote() << "relaying" << relayed.method << relayed.pathAndQuery;
+    // A model call is counted in the ledger from the usage its answer reports.
+    std::optional<accounting::AccountedRequest> accounted;
+    if (request.method() == QHttpServerRequest::Method::Post) {
+        const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
+        if (isBatchedEndpoint(path)) {
+            accounted = relayAccounting(path, relayed.body,
+                                        caller.isEmpty() ? accounting::keyHint(key) : caller);
+            relayed.captureUsage = true;
+        }
+    }
     auto *call = new RelayCall(m_upstream, m_settings.upstream, std::move(relayed), socket, this);
     QPointer<QTcpSocket> guarded(socket);
-    connect(call, &RelayCall::finished, this, [this, call, guarded](bool) {
+    const SteadyTime started = m_clock->now();
+    connect(call, &RelayCall::finished, this, [this, call, guarded, accounted, started](bool) {
+        if (accounted && call->upstreamStatus() > 0)
+            accountRelayed(*accounted, *call, started);
         if (guarded)
             becameFree(guarded.data());
         call->deleteLater();
     });
+}
+
+accounting::AccountedRequest HttpFrontEnd::relayAccounting(const QByteArray &path,
+                                                           const QByteArray &body,
+                                                           const QByteArray &caller) {
+    accounting::AccountedRequest accounted;
+    accounted.route = accounting::Route::Relay;
+    accounted.endpoint = path;
+    accounted.caller = caller;
+    if (const auto members = json::objectMembers(body)) {
+        if (const json::Member *model = json::find(*members, "model");
+            model && model->kind == json::Kind::String)
+            accounted.model = json::stringValue(model->value).value_or(QByteArray());
+    }
+    return accounted;
+}
+
+void HttpFrontEnd::accountRelayed(accounting::AccountedRequest accounted, const RelayCall &call,
+                                  SteadyTime started) {
+    // Read here, on this I/O thread; priced, stored and counted on the core's.
+    accounted.httpStatus = call.upstreamStatus();
+    accounted.streamed = call.streamed();
+    accounted.usage = call.usage();
+    accounted.answeredAtMs = m_clock->wallMs();
+    accounted.seconds = std::chrono::duration<double>(m_clock->now() - started).count();
+    QMetaObject::invokeMethod(m_core, [core = m_core, accounted = std::move(accounted)]() mutable {
+        core->accountRelayed(std::move(accounted));
+    });
+}
+
+void HttpFrontEnd::serveUsage(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                              bool head) {
+    QByteArray param;
+    QString message;
+    const std::optional<accounting::UsageRequest> asked = accounting::parseUsageQuery(
+        request.url().query(QUrl::FullyEncoded).toUtf8(), m_clock->wallMs(), &param, &message);
+    if (!asked) {
+        respond(socket,
+                errorAnswer(400, message, ErrorType::InvalidRequest, "invalid_value", param),
+                keepAlive, head);
+        return;
+    }
+    // The ledger is the core's (its thread owns the store): asked there, answered here.
+    const QPointer<HttpFrontEnd> self(this);
+    const QPointer<QTcpSocket> guarded(socket);
+    QMetaObject::invokeMethod(
+        m_core, [core = m_core, asked = *asked, self, guarded, keepAlive, head] {
+            QString error;
+            const std::optional<accounting::LedgerReport> report =
+                core->usageReport(asked.query, &error);
+            HttpAnswer answer;
+            if (!report) {
+                answer = errorAnswer(503, QStringLiteral("The ledger cannot be read: ") + error,
+                                     ErrorType::Server, "ledger_unavailable");
+            } else if (asked.csv) {
+                answer.contentType = QByteArrayLiteral("text/csv; charset=utf-8");
+                answer.body = accounting::usageCsv(asked.query, *report);
+            } else {
+                answer.body = accounting::usageJson(asked.query, *report);
+            }
+            answer.headers.emplaceBack("cache-control", "no-store");
+            if (!self)
+                return;
+            QMetaObject::invokeMethod(self.data(), [self, guarded, answer, keepAlive, head] {
+                if (self && guarded && guarded->state() == QAbstractSocket::ConnectedState)
+                    self->respond(guarded.data(), answer, keepAlive, head);
+            });
+        });
 }
 
 void HttpFrontEnd::sweepIdle() {

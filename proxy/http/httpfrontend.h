@@ -5,6 +5,7 @@
 // key policy, hands batchable requests to the core and holds their connections open until the
 // answer comes, relays everything else, and serves /stats and /healthz.
 
+#include "accounting/accountedrequest.h"
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "http/connectionlimiter.h"
@@ -29,6 +30,7 @@ namespace llmproxy {
 
 class BatchCore;
 class MetricsRegistry;
+class RelayCall;
 class Stats;
 class UpstreamClient;
 
@@ -167,7 +169,16 @@ private:
     void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                        const Admission &admission);
     void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
-               const QByteArray &key);
+               const QByteArray &key, const QByteArray &caller);
+    // A relayed model call's ledger record: endpoint, the model the client asked for, caller.
+    static accounting::AccountedRequest
+    relayAccounting(const QByteArray &path, const QByteArray &body, const QByteArray &caller);
+    // Its answer is over: add what the call learnt and hand it to the core.
+    void accountRelayed(accounting::AccountedRequest accounted, const RelayCall &call,
+                        SteadyTime started);
+    // GET /usage: the ledger, read on the core's thread, answered here when it comes.
+    void serveUsage(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                    bool head);
     void onAnswered(quint64 requestId, const HttpAnswer &answer);
     // GET /metrics: the registry's exposition with the gauges from Stats.
     HttpAnswer metricsAnswer() const;

@@ -135,7 +135,8 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     , m_client(client)
     , m_keepAlive(request.keepAlive)
     , m_head(request.method == "HEAD")
-    , m_answerHeaders(std::move(request.answerHeaders)) {
+    , m_answerHeaders(std::move(request.answerHeaders))
+    , m_captureUsage(request.captureUsage) {
     const UpstreamOrigin &origin = upstream->origin(upstreamBase);
     UpstreamRequest call;
     call.target = upstreamTarget(origin, upstreamBase, request.pathAndQuery);
@@ -162,6 +163,14 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
 }
 
 RelayCall::~RelayCall() = default; // the reply closes its connection if unfinished
+
+int RelayCall::upstreamStatus() const {
+    return m_reply && m_reply->hasHead() ? m_reply->status() : 0;
+}
+
+Usage RelayCall::usage() const {
+    return m_completed ? m_capture.usage() : Usage();
+}
 
 QByteArray RelayCall::headBytes(qsizetype extra) {
     const int status = m_reply->status();
@@ -213,6 +222,19 @@ QByteArray RelayCall::headBytes(qsizetype extra) {
         out << name << ": " << value << "\r\n";
     if (!hasDate) // a recipient with a clock adds one (RFC 9110 §6.6.1)
         out << "Date: " << http::currentDate() << "\r\n";
+    if (m_captureUsage) {
+        bool eventStream = false;
+        bool identity = true;
+        for (qsizetype i = 0; i < m_reply->headerCount(); ++i) {
+            const QByteArrayView name = m_reply->headerName(i);
+            const QByteArray value = m_reply->headerValue(i).toByteArray().trimmed().toLower();
+            if (name.compare("content-type", Qt::CaseInsensitive) == 0)
+                eventStream = value.startsWith("text/event-stream");
+            else if (name.compare("content-encoding", Qt::CaseInsensitive) == 0)
+                identity = value.isEmpty() || value == "identity";
+        }
+        m_capture.start(eventStream, identity && status >= 200 && status < 300);
+    }
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
     if (m_chunked)
@@ -242,6 +264,8 @@ void RelayCall::pump() {
         m_headWritten = true;
         const QByteArray first = m_reply->read(ReplyBufferSize);
         out = headBytes(first.size() + 16);
+        if (m_captureUsage)
+            m_capture.append(first);
         if (!m_head && !first.isEmpty())
             out += m_chunked ? http::chunk(first) : first;
     }
@@ -256,6 +280,8 @@ void RelayCall::pump() {
             break;
         if (m_head)
             continue;
+        if (m_captureUsage)
+            m_capture.append(data);
         if (m_chunked)
             out += http::chunk(data);
         else if (out.isEmpty())
@@ -299,6 +325,7 @@ void RelayCall::complete() {
     // HTTP error statuses are whole answers; a transport error cut the body short, and a body
     // cut short cannot be framed as complete: the client's connection is closed.
     const bool whole = m_reply->error() == UpstreamReply::Error::None;
+    m_completed = whole;
     if (!whole)
         qCWarning(lcRelay).noquote() << "upstream answer cut short:" << m_reply->errorString();
     end(whole && m_keepAlive);

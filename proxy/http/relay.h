@@ -4,6 +4,7 @@
 // Relays one request to the upstream as it came and streams the answer back to the client
 // as it arrives, with back-pressure (the upstream is read only as fast as the client takes it).
 
+#include "accounting/answerusage.h"
 #include "api/httpanswer.h"
 #include "http/upstreamclient.h"
 
@@ -25,6 +26,8 @@ struct RelayRequest {
     bool keepAlive = true;
     // Headers for the client's answer (CORS); the upstream's Access-Control-* never pass.
     HeaderList answerHeaders;
+    // Keep what the ledger needs of the answer (its usage) while it passes: see usage().
+    bool captureUsage = false;
 };
 
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
@@ -44,6 +47,13 @@ public:
     RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRequest request,
               QTcpSocket *client, QObject *parent = nullptr);
     ~RelayCall() override;
+
+    // After finished(): the upstream's status (0: no answer), whether it was an event stream,
+    // and the usage it reported (only with RelayRequest::captureUsage; reported=false when the
+    // answer had none, was compressed or was cut short).
+    int upstreamStatus() const;
+    bool streamed() const { return m_capture.eventStream(); }
+    Usage usage() const;
 
 Q_SIGNALS:
     // The exchange is over. `reusable`: the client connection may serve another request.
@@ -66,6 +76,9 @@ private:
     bool m_chunked = false;
     bool m_watchingWrites = false;
     bool m_done = false;
+    bool m_captureUsage = false;
+    bool m_completed = false; // the whole answer came
+    accounting::AnswerCapture m_capture;
 };
 
 } // namespace llmproxy

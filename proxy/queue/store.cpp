@@ -16,7 +16,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 5;
+constexpr int SchemaVersion = 6;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -63,6 +63,23 @@ const char *const Migrations[] = {
            || '","output_file_id":"' || COALESCE(output_file_id, '')
            || '","error_file_id":"' || COALESCE(error_file_id, '') || '"}' AS BLOB);
        UPDATE batches SET status = 'running' WHERE status = 'in_progress';)",
+    // 5 -> 6: the ledger (issue 10): usage and cost per hour x route x endpoint x model x
+    // caller x provider, written with each result; kept 400 days, through the results' purge.
+    // Money in pico-USD over the requests whose cost is known.
+    R"(CREATE TABLE IF NOT EXISTS ledger(
+           hour_ms INTEGER NOT NULL, route TEXT NOT NULL, endpoint TEXT NOT NULL,
+           model TEXT NOT NULL, caller TEXT NOT NULL, provider TEXT NOT NULL DEFAULT 'openai',
+           requests INTEGER NOT NULL DEFAULT 0,
+           requests_without_usage INTEGER NOT NULL DEFAULT 0,
+           input_tokens INTEGER NOT NULL DEFAULT 0,
+           cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+           cache_write_input_tokens INTEGER NOT NULL DEFAULT 0,
+           output_tokens INTEGER NOT NULL DEFAULT 0,
+           reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+           paid_picos INTEGER NOT NULL DEFAULT 0, list_picos INTEGER NOT NULL DEFAULT 0,
+           saved_picos INTEGER NOT NULL DEFAULT 0,
+           unknown_cost_requests INTEGER NOT NULL DEFAULT 0,
+           PRIMARY KEY(hour_ms, route, endpoint, model, caller, provider));)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -375,13 +392,13 @@ void Store::setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &ba
     }
 }
 
-void Store::storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
+bool Store::storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
                         bool synthesized, qint64 atMs) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "UPDATE requests SET state = 2, batch_local_id = NULL, result_status = ?,"
         " result_headers = ?, result_body = ?, result_synthesized = ?, result_ms = ?,"
-        " body = x'' WHERE id = ?"));
+        " body = x'' WHERE id = ? AND state != 2"));
     q.addBindValue(status);
     q.addBindValue(headers);
     q.addBindValue(body);
@@ -390,6 +407,7 @@ void Store::storeResult(quint64 id, int status, const QByteArray &headers, const
     q.addBindValue(qint64(id));
     q.exec();
     checkWrite(q, "storing a result");
+    return !q.lastError().isValid() && q.numRowsAffected() > 0;
 }
 
 void Store::deleteRequest(quint64 id) {

@@ -28,12 +28,20 @@
 
 namespace llmproxy {
 
+namespace accounting {
+struct LedgerQuery;
+struct LedgerReport;
+struct LedgerRow;
+} // namespace accounting
+
 struct StoredRequest {
     enum class State { Queued = 0, Submitted = 1, Answered = 2 };
     quint64 id = 0;
     QByteArray keyHash, organization, project, endpoint, model;
-    QByteArray dedupe;   // what adoption matches on (a hash)
-    QByteArray caller;   // the proxy token's name, if any
+    QByteArray dedupe; // what adoption matches on (a hash)
+    // Who sent it: the proxy token's name, else a key hint ("…" + the key's last 4 characters);
+    // what the ledger's rows name (never a key).
+    QByteArray caller;
     QByteArray bodyHash; // SHA-256 of the body, for requests with an Idempotency-Key
     QByteArray body;     // loaded only where asked for
     int embeddingInputs = 0;
@@ -106,8 +114,24 @@ public:
     bool insertRequest(const StoredRequest &request);
     void setRequestQueued(quint64 id); // back in the queue (no batch)
     void setRequestsSubmitted(const QList<quint64> &ids, const QByteArray &batchLocalId);
-    void storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
+    // True when this recorded the request's answer; false when it had one already (the first
+    // stays) or no such request exists, so that its usage is never counted twice.
+    bool storeResult(quint64 id, int status, const QByteArray &headers, const QByteArray &body,
                      bool synthesized, qint64 atMs);
+
+    // The ledger (accounting/ledger.h): add `row` to its hour's row of the same labels, in the
+    // open transaction (so a batch line's usage commits with its result, or not at all).
+    void addToLedger(const accounting::LedgerRow &row);
+    // Rows in [query.fromMs, query.toMs) grouped as asked; nullopt and *error on failure.
+    std::optional<accounting::LedgerReport> ledgerReport(const accounting::LedgerQuery &query,
+                                                         QString *error);
+    // Forget the hours before `beforeMs` (the ledger is kept 400 days).
+    void purgeLedger(qint64 beforeMs);
+    // `llm-proxy --report`: the ledger of the store in `directory`, opened read-only (a running
+    // proxy may hold it: WAL readers are fine). nullopt and *error (one line) when there is no
+    // store there, or it has no ledger yet.
+    static std::optional<accounting::LedgerReport>
+    readLedger(const QString &directory, const accounting::LedgerQuery &query, QString *error);
     void deleteRequest(quint64 id);
     QByteArray requestBody(quint64 id);
     std::optional<StoredRequest> requestWithResult(quint64 id);

@@ -222,6 +222,10 @@ StatsSnapshot Stats::snapshot() const {
     s.relayed = m_relayed;
     s.syncFallback = m_syncFallback;
     s.activeBatches = m_activeBatches;
+    s.usageSinceStart = UsageTotals::of(m_usageSinceStart);
+    accounting::LedgerRow allTime = m_usageBeforeStart;
+    allTime.add(m_usageSinceStart);
+    s.usageAllTime = UsageTotals::of(allTime);
     return s;
 }
 
@@ -279,8 +283,49 @@ QByteArray Stats::toJson(const StatsSnapshot &s) {
     count("relayed", s.relayed);
     out += ',';
     count("sync_fallback", s.syncFallback);
-    out += '}';
+    out += ",\"usage\":{\"since_start\":" + accounting::totalsJson(s.usageSinceStart.toRow()) +
+           ",\"all_time\":" + accounting::totalsJson(s.usageAllTime.toRow()) + "}}";
     return out;
+}
+
+UsageTotals UsageTotals::of(const accounting::LedgerRow &row) {
+    return UsageTotals{row.requests,
+                       row.requestsWithoutUsage,
+                       row.input,
+                       row.cachedInput,
+                       row.cacheWriteInput,
+                       row.output,
+                       row.reasoning,
+                       row.paid,
+                       row.list,
+                       row.saved,
+                       row.unknownCost};
+}
+
+accounting::LedgerRow UsageTotals::toRow() const {
+    accounting::LedgerRow row;
+    row.requests = requests;
+    row.requestsWithoutUsage = requestsWithoutUsage;
+    row.input = input;
+    row.cachedInput = cachedInput;
+    row.cacheWriteInput = cacheWriteInput;
+    row.output = output;
+    row.reasoning = reasoning;
+    row.paid = paidPicos;
+    row.list = listPicos;
+    row.saved = savedPicos;
+    row.unknownCost = unknownCost;
+    return row;
+}
+
+void Stats::recordUsage(const accounting::LedgerRow &row) {
+    const std::lock_guard lock(m_mutex);
+    m_usageSinceStart.add(row);
+}
+
+void Stats::setUsageBeforeStart(const accounting::LedgerRow &total) {
+    const std::lock_guard lock(m_mutex);
+    m_usageBeforeStart = total;
 }
 
 } // namespace llmproxy

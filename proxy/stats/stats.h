@@ -3,6 +3,8 @@
 
 // Counters and latency percentiles for /stats and the dashboard, in bounded memory.
 
+#include "accounting/ledger.h"
+
 #include <QByteArray>
 #include <QMetaType>
 #include <QtGlobal>
@@ -49,6 +51,15 @@ private:
     double m_min = 0;
 };
 
+// The counts and money of accounting::LedgerRow without its labels: a plain value.
+struct UsageTotals {
+    qint64 requests = 0, requestsWithoutUsage = 0;
+    qint64 input = 0, cachedInput = 0, cacheWriteInput = 0, output = 0, reasoning = 0;
+    qint64 paidPicos = 0, listPicos = 0, savedPicos = 0, unknownCost = 0;
+    static UsageTotals of(const accounting::LedgerRow &row);
+    accounting::LedgerRow toRow() const;
+};
+
 // A plain copyable value: it crosses threads in queued signals (see Q_DECLARE_METATYPE below).
 // requestsTotal = requestsSuccessful + requestsFailed; synthesizedErrors is a subset of failed.
 struct StatsSnapshot {
@@ -69,6 +80,10 @@ struct StatsSnapshot {
     quint64 syncFallback = 0;
     // Batches not ended yet (for /metrics; not in /stats' JSON).
     quint64 activeBatches = 0;
+    // Tokens and money of every answered request (the ledger's counts): since this start, and
+    // all time (the ledger's totals when the proxy started, plus since start).
+    UsageTotals usageSinceStart;
+    UsageTotals usageAllTime;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -86,13 +101,18 @@ public:
     // A request was answered through the synchronous API after its batch was cancelled for
     // taking longer than the grace period (the provider answered; recordRequest() counts it too).
     void recordSyncFallback();
+    // One answered request's usage and cost (accounting::ledgerRowFor), counted since start and
+    // all time.
+    void recordUsage(const accounting::LedgerRow &row);
+    // What the ledger held when the proxy started (before any recordUsage()).
+    void setUsageBeforeStart(const accounting::LedgerRow &total);
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
     void setActiveBatches(quint64 n);
 
     StatsSnapshot snapshot() const;
-    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" at the
-    // top level.
+    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" and
+    // "usage": {"since_start": {...}, "all_time": {...}} (accounting::totalsJson) at the top level.
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
@@ -106,6 +126,7 @@ private:
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
     quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
     quint64 m_activeBatches = 0;
+    accounting::LedgerRow m_usageSinceStart, m_usageBeforeStart; // labels empty
 };
 
 } // namespace llmproxy

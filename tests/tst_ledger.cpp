@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The ledger (issue 10) at the store's level: the hour's row each answer adds to, the 400 days it
+// is kept, the migration that adds it to a version-5 database, a result counted once, the
+// read-only reader of --report, and the texts /usage answers with.
+
+#include "accounting/answerusage.h"
+#include "accounting/ledger.h"
+#include "queue/store.h"
+
+#include <QDateTime>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSqlDatabase>
+#include <QSqlQuery>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QTimeZone>
+#include <QUuid>
+
+using namespace llmproxy;
+using namespace llmproxy::accounting;
+
+namespace {
+
+constexpr qint64 T0 = Q_INT64_C(1796558400000); // 2026-12-06T12:00:00Z, the start of an hour
+
+AccountedRequest answered(qint64 atMs, const QByteArray &model = "gpt-4o-mini",
+                          Route route = Route::Batch, const QByteArray &caller = "alice") {
+    AccountedRequest r;
+    r.route = route;
+    r.endpoint = "/v1/chat/completions";
+    r.model = model;
+    r.caller = caller;
+    r.provider = "openai";
+    r.httpStatus = 200;
+    r.usage.reported = true;
+    r.usage.input = 100;
+    r.usage.cachedInput = 20;
+    r.usage.output = 50;
+    r.usage.reasoning = 10;
+    r.cost.paid = 1000;
+    r.cost.list = 2000;
+    r.cost.saved = 1000;
+    r.answeredAtMs = atMs;
+    return r;
+}
+
+LedgerQuery everything() {
+    LedgerQuery q;
+    q.fromMs = 0;
+    q.toMs = std::numeric_limits<qint64>::max();
+    return q;
+}
+
+bool execOn(const QString &path, const QStringList &statements) {
+    const QString name = QUuid::createUuid().toString();
+    bool ok = true;
+    {
+        QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), name);
+        db.setDatabaseName(path);
+        ok = db.open();
+        for (const QString &sql : statements) {
+            QSqlQuery q(db);
+            if (ok && !q.exec(sql))
+                ok = false;
+        }
+        db.close();
+    }
+    QSqlDatabase::removeDatabase(name);
+    return ok;
+}
+
+} // namespace
+
+class tst_Ledger final : public QObject {
+    Q_OBJECT
+
+private Q_SLOTS:
+    void upsertAddsToTheRowOfItsHourAndLabels() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        store->addToLedger(ledgerRowFor(answered(T0 + 5)));
+        store->addToLedger(ledgerRowFor(answered(T0 + 3'599'999)));
+        store->addToLedger(ledgerRowFor(answered(T0 + 10, "gpt-4o-mini", Route::Batch, "bob")));
+        QVERIFY(store->commit());
+        const auto report = store->ledgerReport(everything(), nullptr);
+        QVERIFY(report);
+        QCOMPARE(report->rows.size(), 2);
+        const LedgerRow &alice = report->rows.at(0);
+        QCOMPARE(alice.caller, QByteArray("alice"));
+        QCOMPARE(alice.requests, 2);
+        QCOMPARE(alice.input, 200);
+        QCOMPARE(alice.cachedInput, 40);
+        QCOMPARE(alice.output, 100);
+        QCOMPARE(alice.reasoning, 20);
+        QCOMPARE(alice.paid, 2000);
+        QCOMPARE(alice.list, 4000);
+        QCOMPARE(alice.saved, 2000);
+        QCOMPARE(report->rows.at(1).caller, QByteArray("bob"));
+        // A request without a model (moderations has a default) is a row too.
+        store->addToLedger(ledgerRowFor(answered(T0, QByteArray(), Route::Batch, QByteArray())));
+        QVERIFY(store->commit());
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 4);
+        QCOMPARE(report->total().requests, 3);
+        // One table row per hour and labels: the upsert added to it.
+        QCOMPARE(rowCount(store->path()), 3);
+    }
+
+    void answersAreBucketedByTheHourTheyEnded() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        store->addToLedger(ledgerRowFor(answered(T0 - 1)));           // 11:59:59.999
+        store->addToLedger(ledgerRowFor(answered(T0)));               // 12:00
+        store->addToLedger(ledgerRowFor(answered(T0 + 11 * HourMs))); // 23:00, same day
+        store->addToLedger(ledgerRowFor(answered(T0 + 12 * HourMs))); // next day
+        QVERIFY(store->commit());
+        QCOMPARE(rowCount(store->path()), 4);
+        LedgerQuery byDay = everything();
+        byDay.byDay = true;
+        byDay.byCaller = byDay.byEndpoint = byDay.byRoute = byDay.byModel = false;
+        const auto days = store->ledgerReport(byDay, nullptr);
+        QVERIFY(days);
+        QCOMPARE(days->rows.size(), 2);
+        QCOMPARE(days->rows.at(0).requests, 3);
+        QCOMPARE(days->rows.at(1).requests, 1);
+        QCOMPARE(days->rows.at(1).hourMs, T0 + 12 * HourMs);
+        // A range that starts inside an hour includes that hour's row.
+        LedgerQuery lastHour = everything();
+        lastHour.fromMs = T0 + 30 * 60 * 1000;
+        lastHour.toMs = T0 + HourMs;
+        const auto hour = store->ledgerReport(lastHour, nullptr);
+        QVERIFY(hour);
+        QCOMPARE(hour->total().requests, 1);
+    }
+
+    void rowsOlderThan400DaysArePurged() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const qint64 now = T0;
+        store->addToLedger(ledgerRowFor(answered(now - 401 * DayMs)));
+        store->addToLedger(ledgerRowFor(answered(now - 399 * DayMs)));
+        store->addToLedger(ledgerRowFor(answered(now)));
+        QVERIFY(store->commit());
+        store->purgeLedger(now - LedgerKeepMs);
+        QVERIFY(store->commit());
+        const auto report = store->ledgerReport(everything(), nullptr);
+        QVERIFY(report);
+        QCOMPARE(report->total().requests, 2);
+        QCOMPARE(rowCount(store->path()), 2);
+    }
+
+    void migrationFromV5AddsTheLedgerAndKeepsTheQueue() {
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+        }
+        // A version-5 database: no ledger, one answered request waiting for its client.
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE ledger"),
+                              QStringLiteral("INSERT INTO requests(id, key_hash, endpoint, model,"
+                                             " dedupe, body, arrived_ms, state, result_status,"
+                                             " result_body, result_ms) VALUES(7, 'h',"
+                                             " '/v1/chat/completions', 'm', x'00', x'', 1000, 2,"
+                                             " 200, CAST('{}' AS BLOB), 2000)"),
+                              QStringLiteral("PRAGMA user_version=5")}));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const QList<StoredRequest> requests = store->loadRequests();
+        QCOMPARE(requests.size(), 1);
+        QCOMPARE(requests.first().id, quint64(7));
+        QVERIFY(store->requestWithResult(7));
+        const auto empty = store->ledgerReport(everything(), nullptr);
+        QVERIFY(empty);
+        QVERIFY(empty->rows.isEmpty());
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
+        QCOMPARE(userVersion(path), 6);
+    }
+
+    void aResultIsRecordedOnceAndItsRowOutlivesIt() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        StoredRequest r;
+        r.id = 1;
+        r.keyHash = "h";
+        r.endpoint = "/v1/chat/completions";
+        r.model = "m";
+        r.dedupe = "d";
+        r.body = "{}";
+        QVERIFY(store->insertRequest(r));
+        QVERIFY(store->storeResult(1, 200, {}, "{}", false, T0));
+        // A re-delivery (a result read again after a restart) finds it recorded.
+        QVERIFY(!store->storeResult(1, 200, {}, "{\"again\":1}", false, T0));
+        QVERIFY(!store->storeResult(99, 200, {}, "{}", false, T0)); // no such request
+        QCOMPARE(store->requestWithResult(1)->resultBody, QByteArray("{}"));
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        store->deleteRequest(1); // the result is collected (or purged)
+        QVERIFY(store->commit());
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
+    }
+
+    void aFailedTransactionLosesTheResultAndItsRowTogether() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        StoredRequest r;
+        r.id = 1;
+        r.keyHash = "h";
+        r.endpoint = "/v1/chat/completions";
+        r.dedupe = "d";
+        r.body = "{}";
+        QVERIFY(store->insertRequest(r));
+        QVERIFY(store->commit());
+        QVERIFY(store->simulateWriteFailureForTests(true));
+        QVERIFY(!store->storeResult(1, 200, {}, "{}", false, T0));
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        QVERIFY(!store->commit());
+        QVERIFY(store->simulateWriteFailureForTests(false));
+        QVERIFY(!store->requestWithResult(1));
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 0);
+        // Recorded again (the batch's results are read again): counted once.
+        QVERIFY(store->storeResult(1, 200, {}, "{}", false, T0));
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
+    }
+
+    void reportReadsTheStoreReadOnlyWhileItIsOpen() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        store->addToLedger(ledgerRowFor(answered(T0))); // open, not committed: not seen
+        QString error;
+        const auto report = Store::readLedger(dir.path(), everything(), &error);
+        QVERIFY2(report, qPrintable(error));
+        QCOMPARE(report->total().requests, 1);
+        QVERIFY(store->commit());
+        QCOMPARE(Store::readLedger(dir.path(), everything(), &error)->total().requests, 2);
+
+        QTemporaryDir empty;
+        QVERIFY(!Store::readLedger(empty.path(), everything(), &error));
+        QVERIFY2(error.contains(QStringLiteral("no store")), qPrintable(error));
+        QVERIFY(!QFile::exists(empty.filePath(QStringLiteral("llm-proxy.sqlite"))));
+    }
+
+    void usageQuery_data() {
+        QTest::addColumn<QByteArray>("query");
+        QTest::addColumn<QByteArray>("badParam");
+        QTest::addColumn<qint64>("fromMs");
+        QTest::addColumn<qint64>("toMs");
+        const qint64 now = T0;
+        QTest::newRow("default: 30 days")
+            << QByteArray() << QByteArray() << now - 30 * DayMs << now + 1;
+        QTest::newRow("7d") << QByteArray("from=7d") << QByteArray() << now - 7 * DayMs << now + 1;
+        QTest::newRow("12h to 1h")
+            << QByteArray("from=12h&to=1h") << QByteArray() << now - 12 * HourMs << now - HourMs;
+        QTest::newRow("dates") << QByteArray("from=2026-12-01&to=2026-12-02T06:00:00Z")
+                               << QByteArray() << T0 - 5 * DayMs - 12 * HourMs
+                               << T0 - 4 * DayMs - 6 * HourMs;
+        QTest::newRow("group_by list") << QByteArray("group_by=model,day&format=csv")
+                                       << QByteArray() << now - 30 * DayMs << now + 1;
+        QTest::newRow("bad from") << QByteArray("from=yesterday") << QByteArray("from") << 0LL
+                                  << 0LL;
+        QTest::newRow("bad to") << QByteArray("to=7x") << QByteArray("to") << 0LL << 0LL;
+        QTest::newRow("bad group")
+            << QByteArray("group_by=model,colour") << QByteArray("group_by") << 0LL << 0LL;
+        QTest::newRow("bad format")
+            << QByteArray("format=xml") << QByteArray("format") << 0LL << 0LL;
+        QTest::newRow("unknown") << QByteArray("limit=3") << QByteArray("limit") << 0LL << 0LL;
+        QTest::newRow("reversed") << QByteArray("from=1d&to=2d") << QByteArray("from") << 0LL
+                                  << 0LL;
+    }
+    void usageQuery() {
+        QFETCH(QByteArray, query);
+        QFETCH(QByteArray, badParam);
+        QFETCH(qint64, fromMs);
+        QFETCH(qint64, toMs);
+        QByteArray param;
+        QString message;
+        const auto parsed = parseUsageQuery(query, T0, &param, &message);
+        if (!badParam.isEmpty()) {
+            QVERIFY(!parsed);
+            QCOMPARE(param, badParam);
+            QVERIFY(!message.isEmpty());
+            return;
+        }
+        QVERIFY2(parsed, qPrintable(message));
+        QCOMPARE(parsed->query.fromMs, fromMs);
+        QCOMPARE(parsed->query.toMs, toMs);
+        if (query.contains("group_by")) {
+            QVERIFY(parsed->query.byModel && parsed->query.byDay);
+            QVERIFY(!parsed->query.byRoute && !parsed->query.byCaller);
+            QVERIFY(parsed->csv);
+        }
+    }
+
+    void usageJsonAndCsvAreExact() {
+        LedgerQuery q;
+        q.fromMs = T0;
+        q.toMs = T0 + DayMs;
+        q.byEndpoint = false;
+        LedgerReport report;
+        report.rows.append(ledgerRowFor(answered(T0)));
+        AccountedRequest unpriced = answered(T0, "my-model", Route::Relay, "…abcd");
+        unpriced.cost = {};
+        report.rows.append(ledgerRowFor(unpriced));
+        report.unpricedModels.append("my-model");
+        const QByteArray json = usageJson(q, report);
+        const QJsonObject root = QJsonDocument::fromJson(json).object();
+        QCOMPARE(root.value(QStringLiteral("from")).toString(),
+                 QStringLiteral("2026-12-06T12:00:00Z"));
+        const QJsonArray rows = root.value(QStringLiteral("rows")).toArray();
+        QCOMPARE(rows.size(), 2);
+        QCOMPARE(rows.at(0).toObject().value(QStringLiteral("model")).toString(),
+                 QStringLiteral("gpt-4o-mini"));
+        QVERIFY(!rows.at(0).toObject().contains(QStringLiteral("endpoint")));
+        QVERIFY(json.contains(R"("cost_usd":0.000000001,"list_cost_usd":0.000000002,)"
+                              R"("saved_usd":0.000000001)"));
+        QVERIFY(rows.at(1).toObject().value(QStringLiteral("cost_usd")).isNull());
+        const QJsonObject totals = root.value(QStringLiteral("totals")).toObject();
+        QCOMPARE(totals.value(QStringLiteral("requests")).toInt(), 2);
+        QCOMPARE(totals.value(QStringLiteral("input_tokens")).toInt(), 200);
+        QCOMPARE(totals.value(QStringLiteral("unknown_cost_requests")).toInt(), 1);
+        QCOMPARE(root.value(QStringLiteral("unpriced_models")).toArray(),
+                 QJsonArray{QStringLiteral("my-model")});
+
+        const QByteArray csv = usageCsv(q, report);
+        const QList<QByteArray> lines = csv.split('\n');
+        QCOMPARE(lines.at(0), QByteArray("model,route,caller,requests,requests_without_usage,"
+                                         "input_tokens,cached_input_tokens,"
+                                         "cache_write_input_tokens,output_tokens,"
+                                         "reasoning_tokens,cost_usd,list_cost_usd,saved_usd,"
+                                         "unknown_cost_requests\r"));
+        QCOMPARE(lines.at(1), QByteArray("gpt-4o-mini,batch,alice,1,0,100,20,0,50,10,"
+                                         "0.000000001,0.000000002,0.000000001,0\r"));
+        QCOMPARE(lines.at(2), QByteArray("my-model,relay,…abcd,1,0,100,20,0,50,10,,,,1\r"));
+    }
+
+    void keyHintShowsFourCharactersAtMost() {
+        QCOMPARE(keyHint("sk-proj-abcdefghijklmnop"), QByteArray("…mnop"));
+        QCOMPARE(keyHint("short"), QByteArray("…"));
+    }
+
+    void streamUsageComesFromItsLastUsageEvent_data() {
+        QTest::addColumn<QByteArray>("stream");
+        QTest::addColumn<bool>("reported");
+        QTest::addColumn<qint64>("input");
+        QTest::addColumn<qint64>("output");
+        QTest::newRow("chat with include_usage")
+            << QByteArray("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}"
+                          "\n\n"
+                          "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,"
+                          "\"completion_tokens\":4,\"total_tokens\":13}}\n\n"
+                          "data: [DONE]\n\n")
+            << true << 9LL << 4LL;
+        QTest::newRow("chat without")
+            << QByteArray("data: {\"choices\":[]}\n\ndata: [DONE]\n\n") << false << 0LL << 0LL;
+        QTest::newRow("responses completed")
+            << QByteArray("event: response.completed\r\ndata: {\"type\":\"response.completed\","
+                          "\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":7}}}"
+                          "\r\n\r\n")
+            << true << 5LL << 7LL;
+    }
+    void streamUsageComesFromItsLastUsageEvent() {
+        QFETCH(QByteArray, stream);
+        QFETCH(bool, reported);
+        QFETCH(qint64, input);
+        QFETCH(qint64, output);
+        AnswerCapture capture;
+        capture.start(true, true);
+        for (qsizetype i = 0; i < stream.size(); i += 7) // in pieces, as the network gives it
+            capture.append(
+                QByteArrayView(stream).sliced(i, std::min<qsizetype>(7, stream.size() - i)));
+        const Usage usage = capture.usage();
+        QCOMPARE(usage.reported, reported);
+        if (reported) {
+            QCOMPARE(*usage.input, input);
+            QCOMPARE(*usage.output, output);
+        }
+    }
+
+private:
+    static int rowCount(const QString &path) {
+        const QString name = QUuid::createUuid().toString();
+        int n = -1;
+        {
+            QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), name);
+            db.setDatabaseName(path);
+            if (db.open()) {
+                QSqlQuery q(db);
+                if (q.exec(QStringLiteral("SELECT COUNT(*) FROM ledger")) && q.next())
+                    n = q.value(0).toInt();
+            }
+            db.close();
+        }
+        QSqlDatabase::removeDatabase(name);
+        return n;
+    }
+    static int userVersion(const QString &path) {
+        const QString name = QUuid::createUuid().toString();
+        int n = -1;
+        {
+            QSqlDatabase db = QSqlDatabase::addDatabase(QStringLiteral("QSQLITE"), name);
+            db.setDatabaseName(path);
+            if (db.open()) {
+                QSqlQuery q(db);
+                if (q.exec(QStringLiteral("PRAGMA user_version")) && q.next())
+                    n = q.value(0).toInt();
+            }
+            db.close();
+        }
+        QSqlDatabase::removeDatabase(name);
+        return n;
+    }
+};
+
+QTEST_GUILESS_MAIN(tst_Ledger)
+#include "tst_ledger.moc"
