@@ -507,7 +507,7 @@ void TestStats::syncFallbackCounter() {
     QCOMPARE(s.requestsFailed, quint64{1});
     QCOMPARE(s.synthesizedErrors, quint64{0});
     QCOMPARE(s.relayed, quint64{0});
-    QVERIFY(Stats::toJson(s).endsWith(R"("relayed":0,"sync_fallback":2})"));
+    QVERIFY(Stats::toJson(s).contains(R"("relayed":0,"sync_fallback":2,)"));
 }
 
 void TestStats::snapshotIsRegisteredValue() {
@@ -542,6 +542,12 @@ void TestStats::jsonExactText() {
     stats.recordRelayed();
     stats.recordSyncFallback();
     stats.recordSyncFallback();
+    // Three streams waited; one was answered, one hung up, one still waits.
+    stats.recordStreamStarted();
+    stats.recordStreamStarted();
+    stats.recordStreamStarted();
+    stats.recordStreamEnded(true);
+    stats.recordStreamEnded(false);
 
     // requests: mean 1000.5 / 4 = 250.125; p50 = rank 2; p95, p99 = rank 4.
     // batches: mean 6000.875 / 3 = 2000.29166... -> 2000.292; p50 = rank 2; p95, p99 = rank 3.
@@ -550,7 +556,7 @@ void TestStats::jsonExactText() {
         R"("avg_time_ms":250.125,"p50_time_ms":200,"p95_time_ms":400.5,"p99_time_ms":400.5},)"
         R"("batches":{"total":3,"successful":2,"failed":1,"avg_time_ms":2000.292,)"
         R"("p50_time_ms":2000.25,"p95_time_ms":3000.125,"p99_time_ms":3000.125},)"
-        R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2})");
+        R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2,"streamed":1,"waiting_streams":1})");
     QCOMPARE(Stats::toJson(stats.snapshot()), expected);
 }
 
@@ -560,7 +566,7 @@ void TestStats::jsonEmpty() {
         R"("avg_time_ms":0,"p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
         R"("batches":{"total":0,"successful":0,"failed":0,"avg_time_ms":0,)"
         R"("p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
-        R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0})");
+        R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0,"streamed":0,"waiting_streams":0})");
     QCOMPARE(Stats::toJson(Stats().snapshot()), expected);
     QCOMPARE(Stats::toJson(StatsSnapshot{}), expected);
 }
@@ -650,7 +656,7 @@ void TestStats::jsonParses() {
     QCOMPARE(error.error, QJsonParseError::NoError);
     QVERIFY(doc.isObject());
     const QJsonObject root = doc.object();
-    QCOMPARE(root.size(), 6);
+    QCOMPARE(root.size(), 8);
     const QJsonObject requests = root.value(QLatin1StringView("requests")).toObject();
     const QJsonObject batches = root.value(QLatin1StringView("batches")).toObject();
     QCOMPARE(requests.size(), 8);

@@ -184,6 +184,19 @@ void Stats::recordSyncFallback() {
     ++m_syncFallback;
 }
 
+void Stats::recordStreamStarted() {
+    const std::lock_guard lock(m_mutex);
+    ++m_waitingStreams;
+}
+
+void Stats::recordStreamEnded(bool answered) {
+    const std::lock_guard lock(m_mutex);
+    if (m_waitingStreams > 0)
+        --m_waitingStreams;
+    if (answered)
+        ++m_streamed;
+}
+
 void Stats::setQueued(quint64 n) {
     const std::lock_guard lock(m_mutex);
     m_queued = n;
@@ -216,6 +229,8 @@ StatsSnapshot Stats::snapshot() const {
     s.inFlight = m_inFlight;
     s.relayed = m_relayed;
     s.syncFallback = m_syncFallback;
+    s.streamed = m_streamed;
+    s.waitingStreams = m_waitingStreams;
     return s;
 }
 
@@ -273,6 +288,10 @@ QByteArray Stats::toJson(const StatsSnapshot &s) {
     count("relayed", s.relayed);
     out += ',';
     count("sync_fallback", s.syncFallback);
+    out += ',';
+    count("streamed", s.streamed);
+    out += ',';
+    count("waiting_streams", s.waitingStreams);
     out += '}';
     return out;
 }

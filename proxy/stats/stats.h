@@ -67,6 +67,11 @@ struct StatsSnapshot {
     // Requests of batches cancelled after the grace period that were answered through the
     // synchronous API instead (at full price). They are counted in requests* as well.
     quint64 syncFallback = 0;
+    // Batched requests whose client asked for a stream and got it (the replay or an error
+    // event; counted in requests* as well), and the streaming clients waiting now (counted in
+    // queued or in_flight as well).
+    quint64 streamed = 0;
+    quint64 waitingStreams = 0;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -84,12 +89,16 @@ public:
     // A request was answered through the synchronous API after its batch was cancelled for
     // taking longer than the grace period (the provider answered; recordRequest() counts it too).
     void recordSyncFallback();
+    // A streaming client started waiting for its batch; its wait ended with its stream written
+    // (`answered`) or not (it hung up, or the proxy stopped).
+    void recordStreamStarted();
+    void recordStreamEnded(bool answered);
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
 
     StatsSnapshot snapshot() const;
-    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" at the
-    // top level.
+    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback",
+    // "streamed", "waiting_streams" at the top level.
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
@@ -102,6 +111,7 @@ private:
     quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
     quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
+    quint64 m_streamed = 0, m_waitingStreams = 0;
 };
 
 } // namespace llmproxy
