@@ -680,7 +680,9 @@ void TestStats::jsonParses() {
     QCOMPARE(root.value(QLatin1StringView("sync_fallback")).toInteger(), 4);
     // The prototype's fields first, in their order; the additions after them.
     QVERIFY(json.indexOf("\"relayed\"") < json.indexOf("\"sync_fallback\""));
-    QVERIFY(json.endsWith(",\"sync_fallback\":4}"));
+    QVERIFY(json.endsWith(",\"sync_fallback\":4,\"streamed\":0,\"waiting_streams\":0}"));
+    QCOMPARE(root.value(QLatin1StringView("streamed")).toInteger(), 0);
+    QCOMPARE(root.value(QLatin1StringView("waiting_streams")).toInteger(), 0);
 }
 
 QTEST_GUILESS_MAIN(TestStats)
