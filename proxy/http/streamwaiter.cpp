@@ -4,6 +4,7 @@
 #include "api/batchresult.h"
 #include "api/logging.h"
 #include "http/httpwriter.h"
+#include "http/requestgate.h"
 #include "stats/stats.h"
 
 #include <QTcpSocket>
@@ -15,6 +16,14 @@ namespace llmproxy::http {
 namespace {
 constexpr std::chrono::milliseconds MinInterval = 1s;
 constexpr std::chrono::milliseconds MaxInterval = 5min;
+
+// A waiting stream's socket between writes: what was written goes to the kernel now (a few
+// bytes, taken at once), so that the socket's read and write buffers can be given back: about
+// 16 KiB per client that waits for hours (releaseIdleBuffers).
+void settle(QTcpSocket *socket) {
+    socket->flush();
+    releaseIdleBuffers(socket);
+}
 } // namespace
 
 StreamWaiter::StreamWaiter(const Clock *clock, Stats *stats, QObject *parent)
@@ -46,6 +55,7 @@ void StreamWaiter::hold(quint64 ticket, QTcpSocket *socket, sse::Endpoint endpoi
     head += keepAlive ? QByteArrayLiteral("Transfer-Encoding: chunked\r\n\r\n")
                       : QByteArrayLiteral("Connection: close\r\n\r\n");
     socket->write(head);
+    settle(socket);
     m_streams.emplace(ticket, stream);
     const bool wasIdle = m_due.empty();
     m_due.emplace_back(ticket, m_clock->now() + m_interval);
@@ -115,6 +125,8 @@ void StreamWaiter::batchKnown(quint64 ticket, const QByteArray &batchId) {
         return;
     it->second.batchNamed = true;
     write(it->second, sse::batchIdComment(batchId));
+    if (it->second.socket)
+        settle(it->second.socket.data());
 }
 
 void StreamWaiter::forget(quint64 ticket) {
@@ -147,6 +159,8 @@ void StreamWaiter::sweep() {
         if (it == m_streams.end())
             continue; // answered or gone
         write(it->second, comment);
+        if (it->second.socket)
+            settle(it->second.socket.data());
         m_due.emplace_back(ticket, now + m_interval);
     }
     rearm();
