@@ -16,6 +16,10 @@ namespace llmproxy::http {
 namespace {
 constexpr std::chrono::milliseconds MinInterval = 1s;
 constexpr std::chrono::milliseconds MaxInterval = 5min;
+// Keep-alives written per pass of the sweep: streams accepted together fall due together, and
+// tens of thousands of writes at once would hold up the thread's other clients. The rest go in
+// the next pass, right after the events that waited.
+constexpr int SweepBudget = 512;
 
 // A waiting stream's socket between writes: what was written goes to the kernel now (a few
 // bytes, taken at once), so that the socket's read and write buffers can be given back: about
@@ -120,13 +124,10 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
 }
 
 void StreamWaiter::batchKnown(quint64 ticket, const QByteArray &batchId) {
-    const auto it = m_streams.find(ticket);
-    if (it == m_streams.end())
+    if (!m_streams.count(ticket))
         return;
-    it->second.batchNamed = true;
-    write(it->second, sse::batchIdComment(batchId));
-    if (it->second.socket)
-        settle(it->second.socket.data());
+    m_named.emplace_back(ticket, batchId);
+    m_timer.start(0);
 }
 
 void StreamWaiter::forget(quint64 ticket) {
@@ -138,6 +139,7 @@ QList<StreamWaiter::Ended> StreamWaiter::failAll(const HttpAnswer &failure) {
     QList<Ended> ended;
     const auto streams = std::exchange(m_streams, {});
     m_due.clear();
+    m_named.clear();
     m_timer.stop();
     for (const auto &[ticket, stream] : streams) {
         if (m_stats)
@@ -152,21 +154,43 @@ void StreamWaiter::sweep() {
     // Those due a little later go now too: fewer wake-ups, and no comment comes late.
     const SteadyTime horizon = now + std::min<std::chrono::milliseconds>(m_interval / 10, 1s);
     const QByteArray comment = sse::keepAliveComment();
-    while (!m_due.empty() && m_due.front().second <= horizon) {
+    int budget = SweepBudget;
+    while (!m_named.empty() && budget > 0) {
+        const auto [ticket, batchId] = std::move(m_named.front());
+        m_named.pop_front();
+        const auto it = m_streams.find(ticket);
+        if (it == m_streams.end())
+            continue;
+        --budget;
+        it->second.batchNamed = true;
+        write(it->second, sse::batchIdComment(batchId));
+        if (it->second.socket)
+            settle(it->second.socket.data());
+    }
+    while (!m_due.empty() && m_due.front().second <= horizon && budget > 0) {
         const quint64 ticket = m_due.front().first;
         m_due.pop_front();
         const auto it = m_streams.find(ticket);
         if (it == m_streams.end())
             continue; // answered or gone
+        --budget;
         write(it->second, comment);
         if (it->second.socket)
             settle(it->second.socket.data());
         m_due.emplace_back(ticket, now + m_interval);
     }
+    if (budget == 0 && (!m_named.empty() || (!m_due.empty() && m_due.front().second <= horizon))) {
+        m_timer.start(0); // more are due: after the events that waited
+        return;
+    }
     rearm();
 }
 
 void StreamWaiter::rearm() {
+    if (!m_named.empty()) {
+        m_timer.start(0);
+        return;
+    }
     if (m_due.empty()) {
         m_timer.stop();
         return;

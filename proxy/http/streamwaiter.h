@@ -61,7 +61,8 @@ public:
         bool keepAlive = false;
     };
     // The ticket's request went out in this batch: a `: x-llm-proxy-batch-id` comment (again if
-    // the request had to go out in another batch).
+    // the request had to go out in another batch), written by the sweep like the keep-alives (a
+    // batch names thousands of streams at once).
     void batchKnown(quint64 ticket, const QByteArray &batchId);
     // The ticket's answer: a `: x-llm-proxy-batch-id` comment when the answer names its batch
     // and batchKnown() did not, then the replay of a 2xx body, or the error event of any other
@@ -79,7 +80,7 @@ private:
         sse::Endpoint endpoint = sse::Endpoint::ChatCompletions;
         bool includeUsage = false;
         bool keepAlive = false;  // chunked body; else close-delimited
-        bool batchNamed = false; // batchKnown() wrote the comment
+        bool batchNamed = false; // the sweep wrote a batchKnown() comment
     };
     void write(const Stream &stream, const QByteArray &bytes);
     Ended finish(const Stream &stream, const QByteArray &events);
@@ -93,6 +94,8 @@ private:
     // (ticket, when its next keep-alive is due), in due order; entries of streams that ended
     // are dropped when they come up.
     std::deque<std::pair<quint64, SteadyTime>> m_due;
+    // Batch id comments to write: (ticket, batch id), in the order the batches were created.
+    std::deque<std::pair<quint64, QByteArray>> m_named;
     QTimer m_timer;
 };
 

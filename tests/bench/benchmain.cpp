@@ -148,7 +148,7 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
     serve.setFlags(QCommandLineOption::HiddenFromHelp);
     const QCommandLineOption stream(QStringLiteral("stream"),
                                     QStringLiteral("The proxy's clients ask for streams "
-                                                   "(\"stream\": true, Connection: close): "
+                                                   "(\"stream\": true): "
                                                    "held streams, answered with the replay."));
     const QCommandLineOption compare(QStringLiteral("compare-store"),
                                      QStringLiteral("Run the proxy twice, with the store and "

@@ -36,8 +36,6 @@ QByteArray ChatWorkload::httpRequest(int index) const {
     request += QByteArray::number(m_port);
     request += "\r\nAuthorization: Bearer ";
     request += ApiKey;
-    if (m_stream)
-        request += "\r\nConnection: close";
     request += "\r\nContent-Type: application/json\r\nContent-Length: ";
     request += QByteArray::number(body.size());
     request += "\r\n\r\n";

@@ -9,8 +9,8 @@ namespace llmproxy::bench {
 // answer can be checked against the request it belongs to.
 class ChatWorkload {
 public:
-    // `stream`: the requests ask for a stream ("stream": true, with Connection: close so the
-    // answer ends with its connection) and verify() reads the replay's chunks.
+    // `stream`: the requests ask for a stream ("stream": true; the answer is chunked on the
+    // keep-alive connection) and verify() reads the replay's events.
     ChatWorkload(quint16 port, int messageBytes, bool stream = false);
 
     // The user message of request `index`: "bench request <index> " padded to messageBytes
