@@ -45,6 +45,8 @@ FrontEndSettings frontEndSettings(const Config &config,
     front.allowOrigins = config.allowOrigins;
     front.allowHosts = config.allowHosts;
     front.tokens = config.tokens;
+    front.relayStreams = config.relayStreams;
+    front.streamKeepAlive = config.streamKeepAlive;
     return front;
 }
 

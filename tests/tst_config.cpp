@@ -121,6 +121,7 @@ private slots:
     void errorMessageExample();
     void gracePeriodSetting_data();
     void gracePeriodSetting();
+    void streamSettings();
     void inMemory();
     void errorsNeverShowTheKey_data();
     void errorsNeverShowTheKey();
@@ -768,6 +769,43 @@ void TestConfig::errorMessageExample() {
 // The grace period is a setting like the others: the command line and applySetting (the
 // desktop app's settings page and the settings file) take the same values, with the same
 // reasons, and settingText gives back text both accept.
+// --streams batch|relay (any case) and --stream-keepalive 1s to 5m (issue 11).
+void TestConfig::streamSettings() {
+    const Config defaults = parseCommandLine(withProgram({})).config;
+    QCOMPARE(defaults.relayStreams, false);
+    QCOMPARE(defaults.streamKeepAlive, std::chrono::milliseconds(15'000));
+    QCOMPARE(settingText(defaults, Setting::Streams), QStringLiteral("batch"));
+    QCOMPARE(settingText(defaults, Setting::StreamKeepAlive), QStringLiteral("15s"));
+
+    CommandLine line =
+        parseCommandLine(withProgram({QStringLiteral("--streams"), QStringLiteral("relay"),
+                                      QStringLiteral("--stream-keepalive=2m")}));
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.relayStreams, true);
+    QCOMPARE(line.config.streamKeepAlive, std::chrono::milliseconds(120'000));
+    QCOMPARE(settingText(line.config, Setting::Streams), QStringLiteral("relay"));
+    line = parseCommandLine(withProgram({QStringLiteral("--streams= Batch ")}), {}, line.config);
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    QCOMPARE(line.config.relayStreams, false);
+
+    line = parseCommandLine(withProgram({QStringLiteral("--streams=maybe")}));
+    QCOMPARE(line.action, CommandLine::Action::Error);
+    QVERIFY2(line.message.contains(QStringLiteral("\"maybe\" is not batch or relay")),
+             qPrintable(line.message));
+    Config config;
+    QCOMPARE(applySetting(config, Setting::Streams, QStringLiteral("")),
+             QStringLiteral("\"\" is not batch or relay"));
+    QCOMPARE(config.relayStreams, false);
+    QCOMPARE(applySetting(config, Setting::StreamKeepAlive, QStringLiteral("999ms")),
+             QStringLiteral("\"999ms\" is out of range (expected 1s to 5m)"));
+    QCOMPARE(applySetting(config, Setting::StreamKeepAlive, QStringLiteral("301s")),
+             QStringLiteral("\"301s\" is out of range (expected 1s to 5m)"));
+    QCOMPARE(applySetting(config, Setting::StreamKeepAlive, QStringLiteral("1s")), QString());
+    QCOMPARE(config.streamKeepAlive, std::chrono::milliseconds(1000));
+    QVERIFY(helpText().contains(QStringLiteral("--streams batch|relay")));
+    QVERIFY(helpText().contains(QStringLiteral("--stream-keepalive DUR")));
+}
+
 void TestConfig::gracePeriodSetting_data() {
     QTest::addColumn<QString>("text");
     QTest::addColumn<QString>("expected"); // milliseconds, "off", or the refusal's reason

@@ -398,12 +398,14 @@ private Q_SLOTS:
         QCOMPARE(status(reply), 200);
     }
 
+    // Streams are batched by default (tst_streaming); with X-Batch: off they are relayed.
     void streamingAndOptOutAreRelayed() {
-        QNetworkReply *stream = send(
-            "POST", "/v1/chat/completions",
-            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})");
         Headers optOut = KeyA;
         optOut.emplaceBack("X-Batch", "off");
+        QNetworkReply *stream = send(
+            "POST", "/v1/chat/completions",
+            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"s"}]})",
+            optOut);
         QNetworkReply *direct = send("POST", "/v1/chat/completions", chatBody("now"), optOut);
         QVERIFY(finished(stream));
         QVERIFY(finished(direct));
@@ -425,9 +427,12 @@ private Q_SLOTS:
 
     void sseArrivesAsItIsProduced() {
         m_fake->setStreamChunkDelay(150ms);
+        Headers optOut = KeyA;
+        optOut.emplaceBack("X-Batch", "off");
         QNetworkReply *stream = send(
             "POST", "/v1/chat/completions",
-            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"slow stream"}]})");
+            R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"slow stream"}]})",
+            optOut);
         QByteArray first;
         QVERIFY(QTest::qWaitFor(
             [&] {

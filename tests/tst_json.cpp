@@ -76,6 +76,8 @@ private slots:
     void manyMembersStayLinear();
     void leadingMembers_data();
     void leadingMembers();
+    void withoutMembers_data();
+    void withoutMembers();
 };
 
 void TestJson::validDocuments_data() {
@@ -803,6 +805,58 @@ void TestJson::leadingMembers() {
         QVERIFY(json::isValid(member.value, json::Strictness::Lenient));
     }
     QCOMPARE(found, keys);
+}
+
+// What a streaming request becomes on its batch line: `stream` and `stream_options` taken out of
+// the raw text with the comma and whitespace that belonged to them, everything else untouched.
+void TestJson::withoutMembers_data() {
+    QTest::addColumn<QByteArray>("text");
+    QTest::addColumn<QByteArray>("expected");
+    QTest::newRow("none to remove") << QByteArray(R"({"model":"m","seed":12345678901234567890})")
+                                    << QByteArray(R"({"model":"m","seed":12345678901234567890})");
+    QTest::newRow("last") << QByteArray(R"({"model":"m","stream":true})")
+                          << QByteArray(R"({"model":"m"})");
+    QTest::newRow("first") << QByteArray(R"({"stream":true,"model":"m"})")
+                           << QByteArray(R"({"model":"m"})");
+    QTest::newRow("middle") << QByteArray(R"({"a":1,"stream":true,"b":2})")
+                            << QByteArray(R"({"a":1,"b":2})");
+    QTest::newRow("only") << QByteArray(R"({"stream":true})") << QByteArray("{}");
+    QTest::newRow("only, spaced") << QByteArray("{ \"stream\" : true }") << QByteArray("{  }");
+    QTest::newRow("both, first two")
+        << QByteArray(R"({"stream":true,"stream_options":{"include_usage":true},"model":"m"})")
+        << QByteArray(R"({"model":"m"})");
+    QTest::newRow("both, apart")
+        << QByteArray(R"({"stream":true,"model":"m","stream_options":{"include_usage":true}})")
+        << QByteArray(R"({"model":"m"})");
+    QTest::newRow("whitespace and newlines kept around the others")
+        << QByteArray("{\n  \"model\": \"m\",\n  \"stream\": true,\n  \"n\": 2\n}\n")
+        << QByteArray("{\n  \"model\": \"m\",\n  \"n\": 2\n}\n");
+    QTest::newRow("space before the comma")
+        << QByteArray("{\"model\":\"m\" , \"stream\" :true }") << QByteArray("{\"model\":\"m\" }");
+    QTest::newRow("first, with whitespace after its comma")
+        << QByteArray("{ \"stream\":true ,\r\n\t\"model\":\"m\"}")
+        << QByteArray("{ \"model\":\"m\"}");
+    QTest::newRow("escaped name") << QByteArray(R"({"model":"m","str\u0065am":true})")
+                                  << QByteArray(R"({"model":"m"})");
+    QTest::newRow("nested stream members stay")
+        << QByteArray(R"({"model":"m","metadata":{"stream":"x"},"stream":true})")
+        << QByteArray(R"({"model":"m","metadata":{"stream":"x"}})");
+    QTest::newRow("a string value that looks like the member stays")
+        << QByteArray(R"({"model":"\"stream\":true,","stream":false})")
+        << QByteArray(R"({"model":"\"stream\":true,"})");
+    QTest::newRow("leading whitespace before the object")
+        << QByteArray(R"(  {"stream":true,"a":[1,2]})") << QByteArray(R"(  {"a":[1,2]})");
+}
+
+void TestJson::withoutMembers() {
+    QFETCH(QByteArray, text);
+    QFETCH(QByteArray, expected);
+    const auto out = json::withoutMembers(text, {"stream", "stream_options"});
+    QVERIFY(out);
+    QCOMPARE(*out, expected);
+    QVERIFY(json::isValid(*out));
+    // Nothing to remove from the result: it comes back unchanged.
+    QCOMPARE(json::withoutMembers(*out, {"stream", "stream_options"}).value_or("x"), *out);
 }
 
 QTEST_GUILESS_MAIN(TestJson)

@@ -623,6 +623,53 @@ QList<Member> leadingMembers(QByteArrayView text) {
     }
 }
 
+std::optional<QByteArray> withoutMembers(QByteArrayView object,
+                                         const QList<QByteArrayView> &names) {
+    QByteArray text = object.toByteArray();
+    // One member at a time, scanning again after each cut (the names are few and rare).
+    for (;;) {
+        const auto members = objectMembers(text, Strictness::Lenient);
+        if (!members)
+            return std::nullopt;
+        qsizetype doomed = -1;
+        for (qsizetype i = 0; i < members->size() && doomed < 0; ++i) {
+            if (names.contains(QByteArrayView(members->at(i).key)))
+                doomed = i;
+        }
+        if (doomed < 0)
+            return text;
+        const auto valueEnd = [&](qsizetype i) {
+            const QByteArrayView value = members->at(i).value;
+            return qsizetype(value.data() - text.constData()) + value.size();
+        };
+        // Where member i's key starts: after '{' (or the previous value and its comma) and
+        // whitespace.
+        const auto keyStart = [&](qsizetype i) {
+            qsizetype pos = i == 0 ? qsizetype(text.indexOf('{')) + 1 : valueEnd(i - 1);
+            while (pos < text.size() && isWhitespace(text[pos]))
+                ++pos;
+            if (i > 0 && pos < text.size() && text[pos] == ',')
+                ++pos;
+            while (pos < text.size() && isWhitespace(text[pos]))
+                ++pos;
+            return pos;
+        };
+        qsizetype from = 0;
+        qsizetype to = 0;
+        if (doomed > 0) {
+            from = valueEnd(doomed - 1);
+            to = valueEnd(doomed);
+        } else if (members->size() > 1) {
+            from = keyStart(0);
+            to = keyStart(1);
+        } else {
+            from = keyStart(0);
+            to = valueEnd(0);
+        }
+        text.remove(from, to - from);
+    }
+}
+
 std::optional<Kind> kindOf(QByteArrayView rawValue) {
     const QByteArrayView value = trimmed(rawValue);
     if (value.isEmpty())

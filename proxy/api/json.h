@@ -73,6 +73,13 @@ std::optional<QByteArray> firstDuplicateKey(const QList<Member> &members);
 // or literal that reaches the cut exactly is left out (it may go on past it).
 QList<Member> leadingMembers(QByteArrayView truncatedObject);
 
+// `object` (one valid JSON object) without its top-level members named `names` (compared after
+// unescaping), every other byte as it was: a member after the first goes with the comma and
+// whitespace before it, the first with the comma and whitespace after it, an only member alone
+// (`{"stream":true}` becomes `{}`). nullopt if `object` is not one valid JSON object (read
+// leniently). Every occurrence of a name goes, so the result is valid JSON without them.
+std::optional<QByteArray> withoutMembers(QByteArrayView object, const QList<QByteArrayView> &names);
+
 // The kind of a raw value (its first non-space byte decides); nullopt if empty or invalid start.
 std::optional<Kind> kindOf(QByteArrayView rawValue);
 

@@ -23,10 +23,12 @@ namespace {
 constexpr char CustomIdPrefix[] = "lp_";
 
 // What makes two requests "the same" for adoption: same caller, key, organization, project and
-// endpoint, and the same body — or the same Idempotency-Key, which then decides instead (and
-// a different body with it is refused: idempotencyBodyHash).
+// endpoint, streaming or not, and the same body — or the same Idempotency-Key, which then
+// decides instead (and a different body with it is refused: idempotencyBodyHash).
 QByteArray dedupeKey(const BatchRequest &request) {
     QCryptographicHash hash(QCryptographicHash::Sha256);
+    if (request.streaming) // without it, the hash is what it always was (stored ones still match)
+        hash.addData("stream:");
     if (!request.caller.isEmpty()) { // without tokens, the hash is what it always was
         hash.addData("caller:");
         hash.addData(QByteArray::number(request.caller.size()));
@@ -370,8 +372,26 @@ void BatchCore::keyRefused(const QByteArray &keyHash) {
     }
 }
 
-void BatchCore::setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver) {
-    m_answerRoutes.insert(frontEnd, AnswerRoute{QPointer<QObject>(context), std::move(deliver)});
+void BatchCore::setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver,
+                               BatchIdFunction batchKnown) {
+    m_answerRoutes.insert(frontEnd, AnswerRoute{QPointer<QObject>(context), std::move(deliver),
+                                                std::move(batchKnown)});
+}
+
+void BatchCore::jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) {
+    Q_EMIT batchSubmitted(batchId, int(requestIds.size()));
+    for (quint64 id : requestIds) {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end() || !it->second.streaming)
+            continue;
+        for (quint64 ticket : std::as_const(it->second.tickets)) {
+            const auto route = m_answerRoutes.constFind(frontEndOf(ticket));
+            if (route == m_answerRoutes.cend() || !route->context || !route->batchKnown)
+                continue;
+            QMetaObject::invokeMethod(route->context.data(), [known = route->batchKnown, ticket,
+                                                              batchId] { known(ticket, batchId); });
+        }
+    }
 }
 
 void BatchCore::answerTicket(quint64 ticket, const HttpAnswer &answer) {
@@ -413,6 +433,7 @@ void BatchCore::submit(BatchRequest request) {
         }
         if (!request.idempotencyKey.isEmpty() || found->second.tickets.isEmpty()) {
             rememberKey(request.group.keyHash, request.credentials.apiKey);
+            found->second.streaming = request.streaming; // the same (dedupeKey): after a restart
             adopt(found->first, found->second, ticket);
             updateGauges();
             return;
@@ -454,6 +475,7 @@ void BatchCore::submit(BatchRequest request) {
     r.arrival = request.arrival;
     r.caller = caller;
     r.embeddingInputs = request.embeddingInputs;
+    r.streaming = request.streaming;
     r.tickets.append(ticket);
     rememberKey(request.group.keyHash, request.credentials.apiKey);
     m_ticketToRequest.emplace(ticket, id);

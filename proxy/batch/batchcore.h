@@ -52,6 +52,10 @@ struct BatchRequest {
     // Who sent it: the proxy token's name (empty without tokens). Part of what adoption and
     // Idempotency-Key match on, so one caller never adopts another's request.
     QByteArray caller;
+    // The client asked for a stream ("stream": true, taken out of `body`): it is answered with
+    // a replay of the result. Part of what adoption matches on: a streaming and a non-streaming
+    // request with the same body stay two requests.
+    bool streaming = false;
 };
 
 struct CoreSettings {
@@ -145,7 +149,11 @@ public:
     // route for the same index replaces this one; a route whose context was destroyed is
     // dropped with the answers for it. Call on the core's thread.
     using AnswerFunction = std::function<void(quint64 ticket, const HttpAnswer &answer)>;
-    void setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver);
+    // Streaming tickets (BatchRequest::streaming) also hear the id of the batch their request
+    // went out in, as soon as the provider created it, through `batchKnown` (if given).
+    using BatchIdFunction = std::function<void(quint64 ticket, const QByteArray &batchId)>;
+    void setAnswerRoute(int frontEnd, QObject *context, AnswerFunction deliver,
+                        BatchIdFunction batchKnown = {});
     static constexpr int frontEndOf(quint64 ticket) { return int(ticket >> 48); }
 
 Q_SIGNALS:
@@ -175,6 +183,7 @@ private:
         State state = State::Queued;
         QVarLengthArray<quint64, 1> tickets; // clients waiting for it: nearly always one
         bool hasResult = false;              // Unclaimed with a stored answer (else: never sent)
+        bool streaming = false;              // its clients asked for a stream
         SteadyTime unclaimedSince;
         std::shared_ptr<const HttpAnswer> memoryResult; // without a store
     };
@@ -224,9 +233,6 @@ private:
         sendSynchronousAttempt(requestId, credentials, 0);
     }
     void sendSynchronousAttempt(quint64 requestId, const Credentials &credentials, int attempt);
-    void jobSubmitted(const QByteArray &batchId, int requests) override {
-        Q_EMIT batchSubmitted(batchId, requests);
-    }
     // Store the answer with its ledger row (one transaction), unless it was stored before, and
     // account for it (stats, requestAccounted).
     void recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route);
@@ -234,6 +240,8 @@ private:
     void account(accounting::AccountedRequest &request, bool toLedger);
     // The same caller text shared by every request that has it.
     QByteArray internCaller(const QByteArray &caller);
+    // Tells waiting streams their batch (setAnswerRoute's batchKnown).
+    void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) override;
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
     // The request's JSONL input line for a batch file, made from bodyFor().
@@ -269,6 +277,7 @@ private:
     struct AnswerRoute {
         QPointer<QObject> context;
         AnswerFunction deliver;
+        BatchIdFunction batchKnown;
     };
     QHash<int, AnswerRoute> m_answerRoutes; // by front end index
     QHash<GroupKey, qsizetype> m_groups;    // each group's strings once, with its request count

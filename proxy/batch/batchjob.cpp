@@ -252,7 +252,7 @@ void BatchJob::create() {
                            qCInfo(lcBatch).noquote()
                                << "batch" << m_record.batchId << "created with"
                                << m_requestIds.size() << "requests";
-                           m_host->jobSubmitted(m_record.batchId, int(m_requestIds.size()));
+                           m_host->jobSubmitted(m_record.batchId, m_requestIds);
                            if (m_status.ended())
                                return poll();
                            m_retryTimer.disconnect(this);

@@ -154,6 +154,17 @@ HttpAnswer badTokenAnswer() {
                        ErrorType::InvalidRequest, "invalid_api_key");
 }
 
+// The endpoints whose streams the proxy can replay from a finished body.
+std::optional<sse::Endpoint> replayEndpoint(QByteArrayView path) {
+    if (path == "/v1/chat/completions")
+        return sse::Endpoint::ChatCompletions;
+    if (path == "/v1/completions")
+        return sse::Endpoint::Completions;
+    if (path == "/v1/responses")
+        return sse::Endpoint::Responses;
+    return std::nullopt;
+}
+
 bool isLoopbackPeer(const QHostAddress &address) {
     bool mapped = false;
     const quint32 v4 = address.toIPv4Address(&mapped);
@@ -179,7 +190,9 @@ HttpFrontEnd::HttpFrontEnd(BatchCore *core, Stats *stats, const Clock *clock,
     , m_stats(stats)
     , m_upstream(new UpstreamClient(this))
     , m_clock(clock)
-    , m_settings(settings) {
+    , m_settings(settings)
+    , m_streams(new http::StreamWaiter(clock, stats, this)) {
+    m_streams->setKeepAliveInterval(m_settings.streamKeepAlive);
     if (!m_settings.limiter) {
         m_settings.limiter = std::make_shared<http::ConnectionLimiter>(
             m_settings.limits.maxConnections, m_settings.limits.maxConnectionsPerIp);
@@ -328,6 +341,7 @@ void HttpFrontEnd::setSettings(const FrontEndSettings &settings) {
         m_settings.limiter->setLimits(m_settings.limits.maxConnections,
                                       m_settings.limits.maxConnectionsPerIp);
     }
+    m_streams->setKeepAliveInterval(m_settings.streamKeepAlive);
 }
 
 void HttpFrontEnd::putListenerFirst(QTcpServer *listener) {
@@ -373,6 +387,7 @@ bool HttpFrontEnd::acceptSocket(QTcpSocket *socket) {
             return;
         const quint64 id = std::exchange(conn->second.heldRequest, 0);
         m_held.erase(id);
+        m_streams->forget(id);
         qCDebug(lcHttp) << "client of request" << id << "hung up";
         QMetaObject::invokeMethod(m_core, [core = m_core, id] { core->cancel(id); });
     });
@@ -1050,10 +1065,14 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
                 keepAlive);
         return;
     }
-    if (const json::Member *stream = json::find(*members, "stream");
-        stream && stream->kind == json::Kind::True) {
-        relay(request, socket, keepAlive, *key,
-              admission.caller); // batches cannot stream (yet): full price
+    // A stream is batched and answered with a replay of the result (streamwaiter.h), unless
+    // streams are relayed (--streams relay) or the endpoint has no replay (full price).
+    const json::Member *streamMember = json::find(*members, "stream");
+    const bool streaming = streamMember && streamMember->kind == json::Kind::True;
+    const std::optional<sse::Endpoint> streamEndpoint =
+        streaming ? replayEndpoint(path) : std::nullopt;
+    if (streaming && (!streamEndpoint || m_settings.relayStreams)) {
+        relay(request, socket, keepAlive, *key, admission.caller);
         return;
     }
     QByteArray model;
@@ -1091,12 +1110,31 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         GroupKey{configured ? QByteArray(ConfiguredKeyHash) : keyHashOf(*key),
                  batched.credentials.organization, batched.credentials.project, path, model};
     batched.body = body;
+    bool includeUsage = false;
+    if (streaming) {
+        // The batch line carries the body without them, byte for byte otherwise.
+        const auto streamless = json::withoutMembers(body, {"stream", "stream_options"});
+        if (!streamless) { // cannot happen: the body was read as an object above
+            respond(socket,
+                    errorAnswer(400, QStringLiteral("The request body must be a JSON object"),
+                                ErrorType::InvalidRequest),
+                    keepAlive);
+            return;
+        }
+        batched.body = *streamless;
+        batched.streaming = true;
+        includeUsage = sse::optionsForRequest(*streamEndpoint, body).includeUsage;
+    }
     batched.embeddingInputs = path == "/v1/embeddings" ? embeddingInputs(*members) : 0;
     batched.arrival = m_clock->now();
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
     batched.caller = admission.caller;
 
-    m_held.emplace(batched.id, Held{QPointer<QTcpSocket>(socket), keepAlive, admission.corsOrigin});
+    if (streaming)
+        holdStream(batched.id, socket, keepAlive, admission, *streamEndpoint, includeUsage);
+    else
+        m_held.emplace(batched.id,
+                       Held{QPointer<QTcpSocket>(socket), keepAlive, admission.corsOrigin});
     if (const auto it = m_connections.find(socket); it != m_connections.end())
         it->second.heldRequest = batched.id;
     // The core may live on another thread (several I/O threads): then these are queued calls,
@@ -1105,11 +1143,16 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         m_answerRouted = true;
         QMetaObject::invokeMethod(m_core, [core = m_core, index = BatchCore::frontEndOf(batched.id),
                                            self = QPointer<HttpFrontEnd>(this)] {
-            core->setAnswerRoute(index, self.data(),
-                                 [self](quint64 ticket, const HttpAnswer &answer) {
-                                     if (self)
-                                         self->onAnswered(ticket, answer);
-                                 });
+            core->setAnswerRoute(
+                index, self.data(),
+                [self](quint64 ticket, const HttpAnswer &answer) {
+                    if (self)
+                        self->onAnswered(ticket, answer);
+                },
+                [self](quint64 ticket, const QByteArray &batchId) {
+                    if (self)
+                        self->m_streams->batchKnown(ticket, batchId);
+                });
         });
     }
     QMetaObject::invokeMethod(m_core, [core = m_core, request = std::move(batched)]() mutable {
@@ -1131,7 +1174,36 @@ HttpAnswer HttpFrontEnd::metricsAnswer() const {
     return answer;
 }
 
+void HttpFrontEnd::holdStream(quint64 ticket, QTcpSocket *socket, bool keepAlive,
+                              const Admission &admission, sse::Endpoint endpoint,
+                              bool includeUsage) {
+    HeaderList headers;
+    if (!admission.corsOrigin.isEmpty()) {
+        headers.emplaceBack("access-control-allow-origin", admission.corsOrigin);
+        headers.emplaceBack("access-control-expose-headers", frontdoor::corsExposeHeaders());
+        headers.emplaceBack("vary", "Origin");
+    }
+    if (const auto it = m_connections.find(socket); it != m_connections.end())
+        it->second.corsOrigin.clear(); // written with the headers
+    m_streams->hold(ticket, socket, endpoint, includeUsage, keepAlive && !m_closing, headers);
+}
+
+void HttpFrontEnd::endStream(const http::StreamWaiter::Ended &ended) {
+    QTcpSocket *socket = ended.socket.data();
+    if (!socket || socket->state() != QAbstractSocket::ConnectedState)
+        return; // the client left
+    if (const auto conn = m_connections.find(socket); conn != m_connections.end())
+        conn->second.heldRequest = 0;
+    if (!ended.keepAlive || m_closing)
+        socket->disconnectFromHost(); // a close-delimited stream ends with its connection
+    becameFree(socket);
+}
+
 void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {
+    if (const auto ended = m_streams->answer(requestId, answer)) {
+        endStream(*ended);
+        return;
+    }
     const auto it = m_held.find(requestId);
     if (it == m_held.end())
         return;
@@ -1306,6 +1378,9 @@ void HttpFrontEnd::closeAll(const HttpAnswer &answer) {
         if (client.socket && client.socket->state() == QAbstractSocket::ConnectedState)
             respond(client.socket.data(), answer, false);
     }
+    // Waiting streams have their headers out: they get the answer as their error event.
+    for (const http::StreamWaiter::Ended &ended : m_streams->failAll(answer))
+        endStream(ended);
 }
 
 } // namespace llmproxy

@@ -10,6 +10,7 @@
 #include "api/httpanswer.h"
 #include "http/connectionlimiter.h"
 #include "http/requestgate.h"
+#include "http/streamwaiter.h"
 #include "settings/config.h"
 
 #include <QAbstractHttpServer>
@@ -50,6 +51,10 @@ struct FrontEndSettings {
     std::shared_ptr<http::ConnectionLimiter> limiter;
     // How often deadlines and idle connections are checked; 0: from the timeouts.
     std::chrono::milliseconds sweepInterval{0};
+    // Streaming requests: relayed at full price instead of batched and replayed; while one
+    // waits for its batch, a keep-alive comment this often (streamwaiter.h).
+    bool relayStreams = false;
+    std::chrono::milliseconds streamKeepAlive{std::chrono::seconds(15)};
 };
 
 // The endpoints the proxy batches.
@@ -89,7 +94,9 @@ public:
 
     // Stop accepting; answer every waiting client with `answer` (shutdown).
     void closeAll(const HttpAnswer &answer);
-    qsizetype waiting() const { return std::ssize(m_held); }
+    qsizetype waiting() const { return std::ssize(m_held) + m_streams->waiting(); }
+    // Of those, the streaming clients (headers sent, keep-alives until the answer).
+    qsizetype waitingStreams() const { return m_streams->waiting(); }
     qsizetype connections() const { return std::ssize(m_connections); }
     // Requests read and framed, waiting for an earlier one of their connection (all
     // connections); how many requests and bytes the gates framed in all. For tests.
@@ -182,6 +189,11 @@ private:
     void onAnswered(quint64 requestId, const HttpAnswer &answer);
     // GET /metrics: the registry's exposition with the gauges from Stats.
     HttpAnswer metricsAnswer() const;
+    // A streaming request accepted for a batch: its headers go out now (streamwaiter.h).
+    void holdStream(quint64 ticket, QTcpSocket *socket, bool keepAlive, const Admission &admission,
+                    sse::Endpoint endpoint, bool includeUsage);
+    // A stream was written to its end: close its connection or hand on its next request.
+    void endStream(const http::StreamWaiter::Ended &ended);
     void sweepIdle();
     // Host, Origin (and preflights), the target, the proxy token. False when it answered the
     // request itself (a refusal, a preflight).
@@ -203,6 +215,7 @@ private:
     quint64 m_framedBytes = 0;
     std::unordered_map<QTcpSocket *, Connection> m_connections;
     std::unordered_map<quint64, Held> m_held;
+    http::StreamWaiter *m_streams; // held streaming clients (a child)
     QTimer m_sweep;
 };
 

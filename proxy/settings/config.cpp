@@ -477,6 +477,30 @@ const std::vector<Entry> &entries() {
                   .help = "How long answers nobody collected are kept for a client that "
                           "retries (default: %1; 1s to 30 days)."_L1},
          .field = [](Config &c) -> Field { return {.duration = &c.resultTtl}; }},
+        {.decl = {.setting = Setting::Streams,
+                  .option = "streams"_L1,
+                  .valueName = "batch|relay"_L1,
+                  .kind = Kind::Choice,
+                  .expected = "batch or relay"_L1,
+                  .missing = "batch or relay"_L1,
+                  .choices = "batch|relay"_L1,
+                  .help = "What becomes of streaming requests (\"stream\": true on chat, "
+                          "completions and responses): batch answers them with a replay of the "
+                          "finished result as the endpoint's event stream, relay sends them on at "
+                          "full price (default: %1)."_L1},
+         .field = [](Config &c) -> Field { return {.flag = &c.relayStreams}; }},
+        {.decl = {.setting = Setting::StreamKeepAlive,
+                  .option = "stream-keepalive"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = 5 * 60 * 1000,
+                  .expected = "1s to 5m"_L1,
+                  .missing = DurationValue,
+                  .help = "How often a streaming client waiting for its batch gets an SSE comment "
+                          "(: keep-alive), so that its read timeouts never fire (default: %1; 1s "
+                          "to 5m)."_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.streamKeepAlive}; }},
         {.decl = {.setting = Setting::IoThreads,
                   .option = "io-threads"_L1,
                   .valueName = "N"_L1,
@@ -818,6 +842,17 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         *field.count = static_cast<int>(count);
         return QString();
     }
+    case Kind::Choice: {
+        const qsizetype bar = decl.choices.indexOf(u'|');
+        const QString text = value.trimmed();
+        if (text.compare(decl.choices.first(bar), Qt::CaseInsensitive) == 0)
+            *field.flag = false;
+        else if (text.compare(decl.choices.sliced(bar + 1), Qt::CaseInsensitive) == 0)
+            *field.flag = true;
+        else
+            return quoted + QStringLiteral(" is not ") + decl.expected;
+        return QString();
+    }
     case Kind::Path: {
         const QString path = value.trimmed();
         if (path.isEmpty())
@@ -884,6 +919,11 @@ QString textOf(const Config &constConfig, const Entry &e) {
         return formatSize(*field.size);
     case Kind::Count:
         return QString::number(*field.count);
+    case Kind::Choice: {
+        const qsizetype bar = e.decl.choices.indexOf(u'|');
+        return *field.flag ? QString(e.decl.choices.sliced(bar + 1))
+                           : QString(e.decl.choices.first(bar));
+    }
     case Kind::Path:
         return *field.path;
     case Kind::List: {

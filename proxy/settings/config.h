@@ -72,6 +72,12 @@ struct Config {
     // delivered, the rest go through the synchronous API at full price (--grace-period; off).
     // A setting like the others (Setting::GracePeriod): "off" or an empty value turn it off.
     std::optional<std::chrono::milliseconds> gracePeriod;
+    // Streaming requests ("stream": true on chat, completions, responses): batched and answered
+    // with a replay of the finished result (--streams batch, the default), or relayed at full
+    // price (--streams relay). X-Batch: off relays either way.
+    bool relayStreams = false;
+    // While a streaming client waits for its batch, an SSE comment this often (--stream-keepalive).
+    std::chrono::milliseconds streamKeepAlive{std::chrono::seconds(15)};
     // Idle keep-alive connections are closed after this long (not a flag yet).
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     // A result-file line longer than this is not read whole: only its request fails (502
@@ -141,6 +147,8 @@ enum class Setting {
     MaxBody,
     GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
     ResultTtl,
+    Streams,         // batch | relay (Config.relayStreams)
+    StreamKeepAlive, // 1s to 5min
     IoThreads,
     // Lists (Config.allowOrigins, .allowHosts). As settings (file, window): entries separated
     // by spaces, commas or line breaks, each checked as one --allow-origin / --allow-host
@@ -176,6 +184,7 @@ struct SettingDeclaration {
         Url,           // URL
         Path,          // DIR or FILE, made absolute
         List,          // entries (see AllowOrigins); the option is repeatable
+        Choice,        // one of two words (`choices`: "off|on"), any case, for a flag
     };
     Setting setting = Setting::NoGui;
     QLatin1StringView option{};    // "batch-window" ("h" is the short form of help)
@@ -185,6 +194,8 @@ struct SettingDeclaration {
     qint64 maximum{};
     QLatin1StringView expected{}; // the bounds as the error message says them ("1s to 1h")
     QLatin1StringView missing{};  // what a missing value should have been ("a number of threads")
+    // Choice: the word for false, '|', the word for true ("batch|relay").
+    QLatin1StringView choices{};
     // The help text, wrapped by --help; "%1" is the default (settingText of Config(), or the
     // entry's own default text for the data folder and the tokens file).
     QLatin1StringView help{};

@@ -184,6 +184,19 @@ void Stats::recordSyncFallback() {
     ++m_syncFallback;
 }
 
+void Stats::recordStreamStarted() {
+    const std::lock_guard lock(m_mutex);
+    ++m_waitingStreams;
+}
+
+void Stats::recordStreamEnded(bool answered) {
+    const std::lock_guard lock(m_mutex);
+    if (m_waitingStreams > 0)
+        --m_waitingStreams;
+    if (answered)
+        ++m_streamed;
+}
+
 void Stats::setQueued(quint64 n) {
     const std::lock_guard lock(m_mutex);
     m_queued = n;
@@ -226,6 +239,8 @@ StatsSnapshot Stats::snapshot() const {
     accounting::LedgerRow allTime = m_usageBeforeStart;
     allTime.add(m_usageSinceStart);
     s.usageAllTime = UsageTotals::of(allTime);
+    s.streamed = m_streamed;
+    s.waitingStreams = m_waitingStreams;
     return s;
 }
 
@@ -283,6 +298,10 @@ QByteArray Stats::toJson(const StatsSnapshot &s) {
     count("relayed", s.relayed);
     out += ',';
     count("sync_fallback", s.syncFallback);
+    out += ',';
+    count("streamed", s.streamed);
+    out += ',';
+    count("waiting_streams", s.waitingStreams);
     out += ",\"usage\":{\"since_start\":" + accounting::totalsJson(s.usageSinceStart.toRow()) +
            ",\"all_time\":" + accounting::totalsJson(s.usageAllTime.toRow()) + "}}";
     return out;

@@ -84,6 +84,11 @@ struct StatsSnapshot {
     // all time (the ledger's totals when the proxy started, plus since start).
     UsageTotals usageSinceStart;
     UsageTotals usageAllTime;
+    // Batched requests whose client asked for a stream and got it (the replay or an error
+    // event; counted in requests* as well), and the streaming clients waiting now (counted in
+    // queued or in_flight as well).
+    quint64 streamed = 0;
+    quint64 waitingStreams = 0;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -106,6 +111,10 @@ public:
     void recordUsage(const accounting::LedgerRow &row);
     // What the ledger held when the proxy started (before any recordUsage()).
     void setUsageBeforeStart(const accounting::LedgerRow &total);
+    // A streaming client started waiting for its batch; its wait ended with its stream written
+    // (`answered`) or not (it hung up, or the proxy stopped).
+    void recordStreamStarted();
+    void recordStreamEnded(bool answered);
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
     void setActiveBatches(quint64 n);
@@ -113,6 +122,8 @@ public:
     StatsSnapshot snapshot() const;
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" and
     // "usage": {"since_start": {...}, "all_time": {...}} (accounting::totalsJson) at the top level.
+    // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback",
+    // "streamed", "waiting_streams" at the top level.
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
@@ -127,6 +138,7 @@ private:
     quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
     quint64 m_activeBatches = 0;
     accounting::LedgerRow m_usageSinceStart, m_usageBeforeStart; // labels empty
+    quint64 m_streamed = 0, m_waitingStreams = 0;
 };
 
 } // namespace llmproxy

@@ -56,6 +56,9 @@ struct Options {
     StoreMode store = StoreMode::On;
     QStringList proxyArguments; // more arguments for llm-proxy
     bool serveStub = false;     // this process is the stub server
+    // The proxy's clients ask for streams (issue 11): each is held with its headers out and
+    // answered with the replay (the stub keeps plain JSON: it is the floor of the transport).
+    bool stream = false;
 };
 
 constexpr int MaxRequests = 50'000;     // the provider's batch limit
@@ -143,12 +146,16 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
     QCommandLineOption serve(QStringLiteral("serve-stub"),
                              QStringLiteral("Internal: be the stub server (a child process)."));
     serve.setFlags(QCommandLineOption::HiddenFromHelp);
+    const QCommandLineOption stream(QStringLiteral("stream"),
+                                    QStringLiteral("The proxy's clients ask for streams "
+                                                   "(\"stream\": true): "
+                                                   "held streams, answered with the replay."));
     const QCommandLineOption compare(QStringLiteral("compare-store"),
                                      QStringLiteral("Run the proxy twice, with the store and "
                                                     "--in-memory, and print the store's "
                                                     "cost."));
     parser.addOptions({requests, proxy, poll, processing, body, window, samples, sources, statsPoll,
-                       stub, store, compare, proxyArgument, serve});
+                       stub, store, compare, proxyArgument, serve, stream});
     parser.process(app);
 
     Options options;
@@ -184,6 +191,7 @@ std::optional<Options> parseOptions(const QCoreApplication &app) {
     if (parser.isSet(compare))
         options.store = StoreMode::Compare;
     options.serveStub = parser.isSet(serve);
+    options.stream = parser.isSet(stream);
     options.proxyArguments = parser.values(proxyArgument);
     options.proxy = parser.value(proxy);
     if (!options.serveStub &&
@@ -510,7 +518,7 @@ ProxyFigures runProxy(const Options &o, bool store, const QString &workDir) {
     const std::chrono::milliseconds cpuBefore = processCpuTime(proxy.pid());
 
     // 1. Accept: N connections, N requests, until /stats counts N.
-    const ChatWorkload workload(proxy.port(), o.bodyBytes);
+    const ChatWorkload workload(proxy.port(), o.bodyBytes, o.stream);
     const LoadOptions loadOptions = loadOptionsFor(o, proxy.port());
     std::optional<LoadGenerator> load;
     LoadGenerator::Phase phase = LoadGenerator::Phase::Holding;
@@ -785,7 +793,8 @@ int main(int argc, char *argv[]) {
         return 1;
     }
 
-    print("llmproxy-bench: " + QByteArray::number(n) + " held chat completions, " +
+    print("llmproxy-bench: " + QByteArray::number(n) + " held chat completions" +
+          (o.stream ? QByteArray(" (streaming)") : QByteArray()) + ", " +
           QByteArray::number(o.bodyBytes) + "-byte messages, " +
           (o.window == 0 ? QByteArray("all arriving at once")
                          : "at most " + QByteArray::number(o.window) + " uncounted") +

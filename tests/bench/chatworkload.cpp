@@ -8,9 +8,10 @@
 
 namespace llmproxy::bench {
 
-ChatWorkload::ChatWorkload(quint16 port, int messageBytes)
+ChatWorkload::ChatWorkload(quint16 port, int messageBytes, bool stream)
     : m_port(port)
-    , m_messageBytes(messageBytes) {}
+    , m_messageBytes(messageBytes)
+    , m_stream(stream) {}
 
 QByteArray ChatWorkload::message(int index) const {
     static constexpr char Alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -28,7 +29,7 @@ QByteArray ChatWorkload::httpRequest(int index) const {
     const QByteArray body =
         QByteArrayLiteral("{\"model\":\"") + Model +
         QByteArrayLiteral("\",\"messages\":[{\"role\":\"user\",\"content\":\"") + message(index) +
-        QByteArrayLiteral("\"}]}");
+        QByteArrayLiteral("\"}]") + (m_stream ? QByteArrayLiteral(",\"stream\":true}") : "}");
     QByteArray request;
     request.reserve(body.size() + 256);
     request += "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:";
@@ -46,6 +47,37 @@ QByteArray ChatWorkload::verify(int index, int status, const QByteArray &body) c
     const auto snippet = [&body] { return body.left(160).replace('\n', ' '); };
     if (status != 200)
         return "status " + QByteArray::number(status) + ": " + snippet();
+    if (m_stream) {
+        // The replay: chat.completion.chunk events whose deltas join to the answer, then [DONE].
+        QByteArray text;
+        bool done = false;
+        for (const QByteArray &line : body.split('\n')) {
+            if (!line.startsWith("data: "))
+                continue;
+            const QByteArray data = line.sliced(6);
+            if (data == "[DONE]") {
+                done = true;
+                continue;
+            }
+            const QJsonObject chunk = QJsonDocument::fromJson(data).object();
+            if (chunk.contains(QLatin1StringView("error")))
+                return "an error event: " + data.left(160);
+            text += chunk.value(QLatin1StringView("choices"))
+                        .toArray()
+                        .at(0)
+                        .toObject()
+                        .value(QLatin1StringView("delta"))
+                        .toObject()
+                        .value(QLatin1StringView("content"))
+                        .toString()
+                        .toUtf8();
+        }
+        if (!done)
+            return "the stream has no [DONE]: " + snippet();
+        if (text != "echo: " + message(index))
+            return "wrong streamed content (another request's answer?): " + text.left(80);
+        return {};
+    }
     QJsonParseError error{};
     const QJsonDocument document = QJsonDocument::fromJson(body, &error);
     if (error.error != QJsonParseError::NoError || !document.isObject())

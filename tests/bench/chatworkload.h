@@ -9,7 +9,9 @@ namespace llmproxy::bench {
 // answer can be checked against the request it belongs to.
 class ChatWorkload {
 public:
-    ChatWorkload(quint16 port, int messageBytes);
+    // `stream`: the requests ask for a stream ("stream": true; the answer is chunked on the
+    // keep-alive connection) and verify() reads the replay's events.
+    ChatWorkload(quint16 port, int messageBytes, bool stream = false);
 
     // The user message of request `index`: "bench request <index> " padded to messageBytes
     // with a pattern that depends on the index (plain ASCII, nothing to escape in JSON).
@@ -26,6 +28,7 @@ public:
 private:
     quint16 m_port;
     int m_messageBytes;
+    bool m_stream = false;
 };
 
 } // namespace llmproxy::bench

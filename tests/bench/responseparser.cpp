@@ -18,6 +18,8 @@ ResponseParser::State ResponseParser::feed(const char *data, qsizetype size) {
         if (parseHead() != State::Incomplete || m_bodyStart < 0)
             return m_state;
     }
+    if (m_chunked)
+        return parseChunks();
     const qsizetype have = m_buffer.size() - m_bodyStart;
     if (m_bodyLength >= 0) {
         if (have > m_bodyLength)
@@ -33,7 +35,7 @@ ResponseParser::State ResponseParser::feed(const char *data, qsizetype size) {
 ResponseParser::State ResponseParser::finish() {
     if (m_state != State::Incomplete)
         return m_state;
-    if (m_bodyStart >= 0 && m_bodyLength < 0) {
+    if (m_bodyStart >= 0 && m_bodyLength < 0 && !m_chunked) {
         m_state = State::Complete;
         return m_state;
     }
@@ -42,7 +44,31 @@ ResponseParser::State ResponseParser::finish() {
 }
 
 QByteArray ResponseParser::body() const {
+    if (m_chunked)
+        return m_decoded;
     return m_bodyStart < 0 ? QByteArray() : m_buffer.sliced(m_bodyStart);
+}
+
+ResponseParser::State ResponseParser::parseChunks() {
+    for (;;) {
+        const qsizetype lineEnd = m_buffer.indexOf("\r\n", m_chunkPos);
+        if (lineEnd < 0)
+            return m_state;
+        bool ok = false;
+        const qsizetype size = m_buffer.mid(m_chunkPos, lineEnd - m_chunkPos).toLongLong(&ok, 16);
+        if (!ok || size < 0 || m_decoded.size() + size > MaxBody)
+            return fail("bad chunk size");
+        if (m_buffer.size() < lineEnd + 2 + size + 2)
+            return m_state;
+        if (size == 0) {
+            if (m_buffer.size() > lineEnd + 4)
+                return fail("bytes after the response");
+            m_state = State::Complete;
+            return m_state;
+        }
+        m_decoded += m_buffer.sliced(lineEnd + 2, size);
+        m_chunkPos = lineEnd + 2 + size + 2;
+    }
 }
 
 ResponseParser::State ResponseParser::fail(const QByteArray &why) {
@@ -78,8 +104,10 @@ ResponseParser::State ResponseParser::parseHead() {
             m_bodyLength = value.toLongLong(&ok);
             if (!ok || m_bodyLength < 0 || m_bodyLength > MaxBody)
                 return fail("bad Content-Length");
+        } else if (name == "transfer-encoding" && value.toLower() == "chunked") {
+            m_chunked = true;
         } else if (name == "transfer-encoding" && value.toLower() != "identity") {
-            return fail("chunked bodies are not supported by the bench client");
+            return fail("unsupported Transfer-Encoding: " + value.left(40));
         }
     }
     if (m_status >= 100 && m_status < 200) {
@@ -89,6 +117,7 @@ ResponseParser::State ResponseParser::parseHead() {
         return m_buffer.isEmpty() ? m_state : parseHead();
     }
     m_bodyStart = end + 4;
+    m_chunkPos = m_bodyStart;
     return m_state;
 }
 

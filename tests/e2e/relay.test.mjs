@@ -52,15 +52,19 @@ describe('relayed calls', () => {
     });
   });
 
-  test('a streaming chat completion is relayed chunk by chunk', TEST, async () => {
+  // Streams are batched by default (streaming.test.mjs); X-Batch: off relays one.
+  test('a streaming chat completion with X-Batch: off is relayed chunk by chunk', TEST, async () => {
     const { fake, proxy } = pair;
     await fake.config({ stream_chunk_delay_ms: 60 });
     const client = proxy.client(KEY_A);
-    const stream = await client.chat.completions.create({
-      ...chat('one two three four'),
-      stream: true,
-      stream_options: { include_usage: true },
-    });
+    const stream = await client.chat.completions.create(
+      {
+        ...chat('one two three four'),
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      { headers: { 'X-Batch': 'off' } },
+    );
     let text = '';
     let chunks = 0;
     let usage = null;

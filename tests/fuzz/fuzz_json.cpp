@@ -6,6 +6,8 @@
 // - objectMembers() succeeds exactly when the text is a valid object; every member's value is
 //   a view into the text, valid on its own, of the kind reported; strings decode and survive
 //   quoted() and back; integers agree with their digits; arrays have a length.
+// - withoutMembers() (the batch line of a stream) keeps a valid object valid (strictly so if it
+//   was), drops exactly the members named, and keeps the others' values byte for byte, in order.
 // - singleLine() keeps a valid document valid, the same length, without CR or LF.
 // - Against Qt's parser (QJsonDocument, objects and arrays only): what we accept strictly, Qt
 //   accepts too (except numbers beyond a double, which Qt refuses); what Qt writes, we accept;
@@ -271,6 +273,32 @@ void checkTruncated(QByteArrayView text, const std::optional<QList<json::Member>
     }
 }
 
+// withoutMembers() with the first member's name (and "stream"): the rest survive as they were.
+void checkWithout(QByteArrayView text, const QList<json::Member> &members, bool strict) {
+    QList<QByteArrayView> names{"stream"};
+    if (!members.isEmpty())
+        names.append(QByteArrayView(members.constFirst().key));
+    const auto out = json::withoutMembers(text, names);
+    FUZZ_CHECK(out.has_value(), "withoutMembers refused a valid object" + context(text));
+    FUZZ_CHECK(json::isValid(*out, json::Strictness::Lenient) &&
+                   (!strict || json::isValid(*out, json::Strictness::Strict)),
+               "withoutMembers made invalid JSON" + context(text));
+    const auto left = json::objectMembers(*out, json::Strictness::Lenient);
+    FUZZ_CHECK(left.has_value(), "withoutMembers made a non-object" + context(text));
+    QList<QByteArrayView> kept;
+    for (const json::Member &m : members) {
+        if (!names.contains(QByteArrayView(m.key)))
+            kept.append(m.value);
+    }
+    FUZZ_CHECK(left->size() == kept.size(),
+               "withoutMembers dropped the wrong members" + context(text));
+    for (qsizetype i = 0; i < kept.size(); ++i) {
+        FUZZ_CHECK(left->at(i).value == kept.at(i) &&
+                       !names.contains(QByteArrayView(left->at(i).key)),
+                   "withoutMembers changed a member it kept" + context(text));
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
@@ -306,6 +334,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             FUZZ_CHECK(json::stringValue(key) == m.key, "key does not round-trip" + context(text));
             checkValue(m.value, m.kind, text);
         }
+        checkWithout(text, *members, strict);
     }
     if (lenient) {
         const std::optional<json::Kind> kind = json::kindOf(text);

@@ -79,14 +79,33 @@ ModelAnswer chatCompletion(const QJsonObject &body, qint64 now) {
     const std::optional<ChatInput> input = chatInput(body, &error);
     if (!input)
         return error;
-    const QJsonObject message{{"role"_L1, "assistant"_L1},
-                              {"content"_L1, input->reply},
-                              {"refusal"_L1, QJsonValue::Null},
-                              {"annotations"_L1, QJsonArray()}};
+    QJsonObject message{{"role"_L1, "assistant"_L1},
+                        {"content"_L1, input->reply},
+                        {"refusal"_L1, QJsonValue::Null},
+                        {"annotations"_L1, QJsonArray()}};
+    QString finishReason = u"stop"_s;
+    // With tools and "tool_choice": "required", the first tool is called with the reply as its
+    // argument: {"text": "echo: ..."}.
+    const QJsonArray tools = body.value("tools"_L1).toArray();
+    if (!tools.isEmpty() && body.value("tool_choice"_L1).toString() == "required"_L1) {
+        const QString name =
+            tools.first().toObject().value("function"_L1).toObject().value("name"_L1).toString();
+        const QJsonObject call{
+            {"id"_L1, QString::fromLatin1(fakeId("call_"))},
+            {"type"_L1, "function"_L1},
+            {"function"_L1,
+             QJsonObject{{"name"_L1, name},
+                         {"arguments"_L1,
+                          QString::fromUtf8(QJsonDocument(QJsonObject{{"text"_L1, input->reply}})
+                                                .toJson(QJsonDocument::Compact))}}}};
+        message.insert("content"_L1, QJsonValue::Null);
+        message.insert("tool_calls"_L1, QJsonArray{call});
+        finishReason = u"tool_calls"_s;
+    }
     const QJsonObject choice{{"index"_L1, 0},
                              {"message"_L1, message},
                              {"logprobs"_L1, QJsonValue::Null},
-                             {"finish_reason"_L1, "stop"_L1}};
+                             {"finish_reason"_L1, finishReason}};
     return {200, QJsonObject{{"id"_L1, QString::fromLatin1(fakeId("chatcmpl-"))},
                              {"object"_L1, "chat.completion"_L1},
                              {"created"_L1, now},

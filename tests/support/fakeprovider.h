@@ -31,7 +31,8 @@ class FakeHttpServer;
 // [[error:CODE]] (error file, response null), [[omit]] (in neither file), [[result_bytes:N]]
 // (its result line padded to N bytes or more), [[request_id_crlf]] (its request_id holds an
 // escaped CR LF and a header line), [[custom_id_last]] (its result line names its custom_id
-// last, after the response). [[status:N]] also works on the synchronous endpoints.
+// last, after the response). [[status:N]] also works on the synchronous endpoints. A chat body
+// with tools and "tool_choice": "required" is answered with a call of its first tool.
 // Request headers X-Fake-Delay-Ms (any /v1 call) delay the answer; X-Fake-Status sets the
 // status of /v1/echo answers.
 //
