@@ -233,8 +233,10 @@ private Q_SLOTS:
                                  R"("messages":[{"role":"user","content":"s t"}]})";
         const QByteArray notAsked = R"({"model":"gpt-4o-mini","stream":true,)"
                                     R"("messages":[{"role":"user","content":"u v"}]})";
+        // Streams are batched by default (issue 11): X-Batch: off relays them.
+        const Headers relayed = KeyA + Headers{{"X-Batch", "off"}};
         for (const QByteArray &body : {asked, notAsked}) {
-            QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", body);
+            QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", body, relayed);
             QVERIFY(TestClient::finished(reply));
             QCOMPARE(TestClient::status(reply), 200);
             QVERIFY(reply->readAll().contains("data: [DONE]"));

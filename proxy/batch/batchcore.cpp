@@ -855,6 +855,7 @@ void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accoun
     accounted.model = r.group.model;
     accounted.caller = r.caller;
     accounted.httpStatus = answer.status;
+    accounted.streamed = r.streaming;
     // Only the provider's own successful answers carry usage; the proxy's are errors.
     if (!answer.synthesized && answer.status >= 200 && answer.status < 300)
         accounted.usage = usageFromAnswer(answer.body);
