@@ -4,6 +4,7 @@
 // as a bare literal; the build made the translation template (ui/llm-proxy.ts, by lupdate) with
 // the strings of every ui/*.cpp that shows text.
 
+#include "settings/config.h"
 #include "settings/settingsstore.h"
 #include "ui/desktopapp.h"
 #include "ui/keystore.h"
@@ -219,8 +220,17 @@ void TestUiTranslations::templateHasEveryFilesStrings() {
     for (const char *expected : {"Restore defaults", "Open data folder", "&Apply", "&Settings",
                                  "Connect a client", "Batch %1 completed (%2)"})
         QVERIFY2(sources.contains(QString::fromUtf8(expected)), expected);
-    for (const char *context : {"llmproxy::SettingsPage", "llmproxy::DashboardPage",
-                                "llmproxy::TrayState", "llmproxy::display"})
+    // The settings table's words the window shows (listed for lupdate by
+    // llmproxy-settingtexts).
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (!decl.shownInWindow())
+            continue;
+        for (QLatin1StringView words : {decl.label, decl.hint, decl.help})
+            QVERIFY2(sources.contains(QString(words)), words.data());
+    }
+    for (const char *context :
+         {"llmproxy::Setting", "llmproxy::SettingsPage", "llmproxy::DashboardPage",
+          "llmproxy::TrayState", "llmproxy::display"})
         QVERIFY2(contexts.contains(QString::fromUtf8(context)), context);
 }
 
