@@ -30,10 +30,12 @@ sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 # libqt6opengl6-dev: Qt6Charts' CMake package needs Qt6OpenGL's, and --no-install-recommends
-# does not bring it with qt6-charts-dev.
+# does not bring it with qt6-charts-dev. qt6-tools-dev (Qt6LinguistTools' CMake package) and
+# qt6-l10n-tools (lupdate, lrelease): the desktop app's translation template (.ts) is made in
+# every build.
 build_packages=(cmake ninja-build g++ pkg-config qt6-base-dev qt6-httpserver-dev
                 qt6-websockets-dev libqt6sql6-sqlite qt6-charts-dev libqt6opengl6-dev
-                qtkeychain-qt6-dev)
+                qtkeychain-qt6-dev qt6-tools-dev qt6-l10n-tools)
 # The desktop app's tests: a real tray (Xvfb + wmdocker) and a real keychain (gnome-keyring in a
 # private D-Bus session; libsecret is loaded by QtKeychain at run time).
 # The fuzzers: clang and libFuzzer (in libclang-rt-14-dev). The TLS tests make a self-signed

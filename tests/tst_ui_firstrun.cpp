@@ -71,11 +71,12 @@ private slots:
     void keyStateIsShown();
     void testRequestThroughTheProxy();
     void testRequestShowsA401();
+    void testRequestCarriesTheProxyToken();
     void settingsTestConnection();
     void settingsStartAtLogin();
 
 private:
-    void buildApp(const QByteArray &key);
+    void buildApp(const QByteArray &key, const QList<ProxyToken> &tokens = {});
     void startProxy();
     FirstRunPanel *panel() const { return m_app->window()->dashboard()->firstRun(); }
     template <typename T>
@@ -123,8 +124,9 @@ void TestUiFirstRun::cleanup() {
     m_dir.reset();
 }
 
-void TestUiFirstRun::buildApp(const QByteArray &key) {
+void TestUiFirstRun::buildApp(const QByteArray &key, const QList<ProxyToken> &tokens) {
     Config config = m_store->load();
+    config.tokens = tokens;
     config.dataDir = m_dir->filePath(QStringLiteral("data"));
     config.upstream = m_fake->baseUrl();
     const quint16 port = freePort();
@@ -259,6 +261,23 @@ void TestUiFirstRun::testRequestThroughTheProxy() {
             QStringLiteral("1"),
         5'000);
     QVERIFY(panel()->isVisible());
+}
+
+// With proxy tokens every request needs one: the test request sends the first token, and the
+// provider sees the configured key in its place.
+void TestUiFirstRun::testRequestCarriesTheProxyToken() {
+    const QByteArray token = "llmp-firstrunTOKENabcdefghijklmnopqrs";
+    buildApp(TestKey, {ProxyToken{"laptop", token}});
+    startProxy();
+    QSignalSpy finished(panel(), &FirstRunPanel::testFinished);
+    QTest::mouseClick(find<QPushButton>("firstRunTestButton"), Qt::LeftButton);
+    QVERIFY(finished.wait(15'000));
+    const QString outcome = find<QLabel>("firstRunTestOutcome")->text();
+    QVERIFY2(finished.first().first().toBool(), qPrintable(outcome));
+    QCOMPARE(m_fake->count("GET", "/v1/models"), 1);
+    QCOMPARE(m_fake->requests().constLast().headers.value("authorization"),
+             QByteArrayLiteral("Bearer ") + TestKey);
+    QVERIFY(!outcome.contains(QString::fromLatin1(token)));
 }
 
 void TestUiFirstRun::testRequestShowsA401() {

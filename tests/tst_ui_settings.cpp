@@ -31,6 +31,7 @@
 #include <QNetworkReply>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QTableWidget>
 #include <QTcpServer>
 #include <QTemporaryDir>
@@ -61,6 +62,7 @@ private slots:
 
     void formShowsConfig();
     void formHasARowForEveryWindowSetting();
+    void countsStayWithinTheDeclaredBounds();
     void validatedAsTyped_data();
     void validatedAsTyped();
     void applySavesOnlyChangedSettings();
@@ -149,6 +151,12 @@ QLabel *TestUiSettings::label(const char *name) const {
 }
 
 void TestUiSettings::typeInto(const char *name, const QString &text) {
+    if (auto *spin = m_app->window()->findChild<QSpinBox *>(QString::fromLatin1(name))) {
+        spin->selectAll();
+        QTest::keyClick(spin, Qt::Key_Backspace);
+        QTest::keyClicks(spin, text);
+        return;
+    }
     QLineEdit *field = edit(name);
     QVERIFY2(field, name);
     field->selectAll();
@@ -178,12 +186,15 @@ TestUiSettings::waitForSnapshot(const std::function<bool(const ProxySnapshot &)>
     return last;
 }
 
-// The page reads the table: a line edit and an error label for every setting the window
-// shows, labelled as declared and filled with settingText; none for the others.
+// The page reads the table: an editor that fits the kind (a spin box within the declared
+// bounds for a count, a line edit otherwise), an error label and the table's help text under
+// it for every setting the window shows, labelled as declared (with a mnemonic) and filled
+// with settingText; none for the others.
 void TestUiSettings::formHasARowForEveryWindowSetting() {
     const Config config = baseConfig();
     buildApp(config);
     int rows = 0;
+    const auto withoutMnemonic = [](QString text) { return text.remove(u'&'); };
     for (const SettingDeclaration &decl : settingDeclarations()) {
         const QByteArray name = QString(decl.objectName).toLatin1();
         if (!decl.shownInWindow()) {
@@ -191,27 +202,78 @@ void TestUiSettings::formHasARowForEveryWindowSetting() {
             continue;
         }
         ++rows;
-        QLineEdit *field = edit(QByteArray(name + "Edit").constData());
-        QVERIFY2(field, name.constData());
+        auto *editor = m_app->window()->findChild<QWidget *>(QString::fromLatin1(name + "Edit"));
+        QVERIFY2(editor, name.constData());
         QVERIFY(label(QByteArray(name + "Error").constData()));
         bool labelled = false;
         const auto labels = m_app->window()->findChildren<QLabel *>();
         if (decl.kind == SettingDeclaration::Kind::List) {
             // Edited entry by entry in the Access group, under the declared title.
             for (const QLabel *title : labels) {
-                labelled = labelled ||
-                           (title->text() == decl.label && title->toolTip() == QString(decl.hint));
+                labelled = labelled || (withoutMnemonic(title->text()) == decl.label &&
+                                        title->toolTip() == QString(decl.hint));
             }
             QVERIFY2(labelled, name.constData());
             continue;
         }
-        QCOMPARE(field->text(), settingText(config, decl.setting));
-        QCOMPARE(field->toolTip(), QString(decl.hint));
-        for (const QLabel *title : labels)
-            labelled = labelled || (title->buddy() == field && title->text() == decl.label);
+        auto *spin = qobject_cast<QSpinBox *>(editor);
+        auto *line = qobject_cast<QLineEdit *>(editor);
+        if (decl.kind == SettingDeclaration::Kind::Count) {
+            QVERIFY2(spin, name.constData());
+            QCOMPARE(spin->minimum(), int(decl.minimum));
+            QCOMPARE(spin->maximum(), int(decl.maximum));
+            QCOMPARE(QString::number(spin->value()), settingText(config, decl.setting));
+        } else {
+            QVERIFY2(line, name.constData());
+            QCOMPARE(line->text(), settingText(config, decl.setting));
+        }
+        QCOMPARE(editor->toolTip(), QString(decl.hint));
+        for (const QLabel *title : labels) {
+            labelled = labelled ||
+                       (title->buddy() == editor && withoutMnemonic(title->text()) == decl.label);
+        }
         QVERIFY2(labelled, name.constData());
+        // The one-line explanation: the table's help, with the default filled in.
+        QLabel *help = label(QByteArray(name + "Help").constData());
+        QVERIFY2(help, name.constData());
+        QString expected = decl.help;
+        if (expected.contains(QStringLiteral("%1")))
+            expected = expected.arg(settingText(Config(), decl.setting));
+        QCOMPARE(help->text(), expected);
+        QVERIFY(help->wordWrap());
     }
     QVERIFY(rows >= 10);
+}
+
+// A count cannot leave its declared bounds in the window: the spin box stops at them, and the
+// command line accepts every value it can hold.
+void TestUiSettings::countsStayWithinTheDeclaredBounds() {
+    buildApp(baseConfig());
+    int counts = 0;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        if (!decl.shownInWindow() || decl.kind != SettingDeclaration::Kind::Count)
+            continue;
+        ++counts;
+        auto *spin = m_app->window()->findChild<QSpinBox *>(QString(decl.objectName) +
+                                                            QStringLiteral("Edit"));
+        QVERIFY(spin);
+        const QByteArray name = QByteArray(decl.objectName.data(), decl.objectName.size()) + "Edit";
+        typeInto(name.constData(), QString::number(decl.maximum + 1));
+        QVERIFY(spin->value() <= decl.maximum);
+        spin->setValue(int(decl.maximum) + 1);
+        QCOMPARE(spin->value(), int(decl.maximum));
+        spin->setValue(int(decl.minimum) - 1);
+        QCOMPARE(spin->value(), int(decl.minimum));
+        Config scratch;
+        QCOMPARE(applySetting(scratch, decl.setting, QString::number(decl.minimum)), QString());
+        QCOMPARE(applySetting(scratch, decl.setting, QString::number(decl.maximum)), QString());
+        QVERIFY(!applySetting(scratch, decl.setting, QString::number(decl.maximum + 1)).isEmpty());
+        spin->setValue(int(decl.minimum) + 1);
+        QVERIFY(m_app->window()->settings()->isValid());
+        QCOMPARE(settingText(m_app->window()->settings()->editedConfig(), decl.setting),
+                 QString::number(decl.minimum + 1));
+    }
+    QVERIFY(counts >= 1);
 }
 
 void TestUiSettings::formShowsConfig() {
@@ -221,7 +283,8 @@ void TestUiSettings::formShowsConfig() {
     QCOMPARE(edit("listenEdit")->text(), QStringLiteral("localhost:3030"));
     QCOMPARE(edit("upstreamEdit")->text(), QStringLiteral("http://127.0.0.1:9/v1"));
     QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("1500ms"));
-    QCOMPARE(edit("batchSizeEdit")->text(), QStringLiteral("1000"));
+    QCOMPARE(m_app->window()->findChild<QSpinBox *>(QStringLiteral("batchSizeEdit"))->value(),
+             1000);
     QCOMPARE(edit("batchBytesEdit")->text(), QStringLiteral("25MB"));
     QCOMPARE(edit("pollIntervalEdit")->text(), QStringLiteral("10s"));
     QCOMPARE(edit("maxBodyEdit")->text(), QStringLiteral("32MiB"));
@@ -256,10 +319,6 @@ void TestUiSettings::validatedAsTyped_data() {
                                   << "--batch-window"
                                   << "25h"
                                   << "24h";
-    QTest::newRow("size") << "batchSizeEdit"
-                          << "--batch-size"
-                          << "50001"
-                          << "50000";
     QTest::newRow("bytes") << "batchBytesEdit"
                            << "--batch-bytes"
                            << "1GB"
@@ -341,12 +400,12 @@ void TestUiSettings::applySavesOnlyChangedSettings() {
 
 void TestUiSettings::revert() {
     buildApp(baseConfig());
-    typeInto("batchSizeEdit", QStringLiteral("nonsense"));
+    typeInto("batchWindowEdit", QStringLiteral("nonsense"));
     auto *revert = m_app->window()->findChild<QPushButton *>(QStringLiteral("revertButton"));
     QVERIFY(revert->isEnabled());
     QTest::mouseClick(revert, Qt::LeftButton);
-    QCOMPARE(edit("batchSizeEdit")->text(), QStringLiteral("1000"));
-    QVERIFY(label("batchSizeError")->text().isEmpty());
+    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("4s"));
+    QVERIFY(label("batchWindowError")->text().isEmpty());
 }
 
 void TestUiSettings::listenChangeRebindsTheCore() {

@@ -5,6 +5,7 @@
 #include "settings/proxytokens.h"
 
 #include <QClipboard>
+#include <QCoreApplication>
 #include <QFrame>
 #include <QGridLayout>
 #include <QGuiApplication>
@@ -22,33 +23,41 @@ namespace llmproxy {
 namespace {
 const QString ErrorStyle = QStringLiteral("color: #b02020;");
 const QString FieldErrorStyle = QStringLiteral("QLineEdit { border: 1px solid #b02020; }");
+
+// The settings table's words for the window, through the translator (as SettingsPage).
+QString tableText(QLatin1StringView text) {
+    return QCoreApplication::translate("llmproxy::Setting",
+                                       QByteArray(text.data(), text.size()).constData());
+}
 } // namespace
 
 AccessSettings::AccessSettings(QWidget *parent)
-    : QGroupBox(QStringLiteral("Access"), parent) {
+    : QGroupBox(AccessSettings::tr("Access"), parent) {
     setObjectName(QStringLiteral("accessSettings"));
     auto *layout = new QGridLayout(this);
     layout->setColumnStretch(1, 1);
 
     // Titles and tooltips as the settings table declares them.
     const SettingDeclaration &origins = settingDeclaration(Setting::AllowOrigins);
-    auto *originsTitle = new QLabel(origins.label, this);
-    originsTitle->setToolTip(origins.hint);
+    auto *originsTitle = new QLabel(tableText(origins.label), this);
+    originsTitle->setToolTip(tableText(origins.hint));
     layout->addWidget(originsTitle, 0, 0, Qt::AlignTop);
     layout->addWidget(makeListEditor(&m_origins, Setting::AllowOrigins, QStringLiteral("Origin"),
                                      QStringLiteral("http://localhost:5173")),
                       0, 1);
     const SettingDeclaration &hosts = settingDeclaration(Setting::AllowHosts);
-    auto *hostsTitle = new QLabel(hosts.label, this);
-    hostsTitle->setToolTip(hosts.hint);
+    auto *hostsTitle = new QLabel(tableText(hosts.label), this);
+    hostsTitle->setToolTip(tableText(hosts.hint));
     layout->addWidget(hostsTitle, 1, 0, Qt::AlignTop);
     layout->addWidget(makeListEditor(&m_hosts, Setting::AllowHosts, QStringLiteral("Host"),
                                      QStringLiteral("proxy.example.lan")),
                       1, 1);
+    originsTitle->setBuddy(m_origins.entry);
+    hostsTitle->setBuddy(m_hosts.entry);
 
-    auto *tokensTitle = new QLabel(QStringLiteral("Proxy tokens"), this);
-    tokensTitle->setToolTip(QStringLiteral("With tokens, every request must carry one "
-                                           "(Authorization: Bearer TOKEN)"));
+    auto *tokensTitle = new QLabel(AccessSettings::tr("Proxy tokens"), this);
+    tokensTitle->setToolTip(AccessSettings::tr("With tokens, every request must carry one "
+                                               "(Authorization: Bearer TOKEN)"));
     layout->addWidget(tokensTitle, 2, 0, Qt::AlignTop);
     auto *tokens = new QWidget(this);
     auto *tokensLayout = new QVBoxLayout(tokens);
@@ -59,23 +68,24 @@ AccessSettings::AccessSettings(QWidget *parent)
     tokensLayout->addWidget(m_tokensFile);
     m_tokens = new QTableWidget(0, 2, tokens);
     m_tokens->setObjectName(QStringLiteral("tokensTable"));
-    m_tokens->setHorizontalHeaderLabels({QStringLiteral("Name"), QStringLiteral("Token")});
+    m_tokens->setHorizontalHeaderLabels({AccessSettings::tr("Name"), AccessSettings::tr("Token")});
     m_tokens->horizontalHeader()->setStretchLastSection(true);
     m_tokens->verticalHeader()->hide();
     m_tokens->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_tokens->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_tokens->setSelectionMode(QAbstractItemView::SingleSelection);
     m_tokens->setMaximumHeight(140);
+    m_tokens->setTabKeyNavigation(false); // Tab leaves the table (arrows move in it)
     tokensLayout->addWidget(m_tokens);
     auto *tokenRow = new QHBoxLayout;
     m_tokenName = new QLineEdit(tokens);
     m_tokenName->setObjectName(QStringLiteral("tokenNameEdit"));
-    m_tokenName->setPlaceholderText(QStringLiteral("Name of the new token (who uses it)"));
+    m_tokenName->setPlaceholderText(AccessSettings::tr("Name of the new token (who uses it)"));
     tokenRow->addWidget(m_tokenName, 1);
-    m_generate = new QPushButton(QStringLiteral("Generate"), tokens);
+    m_generate = new QPushButton(AccessSettings::tr("Generate"), tokens);
     m_generate->setObjectName(QStringLiteral("generateTokenButton"));
     tokenRow->addWidget(m_generate);
-    m_removeToken = new QPushButton(QStringLiteral("Remove"), tokens);
+    m_removeToken = new QPushButton(AccessSettings::tr("Remove"), tokens);
     m_removeToken->setObjectName(QStringLiteral("removeTokenButton"));
     tokenRow->addWidget(m_removeToken);
     tokensLayout->addLayout(tokenRow);
@@ -98,10 +108,10 @@ AccessSettings::AccessSettings(QWidget *parent)
     m_newTokenValue->setObjectName(QStringLiteral("newTokenEdit"));
     m_newTokenValue->setReadOnly(true);
     newRow->addWidget(m_newTokenValue, 1);
-    auto *copy = new QPushButton(QStringLiteral("Copy"), m_newToken);
+    auto *copy = new QPushButton(AccessSettings::tr("Copy"), m_newToken);
     copy->setObjectName(QStringLiteral("copyTokenButton"));
     newRow->addWidget(copy);
-    auto *done = new QPushButton(QStringLiteral("Done"), m_newToken);
+    auto *done = new QPushButton(AccessSettings::tr("Done"), m_newToken);
     done->setObjectName(QStringLiteral("hideTokenButton"));
     newRow->addWidget(done);
     newLayout->addLayout(newRow);
@@ -113,9 +123,10 @@ AccessSettings::AccessSettings(QWidget *parent)
         const QString name = m_tokenName->text().trimmed();
         const bool good = isProxyTokenName(name.toUtf8());
         m_generate->setEnabled(good);
-        m_tokenError->setText(name.isEmpty() || good
-                                  ? QString()
-                                  : QStringLiteral("A name is 1 to 64 letters, digits or . _ @ -"));
+        m_tokenError->setText(
+            name.isEmpty() || good
+                ? QString()
+                : AccessSettings::tr("A name is 1 to 64 letters, digits or . _ @ -"));
     };
     connect(m_tokenName, &QLineEdit::textChanged, this, checkName);
     const auto generate = [this] {
@@ -134,7 +145,7 @@ AccessSettings::AccessSettings(QWidget *parent)
     connect(copy, &QPushButton::clicked, this, [this] {
         QGuiApplication::clipboard()->setText(m_newTokenValue->text());
         m_newTokenTitle->setText(m_newTokenTitle->text().section(u'\n', 0, 0) +
-                                 QStringLiteral("\nCopied to the clipboard."));
+                                 AccessSettings::tr("\nCopied to the clipboard."));
     });
     connect(done, &QPushButton::clicked, this, &AccessSettings::hideGeneratedToken);
     checkName();
@@ -157,10 +168,10 @@ QWidget *AccessSettings::makeListEditor(ListEditor *editor, Setting setting, con
     editor->entry->setObjectName(plural.chopped(1) + QStringLiteral("Edit"));
     editor->entry->setPlaceholderText(placeholder);
     row->addWidget(editor->entry, 1);
-    editor->add = new QPushButton(QStringLiteral("Add"), box);
+    editor->add = new QPushButton(AccessSettings::tr("Add"), box);
     editor->add->setObjectName(QStringLiteral("add") + name + QStringLiteral("Button"));
     row->addWidget(editor->add);
-    editor->remove = new QPushButton(QStringLiteral("Remove"), box);
+    editor->remove = new QPushButton(AccessSettings::tr("Remove"), box);
     editor->remove->setObjectName(QStringLiteral("remove") + name + QStringLiteral("Button"));
     editor->remove->setEnabled(false);
     row->addWidget(editor->remove);
@@ -193,8 +204,9 @@ void AccessSettings::checkEntry(const ListEditor &editor) {
     const QList<QByteArray> &entries =
         editor.setting == Setting::AllowOrigins ? scratch.allowOrigins : scratch.allowHosts;
     const bool good = problem.isEmpty() && entries.size() == 1;
-    editor.error->setText(
-        problem.isEmpty() && entries.size() > 1 ? QStringLiteral("One entry at a time") : problem);
+    editor.error->setText(problem.isEmpty() && entries.size() > 1
+                              ? AccessSettings::tr("One entry at a time")
+                              : problem);
     editor.entry->setStyleSheet(problem.isEmpty() ? QString() : FieldErrorStyle);
     editor.add->setEnabled(good);
 }
@@ -219,19 +231,24 @@ QString AccessSettings::listText(const ListEditor &editor) {
     return entries.join(u' ');
 }
 
-void AccessSettings::setConfig(const Config &config) {
+void AccessSettings::setLists(const Config &config) {
     for (ListEditor *editor : {&m_origins, &m_hosts}) {
         editor->list->clear();
         const QString text = settingText(config, editor->setting);
         if (!text.isEmpty())
             editor->list->addItems(text.split(u' '));
     }
+}
+
+void AccessSettings::setConfig(const Config &config) {
+    setLists(config);
     const QString file = config.tokensFile.isEmpty() ? defaultTokensFile() : config.tokensFile;
-    m_tokensFile->setText((config.tokens.isEmpty()
-                               ? QStringLiteral("No tokens: any local program may use the proxy. ")
-                               : QStringLiteral("Every request must carry one of these tokens "
-                                                "(Authorization: Bearer TOKEN). ")) +
-                          QStringLiteral("Saved at once in %1.").arg(file));
+    m_tokensFile->setText(
+        (config.tokens.isEmpty()
+             ? AccessSettings::tr("No tokens: any local program may use the proxy. ")
+             : AccessSettings::tr("Every request must carry one of these tokens "
+                                  "(Authorization: Bearer TOKEN). ")) +
+        AccessSettings::tr("Saved at once in %1.").arg(file));
     m_tokens->setRowCount(0);
     for (const ProxyToken &token : config.tokens) {
         const int row = m_tokens->rowCount();
@@ -259,7 +276,8 @@ void AccessSettings::showGeneratedToken(const QString &name, const QByteArray &t
     m_tokenName->clear();
     m_tokenError->clear();
     m_newTokenTitle->setText(
-        QStringLiteral("The token \"%1\" is shown only now: copy it into its client.").arg(name));
+        AccessSettings::tr("The token \"%1\" is shown only now: copy it into its client.")
+            .arg(name));
     m_newTokenValue->setText(QString::fromLatin1(token));
     m_newToken->show();
 }

@@ -28,6 +28,8 @@ public:
 
     // Shows the lists and tokens of the configuration in force (discarding list edits).
     void setConfig(const Config &config);
+    // Shows the lists of `config` as edits (Restore defaults), leaving the tokens alone.
+    void setLists(const Config &config);
     // Puts the edited lists into `edited`.
     void applyTo(Config &edited) const;
     // Whether the edited lists differ from `base`'s.

@@ -82,17 +82,21 @@ QString Autostart::setEnabled(bool enabled) const {
         QFile file(path);
         if (!file.exists() || file.remove())
             return QString();
-        return QStringLiteral("Could not remove %1: %2").arg(path, file.errorString());
+        return QCoreApplication::translate("llmproxy::Autostart", "Could not remove %1: %2")
+            .arg(path, file.errorString());
     }
     const QString folder = QFileInfo(path).absolutePath();
     if (!QDir().mkpath(folder))
-        return QStringLiteral("Could not create the folder %1").arg(folder);
+        return QCoreApplication::translate("llmproxy::Autostart", "Could not create the folder %1")
+            .arg(folder);
     QSaveFile file(path);
     if (!file.open(QIODevice::WriteOnly))
-        return QStringLiteral("Could not write %1: %2").arg(path, file.errorString());
+        return QCoreApplication::translate("llmproxy::Autostart", "Could not write %1: %2")
+            .arg(path, file.errorString());
     file.write(entryText(m_executable));
     if (!file.commit())
-        return QStringLiteral("Could not write %1: %2").arg(path, file.errorString());
+        return QCoreApplication::translate("llmproxy::Autostart", "Could not write %1: %2")
+            .arg(path, file.errorString());
     return QString();
 }
 

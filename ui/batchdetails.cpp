@@ -33,7 +33,7 @@ BatchDetails::BatchDetails(QWidget *parent)
 }
 
 void BatchDetails::clearBatch() {
-    show(QStringLiteral("<p><i>Select a batch to see its details.</i></p>"));
+    show(BatchDetails::tr("<p><i>Select a batch to see its details.</i></p>"));
 }
 
 void BatchDetails::showBatch(const BatchProgress &batch) {
@@ -50,33 +50,34 @@ void BatchDetails::show(const QString &html) {
 QString BatchDetails::html(const BatchProgress &batch) {
     QString text = QStringLiteral("<h3>") + display::batchName(batch).toHtmlEscaped() +
                    QStringLiteral("</h3><table>");
+    text += row(BatchDetails::tr("Status"),
+                QString::fromUtf8(batch.status) +
+                    (batch.active ? BatchDetails::tr(" (active)") : QString()));
+    text += row(BatchDetails::tr("Provider batch id"), batch.batchId.isEmpty()
+                                                           ? BatchDetails::tr("(not created yet)")
+                                                           : QString::fromUtf8(batch.batchId));
+    text += row(BatchDetails::tr("Local id"), QString::fromUtf8(batch.localId));
+    text += row(BatchDetails::tr("Endpoint"), QString::fromUtf8(batch.endpoint));
+    text += row(BatchDetails::tr("Model"), QString::fromUtf8(batch.model));
     text +=
-        row(QStringLiteral("Status"), QString::fromUtf8(batch.status) +
-                                          (batch.active ? QStringLiteral(" (active)") : QString()));
-    text += row(QStringLiteral("Provider batch id"), batch.batchId.isEmpty()
-                                                         ? QStringLiteral("(not created yet)")
-                                                         : QString::fromUtf8(batch.batchId));
-    text += row(QStringLiteral("Local id"), QString::fromUtf8(batch.localId));
-    text += row(QStringLiteral("Endpoint"), QString::fromUtf8(batch.endpoint));
-    text += row(QStringLiteral("Model"), QString::fromUtf8(batch.model));
-    text += row(QStringLiteral("Key"), batch.keyHint.isEmpty() ? QStringLiteral("each client's own")
-                                                               : QString::fromUtf8(batch.keyHint));
-    text += row(QStringLiteral("Requests"), display::count(static_cast<quint64>(batch.total)));
-    text += row(QStringLiteral("Completed"),
+        row(BatchDetails::tr("Key"), batch.keyHint.isEmpty() ? BatchDetails::tr("each client's own")
+                                                             : QString::fromUtf8(batch.keyHint));
+    text += row(BatchDetails::tr("Requests"), display::count(static_cast<quint64>(batch.total)));
+    text += row(BatchDetails::tr("Completed"),
                 display::count(static_cast<quint64>(std::max(batch.completed, 0))));
-    text += row(QStringLiteral("Failed"),
+    text += row(BatchDetails::tr("Failed"),
                 display::count(static_cast<quint64>(std::max(batch.failed, 0))));
-    text += row(QStringLiteral("Formed"), when(batch.createdAt));
-    text += row(QStringLiteral("Submitted"), when(batch.submittedAt));
-    text += row(QStringLiteral("Ended"), when(batch.endedAt));
-    text += row(QStringLiteral("Until submitted"), between(batch.createdAt, batch.submittedAt));
-    text += row(QStringLiteral("At the provider"), between(batch.submittedAt, batch.endedAt));
-    text += row(QStringLiteral("In all"), between(batch.createdAt, batch.endedAt));
+    text += row(BatchDetails::tr("Formed"), when(batch.createdAt));
+    text += row(BatchDetails::tr("Submitted"), when(batch.submittedAt));
+    text += row(BatchDetails::tr("Ended"), when(batch.endedAt));
+    text += row(BatchDetails::tr("Until submitted"), between(batch.createdAt, batch.submittedAt));
+    text += row(BatchDetails::tr("At the provider"), between(batch.submittedAt, batch.endedAt));
+    text += row(BatchDetails::tr("In all"), between(batch.createdAt, batch.endedAt));
     text += QStringLiteral("</table>");
     if (batch.errors.isEmpty()) {
-        text += QStringLiteral("<p>No errors from the provider.</p>");
+        text += BatchDetails::tr("<p>No errors from the provider.</p>");
     } else {
-        text += QStringLiteral("<p><b>Provider errors</b></p><ul>");
+        text += BatchDetails::tr("<p><b>Provider errors</b></p><ul>");
         for (const QString &error : batch.errors)
             text += QStringLiteral("<li>") + error.toHtmlEscaped() + QStringLiteral("</li>");
         text += QStringLiteral("</ul>");

@@ -107,7 +107,7 @@ QVariant BatchTableModel::display(const BatchProgress &batch, int column) const 
     case GroupColumn:
         return display::group(batch);
     case KeyColumn:
-        return batch.keyHint.isEmpty() ? QStringLiteral("client's")
+        return batch.keyHint.isEmpty() ? BatchTableModel::tr("client's")
                                        : QString::fromUtf8(batch.keyHint);
     case StatusColumn:
         return QString::fromUtf8(batch.status);
@@ -151,9 +151,9 @@ QVariant BatchTableModel::data(const QModelIndex &index, int role) const {
         if (index.column() == StatusColumn && !batch.errors.isEmpty())
             return batch.errors.join(u'\n');
         if (index.column() == KeyColumn)
-            return batch.keyHint.isEmpty()
-                       ? QStringLiteral("Each client's own key")
-                       : QStringLiteral("The key ending in ") + QString::fromUtf8(batch.keyHint);
+            return batch.keyHint.isEmpty() ? BatchTableModel::tr("Each client's own key")
+                                           : BatchTableModel::tr("The key ending in ") +
+                                                 QString::fromUtf8(batch.keyHint);
         return QVariant();
     case Qt::ForegroundRole:
         if (index.column() == StatusColumn && display::endedBadly(batch))
@@ -181,19 +181,19 @@ QVariant BatchTableModel::headerData(int section, Qt::Orientation orientation, i
         return QAbstractTableModel::headerData(section, orientation, role);
     switch (section) {
     case BatchColumn:
-        return QStringLiteral("Batch");
+        return BatchTableModel::tr("Batch");
     case GroupColumn:
-        return QStringLiteral("Group");
+        return BatchTableModel::tr("Group");
     case KeyColumn:
-        return QStringLiteral("Key");
+        return BatchTableModel::tr("Key");
     case StatusColumn:
-        return QStringLiteral("Status");
+        return BatchTableModel::tr("Status");
     case ProgressColumn:
-        return QStringLiteral("Requests");
+        return BatchTableModel::tr("Requests");
     case CreatedColumn:
-        return QStringLiteral("Created");
+        return BatchTableModel::tr("Created");
     case TimeColumn:
-        return m_scope == Scope::Active ? QStringLiteral("Age") : QStringLiteral("Took");
+        return m_scope == Scope::Active ? BatchTableModel::tr("Age") : BatchTableModel::tr("Took");
     default:
         return QVariant();
     }

@@ -42,37 +42,37 @@ ChartsWidget::ChartsWidget(SnapshotHistory *history, QWidget *parent)
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     auto *top = new QHBoxLayout;
-    top->addWidget(new QLabel(QStringLiteral("Charts over the last"), this));
+    top->addWidget(new QLabel(ChartsWidget::tr("Charts over the last"), this));
     m_spanBox = new QComboBox(this);
     m_spanBox->setObjectName(QStringLiteral("chartSpan"));
-    m_spanBox->addItem(QStringLiteral("15 minutes"), static_cast<int>(ChartSpan::Minutes15));
-    m_spanBox->addItem(QStringLiteral("hour"), static_cast<int>(ChartSpan::Hour));
-    m_spanBox->addItem(QStringLiteral("day"), static_cast<int>(ChartSpan::Day));
+    m_spanBox->addItem(ChartsWidget::tr("15 minutes"), static_cast<int>(ChartSpan::Minutes15));
+    m_spanBox->addItem(ChartsWidget::tr("hour"), static_cast<int>(ChartSpan::Hour));
+    m_spanBox->addItem(ChartsWidget::tr("day"), static_cast<int>(ChartSpan::Day));
     top->addWidget(m_spanBox);
     top->addStretch(1);
     layout->addLayout(top);
 
     auto *charts = new QHBoxLayout;
-    m_queue = makePanel(QStringLiteral("queueChart"), QStringLiteral("Requests waiting"),
-                        QStringLiteral("requests"));
-    m_queued = addSeries(m_queue, QStringLiteral("queuedSeries"), QStringLiteral("queued"),
+    m_queue = makePanel(QStringLiteral("queueChart"), ChartsWidget::tr("Requests waiting"),
+                        ChartsWidget::tr("requests"));
+    m_queued = addSeries(m_queue, QStringLiteral("queuedSeries"), ChartsWidget::tr("queued"),
                          QColor(0xe0, 0xa2, 0x1b));
-    m_inFlight = addSeries(m_queue, QStringLiteral("inFlightSeries"), QStringLiteral("in flight"),
+    m_inFlight = addSeries(m_queue, QStringLiteral("inFlightSeries"), ChartsWidget::tr("in flight"),
                            QColor(0x2f, 0x7b, 0xe0));
-    m_latency = makePanel(QStringLiteral("latencyChart"), QStringLiteral("Request latency"),
-                          QStringLiteral("ms"));
+    m_latency = makePanel(QStringLiteral("latencyChart"), ChartsWidget::tr("Request latency"),
+                          ChartsWidget::tr("ms"));
     m_p50 = addSeries(m_latency, QStringLiteral("p50Series"), QStringLiteral("p50"),
                       QColor(0x2e, 0x9e, 0x5b));
     m_p95 = addSeries(m_latency, QStringLiteral("p95Series"), QStringLiteral("p95"),
                       QColor(0xe0, 0x7b, 0x1b));
     m_p99 = addSeries(m_latency, QStringLiteral("p99Series"), QStringLiteral("p99"),
                       QColor(0xc8, 0x32, 0x32));
-    m_batches = makePanel(QStringLiteral("batchesChart"), QStringLiteral("Batches since start"),
-                          QStringLiteral("batches"));
-    m_sent = addSeries(m_batches, QStringLiteral("batchesSentSeries"), QStringLiteral("sent"),
+    m_batches = makePanel(QStringLiteral("batchesChart"), ChartsWidget::tr("Batches since start"),
+                          ChartsWidget::tr("batches"));
+    m_sent = addSeries(m_batches, QStringLiteral("batchesSentSeries"), ChartsWidget::tr("sent"),
                        QColor(0x2f, 0x7b, 0xe0));
     m_finished = addSeries(m_batches, QStringLiteral("batchesFinishedSeries"),
-                           QStringLiteral("finished"), QColor(0x2e, 0x9e, 0x5b));
+                           ChartsWidget::tr("finished"), QColor(0x2e, 0x9e, 0x5b));
     for (const Panel *panel : {&m_queue, &m_latency, &m_batches})
         charts->addWidget(panel->view, 1);
     layout->addLayout(charts, 1);
@@ -210,7 +210,7 @@ void ChartsWidget::refresh() {
     for (const HistorySample &sample : samples)
         latencyMax = std::max({latencyMax, sample.p50Ms, sample.p95Ms, sample.p99Ms});
     double divisor = 1;
-    m_latencyUnit = QStringLiteral("ms");
+    m_latencyUnit = ChartsWidget::tr("ms");
     if (latencyMax >= 120'000) {
         divisor = 60'000;
         m_latencyUnit = QStringLiteral("min");

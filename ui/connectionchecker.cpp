@@ -98,23 +98,26 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
         switch (reply->error()) {
         case QNetworkReply::HostNotFoundError:
             r.outcome = Outcome::HostNotFound;
-            r.message = QStringLiteral("Unreachable: the name %1 could not be found (DNS). Check "
-                                       "the base URL and the network.")
-                            .arg(m_upstream.host());
+            r.message =
+                ConnectionChecker::tr("Unreachable: the name %1 could not be found (DNS). Check "
+                                      "the base URL and the network.")
+                    .arg(m_upstream.host());
             return r;
         case QNetworkReply::ConnectionRefusedError:
             r.outcome = Outcome::Refused;
-            r.message = QStringLiteral("Unreachable: %1 refused the connection; nothing listens "
-                                       "there. Check the base URL and its port.")
-                            .arg(host);
+            r.message =
+                ConnectionChecker::tr("Unreachable: %1 refused the connection; nothing listens "
+                                      "there. Check the base URL and its port.")
+                    .arg(host);
             return r;
         case QNetworkReply::TimeoutError:
         case QNetworkReply::OperationCanceledError:
             r.outcome = Outcome::TimedOut;
-            r.message = QStringLiteral("Unreachable: %1 did not answer within %2 s. A firewall "
-                                       "or a proxy may be in the way.")
-                            .arg(host)
-                            .arg(m_timeout.count() / 1000.0);
+            r.message =
+                ConnectionChecker::tr("Unreachable: %1 did not answer within %2 s. A firewall "
+                                      "or a proxy may be in the way.")
+                    .arg(host)
+                    .arg(m_timeout.count() / 1000.0);
             return r;
         case QNetworkReply::SslHandshakeFailedError:
         case QNetworkReply::UnknownNetworkError:
@@ -125,16 +128,17 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
                     reasons.append(error.errorString());
                 reasons.removeDuplicates();
                 r.outcome = Outcome::Tls;
-                r.message =
-                    m_sslErrors.isEmpty()
-                        ? QStringLiteral("TLS failed: the secure connection to %1 could not be "
-                                         "set up (%2). Is the base URL's scheme right (https:// "
-                                         "for a TLS server, http:// for a plain one)?")
-                              .arg(host, reply->errorString())
-                        : QStringLiteral("TLS failed: the certificate of %1 is not trusted (%2). "
-                                         "A network that intercepts HTTPS, a wrong clock, or a "
-                                         "self-made certificate causes this.")
-                              .arg(host, reasons.join(QStringLiteral("; ")));
+                r.message = m_sslErrors.isEmpty()
+                                ? ConnectionChecker::tr(
+                                      "TLS failed: the secure connection to %1 could not be "
+                                      "set up (%2). Is the base URL's scheme right (https:// "
+                                      "for a TLS server, http:// for a plain one)?")
+                                      .arg(host, reply->errorString())
+                                : ConnectionChecker::tr(
+                                      "TLS failed: the certificate of %1 is not trusted (%2). "
+                                      "A network that intercepts HTTPS, a wrong clock, or a "
+                                      "self-made certificate causes this.")
+                                      .arg(host, reasons.join(QStringLiteral("; ")));
                 return r;
             }
             break;
@@ -142,43 +146,45 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
             break;
         }
         r.outcome = Outcome::Unreachable;
-        r.message = QStringLiteral("Unreachable: %1 (%2).").arg(host, reply->errorString());
+        r.message = ConnectionChecker::tr("Unreachable: %1 (%2).").arg(host, reply->errorString());
         return r;
     }
 
     const QByteArray body = reply->readAll();
     const QString said = providerMessage(body, m_key);
-    const QString saying = said.isEmpty() ? QString() : QStringLiteral(" It said: ") + said;
+    const QString saying = said.isEmpty() ? QString() : ConnectionChecker::tr(" It said: ") + said;
     switch (r.httpStatus) {
     case 200:
         break;
     case 401:
         r.outcome = Outcome::Unauthorized;
-        r.message = m_key.isEmpty()
-                        ? QStringLiteral("401: %1 wants a key, and none is configured. Enter "
-                                         "one under API key, or let each client send its own.")
-                              .arg(host)
-                        : QStringLiteral("401: %1 refused the key. It is wrong, revoked, or for "
-                                         "another provider; enter it again.")
-                              .arg(host);
+        r.message =
+            m_key.isEmpty()
+                ? ConnectionChecker::tr("401: %1 wants a key, and none is configured. Enter "
+                                        "one under API key, or let each client send its own.")
+                      .arg(host)
+                : ConnectionChecker::tr("401: %1 refused the key. It is wrong, revoked, or for "
+                                        "another provider; enter it again.")
+                      .arg(host);
         return r;
     case 403:
         r.outcome = Outcome::Forbidden;
-        r.message = QStringLiteral("403: %1 knows the key but does not allow it to list models "
-                                   "(its project, organization or region is not permitted).")
-                        .arg(host) +
-                    saying;
+        r.message =
+            ConnectionChecker::tr("403: %1 knows the key but does not allow it to list models "
+                                  "(its project, organization or region is not permitted).")
+                .arg(host) +
+            saying;
         return r;
     case 404:
         r.outcome = Outcome::NotFound;
-        r.message = QStringLiteral("404: %1 has no model list at %2, so the base URL is "
-                                   "probably wrong (OpenAI's is https://api.openai.com/v1; "
-                                   "most providers' end in /v1).")
+        r.message = ConnectionChecker::tr("404: %1 has no model list at %2, so the base URL is "
+                                          "probably wrong (OpenAI's is https://api.openai.com/v1; "
+                                          "most providers' end in /v1).")
                         .arg(host, modelsUrl);
         return r;
     default:
         r.outcome = Outcome::HttpError;
-        r.message = QStringLiteral("HTTP %1 from %2 when asking for the model list.")
+        r.message = ConnectionChecker::tr("HTTP %1 from %2 when asking for the model list.")
                         .arg(r.httpStatus)
                         .arg(host) +
                     saying;
@@ -188,9 +194,10 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
     const QJsonValue data = QJsonDocument::fromJson(body).object().value(QStringLiteral("data"));
     if (!data.isArray()) {
         r.outcome = Outcome::NotAModelList;
-        r.message = QStringLiteral("%1 answered, but not with a model list; is the base URL an "
-                                   "OpenAI-compatible API (ending in /v1)?")
-                        .arg(host);
+        r.message =
+            ConnectionChecker::tr("%1 answered, but not with a model list; is the base URL an "
+                                  "OpenAI-compatible API (ending in /v1)?")
+                .arg(host);
         return r;
     }
     for (const QJsonValue &model : data.toArray()) {
@@ -206,8 +213,9 @@ ConnectionChecker::Result ConnectionChecker::resultFor(QNetworkReply *reply) con
         examples += QStringLiteral(", …");
     r.message =
         r.models.isEmpty()
-            ? QStringLiteral("Fine: %1 accepted the key, but lists no models for it.").arg(host)
-            : QStringLiteral("Fine: %1 accepted the key, which can use %2 model%3: %4.")
+            ? ConnectionChecker::tr("Fine: %1 accepted the key, but lists no models for it.")
+                  .arg(host)
+            : ConnectionChecker::tr("Fine: %1 accepted the key, which can use %2 model%3: %4.")
                   .arg(host)
                   .arg(r.models.size())
                   .arg(r.models.size() == 1 ? QString() : QStringLiteral("s"), examples);

@@ -12,13 +12,14 @@ namespace llmproxy {
 ConnectionTestRow::ConnectionTestRow(QWidget *parent)
     : QWidget(parent)
     , m_checker(new ConnectionChecker(this))
-    , m_button(new QPushButton(QStringLiteral("&Test connection"), this))
+    , m_button(new QPushButton(ConnectionTestRow::tr("&Test connection"), this))
     , m_result(new QLabel(this)) {
     auto *layout = new QHBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     m_button->setObjectName(QStringLiteral("testConnectionButton"));
-    m_button->setToolTip(QStringLiteral("Ask the upstream for its model list with the saved key "
-                                        "(free)"));
+    m_button->setToolTip(
+        ConnectionTestRow::tr("Ask the upstream for its model list with the saved key "
+                              "(free)"));
     m_result->setObjectName(QStringLiteral("testConnectionResult"));
     m_result->setWordWrap(true);
     m_result->setTextInteractionFlags(Qt::TextSelectableByMouse);
@@ -34,7 +35,7 @@ QString ConnectionTestRow::resultText() const {
 
 void ConnectionTestRow::check(const QUrl &upstream, const QByteArray &key) {
     m_button->setEnabled(false);
-    m_result->setText(QStringLiteral("Asking %1 for its model list…")
+    m_result->setText(ConnectionTestRow::tr("Asking %1 for its model list…")
                           .arg(upstream.toDisplayString(QUrl::RemoveUserInfo)));
     m_checker->check(upstream, key);
 }

@@ -39,20 +39,20 @@ QString clientUrl(QString url) {
 QString stateText(const ProxySnapshot &snapshot) {
     switch (trayStateFor(snapshot)) {
     case TrayState::Idle:
-        return snapshot.paused ? QStringLiteral("Paused: nothing waiting")
-                               : QStringLiteral("Idle: nothing waiting");
+        return snapshot.paused ? DashboardPage::tr("Paused: nothing waiting")
+                               : DashboardPage::tr("Idle: nothing waiting");
     case TrayState::Waiting:
-        return snapshot.paused ? QStringLiteral("Paused: requests are held")
-                               : QStringLiteral("Collecting requests into batches");
+        return snapshot.paused ? DashboardPage::tr("Paused: requests are held")
+                               : DashboardPage::tr("Collecting requests into batches");
     case TrayState::BatchesOut:
-        return snapshot.paused ? QStringLiteral("Paused; batches already out are running")
-                               : QStringLiteral("Batches out at the provider");
+        return snapshot.paused ? DashboardPage::tr("Paused; batches already out are running")
+                               : DashboardPage::tr("Batches out at the provider");
     case TrayState::Error:
         if (!snapshot.listening)
-            return QStringLiteral("Not listening");
+            return DashboardPage::tr("Not listening");
         if (!snapshot.listenError.isEmpty())
-            return QStringLiteral("Listening, but the new address failed");
-        return QStringLiteral("A batch failed recently (see History)");
+            return DashboardPage::tr("Listening, but the new address failed");
+        return DashboardPage::tr("A batch failed recently (see History)");
     }
     return QString();
 }
@@ -81,7 +81,7 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     auto *status = new QHBoxLayout;
     m_stateDot = new QLabel(this);
     m_stateDot->setPixmap(dot(icons::stateColor(TrayState::Idle)));
-    m_state = new QLabel(QStringLiteral("Starting…"), this);
+    m_state = new QLabel(DashboardPage::tr("Starting…"), this);
     m_state->setObjectName(QStringLiteral("stateLabel"));
     QFont bold = m_state->font();
     bold.setBold(true);
@@ -89,9 +89,9 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     m_listen = new QLabel(this);
     m_listen->setObjectName(QStringLiteral("listenLabel"));
     m_listen->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    m_copy = new QPushButton(QStringLiteral("Copy base URL"), this);
+    m_copy = new QPushButton(DashboardPage::tr("Copy base URL"), this);
     m_copy->setObjectName(QStringLiteral("copyBaseUrlButton"));
-    m_copy->setToolTip(QStringLiteral("Copy the URL to give your OpenAI SDK as its base URL"));
+    m_copy->setToolTip(DashboardPage::tr("Copy the URL to give your OpenAI SDK as its base URL"));
     m_copy->setEnabled(false);
     m_uptime = new QLabel(this);
     m_uptime->setObjectName(QStringLiteral("uptimeLabel"));
@@ -125,62 +125,63 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
 
     // Totals.
     auto *totals = new QHBoxLayout;
-    auto *requests = new QGroupBox(QStringLiteral("Requests"), this);
+    auto *requests = new QGroupBox(DashboardPage::tr("Requests"), this);
     auto *requestGrid = new QGridLayout(requests);
-    m_requestsTotal = addValue(requestGrid, 0, 0, QStringLiteral("Answered"),
+    m_requestsTotal = addValue(requestGrid, 0, 0, DashboardPage::tr("Answered"),
                                QStringLiteral("requestsTotalValue"),
-                               QStringLiteral("Batched requests answered since start"));
-    m_requestsSuccessful = addValue(requestGrid, 1, 0, QStringLiteral("Successful"),
+                               DashboardPage::tr("Batched requests answered since start"));
+    m_requestsSuccessful = addValue(requestGrid, 1, 0, DashboardPage::tr("Successful"),
                                     QStringLiteral("requestsSuccessfulValue"));
-    m_requestsFailed = addValue(requestGrid, 2, 0, QStringLiteral("Failed"),
+    m_requestsFailed = addValue(requestGrid, 2, 0, DashboardPage::tr("Failed"),
                                 QStringLiteral("requestsFailedValue"));
-    m_synthesized = addValue(requestGrid, 3, 0, QStringLiteral("Errors made by the proxy"),
+    m_synthesized = addValue(requestGrid, 3, 0, DashboardPage::tr("Errors made by the proxy"),
                              QStringLiteral("synthesizedValue"),
-                             QStringLiteral("Failures the proxy answered itself "
-                                            "(synthesized_error_responses)"));
-    m_queued = addValue(requestGrid, 0, 2, QStringLiteral("Waiting"), QStringLiteral("queuedValue"),
-                        QStringLiteral("Queued for their batch to be sent"));
+                             DashboardPage::tr("Failures the proxy answered itself "
+                                               "(synthesized_error_responses)"));
+    m_queued =
+        addValue(requestGrid, 0, 2, DashboardPage::tr("Waiting"), QStringLiteral("queuedValue"),
+                 DashboardPage::tr("Queued for their batch to be sent"));
     m_inFlight =
-        addValue(requestGrid, 1, 2, QStringLiteral("In flight"), QStringLiteral("inFlightValue"),
-                 QStringLiteral("In a batch at the provider"));
+        addValue(requestGrid, 1, 2, DashboardPage::tr("In flight"), QStringLiteral("inFlightValue"),
+                 DashboardPage::tr("In a batch at the provider"));
     m_relayed =
-        addValue(requestGrid, 2, 2, QStringLiteral("Relayed"), QStringLiteral("relayedValue"),
-                 QStringLiteral("Passed through unbatched, at full price"));
+        addValue(requestGrid, 2, 2, DashboardPage::tr("Relayed"), QStringLiteral("relayedValue"),
+                 DashboardPage::tr("Passed through unbatched, at full price"));
     totals->addWidget(requests);
 
-    auto *latency = new QGroupBox(QStringLiteral("Latency"), this);
+    auto *latency = new QGroupBox(DashboardPage::tr("Latency"), this);
     auto *latencyGrid = new QGridLayout(latency);
-    m_requestAvg = addValue(latencyGrid, 0, 0, QStringLiteral("Request average"),
+    m_requestAvg = addValue(latencyGrid, 0, 0, DashboardPage::tr("Request average"),
                             QStringLiteral("requestAvgValue"));
     m_requestP50 =
-        addValue(latencyGrid, 1, 0, QStringLiteral("Request p50"),
-                 QStringLiteral("requestP50Value"), QStringLiteral("From arrival to answer"));
-    m_requestP95 = addValue(latencyGrid, 2, 0, QStringLiteral("Request p95"),
+        addValue(latencyGrid, 1, 0, DashboardPage::tr("Request p50"),
+                 QStringLiteral("requestP50Value"), DashboardPage::tr("From arrival to answer"));
+    m_requestP95 = addValue(latencyGrid, 2, 0, DashboardPage::tr("Request p95"),
                             QStringLiteral("requestP95Value"));
-    m_requestP99 = addValue(latencyGrid, 3, 0, QStringLiteral("Request p99"),
+    m_requestP99 = addValue(latencyGrid, 3, 0, DashboardPage::tr("Request p99"),
                             QStringLiteral("requestP99Value"));
     m_batchP50 =
-        addValue(latencyGrid, 1, 2, QStringLiteral("Batch p50"), QStringLiteral("batchP50Value"),
-                 QStringLiteral("From creation at the provider to the end"));
-    m_batchP95 =
-        addValue(latencyGrid, 2, 2, QStringLiteral("Batch p95"), QStringLiteral("batchP95Value"));
-    m_batchP99 =
-        addValue(latencyGrid, 3, 2, QStringLiteral("Batch p99"), QStringLiteral("batchP99Value"));
+        addValue(latencyGrid, 1, 2, DashboardPage::tr("Batch p50"), QStringLiteral("batchP50Value"),
+                 DashboardPage::tr("From creation at the provider to the end"));
+    m_batchP95 = addValue(latencyGrid, 2, 2, DashboardPage::tr("Batch p95"),
+                          QStringLiteral("batchP95Value"));
+    m_batchP99 = addValue(latencyGrid, 3, 2, DashboardPage::tr("Batch p99"),
+                          QStringLiteral("batchP99Value"));
     totals->addWidget(latency);
 
-    auto *batches = new QGroupBox(QStringLiteral("Batches"), this);
+    auto *batches = new QGroupBox(DashboardPage::tr("Batches"), this);
     auto *batchGrid = new QGridLayout(batches);
     m_batchesSent =
-        addValue(batchGrid, 0, 0, QStringLiteral("Sent"), QStringLiteral("batchesSentValue"),
-                 QStringLiteral("Submitted since start"));
-    m_batchesActive =
-        addValue(batchGrid, 1, 0, QStringLiteral("Active"), QStringLiteral("batchesActiveValue"));
+        addValue(batchGrid, 0, 0, DashboardPage::tr("Sent"), QStringLiteral("batchesSentValue"),
+                 DashboardPage::tr("Submitted since start"));
+    m_batchesActive = addValue(batchGrid, 1, 0, DashboardPage::tr("Active"),
+                               QStringLiteral("batchesActiveValue"));
     m_batchesTotal =
-        addValue(batchGrid, 2, 0, QStringLiteral("Ended"), QStringLiteral("batchesTotalValue"));
-    m_batchesSuccessful = addValue(batchGrid, 3, 0, QStringLiteral("Completed"),
+        addValue(batchGrid, 2, 0, DashboardPage::tr("Ended"), QStringLiteral("batchesTotalValue"));
+    m_batchesSuccessful = addValue(batchGrid, 3, 0, DashboardPage::tr("Completed"),
                                    QStringLiteral("batchesSuccessfulValue"));
-    m_batchesFailed =
-        addValue(batchGrid, 4, 0, QStringLiteral("Failed"), QStringLiteral("batchesFailedValue"));
+    m_batchesFailed = addValue(batchGrid, 4, 0, DashboardPage::tr("Failed"),
+                               QStringLiteral("batchesFailedValue"));
     totals->addWidget(batches);
     layout->addLayout(totals);
 
@@ -189,7 +190,7 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     auto *activeBox = new QWidget(splitter);
     auto *activeLayout = new QVBoxLayout(activeBox);
     activeLayout->setContentsMargins(0, 0, 0, 0);
-    m_activeTitle = new QLabel(QStringLiteral("Active batches"), activeBox);
+    m_activeTitle = new QLabel(DashboardPage::tr("Active batches"), activeBox);
     m_activeTitle->setFont(bold);
     activeLayout->addWidget(m_activeTitle);
     m_activeSorted->setSourceModel(m_activeModel);
@@ -222,7 +223,19 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
         Q_EMIT baseUrlCopied(m_baseUrl);
     });
     connect(m_firstRun, &FirstRunPanel::baseUrlCopied, this, &DashboardPage::baseUrlCopied);
-    connect(m_firstRun, &FirstRunPanel::dismissed, this, [this] { m_firstRunDone = true; });
+    connect(m_firstRun, &FirstRunPanel::dismissed, this, &DashboardPage::finishFirstRun);
+}
+
+void DashboardPage::finishFirstRun() {
+    if (m_firstRunDone)
+        return;
+    m_firstRunDone = true;
+    Q_EMIT firstRunCompleted();
+}
+
+void DashboardPage::setFirstRunDone() {
+    m_firstRunDone = true;
+    m_firstRun->hide();
 }
 
 QLabel *DashboardPage::addValue(QGridLayout *grid, int row, int column, const QString &title,
@@ -249,22 +262,24 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     for (const QString &url : snapshot.listenUrls)
         urls.append(clientUrl(url));
     m_baseUrl = urls.isEmpty() ? QString() : urls.constFirst();
-    m_listen->setText(urls.isEmpty() ? QStringLiteral("not listening")
-                                     : QStringLiteral("on ") + urls.join(QStringLiteral(", ")));
+    m_listen->setText(urls.isEmpty() ? DashboardPage::tr("not listening")
+                                     : DashboardPage::tr("on ") + urls.join(QStringLiteral(", ")));
     m_copy->setEnabled(!m_baseUrl.isEmpty());
     m_firstRun->setBaseUrl(m_baseUrl);
     m_listenError->setVisible(!snapshot.listenError.isEmpty());
-    m_listenError->setText(QStringLiteral("Listen address: ") + snapshot.listenError);
-    m_uptime->setText(QStringLiteral("up ") + display::duration(snapshot.uptimeMs));
+    m_listenError->setText(DashboardPage::tr("Listen address: ") + snapshot.listenError);
+    m_uptime->setText(DashboardPage::tr("up ") + display::duration(snapshot.uptimeMs));
 
     const StatsSnapshot &s = snapshot.stats;
     // The first-run panel goes once a request was handled (now, or before a restart: batches
-    // in the history), unless the user is reading a test request's outcome in it.
+    // in the history, or the saved first-run flag), unless the user is reading a test
+    // request's outcome in it.
     const bool handled =
         s.requestsTotal + s.relayed + s.queued + s.inFlight > 0 || !snapshot.batches.isEmpty();
-    if (handled && !m_firstRunDone && !m_firstRun->testSent()) {
-        m_firstRunDone = true;
-        m_firstRun->hide();
+    if (handled && !m_firstRunDone) {
+        if (!m_firstRun->testSent())
+            m_firstRun->hide();
+        finishFirstRun(); // remembered: not shown again after a restart
     }
     m_requestsTotal->setText(display::count(s.requestsTotal));
     m_requestsSuccessful->setText(display::count(s.requestsSuccessful));
@@ -286,19 +301,19 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     m_batchesFailed->setText(display::count(s.batchesFailed));
     const int active = m_activeModel->rowCount();
     m_batchesActive->setText(display::count(static_cast<quint64>(active)));
-    m_activeTitle->setText(active == 0 ? QStringLiteral("Active batches: none")
-                                       : QStringLiteral("Active batches: ") +
+    m_activeTitle->setText(active == 0 ? DashboardPage::tr("Active batches: none")
+                                       : DashboardPage::tr("Active batches: ") +
                                              display::count(static_cast<quint64>(active)));
 }
 
 void DashboardPage::showStartFailed(const QString &error) {
     m_stateDot->setPixmap(dot(icons::stateColor(TrayState::Error)));
-    m_state->setText(QStringLiteral("Not listening"));
-    m_listen->setText(QStringLiteral("change the listen address in Settings"));
+    m_state->setText(DashboardPage::tr("Not listening"));
+    m_listen->setText(DashboardPage::tr("change the listen address in Settings"));
     m_baseUrl.clear();
     m_copy->setEnabled(false);
     m_firstRun->setBaseUrl(QString());
-    m_listenError->setText(QStringLiteral("Could not start: ") + error);
+    m_listenError->setText(DashboardPage::tr("Could not start: ") + error);
     m_listenError->show();
 }
 

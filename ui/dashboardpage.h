@@ -43,11 +43,16 @@ public Q_SLOTS:
     void showStartFailed(const QString &error);
     // Help → Connect a client.
     void showFirstRun();
+    // The first run is over (saved from an earlier run): the panel stays hidden until asked.
+    void setFirstRunDone();
 
 Q_SIGNALS:
     void baseUrlCopied(const QString &url);
+    // The user hid the panel, or a client was served: remember it across restarts.
+    void firstRunCompleted();
 
 private:
+    void finishFirstRun();
     QLabel *addValue(QGridLayout *grid, int row, int column, const QString &title,
                      const QString &name, const QString &toolTip = QString());
 

@@ -79,6 +79,14 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
     firstRun->setKeyState(settings->keyState());
     connect(settings, &SettingsController::keyStateChanged, firstRun, &FirstRunPanel::setKeyState);
+    firstRun->setProxyTokens(settings->config().tokens);
+    connect(settings, &SettingsController::configChanged, firstRun,
+            [firstRun](const Config &config) { firstRun->setProxyTokens(config.tokens); });
+    DashboardPage *dashboard = m_window->dashboard();
+    if (settings->firstRunDone())
+        dashboard->setFirstRunDone();
+    connect(dashboard, &DashboardPage::firstRunCompleted, settings,
+            &SettingsController::setFirstRunDone);
 
     ChartsWidget *charts = m_window->dashboard()->charts();
     charts->setSpan(static_cast<ChartSpan>(settings->chartSpan()));
@@ -113,15 +121,15 @@ void DesktopApp::showBatchFinished(const BatchProgress &batch) {
 
 void DesktopApp::showListenFailed(const QString &error) {
     m_window->settings()->setListenError(error);
-    m_window->statusBar()->showMessage(QStringLiteral("Could not listen: ") + error, 10'000);
-    m_tray->notifyError(QStringLiteral("llm-proxy could not listen"), error);
+    m_window->statusBar()->showMessage(DesktopApp::tr("Could not listen: ") + error, 10'000);
+    m_tray->notifyError(DesktopApp::tr("llm-proxy could not listen"), error);
 }
 
 void DesktopApp::showStartFailed(const QString &error) {
     m_window->dashboard()->showStartFailed(error);
     m_window->settings()->setListenError(error);
     m_window->statusBar()->showMessage(
-        QStringLiteral("Could not start: change the listen address in Settings"));
+        DesktopApp::tr("Could not start: change the listen address in Settings"));
     activate();
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/displaytext.h"
 
+#include <QCoreApplication>
 #include <QLocale>
 
 #include <cmath>
@@ -10,17 +11,19 @@ namespace llmproxy::display {
 QString duration(qint64 milliseconds) {
     const qint64 ms = std::max<qint64>(milliseconds, 0);
     if (ms < 1000)
-        return QString::number(ms) + QStringLiteral(" ms");
+        return QString::number(ms) + QCoreApplication::translate("llmproxy::display", " ms");
     if (ms < 60'000)
         return QString::number(static_cast<double>(ms) / 1000.0, 'f', 1) + QStringLiteral(" s");
     const qint64 seconds = ms / 1000;
     if (seconds < 3600) {
-        return QString::number(seconds / 60) + QStringLiteral(" min ") +
+        return QString::number(seconds / 60) +
+               QCoreApplication::translate("llmproxy::display", " min ") +
                QStringLiteral("%1 s").arg(seconds % 60, 2, 10, QLatin1Char('0'));
     }
     if (seconds < 86'400) {
         return QString::number(seconds / 3600) + QStringLiteral(" h ") +
-               QStringLiteral("%1 min").arg((seconds % 3600) / 60, 2, 10, QLatin1Char('0'));
+               QCoreApplication::translate("llmproxy::display", "%1 min")
+                   .arg((seconds % 3600) / 60, 2, 10, QLatin1Char('0'));
     }
     return QString::number(seconds / 86'400) + QStringLiteral(" d ") +
            QString::number((seconds % 86'400) / 3600) + QStringLiteral(" h");
@@ -28,9 +31,10 @@ QString duration(qint64 milliseconds) {
 
 QString latency(double milliseconds) {
     if (!std::isfinite(milliseconds) || milliseconds <= 0)
-        return QStringLiteral("0 ms");
+        return QCoreApplication::translate("llmproxy::display", "0 ms");
     if (milliseconds < 100)
-        return QString::number(milliseconds, 'f', 1) + QStringLiteral(" ms");
+        return QString::number(milliseconds, 'f', 1) +
+               QCoreApplication::translate("llmproxy::display", " ms");
     return duration(std::llround(milliseconds));
 }
 
@@ -62,7 +66,7 @@ QString progress(const BatchProgress &batch) {
         QStringLiteral(" / ") + count(static_cast<quint64>(std::max(batch.total, 0)));
     if (batch.failed > 0)
         text += QStringLiteral(" · ") + count(static_cast<quint64>(batch.failed)) +
-                QStringLiteral(" failed");
+                QCoreApplication::translate("llmproxy::display", " failed");
     return text;
 }
 

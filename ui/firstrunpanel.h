@@ -7,6 +7,7 @@
 // configured, and Send a test request: GET /v1/models through the proxy's own listening
 // address (the relay, the configured key, the provider), with its outcome in plain words.
 
+#include "settings/proxytokens.h"
 #include "ui/settingscontroller.h"
 
 #include <QElapsedTimer>
@@ -38,12 +39,17 @@ public:
     bool testSent() const { return m_testSent; }
     QString testOutcome() const;
 
-    static QString snippetFor(Language language, const QString &baseUrl, bool keyConfigured);
+    // `proxyToken`: what clients must send when the proxy has tokens (empty: none). The
+    // configured provider key is never part of a snippet.
+    static QString snippetFor(Language language, const QString &baseUrl, bool keyConfigured,
+                              const QByteArray &proxyToken = {});
 
 public Q_SLOTS:
     // The URL clients use ("http://127.0.0.1:3030/v1"); empty while not listening.
     void setBaseUrl(const QString &url);
     void setKeyState(const llmproxy::KeyState &state);
+    // The proxy's tokens: the snippets and the test request use the first one.
+    void setProxyTokens(const QList<llmproxy::ProxyToken> &tokens);
     void sendTestRequest();
 
 Q_SIGNALS:
@@ -68,6 +74,7 @@ private:
     QPointer<QNetworkReply> m_reply;
     QElapsedTimer m_clock;
     QString m_baseUrl;
+    QByteArray m_proxyToken;
     bool m_keyConfigured = false;
     bool m_testSent = false;
 };

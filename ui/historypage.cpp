@@ -24,10 +24,10 @@ HistoryPage::HistoryPage(BatchTableModel *finished, QWidget *parent)
     m_filter->setSourceModel(m_model);
     auto *layout = new QVBoxLayout(this);
     auto *top = new QHBoxLayout;
-    top->addWidget(new QLabel(QStringLiteral("Status:"), this));
+    top->addWidget(new QLabel(HistoryPage::tr("Status:"), this));
     m_status = new QComboBox(this);
     m_status->setObjectName(QStringLiteral("statusFilter"));
-    m_status->addItem(QStringLiteral("All"), QString());
+    m_status->addItem(HistoryPage::tr("All"), QString());
     m_status->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     top->addWidget(m_status);
     m_count = new QLabel(this);
@@ -71,10 +71,9 @@ void HistoryPage::refresh() {
         if (m_status->findData(status) < 0)
             m_status->addItem(status, status);
     }
-    m_count->setText(display::count(static_cast<quint64>(m_filter->rowCount())) +
-                     QStringLiteral(" of ") +
-                     display::count(static_cast<quint64>(m_model->rowCount())) +
-                     QStringLiteral(" finished batches"));
+    m_count->setText(tr("%1 of %2 finished batches")
+                         .arg(display::count(static_cast<quint64>(m_filter->rowCount())),
+                              display::count(static_cast<quint64>(m_model->rowCount()))));
     showDetails();
 }
 

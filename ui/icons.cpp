@@ -11,7 +11,9 @@ namespace llmproxy::icons {
 
 namespace {
 
-constexpr std::array Sizes{16, 22, 24, 32, 48, 64, 128};
+// Drawn at each size (never scaled): 16 to 256 px, so a 2x screen (and the launcher's largest
+// tiles) get a crisp pixmap for every size a 1x screen uses (QIcon picks size x ratio).
+constexpr std::array Sizes{16, 20, 22, 24, 32, 40, 44, 48, 64, 96, 128, 256};
 
 // Three stacked bars, the middle one shorter: requests collected into a batch.
 void drawStack(QPainter &painter, const QRectF &box, const QColor &color) {

@@ -2,7 +2,8 @@
 #pragma once
 
 // The app's icons, drawn at run time (no image files to ship or load): the application icon
-// and one tray icon per state, with a pause mark when batching is paused.
+// and one tray icon per state, with a pause mark when batching is paused. Each is drawn at
+// every size from 16 to 256 px, so a high-DPI screen gets pixels, not an upscaled blur.
 
 #include "ui/traystate.h"
 

@@ -18,27 +18,27 @@ QString reasonFor(KeyStore::Operation operation, const QKeychain::Job &job) {
     QString what;
     switch (operation) {
     case KeyStore::Operation::Read:
-        what = QStringLiteral("could not read the key from the system keychain");
+        what = KeyStore::tr("could not read the key from the system keychain");
         break;
     case KeyStore::Operation::Write:
-        what = QStringLiteral("could not save the key in the system keychain");
+        what = KeyStore::tr("could not save the key in the system keychain");
         break;
     case KeyStore::Operation::Remove:
-        what = QStringLiteral("could not remove the key from the system keychain");
+        what = KeyStore::tr("could not remove the key from the system keychain");
         break;
     }
     switch (job.error()) {
     case QKeychain::NoBackendAvailable:
     case QKeychain::NotImplemented:
-        return QStringLiteral("No system keychain is available: ") + what;
+        return KeyStore::tr("No system keychain is available: ") + what;
     case QKeychain::AccessDeniedByUser:
     case QKeychain::AccessDenied:
-        return QStringLiteral("The system keychain refused access: ") + what;
+        return KeyStore::tr("The system keychain refused access: ") + what;
     default:
         break;
     }
     const QString detail = job.errorString().trimmed();
-    return QStringLiteral("No system keychain is available: ") + what +
+    return KeyStore::tr("No system keychain is available: ") + what +
            (detail.isEmpty() ? QString() : QStringLiteral(" (") + detail + u')');
 }
 } // namespace
@@ -84,7 +84,7 @@ bool KeyStore::begin(Operation operation, QKeychain::Job *job) {
             this,
             [this, operation] {
                 Q_EMIT failed(operation,
-                              QStringLiteral("The system keychain is still busy; try again"));
+                              KeyStore::tr("The system keychain is still busy; try again"));
             },
             Qt::QueuedConnection);
         return false;
@@ -140,7 +140,7 @@ void KeyStore::timedOut() {
     disconnect(m_job, nullptr, this, nullptr); // it deletes itself when it ends
     m_job = nullptr;
     Q_EMIT failed(m_operation,
-                  QStringLiteral("The system keychain did not answer within %1 s")
+                  KeyStore::tr("The system keychain did not answer within %1 s")
                       .arg(std::chrono::duration_cast<std::chrono::seconds>(m_timeout).count()));
 }
 
@@ -173,8 +173,8 @@ bool KeyStore::begin(Operation operation, QKeychain::Job *job) {
         this,
         [this, operation] {
             Q_EMIT failed(operation,
-                          QStringLiteral("No system keychain is available: this is the headless "
-                                         "build of llm-proxy"));
+                          KeyStore::tr("No system keychain is available: this is the headless "
+                                       "build of llm-proxy"));
         },
         Qt::QueuedConnection);
     return false;

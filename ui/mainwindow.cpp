@@ -5,6 +5,7 @@
 #include "ui/dashboardpage.h"
 #include "ui/historypage.h"
 #include "ui/icons.h"
+#include "ui/mnemonics.h"
 #include "ui/settingspage.h"
 
 #include <QAction>
@@ -26,27 +27,27 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
     , m_history(new HistoryPage(finished, m_tabs))
     , m_settings(new SettingsPage) {
     setObjectName(QStringLiteral("mainWindow"));
-    setWindowTitle(QStringLiteral("llm-proxy"));
+    setWindowTitle(QStringLiteral("llm-proxy")); // the program's name, not translated
     setWindowIcon(icons::application());
     m_tabs->setObjectName(QStringLiteral("tabs"));
-    m_tabs->addTab(m_dashboard, QStringLiteral("&Dashboard"));
-    m_tabs->addTab(m_history, QStringLiteral("&History"));
+    m_tabs->addTab(m_dashboard, tr("&Dashboard"));
+    m_tabs->addTab(m_history, tr("H&istory"));
     auto *scroll = new QScrollArea(m_tabs);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
     scroll->setWidget(m_settings);
-    m_tabs->addTab(scroll, QStringLiteral("&Settings"));
+    m_tabs->addTab(scroll, tr("&Settings"));
     setCentralWidget(m_tabs);
 
-    QMenu *file = menuBar()->addMenu(QStringLiteral("&Proxy"));
+    QMenu *file = menuBar()->addMenu(tr("&Proxy"));
     file->addAction(actions->pause());
     file->addAction(actions->flush());
     file->addSeparator();
     file->addAction(actions->quit());
     addAction(actions->quit()); // the shortcut works with the menu bar hidden too
 
-    QMenu *help = menuBar()->addMenu(QStringLiteral("&Help"));
-    QAction *connectClient = help->addAction(QStringLiteral("&Connect a client…"));
+    QMenu *help = menuBar()->addMenu(tr("&Help"));
+    QAction *connectClient = help->addAction(tr("&Connect a client…"));
     connectClient->setObjectName(QStringLiteral("connectClientAction"));
     connect(connectClient, &QAction::triggered, this, [this] {
         m_tabs->setCurrentWidget(m_dashboard);
@@ -56,8 +57,20 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
 
     statusBar()->setObjectName(QStringLiteral("statusBar"));
     connect(m_dashboard, &DashboardPage::baseUrlCopied, this, [this](const QString &url) {
-        statusBar()->showMessage(QStringLiteral("Copied ") + url, 4000);
+        statusBar()->showMessage(tr("Copied %1").arg(url), 4000);
     });
+
+    // Alt+letter: the menus and tabs keep theirs; each page's controls get the letters left,
+    // so no two controls shown together share one (the settings' labels come from the table).
+    QSet<QChar> windowLetters;
+    for (const QAction *menu : menuBar()->actions())
+        windowLetters.insert(mnemonics::of(menu->text()));
+    for (int i = 0; i < m_tabs->count(); ++i)
+        windowLetters.insert(mnemonics::of(m_tabs->tabText(i)));
+    windowLetters.remove(QChar());
+    for (QWidget *page : {static_cast<QWidget *>(m_dashboard), static_cast<QWidget *>(m_history),
+                          static_cast<QWidget *>(m_settings)})
+        mnemonics::assignUnder(page, windowLetters);
     resize(1180, 820);
 }
 

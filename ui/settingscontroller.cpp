@@ -26,7 +26,8 @@ SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                 switch (operation) {
                 case KeyStore::Operation::Read:
                     setKeyState(KeyState::Source::None, QByteArray(), reason);
-                    Q_EMIT message(reason + QStringLiteral("; clients' own keys are used"), true);
+                    Q_EMIT message(reason + SettingsController::tr("; clients' own keys are used"),
+                                   true);
                     if (m_loading) {
                         m_loading = false;
                         Q_EMIT ready();
@@ -51,6 +52,10 @@ bool SettingsController::notificationsEnabled() const {
 
 int SettingsController::chartSpan() const {
     return m_store->chartSpan();
+}
+
+bool SettingsController::firstRunDone() const {
+    return m_store->firstRunDone();
 }
 
 QString SettingsController::settingsFile() const {
@@ -83,7 +88,7 @@ void SettingsController::onKeychainRead(const QByteArray &key) {
     m_loading = false;
     if (key.isEmpty()) {
         setKeyState(KeyState::Source::None, QByteArray(),
-                    QStringLiteral("The keychain has no key for llm-proxy any more"));
+                    SettingsController::tr("The keychain has no key for llm-proxy any more"));
     } else {
         m_config.apiKey = key;
         setKeyState(KeyState::Source::Keychain, key);
@@ -120,10 +125,11 @@ void SettingsController::applySettings(const Config &edited) {
     qCInfo(lcUi).noquote() << "settings changed:" << names.join(QStringLiteral(", "));
     Q_EMIT configChanged(m_config);
     if (saved) {
-        Q_EMIT message(QStringLiteral("Applied and saved: ") + names.join(QStringLiteral(", ")),
+        Q_EMIT message(SettingsController::tr("Applied and saved: ") +
+                           names.join(QStringLiteral(", ")),
                        false);
     } else {
-        Q_EMIT message(QStringLiteral("Applied, but not saved: ") + m_store->error(), true);
+        Q_EMIT message(SettingsController::tr("Applied, but not saved: ") + m_store->error(), true);
     }
 }
 
@@ -143,22 +149,22 @@ void SettingsController::onKeychainWritten() {
     useKey(m_pendingKey);
     setKeyState(KeyState::Source::Keychain, m_pendingKey);
     m_pendingKey.clear();
-    Q_EMIT message(QStringLiteral("The key is saved in the system keychain"), false);
+    Q_EMIT message(SettingsController::tr("The key is saved in the system keychain"), false);
 }
 
 void SettingsController::keepKeyInFile() {
     if (m_pendingKey.isEmpty())
         return;
     if (!m_store->storeKeyInFile(m_pendingKey)) {
-        Q_EMIT message(QStringLiteral("Could not save the key: ") + m_store->error(), true);
+        Q_EMIT message(SettingsController::tr("Could not save the key: ") + m_store->error(), true);
         return;
     }
     useKey(m_pendingKey);
     setKeyState(KeyState::Source::File, m_pendingKey);
     m_pendingKey.clear();
-    Q_EMIT message(
-        QStringLiteral("The key is saved in %1, readable only by you").arg(m_store->filePath()),
-        false);
+    Q_EMIT message(SettingsController::tr("The key is saved in %1, readable only by you")
+                       .arg(m_store->filePath()),
+                   false);
 }
 
 void SettingsController::forgetApiKey() {
@@ -172,11 +178,11 @@ void SettingsController::forgetApiKey() {
     if (location == KeyLocation::Keychain)
         m_keys->remove(); // removed() or failed() reports
     else
-        Q_EMIT message(QStringLiteral("The stored key is forgotten"), false);
+        Q_EMIT message(SettingsController::tr("The stored key is forgotten"), false);
 }
 
 void SettingsController::onKeychainRemoved() {
-    Q_EMIT message(QStringLiteral("The key is removed from the system keychain"), false);
+    Q_EMIT message(SettingsController::tr("The key is removed from the system keychain"), false);
 }
 
 void SettingsController::setNotificationsEnabled(bool enabled) {
@@ -189,6 +195,11 @@ void SettingsController::setChartSpan(int span) {
     m_store->setChartSpan(span);
 }
 
+void SettingsController::setFirstRunDone() {
+    if (!m_store->firstRunDone() && !m_store->setFirstRunDone(true))
+        qCWarning(lcUi).noquote() << "first run not saved:" << m_store->error();
+}
+
 QString SettingsController::tokensFile() const {
     return m_config.tokensFile.isEmpty() ? defaultTokensFile() : m_config.tokensFile;
 }
@@ -196,8 +207,9 @@ QString SettingsController::tokensFile() const {
 void SettingsController::generateProxyToken(const QString &name) {
     const QByteArray tokenName = name.trimmed().toUtf8();
     if (!isProxyTokenName(tokenName)) {
-        Q_EMIT proxyTokenFailed(QStringLiteral("A token's name is 1 to 64 letters, digits or "
-                                               ". _ @ -"));
+        Q_EMIT proxyTokenFailed(
+            SettingsController::tr("A token's name is 1 to 64 letters, digits or "
+                                   ". _ @ -"));
         return;
     }
     auto tokens = currentTokens();
@@ -205,8 +217,8 @@ void SettingsController::generateProxyToken(const QString &name) {
         return;
     for (const ProxyToken &token : std::as_const(*tokens)) {
         if (token.name == tokenName) {
-            Q_EMIT proxyTokenFailed(
-                QStringLiteral("There is a token named \"%1\" already").arg(name.trimmed()));
+            Q_EMIT proxyTokenFailed(SettingsController::tr("There is a token named \"%1\" already")
+                                        .arg(name.trimmed()));
             return;
         }
     }
@@ -216,7 +228,7 @@ void SettingsController::generateProxyToken(const QString &name) {
         return;
     qCInfo(lcUi).noquote() << "proxy token added:" << QString::fromUtf8(tokenName);
     Q_EMIT proxyTokenGenerated(QString::fromUtf8(created.name), created.token);
-    Q_EMIT message(QStringLiteral("Token \"%1\" added to %2")
+    Q_EMIT message(SettingsController::tr("Token \"%1\" added to %2")
                        .arg(QString::fromUtf8(tokenName), m_config.tokensFile),
                    false);
 }
@@ -233,23 +245,25 @@ void SettingsController::removeProxyToken(const QString &name) {
     Config next = m_config;
     next.tokens = *tokens;
     if (const QString exposed = exposureProblem(next); !exposed.isEmpty()) {
-        Q_EMIT proxyTokenFailed(QStringLiteral("The last token cannot go while the proxy listens "
-                                               "off loopback with a key: ") +
-                                exposed);
+        Q_EMIT proxyTokenFailed(
+            SettingsController::tr("The last token cannot go while the proxy listens "
+                                   "off loopback with a key: ") +
+            exposed);
         return;
     }
     if (!writeTokens(*tokens))
         return;
     qCInfo(lcUi).noquote() << "proxy token removed:" << name;
-    Q_EMIT message(QStringLiteral("Token \"%1\" removed from %2").arg(name, m_config.tokensFile),
-                   false);
+    Q_EMIT message(
+        SettingsController::tr("Token \"%1\" removed from %2").arg(name, m_config.tokensFile),
+        false);
 }
 
 std::optional<QList<ProxyToken>> SettingsController::currentTokens() {
     // The file as it is now (it may have been edited since the start), or none yet.
     const QString path = tokensFile();
     if (path.isEmpty()) {
-        Q_EMIT proxyTokenFailed(QStringLiteral("There is no folder for the tokens file"));
+        Q_EMIT proxyTokenFailed(SettingsController::tr("There is no folder for the tokens file"));
         return std::nullopt;
     }
     if (!QFileInfo::exists(path))
@@ -257,7 +271,8 @@ std::optional<QList<ProxyToken>> SettingsController::currentTokens() {
     QString problem;
     auto tokens = loadProxyTokens(path, &problem);
     if (!tokens)
-        Q_EMIT proxyTokenFailed(QStringLiteral("The tokens file cannot be read: ") + problem);
+        Q_EMIT proxyTokenFailed(SettingsController::tr("The tokens file cannot be read: ") +
+                                problem);
     return tokens;
 }
 

@@ -45,6 +45,8 @@ public:
     KeyState keyState() const { return m_keyState; }
     bool notificationsEnabled() const;
     int chartSpan() const;
+    // Whether the first-run panel is done with (dismissed, or a client was served), as saved.
+    bool firstRunDone() const;
     QString settingsFile() const;
     // Where proxy tokens are read and written: Config.tokensFile, else defaultTokensFile().
     QString tokensFile() const;
@@ -64,6 +66,7 @@ public Q_SLOTS:
     void forgetApiKey();
     void setNotificationsEnabled(bool enabled);
     void setChartSpan(int span);
+    void setFirstRunDone();
     // Proxy tokens: written to tokensFile() at once (0600, atomically) and applied to the core.
     // A new token is announced once (proxyTokenGenerated), to be shown and copied.
     void generateProxyToken(const QString &name);

@@ -6,6 +6,10 @@
 #include "ui/startatlogincheckbox.h"
 
 #include <QCheckBox>
+#include <QCoreApplication>
+#include <QDesktopServices>
+#include <QDir>
+#include <QFileInfo>
 #include <QFrame>
 #include <QGridLayout>
 #include <QGroupBox>
@@ -13,49 +17,75 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QSpinBox>
+#include <QUrl>
 #include <QVBoxLayout>
+
+#include <limits>
 
 namespace llmproxy {
 
 namespace {
 const QString ErrorStyle = QStringLiteral("color: #b02020;");
 const QString FieldErrorStyle = QStringLiteral("QLineEdit { border: 1px solid #b02020; }");
+
+// The settings table's words for the window (label, hint, help), through the translator.
+QString tableText(QLatin1StringView text) {
+    return QCoreApplication::translate("llmproxy::Setting",
+                                       QByteArray(text.data(), text.size()).constData());
+}
+
+// The table's help text for the line under a field: "%1" is the default.
+QString helpLine(const SettingDeclaration &decl) {
+    QString help = tableText(decl.help);
+    if (help.contains(QStringLiteral("%1")))
+        help = help.arg(settingText(Config(), decl.setting));
+    return help;
+}
+
+int clampedToInt(qint64 value) {
+    return static_cast<int>(qBound(qint64(std::numeric_limits<int>::min()), value,
+                                   qint64(std::numeric_limits<int>::max())));
+}
 } // namespace
 
 SettingsPage::SettingsPage(QWidget *parent)
     : QWidget(parent) {
     auto *layout = new QVBoxLayout(this);
 
-    auto *batching = new QGroupBox(QStringLiteral("Proxy"), this);
+    auto *batching = new QGroupBox(tr("Proxy"), this);
     auto *grid = new QGridLayout(batching);
     grid->setColumnStretch(2, 1);
     // A row for each setting the window shows, in the table's order (settingDeclarations()).
     int row = 0;
     for (const SettingDeclaration &decl : settingDeclarations()) {
         if (decl.shownInWindow() && decl.kind != SettingDeclaration::Kind::List)
-            addField(grid, row++, decl); // the lists: in the Access group (AccessSettings)
+            addField(grid, 2 * row++, decl); // the lists: in the Access group (AccessSettings)
     }
     layout->addWidget(batching);
 
-    auto *keyBox = new QGroupBox(QStringLiteral("API key"), this);
+    auto *keyBox = new QGroupBox(tr("API key"), this);
     auto *keyLayout = new QVBoxLayout(keyBox);
     m_keyStatus = new QLabel(keyBox);
     m_keyStatus->setObjectName(QStringLiteral("apiKeyStatus"));
     m_keyStatus->setWordWrap(true);
     keyLayout->addWidget(m_keyStatus);
     auto *keyRow = new QHBoxLayout;
+    auto *keyTitle = new QLabel(tr("New &key:"), keyBox);
     m_key = new QLineEdit(keyBox);
     m_key->setObjectName(QStringLiteral("apiKeyEdit"));
     m_key->setEchoMode(QLineEdit::Password);
-    m_key->setPlaceholderText(QStringLiteral("Paste a new key to use for every upstream call"));
+    m_key->setPlaceholderText(tr("Paste a new key to use for every upstream call"));
     m_key->setClearButtonEnabled(true);
+    keyTitle->setBuddy(m_key);
+    keyRow->addWidget(keyTitle);
     keyRow->addWidget(m_key, 1);
-    m_forgetKey = new QPushButton(QStringLiteral("Forget the stored key"), keyBox);
+    m_forgetKey = new QPushButton(tr("Forget the stored key"), keyBox);
     m_forgetKey->setObjectName(QStringLiteral("forgetKeyButton"));
     keyRow->addWidget(m_forgetKey);
     keyLayout->addLayout(keyRow);
-    auto *keyNote = new QLabel(QStringLiteral("Without a key here, each client's own "
-                                              "Authorization key is used for its requests."),
+    auto *keyNote = new QLabel(tr("Without a key here, each client's own Authorization key is "
+                                  "used for its requests."),
                                keyBox);
     keyNote->setWordWrap(true);
     keyLayout->addWidget(keyNote);
@@ -69,9 +99,9 @@ SettingsPage::SettingsPage(QWidget *parent)
     m_fallbackText->setWordWrap(true);
     fallbackLayout->addWidget(m_fallbackText);
     auto *fallbackButtons = new QHBoxLayout;
-    auto *keep = new QPushButton(QStringLiteral("Keep it in the settings file"), m_fallback);
+    auto *keep = new QPushButton(tr("Keep it in the settings file"), m_fallback);
     keep->setObjectName(QStringLiteral("keepKeyInFileButton"));
-    auto *dismiss = new QPushButton(QStringLiteral("Only for this session"), m_fallback);
+    auto *dismiss = new QPushButton(tr("Only for this session"), m_fallback);
     dismiss->setObjectName(QStringLiteral("dismissFallbackButton"));
     fallbackButtons->addWidget(keep);
     fallbackButtons->addWidget(dismiss);
@@ -87,15 +117,25 @@ SettingsPage::SettingsPage(QWidget *parent)
     connect(m_access, &AccessSettings::edited, this, &SettingsPage::validate);
     layout->addWidget(m_access);
 
-    auto *desktop = new QGroupBox(QStringLiteral("Desktop"), this);
+    auto *desktop = new QGroupBox(tr("Desktop"), this);
     auto *desktopLayout = new QVBoxLayout(desktop);
-    m_notifications =
-        new QCheckBox(QStringLiteral("Notify me when a batch finishes or fails"), desktop);
+    m_notifications = new QCheckBox(tr("Notify me when a batch finishes or fails"), desktop);
     m_notifications->setObjectName(QStringLiteral("notificationsCheck"));
     m_notifications->setChecked(true);
     desktopLayout->addWidget(m_notifications);
     m_startAtLogin = new StartAtLoginCheckBox(desktop);
     desktopLayout->addWidget(m_startAtLogin);
+    auto *dataRow = new QHBoxLayout;
+    m_dataDir = new QLabel(desktop);
+    m_dataDir->setObjectName(QStringLiteral("dataDirLabel"));
+    m_dataDir->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_dataDir->setWordWrap(true);
+    auto *openData = new QPushButton(tr("Open data folder"), desktop);
+    openData->setObjectName(QStringLiteral("openDataFolderButton"));
+    openData->setToolTip(tr("Show the folder with the proxy's queue in the file manager"));
+    dataRow->addWidget(m_dataDir, 1);
+    dataRow->addWidget(openData);
+    desktopLayout->addLayout(dataRow);
     layout->addWidget(desktop);
 
     auto *buttons = new QHBoxLayout;
@@ -103,11 +143,15 @@ SettingsPage::SettingsPage(QWidget *parent)
     m_message->setObjectName(QStringLiteral("settingsMessage"));
     m_message->setWordWrap(true);
     buttons->addWidget(m_message, 1);
-    m_revert = new QPushButton(QStringLiteral("Revert"), this);
+    m_defaults = new QPushButton(tr("Restore defaults"), this);
+    m_defaults->setObjectName(QStringLiteral("restoreDefaultsButton"));
+    m_defaults->setToolTip(tr("Put the defaults in the form; Apply uses them, Revert goes back"));
+    m_revert = new QPushButton(tr("&Revert"), this);
     m_revert->setObjectName(QStringLiteral("revertButton"));
-    m_apply = new QPushButton(QStringLiteral("Apply"), this);
+    m_apply = new QPushButton(tr("&Apply"), this);
     m_apply->setObjectName(QStringLiteral("applyButton"));
     m_apply->setDefault(true);
+    buttons->addWidget(m_defaults);
     buttons->addWidget(m_revert);
     buttons->addWidget(m_apply);
     layout->addLayout(buttons);
@@ -115,6 +159,8 @@ SettingsPage::SettingsPage(QWidget *parent)
 
     connect(m_key, &QLineEdit::textChanged, this, &SettingsPage::validate);
     connect(m_apply, &QPushButton::clicked, this, &SettingsPage::apply);
+    connect(m_defaults, &QPushButton::clicked, this, &SettingsPage::restoreDefaults);
+    connect(openData, &QPushButton::clicked, this, &SettingsPage::openDataFolder);
     connect(m_revert, &QPushButton::clicked, this, [this] {
         setConfig(m_base);
         m_key->clear();
@@ -134,46 +180,113 @@ SettingsPage::SettingsPage(QWidget *parent)
 void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration &decl) {
     const Setting setting = decl.setting;
     const QString name = decl.objectName;
-    const QString label = decl.label;
-    const QString hint = decl.hint;
+    const QString hint = tableText(decl.hint);
     QWidget *parent = grid->parentWidget();
     Field field;
-    field.edit = new QLineEdit(parent);
-    field.edit->setObjectName(name + QStringLiteral("Edit"));
-    field.edit->setToolTip(hint);
-    field.edit->setMinimumWidth(220);
-    if (decl.kind == SettingDeclaration::Kind::DurationOrOff)
-        field.edit->setPlaceholderText(QStringLiteral("off")); // empty means off, and says so
+    QWidget *editor = nullptr;
+    if (decl.kind == SettingDeclaration::Kind::Count) {
+        // A whole number within the declared bounds: the spin box cannot hold anything else.
+        field.spin = new QSpinBox(parent);
+        field.spin->setRange(clampedToInt(decl.minimum), clampedToInt(decl.maximum));
+        field.spin->setAccelerated(true);
+        connect(field.spin, &QSpinBox::valueChanged, this, &SettingsPage::validate);
+        editor = field.spin;
+    } else {
+        // Durations and sizes take a number with a unit ("4s", "25MB"), addresses and URLs
+        // their text: each checked as typed by the command line's own rules (validate()).
+        field.edit = new QLineEdit(parent);
+        if (decl.kind == SettingDeclaration::Kind::DurationOrOff)
+            field.edit->setPlaceholderText(tr("off")); // empty means off, and says so
+        connect(field.edit, &QLineEdit::textChanged, this, &SettingsPage::validate);
+        connect(field.edit, &QLineEdit::returnPressed, this, [this] {
+            if (m_apply->isEnabled())
+                apply();
+        });
+        editor = field.edit;
+    }
+    editor->setObjectName(name + QStringLiteral("Edit"));
+    editor->setToolTip(hint);
+    editor->setMinimumWidth(220);
     field.error = new QLabel(parent);
     field.error->setObjectName(name + QStringLiteral("Error"));
     field.error->setStyleSheet(ErrorStyle);
     field.error->setWordWrap(true);
-    auto *title = new QLabel(label, parent);
+    auto *title = new QLabel(tableText(decl.label), parent);
     title->setToolTip(hint);
-    title->setBuddy(field.edit);
+    title->setBuddy(editor);
+    // One line under the field: the table's help, with the default and the bounds.
+    auto *help = new QLabel(helpLine(decl), parent);
+    help->setObjectName(name + QStringLiteral("Help"));
+    help->setWordWrap(true);
+    help->setForegroundRole(QPalette::PlaceholderText);
+    QFont small = help->font();
+    small.setPointSizeF(small.pointSizeF() * 0.9);
+    help->setFont(small);
     grid->addWidget(title, row, 0);
-    grid->addWidget(field.edit, row, 1);
+    grid->addWidget(editor, row, 1);
     grid->addWidget(field.error, row, 2);
+    grid->addWidget(help, row + 1, 1, 1, 2);
     m_fields.insert(setting, field);
-    connect(field.edit, &QLineEdit::textChanged, this, &SettingsPage::validate);
-    connect(field.edit, &QLineEdit::returnPressed, this, [this] {
-        if (m_apply->isEnabled())
-            apply();
-    });
+}
+
+QString SettingsPage::fieldText(const Field &field) {
+    return field.spin ? QString::number(field.spin->value()) : field.edit->text();
+}
+
+void SettingsPage::setFieldText(const Field &field, const QString &text) {
+    if (field.spin)
+        field.spin->setValue(text.toInt());
+    else
+        field.edit->setText(text);
+}
+
+void SettingsPage::setFields(const Config &config) {
+    for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
+        setFieldText(it.value(), settingText(config, it.key()));
 }
 
 void SettingsPage::setConfig(const Config &config) {
     m_base = config;
-    for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
-        it.value().edit->setText(settingText(config, it.key()));
+    setFields(config);
     m_access->setConfig(config);
+    m_dataDir->setText(tr("Data folder: %1").arg(QDir::toNativeSeparators(config.dataDir)));
     validate();
+}
+
+void SettingsPage::restoreDefaults() {
+    Config defaults; // the table's defaults, as the command line completes them
+    defaults.listen = defaultListenAddresses();
+    setFields(defaults);
+    m_access->setLists(defaults);
+    validate();
+    showMessage(hasChanges() ? tr("The defaults are in the form: Apply uses them, Revert goes "
+                                  "back.")
+                             : tr("Every setting here is at its default already."),
+                false);
+}
+
+void SettingsPage::openDataFolder() {
+    const QString dir = m_base.dataDir;
+    if (dir.isEmpty() || !QFileInfo(dir).isDir()) {
+        showMessage(tr("The data folder %1 does not exist yet: the proxy makes it when it "
+                       "starts with its store.")
+                        .arg(QDir::toNativeSeparators(dir)),
+                    true);
+        return;
+    }
+    const QUrl url = QUrl::fromLocalFile(dir);
+    const bool opened = m_openUrl ? m_openUrl(url) : QDesktopServices::openUrl(url);
+    if (!opened) {
+        showMessage(
+            tr("Could not open %1: no file manager answered.").arg(QDir::toNativeSeparators(dir)),
+            true);
+    }
 }
 
 Config SettingsPage::editedConfig() const {
     Config edited = m_base;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it)
-        applySetting(edited, it.key(), it.value().edit->text());
+        applySetting(edited, it.key(), fieldText(it.value()));
     m_access->applyTo(edited);
     return edited;
 }
@@ -181,7 +294,7 @@ Config SettingsPage::editedConfig() const {
 bool SettingsPage::isValid() const {
     Config scratch = m_base;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
-        if (!applySetting(scratch, it.key(), it.value().edit->text()).isEmpty())
+        if (!applySetting(scratch, it.key(), fieldText(it.value())).isEmpty())
             return false;
     }
     return true;
@@ -193,7 +306,7 @@ bool SettingsPage::hasChanges() const {
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
         // Compared as values: an empty grace period is "off", "4000ms" is "4s".
         Config scratch = m_base;
-        if (!applySetting(scratch, it.key(), it.value().edit->text()).isEmpty())
+        if (!applySetting(scratch, it.key(), fieldText(it.value())).isEmpty())
             return true;
         if (settingText(scratch, it.key()) != settingText(m_base, it.key()))
             return true;
@@ -205,17 +318,19 @@ void SettingsPage::validate() {
     bool valid = true;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
         Config scratch = m_base;
-        QString problem = applySetting(scratch, it.key(), it.value().edit->text());
+        QString problem = applySetting(scratch, it.key(), fieldText(it.value()));
         if (!problem.isEmpty())
             valid = false;
         const bool bad = !problem.isEmpty();
         if (!bad && it.key() == Setting::Listen && !m_listenCoreError.isEmpty())
             problem = m_listenCoreError;
         it.value().error->setText(problem);
-        it.value().edit->setStyleSheet(bad ? FieldErrorStyle : QString());
+        if (it.value().edit)
+            it.value().edit->setStyleSheet(bad ? FieldErrorStyle : QString());
     }
-    m_apply->setEnabled(valid && hasChanges());
-    m_revert->setEnabled(hasChanges());
+    const bool changed = hasChanges();
+    m_apply->setEnabled(valid && changed);
+    m_revert->setEnabled(changed);
 }
 
 void SettingsPage::apply() {
@@ -235,27 +350,26 @@ void SettingsPage::apply() {
 }
 
 void SettingsPage::setKeyState(const KeyState &state) {
-    const QString hint = state.hint.isEmpty() ? QString()
-                                              : QStringLiteral(" (ending in ") +
-                                                    QString::fromUtf8(state.hint) + u')';
+    const QString hint =
+        state.hint.isEmpty() ? QString() : tr(" (ending in %1)").arg(QString::fromUtf8(state.hint));
     QString text;
     switch (state.source) {
     case KeyState::Source::None:
-        text = QStringLiteral("No key stored: each client's own key is used.");
+        text = tr("No key stored: each client's own key is used.");
         break;
     case KeyState::Source::Keychain:
-        text = QStringLiteral("A key is stored in the system keychain") + hint + u'.';
+        text = tr("A key is stored in the system keychain%1.").arg(hint);
         break;
     case KeyState::Source::File:
-        text = QStringLiteral("A key is stored in the settings file, readable only by you") + hint +
-               u'.';
+        text = tr("A key is stored in the settings file, readable only by you%1.").arg(hint);
         break;
     case KeyState::Source::Session:
-        text = QStringLiteral("A key is in use until you quit, but not saved") + hint + u'.';
+        text = tr("A key is in use until you quit, but not saved%1.").arg(hint);
         break;
     case KeyState::Source::Environment:
-        text = QStringLiteral("OPENAI_API_KEY is set in the environment") + hint +
-               QStringLiteral(" and is used for every call; a key stored here is not used.");
+        text = tr("OPENAI_API_KEY is set in the environment%1 and is used for every call; a key "
+                  "stored here is not used.")
+                   .arg(hint);
         break;
     }
     if (!state.problem.isEmpty())
@@ -276,10 +390,10 @@ void SettingsPage::setListenError(const QString &error) {
 }
 
 void SettingsPage::offerFileFallback(const QString &reason) {
-    m_fallbackText->setText(reason +
-                            QStringLiteral(".\nThe key is in use now, but it will be gone when "
-                                           "you quit. You can keep it in the settings file "
-                                           "instead, readable only by you (mode 0600)."));
+    m_fallbackText->setText(tr("%1.\nThe key is in use now, but it will be gone when you quit. "
+                               "You can keep it in the settings file instead, readable only by "
+                               "you (mode 0600).")
+                                .arg(reason));
     m_fallback->show();
 }
 

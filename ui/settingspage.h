@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// The settings form. Every value is checked as it is typed, by the command line's own rules
-// (applySetting), with the reason next to a bad value; Apply is offered only when all are good.
-// The API key is write-only: the page shows where the key lives and its last four characters.
+// The settings form, one row per setting the table shows (settingDeclarations()): an editor
+// that fits the setting's kind (a spin box within the declared bounds for a count; a line edit
+// for durations, sizes, addresses and URLs, checked as typed by the command line's own rules,
+// with the reason next to a bad value) and the table's help text under it. Apply is offered
+// only when all are good; Revert goes back to the configuration in force, Restore defaults
+// fills in the table's defaults (applied with Apply like any edit). Open data folder shows the
+// proxy's data folder in the file manager. The API key is write-only: the page shows where the
+// key lives and its last four characters.
 
 #include "settings/config.h"
 #include "ui/settingscontroller.h"
@@ -11,12 +16,16 @@
 #include <QMap>
 #include <QWidget>
 
+#include <functional>
+
 class QCheckBox;
 class QFrame;
 class QGridLayout;
 class QLabel;
 class QLineEdit;
 class QPushButton;
+class QSpinBox;
+class QUrl;
 
 namespace llmproxy {
 
@@ -43,6 +52,11 @@ public:
     ConnectionTestRow *connectionTest() const { return m_connectionTest; }
     StartAtLoginCheckBox *startAtLogin() const { return m_startAtLogin; }
 
+    // Opens a URL for Open data folder (QDesktopServices::openUrl unless replaced; tests
+    // replace it to see the URL instead of launching a file manager).
+    using UrlOpener = std::function<bool(const QUrl &)>;
+    void setUrlOpener(UrlOpener opener) { m_openUrl = std::move(opener); }
+
 public Q_SLOTS:
     void setKeyState(const llmproxy::KeyState &state);
     // From the core: why the listen address could not be bound (empty: it could).
@@ -50,6 +64,9 @@ public Q_SLOTS:
     void offerFileFallback(const QString &reason);
     void setNotificationsEnabled(bool enabled);
     void showMessage(const QString &text, bool isError);
+    // The table's defaults into the form (not applied until Apply; Revert undoes it).
+    void restoreDefaults();
+    void openDataFolder();
 
 Q_SIGNALS:
     void applyRequested(const llmproxy::Config &edited);
@@ -59,11 +76,16 @@ Q_SIGNALS:
     void notificationsToggled(bool enabled);
 
 private:
+    // One editor is set: a spin box for a count, a line edit otherwise.
     struct Field {
         QLineEdit *edit = nullptr;
+        QSpinBox *spin = nullptr;
         QLabel *error = nullptr;
     };
     void addField(QGridLayout *grid, int row, const SettingDeclaration &decl);
+    static QString fieldText(const Field &field);
+    static void setFieldText(const Field &field, const QString &text);
+    void setFields(const Config &config);
     void validate();
     void apply();
 
@@ -81,6 +103,9 @@ private:
     QCheckBox *m_notifications = nullptr;
     QPushButton *m_apply = nullptr;
     QPushButton *m_revert = nullptr;
+    QPushButton *m_defaults = nullptr;
+    QLabel *m_dataDir = nullptr;
+    UrlOpener m_openUrl;
     QLabel *m_message = nullptr;
     bool m_environmentKey = false;
 };

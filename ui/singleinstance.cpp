@@ -115,7 +115,7 @@ void SingleInstance::onConnectError() {
         return;
     }
     if (m_attempts >= MaxAttempts) {
-        Q_EMIT failed(QStringLiteral("another llm-proxy holds %1 but does not answer")
+        Q_EMIT failed(SingleInstance::tr("another llm-proxy holds %1 but does not answer")
                           .arg(m_lock.fileName()));
         return;
     }

@@ -8,10 +8,10 @@
 namespace llmproxy {
 
 StartAtLoginCheckBox::StartAtLoginCheckBox(QWidget *parent, Autostart autostart)
-    : QCheckBox(QStringLiteral("Start at &login, in the tray"), parent)
+    : QCheckBox(StartAtLoginCheckBox::tr("Start at login, in the tray"), parent)
     , m_autostart(std::move(autostart)) {
     setObjectName(QStringLiteral("startAtLoginCheck"));
-    setToolTip(QStringLiteral("Writes or removes %1").arg(m_autostart.entryPath()));
+    setToolTip(StartAtLoginCheckBox::tr("Writes or removes %1").arg(m_autostart.entryPath()));
     refresh();
     connect(this, &QCheckBox::toggled, this, &StartAtLoginCheckBox::apply);
 }

@@ -18,7 +18,7 @@ TrayController::TrayController(AppActions *actions, QObject *parent)
     m_menu.addAction(actions->quit());
     m_icon.setContextMenu(&m_menu);
     setState(TrayState::Idle, false);
-    m_icon.setToolTip(QStringLiteral("llm-proxy: starting"));
+    m_icon.setToolTip(TrayController::tr("llm-proxy: starting"));
     connect(&m_icon, &QSystemTrayIcon::activated, this,
             [this, actions](QSystemTrayIcon::ActivationReason reason) {
                 if (reason == QSystemTrayIcon::Trigger || reason == QSystemTrayIcon::DoubleClick) {
@@ -60,17 +60,16 @@ void TrayController::showSnapshot(const ProxySnapshot &snapshot) {
 void TrayController::notifyBatchFinished(const BatchProgress &batch) {
     const QString what = display::group(batch) + QStringLiteral(": ") + display::progress(batch);
     if (display::endedBadly(batch)) {
-        QString message = QStringLiteral("Batch ") + display::batchName(batch) +
-                          QStringLiteral(" ended ") + QString::fromUtf8(batch.status) +
-                          QStringLiteral(" (") + what + u')';
+        QString message =
+            tr("Batch %1 ended %2 (%3)")
+                .arg(display::batchName(batch), QString::fromUtf8(batch.status), what);
         if (!batch.errors.isEmpty())
             message += u'\n' + batch.errors.constFirst();
-        notify(QStringLiteral("Batch ") + QString::fromUtf8(batch.status), message,
+        notify(tr("Batch %1").arg(QString::fromUtf8(batch.status)), message,
                QSystemTrayIcon::Warning);
     } else {
-        notify(QStringLiteral("Batch finished"),
-               QStringLiteral("Batch ") + display::batchName(batch) +
-                   QStringLiteral(" completed (") + what + u')',
+        notify(tr("Batch finished"),
+               tr("Batch %1 completed (%2)").arg(display::batchName(batch), what),
                QSystemTrayIcon::Information);
     }
 }

@@ -3,6 +3,8 @@
 
 #include "ui/displaytext.h"
 
+#include <QCoreApplication>
+
 namespace llmproxy {
 
 namespace {
@@ -39,13 +41,13 @@ TrayState trayStateFor(const ProxySnapshot &snapshot) {
 QString trayStateName(TrayState state) {
     switch (state) {
     case TrayState::Idle:
-        return QStringLiteral("idle");
+        return QCoreApplication::translate("llmproxy::TrayState", "idle");
     case TrayState::Waiting:
-        return QStringLiteral("requests waiting");
+        return QCoreApplication::translate("llmproxy::TrayState", "requests waiting");
     case TrayState::BatchesOut:
-        return QStringLiteral("batches out");
+        return QCoreApplication::translate("llmproxy::TrayState", "batches out");
     case TrayState::Error:
-        return QStringLiteral("error");
+        return QCoreApplication::translate("llmproxy::TrayState", "error");
     }
     return QString();
 }
@@ -54,22 +56,28 @@ QString trayToolTip(const ProxySnapshot &snapshot) {
     QStringList lines{QStringLiteral("llm-proxy")};
     if (!snapshot.listening) {
         lines.append(snapshot.listenError.isEmpty()
-                         ? QStringLiteral("Not listening")
-                         : QStringLiteral("Not listening: ") + snapshot.listenError);
+                         ? QCoreApplication::translate("llmproxy::TrayState", "Not listening")
+                         : QCoreApplication::translate("llmproxy::TrayState", "Not listening: ") +
+                               snapshot.listenError);
     } else if (!snapshot.listenError.isEmpty()) {
-        lines.append(QStringLiteral("Could not move: ") + snapshot.listenError);
+        lines.append(QCoreApplication::translate("llmproxy::TrayState", "Could not move: ") +
+                     snapshot.listenError);
     }
     if (snapshot.paused)
-        lines.append(QStringLiteral("Paused: requests are held"));
-    lines.append(display::count(snapshot.stats.queued) + QStringLiteral(" waiting, ") +
-                 display::count(static_cast<quint64>(activeBatches(snapshot))) +
-                 QStringLiteral(" batches out (") + display::count(snapshot.stats.inFlight) +
-                 QStringLiteral(" requests in flight)"));
-    lines.append(display::count(snapshot.stats.requestsTotal) + QStringLiteral(" answered, ") +
-                 display::count(snapshot.stats.requestsFailed) + QStringLiteral(" failed, ") +
-                 display::count(snapshot.stats.relayed) + QStringLiteral(" relayed"));
+        lines.append(
+            QCoreApplication::translate("llmproxy::TrayState", "Paused: requests are held"));
+    lines.append(QCoreApplication::translate("llmproxy::TrayState",
+                                             "%1 waiting, %2 batches out (%3 requests in flight)")
+                     .arg(display::count(snapshot.stats.queued),
+                          display::count(static_cast<quint64>(activeBatches(snapshot))),
+                          display::count(snapshot.stats.inFlight)));
+    lines.append(
+        QCoreApplication::translate("llmproxy::TrayState", "%1 answered, %2 failed, %3 relayed")
+            .arg(display::count(snapshot.stats.requestsTotal),
+                 display::count(snapshot.stats.requestsFailed),
+                 display::count(snapshot.stats.relayed)));
     if (recentFailure(snapshot))
-        lines.append(QStringLiteral("A batch failed recently"));
+        lines.append(QCoreApplication::translate("llmproxy::TrayState", "A batch failed recently"));
     return lines.join(u'\n');
 }
 

@@ -144,6 +144,18 @@ bool SettingsStore::setChartSpan(int span) {
     return sync();
 }
 
+bool SettingsStore::firstRunDone() const {
+    return m_settings->value(FirstRunDone.name, FirstRunDone.defaultValue).toBool();
+}
+
+bool SettingsStore::setFirstRunDone(bool done) {
+    if (done == FirstRunDone.defaultValue)
+        m_settings->remove(FirstRunDone.name);
+    else
+        m_settings->setValue(FirstRunDone.name, done);
+    return sync();
+}
+
 bool SettingsStore::sync() {
     m_error.clear();
     // Create the file with mode 0600 before anything is written to it: QSettings keeps the

@@ -36,6 +36,10 @@ public:
                                                        false, true};
     // 0: last 15 minutes, 1: last hour, 2: last day.
     static constexpr PreferenceKey<int> ChartSpan{QLatin1StringView("ui/chart_span"), 0, 0, 2};
+    // The first-run panel was dismissed, or a client was served: it stays hidden after a
+    // restart (Help → Connect a client brings it back).
+    static constexpr PreferenceKey<bool> FirstRunDone{QLatin1StringView("ui/first_run_done"), false,
+                                                      false, true};
 
     // `filePath`: the INI file (created on first save, with mode 0600).
     explicit SettingsStore(const QString &filePath);
@@ -66,6 +70,8 @@ public:
     bool setNotificationsEnabled(bool enabled);
     int chartSpan() const;
     bool setChartSpan(int span);
+    bool firstRunDone() const;
+    bool setFirstRunDone(bool done);
 
     // Why the last write failed (empty after a successful one).
     QString error() const { return m_error; }
