@@ -32,8 +32,9 @@ struct StoredRequest {
     enum class State { Queued = 0, Submitted = 1, Answered = 2 };
     quint64 id = 0;
     QByteArray keyHash, organization, project, endpoint, model;
-    QByteArray dedupe;   // what adoption matches on (a hash)
-    QByteArray caller;   // the proxy token's name, if any
+    QByteArray provider = QByteArrayLiteral("openai"); // the configured provider's name
+    QByteArray dedupe;                                 // what adoption matches on (a hash)
+    QByteArray caller;                                 // the proxy token's name, if any
     QByteArray bodyHash; // SHA-256 of the body, for requests with an Idempotency-Key
     QByteArray body;     // loaded only where asked for
     int embeddingInputs = 0;
@@ -61,6 +62,7 @@ struct StoredBatch {
     };
     QByteArray localId;
     QByteArray keyHash, organization, project, endpoint, model;
+    QByteArray provider = QByteArrayLiteral("openai"); // the configured provider's name
     Phase phase = Phase::Forming;
     QByteArray batchId; // the provider's id, once created
     // The normalised status name (statusName(): validating, running, ..., completed, failed,
