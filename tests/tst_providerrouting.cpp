@@ -80,7 +80,8 @@ private Q_SLOTS:
                                   << QByteArray("https://api.together.xyz/v1")
                                   << QByteArray("Authorization") << QByteArray("Bearer ")
                                   << QByteArray("TOGETHER_API_KEY") << QByteArray("batch-api")
-                                  << false << 50'000 << qint64(100'000'000) << L{"24h"} << chat
+                                  << false << 50'000 << qint64(100'000'000) << L{"24h"}
+                                  << L{"/v1/chat/completions", "/v1/embeddings", "/v1/completions"}
                                   << 50 << ExpiryBehaviour::PartialResults << 24;
         QTest::newRow("generic") << QByteArray("generic") << QByteArray()
                                  << QByteArray("Authorization") << QByteArray("Bearer ")

@@ -297,6 +297,21 @@ void BatchCore::restore() {
                 << "requests wait until it is";
             for (quint64 id : ids)
                 m_unroutable.insert(id, batch.provider);
+            // Shown (dashboard, history) with why it is not going on.
+            BatchProgress shown;
+            shown.localId = batch.localId;
+            shown.batchId = batch.batchId;
+            shown.endpoint = batch.endpoint;
+            shown.model = batch.model;
+            shown.provider = batch.provider;
+            shown.status = QByteArrayLiteral("provider_missing");
+            shown.active = false;
+            shown.total = batch.requestCount;
+            shown.createdAt = QDateTime::fromMSecsSinceEpoch(batch.createdMs, Qt::UTC);
+            shown.errors.append(QStringLiteral("provider '%1' is not configured: the batch is kept "
+                                               "until it is configured again")
+                                    .arg(QString::fromUtf8(batch.provider)));
+            m_history.append(shown);
             continue;
         }
         if (batch.phase < StoredBatch::Phase::Creating) {

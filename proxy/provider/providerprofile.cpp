@@ -92,7 +92,10 @@ QList<ProviderProfile> makeProfiles() {
     together.linesCarryMethodAndUrl = false;
     together.upperCaseStatuses = true;
     together.maxBytes = 100'000'000;
-    together.batchedEndpoints = endpoints({"/v1/chat/completions"});
+    // The reference names no endpoint list for Together [U]: chat completions, completions and
+    // embeddings, as its OpenAI-compatible API serves them.
+    together.batchedEndpoints =
+        endpoints({"/v1/chat/completions", "/v1/embeddings", "/v1/completions"});
     profiles.append(together);
 
     // Any other server with OpenAI's Files + Batches API (xAI, Cerebras, Novita, Nebius, a local

@@ -937,16 +937,16 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
         return Answer::error(400,
                              u"The input file must have purpose '%1'."_s.arg(str(batchPurpose())),
                              u"input_file_id"_s);
-    // Which endpoints each shape batches (Azure: chat and responses; Gemini, Groq and Together:
-    // chat; generic: chat, embeddings, completions; OpenAI: all of its list).
+    // Which endpoints each shape batches (Azure: chat and responses; Gemini and Groq:
+    // chat; Together and generic: chat, embeddings, completions; OpenAI: all of its list).
     const bool shapeBatches = [&] {
         switch (m_shape) {
         case Shape::Azure:
             return endpoint == "/v1/chat/completions" || endpoint == "/v1/responses";
         case Shape::Gemini:
         case Shape::Groq:
-        case Shape::Together:
             return endpoint == "/v1/chat/completions";
+        case Shape::Together:
         case Shape::Generic:
             return endpoint == "/v1/chat/completions" || endpoint == "/v1/embeddings" ||
                    endpoint == "/v1/completions";
