@@ -20,11 +20,28 @@ using namespace std::chrono_literals;
 namespace llmproxy {
 
 namespace {
-CoreSettings coreSettings(const Config &config) {
+// The providers of `config`, keys from the environment (OPENAI_API_KEY's is config.apiKey).
+QList<ConfiguredProvider> providersOf(const Config &config, QString *error) {
+    return configuredProviders(
+        config, [](const QByteArray &name) { return qgetenv(name.constData()); }, error);
+}
+
+CoreSettings coreSettings(const Config &config, const QList<ConfiguredProvider> &providers) {
     CoreSettings core;
     core.limits.window = config.batchWindow;
-    core.limits.maxRequests = std::min(config.batchSize, Config::ProviderMaxRequests);
-    core.limits.maxBytes = std::min(config.batchBytes, Config::ProviderMaxBytes);
+    // No batch exceeds the smallest file limit of the configured providers.
+    int maxRequests = Config::ProviderMaxRequests;
+    qint64 maxBytes = Config::ProviderMaxBytes;
+    for (const ConfiguredProvider &provider : providers) {
+        if (provider.profile) {
+            maxRequests = std::min(maxRequests, provider.profile->maxRequests);
+            maxBytes = std::min(maxBytes, provider.profile->maxBytes);
+        }
+        if (provider.name != DefaultProviderName)
+            core.providerKeys.insert(provider.name, provider.apiKey);
+    }
+    core.limits.maxRequests = std::min(config.batchSize, maxRequests);
+    core.limits.maxBytes = std::min(config.batchBytes, maxBytes);
     core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
     core.pollInterval = config.pollInterval;
     core.resultTtl = config.resultTtl;
@@ -34,13 +51,16 @@ CoreSettings coreSettings(const Config &config) {
 }
 
 FrontEndSettings frontEndSettings(const Config &config,
-                                  const std::shared_ptr<http::ConnectionLimiter> &limiter) {
+                                  const std::shared_ptr<http::ConnectionLimiter> &limiter,
+                                  const QList<ConfiguredProvider> &providers) {
     FrontEndSettings front;
     front.limits = config.frontDoor;
     front.limiter = limiter; // one count of connections for every front end
     front.maxBody = config.maxBody;
     front.apiKey = config.apiKey;
-    front.upstream = config.upstream;
+    front.upstream = providers.isEmpty() ? config.upstream : providers.constFirst().baseUrl;
+    front.providers = providers;
+    front.router = providerRouter(config, providers);
     front.idleTimeout = config.idleTimeout;
     front.allowOrigins = config.allowOrigins;
     front.allowHosts = config.allowHosts;
@@ -100,13 +120,27 @@ void ProxyService::start() {
     m_stats = std::make_unique<Stats>();
     m_nam = new QNetworkAccessManager(this);
     m_nam->setAutoDeleteReplies(false);
-    m_provider = new OpenAiProvider(m_nam, m_config.upstream, this);
-    m_provider->setMaxLineBytes(m_config.maxResultLine);
-    // Test hook, not a setting (choosing providers is the routing work of issue 12): with
-    // LLMPROXY_TEST_PROVIDER_SHAPE=together the suites run the whole lifecycle against the fake
-    // playing Together's shape of the Batch API.
-    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == QLatin1StringView("together"))
-        m_provider->setShape(OpenAiFamilyShape::together());
+    QString providerError;
+    m_providers = providersOf(m_config, &providerError);
+    if (!providerError.isEmpty()) {
+        qCCritical(lcApp).noquote() << providerError;
+        Q_EMIT startFailed(providerError);
+        return;
+    }
+    for (const ConfiguredProvider &configured : std::as_const(m_providers)) {
+        auto *client = new OpenAiProvider(m_nam, configured.baseUrl, this);
+        client->setMaxLineBytes(m_config.maxResultLine);
+        client->setProfile(*configured.profile);
+        m_providerClients.insert(configured.name, client);
+    }
+    m_provider = m_providerClients.value(QByteArray(DefaultProviderName));
+    // Test hook, not a setting: with LLMPROXY_TEST_PROVIDER_SHAPE=together (or another profile's
+    // name) the suites run the whole lifecycle against the fake playing that profile as the
+    // "openai" provider.
+    if (const ProviderProfile *shape = providerProfile(qgetenv("LLMPROXY_TEST_PROVIDER_SHAPE"))) {
+        m_provider->setProfile(*shape);
+        m_providers.first().profile = shape;
+    }
     if (const QString exposed = exposureProblem(m_config); !exposed.isEmpty()) {
         qCCritical(lcApp).noquote() << exposed; // e.g. a key from the keychain, LAN listen
         Q_EMIT startFailed(exposed);
@@ -129,14 +163,18 @@ void ProxyService::start() {
                             "loses them";
     }
     m_core = new BatchCore(m_provider, &m_clock, m_stats.get(), m_store.get(),
-                           coreSettings(m_config), this);
+                           coreSettings(m_config, m_providers), this);
     m_core->setPriceTable(std::move(prices));
+    for (auto it = m_providerClients.cbegin(); it != m_providerClients.cend(); ++it) {
+        if (it.key() != DefaultProviderName)
+            m_core->addProvider(it.key(), it.value());
+    }
     m_core->restore();
     connect(m_core, &BatchCore::batchFinished, this, &ProxyService::batchFinished);
     m_limiter = std::make_shared<http::ConnectionLimiter>(m_config.frontDoor.maxConnections,
                                                           m_config.frontDoor.maxConnectionsPerIp);
     m_frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
-                                  frontEndSettings(m_config, m_limiter), this);
+                                  frontEndSettings(m_config, m_limiter, m_providers), this);
     startMetrics();
 
     QString error;
@@ -152,9 +190,12 @@ void ProxyService::start() {
         return;
     }
     m_frontEnd->setReady(true);
-    qCInfo(lcApp).noquote() << "upstream" << m_config.upstream.toDisplayString()
-                            << (m_config.apiKey.isEmpty() ? "(clients' own keys)"
-                                                          : "(configured key)");
+    for (const ConfiguredProvider &provider : std::as_const(m_providers)) {
+        qCInfo(lcApp).noquote() << "provider" << provider.name << "(" << provider.profile->name
+                                << ")" << provider.baseUrl.toDisplayString()
+                                << (provider.apiKey.isEmpty() ? "(clients' own keys)"
+                                                              : "(configured key)");
+    }
     qCInfo(lcApp).noquote() << "front door:" << m_config.tokens.size() << "proxy tokens,"
                             << m_config.allowOrigins.size() << "allowed origins,"
                             << m_config.allowHosts.size() << "allowed host names";
@@ -218,13 +259,20 @@ void ProxyService::applyConfig(const Config &config) {
     m_config = config;
     if (!m_core)
         return;
-    m_core->setSettings(coreSettings(m_config));
+    // Providers are read at start; the "openai" one follows --upstream and OPENAI_API_KEY.
+    QString providerError;
+    const QList<ConfiguredProvider> providers = providersOf(m_config, &providerError);
+    if (providerError.isEmpty() && !m_providers.isEmpty()) {
+        m_providers.first().baseUrl = providers.constFirst().baseUrl;
+        m_providers.first().apiKey = providers.constFirst().apiKey;
+    }
+    m_core->setSettings(coreSettings(m_config, m_providers));
     m_limiter->setLimits(m_config.frontDoor.maxConnections, m_config.frontDoor.maxConnectionsPerIp);
-    m_frontEnd->setSettings(frontEndSettings(m_config, m_limiter));
-    forEachIoFrontEnd([settings = frontEndSettings(m_config, m_limiter)](
+    m_frontEnd->setSettings(frontEndSettings(m_config, m_limiter, m_providers));
+    forEachIoFrontEnd([settings = frontEndSettings(m_config, m_limiter, m_providers)](
                           HttpFrontEnd *frontEnd) { frontEnd->setSettings(settings); },
                       false);
-    m_provider->setBaseUrl(m_config.upstream);
+    m_provider->setBaseUrl(m_providers.constFirst().baseUrl);
     if (listenChanged) {
         // The other front ends accept from duplicates of front end 0's sockets: they let go
         // first, so that the old sockets really close (and front end 0 can go back to them if
@@ -271,8 +319,9 @@ bool ProxyService::startIoThreads(int count, QString *error) {
         QMetaObject::invokeMethod(
             io->anchor,
             [this, raw, i, &listeners, &shared, &shareError] {
-                raw->frontEnd = new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
-                                                 frontEndSettings(m_config, m_limiter));
+                raw->frontEnd =
+                    new HttpFrontEnd(m_core, m_stats.get(), &m_clock,
+                                     frontEndSettings(m_config, m_limiter, m_providers));
                 raw->frontEnd->setIndex(i);
                 raw->frontEnd->setMetrics(m_metrics.get());
                 shared = raw->frontEnd->shareListeners(listeners, &shareError);

@@ -97,7 +97,10 @@ private:
     std::shared_ptr<http::ConnectionLimiter> m_limiter; // shared by the front ends
     std::unique_ptr<Store> m_store;
     QNetworkAccessManager *m_nam = nullptr;
-    OpenAiProvider *m_provider = nullptr;
+    OpenAiProvider *m_provider = nullptr; // "openai": --upstream
+    // Every configured provider (routing), "openai" first, and its client.
+    QList<ConfiguredProvider> m_providers;
+    QHash<QByteArray, OpenAiProvider *> m_providerClients;
     BatchCore *m_core = nullptr;
     HttpFrontEnd *m_frontEnd = nullptr;
     QTimer m_snapshotTimer;

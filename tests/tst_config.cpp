@@ -1107,7 +1107,9 @@ void TestConfig::everyOptionInTheHelpIsParsed() {
             if (decl->kind == SettingDeclaration::Kind::List)
                 value = decl->setting == Setting::AllowOrigins
                             ? QStringLiteral("http://localhost:5173")
-                            : QStringLiteral("proxy.lan");
+                        : decl->setting == Setting::Providers ? QStringLiteral("gemini=gemini")
+                        : decl->setting == Setting::Routes    ? QStringLiteral("gpt-*=openai")
+                                                              : QStringLiteral("proxy.lan");
             args.append(value);
         }
         if (decl->setting == Setting::TokensFile)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The provider-neutral batch contract (provider.h), run case for case against every shape the
-// fake plays: OpenAI, and Together (UPPERCASE statuses, purpose "batch-api", {custom_id, body}
-// lines, a create answer wrapped in {"job": ...}). What BatchJob relies on holds for each: a
+// fake plays, one per provider profile (providerprofile.h): OpenAI, Azure ("api-key" header,
+// /openai/v1), Gemini (/v1beta/openai, BATCH_STATE_* statuses, expired jobs without results),
+// Groq (/openai/v1), Together (UPPERCASE statuses, purpose "batch-api", {custom_id, body} lines,
+// a create answer wrapped in {"job": ...}) and generic. What BatchJob relies on holds for each: a
 // normalised status with counts, normalised result lines (outcome, status, body, request id,
 // usage), find after a crash, cancel, clean up, permanent poll errors, the queue-full verdict,
 // and callbacks that never reach a destroyed context. The last case runs a request from a
@@ -63,8 +65,8 @@ class tst_ProviderContract final : public QObject {
 
     void addShapes() {
         QTest::addColumn<FakeProvider::Shape>("shape");
-        QTest::newRow("openai") << FakeProvider::Shape::OpenAi;
-        QTest::newRow("together") << FakeProvider::Shape::Together;
+        for (const ProviderProfile &profile : providerProfiles())
+            QTest::newRow(profile.name.constData()) << *FakeProvider::shapeNamed(profile.name);
     }
 
     bool startShape() {
@@ -79,8 +81,7 @@ class tst_ProviderContract final : public QObject {
         m_nam = std::make_unique<QNetworkAccessManager>();
         m_nam->setAutoDeleteReplies(false);
         auto provider = std::make_unique<OpenAiProvider>(m_nam.get(), m_fake->baseUrl());
-        provider->setShape(shape == FakeProvider::Shape::Together ? OpenAiFamilyShape::together()
-                                                                  : OpenAiFamilyShape::openAi());
+        provider->setProfile(*providerProfile(FakeProvider::shapeName(shape)));
         m_provider = std::move(provider);
         m_context = std::make_unique<QObject>();
         return true;
@@ -179,6 +180,14 @@ class tst_ProviderContract final : public QObject {
     }
 
     static QByteArray spelled(FakeProvider::Shape shape, const char *word) {
+        if (shape == FakeProvider::Shape::Gemini) {
+            const QByteArray w(word);
+            return w == "validating"                         ? QByteArray("BATCH_STATE_PENDING")
+                   : w == "completed"                        ? QByteArray("BATCH_STATE_SUCCEEDED")
+                   : w == "cancelling"                       ? QByteArray("JOB_STATE_CANCELLING")
+                   : w == "in_progress" || w == "finalizing" ? QByteArray("BATCH_STATE_RUNNING")
+                                                             : "BATCH_STATE_" + w.toUpper();
+        }
         return shape == FakeProvider::Shape::Together ? QByteArray(word).toUpper()
                                                       : QByteArray(word);
     }
@@ -205,7 +214,7 @@ private Q_SLOTS:
         const QList<QByteArray> files = m_fake->liveFileIds();
         QCOMPARE(files.size(), 1);
         QCOMPARE(m_fake->fileContent(files.constFirst()).contains(R"("method":"POST")"),
-                 shape == FakeProvider::Shape::OpenAi);
+                 shape != FakeProvider::Shape::Together);
 
         const std::optional<BatchStatus> created = submit(submission, *state);
         QVERIFY(created);
@@ -310,6 +319,100 @@ private Q_SLOTS:
             QCOMPARE(line.outcome, ResultOutcome::Cancelled);
     }
 
+    // Each profile sends its key its own way; the fake playing it refuses any other way.
+    void eachProfileSendsItsKeyItsOwnWay_data() { addShapes(); }
+    void eachProfileSendsItsKeyItsOwnWay() {
+        QVERIFY(startShape());
+        QFETCH(FakeProvider::Shape, shape);
+        m_fake->setAcceptedKey(Key.apiKey);
+        const BatchSubmission submission{"local-key", "/v1/chat/completions", "gpt-4o-mini", 1};
+        QVERIFY(stage(submission, lines({"hello"})));
+        const FakeProvider::RequestRecord &upload = m_fake->requests().constLast();
+        QVERIFY(upload.path.startsWith(QByteArray(m_fake->baseUrl().path().toUtf8() + "/files")));
+        if (shape == FakeProvider::Shape::Azure) {
+            QCOMPARE(upload.headers.value("api-key"), Key.apiKey);
+            QVERIFY(!upload.headers.contains("authorization"));
+        } else {
+            QCOMPARE(upload.headers.value("authorization"), "Bearer " + Key.apiKey);
+            QVERIFY(!upload.headers.contains("api-key"));
+        }
+        // Another family member's way of sending the key is refused: 401, a permanent error.
+        const ProviderProfile &other =
+            *providerProfile(shape == FakeProvider::Shape::Azure ? "openai" : "azure");
+        static_cast<OpenAiProvider *>(m_provider.get())->setProfile(other);
+        std::optional<ProviderResult<QByteArray>> refused;
+        m_provider->stage(m_context.get(), Key, submission, lines({"hello"}),
+                          [&](ProviderResult<QByteArray> r) { refused = std::move(r); });
+        QVERIFY(waitFor(refused));
+        QVERIFY(!refused->ok());
+        QCOMPARE(refused->error.httpStatus, 401);
+    }
+
+    // How expiry behaves is the profile's: Gemini's expired jobs have nothing to read, so every
+    // request goes out again; OpenAI's keep the lines that finished.
+    void anExpiredBatchLeavesWhatItsProfileSays_data() { addShapes(); }
+    void anExpiredBatchLeavesWhatItsProfileSays() {
+        QVERIFY(startShape());
+        QFETCH(FakeProvider::Shape, shape);
+        if (shape == FakeProvider::Shape::Azure)
+            QSKIP("Azure never expires a job (the fake is told to anyway for the others)");
+        m_fake->setExpireAfter(20ms, 0.5);
+        const BatchSubmission submission{"local-expire", "/v1/chat/completions", "gpt-4o-mini", 2};
+        const std::optional<QByteArray> state = stage(submission, lines({"one", "two"}));
+        QVERIFY(state);
+        const std::optional<BatchStatus> created = submit(submission, *state);
+        QVERIFY(created);
+        const std::optional<BatchStatus> ended = pollUntilEnded(*created);
+        QVERIFY(ended);
+        QCOMPARE(ended->end, BatchEnd::Expired);
+        QCOMPARE(ended->providerStatus, spelled(shape, "expired"));
+        const QList<ResultLine> results = readAll(*ended);
+        const ProviderProfile &profile = *providerProfile(FakeProvider::shapeName(shape));
+        QCOMPARE(results.size(), profile.expiry == ExpiryBehaviour::NoResults ? 0 : 2);
+    }
+
+    // A profile's file limit is the provider's: over it, the batch fails validation for good.
+    void moreRequestsThanTheProfileTakesFailForGood_data() { addShapes(); }
+    void moreRequestsThanTheProfileTakesFailForGood() {
+        QVERIFY(startShape());
+        QString error;
+        QVERIFY(
+            m_fake->applyConfig(QJsonObject{{QStringLiteral("max_requests_per_file"), 2}}, &error));
+        const BatchSubmission submission{"local-many", "/v1/chat/completions", "gpt-4o-mini", 3};
+        const std::optional<QByteArray> state = stage(submission, lines({"a", "b", "c"}));
+        QVERIFY(state);
+        const std::optional<BatchStatus> created = submit(submission, *state);
+        QVERIFY(created);
+        const std::optional<BatchStatus> ended = pollUntilEnded(*created);
+        QVERIFY(ended);
+        QCOMPARE(ended->end, BatchEnd::Failed);
+        QVERIFY(!ended->retryLater);
+    }
+
+    // An endpoint the provider does not batch is refused at create with a final 400: the proxy
+    // relays such requests instead (isBatchedAt), and a batch that reaches one anyway ends.
+    void anEndpointTheProfileDoesNotBatchIsRefusedForGood_data() { addShapes(); }
+    void anEndpointTheProfileDoesNotBatchIsRefusedForGood() {
+        QVERIFY(startShape());
+        QFETCH(FakeProvider::Shape, shape);
+        const ProviderProfile &profile = *providerProfile(FakeProvider::shapeName(shape));
+        if (profile.batches("/v1/embeddings"))
+            QSKIP("this profile batches embeddings");
+        const BatchSubmission submission{"local-embed", "/v1/embeddings", "text-embedding-3-small",
+                                         1};
+        QByteArray input = m_provider->encodeLine(
+            customIdFor(1), "/v1/embeddings", R"({"model":"text-embedding-3-small","input":"x"})");
+        const std::optional<QByteArray> state = stage(submission, input);
+        QVERIFY(state);
+        std::optional<ProviderResult<BatchStatus>> created;
+        m_provider->submit(m_context.get(), Key, submission, *state, input,
+                           [&](ProviderResult<BatchStatus> r) { created = std::move(r); });
+        QVERIFY(waitFor(created));
+        QVERIFY(!created->ok());
+        QCOMPARE(created->error.httpStatus, 400);
+        QVERIFY(!created->error.retryable());
+    }
+
     void aBatchTheProviderNoLongerKnowsIsAPermanentError_data() { addShapes(); }
     void aBatchTheProviderNoLongerKnowsIsAPermanentError() {
         QVERIFY(startShape());
@@ -332,8 +435,9 @@ private Q_SLOTS:
         QTest::addColumn<FakeProvider::Shape>("shape");
         QTest::addColumn<QByteArray>("code");
         QTest::addColumn<bool>("retryLater");
-        for (const auto &[name, shape] : {std::pair{"openai", FakeProvider::Shape::OpenAi},
-                                          std::pair{"together", FakeProvider::Shape::Together}}) {
+        for (const ProviderProfile &profile : providerProfiles()) {
+            const char *name = profile.name.constData();
+            const FakeProvider::Shape shape = *FakeProvider::shapeNamed(profile.name);
             QTest::addRow("%s queue full", name)
                 << shape << QByteArray("token_limit_exceeded") << true;
             QTest::addRow("%s bad file", name) << shape << QByteArray("invalid_json_line") << false;
@@ -374,7 +478,8 @@ private Q_SLOTS:
         m_provider->poll(m_context.get(), Key, batch.id, {},
                          [&](ProviderResult<BatchStatus> r) { other = std::move(r); });
         QVERIFY(waitFor(other));
-        QTRY_COMPARE(m_fake->count("POST", "/v1/files"), 1);
+        QTRY_COMPARE(
+            m_fake->count("POST", QByteArray(m_fake->baseUrl().path().toUtf8() + "/files")), 1);
         QTest::qWait(100);
         QCOMPARE(calls, 0);
     }

@@ -627,7 +627,14 @@ void TestSettingsStore::everyDeclaredSettingIsStored() {
         case Kind::List:
             value = decl.setting == Setting::AllowOrigins
                         ? QStringLiteral("http://localhost:5173, https://tool.example")
+                    : decl.setting == Setting::Providers
+                        ? QStringLiteral("gemini=gemini work=azure;url=https://r.openai.azure.com")
+                    : decl.setting == Setting::Routes
+                        ? QStringLiteral("gemini-*=gemini my-deployment=work")
                         : QStringLiteral("proxy.lan box.lan:8080");
+            break;
+        case Kind::Name:
+            value = QStringLiteral("gemini");
             break;
         default:
             QFAIL(qPrintable(QStringLiteral("no sample for ") + decl.optionName()));

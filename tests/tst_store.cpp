@@ -101,7 +101,9 @@ private Q_SLOTS:
             store->saveBatch(batch("running", "h-running"));
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+                              QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
                               QStringLiteral("DROP TABLE health"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN caller"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN body_hash"),
@@ -224,6 +226,49 @@ private Q_SLOTS:
     // their own and spelled its status as OpenAI does. After the migration the same batch is
     // resumable through the provider-neutral contract: its files are in its opaque provider
     // state and its status is a normalised name.
+    // Several providers: each request and batch names its provider, and the rows of a store
+    // from before (schema 5) belong to the one provider there was, "openai".
+    void requestsAndBatchesKeepTheirProvider() {
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+            StoredRequest r;
+            r.id = 7;
+            r.keyHash = "h";
+            r.endpoint = "/v1/chat/completions";
+            r.model = "gemini-2.5-flash";
+            r.provider = "gemini";
+            r.dedupe = "d";
+            r.body = "{}";
+            QVERIFY(store->insertRequest(r));
+            StoredBatch b = batch("running", "h");
+            b.provider = "gemini";
+            store->saveBatch(b);
+            store->saveBatch(batch("old", "h"));
+            QVERIFY(store->commit());
+        }
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QCOMPARE(store->loadRequests().constFirst().provider, QByteArray("gemini"));
+            QHash<QByteArray, QByteArray> providers;
+            for (const StoredBatch &b : store->loadBatches())
+                providers.insert(b.localId, b.provider);
+            QCOMPARE(providers.value("running"), QByteArray("gemini"));
+            QCOMPARE(providers.value("old"), QByteArray("openai"));
+        }
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+                              QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
+                              QStringLiteral("PRAGMA user_version=5")}));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QCOMPARE(store->loadRequests().constFirst().provider, QByteArray("openai"));
+        for (const StoredBatch &b : store->loadBatches())
+            QCOMPARE(b.provider, QByteArray("openai"));
+    }
+
     void migrationFromV4KeepsItsBatchesUsable() {
         QTemporaryDir dir;
         QString path;
@@ -234,7 +279,9 @@ private Q_SLOTS:
         }
         QVERIFY(execOn(
             path,
-            {QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
+            {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+             QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
+             QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
              QStringLiteral(
                  "INSERT INTO batches(local_id, key_hash, endpoint, model, phase, input_file_id,"
                  " batch_id, status, output_file_id, error_file_id, request_count, created_ms,"

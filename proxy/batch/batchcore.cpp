@@ -4,6 +4,7 @@
 #include "api/jsonl.h"
 #include "api/logging.h"
 #include "batch/batchjob.h"
+#include "provider/providerprofile.h"
 #include "queue/store.h"
 #include "stats/stats.h"
 
@@ -40,6 +41,12 @@ QByteArray dedupeKey(const BatchRequest &request) {
         hash.addData(QByteArray::number(part.size()));
         hash.addData(":");
         hash.addData(part);
+    }
+    // Another provider's request is another request; the default provider's hash is what it
+    // was before there were several.
+    if (!request.group.provider.isEmpty() && request.group.provider != DefaultProviderName) {
+        hash.addData("provider:");
+        hash.addData(request.group.provider);
     }
     if (!request.idempotencyKey.isEmpty()) {
         hash.addData("idempotency-key:");
@@ -117,12 +124,12 @@ std::optional<quint64> requestIdFromCustomId(QByteArrayView customId) {
 BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store *store,
                      const CoreSettings &settings, QObject *parent)
     : QObject(parent)
-    , m_provider(provider)
     , m_clock(clock)
     , m_stats(stats)
     , m_store(store)
     , m_settings(settings)
     , m_batcher(settings.limits) {
+    m_providers.insert(QByteArray(DefaultProviderName), provider);
     m_timer.setSingleShot(true);
     m_timer.setTimerType(Qt::PreciseTimer);
     connect(&m_timer, &QTimer::timeout, this, &BatchCore::onTimer);
@@ -248,7 +255,8 @@ void BatchCore::restore() {
     const QList<StoredRequest> stored = m_store->loadRequests();
     for (const StoredRequest &s : stored) {
         Request r;
-        r.group = acquireGroup(GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model});
+        r.group = acquireGroup(
+            GroupKey{s.keyHash, s.organization, s.project, s.endpoint, s.model, s.provider});
         r.dedupe = s.dedupe;
         r.bodyHash = s.bodyHash;
         r.arrival = steadyFor(s.arrivedMs);
@@ -280,19 +288,48 @@ void BatchCore::restore() {
     int resumed = 0;
     for (const StoredBatch &batch : batches) {
         const QList<quint64> ids = byBatch.take(batch.localId);
-        const GroupKey group{batch.keyHash, batch.organization, batch.project, batch.endpoint,
-                             batch.model};
+        const GroupKey group{batch.keyHash,  batch.organization, batch.project,
+                             batch.endpoint, batch.model,        batch.provider};
+        Provider *provider = providerFor(group);
+        if (!provider && batch.phase >= StoredBatch::Phase::Creating) {
+            // Made at a provider that is no longer configured: nothing is resumed, cancelled or
+            // forgotten. The batch stays in the store for when the provider is configured again;
+            // a client that comes back for one of its requests is told why it cannot be answered.
+            qCWarning(lcBatch).noquote()
+                << "batch" << batch.localId << "(" << batch.batchId << ") was made at provider"
+                << batch.provider << "which is not configured: its" << ids.size()
+                << "requests wait until it is";
+            for (quint64 id : ids)
+                m_unroutable.insert(id, batch.provider);
+            // Shown (dashboard, history) with why it is not going on.
+            BatchProgress shown;
+            shown.localId = batch.localId;
+            shown.batchId = batch.batchId;
+            shown.endpoint = batch.endpoint;
+            shown.model = batch.model;
+            shown.provider = batch.provider;
+            shown.status = QByteArrayLiteral("provider_missing");
+            shown.active = false;
+            shown.total = batch.requestCount;
+            shown.createdAt = QDateTime::fromMSecsSinceEpoch(batch.createdMs, Qt::UTC);
+            shown.errors.append(QStringLiteral("provider '%1' is not configured: the batch is kept "
+                                               "until it is configured again")
+                                    .arg(QString::fromUtf8(batch.provider)));
+            m_history.append(shown);
+            continue;
+        }
         if (batch.phase < StoredBatch::Phase::Creating) {
             // Never created upstream, so not paid for: its requests wait for their clients.
             for (quint64 id : ids)
                 requeue(id);
-            m_provider->cleanUp(credentialsFor(group), batch.providerState);
+            if (provider)
+                provider->cleanUp(credentialsFor(group), batch.providerState);
             m_store->deleteBatch(batch.localId);
             continue;
         }
         const Credentials credentials = credentialsFor(group);
         rememberKey(group.keyHash, credentials.apiKey); // for its lines that go out again
-        auto *job = new BatchJob(this, m_provider, m_clock, credentials, batch, ids, {},
+        auto *job = new BatchJob(this, provider, m_clock, credentials, batch, ids, {},
                                  m_settings.pollInterval, true, this);
         ++m_jobs;
         ++m_batchesStarted;
@@ -324,10 +361,34 @@ void BatchCore::restore() {
     updateGauges();
 }
 
+void BatchCore::addProvider(const QByteArray &name, Provider *provider) {
+    m_providers.insert(name, provider);
+}
+
+Provider *BatchCore::providerFor(const GroupKey &group) const {
+    return m_providers.value(group.provider.isEmpty() ? QByteArray(DefaultProviderName)
+                                                      : group.provider);
+}
+
+QByteArray BatchCore::configuredKeyFor(const QByteArray &provider) const {
+    if (provider.isEmpty() || provider == DefaultProviderName)
+        return m_settings.configuredKey;
+    return m_settings.providerKeys.value(provider);
+}
+
+HttpAnswer BatchCore::providerMissingAnswer(const QByteArray &provider) {
+    return errorAnswer(503,
+                       QStringLiteral("This request belongs to provider '%1', which llm-proxy "
+                                      "no longer has configured. Configure it again (--provider "
+                                      "%1=PROFILE) and restart to collect its answer.")
+                           .arg(QString::fromUtf8(provider)),
+                       ErrorType::Server, "provider_not_configured");
+}
+
 Credentials BatchCore::credentialsFor(const GroupKey &group) const {
     Credentials credentials;
     if (group.keyHash == ConfiguredKeyHash) {
-        credentials.apiKey = m_settings.configuredKey;
+        credentials.apiKey = configuredKeyFor(group.provider);
     } else {
         credentials.apiKey = m_keys.value(group.keyHash).apiKey;
         if (credentials.apiKey.isEmpty() && m_store)
@@ -411,6 +472,8 @@ void BatchCore::submit(BatchRequest request) {
         answerTicket(ticket, storeUnavailableAnswer());
         return;
     }
+    if (request.group.provider.isEmpty())
+        request.group.provider = DefaultProviderName;
     const QByteArray dedupe = dedupeKey(request);
     const QByteArray bodyHash = idempotencyBodyHash(request);
     // A retry of a request nobody waits for any more (or with the same Idempotency-Key)
@@ -452,6 +515,7 @@ void BatchCore::submit(BatchRequest request) {
         s.project = request.group.project;
         s.endpoint = request.group.endpoint;
         s.model = request.group.model;
+        s.provider = request.group.provider;
         s.dedupe = dedupe;
         s.caller = caller;
         s.bodyHash = bodyHash;
@@ -491,6 +555,12 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
     request.tickets.append(ticket);
     m_ticketToRequest.emplace(ticket, id);
     qCInfo(lcQueue).noquote() << "request" << customIdFor(id) << "adopted by a returning client";
+    if (const auto unroutable = m_unroutable.constFind(id); unroutable != m_unroutable.cend()) {
+        request.tickets.removeOne(ticket);
+        m_ticketToRequest.erase(ticket);
+        answerTicket(ticket, providerMissingAnswer(*unroutable));
+        return;
+    }
     if (request.state != State::Unclaimed)
         return; // queued or in a batch: the answer will come to the new client
     --m_unclaimed;
@@ -529,10 +599,27 @@ void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
 }
 
 void BatchCore::enqueue(quint64 id, Request &request) {
+    const Provider *provider = providerFor(request.group);
+    if (!provider) {
+        // Kept (in the store too) for when its provider is configured again.
+        qCWarning(lcQueue).noquote() << "request" << customIdFor(id) << "is for provider"
+                                     << request.group.provider << "which is not configured";
+        const auto tickets = std::exchange(request.tickets, {});
+        for (quint64 t : tickets) {
+            m_ticketToRequest.erase(t);
+            answerTicket(t, providerMissingAnswer(request.group.provider));
+        }
+        if (request.state != State::Unclaimed) {
+            request.state = State::Unclaimed;
+            request.unclaimedSince = m_clock->now();
+            ++m_unclaimed;
+        }
+        return;
+    }
     request.state = State::Queued;
     startBatches(
         m_batcher.add(request.group, id,
-                      inputLineSize(*m_provider, id, request.group.endpoint, request.body.size()),
+                      inputLineSize(*provider, id, request.group.endpoint, request.body.size()),
                       request.embeddingInputs, m_clock->now()));
 }
 
@@ -543,7 +630,10 @@ QByteArray BatchCore::lineFor(quint64 requestId) {
     const QByteArray body = bodyFor(requestId);
     if (body.isEmpty())
         return {};
-    return m_provider->encodeLine(customIdFor(requestId), it->second.group.endpoint, body);
+    const Provider *provider = providerFor(it->second.group);
+    if (!provider)
+        return {};
+    return provider->encodeLine(customIdFor(requestId), it->second.group.endpoint, body);
 }
 
 GroupKey BatchCore::acquireGroup(const GroupKey &group) {
@@ -690,6 +780,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
     record.project = group.project;
     record.endpoint = group.endpoint;
     record.model = group.model;
+    record.provider = group.provider.isEmpty() ? QByteArray(DefaultProviderName) : group.provider;
     record.createdMs = m_clock->wallMs();
     record.attempts = attempts;
     record.requestCount = int(ids.size());
@@ -726,7 +817,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
         m_store->saveBatch(record);
         scheduleCommit();
     }
-    auto *job = new BatchJob(this, m_provider, m_clock, credentials, record, included,
+    auto *job = new BatchJob(this, providerFor(group), m_clock, credentials, record, included,
                              std::move(jsonl), m_settings.pollInterval, false, this);
     ++m_jobs;
     ++m_batchesStarted;
@@ -736,8 +827,8 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
 void BatchCore::splitBatch(BatchJob *job, const StoredBatch &record,
                            const QList<quint64> &requestIds) {
     Q_UNUSED(job);
-    const GroupKey group{record.keyHash, record.organization, record.project, record.endpoint,
-                         record.model};
+    const GroupKey group{record.keyHash,  record.organization, record.project,
+                         record.endpoint, record.model,        record.provider};
     const qsizetype half = requestIds.size() / 2;
     qCInfo(lcBatch).noquote() << "splitting batch" << record.localId << "into two of" << half
                               << "and" << requestIds.size() - half << "requests";
@@ -780,8 +871,13 @@ void BatchCore::sendSynchronousAttempt(quint64 requestId, const Credentials &cre
     if (attempt == 0)
         qCInfo(lcBatch).noquote() << "request" << customIdFor(requestId)
                                   << "goes through the synchronous API (full price)";
+    Provider *provider = providerFor(it->second.group);
+    if (!provider) {
+        deliver(requestId, providerMissingAnswer(it->second.group.provider), false);
+        return;
+    }
     const QPointer<BatchCore> self(this);
-    m_provider->sendSynchronous(
+    provider->sendSynchronous(
         credentials, it->second.group.endpoint, body,
         [self, requestId, credentials, attempt](ProviderResult<SyncAnswer> result) {
             if (self)
@@ -855,6 +951,7 @@ void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accoun
     accounted.model = r.group.model;
     accounted.caller = r.caller;
     accounted.httpStatus = answer.status;
+    accounted.provider = r.group.provider;
     accounted.streamed = r.streaming;
     // Only the provider's own successful answers carry usage; the proxy's are errors.
     if (!answer.synthesized && answer.status >= 200 && answer.status < 300)

@@ -70,6 +70,8 @@ struct CoreSettings {
     // The proxy's own key (environment, keychain or settings), for requests grouped under
     // ConfiguredKeyHash; empty when none is configured. Never written to the store.
     QByteArray configuredKey;
+    // The other configured providers' keys, by provider name (routing); never stored.
+    QHash<QByteArray, QByteArray> providerKeys;
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
@@ -93,6 +95,11 @@ public:
     // Rebuild from the store after a restart: resume every submitted batch (poll, download,
     // store results), keep unsent requests and uncollected results for adoption.
     void restore();
+
+    // Several providers behind one URL: the provider of the groups named `name` (the one given
+    // to the constructor is "openai", the name of an empty GroupKey::provider). Call before
+    // restore(). A request or batch of a provider not added is answered with an error.
+    void addProvider(const QByteArray &name, Provider *provider);
 
     void setSettings(const CoreSettings &settings);
     // The prices every accounted request's cost comes from (none: every cost is unknown).
@@ -201,6 +208,11 @@ private:
     void scheduleCommit();
     void purge();
     Credentials credentialsFor(const GroupKey &group) const;
+    // The group's provider; nullptr when it is not configured (any more).
+    Provider *providerFor(const GroupKey &group) const;
+    QByteArray configuredKeyFor(const QByteArray &provider) const;
+    // What the clients of a request whose provider is not configured are told.
+    static HttpAnswer providerMissingAnswer(const QByteArray &provider);
     void eraseRequest(quint64 id);
     // A client's own key, kept in memory while requests of its hash exist (see m_keys).
     void rememberKey(const QByteArray &keyHash, const QByteArray &apiKey);
@@ -261,7 +273,11 @@ private:
     void jobEnded(BatchJob *job, bool counted, bool successful,
                   std::chrono::milliseconds duration) override;
 
-    Provider *m_provider;
+    QHash<QByteArray, Provider *> m_providers; // by name; "openai" is the constructor's
+    // Requests of restored batches whose provider is not configured: their clients, when they
+    // come back, are told so instead of waiting (the batch stays in the store for when it is
+    // configured again).
+    QHash<quint64, QByteArray> m_unroutable;
     const Clock *m_clock;
     Stats *m_stats;
     Store *m_store;

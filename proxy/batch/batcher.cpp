@@ -10,7 +10,8 @@ QByteArray keyHashOf(const QByteArray &apiKey) {
 }
 
 size_t qHash(const GroupKey &key, size_t seed) noexcept {
-    return qHashMulti(seed, key.keyHash, key.organization, key.project, key.endpoint, key.model);
+    return qHashMulti(seed, key.keyHash, key.organization, key.project, key.endpoint, key.model,
+                      key.provider);
 }
 
 QList<Flush> Batcher::add(const GroupKey &group, quint64 requestId, qint64 bytes,

@@ -16,14 +16,17 @@
 
 namespace llmproxy {
 
-// Requests that may share a batch: same upstream key, organization, project, endpoint and
-// model. Never mixed.
+// Requests that may share a batch: same provider, upstream key, organization, project, endpoint
+// and model. Never mixed.
 struct GroupKey {
     QByteArray keyHash; // a hash of the upstream API key, never the key itself
     QByteArray organization;
     QByteArray project;
     QByteArray endpoint; // "/v1/chat/completions"
     QByteArray model;
+    // The configured provider's name (routing, providerrouting.h); empty means "openai", the
+    // one provider of --upstream.
+    QByteArray provider = {};
     friend bool operator==(const GroupKey &, const GroupKey &) = default;
 };
 size_t qHash(const GroupKey &key, size_t seed = 0) noexcept;

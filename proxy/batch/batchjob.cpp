@@ -57,6 +57,7 @@ BatchJob::BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock,
     m_progress.batchId = m_record.batchId;
     m_progress.endpoint = m_record.endpoint;
     m_progress.model = m_record.model;
+    m_progress.provider = m_record.provider;
     m_progress.keyHint = redactedKey(m_credentials.apiKey);
     m_progress.total = m_record.requestCount;
     m_progress.createdAt = QDateTime::fromMSecsSinceEpoch(m_record.createdMs, Qt::UTC);
@@ -66,8 +67,8 @@ BatchJob::BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock,
 }
 
 GroupKey BatchJob::group() const {
-    return GroupKey{m_record.keyHash, m_record.organization, m_record.project, m_record.endpoint,
-                    m_record.model};
+    return GroupKey{m_record.keyHash,  m_record.organization, m_record.project,
+                    m_record.endpoint, m_record.model,        m_record.provider};
 }
 
 BatchSubmission BatchJob::submission() const {

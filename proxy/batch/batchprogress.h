@@ -15,7 +15,8 @@ struct BatchProgress {
     QByteArray batchId;  // the provider's id; empty until the batch is created
     QByteArray endpoint; // "/v1/chat/completions"
     QByteArray model;
-    QByteArray keyHint; // the key's last four characters ("…abcd"), never more
+    QByteArray provider = {}; // the configured provider's name ("openai", "gemini", ...)
+    QByteArray keyHint;       // the key's last four characters ("…abcd"), never more
     // uploading, creating, then the normalised status whatever the provider (validating,
     // running, finalizing, cancelling, completed, failed, expired, cancelled: statusName()),
     // downloading while results stream in; waiting_for_key, waiting_for_quota, dissolved.

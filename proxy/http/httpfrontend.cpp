@@ -881,13 +881,55 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
             return true;
         }
     }
-    const auto key = upstreamKey(request);
+    // Not batched: relayed to the provider its path routes to (its body is not read here).
+    const auto provider = routeFor(path, {});
+    if (!provider) {
+        refuseUnrouted(socket, keepAlive, head, path, {});
+        return true;
+    }
+    const auto key = upstreamKey(request, *provider);
     if (!key) {
         respond(socket, missingKeyAnswer(), keepAlive, head);
         return true;
     }
-    relay(request, socket, keepAlive, *key, admission.caller);
+    relay(request, socket, keepAlive, *key, admission.caller, *provider);
     return true;
+}
+
+std::optional<ConfiguredProvider> HttpFrontEnd::routeFor(QByteArrayView path,
+                                                         QByteArrayView model) const {
+    const std::optional<QByteArray> name = m_settings.router.route(path, model);
+    if (!name)
+        return std::nullopt;
+    if (*name == DefaultProviderName) {
+        // Always --upstream with the configured key, whatever the list says (settings changed
+        // at run time reach it there).
+        ConfiguredProvider openAi{QByteArray(DefaultProviderName),
+                                  providerProfile(DefaultProviderName), m_settings.upstream,
+                                  m_settings.apiKey};
+        for (const ConfiguredProvider &provider : m_settings.providers) {
+            if (provider.name == DefaultProviderName) {
+                openAi.profile = provider.profile;
+                if (openAi.apiKey.isEmpty())
+                    openAi.apiKey = provider.apiKey;
+            }
+        }
+        return openAi;
+    }
+    for (const ConfiguredProvider &provider : m_settings.providers) {
+        if (provider.name == *name)
+            return provider;
+    }
+    return std::nullopt;
+}
+
+void HttpFrontEnd::refuseUnrouted(QTcpSocket *socket, bool keepAlive, bool head,
+                                  QByteArrayView path, QByteArrayView model) {
+    respond(socket,
+            errorAnswer(400, m_settings.router.unroutedMessage(path, model),
+                        ErrorType::InvalidRequest, "model_not_routed",
+                        model.isEmpty() ? QByteArray() : QByteArray("model")),
+            keepAlive, head);
 }
 
 void HttpFrontEnd::missingHandler(const QHttpServerRequest &request, QTcpSocket *socket) {
@@ -1006,9 +1048,10 @@ bool HttpFrontEnd::admit(const QHttpServerRequest &request, QTcpSocket *socket, 
     return true;
 }
 
-std::optional<QByteArray> HttpFrontEnd::upstreamKey(const QHttpServerRequest &request) const {
-    if (!m_settings.apiKey.isEmpty())
-        return m_settings.apiKey;
+std::optional<QByteArray> HttpFrontEnd::upstreamKey(const QHttpServerRequest &request,
+                                                    const ConfiguredProvider &provider) const {
+    if (!provider.apiKey.isEmpty())
+        return provider.apiKey;
     // With proxy tokens, Authorization carries the token: a client's own provider key comes
     // in X-Provider-Authorization instead.
     const QByteArray token = bearerToken(
@@ -1031,17 +1074,29 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
                 false);
         return;
     }
-    const auto key = upstreamKey(request);
+    json::ScanError scanError;
+    const auto members = json::objectMembers(body, &scanError);
+    // The provider, by the model if the body names one (else by path and the default).
+    QByteArray routedModel;
+    if (members) {
+        if (const json::Member *m = json::find(*members, "model");
+            m && m->kind == json::Kind::String)
+            routedModel = json::stringValue(m->value).value_or(QByteArray());
+    }
+    const auto provider = routeFor(path, routedModel);
+    if (!provider) {
+        refuseUnrouted(socket, keepAlive, false, path, routedModel);
+        return;
+    }
+    const auto key = upstreamKey(request, *provider);
     if (!key) {
         respond(socket, missingKeyAnswer(), keepAlive);
         return;
     }
     if (request.value("x-batch").trimmed().toLower() == "off") {
-        relay(request, socket, keepAlive, *key, admission.caller);
+        relay(request, socket, keepAlive, *key, admission.caller, *provider);
         return;
     }
-    json::ScanError scanError;
-    const auto members = json::objectMembers(body, &scanError);
     if (!members) {
         const QString message =
             body.trimmed().isEmpty()
@@ -1072,7 +1127,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     const std::optional<sse::Endpoint> streamEndpoint =
         streaming ? replayEndpoint(path) : std::nullopt;
     if (streaming && (!streamEndpoint || m_settings.relayStreams)) {
-        relay(request, socket, keepAlive, *key, admission.caller);
+        relay(request, socket, keepAlive, *key, admission.caller, *provider);
         return;
     }
     QByteArray model;
@@ -1097,6 +1152,12 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     } else {
         model = json::stringValue(modelMember->value).value_or(QByteArray());
     }
+    // An endpoint this provider does not batch (Groq, Gemini: chat only) goes to it at full
+    // price, never into a batch it would refuse.
+    if (provider->profile && !provider->profile->batches(path)) {
+        relay(request, socket, keepAlive, *key, admission.caller, *provider);
+        return;
+    }
 
     BatchRequest batched;
     batched.id = m_nextRequestId++;
@@ -1105,10 +1166,13 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.credentials.project = request.value("openai-project").trimmed();
     // The configured key is named, not hashed: its batches resume with whatever key is
     // configured after a restart, and it is never stored (keys at rest).
-    const bool configured = !m_settings.apiKey.isEmpty() && *key == m_settings.apiKey;
-    batched.group =
-        GroupKey{configured ? QByteArray(ConfiguredKeyHash) : keyHashOf(*key),
-                 batched.credentials.organization, batched.credentials.project, path, model};
+    const bool configured = !provider->apiKey.isEmpty() && *key == provider->apiKey;
+    batched.group = GroupKey{configured ? QByteArray(ConfiguredKeyHash) : keyHashOf(*key),
+                             batched.credentials.organization,
+                             batched.credentials.project,
+                             path,
+                             model,
+                             provider->name};
     batched.body = body;
     bool includeUsage = false;
     if (streaming) {
@@ -1219,7 +1283,11 @@ void HttpFrontEnd::onAnswered(quint64 requestId, const HttpAnswer &answer) {
 }
 
 void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
-                         const QByteArray &key, const QByteArray &caller) {
+                         const QByteArray &key, const QByteArray &caller,
+                         const ConfiguredProvider &provider) {
+    const ProviderProfile &profile =
+        provider.profile ? *provider.profile : providerProfiles().constFirst();
+    const QByteArray authHeader = profile.authHeader.toLower();
     RelayRequest relayed;
     relayed.method = methodName(request.method());
     relayed.pathAndQuery = request.url().path(QUrl::FullyEncoded).toUtf8();
@@ -1239,12 +1307,12 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         const QByteArray lower = name.toLower();
         if (http::isHopByHop(lower) || connectionTokens.contains(lower) || lower == "host" ||
             lower == "content-length" || lower == "authorization" || lower == "x-batch" ||
-            lower == "expect" || lower == "x-provider-authorization" ||
+            lower == "expect" || lower == "x-provider-authorization" || lower == authHeader ||
             (lower == "x-api-key" && !m_settings.tokens.isEmpty())) // may be the proxy token
             continue;
         relayed.headers.emplaceBack(name, value);
     }
-    relayed.headers.emplaceBack("Authorization", QByteArrayLiteral("Bearer ") + key);
+    relayed.headers.emplaceBack(profile.authHeader, profile.authPrefix + key);
     const auto connection = m_connections.find(socket);
     if (connection != m_connections.end() && !connection->second.corsOrigin.isEmpty()) {
         relayed.answerHeaders.emplaceBack("Access-Control-Allow-Origin",
@@ -1264,10 +1332,11 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         if (isBatchedEndpoint(path)) {
             accounted = relayAccounting(path, relayed.body,
                                         caller.isEmpty() ? accounting::keyHint(key) : caller);
+            accounted->provider = provider.name;
             relayed.captureUsage = true;
         }
     }
-    auto *call = new RelayCall(m_upstream, m_settings.upstream, std::move(relayed), socket, this);
+    auto *call = new RelayCall(m_upstream, provider.baseUrl, std::move(relayed), socket, this);
     QPointer<QTcpSocket> guarded(socket);
     const SteadyTime started = m_clock->now();
     connect(call, &RelayCall::finished, this, [this, call, guarded, accounted, started](bool) {

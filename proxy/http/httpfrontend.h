@@ -39,6 +39,11 @@ struct FrontEndSettings {
     qint64 maxBody = 32LL * 1024 * 1024;
     QByteArray apiKey; // when set, every upstream call uses it; never logged
     QUrl upstream = QUrl(QStringLiteral("https://api.openai.com/v1"));
+    // Several providers behind one URL (issue 12): the configured providers and the rules that
+    // pick one per request. The "openai" provider is always `upstream` with `apiKey` (so with
+    // no providers given, everything goes there, as before).
+    QList<ConfiguredProvider> providers;
+    ProviderRouter router{{}, QByteArrayLiteral("openai"), {QByteArrayLiteral("openai")}};
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     // The front door (frontdoor.h): browser origins with CORS answers, Host names besides IP
     // literals and localhost, and the proxy tokens (with any, every request needs one).
@@ -175,8 +180,9 @@ private:
     void respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive, bool head = false);
     void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                        const Admission &admission);
+    // To `provider`, with `key` in its auth header.
     void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
-               const QByteArray &key, const QByteArray &caller);
+               const QByteArray &key, const QByteArray &caller, const ConfiguredProvider &provider);
     // A relayed model call's ledger record: endpoint, the model the client asked for, caller.
     static accounting::AccountedRequest
     relayAccounting(const QByteArray &path, const QByteArray &body, const QByteArray &caller);
@@ -199,7 +205,13 @@ private:
     // request itself (a refusal, a preflight).
     bool admit(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive, bool head,
                Admission *admission);
-    std::optional<QByteArray> upstreamKey(const QHttpServerRequest &request) const;
+    std::optional<QByteArray> upstreamKey(const QHttpServerRequest &request,
+                                          const ConfiguredProvider &provider) const;
+    // The provider the routing rules pick for `path` and `model` (empty: not known), or nullopt.
+    std::optional<ConfiguredProvider> routeFor(QByteArrayView path, QByteArrayView model) const;
+    // Answers 400 naming the configured providers.
+    void refuseUnrouted(QTcpSocket *socket, bool keepAlive, bool head, QByteArrayView path,
+                        QByteArrayView model);
 
     BatchCore *m_core;
     Stats *m_stats;

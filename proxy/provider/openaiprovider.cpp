@@ -230,8 +230,7 @@ QUrl OpenAiProvider::endpointUrl(const QByteArray &encodedPath,
 
 QNetworkRequest OpenAiProvider::makeRequest(const Credentials &creds, const QUrl &url) const {
     QNetworkRequest req(url);
-    req.setRawHeader(QByteArrayLiteral("Authorization"),
-                     QByteArrayLiteral("Bearer ") + creds.apiKey);
+    req.setRawHeader(m_profile.authHeader, m_profile.authPrefix + creds.apiKey);
     if (!creds.organization.isEmpty())
         req.setRawHeader(QByteArrayLiteral("OpenAI-Organization"), creds.organization);
     if (!creds.project.isEmpty())
@@ -297,7 +296,7 @@ void OpenAiProvider::uploadBatchFile(const Credentials &creds, const QByteArray 
     QHttpPart purpose;
     purpose.setHeader(QNetworkRequest::ContentDispositionHeader,
                       QByteArrayLiteral("form-data; name=\"purpose\""));
-    purpose.setBody(m_shape.filePurpose);
+    purpose.setBody(m_profile.filePurpose);
     multipart->append(purpose);
 
     QHttpPart file;
@@ -322,7 +321,8 @@ void OpenAiProvider::createBatch(const Credentials &creds, const QByteArray &inp
     QJsonObject body{
         {QStringLiteral("input_file_id"), QString::fromUtf8(inputFileId)},
         {QStringLiteral("endpoint"), QString::fromUtf8(endpoint)},
-        {QStringLiteral("completion_window"), QStringLiteral("24h")},
+        {QStringLiteral("completion_window"),
+         QString::fromLatin1(m_profile.completionWindows.value(0, QByteArrayLiteral("24h")))},
     };
     if (!metadata.isEmpty())
         body.insert(QStringLiteral("metadata"), metadata);
@@ -672,27 +672,7 @@ ProviderError OpenAiProvider::errorFromReply(QNetworkReply *reply, const QByteAr
 // ---- The provider-neutral contract -----------------------------------------------------
 
 std::optional<std::pair<BatchPhase, BatchEnd>> openAiFamilyStatus(QByteArrayView status) {
-    struct Entry {
-        const char *word;
-        BatchPhase phase;
-        BatchEnd end;
-    };
-    static constexpr Entry Words[] = {
-        {"validating", BatchPhase::Validating, BatchEnd::None},
-        {"in_progress", BatchPhase::Running, BatchEnd::None},
-        {"finalizing", BatchPhase::Finalizing, BatchEnd::None},
-        {"cancelling", BatchPhase::Cancelling, BatchEnd::None},
-        {"completed", BatchPhase::Ended, BatchEnd::Completed},
-        {"failed", BatchPhase::Ended, BatchEnd::Failed},
-        {"expired", BatchPhase::Ended, BatchEnd::Expired},
-        {"cancelled", BatchPhase::Ended, BatchEnd::Cancelled},
-    };
-    for (const Entry &entry : Words) {
-        if (QLatin1StringView(status).compare(QLatin1StringView(entry.word), Qt::CaseInsensitive) ==
-            0)
-            return std::pair{entry.phase, entry.end};
-    }
-    return std::nullopt;
+    return providerProfiles().constFirst().status(status);
 }
 
 bool BatchInfo::isTerminal() const {
@@ -700,11 +680,11 @@ bool BatchInfo::isTerminal() const {
     return normalised && normalised->first == BatchPhase::Ended;
 }
 
-BatchStatus batchStatusFromInfo(const BatchInfo &info) {
+BatchStatus batchStatusFromInfo(const BatchInfo &info, const ProviderProfile &profile) {
     BatchStatus out;
     out.id = info.id;
     out.providerStatus = info.status;
-    if (const auto normalised = openAiFamilyStatus(info.status)) {
+    if (const auto normalised = profile.status(info.status)) {
         out.phase = normalised->first;
         out.end = normalised->second;
     } else {
@@ -723,7 +703,13 @@ BatchStatus batchStatusFromInfo(const BatchInfo &info) {
             out.retryLater = true;
     }
     out.createdAtMs = info.createdAt > 0 ? info.createdAt * 1000 : 0;
-    out.state = OpenAiProvider::stateFor({info.inputFileId, info.outputFileId, info.errorFileId});
+    // A provider whose expired batches have no results (Gemini): nothing is read, every request
+    // goes out again, even if a file is named.
+    const bool nothingToRead =
+        out.end == BatchEnd::Expired && profile.expiry == ExpiryBehaviour::NoResults;
+    out.state = OpenAiProvider::stateFor({info.inputFileId,
+                                          nothingToRead ? QByteArray() : info.outputFileId,
+                                          nothingToRead ? QByteArray() : info.errorFileId});
     return out;
 }
 
@@ -762,7 +748,7 @@ BatchStatus withInputFile(BatchStatus status, const QByteArray &previousState) {
 
 QByteArray OpenAiProvider::encodeLine(QByteArrayView customId, QByteArrayView endpoint,
                                       QByteArrayView body) const {
-    if (m_shape.linesCarryMethodAndUrl)
+    if (m_profile.linesCarryMethodAndUrl)
         return jsonl::encodeInputLine(customId, endpoint, body);
     QByteArray line;
     line.reserve(customId.size() + body.size() + 32);
@@ -810,15 +796,16 @@ void OpenAiProvider::submit(QObject *context, const Credentials &creds,
         {QStringLiteral("llm_proxy_version"), QStringLiteral(LLMPROXY_VERSION)},
         {QStringLiteral("llm_proxy_batch"), QString::fromLatin1(submission.localId)},
     };
-    createBatch(creds, filesOf(state).input, submission.endpoint, metadata,
-                bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
-                    ProviderResult<BatchStatus> out;
-                    if (result.ok())
-                        out.value = withInputFile(batchStatusFromInfo(*result.value), state);
-                    else
-                        out.error = std::move(result.error);
-                    done(std::move(out));
-                }));
+    createBatch(
+        creds, filesOf(state).input, submission.endpoint, metadata,
+        bound(context, [this, state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+            ProviderResult<BatchStatus> out;
+            if (result.ok())
+                out.value = withInputFile(batchStatusFromInfo(*result.value, m_profile), state);
+            else
+                out.error = std::move(result.error);
+            done(std::move(out));
+        }));
 }
 
 void OpenAiProvider::find(QObject *context, const Credentials &creds,
@@ -848,7 +835,8 @@ void OpenAiProvider::findPage(QObject *context, const Credentials &creds, const 
                     for (const BatchInfo &batch : std::as_const(result.value->batches)) {
                         if (batch.metadata.value(QStringLiteral("llm_proxy_batch")).toString() ==
                             QString::fromLatin1(localId)) {
-                            out.value = std::optional<BatchStatus>(batchStatusFromInfo(batch));
+                            out.value =
+                                std::optional<BatchStatus>(batchStatusFromInfo(batch, m_profile));
                             return done(std::move(out));
                         }
                     }
@@ -861,12 +849,14 @@ void OpenAiProvider::findPage(QObject *context, const Credentials &creds, const 
 }
 
 // A batch object's answer (retrieve, cancel) as the normalised status, bound to `context`.
-Provider::Callback<BatchInfo>
-OpenAiProvider::statusFromBatch(QObject *context, const QByteArray &state, StatusCallback done) {
-    return bound(context, [state, done = std::move(done)](ProviderResult<BatchInfo> result) {
+Provider::Callback<BatchInfo> OpenAiProvider::statusFromBatch(QObject *context,
+                                                              const QByteArray &state,
+                                                              StatusCallback done) const {
+    return bound(context, [state, profile = m_profile,
+                           done = std::move(done)](ProviderResult<BatchInfo> result) {
         ProviderResult<BatchStatus> out;
         if (result.ok())
-            out.value = withInputFile(batchStatusFromInfo(*result.value), state);
+            out.value = withInputFile(batchStatusFromInfo(*result.value, profile), state);
         else
             out.error = std::move(result.error);
         done(std::move(out));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "provider/provider.h"
+#include "provider/providerprofile.h"
 
 #include <QPointer>
 #include <QUrl>
@@ -50,26 +51,12 @@ struct BatchPage {
     QByteArray lastId;
 };
 
-// What differs between the providers of the OpenAI family that this client speaks to. Data,
-// not code: one client serves each of them.
-struct OpenAiFamilyShape {
-    QByteArray name = QByteArrayLiteral("openai");
-    QByteArray filePurpose = QByteArrayLiteral("batch"); // the upload's purpose field
-    // Input lines name their method and URL ({custom_id, method, url, body}); Together's are
-    // {custom_id, body}.
-    bool linesCarryMethodAndUrl = true;
-    // Status strings are matched without regard to case (Together spells them in capitals),
-    // and a create answer wrapped as {"job": {...}} is unwrapped, whatever the shape.
-    static OpenAiFamilyShape openAi() { return {}; }
-    static OpenAiFamilyShape together() {
-        return {QByteArrayLiteral("together"), QByteArrayLiteral("batch-api"), false};
-    }
-};
-
 // An OpenAI-family status string, normalised (case-insensitive; unknown: nullopt).
 std::optional<std::pair<BatchPhase, BatchEnd>> openAiFamilyStatus(QByteArrayView status);
-// A batch object as the neutral contract sees it; `state` is the provider state to keep.
-BatchStatus batchStatusFromInfo(const BatchInfo &info);
+// A batch object as the neutral contract sees it, in `profile`'s words; `state` is the provider
+// state to keep.
+BatchStatus batchStatusFromInfo(const BatchInfo &info,
+                                const ProviderProfile &profile = ProviderProfile());
 
 // The OpenAI Files + Batches API over a QNetworkAccessManager that the caller owns and that
 // lives on the same thread. No cookies: the manager is given a jar that never keeps one, and
@@ -86,9 +73,10 @@ public:
 
     // Transfer timeout for every call (no bytes moving for this long fails the call).
     void setTransferTimeout(std::chrono::milliseconds timeout) { m_transferTimeout = timeout; }
-    // Which member of the family this client speaks to (OpenAI by default).
-    void setShape(const OpenAiFamilyShape &shape) { m_shape = shape; }
-    const OpenAiFamilyShape &shape() const { return m_shape; }
+    // Which member of the family this client speaks to (OpenAI by default): its auth header,
+    // file purpose, line shape, status words, completion window and expiry.
+    void setProfile(const ProviderProfile &profile) { m_profile = profile; }
+    const ProviderProfile &profile() const { return m_profile; }
 
     // The provider-neutral contract. The provider state is a small JSON object naming the
     // batch's files: {"input_file_id", "output_file_id", "error_file_id"} (stateFor()).
@@ -121,10 +109,10 @@ public:
     static Files filesOf(const QByteArray &state);
 
     // The family's Files + Batches calls, one HTTP call each.
-    // POST /files (multipart, purpose from the shape) with the JSONL content.
+    // POST /files (multipart, purpose from the profile) with the JSONL content.
     void uploadBatchFile(const Credentials &creds, const QByteArray &jsonl, const QString &fileName,
                          Callback<FileInfo> done);
-    // POST /batches {input_file_id, endpoint, completion_window:"24h", metadata}.
+    // POST /batches {input_file_id, endpoint, completion_window (the profile's first), metadata}.
     void createBatch(const Credentials &creds, const QByteArray &inputFileId,
                      const QByteArray &endpoint, const QJsonObject &metadata,
                      Callback<BatchInfo> done);
@@ -194,8 +182,8 @@ private:
     void finishDownload(QNetworkReply *reply, DownloadState &state, const DoneCallback &done);
 
     // poll(), cancel(): the batch object they answer with, as the normalised status.
-    static Callback<BatchInfo> statusFromBatch(QObject *context, const QByteArray &state,
-                                               StatusCallback done);
+    Callback<BatchInfo> statusFromBatch(QObject *context, const QByteArray &state,
+                                        StatusCallback done) const;
     // find(): one page of the newest batches, then the next (at most 10 pages).
     void findPage(QObject *context, const Credentials &creds, const QByteArray &localId,
                   const QByteArray &after, int page, Callback<std::optional<BatchStatus>> done);
@@ -207,7 +195,7 @@ private:
 
     QNetworkAccessManager *m_nam;
     QUrl m_baseUrl;
-    OpenAiFamilyShape m_shape;
+    ProviderProfile m_profile;
     qsizetype m_maxLineBytes = kMaxLineBytes;
 
 public:

@@ -16,7 +16,7 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 6;
+constexpr int SchemaVersion = 7;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -80,6 +80,10 @@ const char *const Migrations[] = {
            saved_picos INTEGER NOT NULL DEFAULT 0,
            unknown_cost_requests INTEGER NOT NULL DEFAULT 0,
            PRIMARY KEY(hour_ms, route, endpoint, model, caller, provider));)",
+    // 6 -> 7: the provider of each request and batch (several providers behind one URL); the
+    // rows from before went to the one provider there was, "openai".
+    R"(ALTER TABLE requests ADD COLUMN provider TEXT NOT NULL DEFAULT 'openai';
+       ALTER TABLE batches ADD COLUMN provider TEXT NOT NULL DEFAULT 'openai';)",
 };
 static_assert(std::size(Migrations) == SchemaVersion);
 
@@ -349,8 +353,8 @@ bool Store::insertRequest(const StoredRequest &r) {
     beginIfNeeded();
     QSqlQuery &q = prepared(QStringLiteral(
         "INSERT INTO requests(id, key_hash, organization, project, endpoint, model, dedupe, body,"
-        " embedding_inputs, arrived_ms, state, batch_local_id, caller, body_hash)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " embedding_inputs, arrived_ms, state, batch_local_id, caller, body_hash, provider)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(qint64(r.id));
     q.addBindValue(QString::fromLatin1(r.keyHash));
     q.addBindValue(r.organization);
@@ -365,6 +369,7 @@ bool Store::insertRequest(const StoredRequest &r) {
     q.addBindValue(nullable(r.batchLocalId));
     q.addBindValue(nullable(r.caller));
     q.addBindValue(nullable(r.bodyHash));
+    q.addBindValue(QString::fromUtf8(r.provider.isEmpty() ? QByteArray("openai") : r.provider));
     q.exec();
     checkWrite(q, "saving a request");
     m_nextRequestId = std::max(m_nextRequestId, r.id + 1);
@@ -455,8 +460,8 @@ void Store::saveBatch(const StoredBatch &b) {
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
         " model, phase, batch_id, status, provider_state,"
         " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
-        " cancel_requested_ms)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " cancel_requested_ms, provider)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(QString::fromLatin1(b.localId));
     q.addBindValue(QString::fromLatin1(b.keyHash));
     q.addBindValue(b.organization);
@@ -474,6 +479,7 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(b.errors);
     q.addBindValue(b.attempts);
     q.addBindValue(b.cancelRequestedMs);
+    q.addBindValue(QString::fromUtf8(b.provider.isEmpty() ? QByteArray("openai") : b.provider));
     q.exec();
     checkWrite(q, "saving a batch");
 }
@@ -493,7 +499,8 @@ QList<StoredRequest> Store::loadRequests() {
     if (!q.exec(QStringLiteral(
             "SELECT id, key_hash, organization, project, endpoint, model, dedupe,"
             " embedding_inputs, arrived_ms, state, batch_local_id, length(body), result_status,"
-            " result_synthesized, result_ms, caller, body_hash FROM requests ORDER BY id"))) {
+            " result_synthesized, result_ms, caller, body_hash, provider FROM requests"
+            " ORDER BY id"))) {
         warnOnFailure(q, "loading requests");
         return out;
     }
@@ -516,6 +523,7 @@ QList<StoredRequest> Store::loadRequests() {
         r.resultMs = q.value(14).toLongLong();
         r.caller = bytes(q.value(15));
         r.bodyHash = bytes(q.value(16));
+        r.provider = bytes(q.value(17));
         out.append(r);
     }
     return out;
@@ -528,8 +536,8 @@ QList<StoredBatch> Store::loadBatches() {
     if (!q.exec(QStringLiteral(
             "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
             " batch_id, status, provider_state, request_count,"
-            " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms"
-            " FROM batches"
+            " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms,"
+            " provider FROM batches"
             " ORDER BY created_ms"))) {
         warnOnFailure(q, "loading batches");
         return out;
@@ -553,6 +561,7 @@ QList<StoredBatch> Store::loadBatches() {
         b.errors = q.value(14).toString();
         b.attempts = q.value(15).toInt();
         b.cancelRequestedMs = q.value(16).toLongLong();
+        b.provider = bytes(q.value(17));
         out.append(b);
     }
     return out;

@@ -38,7 +38,8 @@ struct StoredRequest {
     enum class State { Queued = 0, Submitted = 1, Answered = 2 };
     quint64 id = 0;
     QByteArray keyHash, organization, project, endpoint, model;
-    QByteArray dedupe; // what adoption matches on (a hash)
+    QByteArray provider = QByteArrayLiteral("openai"); // the configured provider's name
+    QByteArray dedupe;                                 // what adoption matches on (a hash)
     // Who sent it: the proxy token's name, else a key hint ("…" + the key's last 4 characters);
     // what the ledger's rows name (never a key).
     QByteArray caller;
@@ -69,6 +70,7 @@ struct StoredBatch {
     };
     QByteArray localId;
     QByteArray keyHash, organization, project, endpoint, model;
+    QByteArray provider = QByteArrayLiteral("openai"); // the configured provider's name
     Phase phase = Phase::Forming;
     QByteArray batchId; // the provider's id, once created
     // The normalised status name (statusName(): validating, running, ..., completed, failed,

@@ -268,6 +268,7 @@ struct Field {
     QString *path = nullptr;                         // Path
     QList<QByteArray> *list = nullptr;               // List
     QUrl *url = nullptr;                             // Url
+    QByteArray *name = nullptr;                      // Name
 };
 
 // One setting: what everyone reads (SettingDeclaration) and how it reaches Config.
@@ -304,6 +305,21 @@ std::optional<QByteArray> hostItem(const QString &value) {
     if (!hostName.match(text).hasMatch())
         return std::nullopt;
     return text.toLower().toUtf8();
+}
+
+std::optional<QByteArray> providerItem(const QString &value) {
+    QString error;
+    const auto spec = parseProviderSpec(value, &error);
+    if (!spec)
+        return std::nullopt;
+    return providerSpecText(*spec);
+}
+
+std::optional<QByteArray> routeItem(const QString &value) {
+    QString error;
+    if (!parseRouteRule(value, &error))
+        return std::nullopt;
+    return value.trimmed().toUtf8();
 }
 
 QString homeRelativeDataDir() {
@@ -354,6 +370,44 @@ const std::vector<Entry> &entries() {
                   .hint = "The OpenAI-compatible API, e.g. https://api.openai.com/v1"_L1,
                   .changeName = "upstream URL"_L1},
          .field = [](Config &c) -> Field { return {.url = &c.upstream}; }},
+        {.decl = {.setting = Setting::Providers,
+                  .option = "provider"_L1,
+                  .valueName = "NAME=PROFILE"_L1,
+                  .kind = Kind::List,
+                  .expected = "NAME=PROFILE[;url=URL][;key_env=VAR] with a known profile "
+                              "(openai, azure, gemini, groq, together, generic)"_L1,
+                  .missing = "NAME=PROFILE, example: gemini=gemini"_L1,
+                  .help = "Another provider besides openai (--upstream), as NAME=PROFILE"
+                          "[;url=URL][;key_env=VAR]; profiles: openai, azure, gemini, groq, "
+                          "together, generic. Its key comes from VAR (default: the profile's, "
+                          "e.g. GEMINI_API_KEY). Repeatable."_L1,
+                  .storeKey = "providers/providers"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.providers}; },
+         .item = providerItem},
+        {.decl = {.setting = Setting::Routes,
+                  .option = "route"_L1,
+                  .valueName = "PATTERN=NAME"_L1,
+                  .kind = Kind::List,
+                  .expected = "PATTERN=NAME (examples: gemini-*=gemini, my-deployment=azure, "
+                              "/v1/embeddings=openai)"_L1,
+                  .missing = "PATTERN=NAME, example: gemini-*=gemini"_L1,
+                  .help = "Send requests for a model (exact name, or a prefix ending in *) or a "
+                          "path (/v1/...) to the provider NAME. Exact names win over prefixes, "
+                          "the longest prefix over shorter ones, models over paths. "
+                          "Repeatable."_L1,
+                  .storeKey = "providers/routes"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.routes}; },
+         .item = routeItem},
+        {.decl = {.setting = Setting::DefaultProvider,
+                  .option = "default-provider"_L1,
+                  .valueName = "NAME"_L1,
+                  .kind = Kind::Name,
+                  .expected = "a provider's name (a-z, 0-9, _, -) or none"_L1,
+                  .missing = "a provider's name, or none"_L1,
+                  .help = "Where requests no --route matches go (default: %1); none: they get "
+                          "400 naming the configured providers."_L1,
+                  .storeKey = "providers/default"_L1},
+         .field = [](Config &c) -> Field { return {.name = &c.defaultProvider}; }},
         {.decl = {.setting = Setting::BatchWindow,
                   .option = "batch-window"_L1,
                   .valueName = "DUR"_L1,
@@ -860,6 +914,18 @@ QString checkSetting(Config &config, const Entry &e, const QString &value,
         *field.path = absolutePath(path);
         return QString();
     }
+    case Kind::Name: {
+        const QString text = value.trimmed();
+        if (text.isEmpty() || text.compare(u"none", Qt::CaseInsensitive) == 0) {
+            field.name->clear();
+            return QString();
+        }
+        QString problem;
+        if (!parseRouteRule(QString(QStringLiteral("x=") + text), &problem))
+            return quoted + QStringLiteral(" is not ") + decl.expected;
+        *field.name = text.toUtf8();
+        return QString();
+    }
     case Kind::List: {
         QList<QByteArray> list;
         for (QStringView text : listEntries(value)) {
@@ -926,6 +992,8 @@ QString textOf(const Config &constConfig, const Entry &e) {
     }
     case Kind::Path:
         return *field.path;
+    case Kind::Name:
+        return field.name->isEmpty() ? QStringLiteral("none") : QString::fromUtf8(*field.name);
     case Kind::List: {
         QStringList items;
         for (const QByteArray &item : std::as_const(*field.list))
@@ -1069,6 +1137,11 @@ public:
             if (m_config.listen.isEmpty())
                 m_config.listen = defaultListenAddresses();
             error = exposureProblem(m_config);
+        }
+        if (error.isEmpty() && !help && !version) {
+            // Routes and the default must name configured providers (keys are looked up later).
+            configuredProviders(
+                m_config, [](const QByteArray &) { return QByteArray(); }, &error);
         }
 
         CommandLine result;
@@ -1262,6 +1335,82 @@ QString applySetting(Config &config, Setting setting, const QString &text) {
 
 QString settingText(const Config &config, Setting setting) {
     return textOf(config, entry(setting));
+}
+
+QList<ConfiguredProvider>
+configuredProviders(const Config &config,
+                    const std::function<QByteArray(const QByteArray &name)> &environment,
+                    QString *error) {
+    QList<ConfiguredProvider> out;
+    out.append({QByteArray(DefaultProviderName), providerProfile(DefaultProviderName),
+                config.upstream, config.apiKey});
+    for (const QByteArray &text : config.providers) {
+        QString problem;
+        const auto spec = parseProviderSpec(QString::fromUtf8(text), &problem);
+        if (!spec) {
+            *error =
+                QStringLiteral("llm-proxy: --provider ") + QString::fromUtf8(text) + u' ' + problem;
+            return {};
+        }
+        const ProviderProfile *profile = providerProfile(spec->profile);
+        ConfiguredProvider provider;
+        provider.name = spec->name;
+        provider.profile = profile;
+        const bool isDefault = spec->name == DefaultProviderName;
+        provider.baseUrl = profile->baseUrlFor(!spec->url.isEmpty() ? spec->url
+                                               : isDefault          ? config.upstream
+                                                                    : profile->defaultUrl);
+        const QByteArray variable =
+            spec->keyEnvironment.isEmpty() ? profile->keyEnvironment : spec->keyEnvironment;
+        provider.apiKey = environment(variable).trimmed();
+        if (provider.apiKey.isEmpty() && isDefault)
+            provider.apiKey = config.apiKey;
+        const auto same = std::find_if(out.begin(), out.end(), [&](const ConfiguredProvider &p) {
+            return p.name == provider.name;
+        });
+        if (same != out.end())
+            *same = provider;
+        else
+            out.append(provider);
+    }
+    const auto known = [&](const QByteArray &name) {
+        return std::any_of(out.cbegin(), out.cend(),
+                           [&](const ConfiguredProvider &p) { return p.name == name; });
+    };
+    QStringList names;
+    for (const ConfiguredProvider &p : std::as_const(out))
+        names.append(QString::fromUtf8(p.name));
+    for (const QByteArray &text : config.routes) {
+        QString problem;
+        const auto rule = parseRouteRule(QString::fromUtf8(text), &problem);
+        if (rule && !known(rule->provider)) {
+            *error = QStringLiteral("llm-proxy: --route %1 names a provider that is not "
+                                    "configured (providers: %2)")
+                         .arg(QString::fromUtf8(text), names.join(QStringLiteral(", ")));
+            return {};
+        }
+    }
+    if (!config.defaultProvider.isEmpty() && !known(config.defaultProvider)) {
+        *error =
+            QStringLiteral("llm-proxy: --default-provider %1 is not a configured provider "
+                           "(providers: %2)")
+                .arg(QString::fromUtf8(config.defaultProvider), names.join(QStringLiteral(", ")));
+        return {};
+    }
+    return out;
+}
+
+ProviderRouter providerRouter(const Config &config, const QList<ConfiguredProvider> &providers) {
+    QList<RouteRule> rules;
+    for (const QByteArray &text : config.routes) {
+        QString problem;
+        if (const auto rule = parseRouteRule(QString::fromUtf8(text), &problem))
+            rules.append(*rule);
+    }
+    QList<QByteArray> names;
+    for (const ConfiguredProvider &provider : providers)
+        names.append(provider.name);
+    return ProviderRouter(rules, config.defaultProvider, names);
 }
 
 QString settingOption(Setting setting) {

@@ -3,6 +3,7 @@
 
 // The proxy's configuration as a plain value, and the command line that fills it.
 
+#include "provider/providerrouting.h"
 #include "settings/proxytokens.h"
 
 #include <QByteArray>
@@ -13,6 +14,7 @@
 #include <QUrl>
 
 #include <chrono>
+#include <functional>
 #include <optional>
 
 namespace llmproxy {
@@ -52,6 +54,14 @@ struct Config {
     QList<ListenAddress> listen;
     QString listenText = QStringLiteral("127.0.0.1:3030"); // as the user wrote it, for display
     QUrl upstream = QUrl(QStringLiteral("https://api.openai.com/v1"));
+    // Several providers behind one base URL (issue 12). The "openai" provider is always there:
+    // --upstream with OPENAI_API_KEY. --provider adds others (or redefines "openai"), each as
+    // NAME=PROFILE[;url=URL][;key_env=VAR] (ProviderSpec, providerrouting.h); --route
+    // PATTERN=NAME picks one by model or path; the rest go to --default-provider ("none": a
+    // request no rule routes gets 400).
+    QList<QByteArray> providers;
+    QList<QByteArray> routes;
+    QByteArray defaultProvider = QByteArrayLiteral("openai");
     std::chrono::milliseconds batchWindow{4000};
     int batchSize = 1000;
     qint64 batchBytes = 25'000'000;
@@ -138,6 +148,9 @@ enum class Setting {
     NoGui,
     Listen,
     Upstream,
+    Providers,       // list, as AllowOrigins; entries NAME=PROFILE[;url=URL][;key_env=VAR]
+    Routes,          // list; entries PATTERN=NAME
+    DefaultProvider, // a provider's name, or "none"
     BatchWindow,
     BatchSize,
     BatchBytes,
@@ -185,6 +198,7 @@ struct SettingDeclaration {
         Path,          // DIR or FILE, made absolute
         List,          // entries (see AllowOrigins); the option is repeatable
         Choice,        // one of two words (`choices`: "off|on"), any case, for a flag
+        Name,          // a name (--default-provider)
     };
     Setting setting = Setting::NoGui;
     QLatin1StringView option{};    // "batch-window" ("h" is the short form of help)
@@ -241,6 +255,16 @@ struct CommandLine {
     Config config;
     QString message; // help text, version line, or a one-line error; no trailing newline
 };
+
+// The providers `config` configures, the implicit "openai" one (--upstream, config.apiKey) first,
+// each with its key from its environment variable (`environment` looks one up). Empty (and
+// *error) when a route or the default names a provider that is not configured.
+QList<ConfiguredProvider>
+configuredProviders(const Config &config,
+                    const std::function<QByteArray(const QByteArray &name)> &environment,
+                    QString *error);
+// The router for those providers.
+ProviderRouter providerRouter(const Config &config, const QList<ConfiguredProvider> &providers);
 
 // Parse argv (args[0] is the program name). `environment` supplies OPENAI_API_KEY
 // (pass QProcessEnvironment::systemEnvironment() values in production, anything in tests).

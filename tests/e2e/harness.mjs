@@ -126,14 +126,15 @@ class Child {
 
 // The fake OpenAI provider with its /_fake control endpoints.
 export class FakeOpenAI {
-  static async start() {
+  // `extraArgs`: e.g. ['--profile', 'gemini', '--accept-key', KEY] to play another provider.
+  static async start(extraArgs = []) {
     const fake = new FakeOpenAI();
-    fake.child = new Child('fake-openai', executable('FAKE_OPENAI'), ['--port', '0'], {
+    fake.child = new Child('fake-openai', executable('FAKE_OPENAI'), ['--port', '0', ...extraArgs], {
       ...process.env,
     });
     let match;
     try {
-      match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/v1)/);
+      match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/\S*)/);
     } catch (error) {
       await fake.child.stop().catch(() => {});
       throw error;
@@ -177,12 +178,13 @@ export class FakeOpenAI {
 // One llm-proxy process. Without `apiKey` its environment has no OPENAI_API_KEY, so each
 // client's bearer key is passed through.
 export class LlmProxy {
-  static async start({ upstream, apiKey, batchWindow = '0.5', extraArgs = [] } = {}) {
+  static async start({ upstream, apiKey, batchWindow = '0.5', extraArgs = [], env: extraEnv = {} } = {}) {
     const proxy = new LlmProxy();
     proxy.dataDir = mkdtempSync(join(tmpdir(), 'llm-proxy-e2e-'));
     const env = { ...process.env };
     delete env.OPENAI_API_KEY;
     if (apiKey !== undefined) env.OPENAI_API_KEY = apiKey;
+    Object.assign(env, extraEnv);
     const args = [
       '--no-gui',
       '--verbose', // the most log text, so the key-leak check below sees everything

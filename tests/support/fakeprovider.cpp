@@ -94,6 +94,18 @@ const std::map<QByteArray, FakeProvider::Operation> &operationNames() {
     return names;
 }
 
+// Gemini's words for OpenAI's statuses (the fake keeps OpenAI's internally).
+QByteArray geminiStatus(const QByteArray &status) {
+    if (status == "validating")
+        return QByteArrayLiteral("BATCH_STATE_PENDING");
+    if (status == "completed")
+        return QByteArrayLiteral("BATCH_STATE_SUCCEEDED");
+    if (status == "failed" || status == "cancelled" || status == "expired")
+        return QByteArrayLiteral("BATCH_STATE_") + status.toUpper();
+    if (status == "cancelling") // the shared JobState word; BATCH_STATE_* has none
+        return QByteArrayLiteral("JOB_STATE_CANCELLING");
+    return QByteArrayLiteral("BATCH_STATE_RUNNING"); // in_progress, finalizing
+}
 QJsonObject lineError(const QString &code, const QString &message, const QJsonValue &param,
                       qsizetype line) {
     return QJsonObject{{"code"_L1, code},
@@ -201,6 +213,7 @@ struct FakeProvider::BatchEntry {
     bool validated = false;
     bool held = false;            // in_progress, waiting for setNeverFinish(false) or a cancel
     bool upperCaseStatus = false; // Together spells its statuses in capitals
+    FakeProvider::Shape shape = FakeProvider::Shape::OpenAi;
     qint64 createdAt = 0, inProgressAt = 0, expiresAt = 0, finalizingAt = 0, completedAt = 0,
            failedAt = 0, expiredAt = 0, cancellingAt = 0, cancelledAt = 0;
     QByteArray outputFileId, errorFileId;
@@ -229,7 +242,9 @@ struct FakeProvider::BatchEntry {
                               : QJsonObject{{"object"_L1, "list"_L1}, {"data"_L1, errors}}},
             {"input_file_id"_L1, str(record.inputFileId)},
             {"completion_window"_L1, str(completionWindow)},
-            {"status"_L1, upperCaseStatus ? str(status.toUpper()) : str(status)},
+            {"status"_L1, shape == FakeProvider::Shape::Gemini ? str(geminiStatus(status))
+                          : upperCaseStatus                    ? str(status.toUpper())
+                                                               : str(status)},
             {"output_file_id"_L1, nullable(outputFileId)},
             {"error_file_id"_L1, nullable(errorFileId)},
             {"created_at"_L1, createdAt},
@@ -254,8 +269,51 @@ FakeProvider::FakeProvider(QObject *parent)
     clearScripting();
     // The suites that run once more against Together's shape say so in the environment (the
     // proxy reads the same variable).
-    if (qEnvironmentVariable("LLMPROXY_TEST_PROVIDER_SHAPE") == "together"_L1)
-        m_shape = Shape::Together;
+    if (const auto shape = shapeNamed(qgetenv("LLMPROXY_TEST_PROVIDER_SHAPE")))
+        m_shape = *shape;
+}
+
+namespace {
+constexpr std::pair<const char *, FakeProvider::Shape> ShapeNames[] = {
+    {"openai", FakeProvider::Shape::OpenAi}, {"together", FakeProvider::Shape::Together},
+    {"azure", FakeProvider::Shape::Azure},   {"gemini", FakeProvider::Shape::Gemini},
+    {"groq", FakeProvider::Shape::Groq},     {"generic", FakeProvider::Shape::Generic},
+};
+
+} // namespace
+
+std::optional<FakeProvider::Shape> FakeProvider::shapeNamed(QByteArrayView name) {
+    for (const auto &[text, shape] : ShapeNames) {
+        if (name == text)
+            return shape;
+    }
+    return std::nullopt;
+}
+
+QByteArray FakeProvider::shapeName(Shape shape) {
+    for (const auto &[text, s] : ShapeNames) {
+        if (s == shape)
+            return QByteArray(text);
+    }
+    return {};
+}
+
+QByteArray FakeProvider::pathPrefix() const {
+    switch (m_shape) {
+    case Shape::Azure:
+    case Shape::Groq:
+        return QByteArrayLiteral("/openai/v1");
+    case Shape::Gemini:
+        return QByteArrayLiteral("/v1beta/openai");
+    default:
+        return QByteArrayLiteral("/v1");
+    }
+}
+
+int FakeProvider::maxRequestsPerFile() const {
+    if (m_maxRequestsPerFile > 0)
+        return m_maxRequestsPerFile;
+    return m_shape == Shape::Azure ? 100000 : 50000;
 }
 
 FakeProvider::~FakeProvider() = default;
@@ -266,7 +324,7 @@ bool FakeProvider::listen(quint16 port) {
 }
 
 QUrl FakeProvider::baseUrl() const {
-    return QUrl(u"http://127.0.0.1:%1/v1"_s.arg(m_port));
+    return QUrl(u"http://127.0.0.1:%1%2"_s.arg(m_port).arg(str(pathPrefix())));
 }
 
 void FakeProvider::failNext(Operation op, int count, int httpStatus, const QByteArray &retryAfter) {
@@ -311,6 +369,7 @@ void FakeProvider::clearScripting() {
     m_failBatchesCount = 0;
     m_setCookie.clear();
     m_acceptedKey.clear();
+    m_maxRequestsPerFile = 0;
 }
 
 QByteArray FakeProvider::batchPurpose() const {
@@ -402,7 +461,7 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
         return control(in);
 
     RequestRecord record{in.method, in.encodedPath, in.query, {}, in.body.size()};
-    for (const char *name : {"authorization", "openai-organization", "openai-project",
+    for (const char *name : {"authorization", "api-key", "openai-organization", "openai-project",
                              "content-type", "user-agent", "cookie"}) {
         const QByteArray value = in.header(name);
         if (!value.isNull())
@@ -412,10 +471,28 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
 
     const Answer notFound =
         Answer::error(404, u"Invalid URL (%1 %2)"_s.arg(str(in.method), str(in.path)));
-    if (in.path != "/v1" && !in.path.startsWith("/v1/"))
+    // Each shape serves the API under its own prefix (Azure /openai/v1, Gemini /v1beta/openai).
+    const QByteArray prefix = pathPrefix();
+    if (in.path != prefix && !in.path.startsWith(QByteArray(prefix + '/')))
         return notFound;
+    const QByteArray apiPath = QByteArrayLiteral("/v1") + in.path.mid(prefix.size());
 
-    const QByteArray auth = in.header("authorization");
+    // Azure takes its key in "api-key" and refuses a Bearer token; the others want Bearer.
+    QByteArray auth = in.header("authorization");
+    if (m_shape == Shape::Azure) {
+        const QByteArray apiKey = in.header("api-key").trimmed();
+        if (apiKey.isEmpty() || (!m_acceptedKey.isEmpty() && apiKey != m_acceptedKey)) {
+            return Answer::json(
+                401, QJsonObject{{"error"_L1,
+                                  QJsonObject{{"code"_L1, "401"_L1},
+                                              {"message"_L1,
+                                               "Access denied due to invalid subscription key or "
+                                               "wrong API endpoint. Make sure to provide a valid "
+                                               "key for an active subscription and use a correct "
+                                               "regional API endpoint for your resource."_L1}}}});
+        }
+        auth = QByteArrayLiteral("Bearer ") + apiKey; // recorded as every shape's is
+    }
     if (!auth.toLower().startsWith("bearer ") || auth.mid(7).trimmed().isEmpty()) {
         return Answer::json(
             401, openAiError(u"You didn't provide an API key. You need to provide your API key "
@@ -429,7 +506,7 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
                              u"invalid_request_error"_s, QJsonValue::Null, u"invalid_api_key"_s));
     }
 
-    const QList<QByteArray> seg = in.path.mid(4).split('/');
+    const QList<QByteArray> seg = apiPath.mid(4).split('/');
     const QByteArray &m = in.method;
     const auto is = [&](const char *method, std::initializer_list<const char *> parts) {
         if (m != method || seg.size() != static_cast<qsizetype>(parts.size()))
@@ -494,7 +571,7 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
                is("POST", {"completions"}) || is("POST", {"responses"}) ||
                is("POST", {"moderations"})) {
         op = Operation::Chat;
-        handler = [&] { return syncModel(in, in.path); };
+        handler = [&] { return syncModel(in, apiPath); };
     } else if (is("GET", {"models"}) || is("GET", {"models", "*"})) {
         handler = [&] {
             QJsonArray models;
@@ -627,7 +704,7 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
         u"validation_delay_ms"_s, u"processing_delay_ms"_s,   u"finalizing_delay_ms"_s,
         u"cancel_delay_ms"_s,     u"stream_chunk_delay_ms"_s, u"never_finish"_s,
         u"expire_after_ms"_s,     u"expire_fraction_done"_s,  u"cancel_fraction_done"_s,
-        u"fail_next"_s,           u"fail_batches"_s};
+        u"fail_next"_s,           u"fail_batches"_s,          u"max_requests_per_file"_s};
     for (auto it = config.begin(); it != config.end(); ++it) {
         if (!known.contains(it.key())) {
             *error = u"Unknown config key '%1'."_s.arg(it.key());
@@ -647,6 +724,13 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
         const QJsonValue v = config.value(QLatin1StringView(key));
         if (!v.isUndefined() && (!v.isDouble() || v.toDouble() < 0 || v.toDouble() > 1)) {
             *error = u"'%1' must be a number from 0 to 1."_s.arg(QLatin1StringView(key));
+            return false;
+        }
+    }
+    if (config.contains("max_requests_per_file"_L1)) {
+        const QJsonValue v = config.value("max_requests_per_file"_L1);
+        if (!v.isDouble() || v.toDouble() < 0) {
+            *error = u"'max_requests_per_file' must be a non-negative number (0: the shape's)."_s;
             return false;
         }
     }
@@ -708,6 +792,8 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
                         f.value("code"_L1).toString(u"token_limit_exceeded"_s).toUtf8(),
                         f.value("message"_L1).toString());
     }
+    if (config.contains("max_requests_per_file"_L1))
+        m_maxRequestsPerFile = config.value("max_requests_per_file"_L1).toInt();
     if (config.contains("never_finish"_L1))
         setNeverFinish(config.value("never_finish"_L1).toBool());
     return true;
@@ -755,7 +841,8 @@ QJsonObject FakeProvider::stateJson() const {
     QStringList projectList(projects.cbegin(), projects.cend());
     orgList.sort();
     projectList.sort();
-    return QJsonObject{{"requests_total"_L1, static_cast<int>(m_requests.size())},
+    return QJsonObject{{"profile"_L1, str(shapeName(m_shape))},
+                       {"requests_total"_L1, static_cast<int>(m_requests.size())},
                        {"batches_created"_L1, static_cast<int>(m_batches.size())},
                        {"input_lines_total"_L1, m_inputLinesTotal},
                        {"files_live"_L1, filesLive()},
@@ -850,13 +937,38 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
         return Answer::error(400,
                              u"The input file must have purpose '%1'."_s.arg(str(batchPurpose())),
                              u"input_file_id"_s);
-    if (!batchEndpoints().contains(endpoint))
+    // Which endpoints each shape batches (Azure: chat and responses; Gemini and Groq:
+    // chat; Together and generic: chat, embeddings, completions; OpenAI: all of its list).
+    const bool shapeBatches = [&] {
+        switch (m_shape) {
+        case Shape::Azure:
+            return endpoint == "/v1/chat/completions" || endpoint == "/v1/responses";
+        case Shape::Gemini:
+        case Shape::Groq:
+            return endpoint == "/v1/chat/completions";
+        case Shape::Together:
+        case Shape::Generic:
+            return endpoint == "/v1/chat/completions" || endpoint == "/v1/embeddings" ||
+                   endpoint == "/v1/completions";
+        case Shape::OpenAi:
+            break;
+        }
+        return true;
+    }();
+    if (!batchEndpoints().contains(endpoint) || !shapeBatches)
         return Answer::error(400, u"Invalid value for 'endpoint': '%1'."_s.arg(str(endpoint)),
                              u"endpoint"_s);
-    if (window.toString() != "24h"_L1)
+    // Groq takes windows from 24h to 7d; the others only 24h.
+    static const QSet<QString> groqWindows{u"24h"_s, u"36h"_s, u"48h"_s, u"72h"_s,
+                                           u"4d"_s,  u"5d"_s,  u"6d"_s,  u"7d"_s};
+    if (m_shape == Shape::Groq ? !groqWindows.contains(window.toString())
+                               : window.toString() != "24h"_L1)
         return Answer::error(400,
-                             u"Invalid value for 'completion_window': only '24h' is "
-                             u"supported."_s,
+                             m_shape == Shape::Groq
+                                 ? u"Invalid value for 'completion_window': durations from '24h' "
+                                   u"to '7d' are supported."_s
+                                 : u"Invalid value for 'completion_window': only '24h' is "
+                                   u"supported."_s,
                              u"completion_window"_s);
     if (!metadata.isUndefined() && !metadata.isNull()) {
         const QJsonObject meta = metadata.toObject();
@@ -877,11 +989,14 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
     r.endpoint = endpoint;
     r.inputFileId = inputFileId;
     r.metadata = metadata.toObject();
-    r.authorization = in.header("authorization");
+    r.authorization = m_shape == Shape::Azure
+                          ? QByteArrayLiteral("Bearer ") + in.header("api-key").trimmed()
+                          : in.header("authorization");
     r.organization = in.header("openai-organization");
     r.project = in.header("openai-project");
     batch->content = file->second->content;
-    batch->completionWindow = QByteArrayLiteral("24h");
+    batch->completionWindow = window.toString().toUtf8();
+    batch->shape = m_shape;
     batch->createdAt = now();
     batch->expiresAt = batch->createdAt + kDay;
     // What the test log needs now; the real checks happen in validate().
@@ -898,6 +1013,8 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
     }
     const QByteArray id = r.id;
     batch->upperCaseStatus = m_shape == Shape::Together;
+    if (m_shape == Shape::Gemini)
+        batch->expiresAt = batch->createdAt + 2 * kDay; // Gemini expires jobs after 48 h
     // Together wraps the batch it created; every other call returns it as it is.
     const Answer answer =
         Answer::json(200, m_shape == Shape::Together
@@ -979,10 +1096,11 @@ void FakeProvider::validate(BatchEntry &batch) {
     if (batch.content.isEmpty())
         errors.append(
             lineError(u"empty_file"_s, u"The batch input file is empty."_s, QJsonValue::Null, 0));
-    if (rawLines.size() > 50000)
-        errors.append(lineError(u"too_many_tasks"_s,
-                                u"The batch input file has more than 50,000 requests."_s,
-                                QJsonValue::Null, 0));
+    if (rawLines.size() > maxRequestsPerFile())
+        errors.append(lineError(
+            u"too_many_tasks"_s,
+            u"The batch input file has more than %1 requests."_s.arg(maxRequestsPerFile()),
+            QJsonValue::Null, 0));
     QSet<QByteArray> seen;
     QByteArray model;
     QList<BatchEntry::Line> lines;
@@ -1009,17 +1127,17 @@ void FakeProvider::validate(BatchEntry &batch) {
                                     u"The custom_id for this request is a duplicate of another "
                                     u"request."_s,
                                     u"custom_id"_s, lineNo));
-        } else if (m_shape == Shape::Together &&
+        } else if (!linesCarryMethodAndUrl() &&
                    (object.contains("method"_L1) || object.contains("url"_L1))) {
             // Together's lines are {custom_id, body}: this fake refuses anything else, so a
             // test sees which encoder wrote the file.
             errors.append(lineError(u"invalid_line"_s,
                                     u"Lines are {custom_id, body} without method or url."_s,
                                     u"method"_s, lineNo));
-        } else if (m_shape == Shape::OpenAi && object.value("method"_L1).toString() != "POST"_L1) {
+        } else if (linesCarryMethodAndUrl() && object.value("method"_L1).toString() != "POST"_L1) {
             errors.append(lineError(u"invalid_method"_s, u"The method must be 'POST'."_s,
                                     u"method"_s, lineNo));
-        } else if (m_shape == Shape::OpenAi &&
+        } else if (linesCarryMethodAndUrl() &&
                    object.value("url"_L1).toString().toUtf8() != batch.record.endpoint) {
             errors.append(
                 lineError(u"url_mismatch"_s,
@@ -1098,6 +1216,11 @@ void FakeProvider::complete(BatchEntry &batch) {
 void FakeProvider::expire(BatchEntry &batch) {
     if (batch.status != "in_progress")
         return;
+    if (batch.shape == Shape::Gemini) { // an expired Gemini job has no results to retrieve
+        batch.expiredAt = now();
+        finish(batch, QByteArrayLiteral("expired"));
+        return;
+    }
     writeResults(batch,
                  static_cast<qsizetype>(
                      std::floor(static_cast<double>(batch.lines.size()) * m_expireFractionDone)),

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 class QHttpServerRequest;
@@ -53,7 +54,8 @@ class FakeHttpServer;
 //                       fail_next: {op: "upload"|"create"|"retrieve"|"download"|"delete"|
 //                                   "cancel"|"list"|"chat", status, count?, retry_after?}
 //                                  (or an array of them),
-//                       fail_batches: {count, code?, message?}}; unknown keys are a 400.
+//                       fail_batches: {count, code?, message?}, max_requests_per_file}; unknown
+//                       keys are a 400.
 //
 // Note for Qt clients: QNetworkAccessManager resends a request once when the connection closes
 // before any answer, so failNext(op, 1, 0) is invisible to it; use a count of 2.
@@ -71,7 +73,18 @@ public:
     // "batch-api", input lines {custom_id, body} (lines with method or url fail validation),
     // statuses in capitals (VALIDATING, IN_PROGRESS, ...), and a create answer wrapped as
     // {"job": {...}, "warning": ""}. Paths, files and result lines are OpenAI's.
-    enum class Shape { OpenAi, Together };
+    // Azure (v1 API): under /openai/v1, the key in an "api-key" header (Bearer refused),
+    // 100,000 requests per file, chat completions and responses only, "24h" only.
+    // Gemini (OpenAI compatibility layer): under /v1beta/openai, Bearer key, chat completions
+    // only, statuses in Gemini's words (BATCH_STATE_PENDING, _RUNNING, _SUCCEEDED, _FAILED,
+    // _CANCELLED, _EXPIRED; JOB_STATE_CANCELLING while cancelling), and an expired batch has no
+    // result files at all.
+    // Groq: under /openai/v1, chat completions only, completion windows 24h to 7d.
+    // Generic: OpenAI's shape under /v1 (chat completions, embeddings, completions).
+    enum class Shape { OpenAi, Together, Azure, Gemini, Groq, Generic };
+    // "openai", "together", "azure", "gemini", "groq", "generic"; nullopt for other names.
+    static std::optional<Shape> shapeNamed(QByteArrayView name);
+    static QByteArray shapeName(Shape shape);
 
     struct RequestRecord {
         QByteArray method;
@@ -101,7 +114,7 @@ public:
     // Listens on 127.0.0.1; port 0 picks a free one.
     bool listen(quint16 port = 0);
     quint16 port() const { return m_port; }
-    QUrl baseUrl() const; // http://127.0.0.1:PORT/v1
+    QUrl baseUrl() const; // http://127.0.0.1:PORT plus the shape's prefix (/v1, /openai/v1, ...)
 
     // --- Scripting -------------------------------------------------------------------------
     void setValidationDelay(std::chrono::milliseconds delay) { m_validationDelay = delay; }
@@ -129,8 +142,7 @@ public:
     // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
     // "Incorrect API key provided".
     void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
-    // Kept by reset(). The default is OpenAI's, or Together's with
-    // LLMPROXY_TEST_PROVIDER_SHAPE=together in the environment.
+    // Kept by reset(). The default is OpenAI's, or the one LLMPROXY_TEST_PROVIDER_SHAPE names.
     void setShape(Shape shape) { m_shape = shape; }
     Shape shape() const { return m_shape; }
     // Forgets all files, batches, the request log and the scripting (delays back to defaults).
@@ -203,6 +215,9 @@ private:
     void finish(BatchEntry &batch, const QByteArray &status);
     void clearScripting();
     QByteArray batchPurpose() const;
+    bool linesCarryMethodAndUrl() const { return m_shape != Shape::Together; }
+    QByteArray pathPrefix() const;
+    int maxRequestsPerFile() const;
 
     FakeHttpServer *m_server = nullptr;
     quint16 m_port = 0;
@@ -222,6 +237,7 @@ private:
     QByteArray m_setCookie;
     QByteArray m_acceptedKey;
     Shape m_shape = Shape::OpenAi;
+    int m_maxRequestsPerFile = 0; // 0: the shape's own limit (/_fake/config max_requests_per_file)
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 

@@ -41,7 +41,15 @@ int main(int argc, char *argv[]) {
     const QCommandLineOption processingOption(QStringLiteral("processing-delay-ms"),
                                               QStringLiteral("Time a batch spends in progress."),
                                               QStringLiteral("N"));
-    parser.addOptions({portOption, validationOption, processingOption});
+    const QCommandLineOption profileOption(
+        QStringLiteral("profile"),
+        QStringLiteral("Which provider to play: openai, together, azure, gemini, groq, generic "
+                       "(its path prefix, auth header, statuses and limits)."),
+        QStringLiteral("NAME"));
+    const QCommandLineOption keyOption(QStringLiteral("accept-key"),
+                                       QStringLiteral("Accept only this API key (others get 401)."),
+                                       QStringLiteral("KEY"));
+    parser.addOptions({portOption, validationOption, processingOption, profileOption, keyOption});
     parser.process(app);
 
     const auto number = [&](const QCommandLineOption &option, int max) {
@@ -56,6 +64,18 @@ int main(int argc, char *argv[]) {
     };
 
     llmproxy::test::FakeProvider fake;
+    if (parser.isSet(profileOption)) {
+        const auto shape =
+            llmproxy::test::FakeProvider::shapeNamed(parser.value(profileOption).toUtf8());
+        if (!shape) {
+            std::fprintf(stderr, "fake-openai: unknown --profile %s\n",
+                         qPrintable(parser.value(profileOption)));
+            return 2;
+        }
+        fake.setShape(*shape);
+    }
+    if (parser.isSet(keyOption))
+        fake.setAcceptedKey(parser.value(keyOption).toUtf8());
     if (parser.isSet(validationOption))
         fake.setValidationDelay(std::chrono::milliseconds(number(validationOption, 86400000)));
     if (parser.isSet(processingOption))
