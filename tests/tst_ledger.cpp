@@ -161,8 +161,11 @@ private Q_SLOTS:
             QVERIFY(store);
             path = store->path();
         }
-        // A version-5 database: no ledger, one answered request waiting for its client.
+        // A version-5 database: no ledger, no provider columns (schema 7), one answered
+        // request waiting for its client.
         QVERIFY(execOn(path, {QStringLiteral("DROP TABLE ledger"),
+                              QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("INSERT INTO requests(id, key_hash, endpoint, model,"
                                              " dedupe, body, arrived_ms, state, result_status,"
                                              " result_body, result_ms) VALUES(7, 'h',"
@@ -181,7 +184,7 @@ private Q_SLOTS:
         store->addToLedger(ledgerRowFor(answered(T0)));
         QVERIFY(store->commit());
         QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
-        QCOMPARE(userVersion(path), 6);
+        QCOMPARE(userVersion(path), 7); // and on through 6 -> 7 (providers)
     }
 
     void aResultIsRecordedOnceAndItsRowOutlivesIt() {

@@ -454,9 +454,14 @@ private Q_SLOTS:
         // An extra descriptor is seen: counted after a scrape, shown by a later one.
         const int fd = ::dup(0);
         QVERIFY(fd >= 0);
-        QTRY_COMPARE(samples(metrics.render({})).value("process_open_fds").toLongLong(), open + 1);
+        // (At least one more: Qt may open descriptors of its own meanwhile, e.g. the pool's.)
+        const auto openFds = [&metrics] {
+            return samples(metrics.render({})).value("process_open_fds").toLongLong();
+        };
+        QTRY_VERIFY(openFds() >= open + 1);
+        const qint64 withExtra = openFds();
         ::close(fd);
-        QTRY_COMPARE(samples(metrics.render({})).value("process_open_fds").toLongLong(), open);
+        QTRY_VERIFY(openFds() < withExtra);
     }
 
     void recordingAndRenderingFromManyThreads() {

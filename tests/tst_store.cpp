@@ -261,7 +261,7 @@ private Q_SLOTS:
         }
         QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
-                              QStringLiteral("PRAGMA user_version=5")}));
+                              QStringLiteral("PRAGMA user_version=6")})); // before providers
         auto store = Store::open(dir.path(), nullptr);
         QVERIFY(store);
         QCOMPARE(store->loadRequests().constFirst().provider, QByteArray("openai"));
