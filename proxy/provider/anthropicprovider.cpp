@@ -5,7 +5,6 @@
 #include "api/json.h"
 #include "api/logging.h"
 #include "api/usage.h"
-#include "provider/openaiprovider.h" // errorFromReply(), parseRetryAfter()
 
 #include <QDateTime>
 #include <QJsonArray>
@@ -16,49 +15,28 @@
 #include <QNetworkRequest>
 
 #include <algorithm>
-#include <limits>
 
 namespace llmproxy {
 
 namespace {
 
 using namespace std::chrono_literals;
+using http::httpStatusOf;
+using http::kMaxErrorBodyBytes;
+using http::parseObject;
+using http::readRest;
+// Anthropic's {"type":"error","error":{"type","message"}} reads like OpenAI's "error".
+using http::replyError;
+using http::scrubKey;
 
-constexpr qint64 kReadBufferBytes = 1024 * 1024;
-constexpr qsizetype kMaxErrorBodyBytes = 64 * 1024;
 // find(): a batch counts as ours when made from this long before the recorded intent (clock
 // skew between us and the provider) to this long after it (the create call and its retries).
 constexpr qint64 kFindSkewMs = 5 * 60 * 1000;
 constexpr qint64 kFindWindowMs = 60 * 60 * 1000;
 constexpr int kFindPages = 10;
 
-int httpStatusOf(const QNetworkReply *reply) {
-    const QVariant v = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
-    return v.isValid() ? v.toInt() : 0;
-}
-
-QByteArray readRest(QNetworkReply *reply) {
-    return reply->isOpen() ? reply->readAll() : QByteArray();
-}
-
-bool isSuccess(int status) {
-    return status >= 200 && status < 300;
-}
-
-bool isTransportError(QNetworkReply::NetworkError error) {
-    return error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
-}
-
 QByteArray stringOf(const QJsonValue &v) {
     return v.isString() ? v.toString().toUtf8() : QByteArray();
-}
-
-std::optional<QJsonObject> parseObject(const QByteArray &json) {
-    QJsonParseError err;
-    const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
-    if (err.error != QJsonParseError::NoError || !doc.isObject())
-        return std::nullopt;
-    return doc.object();
 }
 
 qint64 msOfTimestamp(const QJsonValue &v) {
@@ -66,26 +44,6 @@ qint64 msOfTimestamp(const QJsonValue &v) {
         return 0;
     const QDateTime t = QDateTime::fromString(v.toString(), Qt::ISODateWithMs);
     return t.isValid() ? t.toMSecsSinceEpoch() : 0;
-}
-
-void scrubKey(ProviderError &error, const QByteArray &apiKey) {
-    if (apiKey.size() < 8)
-        return;
-    const QByteArray redacted = redactedKey(apiKey);
-    error.body.replace(apiKey, redacted);
-    error.message.replace(QString::fromUtf8(apiKey), QString::fromUtf8(redacted));
-}
-
-std::optional<ProviderError> replyError(QNetworkReply *reply, const QByteArray &body,
-                                        const QByteArray &apiKey) {
-    if (reply->error() == QNetworkReply::NoError && isSuccess(httpStatusOf(reply)))
-        return std::nullopt;
-    // Anthropic's {"type":"error","error":{"type","message"}} reads like OpenAI's "error".
-    ProviderError err = OpenAiProvider::errorFromReply(reply, body);
-    scrubKey(err, apiKey);
-    qCWarning(lcProvider).noquote() << reply->url().toDisplayString() << "failed, status"
-                                    << err.httpStatus << "-" << err.message;
-    return err;
 }
 
 // The answer headers a client of the synchronous call gets, as Anthropic's SDKs read them.
@@ -148,46 +106,11 @@ HttpAnswer anthropicError(int status, const char *type, const QString &message) 
 
 } // namespace
 
-struct AnthropicProvider::Download {
-    std::function<void(QByteArrayView)> onLine;
-    LineTooLongCallback onLineTooLong;
-    qsizetype maxLineBytes = kMaxLineBytes;
-    QByteArray partial;    // an unfinished line, never over maxLineBytes
-    QByteArray longStart;  // the first bytes of a line over the limit, while it is skipped
-    qint64 longBytes = -1; // that line's length so far; -1 when none is being skipped
-    QByteArray errorBody;  // a non-2xx answer's body, capped
-};
-
 AnthropicProvider::AnthropicProvider(QNetworkAccessManager *nam, const QUrl &baseUrl,
                                      QObject *parent)
-    : Provider(parent)
-    , m_nam(nam)
-    , m_baseUrl(baseUrl) {}
+    : HttpProviderBase(nam, baseUrl, parent) {}
 
-AnthropicProvider::~AnthropicProvider() {
-    const std::vector<QPointer<QNetworkReply>> replies = std::move(m_replies);
-    m_replies.clear();
-    for (const QPointer<QNetworkReply> &reply : replies) {
-        if (!reply)
-            continue;
-        reply->disconnect(this);
-        reply->abort();
-        reply->deleteLater();
-    }
-}
-
-QUrl AnthropicProvider::endpointUrl(const QByteArray &encodedPath,
-                                    const QByteArray &encodedQuery) const {
-    QUrl url = m_baseUrl;
-    QString path = url.path(QUrl::FullyEncoded);
-    while (path.endsWith(QLatin1Char('/')))
-        path.chop(1);
-    url.setPath(path + QString::fromLatin1(encodedPath), QUrl::StrictMode);
-    url.setQuery(encodedQuery.isEmpty() ? QString() : QString::fromLatin1(encodedQuery),
-                 QUrl::StrictMode);
-    url.setFragment(QString());
-    return url;
-}
+AnthropicProvider::~AnthropicProvider() = default;
 
 QNetworkRequest AnthropicProvider::makeRequest(const Credentials &creds, const QUrl &url) const {
     QNetworkRequest req(url);
@@ -198,32 +121,8 @@ QNetworkRequest AnthropicProvider::makeRequest(const Credentials &creds, const Q
     const QByteArray beta = headerOf(creds, "anthropic-beta");
     if (!beta.isEmpty())
         req.setRawHeader(QByteArrayLiteral("anthropic-beta"), beta);
-    req.setHeader(QNetworkRequest::UserAgentHeader,
-                  QByteArrayLiteral("llm-proxy/" LLMPROXY_VERSION));
-    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json"));
-    const qint64 timeoutMs = m_transferTimeout.count() > 0 ? m_transferTimeout.count() : 120000;
-    req.setTransferTimeout(
-        static_cast<int>(std::min<qint64>(timeoutMs, std::numeric_limits<int>::max())));
-    req.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
-                     QNetworkRequest::SameOriginRedirectPolicy);
-    req.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
-    req.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
-    qCDebug(lcProvider).noquote() << "request" << url.toDisplayString() << "key"
-                                  << redactedKey(creds.apiKey);
+    prepareRequest(req, creds.apiKey);
     return req;
-}
-
-void AnthropicProvider::track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler) {
-    m_replies.emplace_back(reply);
-    connect(reply, &QNetworkReply::finished, this,
-            [this, reply, handler = std::move(handler)]() mutable {
-                std::erase_if(m_replies, [reply](const QPointer<QNetworkReply> &r) {
-                    return r.isNull() || r.data() == reply;
-                });
-                reply->deleteLater();
-                const std::function<void(QNetworkReply *)> h = std::move(handler);
-                h(reply);
-            });
 }
 
 // ---- Anthropic's words ------------------------------------------------------------------
@@ -615,108 +514,15 @@ void AnthropicProvider::readResults(QObject *context, const Credentials &creds,
         url = named;
     QNetworkRequest req = makeRequest(creds, url);
     req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/binary"));
-    req.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
-    req.setDecompressedSafetyCheckThreshold(-1);
-
-    auto download = std::make_shared<Download>();
-    download->maxLineBytes = m_maxLineBytes;
     QPointer<QObject> guard(context);
-    download->onLine = [this, guard, batchId, onLine = std::move(onLine)](QByteArrayView line) {
-        if (!guard)
-            return;
-        QString error;
-        std::optional<ResultLine> result = decodeResultLine(line, &error);
-        if (!result) {
-            qCWarning(lcProvider).noquote()
-                << "a result line of" << batchId << "was ignored:" << error;
-            return;
-        }
-        onLine(std::move(*result));
-    };
-    download->onLineTooLong = [guard,
-                               onLineTooLong = std::move(onLineTooLong)](const TooLongLine &line) {
-        if (guard && onLineTooLong)
-            onLineTooLong(line);
-    };
-
-    QNetworkReply *reply = m_nam->get(req);
-    reply->setReadBufferSize(kReadBufferBytes);
-    connect(reply, &QNetworkReply::metaDataChanged, this,
-            [reply] { reply->setReadBufferSize(kReadBufferBytes); });
-    connect(reply, &QNetworkReply::readyRead, this,
-            [this, reply, download] { drain(reply, *download); });
-    track(reply, bound(context, [this, download, key = creds.apiKey,
-                                 done = std::move(done)](QNetworkReply *r) {
-              const QPointer<AnthropicProvider> self(this);
-              drain(r, *download);
-              if (!self)
-                  return;
-              if (std::optional<ProviderError> err = replyError(r, download->errorBody, key))
-                  return done(std::move(err));
-              if ((download->longBytes >= 0 || !download->partial.isEmpty()) &&
-                  !takeLine(*download, {}, true))
-                  return;
-              done(std::nullopt);
-          }));
-}
-
-void AnthropicProvider::drain(QNetworkReply *reply, Download &download) {
-    const QByteArray chunk = readRest(reply);
-    if (chunk.isEmpty())
-        return;
-    if (!isSuccess(httpStatusOf(reply))) {
-        if (download.errorBody.size() < kMaxErrorBodyBytes)
-            download.errorBody += chunk.left(kMaxErrorBodyBytes - download.errorBody.size());
-        return;
-    }
-    qsizetype start = 0;
-    while (start < chunk.size()) {
-        const qsizetype nl = chunk.indexOf('\n', start);
-        const qsizetype end = nl < 0 ? chunk.size() : nl;
-        const QByteArrayView piece(chunk.constData() + start, end - start);
-        start = end + 1;
-        if (!takeLine(download, piece, nl >= 0))
-            return;
-    }
-}
-
-bool AnthropicProvider::takeLine(Download &d, QByteArrayView piece, bool lineEnds) {
-    const QPointer<AnthropicProvider> self(this);
-    if (d.longBytes < 0 && d.partial.size() + piece.size() > d.maxLineBytes) {
-        d.longBytes = d.partial.size();
-        d.longStart = d.partial.left(kLineStartBytes);
-        d.partial = QByteArray();
-    }
-    if (d.longBytes >= 0) { // a line over the limit: keep its start only
-        d.longBytes += piece.size();
-        if (d.longStart.size() < kLineStartBytes)
-            d.longStart += piece.first(
-                std::min<qsizetype>(piece.size(), kLineStartBytes - d.longStart.size()));
-        if (!lineEnds)
-            return true;
-        const QByteArray startBytes = std::exchange(d.longStart, QByteArray());
-        TooLongLine line;
-        line.start = startBytes;
-        line.bytes = std::exchange(d.longBytes, -1);
-        line.limit = d.maxLineBytes;
-        qCWarning(lcProvider).noquote()
-            << "a result line is" << line.bytes << "bytes long, over the limit: it is skipped";
-        d.onLineTooLong(line);
-        return !self.isNull();
-    }
-    if (!lineEnds) {
-        d.partial.append(piece.data(), piece.size());
-        return true;
-    }
-    QByteArray joined = std::exchange(d.partial, QByteArray());
-    joined.append(piece.data(), piece.size());
-    QByteArrayView line = joined;
-    if (line.endsWith('\r'))
-        line.chop(1);
-    if (line.trimmed().isEmpty())
-        return true;
-    d.onLine(line);
-    return !self.isNull();
+    downloadLines(
+        std::move(req), creds.apiKey,
+        resultLines(context, batchId, std::make_shared<ResultCallback>(std::move(onLine))),
+        [guard, onLineTooLong = std::move(onLineTooLong)](const TooLongLine &line) {
+            if (guard && onLineTooLong)
+                onLineTooLong(line);
+        },
+        bound(context, std::move(done)));
 }
 
 void AnthropicProvider::cleanUp(const Credentials &creds, const QByteArray &state) {
@@ -737,36 +543,8 @@ void AnthropicProvider::cleanUp(const Credentials &creds, const QByteArray &stat
 void AnthropicProvider::sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
                                         const QByteArray &body, Callback<SyncAnswer> done) {
     const QByteArray path = endpoint.startsWith("/v1/") ? endpoint.mid(3) : endpoint;
-    QNetworkRequest req = makeRequest(creds, endpointUrl(path));
-    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    const auto timeout = std::max<std::chrono::milliseconds>(
-        m_transferTimeout, OpenAiProvider::kMinSyncTransferTimeout);
-    req.setTransferTimeout(
-        static_cast<int>(std::min<qint64>(timeout.count(), std::numeric_limits<int>::max())));
-    track(m_nam->post(req, body), [key = creds.apiKey, done = std::move(done)](QNetworkReply *r) {
-        const QByteArray answerBody = readRest(r);
-        const int status = httpStatusOf(r);
-        ProviderResult<SyncAnswer> result;
-        if (isTransportError(r->error()) || status <= 0) {
-            result.error = OpenAiProvider::errorFromReply(r, answerBody);
-            result.error.httpStatus = 0;
-            scrubKey(result.error, key);
-            return done(std::move(result));
-        }
-        SyncAnswer answer;
-        answer.httpStatus = status;
-        answer.contentType = r->rawHeader(QByteArrayLiteral("Content-Type"));
-        for (const auto &[name, value] : r->rawHeaderPairs()) {
-            const QByteArray lower = name.toLower();
-            if (passedOnToClient(lower))
-                answer.headers.emplaceBack(lower, value);
-        }
-        answer.body = answerBody;
-        answer.retryAfter = OpenAiProvider::parseRetryAfter(
-            QByteArray(), r->rawHeader(QByteArrayLiteral("Retry-After")));
-        result.value = std::move(answer);
-        done(std::move(result));
-    });
+    postSynchronous(makeRequest(creds, endpointUrl(path)), body, creds.apiKey, &passedOnToClient,
+                    std::move(done));
 }
 
 } // namespace llmproxy

@@ -19,14 +19,9 @@
 // could be confused; custom ids would tell them apart but are only readable once a batch has
 // ended.
 
-#include "provider/provider.h"
+#include "provider/httpprovider.h"
 
-#include <QPointer>
 #include <QUrl>
-
-#include <chrono>
-#include <memory>
-#include <vector>
 
 class QNetworkAccessManager;
 class QNetworkReply;
@@ -51,7 +46,7 @@ struct MessageBatchPage {
     QByteArray lastId;
 };
 
-class AnthropicProvider final : public Provider {
+class AnthropicProvider final : public HttpProviderBase {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(AnthropicProvider)
 public:
@@ -65,13 +60,6 @@ public:
     static constexpr qint64 kMaxBytes = 256LL * 1024 * 1024;
     // Sent when the group names no anthropic-version.
     static constexpr char kDefaultVersion[] = "2023-06-01";
-    // Largest result line read whole; a longer one goes to onLineTooLong (its start only).
-    static constexpr qsizetype kMaxLineBytes = 64 * 1024 * 1024;
-    static constexpr qsizetype kLineStartBytes = 64 * 1024;
-    void setMaxLineBytes(qsizetype bytes) { m_maxLineBytes = std::max(bytes, kLineStartBytes); }
-    void setTransferTimeout(std::chrono::milliseconds timeout) { m_transferTimeout = timeout; }
-    void setBaseUrl(const QUrl &baseUrl) { m_baseUrl = baseUrl; }
-    const QUrl &baseUrl() const { return m_baseUrl; }
 
     // -- The contract. The provider state is a small JSON object: {"intent_ms", "requests"}
     // from stage(), then {"id", "results_url"} once the batch exists.
@@ -113,24 +101,12 @@ public:
     static QByteArray createBody(const QByteArray &lines);
 
 private:
-    struct Download;
-
-    QUrl endpointUrl(const QByteArray &encodedPath, const QByteArray &encodedQuery = {}) const;
     QNetworkRequest makeRequest(const Credentials &creds, const QUrl &url) const;
-    void track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler);
     void expectBatch(QObject *context, QNetworkReply *reply, const Credentials &creds,
                      StatusCallback done);
     void findPage(QObject *context, const Credentials &creds, qint64 intentMs, int requests,
                   const QByteArray &afterId, int page, std::optional<MessageBatchInfo> best,
                   Callback<std::optional<BatchStatus>> done);
-    void drain(QNetworkReply *reply, Download &download);
-    bool takeLine(Download &download, QByteArrayView piece, bool lineEnds);
-
-    QNetworkAccessManager *m_nam;
-    QUrl m_baseUrl;
-    qsizetype m_maxLineBytes = kMaxLineBytes;
-    std::chrono::milliseconds m_transferTimeout{std::chrono::minutes(2)};
-    std::vector<QPointer<QNetworkReply>> m_replies; // in flight, aborted on destruction
 };
 
 } // namespace llmproxy

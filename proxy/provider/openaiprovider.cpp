@@ -27,54 +27,17 @@ namespace llmproxy {
 
 namespace {
 
-// Back-pressure for downloads: Qt stops reading the socket when this much is unread.
-constexpr qint64 kReadBufferBytes = 1024 * 1024;
-constexpr qint64 kDefaultTransferTimeoutMs = 120 * 1000;
-// An error body is small; keep at most this much of it.
-constexpr qsizetype kMaxErrorBodyBytes = 64 * 1024;
-
-QByteArray userAgent() {
-    return QByteArrayLiteral("llm-proxy/" LLMPROXY_VERSION);
-}
-
 QByteArray pathSegment(const QByteArray &id) {
     return QUrl::toPercentEncoding(QString::fromUtf8(id));
 }
 
-int httpStatusOf(const QNetworkReply *reply) {
-    const QVariant v = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
-    return v.isValid() ? v.toInt() : 0;
-}
-
-// What is left to read; nothing once the reply was aborted (closed).
-QByteArray readRest(QNetworkReply *reply) {
-    return reply->isOpen() ? reply->readAll() : QByteArray();
-}
-
-bool isSuccess(int status) {
-    return status >= 200 && status < 300;
-}
-
-// Errors where the HTTP exchange did not complete (refused, reset, cut short, timed out, proxy).
-bool isTransportError(QNetworkReply::NetworkError error) {
-    return error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
-}
-
-QByteArray stringOf(const QJsonValue &v) {
-    if (v.isString())
-        return v.toString().toUtf8();
-    if (v.isDouble())
-        return QByteArray::number(v.toInteger());
-    return {};
-}
-
-std::optional<QJsonObject> parseObject(const QByteArray &json) {
-    QJsonParseError err;
-    const QJsonDocument doc = QJsonDocument::fromJson(json, &err);
-    if (err.error != QJsonParseError::NoError || !doc.isObject())
-        return std::nullopt;
-    return doc.object();
-}
+using http::httpStatusOf;
+using http::kMaxErrorBodyBytes;
+using http::parseObject;
+using http::readRest;
+using http::replyError;
+using http::scrubKey;
+using http::stringOf;
 
 std::optional<BatchInfo> batchFromObject(const QJsonObject &object) {
     // Together wraps a created batch: {"job": {...}, "warning": ...}.
@@ -115,27 +78,6 @@ std::optional<bool> parseDeleted(const QByteArray &json) {
     if (!o)
         return std::nullopt;
     return o->value(QLatin1StringView("deleted")).toBool(true);
-}
-
-// The provider may echo what it was sent; a key must never reach a log line or message.
-void scrubKey(ProviderError &error, const QByteArray &apiKey) {
-    if (apiKey.size() < 8)
-        return;
-    const QByteArray redacted = redactedKey(apiKey);
-    error.body.replace(apiKey, redacted);
-    error.message.replace(QString::fromUtf8(apiKey), QString::fromUtf8(redacted));
-}
-
-// nullopt when the reply is a complete 2xx answer, else the error it carries.
-std::optional<ProviderError> replyError(QNetworkReply *reply, const QByteArray &body,
-                                        const QByteArray &apiKey) {
-    if (reply->error() == QNetworkReply::NoError && isSuccess(httpStatusOf(reply)))
-        return std::nullopt;
-    ProviderError err = OpenAiProvider::errorFromReply(reply, body);
-    scrubKey(err, apiKey);
-    qCWarning(lcProvider).noquote() << reply->url().toDisplayString() << "failed, status"
-                                    << err.httpStatus << "-" << err.message;
-    return err;
 }
 
 ProviderError invalidJson(QNetworkReply *reply, const QByteArray &body, const QByteArray &apiKey) {
@@ -179,54 +121,13 @@ public:
 
 } // namespace
 
-struct OpenAiProvider::DownloadState {
-    std::function<void(QByteArrayView)> onLine;
-    LineTooLongCallback onLineTooLong;
-    QByteArray apiKey;
-    qsizetype maxLineBytes = kMaxLineBytes;
-    QByteArray partial;        // an unfinished line (2xx answers), never over maxLineBytes
-    QByteArray longStart;      // the first bytes of a line over the limit, while it is skipped
-    qint64 longBytes = -1;     // that line's length so far; -1 when no line is being skipped
-    bool longEndsInCr = false; // its last byte so far is a CR (not part of the line)
-    QByteArray errorBody;      // the answer's body (non-2xx answers), capped
-};
-
 OpenAiProvider::OpenAiProvider(QNetworkAccessManager *nam, const QUrl &baseUrl, QObject *parent)
-    : Provider(parent)
-    , m_nam(nam)
-    , m_baseUrl(baseUrl) {
+    : HttpProviderBase(nam, baseUrl, parent) {
     // The manager takes the jar (and deletes it). The requests say "no cookies" as well.
     m_nam->setCookieJar(new NoCookieJar(m_nam));
 }
 
-OpenAiProvider::~OpenAiProvider() {
-    // Abort what is in flight without calling back: disconnect first, because abort() emits
-    // finished() synchronously and this object is still alive here.
-    const std::vector<QPointer<QNetworkReply>> replies = std::move(m_replies);
-    m_replies.clear();
-    for (const QPointer<QNetworkReply> &reply : replies) {
-        if (!reply)
-            continue;
-        reply->disconnect(this);
-        reply->abort();
-        reply->deleteLater();
-    }
-}
-
-QUrl OpenAiProvider::endpointUrl(const QByteArray &encodedPath,
-                                 const QByteArray &encodedQuery) const {
-    QUrl url = m_baseUrl;
-    QString path = url.path(QUrl::FullyEncoded);
-    while (path.endsWith(QLatin1Char('/')))
-        path.chop(1);
-    url.setPath(path + QString::fromLatin1(encodedPath), QUrl::StrictMode);
-    if (encodedQuery.isEmpty())
-        url.setQuery(QString());
-    else
-        url.setQuery(QString::fromLatin1(encodedQuery), QUrl::StrictMode);
-    url.setFragment(QString());
-    return url;
-}
+OpenAiProvider::~OpenAiProvider() = default;
 
 QNetworkRequest OpenAiProvider::makeRequest(const Credentials &creds, const QUrl &url) const {
     QNetworkRequest req(url);
@@ -235,36 +136,8 @@ QNetworkRequest OpenAiProvider::makeRequest(const Credentials &creds, const QUrl
         req.setRawHeader(QByteArrayLiteral("OpenAI-Organization"), creds.organization);
     if (!creds.project.isEmpty())
         req.setRawHeader(QByteArrayLiteral("OpenAI-Project"), creds.project);
-    req.setHeader(QNetworkRequest::UserAgentHeader, userAgent());
-    req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json"));
-    // Every call has one: a timeout of zero or less means the default, never "wait forever".
-    const qint64 timeoutMs =
-        m_transferTimeout.count() > 0 ? m_transferTimeout.count() : kDefaultTransferTimeoutMs;
-    req.setTransferTimeout(
-        static_cast<int>(std::min<qint64>(timeoutMs, std::numeric_limits<int>::max())));
-    // Never follow a redirect to another origin: it would carry the key along.
-    req.setAttribute(QNetworkRequest::RedirectPolicyAttribute,
-                     QNetworkRequest::SameOriginRedirectPolicy);
-    // No cookies either way, whatever jar the manager has.
-    req.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
-    req.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
-    qCDebug(lcProvider).noquote() << "request" << url.toDisplayString() << "key"
-                                  << redactedKey(creds.apiKey);
+    prepareRequest(req, creds.apiKey);
     return req;
-}
-
-void OpenAiProvider::track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler) {
-    m_replies.emplace_back(reply);
-    connect(reply, &QNetworkReply::finished, this,
-            [this, reply, handler = std::move(handler)]() mutable {
-                std::erase_if(m_replies, [reply](const QPointer<QNetworkReply> &r) {
-                    return r.isNull() || r.data() == reply;
-                });
-                reply->deleteLater();
-                // The handler may destroy this provider: keep it alive on the stack.
-                const std::function<void(QNetworkReply *)> h = std::move(handler);
-                h(reply);
-            });
 }
 
 template <typename T>
@@ -385,41 +258,8 @@ void OpenAiProvider::sendSynchronous(const Credentials &creds, const QByteArray 
                                      const QByteArray &body, Callback<SyncAnswer> done) {
     // The base URL ends in /v1 already.
     const QByteArray path = endpoint.startsWith("/v1/") ? endpoint.mid(3) : endpoint;
-    QNetworkRequest req = makeRequest(creds, endpointUrl(path));
-    req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    const auto timeout =
-        std::max<std::chrono::milliseconds>(m_transferTimeout, kMinSyncTransferTimeout);
-    req.setTransferTimeout(
-        static_cast<int>(std::min<qint64>(timeout.count(), std::numeric_limits<int>::max())));
-    QNetworkReply *reply = m_nam->post(req, body);
-    track(reply, [key = creds.apiKey, done = std::move(done)](QNetworkReply *r) {
-        const QByteArray answerBody = readRest(r);
-        const int status = httpStatusOf(r);
-        ProviderResult<SyncAnswer> result;
-        if (isTransportError(r->error()) || status <= 0) {
-            result.error = OpenAiProvider::errorFromReply(r, answerBody);
-            result.error.httpStatus = 0; // no complete answer, whatever the status line said
-            scrubKey(result.error, key);
-            qCWarning(lcProvider).noquote()
-                << r->url().toDisplayString() << "failed:" << result.error.message;
-            done(std::move(result));
-            return;
-        }
-        SyncAnswer answer;
-        answer.httpStatus = status;
-        answer.contentType = r->rawHeader(QByteArrayLiteral("Content-Type"));
-        for (const auto &[name, value] : r->rawHeaderPairs()) {
-            const QByteArray lower = name.toLower();
-            if (passedOnToClient(lower))
-                answer.headers.emplaceBack(lower, value);
-        }
-        answer.body = answerBody;
-        answer.retryAfter = parseRetryAfter(r->rawHeader(QByteArrayLiteral("retry-after-ms")),
-                                            r->rawHeader(QByteArrayLiteral("Retry-After")));
-        qCDebug(lcProvider).noquote() << r->url().toDisplayString() << "answered" << status;
-        result.value = std::move(answer);
-        done(std::move(result));
-    });
+    postSynchronous(makeRequest(creds, endpointUrl(path)), body, creds.apiKey, &passedOnToClient,
+                    std::move(done));
 }
 
 void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArray &fileId,
@@ -429,120 +269,8 @@ void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArra
                                  QByteArrayLiteral("/content"));
     QNetworkRequest req = makeRequest(creds, url);
     req.setRawHeader(QByteArrayLiteral("Accept"), QByteArrayLiteral("*/*"));
-    // The read-buffer limit (our back-pressure) is ignored over HTTP/2 in Qt 6.4.
-    req.setAttribute(QNetworkRequest::Http2AllowedAttribute, false);
-    // JSONL compresses very well; do not mistake a big result file for a zip bomb.
-    req.setDecompressedSafetyCheckThreshold(-1);
-
-    auto state = std::make_shared<DownloadState>();
-    state->onLine = std::move(onLine);
-    state->onLineTooLong = std::move(onLineTooLong);
-    state->apiKey = creds.apiKey;
-    state->maxLineBytes = m_maxLineBytes;
-
-    QNetworkReply *reply = m_nam->get(req);
-    reply->setReadBufferSize(kReadBufferBytes);
-    // A queued request may drop the limit set above: set it again once the answer starts.
-    connect(reply, &QNetworkReply::metaDataChanged, this,
-            [reply] { reply->setReadBufferSize(kReadBufferBytes); });
-    connect(reply, &QNetworkReply::readyRead, this,
-            [this, reply, state] { drainDownload(reply, *state); });
-    track(reply, [this, state, done = std::move(done)](QNetworkReply *r) {
-        finishDownload(r, *state, done);
-    });
-}
-
-// Never canReadLine()/readLine(): with a read-buffer limit they stall (qt64-notes §5).
-void OpenAiProvider::drainDownload(QNetworkReply *reply, DownloadState &state) {
-    const QByteArray chunk = readRest(reply);
-    if (chunk.isEmpty())
-        return;
-    if (!isSuccess(httpStatusOf(reply))) {
-        if (state.errorBody.size() < kMaxErrorBodyBytes)
-            state.errorBody += chunk.left(kMaxErrorBodyBytes - state.errorBody.size());
-        return;
-    }
-    // Only the new bytes are searched for line ends: a long line costs linear time.
-    qsizetype start = 0;
-    while (start < chunk.size()) {
-        const qsizetype nl = chunk.indexOf('\n', start);
-        const qsizetype end = nl < 0 ? chunk.size() : nl;
-        const QByteArrayView piece(chunk.constData() + start, end - start);
-        start = end + 1;
-        if (!takeLinePiece(state, piece, nl >= 0))
-            return; // destroyed by a callback: stop here, silently
-    }
-}
-
-bool OpenAiProvider::takeLinePiece(DownloadState &state, QByteArrayView piece, bool lineEnds) {
-    if (state.longBytes >= 0) { // skipping a line over the limit
-        state.longBytes += piece.size();
-        if (!piece.isEmpty())
-            state.longEndsInCr = piece.back() == '\r';
-        return lineEnds ? endTooLongLine(state) : true;
-    }
-    if (state.partial.size() + piece.size() > state.maxLineBytes) {
-        // Over the limit: keep its start (to find its custom_id), drop the rest as it comes.
-        state.longBytes = state.partial.size() + piece.size();
-        state.longEndsInCr = piece.isEmpty() ? state.partial.endsWith('\r') : piece.back() == '\r';
-        state.longStart = state.partial.left(kLineStartBytes);
-        state.longStart += piece.first(
-            std::min<qsizetype>(piece.size(), kLineStartBytes - state.longStart.size()));
-        state.partial = QByteArray();
-        return lineEnds ? endTooLongLine(state) : true;
-    }
-    if (!lineEnds) {
-        state.partial.append(piece.data(), piece.size());
-        return true;
-    }
-    QByteArray joined;
-    QByteArrayView line = piece;
-    if (!state.partial.isEmpty()) {
-        joined = std::exchange(state.partial, QByteArray());
-        joined.append(piece.data(), piece.size());
-        line = joined;
-    }
-    if (line.endsWith('\r'))
-        line.chop(1);
-    if (line.isEmpty())
-        return true;
-    const QPointer<OpenAiProvider> self(this);
-    state.onLine(line);
-    return !self.isNull();
-}
-
-bool OpenAiProvider::endTooLongLine(DownloadState &state) {
-    const QByteArray start = std::exchange(state.longStart, QByteArray());
-    TooLongLine line;
-    line.start = start;
-    line.bytes = std::exchange(state.longBytes, -1) - (state.longEndsInCr ? 1 : 0);
-    line.limit = state.maxLineBytes;
-    qCWarning(lcProvider).noquote()
-        << "a line of a result file is" << line.bytes << "bytes long, over the limit of"
-        << line.limit << "bytes: it is skipped";
-    if (!state.onLineTooLong)
-        return true;
-    const QPointer<OpenAiProvider> self(this);
-    state.onLineTooLong(line);
-    return !self.isNull();
-}
-
-void OpenAiProvider::finishDownload(QNetworkReply *reply, DownloadState &state,
-                                    const DoneCallback &done) {
-    const QPointer<OpenAiProvider> self(this);
-    drainDownload(reply, state);
-    if (!self)
-        return;
-    if (std::optional<ProviderError> err = replyError(reply, state.errorBody, state.apiKey)) {
-        done(std::move(err));
-        return;
-    }
-    // A last line without a newline.
-    if (state.longBytes >= 0 || !state.partial.isEmpty()) {
-        if (!takeLinePiece(state, {}, true))
-            return;
-    }
-    done(std::nullopt);
+    downloadLines(std::move(req), creds.apiKey, std::move(onLine), std::move(onLineTooLong),
+                  std::move(done));
 }
 
 std::optional<BatchInfo> OpenAiProvider::parseBatch(const QByteArray &json) {
@@ -581,92 +309,6 @@ std::optional<BatchPage> OpenAiProvider::parseBatchPage(const QByteArray &json) 
     if (page.lastId.isEmpty() && !page.batches.isEmpty())
         page.lastId = page.batches.constLast().id;
     return page;
-}
-
-std::optional<std::chrono::milliseconds>
-OpenAiProvider::parseRetryAfter(const QByteArray &retryAfterMs, const QByteArray &retryAfter) {
-    using std::chrono::milliseconds;
-    // Whatever the provider says, no wait is longer than MaxTimerInterval (24 h): a timer
-    // started with it must not overflow.
-    const auto capped = [](double ms) {
-        return milliseconds(std::llround(std::min(ms, double(MaxTimerInterval.count()))));
-    };
-    bool ok = false;
-    const double ms = retryAfterMs.trimmed().toDouble(&ok);
-    if (ok && std::isfinite(ms) && ms >= 0)
-        return capped(ms);
-
-    const QByteArray value = retryAfter.trimmed();
-    if (value.isEmpty())
-        return std::nullopt;
-    const double seconds = value.toDouble(&ok);
-    if (ok && std::isfinite(seconds) && seconds >= 0)
-        return capped(seconds * 1000);
-
-    // An HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Qt 6.4's RFC 2822 parser wants +0000.
-    QString date = QString::fromLatin1(value);
-    if (date.endsWith(QLatin1StringView(" GMT")) || date.endsWith(QLatin1StringView(" UTC")))
-        date = date.chopped(4) + QLatin1StringView(" +0000");
-    const QDateTime when = QDateTime::fromString(date, Qt::RFC2822Date);
-    if (!when.isValid())
-        return std::nullopt;
-    const qint64 delta = QDateTime::currentDateTimeUtc().msecsTo(when);
-    return std::clamp(milliseconds(delta), milliseconds::zero(), MaxTimerInterval);
-}
-
-ProviderError OpenAiProvider::errorFromReply(QNetworkReply *reply, const QByteArray &body) {
-    ProviderError err;
-    const QNetworkReply::NetworkError netError = reply->error();
-    const int status = httpStatusOf(reply);
-    err.body = body.left(kMaxErrorBodyBytes);
-    // A connection cut short or timed out gives no usable answer, even after a status line.
-    err.httpStatus = isTransportError(netError) ? 0 : status;
-
-    if (const std::optional<QJsonObject> o = parseObject(body)) {
-        const QJsonValue e = o->value(QLatin1StringView("error"));
-        if (e.isObject()) {
-            const QJsonObject eo = e.toObject();
-            err.message = eo.value(QLatin1StringView("message")).toString();
-            err.type = stringOf(eo.value(QLatin1StringView("type")));
-            err.code = stringOf(eo.value(QLatin1StringView("code")));
-            err.param = stringOf(eo.value(QLatin1StringView("param")));
-        } else if (e.isString()) {
-            err.message = e.toString();
-        }
-    }
-
-    if (err.httpStatus == 0) {
-        QString what;
-        switch (netError) {
-        case QNetworkReply::ConnectionRefusedError:
-            what = QStringLiteral("connection refused");
-            break;
-        case QNetworkReply::RemoteHostClosedError:
-            what = status > 0 ? QStringLiteral("connection closed in the middle of the answer")
-                              : QStringLiteral("connection closed before an answer");
-            break;
-        case QNetworkReply::OperationCanceledError: // what setTransferTimeout() reports
-        case QNetworkReply::TimeoutError:
-            what = QStringLiteral("no data from the provider within the transfer timeout");
-            break;
-        default:
-            what = reply->errorString();
-            break;
-        }
-        err.message = err.message.isEmpty() ? what : what + QLatin1StringView(": ") + err.message;
-    } else if (err.message.isEmpty()) {
-        const QString reason = QString::fromUtf8(
-            reply->attribute(QNetworkRequest::HttpReasonPhraseAttribute).toByteArray());
-        err.message = QStringLiteral("HTTP %1").arg(status);
-        if (!reason.isEmpty())
-            err.message += QLatin1Char(' ') + reason;
-    }
-
-    if (status > 0) {
-        err.retryAfter = parseRetryAfter(reply->rawHeader(QByteArrayLiteral("retry-after-ms")),
-                                         reply->rawHeader(QByteArrayLiteral("Retry-After")));
-    }
-    return err;
 }
 
 // ---- The provider-neutral contract -----------------------------------------------------
@@ -899,21 +541,9 @@ void OpenAiProvider::readFiles(QObject *context, const Credentials &creds, QList
     const QByteArray file = files.takeFirst();
     QPointer<QObject> guard(context);
     downloadFileLines(
-        creds, file,
-        [this, guard, onLine, file](QByteArrayView line) {
-            if (!guard)
-                return;
-            QString error;
-            std::optional<ResultLine> result = decodeResultLine(line, &error);
-            if (!result) {
-                qCWarning(lcProvider).noquote()
-                    << "a result line of" << file << "was ignored:" << error;
-                return;
-            }
-            (*onLine)(std::move(*result));
-        },
+        creds, file, resultLines(context, file, onLine),
         [guard, onLineTooLong](const TooLongLine &line) {
-            if (guard)
+            if (guard && *onLineTooLong)
                 (*onLineTooLong)(line);
         },
         bound(context, [this, context, creds, file, files = std::move(files), onLine, onLineTooLong,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-#include "provider/provider.h"
+#include "provider/httpprovider.h"
 #include "provider/providerprofile.h"
 
 #include <QPointer>
@@ -63,7 +63,7 @@ BatchStatus batchStatusFromInfo(const BatchInfo &info,
 // no call loads or saves any, so nothing one key's calls received is sent on another's. `baseUrl`
 // ends in /v1 (e.g. https://api.openai.com/v1); it may carry a longer path. The manager must
 // outlive the calls: replies it deletes never call back.
-class OpenAiProvider final : public Provider {
+class OpenAiProvider final : public HttpProviderBase {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(OpenAiProvider)
 public:
@@ -71,8 +71,6 @@ public:
                             QObject *parent = nullptr);
     ~OpenAiProvider() override;
 
-    // Transfer timeout for every call (no bytes moving for this long fails the call).
-    void setTransferTimeout(std::chrono::milliseconds timeout) { m_transferTimeout = timeout; }
     // Which member of the family this client speaks to (OpenAI by default): its auth header,
     // file purpose, line shape, status words, completion window and expiry.
     void setProfile(const ProviderProfile &profile) { m_profile = profile; }
@@ -141,45 +139,15 @@ public:
     static std::optional<BatchInfo> parseBatch(const QByteArray &json);
     static std::optional<FileInfo> parseFile(const QByteArray &json);
     static std::optional<BatchPage> parseBatchPage(const QByteArray &json);
-    // The error a finished reply carries (transport errors give httpStatus 0). It does not know
-    // the key: the calls scrub the key from message and body themselves.
-    static ProviderError errorFromReply(QNetworkReply *reply, const QByteArray &body);
-    // Retry-After / retry-after-ms header values, capped at MaxTimerInterval (24 h); nullopt when
-    // absent or unparsable.
-    static std::optional<std::chrono::milliseconds> parseRetryAfter(const QByteArray &retryAfterMs,
-                                                                    const QByteArray &retryAfter);
-    // {base path}/{encodedPath}?{encodedQuery}; pieces must already be percent-encoded.
-    QUrl endpointUrl(const QByteArray &encodedPath, const QByteArray &encodedQuery = {}) const;
-
-    // The transfer timeout of sendSynchronous() is at least this: a model may think for minutes
-    // before its first byte (the official SDKs wait 10 minutes).
-    static constexpr std::chrono::milliseconds kMinSyncTransferTimeout = std::chrono::minutes(10);
-
-    // Largest line downloadFileLines() reads whole by default; a longer one goes to
-    // onLineTooLong (its first kLineStartBytes only) and the download goes on.
-    static constexpr qsizetype kMaxLineBytes = 64 * 1024 * 1024;
-    static constexpr qsizetype kLineStartBytes = 64 * 1024;
-    // For downloads started from now on (at least kLineStartBytes; tests use small limits).
-    void setMaxLineBytes(qsizetype bytes) { m_maxLineBytes = std::max(bytes, kLineStartBytes); }
-    qsizetype maxLineBytes() const { return m_maxLineBytes; }
 
 private:
     struct DownloadState;
 
     QNetworkRequest makeRequest(const Credentials &creds, const QUrl &url) const;
-    // Watches `reply`: `handler` runs exactly once when it finishes, after the reply has been
-    // scheduled for deletion, unless this provider is destroyed first.
-    void track(QNetworkReply *reply, std::function<void(QNetworkReply *)> handler);
     // A JSON call: the reply's body goes through `parse` and the result to `done`.
     template <typename T>
     void expectJson(QNetworkReply *reply, const Credentials &creds,
                     std::optional<T> (*parse)(const QByteArray &), Callback<T> done);
-    void drainDownload(QNetworkReply *reply, DownloadState &state);
-    // Takes the bytes of one line up to a newline (`lineEnds`) or the end of a chunk. False if
-    // a callback destroyed this provider.
-    bool takeLinePiece(DownloadState &state, QByteArrayView piece, bool lineEnds);
-    bool endTooLongLine(DownloadState &state);
-    void finishDownload(QNetworkReply *reply, DownloadState &state, const DoneCallback &done);
 
     // poll(), cancel(): the batch object they answer with, as the normalised status.
     Callback<BatchInfo> statusFromBatch(QObject *context, const QByteArray &state,
@@ -193,17 +161,7 @@ private:
                    std::shared_ptr<LineTooLongCallback> onLineTooLong, DoneCallback done,
                    std::optional<ProviderError> failed = std::nullopt);
 
-    QNetworkAccessManager *m_nam;
-    QUrl m_baseUrl;
     ProviderProfile m_profile;
-    qsizetype m_maxLineBytes = kMaxLineBytes;
-
-public:
-    // Calls made from now on go to `baseUrl` (calls in flight finish where they started).
-    void setBaseUrl(const QUrl &baseUrl) { m_baseUrl = baseUrl; }
-    const QUrl &baseUrl() const { return m_baseUrl; }
-    std::chrono::milliseconds m_transferTimeout{std::chrono::minutes(2)};
-    std::vector<QPointer<QNetworkReply>> m_replies; // in flight, aborted on destruction
 };
 
 } // namespace llmproxy
