@@ -11,6 +11,7 @@
 #include "ui/accesssettings.h"
 #include "ui/dashboardpage.h"
 #include "ui/desktopapp.h"
+#include "ui/errorstyle.h"
 #include "ui/firstrunpanel.h"
 #include "ui/icons.h"
 #include "ui/keystore.h"
@@ -31,6 +32,7 @@
 #include <QMenuBar>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QScopeGuard>
 #include <QScrollArea>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -84,6 +86,7 @@ private slots:
     void firstRunDismissalSurvivesARestart();
     void firstRunServedSurvivesARestart();
     void snippetsUseTheProxyToken();
+    void errorsReadOnLightAndDarkThemes();
 
 private:
     Config baseConfig() const;
@@ -536,6 +539,43 @@ void TestUiPolish::snippetsUseTheProxyToken() {
     QVERIFY(python.contains(QStringLiteral("api_key=\"unused\"")));
     QVERIFY(!python.contains(QString::fromLatin1(ProxyTokenValue)));
     QVERIFY(!python.contains(QString::fromLatin1(ProviderKey)));
+}
+
+// The one error red reads on light and dark themes alike (WCAG AA, 4.5:1 against the window),
+// on a field's message and its border, and a label already shown follows a theme switch.
+void TestUiPolish::errorsReadOnLightAndDarkThemes() {
+    QPalette light(QColor(0xef, 0xef, 0xef));
+    light.setColor(QPalette::Window, QColor(0xef, 0xef, 0xef));
+    QPalette dark(QColor(0x35, 0x35, 0x35));
+    dark.setColor(QPalette::Window, QColor(0x20, 0x20, 0x20));
+    for (const QPalette &palette : {light, dark}) {
+        QVERIFY2(errorstyle::contrast(errorstyle::color(palette),
+                                      palette.color(QPalette::Window)) >= 4.5,
+                 qPrintable(errorstyle::color(palette).name()));
+    }
+    QVERIFY(errorstyle::color(light) != errorstyle::color(dark));
+
+    const QPalette original = QApplication::palette();
+    auto restore = qScopeGuard([&] { QApplication::setPalette(original); });
+    QApplication::setPalette(light);
+    buildApp(baseConfig());
+    showSettings();
+    auto *field = find<QLineEdit>(QStringLiteral("batchWindowEdit"));
+    field->setText(QStringLiteral("soon"));
+    auto *error = find<QLabel>(QStringLiteral("batchWindowError"));
+    QVERIFY(!error->text().isEmpty());
+    QCOMPARE(error->palette().color(QPalette::WindowText), errorstyle::color(light));
+    QVERIFY(field->styleSheet().contains(errorstyle::color(light).name()));
+
+    // The theme turns dark while the message shows: the message turns the lighter red.
+    QApplication::setPalette(dark);
+    QTRY_COMPARE(error->palette().color(QPalette::WindowText), errorstyle::color(dark));
+    field->setText(QStringLiteral("later"));
+    QVERIFY(field->styleSheet().contains(errorstyle::color(dark).name()));
+    // Fixed: the border goes; the (now empty) message label keeps its red for the next one.
+    field->setText(QStringLiteral("5s"));
+    QVERIFY(field->styleSheet().isEmpty());
+    QVERIFY(error->text().isEmpty());
 }
 
 // A 2x screen for the whole suite, as on a high-DPI laptop.

@@ -3,6 +3,7 @@
 
 #include "api/logging.h"
 #include "settings/proxytokens.h"
+#include "ui/errorstyle.h"
 
 #include <QClipboard>
 #include <QCoreApplication>
@@ -21,8 +22,6 @@
 namespace llmproxy {
 
 namespace {
-const QString ErrorStyle = QStringLiteral("color: #b02020;");
-const QString FieldErrorStyle = QStringLiteral("QLineEdit { border: 1px solid #b02020; }");
 
 // The settings table's words for the window, through the translator (as SettingsPage).
 QString tableText(QLatin1StringView text) {
@@ -91,7 +90,7 @@ AccessSettings::AccessSettings(QWidget *parent)
     tokensLayout->addLayout(tokenRow);
     m_tokenError = new QLabel(tokens);
     m_tokenError->setObjectName(QStringLiteral("tokenError"));
-    m_tokenError->setStyleSheet(ErrorStyle);
+    errorstyle::setLabelError(m_tokenError);
     m_tokenError->setWordWrap(true);
     tokensLayout->addWidget(m_tokenError);
 
@@ -178,7 +177,7 @@ QWidget *AccessSettings::makeListEditor(ListEditor *editor, Setting setting, con
     layout->addLayout(row);
     editor->error = new QLabel(box);
     editor->error->setObjectName(plural.chopped(1) + QStringLiteral("Error"));
-    editor->error->setStyleSheet(ErrorStyle);
+    errorstyle::setLabelError(editor->error);
     editor->error->setWordWrap(true);
     layout->addWidget(editor->error);
 
@@ -207,7 +206,7 @@ void AccessSettings::checkEntry(const ListEditor &editor) {
     editor.error->setText(problem.isEmpty() && entries.size() > 1
                               ? AccessSettings::tr("One entry at a time")
                               : problem);
-    editor.entry->setStyleSheet(problem.isEmpty() ? QString() : FieldErrorStyle);
+    errorstyle::setFieldError(editor.entry, !problem.isEmpty());
     editor.add->setEnabled(good);
 }
 

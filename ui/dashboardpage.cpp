@@ -6,6 +6,7 @@
 #include "ui/batchtablemodel.h"
 #include "ui/chartswidget.h"
 #include "ui/displaytext.h"
+#include "ui/errorstyle.h"
 #include "ui/firstrunpanel.h"
 #include "ui/icons.h"
 #include "ui/progressdelegate.h"
@@ -115,7 +116,7 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
 
     m_listenError = new QLabel(this);
     m_listenError->setObjectName(QStringLiteral("listenErrorLabel"));
-    m_listenError->setStyleSheet(QStringLiteral("color: #b02020;"));
+    errorstyle::setLabelError(m_listenError);
     m_listenError->setWordWrap(true);
     m_listenError->hide();
     layout->addWidget(m_listenError);

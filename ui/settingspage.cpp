@@ -3,6 +3,7 @@
 
 #include "ui/accesssettings.h"
 #include "ui/connectiontestrow.h"
+#include "ui/errorstyle.h"
 #include "ui/startatlogincheckbox.h"
 
 #include <QCheckBox>
@@ -26,8 +27,6 @@
 namespace llmproxy {
 
 namespace {
-const QString ErrorStyle = QStringLiteral("color: #b02020;");
-const QString FieldErrorStyle = QStringLiteral("QLineEdit { border: 1px solid #b02020; }");
 
 // The settings table's words for the window (label, hint, help), through the translator.
 QString tableText(QLatin1StringView text) {
@@ -209,7 +208,7 @@ void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration
     editor->setMinimumWidth(220);
     field.error = new QLabel(parent);
     field.error->setObjectName(name + QStringLiteral("Error"));
-    field.error->setStyleSheet(ErrorStyle);
+    errorstyle::setLabelError(field.error);
     field.error->setWordWrap(true);
     auto *title = new QLabel(tableText(decl.label), parent);
     title->setToolTip(hint);
@@ -326,7 +325,7 @@ void SettingsPage::validate() {
             problem = m_listenCoreError;
         it.value().error->setText(problem);
         if (it.value().edit)
-            it.value().edit->setStyleSheet(bad ? FieldErrorStyle : QString());
+            errorstyle::setFieldError(it.value().edit, bad);
     }
     const bool changed = hasChanges();
     m_apply->setEnabled(valid && changed);
@@ -404,7 +403,7 @@ void SettingsPage::setNotificationsEnabled(bool enabled) {
 
 void SettingsPage::showMessage(const QString &text, bool isError) {
     m_message->setText(text);
-    m_message->setStyleSheet(isError ? ErrorStyle : QString());
+    errorstyle::setLabelError(m_message, isError);
 }
 
 } // namespace llmproxy
