@@ -457,6 +457,55 @@ private Q_SLOTS:
         QVERIFY(!storeBytes().contains("sk-configured-"));
     }
 
+    // A batch names the callers (token names) of its requests, in alphabetical order, and keeps
+    // them through a restart; a fourth caller shows as "+".
+    void batchNamesItsCallersThroughARestart() {
+        m_fake->setProcessingDelay(800ms);
+        Config config = configuredKeyConfig("sk-configured-named-0001");
+        config.batchWindow = 30s;
+        const auto token = [](const char *name) -> QByteArray {
+            return QByteArray("tok-") + name + "-0123456789abcdef";
+        };
+        const auto as = [&token](const char *name) {
+            return Headers{{"Authorization", "Bearer " + token(name)}};
+        };
+        for (const char *name : {"alice", "bob", "carol", "dave"})
+            config.tokens.append({name, token(name)});
+        startProxy(config);
+        QList<QNetworkReply *> replies;
+        for (const char *name : {"bob", "alice", "bob"})
+            replies.append(send(chatBody(QByteArray("from ") + name), as(name)));
+        QTRY_COMPARE(m_proxy->core()->queued(), 3);
+        m_proxy->flushNow();
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QList<BatchProgress> batches = m_proxy->core()->batchProgress();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.constFirst().callers, QByteArray("alice, bob"));
+        QCOMPARE(batches.constFirst().keyHint, QByteArray("…0001"));
+        m_proxy->stop();
+        for (QNetworkReply *reply : replies)
+            QVERIFY(TestClient::finished(reply));
+
+        startProxy(config);
+        batches = m_proxy->core()->batchProgress();
+        QCOMPARE(batches.size(), 1);
+        QCOMPARE(batches.constFirst().callers, QByteArray("alice, bob"));
+
+        // Four callers in one batch: three named, then "+".
+        replies.clear();
+        for (const char *name : {"alice", "bob", "carol", "dave"})
+            replies.append(send(chatBody(QByteArray("second ") + name), as(name)));
+        QTRY_COMPARE(m_proxy->core()->queued(), 4);
+        m_proxy->flushNow();
+        QTRY_COMPARE(m_proxy->core()->batchProgress().size(), 2);
+        QByteArrayList seen;
+        for (const BatchProgress &batch : m_proxy->core()->batchProgress())
+            seen.append(batch.callers);
+        QVERIFY2(seen.contains("alice, bob, carol +"), seen.join(" | ").constData());
+        for (QNetworkReply *reply : replies)
+            reply->abort();
+    }
+
     void restartWithoutAKeyWaitsForOne() {
         m_fake->setProcessingDelay(600ms);
         startProxy(configuredKeyConfig("sk-configured-gone-0001"));
@@ -477,6 +526,8 @@ private Q_SLOTS:
         const QList<BatchProgress> batches = m_proxy->core()->batchProgress();
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.constFirst().status, QByteArray("waiting_for_key"));
+        // Whose it is still shows, though the key is not held: its hint was recorded with it.
+        QCOMPARE(batches.constFirst().keyHint, QByteArray("…0001"));
         // A client without a key of its own is told what is missing.
         QNetworkReply *noKey = send(chatBody("no key later"), {});
         QVERIFY(TestClient::finished(noKey));

@@ -161,9 +161,12 @@ private Q_SLOTS:
             QVERIFY(store);
             path = store->path();
         }
-        // A version-5 database: no ledger, no provider columns (schema 7), one answered
+        // A version-5 database: no ledger, no provider columns (schema 7), no batch key hints
+        // and callers (schema 8), one answered
         // request waiting for its client.
         QVERIFY(execOn(path, {QStringLiteral("DROP TABLE ledger"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("INSERT INTO requests(id, key_hash, endpoint, model,"
@@ -184,7 +187,7 @@ private Q_SLOTS:
         store->addToLedger(ledgerRowFor(answered(T0)));
         QVERIFY(store->commit());
         QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
-        QCOMPARE(userVersion(path), 7); // and on through 6 -> 7 (providers)
+        QCOMPARE(userVersion(path), Store::SchemaVersion); // and on through every later one
     }
 
     void aResultIsRecordedOnceAndItsRowOutlivesIt() {

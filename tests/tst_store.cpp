@@ -101,7 +101,9 @@ private Q_SLOTS:
             store->saveBatch(batch("running", "h-running"));
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
                               QStringLiteral("DROP TABLE health"),
@@ -228,6 +230,39 @@ private Q_SLOTS:
     // state and its status is a normalised name.
     // Several providers: each request and batch names its provider, and the rows of a store
     // from before (schema 5) belong to the one provider there was, "openai".
+    // Whose batch it is (key hint, callers' token names) is kept with it, and a store from
+    // before (schema 7) opens with neither.
+    void batchKeepsWhoItIsFor() {
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+            StoredBatch b = batch("named", "h");
+            b.keyHint = "\xE2\x80\xA6"
+                        "abcd";
+            b.callers = "alice, bob +";
+            store->saveBatch(b);
+            QVERIFY(store->commit());
+        }
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            const StoredBatch loaded = store->loadBatches().constFirst();
+            QCOMPARE(loaded.keyHint, QByteArray("\xE2\x80\xA6"
+                                                "abcd"));
+            QCOMPARE(loaded.callers, QByteArray("alice, bob +"));
+        }
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
+                              QStringLiteral("PRAGMA user_version=7")}));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QVERIFY(store->loadBatches().constFirst().keyHint.isEmpty());
+        QVERIFY(store->loadBatches().constFirst().callers.isEmpty());
+    }
+
     void requestsAndBatchesKeepTheirProvider() {
         QTemporaryDir dir;
         QString path;
@@ -259,7 +294,9 @@ private Q_SLOTS:
             QCOMPARE(providers.value("running"), QByteArray("gemini"));
             QCOMPARE(providers.value("old"), QByteArray("openai"));
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
                               QStringLiteral("PRAGMA user_version=6")})); // before providers
         auto store = Store::open(dir.path(), nullptr);
@@ -279,7 +316,9 @@ private Q_SLOTS:
         }
         QVERIFY(execOn(
             path,
-            {QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
+            {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+             QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
+             QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
              QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN provider_state"),
              QStringLiteral(

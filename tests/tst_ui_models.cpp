@@ -183,6 +183,18 @@ void TestUiModels::displayValues() {
     QCOMPARE(cell(1, BatchTableModel::GroupColumn).toString(),
              QStringLiteral("embeddings · text-embedding-3-small"));
     QCOMPARE(cell(1, BatchTableModel::KeyColumn).toString(), QStringLiteral("client's"));
+    QCOMPARE(cell(1, BatchTableModel::KeyColumn, Qt::ToolTipRole).toString(),
+             QStringLiteral("Each client's own key"));
+    QCOMPARE(cell(0, BatchTableModel::KeyColumn, Qt::ToolTipRole).toString(),
+             QStringLiteral("The key ending in abcd"));
+    // With proxy tokens the callers' names come first.
+    BatchProgress named = batch;
+    named.callers = "alice, bob";
+    model.setBatches({named}, Now);
+    QCOMPARE(cell(0, BatchTableModel::KeyColumn).toString(), QStringLiteral("alice, bob · …abcd"));
+    QCOMPARE(cell(0, BatchTableModel::KeyColumn, Qt::ToolTipRole).toString(),
+             QStringLiteral("The key ending in abcd, for alice, bob"));
+    model.setBatches({batch, clientKey}, Now);
     QCOMPARE(cell(1, BatchTableModel::ProgressColumn).toString(), QStringLiteral("0 / 1,000"));
     QCOMPARE(cell(1, BatchTableModel::TimeColumn).toString(), QStringLiteral("1 h 01 min"));
 

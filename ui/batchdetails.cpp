@@ -62,6 +62,8 @@ QString BatchDetails::html(const BatchProgress &batch) {
     text +=
         row(BatchDetails::tr("Key"), batch.keyHint.isEmpty() ? BatchDetails::tr("each client's own")
                                                              : QString::fromUtf8(batch.keyHint));
+    if (!batch.callers.isEmpty())
+        text += row(BatchDetails::tr("Callers"), QString::fromUtf8(batch.callers));
     text += row(BatchDetails::tr("Requests"), display::count(static_cast<quint64>(batch.total)));
     text += row(BatchDetails::tr("Completed"),
                 display::count(static_cast<quint64>(std::max(batch.completed, 0))));

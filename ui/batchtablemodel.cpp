@@ -2,9 +2,12 @@
 #include "ui/batchtablemodel.h"
 
 #include "ui/displaytext.h"
+#include "ui/errorstyle.h"
 
 #include <QBrush>
 #include <QColor>
+#include <QGuiApplication>
+#include <QPalette>
 #include <QSet>
 
 namespace llmproxy {
@@ -107,8 +110,7 @@ QVariant BatchTableModel::display(const BatchProgress &batch, int column) const 
     case GroupColumn:
         return display::group(batch);
     case KeyColumn:
-        return batch.keyHint.isEmpty() ? BatchTableModel::tr("client's")
-                                       : QString::fromUtf8(batch.keyHint);
+        return display::who(batch);
     case StatusColumn:
         return QString::fromUtf8(batch.status);
     case ProgressColumn:
@@ -151,13 +153,11 @@ QVariant BatchTableModel::data(const QModelIndex &index, int role) const {
         if (index.column() == StatusColumn && !batch.errors.isEmpty())
             return batch.errors.join(u'\n');
         if (index.column() == KeyColumn)
-            return batch.keyHint.isEmpty() ? BatchTableModel::tr("Each client's own key")
-                                           : BatchTableModel::tr("The key ending in ") +
-                                                 QString::fromUtf8(batch.keyHint);
+            return display::whoInWords(batch);
         return QVariant();
     case Qt::ForegroundRole:
         if (index.column() == StatusColumn && display::endedBadly(batch))
-            return QBrush(QColor(0xb0, 0x20, 0x20));
+            return QBrush(errorstyle::color(QGuiApplication::palette()));
         return QVariant();
     case Qt::TextAlignmentRole:
         if (index.column() == TimeColumn)

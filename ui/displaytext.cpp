@@ -60,6 +60,25 @@ QString batchName(const BatchProgress &batch) {
     return QString::fromUtf8(batch.batchId.isEmpty() ? batch.localId : batch.batchId);
 }
 
+QString who(const BatchProgress &batch) {
+    const QString key = batch.keyHint.isEmpty()
+                            ? QCoreApplication::translate("llmproxy::display", "client's")
+                            : QString::fromUtf8(batch.keyHint);
+    return batch.callers.isEmpty() ? key
+                                   : QString::fromUtf8(batch.callers) + QStringLiteral(" · ") + key;
+}
+
+QString whoInWords(const BatchProgress &batch) {
+    QString text = batch.keyHint.isEmpty()
+                       ? QCoreApplication::translate("llmproxy::display", "Each client's own key")
+                       : QCoreApplication::translate("llmproxy::display", "The key ending in %1")
+                             .arg(QString::fromUtf8(batch.keyHint).remove(QChar(0x2026)));
+    if (!batch.callers.isEmpty())
+        text += QCoreApplication::translate("llmproxy::display", ", for %1")
+                    .arg(QString::fromUtf8(batch.callers));
+    return text;
+}
+
 QString progress(const BatchProgress &batch) {
     QString text =
         count(static_cast<quint64>(std::max(batch.completed, 0) + std::max(batch.failed, 0))) +

@@ -19,6 +19,11 @@ QString count(quint64 value);
 QString group(const BatchProgress &batch);
 // The provider's id, or ours while the provider has not named it yet.
 QString batchName(const BatchProgress &batch);
+// Whose batch: "…abcd", or its callers' token names with it ("alice, bob · …abcd"); "client's"
+// when nothing about the key is known.
+QString who(const BatchProgress &batch);
+// The same in a sentence, for a tooltip.
+QString whoInWords(const BatchProgress &batch);
 // "12 / 100" or "12 / 100 · 3 failed".
 QString progress(const BatchProgress &batch);
 // Whether a batch ended badly (failed, expired, cancelled, or any error recorded).

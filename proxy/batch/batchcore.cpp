@@ -23,6 +23,21 @@ namespace llmproxy {
 namespace {
 constexpr char CustomIdPrefix[] = "lp_";
 
+// A batch names at most this many of its callers, in alphabetical order: "alice, bob, carol +".
+// The list is gathered from its first CallersKept distinct ones (the tokens file is small).
+constexpr qsizetype CallersShown = 3;
+constexpr qsizetype CallersKept = 64;
+
+QByteArray callerList(QList<QByteArray> callers) {
+    std::sort(callers.begin(), callers.end());
+    QByteArray out;
+    for (qsizetype i = 0; i < std::min(callers.size(), CallersShown); ++i)
+        out += (i ? QByteArrayLiteral(", ") : QByteArray()) + callers.at(i);
+    if (callers.size() > CallersShown)
+        out += QByteArrayLiteral(" +"); // and more: which ones is in /usage by caller
+    return out;
+}
+
 // What makes two requests "the same" for adoption: same caller, key, organization, project and
 // endpoint, streaming or not, and the same body — or the same Idempotency-Key, which then
 // decides instead (and a different body with it is refused: idempotencyBodyHash).
@@ -784,8 +799,11 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
     record.createdMs = m_clock->wallMs();
     record.attempts = attempts;
     record.requestCount = int(ids.size());
+    const Credentials credentials = credentialsFor(group);
+    record.keyHint = accounting::keyHint(credentials.apiKey);
     QByteArray jsonl;
     QList<quint64> included;
+    QList<QByteArray> callers; // token names
     for (quint64 id : ids) {
         const auto it = m_requests.find(id);
         if (it == m_requests.end())
@@ -796,6 +814,10 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
         jsonl += line;
         included.append(id);
         Request &r = it->second;
+        // A request without a token is counted for its key's hint: that is not a name.
+        if (!r.caller.isEmpty() && r.caller != record.keyHint && callers.size() < CallersKept &&
+            !callers.contains(r.caller))
+            callers.append(r.caller);
         if (r.state == State::Unclaimed)
             --m_unclaimed;
         if (r.state != State::Submitted)
@@ -807,7 +829,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
     if (included.isEmpty())
         return;
     record.requestCount = int(included.size());
-    const Credentials credentials = credentialsFor(group);
+    record.callers = callerList(callers);
     if (m_store) {
         // A client's own key is stored while a batch made with it is unfinished (a restart
         // resumes the batch with it); the configured key never is.

@@ -58,12 +58,19 @@ BatchJob::BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock,
     m_progress.endpoint = m_record.endpoint;
     m_progress.model = m_record.model;
     m_progress.provider = m_record.provider;
-    m_progress.keyHint = redactedKey(m_credentials.apiKey);
+    m_progress.keyHint = keyHint();
+    m_progress.callers = m_record.callers;
     m_progress.total = m_record.requestCount;
     m_progress.createdAt = QDateTime::fromMSecsSinceEpoch(m_record.createdMs, Qt::UTC);
     if (m_record.submittedMs > 0)
         m_progress.submittedAt = QDateTime::fromMSecsSinceEpoch(m_record.submittedMs, Qt::UTC);
     m_progress.status = m_record.status.isEmpty() ? QByteArray("uploading") : m_record.status;
+}
+
+// The hint recorded when the batch was made: a client's own key is not held after a restart
+// until the client comes back, and the window still says whose batch it is.
+QByteArray BatchJob::keyHint() const {
+    return m_record.keyHint.isEmpty() ? redactedKey(m_credentials.apiKey) : m_record.keyHint;
 }
 
 GroupKey BatchJob::group() const {
@@ -78,7 +85,7 @@ BatchSubmission BatchJob::submission() const {
 
 void BatchJob::setCredentials(const Credentials &credentials) {
     m_credentials = credentials;
-    m_progress.keyHint = redactedKey(m_credentials.apiKey);
+    m_progress.keyHint = keyHint();
     if (m_parked && !m_credentials.apiKey.isEmpty()) {
         m_parked = false;
         qCInfo(lcBatch).noquote() << "batch" << m_record.localId << "has a key again: resuming it";

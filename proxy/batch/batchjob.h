@@ -94,6 +94,7 @@ public:
     backoffDelay(int attempt, std::optional<std::chrono::milliseconds> retryAfter);
 
 private:
+    QByteArray keyHint() const;
     void stage();
     void create();
     void reconcile();

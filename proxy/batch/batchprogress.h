@@ -17,6 +17,7 @@ struct BatchProgress {
     QByteArray model;
     QByteArray provider = {}; // the configured provider's name ("openai", "gemini", ...)
     QByteArray keyHint;       // the key's last four characters ("…abcd"), never more
+    QByteArray callers;       // its callers' token names ("alice, bob +2"), if tokens are used
     // uploading, creating, then the normalised status whatever the provider (validating,
     // running, finalizing, cancelling, completed, failed, expired, cancelled: statusName()),
     // downloading while results stream in; waiting_for_key, waiting_for_quota, dissolved.

@@ -16,7 +16,6 @@ namespace llmproxy {
 
 namespace {
 
-constexpr int SchemaVersion = 7;
 
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
@@ -84,8 +83,12 @@ const char *const Migrations[] = {
     // rows from before went to the one provider there was, "openai".
     R"(ALTER TABLE requests ADD COLUMN provider TEXT NOT NULL DEFAULT 'openai';
        ALTER TABLE batches ADD COLUMN provider TEXT NOT NULL DEFAULT 'openai';)",
+    // 7 -> 8: who a batch is for, as the window shows it after a restart too, when a client's
+    // own key is no longer held: the key's hint ("…abcd") and its callers' token names.
+    R"(ALTER TABLE batches ADD COLUMN key_hint BLOB;
+       ALTER TABLE batches ADD COLUMN callers BLOB;)",
 };
-static_assert(std::size(Migrations) == SchemaVersion);
+static_assert(std::size(Migrations) == Store::SchemaVersion);
 
 QByteArray bytes(const QVariant &v) {
     return v.isNull() ? QByteArray() : v.toByteArray();
@@ -460,8 +463,8 @@ void Store::saveBatch(const StoredBatch &b) {
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
         " model, phase, batch_id, status, provider_state,"
         " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
-        " cancel_requested_ms, provider)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " cancel_requested_ms, provider, key_hint, callers)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(QString::fromLatin1(b.localId));
     q.addBindValue(QString::fromLatin1(b.keyHash));
     q.addBindValue(b.organization);
@@ -480,6 +483,8 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(b.attempts);
     q.addBindValue(b.cancelRequestedMs);
     q.addBindValue(QString::fromUtf8(b.provider.isEmpty() ? QByteArray("openai") : b.provider));
+    q.addBindValue(b.keyHint);
+    q.addBindValue(b.callers);
     q.exec();
     checkWrite(q, "saving a batch");
 }
@@ -537,7 +542,7 @@ QList<StoredBatch> Store::loadBatches() {
             "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
             " batch_id, status, provider_state, request_count,"
             " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms,"
-            " provider FROM batches"
+            " provider, key_hint, callers FROM batches"
             " ORDER BY created_ms"))) {
         warnOnFailure(q, "loading batches");
         return out;
@@ -562,6 +567,8 @@ QList<StoredBatch> Store::loadBatches() {
         b.attempts = q.value(15).toInt();
         b.cancelRequestedMs = q.value(16).toLongLong();
         b.provider = bytes(q.value(17));
+        b.keyHint = q.value(18).toByteArray();
+        b.callers = q.value(19).toByteArray();
         out.append(b);
     }
     return out;

@@ -71,6 +71,9 @@ struct StoredBatch {
     QByteArray localId;
     QByteArray keyHash, organization, project, endpoint, model;
     QByteArray provider = QByteArrayLiteral("openai"); // the configured provider's name
+    // Who it is for, shown by the window: the key's hint ("…abcd", never more) and the token
+    // names of its requests' callers ("alice, bob +2"; empty when clients brought keys).
+    QByteArray keyHint, callers;
     Phase phase = Phase::Forming;
     QByteArray batchId; // the provider's id, once created
     // The normalised status name (statusName(): validating, running, ..., completed, failed,
@@ -89,6 +92,9 @@ struct StoredBatch {
 
 class Store {
 public:
+    // The database's user_version this build writes: one migration per version before it.
+    static constexpr int SchemaVersion = 8;
+
     ~Store();
     Store(const Store &) = delete;
     Store &operator=(const Store &) = delete;
