@@ -6,6 +6,7 @@
 #include "batch/batchcore.h"
 #include "eventloop/epolleventdispatcher.h"
 #include "http/httpfrontend.h"
+#include "provider/anthropicprovider.h"
 #include "provider/openaiprovider.h"
 #include "queue/store.h"
 #include "stats/metrics.h"
@@ -128,16 +129,33 @@ void ProxyService::start() {
         return;
     }
     for (const ConfiguredProvider &configured : std::as_const(m_providers)) {
+        if (configured.profile->messagesApi) {
+            // Anthropic's Message Batches: its own client, behind the same contract.
+            if (configured.name == DefaultProviderName) {
+                const QString error = QStringLiteral(
+                    "llm-proxy: the provider named openai cannot use the anthropic profile; give "
+                    "it a name of its own (--provider anthropic=anthropic)");
+                qCCritical(lcApp).noquote() << error;
+                Q_EMIT startFailed(error);
+                return;
+            }
+            auto *client = new AnthropicProvider(m_nam, configured.baseUrl, this);
+            client->setMaxLineBytes(m_config.maxResultLine);
+            m_providerClients.insert(configured.name, client);
+            continue;
+        }
         auto *client = new OpenAiProvider(m_nam, configured.baseUrl, this);
         client->setMaxLineBytes(m_config.maxResultLine);
         client->setProfile(*configured.profile);
         m_providerClients.insert(configured.name, client);
+        if (configured.name == DefaultProviderName)
+            m_provider = client;
     }
-    m_provider = m_providerClients.value(QByteArray(DefaultProviderName));
     // Test hook, not a setting: with LLMPROXY_TEST_PROVIDER_SHAPE=together (or another profile's
     // name) the suites run the whole lifecycle against the fake playing that profile as the
     // "openai" provider.
-    if (const ProviderProfile *shape = providerProfile(qgetenv("LLMPROXY_TEST_PROVIDER_SHAPE"))) {
+    if (const ProviderProfile *shape = providerProfile(qgetenv("LLMPROXY_TEST_PROVIDER_SHAPE"));
+        shape && !shape->messagesApi) {
         m_provider->setProfile(*shape);
         m_providers.first().profile = shape;
     }

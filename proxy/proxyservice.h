@@ -26,6 +26,7 @@ class BatchCore;
 class HttpFrontEnd;
 class MetricsRegistry;
 class OpenAiProvider;
+class Provider;
 class Stats;
 class Store;
 namespace http {
@@ -100,7 +101,7 @@ private:
     OpenAiProvider *m_provider = nullptr; // "openai": --upstream
     // Every configured provider (routing), "openai" first, and its client.
     QList<ConfiguredProvider> m_providers;
-    QHash<QByteArray, OpenAiProvider *> m_providerClients;
+    QHash<QByteArray, Provider *> m_providerClients;
     BatchCore *m_core = nullptr;
     HttpFrontEnd *m_frontEnd = nullptr;
     QTimer m_snapshotTimer;

@@ -26,7 +26,7 @@ private Q_SLOTS:
         QCOMPARE(names,
                  QList<QByteArray>({"openai", "azure", "gemini", "groq", "together", "generic"}));
         QCOMPARE(providerProfileNames(), QStringLiteral("openai, azure, gemini, groq, together, "
-                                                        "generic"));
+                                                        "generic, anthropic"));
         QVERIFY(!providerProfile("mistral"));
     }
 

@@ -2,6 +2,7 @@
 #include "api/anthropicsse.h"
 
 #include "api/json.h"
+#include "api/textpieces.h"
 
 #include <algorithm>
 
@@ -12,28 +13,8 @@ namespace {
 using json::Kind;
 using json::Member;
 
-bool isContinuation(char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) == 0x80;
-}
-
 QList<QByteArrayView> textPieces(QByteArrayView text, const Options &options) {
-    QList<QByteArrayView> pieces;
-    if (text.isEmpty())
-        return pieces;
-    const qsizetype minBytes = std::max(1, options.minPieceBytes);
-    const qsizetype maxPieces = std::max(1, options.maxPieces);
-    const qsizetype count =
-        std::clamp<qsizetype>((text.size() + minBytes - 1) / minBytes, 1, maxPieces);
-    const qsizetype target = std::max(minBytes, (text.size() + count - 1) / count);
-    qsizetype pos = 0;
-    while (pos < text.size()) {
-        qsizetype end = std::min(text.size(), pos + target);
-        while (end < text.size() && isContinuation(text[end]))
-            ++end;
-        pieces.append(text.sliced(pos, end - pos));
-        pos = end;
-    }
-    return pieces;
+    return sse::textPieces(text, options.maxPieces, options.minPieceBytes);
 }
 
 // The elements of a JSON array (raw bytes, trimmed), split at its top-level commas.
@@ -249,26 +230,7 @@ QByteArray pingEvent() {
 }
 
 QByteArray errorTypeForStatus(int status) {
-    switch (status) {
-    case 400:
-        return "invalid_request_error";
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "not_found_error";
-    case 413:
-        return "request_too_large";
-    case 429:
-        return "rate_limit_error";
-    case 504:
-        return "timeout_error";
-    case 529:
-        return "overloaded_error";
-    default:
-        return "api_error";
-    }
+    return anthropicErrorType(status);
 }
 
 QByteArray errorEvent(const HttpAnswer &failure) {

@@ -3,6 +3,7 @@
 
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QJsonParseError>
 
 #include <cstring>
 
@@ -44,6 +45,69 @@ HttpAnswer errorAnswer(int status, const QString &message, const char *type, con
         QJsonDocument(QJsonObject{{QStringLiteral("error"), error}}).toJson(QJsonDocument::Compact);
     answer.synthesized = true;
     return answer;
+}
+
+bool isAnthropicPath(QByteArrayView path) {
+    return path == AnthropicMessagesPath || path.startsWith("/v1/messages/") ||
+           path == "/v1/complete";
+}
+
+QByteArray anthropicErrorType(int status) {
+    switch (status) {
+    case 400:
+        return "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 504:
+        return "timeout_error";
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 400 && status < 500 ? "invalid_request_error" : "api_error";
+    }
+}
+
+HttpAnswer anthropicErrorAnswer(int status, const QString &message, QByteArrayView type) {
+    const QByteArray typeName = type.isEmpty() ? anthropicErrorType(status) : type.toByteArray();
+    const QJsonObject error{{QStringLiteral("type"), QString::fromLatin1(typeName)},
+                            {QStringLiteral("message"), message}};
+    HttpAnswer answer;
+    answer.status = status;
+    answer.body = QJsonDocument(QJsonObject{{QStringLiteral("type"), QStringLiteral("error")},
+                                            {QStringLiteral("error"), error}})
+                      .toJson(QJsonDocument::Compact);
+    answer.synthesized = true;
+    return answer;
+}
+
+HttpAnswer asAnthropicError(const HttpAnswer &answer) {
+    // The proxy's own error bodies are small; a large body is a provider's, left alone.
+    if (answer.status < 400 || answer.body.size() > 64 * 1024)
+        return answer;
+    QJsonParseError parseError;
+    const QJsonDocument document = QJsonDocument::fromJson(answer.body, &parseError);
+    if (parseError.error != QJsonParseError::NoError || !document.isObject())
+        return answer;
+    const QJsonObject top = document.object();
+    const QJsonValue error = top.value(QLatin1StringView("error"));
+    // Anthropic's shape has "type":"error" at the top; OpenAI's has only "error".
+    if (top.contains(QLatin1StringView("type")) || !error.isObject())
+        return answer;
+    QString message = error.toObject().value(QLatin1StringView("message")).toString();
+    if (message.isEmpty())
+        message = QStringLiteral("HTTP %1").arg(answer.status);
+    HttpAnswer out = anthropicErrorAnswer(answer.status, message);
+    out.headers = answer.headers;
+    out.synthesized = answer.synthesized;
+    return out;
 }
 
 } // namespace llmproxy

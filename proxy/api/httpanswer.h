@@ -46,4 +46,25 @@ inline constexpr char RateLimit[] = "rate_limit_error";
 HttpAnswer errorAnswer(int status, const QString &message, const char *type,
                        const QByteArray &code = {}, const QByteArray &param = {});
 
+// ---- Anthropic's API (/v1/messages and what is under it) ----------------------------------
+// The endpoint the proxy batches through Message Batches.
+inline constexpr char AnthropicMessagesPath[] = "/v1/messages";
+// A path of Anthropic's API that no OpenAI client uses: /v1/messages and everything under it
+// (count_tokens, batches), and the legacy /v1/complete. Errors on these are Anthropic-shaped.
+bool isAnthropicPath(QByteArrayView path);
+// The Anthropic error type of an HTTP status: 400 invalid_request_error, 401
+// authentication_error, 403 permission_error, 404 not_found_error, 413 request_too_large, 429
+// rate_limit_error, 504 timeout_error, 529 overloaded_error; other 4xx invalid_request_error,
+// anything else api_error.
+QByteArray anthropicErrorType(int status);
+// The one place that makes an Anthropic-shaped answer:
+// {"type":"error","error":{"type":...,"message":...}} with the given status, marked synthesized.
+// `type` empty: anthropicErrorType(status).
+HttpAnswer anthropicErrorAnswer(int status, const QString &message, QByteArrayView type = {});
+// An error answer for an Anthropic client: an OpenAI-shaped error body (one the proxy made,
+// errorAnswer()) becomes Anthropic's shape with the same status, message and headers; anything
+// else (a success, an answer already in Anthropic's shape, a provider's own body) is returned
+// as it is.
+HttpAnswer asAnthropicError(const HttpAnswer &answer);
+
 } // namespace llmproxy

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "api/ssereplay.h"
 
+#include "api/anthropicsse.h"
 #include "api/json.h"
+#include "api/textpieces.h"
 
 #include <QList>
 
@@ -17,10 +19,6 @@ using json::Member;
 
 // Whole events are handed to the sink in batches of about this size.
 constexpr qsizetype FlushBytes = 64 * 1024;
-
-bool isContinuation(char c) {
-    return (static_cast<uchar>(c) & 0xC0) == 0x80;
-}
 
 // The elements of an array the scanner has already checked (a member value of objectMembers),
 // found without recursion: commas at depth 1 outside strings separate them.
@@ -73,27 +71,9 @@ QList<QByteArrayView> arrayElements(QByteArrayView array) {
     return elements;
 }
 
-// `text` cut into at most options.maxPieces pieces, each cut at the start of a code point (a
-// byte that is not a UTF-8 continuation byte), so no piece splits a character. Bytes that are
-// not valid UTF-8 stay where they are: the pieces joined are always `text`.
+// `text` cut as the options say (textpieces.h).
 QList<QByteArrayView> textPieces(QByteArrayView text, const ReplayOptions &options) {
-    QList<QByteArrayView> pieces;
-    if (text.isEmpty())
-        return pieces;
-    const qsizetype minBytes = std::max(1, options.minPieceBytes);
-    const qsizetype maxPieces = std::max(1, options.maxPieces);
-    const qsizetype count =
-        std::clamp<qsizetype>((text.size() + minBytes - 1) / minBytes, 1, maxPieces);
-    const qsizetype target = std::max(minBytes, (text.size() + count - 1) / count);
-    qsizetype pos = 0;
-    while (pos < text.size()) {
-        qsizetype end = std::min(text.size(), pos + target);
-        while (end < text.size() && isContinuation(text[end]))
-            ++end;
-        pieces.append(text.sliced(pos, end - pos));
-        pos = end;
-    }
-    return pieces;
+    return sse::textPieces(text, options.maxPieces, options.minPieceBytes);
 }
 
 // Reading a body: every failure names the field, e.g. "choices[1].message.content".
@@ -838,6 +818,14 @@ std::optional<ReplayError> replay(const ReplayOptions &options, QByteArrayView b
                                   const Sink &sink) {
     // Both replays read and check the whole body into a plan before they write the first event;
     // writing a plan cannot fail, so a sink never sees half a replay.
+    if (options.endpoint == Endpoint::Messages) {
+        const anthropic::Result replayed =
+            anthropic::replay(body, {options.maxPieces, options.minPieceBytes});
+        if (replayed.error)
+            return ReplayError{*replayed.error};
+        sink(replayed.stream); // whole events, at once
+        return std::nullopt;
+    }
     Writer writer(sink);
     std::optional<ReplayError> error = options.endpoint == Endpoint::Responses
                                            ? replayResponse(options, body, writer)
@@ -854,6 +842,8 @@ ReplayResult replayToBytes(const ReplayOptions &options, QByteArrayView body) {
 }
 
 QByteArray errorEvent(Endpoint endpoint, const HttpAnswer &failure, qint64 sequenceNumber) {
+    if (endpoint == Endpoint::Messages)
+        return anthropic::errorEvent(failure);
     // The error object of an OpenAI-shaped body, else one the proxy makes from the status.
     QByteArray errorObject;
     if (const auto top = json::objectMembers(failure.body, json::Strictness::Lenient)) {
@@ -894,6 +884,10 @@ QByteArray errorEvent(Endpoint endpoint, const HttpAnswer &failure, qint64 seque
 
 QByteArray keepAliveComment() {
     return QByteArrayLiteral(": keep-alive\n\n");
+}
+
+QByteArray keepAliveFor(Endpoint endpoint) {
+    return endpoint == Endpoint::Messages ? anthropic::pingEvent() : keepAliveComment();
 }
 
 QByteArray batchIdComment(QByteArrayView batchId) {

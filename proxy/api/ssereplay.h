@@ -30,6 +30,7 @@ enum class Endpoint {
     ChatCompletions, // /v1/chat/completions
     Completions,     // /v1/completions
     Responses,       // /v1/responses
+    Messages,        // Anthropic's /v1/messages (anthropicsse.h)
 };
 
 struct ReplayOptions {
@@ -70,11 +71,15 @@ ReplayResult replayToBytes(const ReplayOptions &options, QByteArrayView body);
 // is an error answer: the provider's (an OpenAI-shaped {"error":{...}} body, any status) or the
 // proxy's own from errorAnswer(). A body of another shape becomes a server_error naming the
 // status. chat and completions: `data: {"error":{...}}`; responses: an `error` event
-// (ResponseErrorEvent: type, code, message, param, sequence_number).
+// (ResponseErrorEvent: type, code, message, param, sequence_number); messages: Anthropic's
+// `error` event (anthropicsse.h).
 QByteArray errorEvent(Endpoint endpoint, const HttpAnswer &failure, qint64 sequenceNumber = 0);
 
 // `: keep-alive`, the comment the SDKs skip, sent while the batch runs.
 QByteArray keepAliveComment();
+// What a waiting stream of `endpoint` is sent while its batch runs: the comment, or for
+// Messages the `ping` event Anthropic's API itself sends.
+QByteArray keepAliveFor(Endpoint endpoint);
 
 // `: x-llm-proxy-batch-id <id>`, for a batch id known only after the headers went out. Bytes
 // that could end the comment line (CR, LF, NUL and other controls) are left out.

@@ -409,8 +409,18 @@ Credentials BatchCore::credentialsFor(const GroupKey &group) const {
         if (credentials.apiKey.isEmpty() && m_store)
             credentials.apiKey = m_store->key(group.keyHash);
     }
-    credentials.organization = group.organization;
-    credentials.project = group.project;
+    if (group.endpoint == AnthropicMessagesPath) {
+        // Anthropic keys its calls by version and beta headers (GroupKey keeps them in the
+        // organization and project fields).
+        if (!group.organization.isEmpty())
+            credentials.headers.append(
+                {QByteArrayLiteral("anthropic-version"), group.organization});
+        if (!group.project.isEmpty())
+            credentials.headers.append({QByteArrayLiteral("anthropic-beta"), group.project});
+    } else {
+        credentials.organization = group.organization;
+        credentials.project = group.project;
+    }
     return credentials;
 }
 
@@ -977,7 +987,9 @@ void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accoun
     accounted.streamed = r.streaming;
     // Only the provider's own successful answers carry usage; the proxy's are errors.
     if (!answer.synthesized && answer.status >= 200 && answer.status < 300)
-        accounted.usage = usageFromAnswer(answer.body);
+        accounted.usage = r.group.endpoint == AnthropicMessagesPath
+                              ? anthropicUsageFromAnswer(answer.body)
+                              : usageFromAnswer(answer.body);
     accounted.answeredAtMs = now;
     accounted.seconds = std::chrono::duration<double>(m_clock->now() - r.arrival).count();
     account(accounted, true);

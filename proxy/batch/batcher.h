@@ -20,6 +20,9 @@ namespace llmproxy {
 // and model. Never mixed.
 struct GroupKey {
     QByteArray keyHash; // a hash of the upstream API key, never the key itself
+    // OpenAI-Organization and OpenAI-Project; for Anthropic's /v1/messages, the client's
+    // anthropic-version and anthropic-beta (stored the same way, so a batch resumed after a
+    // restart is made with the headers its clients sent).
     QByteArray organization;
     QByteArray project;
     QByteArray endpoint; // "/v1/chat/completions"

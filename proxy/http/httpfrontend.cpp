@@ -752,9 +752,12 @@ void HttpFrontEnd::refuse(QTcpSocket *socket, Connection &connection, int status
     drain->start(100ms);
 }
 
-void HttpFrontEnd::respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive,
-                           bool head) {
+void HttpFrontEnd::respond(QTcpSocket *socket, const HttpAnswer &given, bool keepAlive, bool head) {
     const auto it = m_connections.find(socket);
+    // An Anthropic client reads the proxy's own errors in Anthropic's shape: made here, once,
+    // for every error of the front door, the core and the batch job alike.
+    const HttpAnswer answer =
+        it != m_connections.end() && it->second.anthropic ? asAnthropicError(given) : given;
     if (it != m_connections.end() && !it->second.corsOrigin.isEmpty()) {
         // An allowed page's request: let it read the answer.
         HttpAnswer withCors = answer;
@@ -793,6 +796,7 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
     const QHttpServerRequest::Method method = request.method();
     const bool head = method == QHttpServerRequest::Method::Head;
     const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
+    connection.anthropic = isAnthropicPath(path);
 
     if (m_closing) {
         HttpAnswer answer = errorAnswer(503, QStringLiteral("llm-proxy is shutting down"),
@@ -860,6 +864,10 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
                                 .arg(QString::fromUtf8(path)),
                             ErrorType::InvalidRequest, "unknown_url"),
                 keepAlive, head);
+        return true;
+    }
+    if (isAnthropicPath(path)) {
+        handleAnthropic(request, socket, keepAlive, head, admission);
         return true;
     }
     if (isBatchedEndpoint(path)) {
@@ -1061,6 +1069,213 @@ std::optional<QByteArray> HttpFrontEnd::upstreamKey(const QHttpServerRequest &re
     return token;
 }
 
+std::optional<ConfiguredProvider> HttpFrontEnd::anthropicProviderFor(QByteArrayView path,
+                                                                     QByteArrayView model) const {
+    if (const auto routed = routeFor(path, model);
+        routed && routed->profile && routed->profile->messagesApi)
+        return routed;
+    for (const ConfiguredProvider &provider : m_settings.providers) {
+        if (provider.profile && provider.profile->messagesApi)
+            return provider;
+    }
+    return std::nullopt;
+}
+
+std::optional<QByteArray> HttpFrontEnd::anthropicKey(const QHttpServerRequest &request,
+                                                     const ConfiguredProvider &provider) const {
+    if (!provider.apiKey.isEmpty())
+        return provider.apiKey;
+    // With proxy tokens, x-api-key and Authorization carry the token: a client's own key comes
+    // in X-Provider-Authorization instead.
+    QByteArray key;
+    if (m_settings.tokens.isEmpty()) {
+        key = request.value("x-api-key").trimmed();
+        if (key.isEmpty())
+            key = bearerToken(request.value("authorization"));
+    } else {
+        key = bearerToken(request.value("x-provider-authorization"));
+    }
+    if (key.isEmpty())
+        return std::nullopt;
+    return key;
+}
+
+void HttpFrontEnd::handleAnthropic(const QHttpServerRequest &request, QTcpSocket *socket,
+                                   bool keepAlive, bool head, const Admission &admission) {
+    const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
+    const bool batchable =
+        path == AnthropicMessagesPath && request.method() == QHttpServerRequest::Method::Post;
+    // Routing rules by model apply to the batched path, whose body is read here.
+    QByteArray routedModel;
+    if (batchable && request.body().size() <= m_settings.maxBody) {
+        if (const auto members = json::objectMembers(request.body())) {
+            if (const json::Member *m = json::find(*members, "model");
+                m && m->kind == json::Kind::String)
+                routedModel = json::stringValue(m->value).value_or(QByteArray());
+        }
+    }
+    const auto provider = anthropicProviderFor(path, routedModel);
+    if (!provider) {
+        respond(socket,
+                anthropicErrorAnswer(
+                    404, QStringLiteral("llm-proxy has no Anthropic provider configured, so it "
+                                        "cannot serve %1. Start it with --provider "
+                                        "anthropic=anthropic (its key from ANTHROPIC_API_KEY, or "
+                                        "each client's own in x-api-key).")
+                             .arg(QString::fromUtf8(path))),
+                keepAlive, head);
+        return;
+    }
+    const auto key = anthropicKey(request, *provider);
+    if (!key) {
+        respond(socket,
+                anthropicErrorAnswer(
+                    401, m_settings.tokens.isEmpty()
+                             ? QStringLiteral("No API key: send your Anthropic key as 'x-api-key: "
+                                              "KEY' (or 'Authorization: Bearer KEY'), or start "
+                                              "llm-proxy with ANTHROPIC_API_KEY set.")
+                             : QStringLiteral("No Anthropic key: this llm-proxy has none "
+                                              "configured, so send yours as "
+                                              "'X-Provider-Authorization: Bearer KEY' (x-api-key "
+                                              "carries the proxy token).")),
+                keepAlive, head);
+        return;
+    }
+    if (!batchable || request.value("x-batch").trimmed().toLower() == "off") {
+        relay(request, socket, keepAlive, *key, admission.caller, *provider);
+        return;
+    }
+    handleMessages(request, socket, keepAlive, admission, *provider, *key);
+}
+
+void HttpFrontEnd::handleMessages(const QHttpServerRequest &request, QTcpSocket *socket,
+                                  bool keepAlive, const Admission &admission,
+                                  const ConfiguredProvider &provider, const QByteArray &key) {
+    const QByteArray body = request.body();
+    const auto refuse400 = [&](const QString &message) {
+        respond(socket, anthropicErrorAnswer(400, message), keepAlive);
+    };
+    if (body.size() > m_settings.maxBody) {
+        respond(socket,
+                anthropicErrorAnswer(413, QStringLiteral("Request body is larger than the "
+                                                         "%1-byte limit")
+                                              .arg(m_settings.maxBody)),
+                false);
+        return;
+    }
+    json::ScanError scanError;
+    const auto members = json::objectMembers(body, &scanError);
+    if (!members) {
+        refuse400(body.trimmed().isEmpty() ? QStringLiteral("The request body is empty: the "
+                                                            "Messages API expects a JSON object")
+                  : json::isValid(body)
+                      ? QStringLiteral("The request body must be a JSON object")
+                      : QStringLiteral("The request body is not valid JSON: ") + scanError.message);
+        return;
+    }
+    // We read the first `model`, `stream`, ...; the provider may read the last: never guess.
+    if (const std::optional<QByteArray> twice = json::firstDuplicateKey(*members)) {
+        const QByteArray name = twice->size() > 256 ? twice->first(256) + "..." : *twice;
+        refuse400(QStringLiteral("The JSON body has the member '%1' more than once; each "
+                                 "top-level member may appear only once.")
+                      .arg(QString::fromUtf8(name)));
+        return;
+    }
+    const json::Member *modelMember = json::find(*members, "model");
+    const std::optional<QByteArray> model = modelMember && modelMember->kind == json::Kind::String
+                                                ? json::stringValue(modelMember->value)
+                                                : std::nullopt;
+    if (!model || model->isEmpty()) {
+        refuse400(!modelMember ? QStringLiteral("model: Field required")
+                               : QStringLiteral("model: Input should be a non-empty string, not "
+                                                "%1")
+                                     .arg(QString::fromLatin1(kindName(modelMember->kind))));
+        return;
+    }
+    if (model->size() > 256) {
+        refuse400(QStringLiteral("model: at most 256 characters"));
+        return;
+    }
+    const json::Member *maxTokens = json::find(*members, "max_tokens");
+    const std::optional<qint64> maxTokensValue = maxTokens && maxTokens->kind == json::Kind::Number
+                                                     ? json::integerValue(maxTokens->value)
+                                                     : std::nullopt;
+    if (!maxTokens) {
+        refuse400(QStringLiteral("max_tokens: Field required"));
+        return;
+    }
+    if (!maxTokensValue || *maxTokensValue < 1) {
+        refuse400(QStringLiteral("max_tokens: Input should be a positive integer"));
+        return;
+    }
+    const json::Member *messages = json::find(*members, "messages");
+    if (!messages) {
+        refuse400(QStringLiteral("messages: Field required"));
+        return;
+    }
+    if (messages->kind != json::Kind::Array || json::arrayLength(messages->value).value_or(0) < 1) {
+        refuse400(QStringLiteral("messages: Input should be a non-empty array"));
+        return;
+    }
+    const json::Member *streamMember = json::find(*members, "stream");
+    if (streamMember && streamMember->kind != json::Kind::True &&
+        streamMember->kind != json::Kind::False) {
+        refuse400(QStringLiteral("stream: Input should be a valid boolean"));
+        return;
+    }
+    const bool streaming = streamMember && streamMember->kind == json::Kind::True;
+    // The headers Anthropic keys a call by: they group the batch and go with its create call.
+    // Several anthropic-beta headers are one comma-separated list.
+    QByteArray version;
+    QByteArray beta;
+    for (const auto &[name, value] : request.headers()) {
+        if (name.compare("anthropic-version", Qt::CaseInsensitive) == 0 && version.isEmpty())
+            version = value.trimmed();
+        else if (name.compare("anthropic-beta", Qt::CaseInsensitive) == 0 &&
+                 !value.trimmed().isEmpty())
+            beta += (beta.isEmpty() ? QByteArray() : QByteArrayLiteral(",")) + value.trimmed();
+    }
+    if (version.size() > 64 || beta.size() > 2048 || !isSafeHeaderValue(version) ||
+        !isSafeHeaderValue(beta)) {
+        refuse400(QStringLiteral("anthropic-version (64 bytes at most) or anthropic-beta (2,048 "
+                                 "bytes at most) is not a valid header value"));
+        return;
+    }
+    if (streaming && m_settings.relayStreams) {
+        relay(request, socket, keepAlive, key, admission.caller, provider);
+        return;
+    }
+
+    BatchRequest batched;
+    batched.id = m_nextRequestId++;
+    batched.credentials.apiKey = key;
+    // The configured key is named, not hashed: its batches resume with whatever key is
+    // configured after a restart, and it is never stored (keys at rest).
+    const bool configured = !provider.apiKey.isEmpty() && key == provider.apiKey;
+    batched.group = GroupKey{configured ? QByteArray(ConfiguredKeyHash) : keyHashOf(key),
+                             version,
+                             beta,
+                             QByteArray(AnthropicMessagesPath),
+                             *model,
+                             provider.name};
+    batched.body = body;
+    if (streamMember) {
+        // A Message Batch request cannot stream: its params go without `stream`.
+        const auto streamless = json::withoutMembers(body, {"stream"});
+        if (!streamless) { // cannot happen: the body was read as an object above
+            refuse400(QStringLiteral("The request body must be a JSON object"));
+            return;
+        }
+        batched.body = *streamless;
+    }
+    batched.streaming = streaming;
+    batched.arrival = m_clock->now();
+    batched.idempotencyKey = request.value("idempotency-key").trimmed();
+    batched.caller = admission.caller;
+    holdAndSubmit(std::move(batched), socket, keepAlive, admission,
+                  streaming ? std::optional(sse::Endpoint::Messages) : std::nullopt, false);
+}
+
 void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *socket,
                                  bool keepAlive, const Admission &admission) {
     const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
@@ -1194,8 +1409,15 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
     batched.caller = admission.caller;
 
-    if (streaming)
-        holdStream(batched.id, socket, keepAlive, admission, *streamEndpoint, includeUsage);
+    holdAndSubmit(std::move(batched), socket, keepAlive, admission,
+                  streaming ? streamEndpoint : std::nullopt, includeUsage);
+}
+
+void HttpFrontEnd::holdAndSubmit(BatchRequest batched, QTcpSocket *socket, bool keepAlive,
+                                 const Admission &admission, std::optional<sse::Endpoint> stream,
+                                 bool includeUsage) {
+    if (stream)
+        holdStream(batched.id, socket, keepAlive, admission, *stream, includeUsage);
     else
         m_held.emplace(batched.id,
                        Held{QPointer<QTcpSocket>(socket), keepAlive, admission.corsOrigin});
@@ -1296,6 +1518,7 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         relayed.pathAndQuery += '?' + query;
     relayed.body = request.body();
     relayed.keepAlive = keepAlive && !m_closing;
+    relayed.anthropicErrors = isAnthropicPath(request.url().path(QUrl::FullyEncoded).toUtf8());
     QList<QByteArray> connectionTokens;
     for (const auto &[name, value] : request.headers()) {
         if (name.compare("connection", Qt::CaseInsensitive) == 0) {

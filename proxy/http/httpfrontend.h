@@ -30,6 +30,7 @@ class QTcpSocket;
 namespace llmproxy {
 
 class BatchCore;
+struct BatchRequest;
 class MetricsRegistry;
 class RelayCall;
 class Stats;
@@ -155,6 +156,9 @@ private:
         qint64 headerBytes = 0;
         qint64 bodyBytes = 0;
         bool anyRequest = false; // a request came on this connection
+        // The request being answered is on an Anthropic path: the proxy's own errors for it
+        // are in Anthropic's shape (asAnthropicError).
+        bool anthropic = false;
     };
     struct Held {
         QPointer<QTcpSocket> socket;
@@ -180,6 +184,26 @@ private:
     void respond(QTcpSocket *socket, const HttpAnswer &answer, bool keepAlive, bool head = false);
     void handleBatched(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                        const Admission &admission);
+    // Anthropic's API: POST /v1/messages batched through Message Batches, everything else under
+    // it relayed to the Anthropic provider.
+    void handleAnthropic(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                         bool head, const Admission &admission);
+    void handleMessages(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
+                        const Admission &admission, const ConfiguredProvider &provider,
+                        const QByteArray &key);
+    // A batchable request checked and ready: hold its client (a stream's headers go out now)
+    // and hand it to the core.
+    void holdAndSubmit(BatchRequest batched, QTcpSocket *socket, bool keepAlive,
+                       const Admission &admission, std::optional<sse::Endpoint> stream,
+                       bool includeUsage);
+    // The Anthropic provider a request on an Anthropic path goes to: a routing rule's if it
+    // names one with the anthropic profile, else the first configured; nullopt when none is.
+    std::optional<ConfiguredProvider> anthropicProviderFor(QByteArrayView path,
+                                                           QByteArrayView model) const;
+    // The key an Anthropic call is made with: the provider's configured key, else the client's
+    // (x-api-key or Authorization: Bearer; with proxy tokens, X-Provider-Authorization).
+    std::optional<QByteArray> anthropicKey(const QHttpServerRequest &request,
+                                           const ConfiguredProvider &provider) const;
     // To `provider`, with `key` in its auth header.
     void relay(const QHttpServerRequest &request, QTcpSocket *socket, bool keepAlive,
                const QByteArray &key, const QByteArray &caller, const ConfiguredProvider &provider);

@@ -135,6 +135,7 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     , m_client(client)
     , m_keepAlive(request.keepAlive)
     , m_head(request.method == "HEAD")
+    , m_anthropicErrors(request.anthropicErrors)
     , m_answerHeaders(std::move(request.answerHeaders))
     , m_captureUsage(request.captureUsage) {
     const UpstreamOrigin &origin = upstream->origin(upstreamBase);
@@ -314,9 +315,11 @@ void RelayCall::unreachable() {
     // No HTTP answer at all: the upstream is unreachable.
     const QString reason = m_reply->errorString();
     qCWarning(lcRelay).noquote() << "upstream unreachable:" << reason;
-    const HttpAnswer answer =
+    HttpAnswer answer =
         errorAnswer(502, QStringLiteral("llm-proxy could not reach the upstream API: ") + reason,
                     ErrorType::Server, "upstream_unreachable");
+    if (m_anthropicErrors)
+        answer = asAnthropicError(answer);
     writeToClient(m_client, http::serialize(answer, m_keepAlive, m_head));
     end(m_keepAlive);
 }

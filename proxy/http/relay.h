@@ -28,6 +28,8 @@ struct RelayRequest {
     HeaderList answerHeaders;
     // Keep what the ledger needs of the answer (its usage) while it passes: see usage().
     bool captureUsage = false;
+    // An Anthropic client's call: the proxy's own error (upstream unreachable) in its shape.
+    bool anthropicErrors = false;
 };
 
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
@@ -71,6 +73,7 @@ private:
     std::unique_ptr<UpstreamReply> m_reply;
     bool m_keepAlive;
     bool m_head;
+    bool m_anthropicErrors;
     HeaderList m_answerHeaders;
     bool m_headWritten = false;
     bool m_chunked = false;

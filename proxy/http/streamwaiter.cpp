@@ -153,7 +153,6 @@ void StreamWaiter::sweep() {
     const SteadyTime now = m_clock->now();
     // Those due a little later go now too: fewer wake-ups, and no comment comes late.
     const SteadyTime horizon = now + std::min<std::chrono::milliseconds>(m_interval / 10, 1s);
-    const QByteArray comment = sse::keepAliveComment();
     int budget = SweepBudget;
     while (!m_named.empty() && budget > 0) {
         const auto [ticket, batchId] = std::move(m_named.front());
@@ -174,7 +173,7 @@ void StreamWaiter::sweep() {
         if (it == m_streams.end())
             continue; // answered or gone
         --budget;
-        write(it->second, comment);
+        write(it->second, sse::keepAliveFor(it->second.endpoint));
         if (it->second.socket)
             settle(it->second.socket.data());
         m_due.emplace_back(ticket, now + m_interval);

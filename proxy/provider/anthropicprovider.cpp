@@ -91,19 +91,6 @@ QByteArray stateBytes(const State &s) {
     return QJsonDocument(o).toJson(QJsonDocument::Compact);
 }
 
-// An Anthropic-shaped error answer made by the proxy.
-HttpAnswer anthropicError(int status, const char *type, const QString &message) {
-    QJsonObject error{{QStringLiteral("type"), QString::fromLatin1(type)},
-                      {QStringLiteral("message"), message}};
-    HttpAnswer answer;
-    answer.status = status;
-    answer.body = QJsonDocument(QJsonObject{{QStringLiteral("type"), QStringLiteral("error")},
-                                            {QStringLiteral("error"), error}})
-                      .toJson(QJsonDocument::Compact);
-    answer.synthesized = true;
-    return answer;
-}
-
 } // namespace
 
 AnthropicProvider::AnthropicProvider(QNetworkAccessManager *nam, const QUrl &baseUrl,
@@ -350,18 +337,17 @@ HttpAnswer AnthropicProvider::answerFor(const ResultLine &line, const QByteArray
         answer.status = line.httpStatus;
         answer.body = line.body;
     } else if (line.outcome == ResultOutcome::Expired) {
-        answer = anthropicError(504, "timeout_error",
-                                QStringLiteral("The request expired in its Message Batch before it "
-                                               "was processed."));
+        answer = anthropicErrorAnswer(
+            504, QStringLiteral("The request expired in its Message Batch before it "
+                                "was processed."));
     } else if (line.outcome == ResultOutcome::Cancelled) {
-        answer = anthropicError(503, "api_error",
-                                QStringLiteral("The request's Message Batch was canceled before "
-                                               "the request was processed."));
+        answer = anthropicErrorAnswer(
+            503, QStringLiteral("The request's Message Batch was canceled before "
+                                "the request was processed."));
     } else {
-        answer = anthropicError(502, "api_error",
-                                line.errorMessage.isEmpty()
-                                    ? QStringLiteral("The Message Batch gave no answer.")
-                                    : line.errorMessage);
+        answer = anthropicErrorAnswer(502, line.errorMessage.isEmpty()
+                                               ? QStringLiteral("The Message Batch gave no answer.")
+                                               : line.errorMessage);
     }
     if (!line.requestId.isEmpty() && isSafeHeaderValue(line.requestId))
         answer.headers.append({QByteArrayLiteral("request-id"), line.requestId});

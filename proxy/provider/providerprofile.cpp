@@ -110,6 +110,25 @@ QList<ProviderProfile> makeProfiles() {
     return profiles;
 }
 
+ProviderProfile makeAnthropicProfile() {
+    // Anthropic's Message Batches (§2), spoken by AnthropicProvider rather than by the OpenAI
+    // client: /v1/messages only, requests inline in the create call (100,000 requests or 256 MB),
+    // x-api-key, expired after 24 h with the finished requests' results.
+    ProviderProfile anthropic;
+    anthropic.name = QByteArrayLiteral("anthropic");
+    anthropic.title = QStringLiteral("Anthropic");
+    anthropic.defaultUrl = QUrl(QStringLiteral("https://api.anthropic.com/v1"));
+    anthropic.authHeader = QByteArrayLiteral("x-api-key");
+    anthropic.authPrefix = QByteArray();
+    anthropic.keyEnvironment = QByteArrayLiteral("ANTHROPIC_API_KEY");
+    anthropic.filePurpose = QByteArray();
+    anthropic.maxRequests = 100'000;
+    anthropic.maxBytes = 256LL * 1024 * 1024;
+    anthropic.batchedEndpoints = endpoints({"/v1/messages"});
+    anthropic.messagesApi = true;
+    return anthropic;
+}
+
 } // namespace
 
 bool ProviderProfile::batches(QByteArrayView endpoint) const {
@@ -163,11 +182,18 @@ const QList<ProviderProfile> &providerProfiles() {
     return profiles;
 }
 
+const ProviderProfile &anthropicProfile() {
+    static const ProviderProfile profile = makeAnthropicProfile();
+    return profile;
+}
+
 const ProviderProfile *providerProfile(QByteArrayView name) {
     for (const ProviderProfile &profile : providerProfiles()) {
         if (profile.name == name)
             return &profile;
     }
+    if (anthropicProfile().name == name)
+        return &anthropicProfile();
     return nullptr;
 }
 
@@ -175,6 +201,7 @@ QString providerProfileNames() {
     QStringList names;
     for (const ProviderProfile &profile : providerProfiles())
         names.append(QString::fromLatin1(profile.name));
+    names.append(QString::fromLatin1(anthropicProfile().name));
     return names.join(QStringLiteral(", "));
 }
 

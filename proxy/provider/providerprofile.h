@@ -61,6 +61,8 @@ struct ProviderProfile {
     // them.
     QList<QByteArray> batchedEndpoints;
     int discountPercent = 50; // off the synchronous price
+    // Anthropic's Messages API and Message Batches (AnthropicProvider), not OpenAI's shape.
+    bool messagesApi = false;
     ExpiryBehaviour expiry = ExpiryBehaviour::PartialResults;
     std::chrono::hours expiresAfter{24}; // when expiry is not Never
     // Whether a batch at this provider may carry this endpoint.
@@ -71,11 +73,14 @@ struct ProviderProfile {
     std::optional<std::pair<BatchPhase, BatchEnd>> status(QByteArrayView word) const;
 };
 
-// Every profile: openai, azure, gemini, groq, together, generic (in that order).
+// Every profile of the OpenAI family: openai, azure, gemini, groq, together, generic (in that
+// order).
 const QList<ProviderProfile> &providerProfiles();
-// The profile of that name, or nullptr.
+// Anthropic's (messagesApi): its own API family, spoken by AnthropicProvider.
+const ProviderProfile &anthropicProfile();
+// The profile of that name (either family), or nullptr.
 const ProviderProfile *providerProfile(QByteArrayView name);
-// The names, joined for messages ("openai, azure, ...").
+// The names, joined for messages ("openai, azure, ..., generic, anthropic").
 QString providerProfileNames();
 
 // The provider every request goes to unless routing rules say otherwise: --upstream with

@@ -175,6 +175,26 @@ export class FakeOpenAI {
   }
 }
 
+// The fake Anthropic API (fake-anthropic) with the same /_fake control endpoints.
+export class FakeAnthropic extends FakeOpenAI {
+  static async start(extraArgs = []) {
+    const fake = new FakeAnthropic();
+    fake.child = new Child('fake-anthropic', executable('FAKE_ANTHROPIC'), ['--port', '0', ...extraArgs], {
+      ...process.env,
+    });
+    let match;
+    try {
+      match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/\S*)/);
+    } catch (error) {
+      await fake.child.stop().catch(() => {});
+      throw error;
+    }
+    fake.baseURL = match[1];
+    fake.origin = new URL(fake.baseURL).origin;
+    return fake;
+  }
+}
+
 // One llm-proxy process. Without `apiKey` its environment has no OPENAI_API_KEY, so each
 // client's bearer key is passed through.
 export class LlmProxy {

@@ -146,6 +146,26 @@ ModelResult runModel(const QJsonObject &params, bool batched) {
     }
     if (batched)
         usage.insert("service_tier"_L1, "batch"_L1);
+    // With tools, the model calls the first one with the text as its input.
+    const QJsonArray tools = params.value("tools"_L1).toArray();
+    if (!tools.isEmpty() && tools.first().toObject().value("name"_L1).isString()) {
+        const QJsonObject toolUse{{"type"_L1, "tool_use"_L1},
+                                  {"id"_L1, str(fakeId("toolu_"))},
+                                  {"name"_L1, tools.first().toObject().value("name"_L1)},
+                                  {"input"_L1, QJsonObject{{"text"_L1, text}}}};
+        r.message = QJsonObject{
+            {"id"_L1, str(fakeId("msg_"))},
+            {"type"_L1, "message"_L1},
+            {"role"_L1, "assistant"_L1},
+            {"model"_L1, params.value("model"_L1)},
+            {"content"_L1,
+             QJsonArray{QJsonObject{{"type"_L1, "text"_L1}, {"text"_L1, answer}}, toolUse}},
+            {"stop_reason"_L1, "tool_use"_L1},
+            {"stop_sequence"_L1, QJsonValue::Null},
+            {"usage"_L1, usage},
+        };
+        return r;
+    }
     r.message = QJsonObject{
         {"id"_L1, str(fakeId("msg_"))},
         {"type"_L1, "message"_L1},

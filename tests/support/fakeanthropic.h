@@ -47,7 +47,9 @@ class FakeAnthropicHttpServer;
 // as the API does, asynchronously for a batch: a request without model, messages or with
 // max_tokens < 1 (or with "stream") ends errored with invalid_request_error. Magic strings in
 // the text: [[error:TYPE]] (errored with that error type, or that error's status for
-// /v1/messages), [[cache:W:R]] (usage reports W cache-written and R cache-read tokens).
+// /v1/messages), [[cache:W:R]] (usage reports W cache-written and R cache-read tokens). A
+// request with `tools` is answered with that text and a tool_use block calling the first tool
+// with {"text": <the text>} (stop_reason tool_use).
 //
 // Lifecycle: in_progress (processingDelay) -> ended. setExpireAfter(): the batch ends after
 // that delay with the first fraction of its requests succeeded and the rest expired.

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Anthropic's front door (issue 13): POST /v1/messages answered through Message Batches at the
+// fake Anthropic API, over loopback, with the store. Anthropic's error shape for everything the
+// proxy says on its paths, the request checks, groups by anthropic-version and anthropic-beta,
+// relays, streams with ping events, and a restart mid-batch that the retried client adopts.
+
+#include "api/batchresult.h"
+#include "api/httpanswer.h"
+#include "batch/batchcore.h"
+#include "fakeanthropic.h"
+#include "proxyservice.h"
+#include "settings/config.h"
+#include "testclient.h"
+#include "testmain.h"
+
+#include <QJsonArray>
+#include <QJsonObject>
+#include <QNetworkReply>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <memory>
+
+using namespace llmproxy;
+using namespace llmproxy::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const QByteArray ClientKey = "sk-ant-test-client-key-0123";
+const Headers AnthropicKey{{"x-api-key", ClientKey}, {"anthropic-version", "2023-06-01"}};
+
+QByteArray messagesBody(const QByteArray &text, const QByteArray &model = "claude-sonnet-4-5") {
+    return R"({"model":")" + model + R"(","max_tokens":64,"messages":[{"role":"user","content":")" +
+           text + R"("}]})";
+}
+
+// The error of an Anthropic-shaped body: its error.type, or empty when the body is not one.
+QByteArray anthropicErrorTypeOf(const QByteArray &body) {
+    const QJsonObject top = jsonOf(body);
+    if (top.value(QLatin1StringView("type")).toString() != QLatin1StringView("error"))
+        return {};
+    return top.value(QLatin1StringView("error"))
+        .toObject()
+        .value(QLatin1StringView("type"))
+        .toString()
+        .toUtf8();
+}
+
+QString messageText(const QByteArray &body) {
+    return jsonOf(body)
+        .value(QLatin1StringView("content"))
+        .toArray()
+        .at(0)
+        .toObject()
+        .value(QLatin1StringView("text"))
+        .toString();
+}
+
+} // namespace
+
+class tst_AnthropicFront final : public QObject {
+    Q_OBJECT
+
+private:
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<FakeAnthropic> m_fake;
+    std::unique_ptr<ProxyService> m_proxy;
+    std::unique_ptr<TestClient> m_client;
+
+    Config baseConfig(bool withAnthropic = true) const {
+        Config config;
+        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
+        config.upstream = QUrl(QStringLiteral("http://127.0.0.1:9/v1")); // OpenAI: unused
+        config.batchWindow = 200ms;
+        config.pollInterval = 40ms;
+        config.dataDir = m_dir->path();
+        if (withAnthropic) {
+            config.providers = {"anthropic=anthropic;url=" + m_fake->baseUrl().toString().toUtf8()};
+        }
+        return config;
+    }
+
+    void startProxy(const Config &config) {
+        m_proxy.reset(); // a previous instance lets go of the store first
+        m_proxy = std::make_unique<ProxyService>(config);
+        QSignalSpy started(m_proxy.get(), &ProxyService::started);
+        m_proxy->start();
+        QCOMPARE(started.size(), 1);
+        m_client->setPort(started.first().first().value<QList<quint16>>().first());
+    }
+
+    QNetworkReply *send(const QByteArray &body, const Headers &headers = AnthropicKey,
+                        const QByteArray &path = "/v1/messages") {
+        return m_client->send("POST", path, body, headers);
+    }
+
+    int paidLines() const {
+        int lines = 0;
+        for (const auto &batch : m_fake->batches())
+            lines += int(batch.customIds.size());
+        return lines;
+    }
+
+private Q_SLOTS:
+    void initTestCase() {
+        qunsetenv("ANTHROPIC_API_KEY"); // each client's own key, unless a test sets one
+    }
+
+    void init() {
+        m_dir = std::make_unique<QTemporaryDir>();
+        m_fake = std::make_unique<FakeAnthropic>();
+        QVERIFY(m_fake->listen());
+        m_fake->setProcessingDelay(30ms);
+        m_client = std::make_unique<TestClient>();
+        startProxy(baseConfig());
+    }
+
+    void cleanup() {
+        m_client.reset();
+        m_proxy.reset();
+        m_fake.reset();
+        m_dir.reset();
+    }
+
+    void checksAnswerInAnthropicsShape_data() {
+        QTest::addColumn<QByteArray>("body");
+        QTest::addColumn<bool>("withKey");
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QByteArray>("type");
+        QTest::addColumn<QString>("mentions");
+        const QByteArray m = R"("messages":[{"role":"user","content":"hi"}])";
+        QTest::newRow("empty body")
+            << QByteArray() << true << 400 << QByteArray("invalid_request_error") << "empty";
+        QTest::newRow("not an object") << QByteArray("[1]") << true << 400
+                                       << QByteArray("invalid_request_error") << "JSON object";
+        QTest::newRow("broken json") << QByteArray(R"({"model":)") << true << 400
+                                     << QByteArray("invalid_request_error") << "not valid JSON";
+        QTest::newRow("no model") << R"({"max_tokens":5,)" + m + "}" << true << 400
+                                  << QByteArray("invalid_request_error") << "model";
+        QTest::newRow("model not a string")
+            << R"({"model":7,"max_tokens":5,)" + m + "}" << true << 400
+            << QByteArray("invalid_request_error") << "model";
+        QTest::newRow("empty model") << R"({"model":"","max_tokens":5,)" + m + "}" << true << 400
+                                     << QByteArray("invalid_request_error") << "model";
+        QTest::newRow("no max_tokens") << R"({"model":"claude",)" + m + "}" << true << 400
+                                       << QByteArray("invalid_request_error") << "max_tokens";
+        for (const char *bad :
+             {"0", "-3", "1.5", "1e3", "\"64\"", "null", "99999999999999999999"}) {
+            QTest::addRow("max_tokens %s", bad)
+                << R"({"model":"claude","max_tokens":)" + QByteArray(bad) + "," + m + "}" << true
+                << 400 << QByteArray("invalid_request_error") << "max_tokens";
+        }
+        QTest::newRow("no messages") << QByteArray(R"({"model":"claude","max_tokens":5})") << true
+                                     << 400 << QByteArray("invalid_request_error") << "messages";
+        QTest::newRow("empty messages")
+            << QByteArray(R"({"model":"claude","max_tokens":5,"messages":[]})") << true << 400
+            << QByteArray("invalid_request_error") << "messages";
+        QTest::newRow("messages an object")
+            << QByteArray(R"({"model":"claude","max_tokens":5,"messages":{}})") << true << 400
+            << QByteArray("invalid_request_error") << "messages";
+        QTest::newRow("model twice")
+            << R"({"model":"a","model":"b","max_tokens":5,)" + m + "}" << true << 400
+            << QByteArray("invalid_request_error") << "more than once";
+        QTest::newRow("stream not a boolean")
+            << R"({"model":"claude","max_tokens":5,"stream":"yes",)" + m + "}" << true << 400
+            << QByteArray("invalid_request_error") << "stream";
+        QTest::newRow("no key") << messagesBody("hi") << false << 401
+                                << QByteArray("authentication_error") << "x-api-key";
+    }
+    void checksAnswerInAnthropicsShape() {
+        QFETCH(QByteArray, body);
+        QFETCH(bool, withKey);
+        QNetworkReply *reply =
+            send(body, withKey ? AnthropicKey : Headers{{"anthropic-version", "2023-06-01"}});
+        QVERIFY(TestClient::finished(reply));
+        QTEST(TestClient::status(reply), "status");
+        const QByteArray answer = reply->readAll();
+        QTEST(anthropicErrorTypeOf(answer), "type");
+        QFETCH(QString, mentions);
+        const QString message = jsonOf(answer)
+                                    .value(QLatin1StringView("error"))
+                                    .toObject()
+                                    .value(QLatin1StringView("message"))
+                                    .toString();
+        QVERIFY2(message.contains(mentions), qPrintable(message));
+        QCOMPARE(m_fake->requests().size(), 0); // nothing reached the provider
+    }
+
+    void frontDoorRefusalsOnAnthropicPathsAreAnthropicShaped() {
+        // A web page's request: 403, as permission_error.
+        QNetworkReply *page =
+            send(messagesBody("hi"), AnthropicKey + Headers{{"Origin", "http://evil.test"}});
+        QVERIFY(TestClient::finished(page));
+        QCOMPARE(TestClient::status(page), 403);
+        QCOMPARE(anthropicErrorTypeOf(page->readAll()), QByteArray("permission_error"));
+        // The same refusal on an OpenAI path stays OpenAI-shaped.
+        QNetworkReply *openAi = m_client->send("POST", "/v1/chat/completions", chatBody("hi"),
+                                               KeyA + Headers{{"Origin", "http://evil.test"}});
+        QVERIFY(TestClient::finished(openAi));
+        QCOMPARE(TestClient::status(openAi), 403);
+        const QJsonObject body = jsonOf(openAi->readAll());
+        QVERIFY(!body.contains(QLatin1StringView("type")));
+        QVERIFY(
+            body.value(QLatin1StringView("error")).toObject().contains(QLatin1StringView("code")));
+    }
+
+    void withoutAnAnthropicProviderTheAnswerSaysHowToConfigureOne() {
+        startProxy(baseConfig(false));
+        QNetworkReply *reply = send(messagesBody("hi"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 404);
+        const QByteArray body = reply->readAll();
+        QCOMPARE(anthropicErrorTypeOf(body), QByteArray("not_found_error"));
+        QVERIFY(body.contains("--provider anthropic=anthropic"));
+    }
+
+    void answersComeFromOneBatchWithTheProvidersHeaders() {
+        QNetworkReply *a = send(messagesBody("one"));
+        QNetworkReply *b = send(messagesBody("two"), {{"Authorization", "Bearer " + ClientKey},
+                                                      {"anthropic-version", "2023-06-01"}});
+        QVERIFY(TestClient::finished(a));
+        QVERIFY(TestClient::finished(b));
+        QCOMPARE(TestClient::status(a), 200);
+        QCOMPARE(TestClient::status(b), 200);
+        QCOMPARE(messageText(a->readAll()), QStringLiteral("echo: one"));
+        QCOMPARE(messageText(b->readAll()), QStringLiteral("echo: two"));
+        QVERIFY(a->rawHeader(BatchIdHeader).startsWith("msgbatch_"));
+        QCOMPARE(m_fake->batches().size(), 1); // x-api-key and Bearer: the same key, one group
+        QCOMPARE(m_fake->batches().first().apiKey, ClientKey);
+        QCOMPARE(m_fake->batches().first().version, QByteArray("2023-06-01"));
+    }
+
+    void groupsByVersionAndBeta() {
+        const Headers v1{{"x-api-key", ClientKey}, {"anthropic-version", "2023-06-01"}};
+        const Headers v1Beta = v1 + Headers{{"anthropic-beta", "tools-2024-04-04"}};
+        const Headers v0{{"x-api-key", ClientKey}, {"anthropic-version", "2023-01-01"}};
+        QList<QNetworkReply *> replies{send(messagesBody("a"), v1), send(messagesBody("b"), v1Beta),
+                                       send(messagesBody("c"), v0), send(messagesBody("d"), v1)};
+        for (QNetworkReply *reply : replies) {
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 200);
+        }
+        QCOMPARE(m_fake->batches().size(), 3);
+        QSet<QByteArray> seen;
+        for (const auto &batch : m_fake->batches()) {
+            seen.insert(batch.version + '|' + batch.beta + '|' +
+                        QByteArray::number(batch.customIds.size()));
+        }
+        QCOMPARE(seen, (QSet<QByteArray>{"2023-06-01||2", "2023-06-01|tools-2024-04-04|1",
+                                         "2023-01-01||1"}));
+    }
+
+    void erroredResultsKeepTheirStatusAndShape() {
+        QNetworkReply *reply = send(messagesBody("[[error:rate_limit_error]]"));
+        QVERIFY(TestClient::finished(reply));
+        QCOMPARE(TestClient::status(reply), 429);
+        QCOMPARE(anthropicErrorTypeOf(reply->readAll()), QByteArray("rate_limit_error"));
+    }
+
+    void theJobsOwnErrorsAreAnthropicShaped() {
+        // The create call is refused for good (400): the job answers its clients itself.
+        m_fake->failNext(FakeAnthropic::Operation::Create, 10, 400);
+        QNetworkReply *reply = send(messagesBody("refused"));
+        QVERIFY(TestClient::finished(reply));
+        const int status = TestClient::status(reply);
+        QVERIFY2(status >= 400, QByteArray::number(status));
+        QCOMPARE(anthropicErrorTypeOf(reply->readAll()), anthropicErrorType(status));
+    }
+
+    void relaysTheRestOfAnthropicsPaths() {
+        // count_tokens and X-Batch: off go to the provider as they are, with the client's key.
+        QNetworkReply *count =
+            send(messagesBody("count me"), AnthropicKey, "/v1/messages/count_tokens");
+        QVERIFY(TestClient::finished(count));
+        QNetworkReply *direct =
+            send(messagesBody("now"), AnthropicKey + Headers{{"X-Batch", "off"}});
+        QVERIFY(TestClient::finished(direct));
+        QCOMPARE(TestClient::status(direct), 200);
+        QCOMPARE(messageText(direct->readAll()), QStringLiteral("echo: now"));
+        QCOMPARE(m_fake->count("POST", "/v1/messages/count_tokens"), 1);
+        QCOMPARE(m_fake->batches().size(), 0);
+        for (const auto &request : m_fake->requests())
+            QCOMPARE(request.headers.value("x-api-key"), ClientKey);
+    }
+
+    void aStreamGetsPingsThenTheReplayedMessage() {
+        Config config = baseConfig();
+        config.streamKeepAlive = 1s;
+        startProxy(config);
+        m_fake->setProcessingDelay(1500ms);
+        RawClient client;
+        QVERIFY(client.connectTo(m_client->port()));
+        const QByteArray body = R"({"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,)"
+                                R"("messages":[{"role":"user","content":"streamed"}]})";
+        client.socket.write(
+            "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: " + ClientKey +
+            "\r\nanthropic-version: 2023-06-01\r\nContent-Type: "
+            "application/json\r\nContent-Length: " +
+            QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        QVERIFY(client.waitFor([&] { return client.received.contains("text/event-stream"); }));
+        QVERIFY(client.waitFor([&] { return client.received.contains("event: ping"); }, 5000));
+        QVERIFY(!client.received.contains("message_start")); // still waiting for the batch
+        QVERIFY(
+            client.waitFor([&] { return client.received.contains("event: message_stop"); }, 10000));
+        QVERIFY(client.received.contains("event: message_start"));
+        QVERIFY(client.received.contains(R"("text_delta","text":"echo: streamed")") ||
+                client.received.contains("echo: streamed"));
+        // The batch was made without "stream": Message Batches refuse it.
+        QCOMPARE(m_fake->batches().size(), 1);
+    }
+
+    void shutdownAndRestartMidBatchTheRetriedClientAdoptsTheStoredResult() {
+        m_fake->setProcessingDelay(800ms);
+        QNetworkReply *waiting = send(messagesBody("across a restart"));
+        QTRY_COMPARE(m_fake->batches().size(), 1);
+        m_proxy->stop(); // clients are told to come back
+        QVERIFY(TestClient::finished(waiting));
+        QCOMPARE(TestClient::status(waiting), 503);
+        QCOMPARE(waiting->rawHeader("x-should-retry"), QByteArray("true"));
+        QCOMPARE(anthropicErrorTypeOf(waiting->readAll()), QByteArray("api_error"));
+        startProxy(baseConfig()); // resumes the batch with no client connected
+        QTRY_COMPARE_WITH_TIMEOUT(m_proxy->core()->unclaimed(), 1, 10000);
+        QNetworkReply *back = send(messagesBody("across a restart"));
+        QVERIFY(TestClient::finished(back));
+        QCOMPARE(TestClient::status(back), 200);
+        QCOMPARE(messageText(back->readAll()), QStringLiteral("echo: across a restart"));
+        QCOMPARE(m_fake->batches().size(), 1); // resumed, not made again
+        QCOMPARE(paidLines(), 1);
+    }
+};
+
+LLMPROXY_TEST_MAIN(tst_AnthropicFront)
+#include "tst_anthropicfront.moc"
