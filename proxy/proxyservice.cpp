@@ -30,24 +30,25 @@ QList<ConfiguredProvider> providersOf(const Config &config, QString *error) {
 CoreSettings coreSettings(const Config &config, const QList<ConfiguredProvider> &providers) {
     CoreSettings core;
     core.limits.window = config.batchWindow;
-    // No batch exceeds the smallest file limit of the configured providers.
-    int maxRequests = Config::ProviderMaxRequests;
-    qint64 maxBytes = Config::ProviderMaxBytes;
+    // Each provider's batches keep within its own file limits (and the user's --batch-size /
+    // --batch-bytes); a provider without a profile (Anthropic) gets the user's limits capped
+    // at the proxy's own maximum.
+    core.limits.maxRequests = std::min(config.batchSize, Config::ProviderMaxRequests);
+    core.limits.maxBytes = std::min(config.batchBytes, Config::ProviderMaxBytes);
     for (const ConfiguredProvider &provider : providers) {
-        if (provider.profile) {
-            maxRequests = std::min(maxRequests, provider.profile->maxRequests);
-            maxBytes = std::min(maxBytes, provider.profile->maxBytes);
-        }
+        if (provider.profile)
+            core.limits.perProvider.insert(
+                provider.name, FileLimits{std::min(config.batchSize, provider.profile->maxRequests),
+                                          std::min(config.batchBytes, provider.profile->maxBytes)});
         if (provider.name != DefaultProviderName)
             core.providerKeys.insert(provider.name, provider.apiKey);
     }
-    core.limits.maxRequests = std::min(config.batchSize, maxRequests);
-    core.limits.maxBytes = std::min(config.batchBytes, maxBytes);
     core.limits.maxEmbeddingInputs = Config::ProviderMaxEmbeddingInputs;
     core.pollInterval = config.pollInterval;
     core.resultTtl = config.resultTtl;
     core.gracePeriod = config.gracePeriod;
     core.configuredKey = config.apiKey;
+    core.flexTimeout = config.flexTimeout;
     return core;
 }
 
@@ -62,6 +63,9 @@ FrontEndSettings frontEndSettings(const Config &config,
     front.upstream = providers.isEmpty() ? config.upstream : providers.constFirst().baseUrl;
     front.providers = providers;
     front.router = providerRouter(config, providers);
+    QString routeError; // refused at start (configuredProviders): cannot happen here
+    front.modelRoutes =
+        ModelRoutes::fromSpecs(config.modelRoutes, &routeError).value_or(ModelRoutes());
     front.idleTimeout = config.idleTimeout;
     front.allowOrigins = config.allowOrigins;
     front.allowHosts = config.allowHosts;

@@ -357,7 +357,8 @@ private Q_SLOTS:
             R"("type":"message","role":"assistant","model":"claude-3-haiku-20240307",)"
             R"("content":[],"stop_reason":"end_turn","stop_sequence":null,)"
             R"("usage":{"input_tokens":1000,"output_tokens":100,)"
-            R"("cache_creation_input_tokens":2000,"cache_read_input_tokens":0}}}})",
+            R"("cache_creation_input_tokens":2000,"cache_read_input_tokens":0,)"
+            R"("cache_creation":{"ephemeral_5m_input_tokens":2000,"ephemeral_1h_input_tokens":0}}}}})",
             &why);
         QVERIFY2(line, qPrintable(why));
         const accounting::PriceTable table = accounting::loadPrices(QString()).table;
@@ -373,6 +374,20 @@ private Q_SLOTS:
             accounting::costOf(haiku, accounting::Route::Batch, line->usage);
         QVERIFY(!batched.paid);
         QCOMPARE(accounting::formatUsd(*batched.list), QByteArray("0.000975"));
+        // Half of the writes to the 1-hour cache ($0.50 a million): 1000 x $0.25 + 1000 x $0.30
+        // + 1000 x $0.50 + 100 x $1.25.
+        const std::optional<ResultLine> oneHour = m_provider.decodeResultLine(
+            R"({"custom_id":"c2","result":{"type":"succeeded","message":{"id":"msg_2",)"
+            R"("type":"message","role":"assistant","model":"claude-3-haiku-20240307",)"
+            R"("content":[],"stop_reason":"end_turn","stop_sequence":null,)"
+            R"("usage":{"input_tokens":1000,"output_tokens":100,)"
+            R"("cache_creation_input_tokens":2000,"cache_read_input_tokens":0,)"
+            R"("cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":1000}}}}})",
+            &why);
+        QVERIFY2(oneHour, qPrintable(why));
+        QCOMPARE(accounting::formatUsd(
+                     *accounting::costOf(haiku, accounting::Route::Relay, oneHour->usage).paid),
+                 QByteArray("0.001175"));
     }
 
     void aFinishedMessageReplaysAsItsStream_data() {

@@ -113,6 +113,40 @@ private Q_SLOTS:
         QCOMPARE(batcher.queued(), 1);
     }
 
+    // Several providers: each group is flushed at its own provider's file limits, never at the
+    // smallest of them all.
+    void eachProviderHasItsOwnFileLimits() {
+        ManualClock clock;
+        BatchLimits limits{4s, 1000, 25'000'000, 50'000, {}};
+        limits.perProvider.insert("openai", FileLimits{3, 1000});
+        limits.perProvider.insert("groq", FileLimits{2, 500});
+        QCOMPARE(limits.fileLimitsFor(""), (FileLimits{3, 1000})); // "" is openai
+        QCOMPARE(limits.fileLimitsFor("together"), (FileLimits{1000, 25'000'000}));
+        Batcher batcher(limits);
+        GroupKey openai = group("m");
+        GroupKey groq = group("m");
+        groq.provider = "groq";
+        // Requests: groq's group is full at 2, openai's not until 3.
+        QVERIFY(batcher.add(openai, 1, 10, 0, clock.now()).isEmpty());
+        QVERIFY(batcher.add(groq, 2, 10, 0, clock.now()).isEmpty());
+        QVERIFY(batcher.add(openai, 3, 10, 0, clock.now()).isEmpty());
+        QList<Flush> flushed = batcher.add(groq, 4, 10, 0, clock.now());
+        QCOMPARE(flushed.size(), 1);
+        QCOMPARE(flushed.first().group.provider, QByteArray("groq"));
+        QCOMPARE(flushed.first().requestIds, (QList<quint64>{2, 4}));
+        flushed = batcher.add(openai, 5, 10, 0, clock.now());
+        QCOMPARE(flushed.size(), 1);
+        QCOMPARE(flushed.first().requestIds, (QList<quint64>{1, 3, 5}));
+        // Bytes: 600 closes groq's file (500) but fits in openai's (1000).
+        QVERIFY(batcher.add(groq, 6, 400, 0, clock.now()).isEmpty());
+        flushed = batcher.add(groq, 7, 200, 0, clock.now());
+        QCOMPARE(flushed.size(), 1);
+        QCOMPARE(flushed.first().reason, FlushReason::Bytes);
+        QCOMPARE(flushed.first().requestIds, (QList<quint64>{6}));
+        QVERIFY(batcher.add(openai, 8, 400, 0, clock.now()).isEmpty());
+        QVERIFY(batcher.add(openai, 9, 200, 0, clock.now()).isEmpty());
+    }
+
     void embeddingInputsLimit() {
         ManualClock clock;
         Batcher batcher({4s, 1000, 25'000'000, 50'000});

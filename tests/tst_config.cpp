@@ -1107,9 +1107,10 @@ void TestConfig::everyOptionInTheHelpIsParsed() {
             if (decl->kind == SettingDeclaration::Kind::List)
                 value = decl->setting == Setting::AllowOrigins
                             ? QStringLiteral("http://localhost:5173")
-                        : decl->setting == Setting::Providers ? QStringLiteral("gemini=gemini")
-                        : decl->setting == Setting::Routes    ? QStringLiteral("gpt-*=openai")
-                                                              : QStringLiteral("proxy.lan");
+                        : decl->setting == Setting::Providers   ? QStringLiteral("gemini=gemini")
+                        : decl->setting == Setting::Routes      ? QStringLiteral("gpt-*=openai")
+                        : decl->setting == Setting::ModelRoutes ? QStringLiteral("gpt-5=flex")
+                                                                : QStringLiteral("proxy.lan");
             args.append(value);
         }
         if (decl->setting == Setting::TokensFile)

@@ -52,6 +52,8 @@ private slots:
     void cacheWritesAreBilledAtTheirOwnPriceOrUnknown();
     void shippedClaudeModelsHaveBatchAndCacheWritePrices();
     void cacheWritePriceIsParsedStrictly();
+    void oneHourCacheWritesAreBilledAtTheirOwnPrice();
+    void cacheWritesWithoutTheirSplitHaveAnUnknownCost();
 };
 
 namespace {
@@ -822,7 +824,9 @@ void TestPricing::cacheWritesAreBilledAtTheirOwnPriceOrUnknown() {
 
     const Usage usage = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 50,
         "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 3000,
-        "output_tokens": 20}})");
+        "output_tokens": 20, "cache_creation": {"ephemeral_5m_input_tokens": 1000,
+        "ephemeral_1h_input_tokens": 0}}})");
+    QCOMPARE(usage.cacheWrite1hInput, std::optional<qint64>(0));
     // 50 x $3 + 3000 x $0.30 + 1000 x $3.75 + 20 x $15, per million: $0.0051.
     const Cost relayed = costOf(c, Route::Relay, usage);
     QCOMPARE(formatUsd(*relayed.paid), QByteArray("0.0051"));
@@ -839,6 +843,7 @@ void TestPricing::cacheWritesAreBilledAtTheirOwnPriceOrUnknown() {
     writesOnly.reported = true;
     writesOnly.input = 100;
     writesOnly.cacheWriteInput = 10;
+    writesOnly.cacheWrite1hInput = 0;
     TierPrices noWrite = c->standard;
     noWrite.cacheWrite.reset();
     QVERIFY(!tierCost(noWrite, writesOnly));
@@ -886,6 +891,84 @@ void TestPricing::cacheWritePriceIsParsedStrictly() {
     QVERIFY(PriceTable::parse(withStandardTier(R"({"input": 1, "cache_write": 1.25,
         "source": "https://example.com/p", "date": "2026-12-06"})"),
                               QStringLiteral("prices.json"), &error));
+}
+
+void TestPricing::oneHourCacheWritesAreBilledAtTheirOwnPrice() {
+    // Claude 3.7 Sonnet from the shipped table: input $3, 5-minute writes $3.75, 1-hour $6.
+    const PriceTable table = loadPrices(QString()).table;
+    const ModelPrices *sonnet =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-3-7-sonnet"));
+    QVERIFY(sonnet);
+    QCOMPARE(sonnet->standard.cacheWrite1h, std::optional<MicroUsdPerMillion>(6000000));
+    const ModelPrices *opus =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-opus-4-1"));
+    QVERIFY(opus);
+    QCOMPARE(opus->standard.cacheWrite1h, std::optional<MicroUsdPerMillion>(30000000));
+
+    const Usage usage = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 100,
+        "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 0, "output_tokens": 10,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1000,
+                           "ephemeral_1h_input_tokens": 2000}}})");
+    QVERIFY(usage.reported);
+    QCOMPARE(usage.input, std::optional<qint64>(3100));
+    QCOMPARE(usage.cacheWriteInput, std::optional<qint64>(3000));
+    QCOMPARE(usage.cacheWrite1hInput, std::optional<qint64>(2000));
+    // 100 x $3 + 1000 x $3.75 + 2000 x $6 + 10 x $15, per million: $0.0162 (at the 5-minute
+    // price alone it would have been $0.0117).
+    const Cost cost = costOf(sonnet, Route::Relay, usage);
+    QVERIFY(cost.paid);
+    QCOMPARE(formatUsd(*cost.paid), QByteArray("0.0162"));
+    QCOMPARE(formatUsd(*cost.list), QByteArray("0.0162"));
+
+    // A model whose table has no 1-hour price cannot bill 1-hour writes...
+    const ModelPrices *h45 =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-haiku-4-5"));
+    QVERIFY(h45);
+    QCOMPARE(h45->standard.cacheWrite1h, std::nullopt);
+    QVERIFY(!costOf(h45, Route::Relay, usage).paid);
+    QVERIFY(!costOf(h45, Route::Relay, usage).list);
+    // ...but bills 5-minute ones: 100 x $1 + 1000 x $1.25 + 10 x $5 = $0.0014.
+    const Usage fiveMinutes = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 100,
+        "cache_creation_input_tokens": 1000, "output_tokens": 10,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1000,
+                           "ephemeral_1h_input_tokens": 0}}})");
+    QCOMPARE(formatUsd(*costOf(h45, Route::Relay, fiveMinutes).paid), QByteArray("0.0014"));
+
+    // The price field is parsed like the others.
+    QString error;
+    QVERIFY(!PriceTable::parse(withStandardTier(R"({"input": 1, "cache_write_1h": "2",
+        "source": "https://example.com/p", "date": "2026-12-06"})"),
+                               QStringLiteral("prices.json"), &error));
+    QVERIFY2(error.contains(QStringLiteral("standard.cache_write_1h")), qPrintable(error));
+}
+
+void TestPricing::cacheWritesWithoutTheirSplitHaveAnUnknownCost() {
+    const PriceTable table = loadPrices(QString()).table;
+    const ModelPrices *sonnet =
+        table.find(QStringLiteral("anthropic"), QStringLiteral("claude-3-7-sonnet"));
+    QVERIFY(sonnet);
+    // No cache_creation breakdown: some of the 1000 may be 1-hour writes, so no price is known.
+    const Usage noSplit = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 100,
+        "cache_creation_input_tokens": 1000, "output_tokens": 10}})");
+    QVERIFY(noSplit.reported);
+    QCOMPARE(noSplit.cacheWriteInput, std::optional<qint64>(1000));
+    QCOMPARE(noSplit.cacheWrite1hInput, std::nullopt);
+    const Cost unknown = costOf(sonnet, Route::Relay, noSplit);
+    QVERIFY(!unknown.paid);
+    QVERIFY(!unknown.list);
+    QVERIFY(!unknown.known());
+    // A breakdown that does not add up to the written count is not trusted either.
+    const Usage badSplit = anthropicUsageFromAnswer(R"({"usage": {"input_tokens": 100,
+        "cache_creation_input_tokens": 1000, "output_tokens": 10,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100,
+                           "ephemeral_1h_input_tokens": 200}}})");
+    QVERIFY(badSplit.reported);
+    QCOMPARE(badSplit.cacheWrite1hInput, std::nullopt);
+    QVERIFY(!costOf(sonnet, Route::Relay, badSplit).paid);
+    // No cache writes at all: nothing to split, the cost is known.
+    const Usage none = anthropicUsageFromAnswer(
+        R"({"usage": {"input_tokens": 100, "cache_creation_input_tokens": 0, "output_tokens": 10}})");
+    QVERIFY(costOf(sonnet, Route::Relay, none).paid);
 }
 
 QTEST_GUILESS_MAIN(TestPricing)

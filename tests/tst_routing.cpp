@@ -6,12 +6,14 @@
 // naming the providers; an endpoint a provider does not batch is relayed to it; a restart
 // resumes each batch at its provider, and a batch whose provider is gone is not lost.
 
+#include "batch/batchcore.h"
 #include "fakeprovider.h"
 #include "proxyservice.h"
 #include "settings/config.h"
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkReply>
@@ -138,6 +140,28 @@ private Q_SLOTS:
         for (const BatchProgress &batch : m_proxy->snapshot().batches)
             providers.insert(batch.provider + '/' + batch.model);
         QCOMPARE(providers, QSet<QByteArray>({"openai/gpt-4o-mini", "gemini/gemini-2.5-flash"}));
+        // So does /stats: each listed batch names its provider.
+        QSet<QString> listed;
+        QTRY_VERIFY_WITH_TIMEOUT(
+            [&] {
+                QNetworkReply *stats = m_client->send("GET", "/stats", {});
+                if (!TestClient::finished(stats))
+                    return false;
+                const QJsonArray list = QJsonDocument::fromJson(stats->readAll())
+                                            .object()
+                                            .value(u"batch_list")
+                                            .toArray();
+                delete stats;
+                listed.clear();
+                for (const QJsonValue &b : list)
+                    listed.insert(b.toObject().value(u"provider").toString() + u'/' +
+                                  b.toObject().value(u"model").toString() + u'/' +
+                                  b.toObject().value(u"status").toString());
+                return list.size() == 2;
+            }(),
+            5000);
+        QCOMPARE(listed, QSet<QString>({QStringLiteral("openai/gpt-4o-mini/completed"),
+                                        QStringLiteral("gemini/gemini-2.5-flash/completed")}));
     }
 
     void theRelayGoesToTheChosenProviderWithItsKey() {
@@ -171,6 +195,22 @@ private Q_SLOTS:
         QCOMPARE(TestClient::status(models), 200);
         delete models;
         QCOMPARE(m_openAi->count("GET", "/v1/models"), 1);
+    }
+
+    // Each provider's batches keep to its own file limits: Groq's 100 MB files do not shrink
+    // OpenAI's (the user allows 150 MB), and the user's request count applies to both.
+    void eachProviderKeepsItsOwnFileLimits() {
+        Config c = config();
+        c.providers.append("groq=groq;url=" + m_gemini->baseUrl().toString().toUtf8() +
+                           ";key_env=" + GeminiKeyVariable);
+        c.batchBytes = 150'000'000;
+        c.batchSize = 40'000;
+        QVERIFY(start(c));
+        const BatchLimits &limits = m_proxy->core()->settings().limits;
+        QCOMPARE(limits.fileLimitsFor("openai"), (FileLimits{40'000, 150'000'000}));
+        QCOMPARE(limits.fileLimitsFor(""), (FileLimits{40'000, 150'000'000}));
+        QCOMPARE(limits.fileLimitsFor("groq"), (FileLimits{40'000, 100'000'000}));
+        QCOMPARE(limits.fileLimitsFor("gemini"), (FileLimits{40'000, 150'000'000}));
     }
 
     void anUnroutedModelWithoutADefaultIsA400NamingTheProviders() {

@@ -631,6 +631,8 @@ void TestSettingsStore::everyDeclaredSettingIsStored() {
                         ? QStringLiteral("gemini=gemini work=azure;url=https://r.openai.azure.com")
                     : decl.setting == Setting::Routes
                         ? QStringLiteral("gemini-*=gemini my-deployment=work")
+                    : decl.setting == Setting::ModelRoutes
+                        ? QStringLiteral("gpt-5*=flex-then-batch gpt-4o=relay")
                         : QStringLiteral("proxy.lan box.lan:8080");
             break;
         case Kind::Name:

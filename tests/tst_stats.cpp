@@ -85,6 +85,7 @@ private slots:
     void jsonNumbers();
     void jsonNeverNonFinite();
     void jsonParses();
+    void jsonListsEachBatchWithItsProvider();
 };
 
 void TestStats::percentileKnownSets_data() {
@@ -558,8 +559,39 @@ void TestStats::jsonExactText() {
         R"("batches":{"total":3,"successful":2,"failed":1,"avg_time_ms":2000.292,)"
         R"("p50_time_ms":2000.25,"p95_time_ms":3000.125,"p99_time_ms":3000.125},)"
         R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2,"streamed":1,"waiting_streams":1)"
-        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}}})");
+        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"batch_list":[]})");
     QCOMPARE(Stats::toJson(stats.snapshot()), expected);
+}
+
+void TestStats::jsonListsEachBatchWithItsProvider() {
+    Stats stats;
+    StatsBatch gemini{"b2",
+                      "batches/xyz",
+                      "gemini",
+                      "/v1/chat/completions",
+                      "gemini-2.5-flash",
+                      "running",
+                      true,
+                      4,
+                      1,
+                      0};
+    StatsBatch openai{
+        "b1", "batch_abc", "openai", "/v1/chat/completions", "gpt-4o-mini", "completed", false,
+        2,    2,           0};
+    stats.setBatchList({gemini, openai});
+    const QByteArray json = Stats::toJson(stats.snapshot(), stats.batchList());
+    QVERIFY2(
+        json.endsWith(
+            R"(,"batch_list":[{"id":"b2","batch_id":"batches/xyz","provider":"gemini",)"
+            R"("endpoint":"/v1/chat/completions","model":"gemini-2.5-flash","status":"running",)"
+            R"("active":true,"requests":4,"completed":1,"failed":0},)"
+            R"({"id":"b1","batch_id":"batch_abc","provider":"openai",)"
+            R"("endpoint":"/v1/chat/completions","model":"gpt-4o-mini","status":"completed",)"
+            R"("active":false,"requests":2,"completed":2,"failed":0}]})"),
+        json.constData());
+    // Bounded: only the first MaxListedBatches are kept.
+    stats.setBatchList(QList<StatsBatch>(Stats::MaxListedBatches + 10, openai));
+    QCOMPARE(stats.batchList().size(), Stats::MaxListedBatches);
 }
 
 void TestStats::jsonEmpty() {
@@ -569,7 +601,7 @@ void TestStats::jsonEmpty() {
         R"("batches":{"total":0,"successful":0,"failed":0,"avg_time_ms":0,)"
         R"("p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
         R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0,"streamed":0,"waiting_streams":0)"
-        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}}})");
+        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"batch_list":[]})");
     QCOMPARE(Stats::toJson(Stats().snapshot()), expected);
     QCOMPARE(Stats::toJson(StatsSnapshot{}), expected);
 }
@@ -659,7 +691,8 @@ void TestStats::jsonParses() {
     QCOMPARE(error.error, QJsonParseError::NoError);
     QVERIFY(doc.isObject());
     const QJsonObject root = doc.object();
-    QCOMPARE(root.size(), 9); // and "streamed", "waiting_streams" (issue 11), "usage" (issue 10)
+    // and "streamed", "waiting_streams" (issue 11), "usage" (issue 10), "batch_list" (issue 12)
+    QCOMPARE(root.size(), 10);
     const QJsonObject requests = root.value(QLatin1StringView("requests")).toObject();
     const QJsonObject batches = root.value(QLatin1StringView("batches")).toObject();
     QCOMPARE(requests.size(), 8);

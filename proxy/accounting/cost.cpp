@@ -68,15 +68,25 @@ std::optional<Picos> tierCost(const TierPrices &tier, const Usage &usage) {
     if (input < 0 || cached < 0 || written < 0 || output < 0 || cached > input ||
         written > input - cached)
         return std::nullopt;
-    if ((cached > 0 && !tier.cachedInput) || (written > 0 && !tier.cacheWrite) ||
-        (output > 0 && !tier.output))
+    // Cache writes are priced only when their 5-minute / 1-hour split is known: a 1-hour write
+    // costs 2x input, a 5-minute one 1.25x, and guessing would misstate the cost.
+    if (written > 0 && !usage.cacheWrite1hInput)
+        return std::nullopt;
+    const qint64 written1h = usage.cacheWrite1hInput.value_or(0);
+    if (written1h < 0 || written1h > written)
+        return std::nullopt;
+    const qint64 written5m = written - written1h;
+    if ((cached > 0 && !tier.cachedInput) || (written5m > 0 && !tier.cacheWrite) ||
+        (written1h > 0 && !tier.cacheWrite1h) || (output > 0 && !tier.output))
         return std::nullopt;
     Picos total = 0;
     if (!mulAdd(total, input - cached - written, tier.input))
         return std::nullopt;
     if (cached > 0 && !mulAdd(total, cached, *tier.cachedInput))
         return std::nullopt;
-    if (written > 0 && !mulAdd(total, written, *tier.cacheWrite))
+    if (written5m > 0 && !mulAdd(total, written5m, *tier.cacheWrite))
+        return std::nullopt;
+    if (written1h > 0 && !mulAdd(total, written1h, *tier.cacheWrite1h))
         return std::nullopt;
     if (output > 0 && !mulAdd(total, output, *tier.output))
         return std::nullopt;

@@ -38,8 +38,9 @@ std::optional<Route> routeFromName(QStringView name);
 std::optional<Tier> paidTier(Route route);
 
 // The cost of `usage` at one tier's prices. nullopt when it cannot be known exactly: usage not
-// reported, cached and cache-written tokens more than input tokens, cached, cache-written (or
-// output) tokens the tier has no price for, or an overflow.
+// reported, cached and cache-written tokens more than input tokens, cache writes whose
+// 5-minute / 1-hour split the answer did not give (Usage::cacheWrite1hInput empty), cached,
+// cache-written (5-minute or 1-hour) or output tokens the tier has no price for, or an overflow.
 std::optional<Picos> tierCost(const TierPrices &tier, const Usage &usage);
 
 struct Cost {

@@ -130,8 +130,8 @@ struct Parser {
         if (!fields)
             return std::nullopt;
         if (!onlyKeys(*fields,
-                      {"input", "cached_input", "cache_write", "output", "source", "date", "as_of",
-                       "note"},
+                      {"input", "cached_input", "cache_write", "cache_write_1h", "output", "source",
+                       "date", "as_of", "note"},
                       where))
             return std::nullopt;
         TierPrices t;
@@ -153,6 +153,11 @@ struct Parser {
         if (const json::Member *w = json::find(*fields, "cache_write")) {
             t.cacheWrite = price(*w, where + QStringLiteral(".cache_write"));
             if (!t.cacheWrite)
+                return std::nullopt;
+        }
+        if (const json::Member *w = json::find(*fields, "cache_write_1h")) {
+            t.cacheWrite1h = price(*w, where + QStringLiteral(".cache_write_1h"));
+            if (!t.cacheWrite1h)
                 return std::nullopt;
         }
         if (const json::Member *o = json::find(*fields, "output")) {

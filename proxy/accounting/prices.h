@@ -17,7 +17,8 @@
 // Prices are USD per million tokens as plain JSON decimals with at most 6 decimal places, kept
 // exactly as integer micro-USD per million tokens (which is also pico-USD per token): no
 // floating point anywhere. "input" is required; "cached_input", "cache_write" (prompt-cache
-// writes, Anthropic) and "output" may be left out (embeddings have no output), and then tokens
+// writes, Anthropic's 5-minute price), "cache_write_1h" (1-hour cache writes) and "output" may
+// be left out (embeddings have no output), and then tokens
 // of that kind make the cost unknown. Every tier
 // names its "source" (an http(s) URL) and the "date" (YYYY-MM-DD) it was read; "as_of" (a date)
 // and "note" are optional. A model needs a "standard" tier (the list price).
@@ -53,6 +54,9 @@ struct TierPrices {
     // Tokens written to the prompt cache (Anthropic's cache_creation_input_tokens, at its
     // 5-minute write price); without it, such tokens make the cost unknown.
     std::optional<MicroUsdPerMillion> cacheWrite;
+    // Tokens written to the 1-hour prompt cache (Anthropic: 2x input); without it, a cost with
+    // 1-hour cache writes is unknown.
+    std::optional<MicroUsdPerMillion> cacheWrite1h;
     QString source; // the public page the figures were read from
     QString date;   // when they were read, YYYY-MM-DD
     QString asOf;   // optional: the date the page gives for them

@@ -116,6 +116,19 @@ Usage anthropicUsageFromAnswer(QByteArrayView body) {
     result.input = input;
     result.cachedInput = cacheRead;
     result.cacheWriteInput = cacheWrite;
+    // The 5-minute / 1-hour split of the cache writes, when given and consistent.
+    std::optional<qint64> written5m, written1h;
+    const Read split5m =
+        readNestedCount(*usage, "cache_creation", "ephemeral_5m_input_tokens", written5m);
+    const Read split1h =
+        readNestedCount(*usage, "cache_creation", "ephemeral_1h_input_tokens", written1h);
+    if (split5m != Read::Bad && split1h != Read::Bad) {
+        const qint64 total = cacheWrite.value_or(0);
+        qint64 sum = 0;
+        if (!__builtin_add_overflow(written5m.value_or(0), written1h.value_or(0), &sum) &&
+            (written5m || written1h) && sum == total)
+            result.cacheWrite1hInput = written1h.value_or(0);
+    }
     result.output = output;
     result.reported = true;
     return result;

@@ -29,6 +29,11 @@ struct Usage {
     // The part of `input` written to the prompt cache (Anthropic's cache_creation_input_tokens,
     // billed at its own price); empty for providers that report no such thing.
     std::optional<qint64> cacheWriteInput;
+    // The part of `cacheWriteInput` written to the 1-hour cache (Anthropic's
+    // cache_creation.ephemeral_1h_input_tokens, billed at 2x input instead of 1.25x). Known only
+    // when the answer gives that breakdown (and it adds up to cacheWriteInput); when it is empty,
+    // cache writes cannot be priced exactly.
+    std::optional<qint64> cacheWrite1hInput;
     // false: the answer had no (usable) usage object. Such a request is counted as "usage not
     // reported", never as zero tokens; the counts above are then all empty.
     bool reported = false;
@@ -47,7 +52,10 @@ Usage usageFromAnswer(QByteArrayView body);
 // result.message): usage.input_tokens counts only the tokens after the last cache breakpoint,
 // so `input` = input_tokens + cache_creation_input_tokens + cache_read_input_tokens (every
 // input token, as everywhere else), `cachedInput` = cache_read_input_tokens and
-// `cacheWriteInput` = cache_creation_input_tokens; `output` = output_tokens (thinking
+// `cacheWriteInput` = cache_creation_input_tokens and `cacheWrite1hInput` =
+// cache_creation.ephemeral_1h_input_tokens when the breakdown {ephemeral_5m_input_tokens,
+// ephemeral_1h_input_tokens} is given and sums to cache_creation_input_tokens (a breakdown that
+// does not add up is ignored, leaving the split unknown); `output` = output_tokens (thinking
 // included; Anthropic reports no separate reasoning count). Unusable in the same cases as
 // usageFromAnswer(); input_tokens is required.
 Usage anthropicUsageFromAnswer(QByteArrayView body);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "batch/batchcore.h"
 
+#include "api/json.h"
 #include "api/jsonl.h"
 #include "api/logging.h"
 #include "batch/batchjob.h"
@@ -570,9 +571,128 @@ void BatchCore::submit(BatchRequest request) {
     m_ticketToRequest.emplace(ticket, id);
     m_byDedupe.insert(dedupe, id);
     auto [it, inserted] = m_requests.emplace(id, std::move(r));
-    enqueue(id, it->second);
+    if (wantsFlex(request)) {
+        it->second.route = request.route;
+        it->second.state = State::Submitted;
+        ++m_submitted;
+        sendFlex(id, 0);
+    } else {
+        enqueue(id, it->second);
+    }
     rearmTimer();
     updateGauges();
+}
+
+bool BatchCore::wantsFlex(const BatchRequest &request) const {
+    if (!isFlex(request.route) || m_paused || !providerFor(request.group))
+        return false;
+    if (m_noFlex.contains(request.group.provider + '\n' + request.group.model))
+        return false;
+    if (request.routeExact)
+        return true; // the user marked this model
+    // A prefix rule: only the models the price table gives a flex price (OpenAI's list).
+    const accounting::ModelPrices *prices =
+        m_prices ? m_prices->find(QString::fromLatin1(request.group.provider),
+                                  QString::fromUtf8(request.group.model))
+                 : nullptr;
+    return prices && prices->flex;
+}
+
+void BatchCore::sendFlex(quint64 requestId, int attempt) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end() || it->second.state != State::Submitted)
+        return;
+    Request &r = it->second;
+    Provider *provider = providerFor(r.group);
+    const QByteArray body = bodyFor(requestId);
+    // The client's body with "service_tier":"flex" in place of any tier it named.
+    const std::optional<QByteArray> untiered = json::withoutMembers(body, {"service_tier"});
+    const qsizetype open = untiered ? untiered->indexOf('{') : -1;
+    if (!provider || open < 0) {
+        requeue(requestId);
+        return;
+    }
+    const bool emptyObject = untiered->mid(open + 1).trimmed().startsWith('}');
+    const QByteArray flexBody = untiered->left(open + 1) + R"("service_tier":"flex")" +
+                                (emptyObject ? "" : ",") + untiered->mid(open + 1);
+    if (attempt == 0)
+        qCInfo(lcBatch).noquote() << "request" << customIdFor(requestId)
+                                  << "goes through flex processing (" << r.group.model << ")";
+    const QPointer<BatchCore> self(this);
+    provider->sendSynchronousWithin(
+        credentialsFor(r.group), r.group.endpoint, flexBody, m_settings.flexTimeout,
+        [self, requestId, attempt](ProviderResult<SyncAnswer> result) {
+            if (self)
+                self->onFlexAnswer(requestId, attempt, std::move(result));
+        });
+}
+
+namespace {
+// The provider's 400/404 says flex is not offered for this model (its error names the
+// service_tier parameter, or flex).
+bool flexRefusedForModel(const SyncAnswer &answer) {
+    if (answer.httpStatus != 400 && answer.httpStatus != 404)
+        return false;
+    const QByteArray lower = answer.body.toLower();
+    return lower.contains("service_tier") || lower.contains("flex");
+}
+} // namespace
+
+void BatchCore::onFlexAnswer(quint64 requestId, int attempt, ProviderResult<SyncAnswer> result) {
+    const auto it = m_requests.find(requestId);
+    if (it == m_requests.end() || it->second.state != State::Submitted)
+        return;
+    Request &r = it->second;
+    const bool answered =
+        result.ok() && result.value->httpStatus >= 200 && result.value->httpStatus < 300;
+    if (!answered && m_shuttingDown)
+        return; // stays in the store, never sent: the next start keeps it for its client
+    if (result.ok() && flexRefusedForModel(*result.value)) {
+        m_noFlex.insert(r.group.provider + '\n' + r.group.model);
+        qCWarning(lcBatch).noquote()
+            << "flex processing is not offered for" << r.group.model << "(HTTP"
+            << result.value->httpStatus << "): its requests go into batches";
+        r.route = ModelRoute::Batch;
+        requeue(requestId);
+        return;
+    }
+    // "Not now": 429 (resource unavailable, or a rate limit), 408, 409, 5xx, no answer within
+    // the flex timeout. The flex route tries again a few times; then, and on flex-then-batch
+    // at once, the batch takes it. Never the standard tier.
+    const bool notNow = result.ok() ? result.value->retryable() : true;
+    if (notNow) {
+        const int status = result.ok() ? result.value->httpStatus : 0;
+        if (r.route == ModelRoute::Flex && attempt + 1 < FlexAttempts) {
+            const auto delay = BatchJob::backoffDelay(
+                attempt, result.ok() ? result.value->retryAfter : result.error.retryAfter);
+            qCInfo(lcBatch).noquote()
+                << "flex call for" << customIdFor(requestId) << "refused (HTTP" << status
+                << ") - trying again in" << delay.count() << "ms";
+            QTimer::singleShot(timerInterval(delay), this,
+                               [this, requestId, attempt] { sendFlex(requestId, attempt + 1); });
+            return;
+        }
+        qCInfo(lcBatch).noquote() << "flex call for" << customIdFor(requestId) << "refused (HTTP"
+                                  << status << "): the request goes into a batch";
+        r.route = ModelRoute::Batch;
+        requeue(requestId);
+        return;
+    }
+    // The provider's own answer, whatever its status (a 2xx at the flex price, or an error
+    // that a batch would not mend), byte for byte.
+    SyncAnswer &value = *result.value;
+    HttpAnswer answer;
+    answer.status = value.httpStatus;
+    if (!value.contentType.isEmpty())
+        answer.contentType = value.contentType;
+    for (auto &header : value.headers)
+        answer.headers.append(std::move(header));
+    answer.body = std::move(value.body);
+    answer.synthesized = false;
+    answer.headers.emplaceBack(RouteHeader, "flex");
+    recordAnswer(requestId, answer, accounting::Route::Flex);
+    commit();
+    deliver(requestId, answer, true);
 }
 
 void BatchCore::adopt(quint64 id, Request &request, quint64 ticket) {
@@ -1121,6 +1241,9 @@ void BatchCore::saveBatch(const StoredBatch &batch) {
         m_store->saveBatch(batch);
         scheduleCommit();
     }
+    // Each step of a batch is saved: /stats lists where it is now. Queued so that the job's
+    // own progress is updated first.
+    QMetaObject::invokeMethod(this, &BatchCore::publishBatchList, Qt::QueuedConnection);
 }
 
 void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
@@ -1181,6 +1304,22 @@ void BatchCore::updateGauges() {
     m_stats->setQueued(quint64(queued()));
     m_stats->setInFlight(quint64(inFlight()));
     m_stats->setActiveBatches(quint64(activeBatches()));
+    publishBatchList();
+}
+
+void BatchCore::publishBatchList() {
+    if (!m_stats)
+        return;
+    const QList<BatchProgress> progress = batchProgress();
+    QList<StatsBatch> list;
+    list.reserve(qMin(progress.size(), Stats::MaxListedBatches));
+    for (const BatchProgress &p : progress) {
+        if (list.size() >= Stats::MaxListedBatches)
+            break;
+        list.append(StatsBatch{p.localId, p.batchId, p.provider, p.endpoint, p.model, p.status,
+                               p.active, p.total, p.completed, p.failed});
+    }
+    m_stats->setBatchList(std::move(list));
 }
 
 } // namespace llmproxy

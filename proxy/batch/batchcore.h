@@ -18,6 +18,7 @@
 #include "batch/batcher.h"
 #include "batch/batchjob.h"
 #include "batch/batchprogress.h"
+#include "provider/modelroute.h"
 #include "provider/provider.h"
 
 #include <QHash>
@@ -56,6 +57,11 @@ struct BatchRequest {
     // a replay of the result. Part of what adoption matches on: a streaming and a non-streaming
     // request with the same body stay two requests.
     bool streaming = false;
+    // The model's route (modelroute.h): Flex and FlexThenBatch try OpenAI's flex processing
+    // first (the front end sets them only for providers with the openai profile); `routeExact`:
+    // the rule named the model itself, so flex is tried even without a flex price for it.
+    ModelRoute route = ModelRoute::Batch;
+    bool routeExact = false;
 };
 
 struct CoreSettings {
@@ -72,11 +78,15 @@ struct CoreSettings {
     QByteArray configuredKey;
     // The other configured providers' keys, by provider name (routing); never stored.
     QHash<QByteArray, QByteArray> providerKeys;
+    // A flex call's transfer timeout (--flex-timeout): then the request goes into a batch.
+    std::chrono::milliseconds flexTimeout{std::chrono::minutes(15)};
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
 // cancelled its batch before the request ran.
 inline constexpr char SyncFallbackHeader[] = "x-llm-proxy-fallback";
+// Names an answer that came from OpenAI's flex processing (value "flex"), at the flex price.
+inline constexpr char RouteHeader[] = "x-llm-proxy-route";
 
 // The custom_id of a request inside a batch file: unique by construction, and within
 // ^[A-Za-z0-9_-]{1,64}$.
@@ -188,9 +198,10 @@ private:
         QByteArray caller; // whom the ledger counts it for (token name or key hint)
         int embeddingInputs = 0;
         State state = State::Queued;
-        QVarLengthArray<quint64, 1> tickets; // clients waiting for it: nearly always one
-        bool hasResult = false;              // Unclaimed with a stored answer (else: never sent)
-        bool streaming = false;              // its clients asked for a stream
+        QVarLengthArray<quint64, 1> tickets;  // clients waiting for it: nearly always one
+        bool hasResult = false;               // Unclaimed with a stored answer (else: never sent)
+        bool streaming = false;               // its clients asked for a stream
+        ModelRoute route = ModelRoute::Batch; // Flex/FlexThenBatch while flex is being tried
         SteadyTime unclaimedSince;
         std::shared_ptr<const HttpAnswer> memoryResult; // without a store
     };
@@ -248,6 +259,8 @@ private:
     // Store the answer with its ledger row (one transaction), unless it was stored before, and
     // account for it (stats, requestAccounted).
     void recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route);
+    // The batches /stats lists, with their provider (Stats::setBatchList).
+    void publishBatchList();
     // Price `request`, add it to the ledger (when `toLedger`) and the stats, and emit it.
     void account(accounting::AccountedRequest &request, bool toLedger);
     // The same caller text shared by every request that has it.
@@ -256,6 +269,12 @@ private:
     void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) override;
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
+    // OpenAI's flex processing (modelroute.h): whether this request tries it first, the call
+    // (`attempt` counts from 0), and what its answer decides: the client's answer (at the flex
+    // price), another flex call, or the batch (requeue(); never the standard tier).
+    bool wantsFlex(const BatchRequest &request) const;
+    void sendFlex(quint64 requestId, int attempt);
+    void onFlexAnswer(quint64 requestId, int attempt, ProviderResult<SyncAnswer> result);
     // The request's JSONL input line for a batch file, made from bodyFor().
     QByteArray lineFor(quint64 requestId);
     // The client's body: the one in memory, else the store's (empty if neither has it).
@@ -307,6 +326,9 @@ private:
     QHash<QByteArray, KeyUse> m_keys;
     std::shared_ptr<const accounting::PriceTable> m_prices;
     QSet<QByteArray> m_callers; // internCaller()
+    // "provider\nmodel" of models whose provider said flex is not offered for them: their
+    // requests go straight to the batch from then on.
+    QSet<QByteArray> m_noFlex;
     // Requests inserted into the store since the last commit that succeeded.
     QList<quint64> m_uncommitted;
     bool m_storeWritable = true;

@@ -14,11 +14,18 @@ size_t qHash(const GroupKey &key, size_t seed) noexcept {
                       key.provider);
 }
 
+FileLimits BatchLimits::fileLimitsFor(const QByteArray &provider) const {
+    const auto it =
+        perProvider.constFind(provider.isEmpty() ? QByteArrayLiteral("openai") : provider);
+    return it != perProvider.constEnd() ? *it : FileLimits{maxRequests, maxBytes};
+}
+
 QList<Flush> Batcher::add(const GroupKey &group, quint64 requestId, qint64 bytes,
                           int embeddingInputs, SteadyTime now) {
     QList<Flush> flushes;
+    const FileLimits file = m_limits.fileLimitsFor(group.provider);
     if (auto it = m_groups.find(group); it != m_groups.end() && !it->items.empty()) {
-        if (it->bytes + bytes > m_limits.maxBytes)
+        if (it->bytes + bytes > file.maxBytes)
             flushes.append(take(group, FlushReason::Bytes));
         else if (embeddingInputs > 0 &&
                  it->embeddingInputs + embeddingInputs > m_limits.maxEmbeddingInputs)
@@ -31,7 +38,7 @@ QList<Flush> Batcher::add(const GroupKey &group, quint64 requestId, qint64 bytes
     it->bytes += bytes;
     it->embeddingInputs += embeddingInputs;
     ++m_queued;
-    if (std::ssize(it->items) >= m_limits.maxRequests)
+    if (std::ssize(it->items) >= file.maxRequests)
         flushes.append(take(group, FlushReason::Size));
     return flushes;
 }

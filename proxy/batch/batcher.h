@@ -41,11 +41,24 @@ inline constexpr char ConfiguredKeyHash[] = "configured";
 // GroupKey::keyHash for a client's own key: a hash (32 hex digits), never the key.
 QByteArray keyHashOf(const QByteArray &apiKey);
 
+// The size limits of one batch input file.
+struct FileLimits {
+    int maxRequests = 1000;
+    qint64 maxBytes = 25'000'000; // of the JSONL file
+    friend bool operator==(const FileLimits &, const FileLimits &) = default;
+};
+
 struct BatchLimits {
     std::chrono::milliseconds window{4000}; // from a group's first request
+    // For a provider without an entry in perProvider.
     int maxRequests = 1000;
     qint64 maxBytes = 25'000'000; // of the JSONL file
     int maxEmbeddingInputs = 50'000;
+    // Each configured provider's own file limits (GroupKey::provider; "openai" for the empty
+    // name), so that one provider's smaller files never shrink another's batches.
+    QHash<QByteArray, FileLimits> perProvider = {};
+    // The limits a group of `provider` is flushed at.
+    FileLimits fileLimitsFor(const QByteArray &provider) const;
 };
 
 enum class FlushReason { Window, Size, Bytes, EmbeddingInputs, Forced };

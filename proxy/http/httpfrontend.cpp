@@ -845,7 +845,8 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
     }
     if (path == "/stats") {
         HttpAnswer answer;
-        answer.body = m_stats ? Stats::toJson(m_stats->snapshot()) : QByteArrayLiteral("{}");
+        answer.body = m_stats ? Stats::toJson(m_stats->snapshot(), m_stats->batchList())
+                              : QByteArrayLiteral("{}");
         answer.headers.emplaceBack("cache-control", "no-store");
         respond(socket, answer, keepAlive, head);
         return true;
@@ -1373,6 +1374,16 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
         relay(request, socket, keepAlive, *key, admission.caller, *provider);
         return;
     }
+    // The model's route (--model-route): relayed at full price, or OpenAI's flex processing
+    // first (chat and responses at a provider with the openai profile; else batched).
+    const ModelRouteMatch modelRoute = m_settings.modelRoutes.match(model);
+    if (modelRoute.route == ModelRoute::Relay) {
+        relay(request, socket, keepAlive, *key, admission.caller, *provider);
+        return;
+    }
+    const bool flexible = isFlex(modelRoute.route) && provider->profile &&
+                          provider->profile->name == "openai" &&
+                          (path == "/v1/chat/completions" || path == "/v1/responses");
 
     BatchRequest batched;
     batched.id = m_nextRequestId++;
@@ -1408,6 +1419,10 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.arrival = m_clock->now();
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
     batched.caller = admission.caller;
+    if (flexible) {
+        batched.route = modelRoute.route;
+        batched.routeExact = modelRoute.exact;
+    }
 
     holdAndSubmit(std::move(batched), socket, keepAlive, admission,
                   streaming ? streamEndpoint : std::nullopt, includeUsage);

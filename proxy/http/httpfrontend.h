@@ -11,6 +11,7 @@
 #include "http/connectionlimiter.h"
 #include "http/requestgate.h"
 #include "http/streamwaiter.h"
+#include "provider/modelroute.h"
 #include "settings/config.h"
 
 #include <QAbstractHttpServer>
@@ -45,6 +46,9 @@ struct FrontEndSettings {
     // no providers given, everything goes there, as before).
     QList<ConfiguredProvider> providers;
     ProviderRouter router{{}, QByteArrayLiteral("openai"), {QByteArrayLiteral("openai")}};
+    // How each model's requests are answered (--model-route, modelroute.h): batch, flex first,
+    // or relayed at full price.
+    ModelRoutes modelRoutes;
     std::chrono::milliseconds idleTimeout{std::chrono::seconds(65)};
     // The front door (frontdoor.h): browser origins with CORS answers, Host names besides IP
     // literals and localhost, and the proxy tokens (with any, every request needs one).

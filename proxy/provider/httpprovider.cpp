@@ -305,9 +305,12 @@ HttpProviderBase::resultLines(QObject *context, const QByteArray &source,
 void HttpProviderBase::postSynchronous(QNetworkRequest req, const QByteArray &body,
                                        const QByteArray &apiKey,
                                        bool (*passedOnToClient)(const QByteArray &lowerName),
-                                       Callback<SyncAnswer> done) {
+                                       Callback<SyncAnswer> done,
+                                       std::optional<std::chrono::milliseconds> timeout) {
     req.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    req.setTransferTimeout(clampedMs(std::max(m_transferTimeout, kMinSyncTransferTimeout)));
+    req.setTransferTimeout(clampedMs(timeout && timeout->count() > 0
+                                         ? *timeout
+                                         : std::max(m_transferTimeout, kMinSyncTransferTimeout)));
     QNetworkReply *reply = m_nam->post(req, body);
     track(reply, [key = apiKey, passedOnToClient, done = std::move(done)](QNetworkReply *r) {
         const QByteArray answerBody = readRest(r);

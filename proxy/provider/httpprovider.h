@@ -107,11 +107,13 @@ protected:
     // a line that does not decode is logged (naming `source`) and skipped.
     std::function<void(QByteArrayView line)> resultLines(QObject *context, const QByteArray &source,
                                                          std::shared_ptr<ResultCallback> onLine);
-    // POSTs `body` as JSON with the synchronous call's timeout and answers with the upstream
-    // answer as it is, its headers filtered by `passedOnToClient` (lower-case names).
+    // POSTs `body` as JSON with the synchronous call's timeout (or `timeout` when given) and
+    // answers with the upstream answer as it is, its headers filtered by `passedOnToClient`
+    // (lower-case names).
     void postSynchronous(QNetworkRequest req, const QByteArray &body, const QByteArray &apiKey,
                          bool (*passedOnToClient)(const QByteArray &lowerName),
-                         Callback<SyncAnswer> done);
+                         Callback<SyncAnswer> done,
+                         std::optional<std::chrono::milliseconds> timeout = std::nullopt);
 
     QNetworkAccessManager *m_nam;
     QUrl m_baseUrl;

@@ -262,6 +262,15 @@ void OpenAiProvider::sendSynchronous(const Credentials &creds, const QByteArray 
                     std::move(done));
 }
 
+void OpenAiProvider::sendSynchronousWithin(const Credentials &creds, const QByteArray &endpoint,
+                                           const QByteArray &body,
+                                           std::chrono::milliseconds timeout,
+                                           Callback<SyncAnswer> done) {
+    const QByteArray path = endpoint.startsWith("/v1/") ? endpoint.mid(3) : endpoint;
+    postSynchronous(makeRequest(creds, endpointUrl(path)), body, creds.apiKey, &passedOnToClient,
+                    std::move(done), timeout);
+}
+
 void OpenAiProvider::downloadFileLines(const Credentials &creds, const QByteArray &fileId,
                                        std::function<void(QByteArrayView line)> onLine,
                                        LineTooLongCallback onLineTooLong, DoneCallback done) {

@@ -98,6 +98,9 @@ public:
     void cleanUp(const Credentials &creds, const QByteArray &state) override;
     void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
                          const QByteArray &body, Callback<SyncAnswer> done) override;
+    void sendSynchronousWithin(const Credentials &creds, const QByteArray &endpoint,
+                               const QByteArray &body, std::chrono::milliseconds timeout,
+                               Callback<SyncAnswer> done) override;
 
     // The provider state naming these files (empty ids are left out), and back.
     struct Files {

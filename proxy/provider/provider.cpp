@@ -58,4 +58,11 @@ bool Provider::isPermanentPollError(const ProviderError &error) {
     return error.httpStatus == 401 || error.httpStatus == 403 || error.httpStatus == 404;
 }
 
+void Provider::sendSynchronousWithin(const Credentials &creds, const QByteArray &endpoint,
+                                     const QByteArray &body, std::chrono::milliseconds timeout,
+                                     Callback<SyncAnswer> done) {
+    Q_UNUSED(timeout);
+    sendSynchronous(creds, endpoint, body, std::move(done));
+}
+
 } // namespace llmproxy

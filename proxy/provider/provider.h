@@ -201,6 +201,12 @@ public:
     // reset, cut short, timed out) is an error.
     virtual void sendSynchronous(const Credentials &creds, const QByteArray &endpoint,
                                  const QByteArray &body, Callback<SyncAnswer> done) = 0;
+    // The same with `timeout` as the call's transfer timeout (no byte from the provider for
+    // this long ends it with an error): OpenAI's flex processing, whose answers take minutes.
+    // By default (a provider without its own) sendSynchronous() with its usual timeout.
+    virtual void sendSynchronousWithin(const Credentials &creds, const QByteArray &endpoint,
+                                       const QByteArray &body, std::chrono::milliseconds timeout,
+                                       Callback<SyncAnswer> done);
 
     // A poll error that will not go away: the key is refused (401), or the batch is gone (404)
     // or hidden (403) from it. Its clients are answered with the provider's error.

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "settings/config.h"
 
+#include "provider/modelroute.h"
+#include "provider/providerprofile.h"
+
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QDir>
@@ -315,6 +318,13 @@ std::optional<QByteArray> providerItem(const QString &value) {
     return providerSpecText(*spec);
 }
 
+std::optional<QByteArray> modelRouteItem(const QString &value) {
+    QString error;
+    if (!parseModelRouteRule(value, &error))
+        return std::nullopt;
+    return value.trimmed().toUtf8();
+}
+
 std::optional<QByteArray> routeItem(const QString &value) {
     QString error;
     if (!parseRouteRule(value, &error))
@@ -408,6 +418,34 @@ const std::vector<Entry> &entries() {
                           "400 naming the configured providers."_L1,
                   .storeKey = "providers/default"_L1},
          .field = [](Config &c) -> Field { return {.name = &c.defaultProvider}; }},
+        {.decl = {.setting = Setting::ModelRoutes,
+                  .option = "model-route"_L1,
+                  .valueName = "PATTERN=ROUTE"_L1,
+                  .kind = Kind::List,
+                  .expected = "PATTERN=ROUTE, ROUTE one of batch, flex, flex-then-batch, relay "
+                              "(examples: gpt-5=flex, o4-*=flex-then-batch, gpt-4o=relay)"_L1,
+                  .missing = "PATTERN=ROUTE, example: gpt-5*=flex-then-batch"_L1,
+                  .help = "How requests for a model (exact name, or a prefix ending in *) are "
+                          "answered: batch (the default), flex (OpenAI's flex processing at the "
+                          "batch price, falling back to a batch, never to full price), "
+                          "flex-then-batch (the same, to the batch at the first refusal), relay "
+                          "(full price). Prefix rules use flex only for models the price table "
+                          "gives a flex price. Repeatable."_L1,
+                  .storeKey = "providers/model_routes"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.modelRoutes}; },
+         .item = modelRouteItem},
+        {.decl = {.setting = Setting::FlexTimeout,
+                  .option = "flex-timeout"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::Duration,
+                  .minimum = 1000,
+                  .maximum = 60 * 60 * 1000,
+                  .expected = "1s to 1h"_L1,
+                  .missing = DurationValue,
+                  .help = "How long a flex call may send nothing back before the request goes "
+                          "into a batch instead (default: %1; 1s to 1h)."_L1,
+                  .storeKey = "providers/flex_timeout"_L1},
+         .field = [](Config &c) -> Field { return {.duration = &c.flexTimeout}; }},
         {.decl = {.setting = Setting::BatchWindow,
                   .option = "batch-window"_L1,
                   .valueName = "DUR"_L1,
@@ -1397,7 +1435,42 @@ configuredProviders(const Config &config,
                 .arg(QString::fromUtf8(config.defaultProvider), names.join(QStringLiteral(", ")));
         return {};
     }
+    if (const QString problem = modelRouteProblem(config, out); !problem.isEmpty()) {
+        *error = problem;
+        return {};
+    }
     return out;
+}
+
+QString modelRouteProblem(const Config &config, const QList<ConfiguredProvider> &providers) {
+    const ProviderRouter router = providerRouter(config, providers);
+    for (const QByteArray &text : config.modelRoutes) {
+        QString problem;
+        const auto rule = parseModelRouteRule(QString::fromUtf8(text), &problem);
+        if (!rule)
+            return QStringLiteral("llm-proxy: --model-route %1 %2")
+                .arg(QString::fromUtf8(text), problem);
+        if (!isFlex(rule->route))
+            continue;
+        // Where the rule's models go (for a prefix, what the prefix itself routes to).
+        const std::optional<QByteArray> name =
+            router.route(QByteArrayLiteral("/v1/chat/completions"), rule->pattern);
+        if (!name)
+            continue; // unrouted models get 400 before any route applies
+        const auto provider =
+            std::find_if(providers.cbegin(), providers.cend(),
+                         [&](const ConfiguredProvider &p) { return p.name == *name; });
+        if (provider == providers.cend() || !provider->profile ||
+            provider->profile->name != QByteArrayView("openai"))
+            return QStringLiteral("llm-proxy: --model-route %1: flex processing (\"service_tier\": "
+                                  "\"flex\") is OpenAI's, but these models go to provider %2 "
+                                  "(profile %3); use batch or relay for them")
+                .arg(QString::fromUtf8(text), QString::fromUtf8(*name),
+                     provider != providers.cend() && provider->profile
+                         ? QString::fromUtf8(provider->profile->name)
+                         : QStringLiteral("none"));
+    }
+    return QString();
 }
 
 ProviderRouter providerRouter(const Config &config, const QList<ConfiguredProvider> &providers) {

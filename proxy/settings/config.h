@@ -62,6 +62,13 @@ struct Config {
     QList<QByteArray> providers;
     QList<QByteArray> routes;
     QByteArray defaultProvider = QByteArrayLiteral("openai");
+    // How each model's requests are answered (provider/modelroute.h): --model-route
+    // PATTERN=batch|flex|flex-then-batch|relay, exact names or prefixes ending in '*'; a model
+    // no rule names is batched. Flex routes need the openai profile (checked at start).
+    QList<QByteArray> modelRoutes;
+    // A flex call that sends nothing back for this long is given up and the request goes into
+    // a batch (--flex-timeout; flex answers can take minutes, OpenAI suggests 15).
+    std::chrono::milliseconds flexTimeout{std::chrono::minutes(15)};
     std::chrono::milliseconds batchWindow{4000};
     int batchSize = 1000;
     qint64 batchBytes = 25'000'000;
@@ -151,6 +158,8 @@ enum class Setting {
     Providers,       // list, as AllowOrigins; entries NAME=PROFILE[;url=URL][;key_env=VAR]
     Routes,          // list; entries PATTERN=NAME
     DefaultProvider, // a provider's name, or "none"
+    ModelRoutes,     // list; entries PATTERN=batch|flex|flex-then-batch|relay
+    FlexTimeout,     // 1s to 1h
     BatchWindow,
     BatchSize,
     BatchBytes,
@@ -263,6 +272,10 @@ QList<ConfiguredProvider>
 configuredProviders(const Config &config,
                     const std::function<QByteArray(const QByteArray &name)> &environment,
                     QString *error);
+// Why the model routes of `config` cannot be used with these providers, or an empty string: a
+// flex route (flex, flex-then-batch) whose models go to a provider without the openai profile
+// (flex processing is OpenAI's "service_tier":"flex"). One line naming the rule and provider.
+QString modelRouteProblem(const Config &config, const QList<ConfiguredProvider> &providers);
 // The router for those providers.
 ProviderRouter providerRouter(const Config &config, const QList<ConfiguredProvider> &providers);
 

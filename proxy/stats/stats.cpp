@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "stats/stats.h"
 
+#include "api/json.h"
+
 #include <QLocale>
 
 #include <algorithm>
@@ -212,6 +214,18 @@ void Stats::setActiveBatches(quint64 n) {
     m_activeBatches = n;
 }
 
+void Stats::setBatchList(QList<StatsBatch> batches) {
+    if (batches.size() > MaxListedBatches)
+        batches.resize(MaxListedBatches);
+    const std::lock_guard lock(m_mutex);
+    m_batchList = std::move(batches);
+}
+
+QList<StatsBatch> Stats::batchList() const {
+    const std::lock_guard lock(m_mutex);
+    return m_batchList;
+}
+
 StatsSnapshot Stats::snapshot() const {
     const std::lock_guard lock(m_mutex);
     StatsSnapshot s;
@@ -244,7 +258,7 @@ StatsSnapshot Stats::snapshot() const {
     return s;
 }
 
-QByteArray Stats::toJson(const StatsSnapshot &s) {
+QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches) {
     QByteArray out;
     out.reserve(512);
     const auto count = [&out](const char *key, quint64 value) {
@@ -303,7 +317,25 @@ QByteArray Stats::toJson(const StatsSnapshot &s) {
     out += ',';
     count("waiting_streams", s.waitingStreams);
     out += ",\"usage\":{\"since_start\":" + accounting::totalsJson(s.usageSinceStart.toRow()) +
-           ",\"all_time\":" + accounting::totalsJson(s.usageAllTime.toRow()) + "}}";
+           ",\"all_time\":" + accounting::totalsJson(s.usageAllTime.toRow()) + "}";
+    out += ",\"batch_list\":[";
+    for (qsizetype i = 0; i < batches.size(); ++i) {
+        const StatsBatch &b = batches.at(i);
+        if (i > 0)
+            out += ',';
+        out += "{\"id\":" + json::quoted(b.id) + ",\"batch_id\":" + json::quoted(b.batchId) +
+               ",\"provider\":" + json::quoted(b.provider) +
+               ",\"endpoint\":" + json::quoted(b.endpoint) + ",\"model\":" + json::quoted(b.model) +
+               ",\"status\":" + json::quoted(b.status) +
+               ",\"active\":" + (b.active ? "true" : "false") + ',';
+        count("requests", quint64(qMax(0, b.total)));
+        out += ',';
+        count("completed", quint64(qMax(0, b.completed)));
+        out += ',';
+        count("failed", quint64(qMax(0, b.failed)));
+        out += '}';
+    }
+    out += "]}";
     return out;
 }
 

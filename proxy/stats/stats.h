@@ -6,6 +6,7 @@
 #include "accounting/ledger.h"
 
 #include <QByteArray>
+#include <QList>
 #include <QMetaType>
 #include <QtGlobal>
 
@@ -58,6 +59,18 @@ struct UsageTotals {
     qint64 paidPicos = 0, listPicos = 0, savedPicos = 0, unknownCost = 0;
     static UsageTotals of(const accounting::LedgerRow &row);
     accounting::LedgerRow toRow() const;
+};
+
+// One batch as /stats lists it: which provider it went to, and how far it is.
+struct StatsBatch {
+    QByteArray id;       // ours (the local id), stable from the start
+    QByteArray batchId;  // the provider's; empty until created
+    QByteArray provider; // the configured provider's name ("openai", "gemini", ...)
+    QByteArray endpoint;
+    QByteArray model;
+    QByteArray status; // BatchProgress::status
+    bool active = true;
+    int total = 0, completed = 0, failed = 0;
 };
 
 // A plain copyable value: it crosses threads in queued signals (see Q_DECLARE_METATYPE below).
@@ -118,16 +131,23 @@ public:
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
     void setActiveBatches(quint64 n);
+    // The batches /stats lists (the core's progress, active first, then recently ended ones);
+    // at most MaxListedBatches are kept.
+    void setBatchList(QList<StatsBatch> batches);
+    QList<StatsBatch> batchList() const;
+    static constexpr qsizetype MaxListedBatches = 50;
 
     StatsSnapshot snapshot() const;
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" and
     // "usage": {"since_start": {...}, "all_time": {...}} (accounting::totalsJson) at the top level.
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback",
-    // "streamed", "waiting_streams" at the top level.
+    // "streamed", "waiting_streams" at the top level, and "batch_list": one object per listed
+    // batch {"id","batch_id","provider","endpoint","model","status","active","requests",
+    // "completed","failed"}.
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
-    static QByteArray toJson(const StatsSnapshot &s);
+    static QByteArray toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches = {});
 
 private:
     mutable std::mutex m_mutex;
@@ -137,6 +157,7 @@ private:
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
     quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
     quint64 m_activeBatches = 0;
+    QList<StatsBatch> m_batchList;
     accounting::LedgerRow m_usageSinceStart, m_usageBeforeStart; // labels empty
     quint64 m_streamed = 0, m_waitingStreams = 0;
 };

@@ -370,6 +370,8 @@ void FakeProvider::clearScripting() {
     m_setCookie.clear();
     m_acceptedKey.clear();
     m_maxRequestsPerFile = 0;
+    m_flexRefusals = 0;
+    m_flexUnsupported.clear();
 }
 
 QByteArray FakeProvider::batchPurpose() const {
@@ -384,6 +386,8 @@ void FakeProvider::reset() {
     m_deletedFileIds.clear();
     m_batches.clear();
     m_inputLinesTotal = 0;
+    m_flexCalls = 0;
+    m_standardCalls = 0;
 }
 
 int FakeProvider::count(QByteArrayView method, QByteArrayView pathPrefix) const {
@@ -701,10 +705,11 @@ FakeProvider::Answer FakeProvider::control(const Incoming &in) {
 
 bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
     static const QSet<QString> known{
-        u"validation_delay_ms"_s, u"processing_delay_ms"_s,   u"finalizing_delay_ms"_s,
-        u"cancel_delay_ms"_s,     u"stream_chunk_delay_ms"_s, u"never_finish"_s,
-        u"expire_after_ms"_s,     u"expire_fraction_done"_s,  u"cancel_fraction_done"_s,
-        u"fail_next"_s,           u"fail_batches"_s,          u"max_requests_per_file"_s};
+        u"validation_delay_ms"_s, u"processing_delay_ms"_s,    u"finalizing_delay_ms"_s,
+        u"cancel_delay_ms"_s,     u"stream_chunk_delay_ms"_s,  u"never_finish"_s,
+        u"expire_after_ms"_s,     u"expire_fraction_done"_s,   u"cancel_fraction_done"_s,
+        u"fail_next"_s,           u"fail_batches"_s,           u"max_requests_per_file"_s,
+        u"flex_refuse_next"_s,    u"flex_unsupported_models"_s};
     for (auto it = config.begin(); it != config.end(); ++it) {
         if (!known.contains(it.key())) {
             *error = u"Unknown config key '%1'."_s.arg(it.key());
@@ -733,6 +738,17 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
             *error = u"'max_requests_per_file' must be a non-negative number (0: the shape's)."_s;
             return false;
         }
+    }
+    if (config.contains("flex_refuse_next"_L1) &&
+        (!config.value("flex_refuse_next"_L1).isDouble() ||
+         config.value("flex_refuse_next"_L1).toDouble() < 0)) {
+        *error = u"'flex_refuse_next' must be a non-negative number."_s;
+        return false;
+    }
+    if (config.contains("flex_unsupported_models"_L1) &&
+        !config.value("flex_unsupported_models"_L1).isArray()) {
+        *error = u"'flex_unsupported_models' must be an array of model names."_s;
+        return false;
     }
     if (config.contains("never_finish"_L1) && !config.value("never_finish"_L1).isBool()) {
         *error = u"'never_finish' must be a boolean."_s;
@@ -796,6 +812,13 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
         m_maxRequestsPerFile = config.value("max_requests_per_file"_L1).toInt();
     if (config.contains("never_finish"_L1))
         setNeverFinish(config.value("never_finish"_L1).toBool());
+    if (config.contains("flex_refuse_next"_L1))
+        m_flexRefusals = config.value("flex_refuse_next"_L1).toInt();
+    if (config.contains("flex_unsupported_models"_L1)) {
+        m_flexUnsupported.clear();
+        for (const QJsonValue &model : config.value("flex_unsupported_models"_L1).toArray())
+            m_flexUnsupported.append(model.toString().toUtf8());
+    }
     return true;
 }
 
@@ -844,6 +867,8 @@ QJsonObject FakeProvider::stateJson() const {
     return QJsonObject{{"profile"_L1, str(shapeName(m_shape))},
                        {"requests_total"_L1, static_cast<int>(m_requests.size())},
                        {"batches_created"_L1, static_cast<int>(m_batches.size())},
+                       {"flex_calls"_L1, m_flexCalls},
+                       {"standard_calls"_L1, m_standardCalls},
                        {"input_lines_total"_L1, m_inputLinesTotal},
                        {"files_live"_L1, filesLive()},
                        {"files_deleted"_L1, filesDeleted()},
@@ -1322,7 +1347,26 @@ FakeProvider::Answer FakeProvider::syncModel(const Incoming &in, QByteArrayView 
     if (!doc.isObject())
         return Answer::error(400, u"We could not parse the JSON body of your request."_s);
     const QJsonObject body = doc.object();
-    const ModelAnswer answer = runFakeModel(endpoint, body, now());
+    const bool flex = body.value("service_tier"_L1).toString() == "flex"_L1;
+    ++(flex ? m_flexCalls : m_standardCalls);
+    if (flex) {
+        const QString model = body.value("model"_L1).toString();
+        if (m_flexUnsupported.contains(model.toUtf8()))
+            return Answer::error(400,
+                                 u"Invalid value for 'service_tier': flex processing is not "
+                                 u"available for model '%1'."_s.arg(model),
+                                 u"service_tier"_s, u"invalid_value"_s);
+        if (m_flexRefusals > 0) {
+            --m_flexRefusals;
+            return Answer::json(429, openAiError(u"Resource unavailable: flex processing has no "
+                                                 u"capacity right now. Please try again later."_s,
+                                                 u"rate_limit_error"_s, QJsonValue::Null,
+                                                 u"resource_unavailable"_s));
+        }
+    }
+    ModelAnswer answer = runFakeModel(endpoint, body, now());
+    if (flex && answer.status == 200)
+        answer.body.insert("service_tier"_L1, u"flex"_s);
     if (answer.status == 200 && endpoint == "/v1/chat/completions" &&
         body.value("stream"_L1).toBool()) {
         Answer stream;

@@ -142,6 +142,17 @@ public:
     // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
     // "Incorrect API key provided".
     void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
+    // OpenAI's flex processing: a synchronous chat or responses call with "service_tier":"flex"
+    // is answered like any other, with "service_tier":"flex" in the answer (as OpenAI echoes
+    // the tier it served). The next `count` flex calls are refused with 429 "Resource
+    // unavailable" (OpenAI's answer when flex has no capacity); flex calls for these models get
+    // 400 naming service_tier (flex not offered for the model).
+    void setFlexRefusals(int count) { m_flexRefusals = count; }
+    void setFlexUnsupportedModels(const QList<QByteArray> &models) { m_flexUnsupported = models; }
+    // Synchronous model calls seen since reset(), by the tier they asked for: flex, or any
+    // other (standard, full price).
+    int flexCalls() const { return m_flexCalls; }
+    int standardCalls() const { return m_standardCalls; }
     // Kept by reset(). The default is OpenAI's, or the one LLMPROXY_TEST_PROVIDER_SHAPE names.
     void setShape(Shape shape) { m_shape = shape; }
     Shape shape() const { return m_shape; }
@@ -238,6 +249,10 @@ private:
     QByteArray m_acceptedKey;
     Shape m_shape = Shape::OpenAi;
     int m_maxRequestsPerFile = 0; // 0: the shape's own limit (/_fake/config max_requests_per_file)
+    int m_flexRefusals = 0;       // /_fake/config flex_refuse_next
+    QList<QByteArray> m_flexUnsupported; // /_fake/config flex_unsupported_models
+    int m_flexCalls = 0;
+    int m_standardCalls = 0;
     QByteArray m_failBatchCode;
     QString m_failBatchMessage;
 

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "provider/modelroute.h"
+
+namespace llmproxy {
+
+QByteArray modelRouteName(ModelRoute route) {
+    switch (route) {
+    case ModelRoute::Batch:
+        return QByteArrayLiteral("batch");
+    case ModelRoute::Flex:
+        return QByteArrayLiteral("flex");
+    case ModelRoute::FlexThenBatch:
+        return QByteArrayLiteral("flex-then-batch");
+    case ModelRoute::Relay:
+        return QByteArrayLiteral("relay");
+    }
+    return {};
+}
+
+std::optional<ModelRoute> modelRouteFromName(QByteArrayView name) {
+    for (const ModelRoute r :
+         {ModelRoute::Batch, ModelRoute::Flex, ModelRoute::FlexThenBatch, ModelRoute::Relay}) {
+        if (name == modelRouteName(r))
+            return r;
+    }
+    return std::nullopt;
+}
+
+std::optional<ModelRouteRule> parseModelRouteRule(QStringView text, QString *error) {
+    const QStringView trimmed = text.trimmed();
+    const qsizetype equals = trimmed.lastIndexOf(u'=');
+    if (equals <= 0) {
+        *error = QStringLiteral("is not PATTERN=ROUTE (examples: gpt-5=flex, "
+                                "o4-*=flex-then-batch, gpt-4o=relay)");
+        return std::nullopt;
+    }
+    ModelRouteRule rule;
+    QByteArray pattern = trimmed.left(equals).trimmed().toString().toUtf8();
+    const QByteArray route = trimmed.sliced(equals + 1).trimmed().toString().toUtf8();
+    const std::optional<ModelRoute> parsed = modelRouteFromName(route);
+    if (!parsed) {
+        *error = QStringLiteral("does not end in =ROUTE, one of batch, flex, flex-then-batch, "
+                                "relay");
+        return std::nullopt;
+    }
+    rule.route = *parsed;
+    if (pattern.startsWith('/')) {
+        *error = QStringLiteral("names a path: routes are chosen per model (a model name, or a "
+                                "prefix ending in *)");
+        return std::nullopt;
+    }
+    if (pattern.endsWith('*')) {
+        rule.prefix = true;
+        pattern.chop(1);
+    }
+    if (pattern.contains('*')) {
+        *error = QStringLiteral("has a '*' that is not at the end of the pattern");
+        return std::nullopt;
+    }
+    if (pattern.isEmpty() && !rule.prefix) {
+        *error = QStringLiteral("has an empty pattern");
+        return std::nullopt;
+    }
+    rule.pattern = pattern;
+    return rule;
+}
+
+ModelRoutes::ModelRoutes(QList<ModelRouteRule> rules)
+    : m_rules(std::move(rules)) {}
+
+std::optional<ModelRoutes> ModelRoutes::fromSpecs(const QList<QByteArray> &specs, QString *error) {
+    QList<ModelRouteRule> rules;
+    for (const QByteArray &spec : specs) {
+        QString why;
+        const std::optional<ModelRouteRule> rule =
+            parseModelRouteRule(QString::fromUtf8(spec), &why);
+        if (!rule) {
+            *error = QStringLiteral("--model-route %1: %2").arg(QString::fromUtf8(spec), why);
+            return std::nullopt;
+        }
+        rules.append(*rule);
+    }
+    return ModelRoutes(std::move(rules));
+}
+
+ModelRouteMatch ModelRoutes::match(QByteArrayView model) const {
+    const ModelRouteRule *best = nullptr;
+    for (const ModelRouteRule &rule : m_rules) {
+        if (!rule.prefix) {
+            if (model == rule.pattern)
+                return {rule.route, true};
+            continue;
+        }
+        if (model.startsWith(rule.pattern) && (!best || rule.pattern.size() > best->pattern.size()))
+            best = &rule;
+    }
+    return best ? ModelRouteMatch{best->route, false} : ModelRouteMatch{};
+}
+
+} // namespace llmproxy
