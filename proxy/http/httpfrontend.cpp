@@ -1227,10 +1227,8 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
 
 HttpAnswer HttpFrontEnd::metricsAnswer() const {
     MetricsGauges gauges;
-    if (m_stats) {
-        const StatsSnapshot s = m_stats->snapshot();
-        gauges = {s.queued, s.inFlight, s.activeBatches};
-    }
+    if (m_stats)
+        gauges = MetricsGauges::of(m_stats->snapshot());
     HttpAnswer answer;
     answer.contentType = QByteArray(MetricsRegistry::ContentType);
     answer.body = m_metrics->render(gauges);

@@ -90,8 +90,6 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
         return std::nullopt;
     const Stream stream = it->second;
     m_streams.erase(it);
-    if (m_stats)
-        m_stats->recordStreamEnded(true);
     QByteArray events;
     for (const auto &[name, value] : answer.headers) {
         if (!stream.batchNamed && name.compare(BatchIdHeader, Qt::CaseInsensitive) == 0) {
@@ -106,6 +104,7 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
         sse::ReplayResult replay = sse::replayToBytes(options, answer.body);
         if (!replay.error) {
             events += replay.stream;
+            ended(StreamEnd::Replayed);
             return finish(stream, events);
         }
         qCWarning(lcHttp).noquote()
@@ -117,9 +116,11 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
                                        "stream: ") +
                             replay.error->message,
                         ErrorType::Server, "stream_replay_failed"));
+        ended(StreamEnd::ErrorEvent);
         return finish(stream, events);
     }
     events += sse::errorEvent(stream.endpoint, answer);
+    ended(StreamEnd::ErrorEvent);
     return finish(stream, events);
 }
 
@@ -131,22 +132,26 @@ void StreamWaiter::batchKnown(quint64 ticket, const QByteArray &batchId) {
 }
 
 void StreamWaiter::forget(quint64 ticket) {
-    if (m_streams.erase(ticket) > 0 && m_stats)
-        m_stats->recordStreamEnded(false);
+    if (m_streams.erase(ticket) > 0)
+        ended(StreamEnd::ClientGone);
 }
 
 QList<StreamWaiter::Ended> StreamWaiter::failAll(const HttpAnswer &failure) {
-    QList<Ended> ended;
+    QList<Ended> endedStreams;
     const auto streams = std::exchange(m_streams, {});
     m_due.clear();
     m_named.clear();
     m_timer.stop();
     for (const auto &[ticket, stream] : streams) {
-        if (m_stats)
-            m_stats->recordStreamEnded(false);
-        ended.append(finish(stream, sse::errorEvent(stream.endpoint, failure)));
+        ended(StreamEnd::Shutdown);
+        endedStreams.append(finish(stream, sse::errorEvent(stream.endpoint, failure)));
     }
-    return ended;
+    return endedStreams;
+}
+
+void StreamWaiter::ended(StreamEnd how) {
+    if (m_stats)
+        m_stats->recordStreamEnded(how);
 }
 
 void StreamWaiter::sweep() {
@@ -155,6 +160,7 @@ void StreamWaiter::sweep() {
     const SteadyTime horizon = now + std::min<std::chrono::milliseconds>(m_interval / 10, 1s);
     const QByteArray comment = sse::keepAliveComment();
     int budget = SweepBudget;
+    quint64 keepAlives = 0;
     while (!m_named.empty() && budget > 0) {
         const auto [ticket, batchId] = std::move(m_named.front());
         m_named.pop_front();
@@ -175,10 +181,13 @@ void StreamWaiter::sweep() {
             continue; // answered or gone
         --budget;
         write(it->second, comment);
+        ++keepAlives;
         if (it->second.socket)
             settle(it->second.socket.data());
         m_due.emplace_back(ticket, now + m_interval);
     }
+    if (keepAlives > 0 && m_stats)
+        m_stats->recordStreamKeepAlives(keepAlives);
     if (budget == 0 && (!m_named.empty() || (!m_due.empty() && m_due.front().second <= horizon))) {
         m_timer.start(0); // more are due: after the events that waited
         return;
