@@ -5,6 +5,7 @@
 #include "batch/batchcore.h"
 #include "fakeprovider.h"
 #include "http/httpfrontend.h"
+#include "proxyfixture.h"
 #include "proxyservice.h"
 #include "settings/config.h"
 #include "stats/stats.h"
@@ -42,39 +43,21 @@ class tst_Integration final : public QObject {
     Q_OBJECT
 
 private:
-    std::unique_ptr<FakeProvider> m_fake;
-    std::unique_ptr<ProxyService> m_proxy;
-    std::unique_ptr<TestClient> m_client;
-    quint16 m_port = 0;
+    std::unique_ptr<ProxyFixture> m_fx;
 
     Config baseConfig() const {
-        Config config;
-        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
-        config.upstream = m_fake->baseUrl();
+        Config config = m_fx->baseConfig();
         config.batchWindow = 300ms;
-        config.pollInterval = 40ms;
         config.maxBody = 64 * 1024;
         // Several front ends (one here, the others on threads of their own) unless the run
         // asks for another number: CTest runs this suite with 3 and with 1.
-        const int threads = qEnvironmentVariableIntValue("LLMPROXY_TEST_IO_THREADS");
-        config.ioThreads = threads > 0 ? threads : 3;
+        config.ioThreads = ProxyFixture::ioThreads(3);
         return config;
-    }
-
-    void startProxy(const Config &config) {
-        m_proxy = std::make_unique<ProxyService>(config);
-        QSignalSpy started(m_proxy.get(), &ProxyService::started);
-        m_proxy->start();
-        QCOMPARE(started.size(), 1);
-        m_port = started.first().first().value<QList<quint16>>().first();
-        QVERIFY(m_port != 0);
-        m_client->setPort(m_port);
     }
 
     QNetworkReply *send(const QByteArray &method, const QByteArray &path, const QByteArray &body,
                         const Headers &headers = KeyA) {
-        m_client->setPort(m_port);
-        return m_client->send(method, path, body, headers);
+        return m_fx->client()->send(method, path, body, headers);
     }
     static bool finished(QNetworkReply *reply, int ms = 10'000) {
         return TestClient::finished(reply, ms);
@@ -175,20 +158,12 @@ private:
 
 private Q_SLOTS:
     void init() {
-        m_fake = std::make_unique<FakeProvider>();
-        QVERIFY(m_fake->listen());
-        m_fake->setValidationDelay(10ms);
-        m_fake->setProcessingDelay(30ms);
-        m_fake->setFinalizingDelay(10ms);
-        m_client = std::make_unique<TestClient>();
-        startProxy(baseConfig());
+        m_fx = std::make_unique<ProxyFixture>(ProxyFixture::Store::None);
+        QVERIFY(m_fx->listening());
+        QVERIFY(m_fx->startProxy(baseConfig()));
     }
 
-    void cleanup() {
-        m_client.reset();
-        m_proxy.reset();
-        m_fake.reset();
-    }
+    void cleanup() { m_fx.reset(); }
 
     void chatRequestsShareOneBatchAndEachGetsItsOwnAnswer() {
         QList<QNetworkReply *> replies;
@@ -204,7 +179,7 @@ private Q_SLOTS:
             QVERIFY(reply->rawHeader("x-request-id").startsWith("req_"));
             QVERIFY(reply->rawHeader("x-llm-proxy-batch-id").startsWith("batch_"));
         }
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.first().customIds.size(), 20);
         QCOMPARE(batches.first().endpoint, QByteArray("/v1/chat/completions"));
@@ -215,9 +190,9 @@ private Q_SLOTS:
                         .match(QString::fromLatin1(id))
                         .hasMatch());
         // Input, output (and no error) files are deleted once everyone is answered.
-        QTRY_COMPARE(m_fake->filesLive(), 0);
-        QVERIFY(m_fake->filesDeleted() >= 2);
-        const QJsonObject stats = jsonOf(Stats::toJson(m_proxy->stats()->snapshot()));
+        QTRY_COMPARE(m_fx->fake()->filesLive(), 0);
+        QVERIFY(m_fx->fake()->filesDeleted() >= 2);
+        const QJsonObject stats = jsonOf(Stats::toJson(m_fx->proxy()->stats()->snapshot()));
         QCOMPARE(stats[u"requests"][u"total"].toInt(), 20);
         QCOMPARE(stats[u"requests"][u"successful"].toInt(), 20);
         QCOMPARE(stats[u"batches"][u"successful"].toInt(), 1);
@@ -232,12 +207,12 @@ private Q_SLOTS:
         QNetworkReply *reply = send("POST", "/v1/chat/completions", body);
         QVERIFY(finished(reply));
         QCOMPARE(status(reply), 200);
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 1);
         // The fake keeps the input file until the proxy deletes it; read what was uploaded via
         // the recorded requests instead: the line count and the echoed answer prove the body.
         QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: hi \u00e9"));
-        QCOMPARE(m_fake->inputLinesTotal(), 1);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 1);
     }
 
     void embeddingsAreBatched() {
@@ -251,8 +226,8 @@ private Q_SLOTS:
         QCOMPARE(status(many), 200);
         QCOMPARE(jsonOf(one->readAll())[u"data"].toArray().size(), 1);
         QCOMPARE(jsonOf(many->readAll())[u"data"].toArray().size(), 3);
-        QCOMPARE(m_fake->batches().size(), 1);
-        QCOMPARE(m_fake->batches().first().endpoint, QByteArray("/v1/embeddings"));
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
+        QCOMPARE(m_fx->fake()->batches().first().endpoint, QByteArray("/v1/embeddings"));
     }
 
     void groupsAreNeverMixed() {
@@ -271,7 +246,7 @@ private Q_SLOTS:
             QVERIFY(finished(reply));
             QCOMPARE(status(reply), 200);
         }
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 5);
         int withOrg = 0;
         for (const auto &batch : batches) {
@@ -290,7 +265,7 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.batchSize = 3;
         config.batchWindow = 60s; // only the size can flush
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QList<QNetworkReply *> replies;
         for (int i = 0; i < 6; ++i)
             replies.append(send("POST", "/v1/chat/completions", chatBody(QByteArray::number(i))));
@@ -298,7 +273,7 @@ private Q_SLOTS:
             QVERIFY(finished(reply));
             QCOMPARE(status(reply), 200);
         }
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 2);
         QCOMPARE(batches.at(0).customIds.size(), 3);
         QCOMPARE(batches.at(1).customIds.size(), 3);
@@ -325,17 +300,17 @@ private Q_SLOTS:
                  QStringLiteral("missing_from_batch_results"));
         for (QNetworkReply *r : {bad, timeout, missing})
             QVERIFY(r->rawHeader("x-llm-proxy-batch-id").startsWith("batch_"));
-        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        const StatsSnapshot s = m_fx->proxy()->stats()->snapshot();
         QCOMPARE(s.requestsSuccessful, quint64(1));
         QCOMPARE(s.requestsFailed, quint64(3));
-        QCOMPARE(s.synthesizedErrors, quint64(2)); // timeout, missing
-        QTRY_COMPARE(m_fake->filesLive(), 0);      // input, output and error files deleted
+        QCOMPARE(s.synthesizedErrors, quint64(2));  // timeout, missing
+        QTRY_COMPARE(m_fx->fake()->filesLive(), 0); // input, output and error files deleted
     }
 
     void failedBatchCarriesProviderMessages() {
         // (token_limit_exceeded is submitted again instead: see tst_durable.)
-        m_fake->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "model_not_found",
-                                QStringLiteral("The model gpt-4o-mini does not exist"));
+        m_fx->fake()->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "model_not_found",
+                                      QStringLiteral("The model gpt-4o-mini does not exist"));
         QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("x"));
         QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("y"));
         QVERIFY(finished(a));
@@ -346,7 +321,7 @@ private Q_SLOTS:
         QVERIFY2(error[u"message"].toString().contains(QStringLiteral("does not exist")),
                  qPrintable(error[u"message"].toString()));
         QCOMPARE(status(b), 502);
-        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        const StatsSnapshot s = m_fx->proxy()->stats()->snapshot();
         QCOMPARE(s.batchesFailed, quint64(1));
         QCOMPARE(s.batchesSuccessful, quint64(0));
     }
@@ -368,23 +343,23 @@ private Q_SLOTS:
         QFETCH(int, providerStatus);
         QFETCH(int, clientStatus);
         QFETCH(int, times);
-        m_fake->failNext(operation, times, providerStatus, "0");
+        m_fx->fake()->failNext(operation, times, providerStatus, "0");
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("x"));
         QVERIFY(finished(reply));
         QCOMPARE(status(reply), clientStatus);
         const QJsonObject error = errorOf(reply->readAll());
         QVERIFY(!error[u"message"].toString().isEmpty());
         QVERIFY(!error[u"message"].toString().contains(QStringLiteral("sk-test")));
-        QCOMPARE(m_proxy->stats()->snapshot().synthesizedErrors, quint64(1));
+        QCOMPARE(m_fx->proxy()->stats()->snapshot().synthesizedErrors, quint64(1));
         // The proxy keeps serving: the next request goes through.
         QNetworkReply *next = send("POST", "/v1/chat/completions", chatBody("again"));
         QVERIFY(finished(next));
         QCOMPARE(status(next), 200);
-        QTRY_COMPARE(m_fake->filesLive(), 0); // an orphaned input file is deleted too
+        QTRY_COMPARE(m_fx->fake()->filesLive(), 0); // an orphaned input file is deleted too
     }
 
     void pollFailuresAreRetried() {
-        m_fake->failNext(FakeProvider::Operation::Retrieve, 3, 503);
+        m_fx->fake()->failNext(FakeProvider::Operation::Retrieve, 3, 503);
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("patience"));
         QVERIFY(finished(reply));
         QCOMPARE(status(reply), 200);
@@ -392,7 +367,7 @@ private Q_SLOTS:
     }
 
     void downloadFailureIsRetried() {
-        m_fake->failNext(FakeProvider::Operation::Download, 1, 500);
+        m_fx->fake()->failNext(FakeProvider::Operation::Download, 1, 500);
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("again"));
         QVERIFY(finished(reply, 20'000));
         QCOMPARE(status(reply), 200);
@@ -418,15 +393,15 @@ private Q_SLOTS:
         QVERIFY(events.trimmed().endsWith("data: [DONE]"));
         QCOMPARE(status(direct), 200);
         QCOMPARE(chatContent(direct->readAll()), QStringLiteral("echo: now"));
-        QCOMPARE(m_fake->batches().size(), 0);
-        QCOMPARE(m_proxy->stats()->snapshot().relayed, quint64(2));
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
+        QCOMPARE(m_fx->proxy()->stats()->snapshot().relayed, quint64(2));
         // The opt-out header itself is not forwarded.
-        for (const auto &record : m_fake->requests())
+        for (const auto &record : m_fx->fake()->requests())
             QVERIFY(!record.headers.contains("x-batch"));
     }
 
     void sseArrivesAsItIsProduced() {
-        m_fake->setStreamChunkDelay(150ms);
+        m_fx->fake()->setStreamChunkDelay(150ms);
         Headers optOut = KeyA;
         optOut.emplaceBack("X-Batch", "off");
         QNetworkReply *stream = send(
@@ -481,7 +456,7 @@ private Q_SLOTS:
     void configuredKeyReplacesClientKey() {
         Config config = baseConfig();
         config.apiKey = "sk-server-key-zzzz";
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *batched = send("POST", "/v1/chat/completions", chatBody("x"),
                                       {{"Authorization", "Bearer placeholder"}});
         QNetworkReply *anonymous = send("POST", "/v1/chat/completions", chatBody("y"), {});
@@ -492,7 +467,7 @@ private Q_SLOTS:
         QCOMPARE(status(anonymous), 200);
         QCOMPARE(jsonOf(relayed->readAll())[u"headers"][u"authorization"].toString(),
                  QStringLiteral("Bearer sk-server-key-zzzz"));
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 1); // same upstream key: one group
         QCOMPARE(batches.first().authorization, QByteArray("Bearer sk-server-key-zzzz"));
     }
@@ -500,7 +475,7 @@ private Q_SLOTS:
     void upstreamUnreachableIs502() {
         Config config = baseConfig();
         config.upstream = QUrl(QStringLiteral("http://127.0.0.1:1/v1"));
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *reply = send("GET", "/v1/models", {});
         QVERIFY(finished(reply));
         QCOMPARE(status(reply), 502);
@@ -555,7 +530,7 @@ private Q_SLOTS:
         QVERIFY(!error[u"type"].toString().isEmpty());
         if (!param.isEmpty())
             QCOMPARE(error[u"param"].toString(), param);
-        QCOMPARE(m_fake->batches().size(), 0);
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
         // ... and the proxy keeps serving.
         QNetworkReply *health = send("GET", "/healthz", {});
         QVERIFY(finished(health));
@@ -600,19 +575,19 @@ private Q_SLOTS:
         QCOMPARE(status(innocent), 200);
         QCOMPARE(chatContent(innocent->readAll()), QStringLiteral("echo: innocent"));
         // Only the innocent request went upstream: one batch of one line, nothing relayed.
-        const auto batches = m_fake->batches();
+        const auto batches = m_fx->fake()->batches();
         QCOMPARE(batches.size(), 1);
         QCOMPARE(batches.first().customIds.size(), 1);
-        QCOMPARE(m_fake->inputLinesTotal(), 1);
-        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 0);
-        QCOMPARE(m_fake->count("POST", "/v1/embeddings"), 0);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 1);
+        QCOMPARE(m_fx->fake()->count("POST", "/v1/chat/completions"), 0);
+        QCOMPARE(m_fx->fake()->count("POST", "/v1/embeddings"), 0);
     }
 
     // A result line's request_id is the provider's: escaped CR LF in it must not become a
     // header line of the client's answer.
     void requestIdWithCrLfNeverBecomesAHeader() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.post("/v1/chat/completions", chatBody("evil [[request_id_crlf]]"));
         QNetworkReply *innocent = send("POST", "/v1/chat/completions", chatBody("innocent"));
         QVERIFY(raw.waitFor([&] { return !completeBody(raw.received).isNull(); }, 10'000));
@@ -639,7 +614,7 @@ private Q_SLOTS:
               QByteArray("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
                          "Authorization: Bearer sk-test\r\nContent-Length: 2\r\n\r\n[]")}) {
             RawClient raw;
-            QVERIFY(raw.connectTo(m_port));
+            QVERIFY(raw.connectTo(m_fx->port()));
             raw.socket.write(request);
             QVERIFY(raw.waitFor([&] { return !completeBody(raw.received).isNull(); }));
             QVERIFY2(imfFixdate.match(QString::fromLatin1(headOf(raw.received))).hasMatch(),
@@ -664,9 +639,9 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.upstream =
             QUrl(QStringLiteral("http://127.0.0.1:%1/v1").arg(upstream->serverPort()));
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.socket.write("GET /v1/models HTTP/1.1\r\nHost: localhost\r\n"
                          "Authorization: Bearer sk-test\r\n\r\n");
         QVERIFY(raw.waitFor([&] { return raw.received.endsWith("\r\n0\r\n\r\n"); }));
@@ -701,16 +676,16 @@ private Q_SLOTS:
     // The provider client keeps no cookie jar: a cookie the API set on one key's calls never
     // goes out on another key's (or on any later call).
     void providerCookiesAreNeverSentBack() {
-        m_fake->setSetCookie("__cf_bm=tenant-a; Path=/; HttpOnly");
+        m_fx->fake()->setSetCookie("__cf_bm=tenant-a; Path=/; HttpOnly");
         QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("from a"), KeyA);
         QVERIFY(finished(a));
         QCOMPARE(status(a), 200);
         QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("from b"), KeyB);
         QVERIFY(finished(b));
         QCOMPARE(status(b), 200);
-        QTRY_COMPARE(m_fake->filesLive(), 0);
+        QTRY_COMPARE(m_fx->fake()->filesLive(), 0);
         int keyB = 0;
-        for (const FakeProvider::RequestRecord &record : m_fake->requests()) {
+        for (const FakeProvider::RequestRecord &record : m_fx->fake()->requests()) {
             QVERIFY2(
                 !record.headers.contains("cookie"),
                 QByteArray(record.path + " carried " + record.headers.value("cookie")).constData());
@@ -724,7 +699,7 @@ private Q_SLOTS:
     void hugeResultLineFailsOnlyItsRequest() {
         Config config = baseConfig();
         config.maxResultLine = 100'000;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QList<QNetworkReply *> replies;
         for (int i = 0; i < 6; ++i) {
             const QByteArray content = i == 2 ? QByteArray("huge [[result_bytes:400000]]")
@@ -746,11 +721,11 @@ private Q_SLOTS:
             QCOMPARE(status(reply), 200);
             QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: normal %1").arg(i));
         }
-        QCOMPARE(m_fake->batches().size(), 1);
-        const StatsSnapshot s = m_proxy->stats()->snapshot();
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
+        const StatsSnapshot s = m_fx->proxy()->stats()->snapshot();
         QCOMPARE(s.requestsSuccessful, quint64(5));
         QCOMPARE(s.requestsFailed, quint64(1));
-        QTRY_COMPARE(m_fake->filesLive(), 0);
+        QTRY_COMPARE(m_fx->fake()->filesLive(), 0);
     }
 
     // Without a custom_id at its start, an oversized line cannot be matched to its request: that
@@ -758,7 +733,7 @@ private Q_SLOTS:
     void hugeResultLineWithItsIdAtTheEndIsMissing() {
         Config config = baseConfig();
         config.maxResultLine = 100'000;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *before = send("POST", "/v1/chat/completions", chatBody("before"));
         QNetworkReply *huge = send("POST", "/v1/chat/completions",
                                    chatBody("huge [[result_bytes:400000]] [[custom_id_last]]"));
@@ -776,7 +751,7 @@ private Q_SLOTS:
 
     void oversizedBodyIsRefusedBeforeItIsRead() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test\r\nContent-Type: application/json\r\n"
                          "Content-Length: 100000000\r\n\r\n{\"model\":");
@@ -788,7 +763,7 @@ private Q_SLOTS:
 
     void oversizedChunkedBodyIsRefused() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test\r\nTransfer-Encoding: chunked\r\n\r\n");
         const QByteArray piece(16 * 1024, 'x');
@@ -800,7 +775,7 @@ private Q_SLOTS:
 
     void expectContinueIsAnswered() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         const QByteArray body = chatBody("hello");
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test\r\nExpect: 100-continue\r\n"
@@ -818,14 +793,14 @@ private Q_SLOTS:
 
     void connectionCloseIsHonoured() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         QVERIFY(raw.waitClosed());
         QVERIFY(raw.received.startsWith("HTTP/1.1 200"));
         QVERIFY(raw.received.contains("Connection: close"));
 
         RawClient http10;
-        QVERIFY(http10.connectTo(m_port));
+        QVERIFY(http10.connectTo(m_fx->port()));
         http10.socket.write("GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
         QVERIFY(http10.waitClosed());
         QVERIFY(http10.received.contains(" 200 "));
@@ -834,9 +809,9 @@ private Q_SLOTS:
     void keepAliveServesSeveralRequestsThenIdlesOut() {
         Config config = baseConfig();
         config.idleTimeout = 400ms;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         for (int i = 0; i < 3; ++i) {
             raw.received.clear();
             raw.socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -850,7 +825,7 @@ private Q_SLOTS:
     // still comes on that connection, which then serves more requests, held ones included.
     void heldRequestsKeepTheirConnection() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         for (int i = 0; i < 3; ++i) {
             raw.received.clear();
             const QByteArray question = "held " + QByteArray::number(i);
@@ -863,12 +838,12 @@ private Q_SLOTS:
         raw.received.clear();
         raw.socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         QVERIFY(raw.waitFor([&] { return raw.received.endsWith("{\"status\":\"ok\"}"); }));
-        QCOMPARE(m_fake->batches().size(), 3);
+        QCOMPARE(m_fx->fake()->batches().size(), 3);
     }
 
     void tooManyHeadersAreRefused() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         QByteArray request = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              "Authorization: Bearer sk-test\r\n";
         for (int i = 0; i < 120; ++i)
@@ -878,12 +853,12 @@ private Q_SLOTS:
         raw.socket.write(request);
         QVERIFY(raw.waitFor([&] { return raw.received.contains("\r\n\r\n"); }));
         QVERIFY2(raw.received.startsWith("HTTP/1.1 431"), raw.received.constData());
-        QCOMPARE(m_fake->batches().size(), 0);
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
     }
 
     void unknownMethodIsRefused() {
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         raw.socket.write(
             "PROPFIND /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer k\r\n\r\n");
         QVERIFY(raw.waitFor([&] {
@@ -893,43 +868,43 @@ private Q_SLOTS:
         QVERIFY2(raw.received.isEmpty() || raw.received.startsWith("HTTP/1.1 501") ||
                      raw.received.startsWith("HTTP/1.1 400"),
                  raw.received.constData());
-        QCOMPARE(m_fake->count("PROPFIND", "/"), 0);
+        QCOMPARE(m_fx->fake()->count("PROPFIND", "/"), 0);
     }
 
     void clientHangingUpBeforeSubmissionIsNeverSent() {
         Config config = baseConfig();
         config.batchWindow = 800ms;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         const QByteArray body = chatBody("leaving");
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test\r\nContent-Length: " +
                          QByteArray::number(body.size()) + "\r\n\r\n" + body);
-        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
         raw.socket.abort();
-        QTRY_COMPARE(m_proxy->core()->queued(), 0);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 0);
         QNetworkReply *stayer = send("POST", "/v1/chat/completions", chatBody("staying"));
         QVERIFY(finished(stayer));
         QCOMPARE(status(stayer), 200);
-        QCOMPARE(m_fake->inputLinesTotal(), 1);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 1);
     }
 
     void clientHangingUpAfterSubmissionDoesNoHarm() {
-        m_fake->setProcessingDelay(400ms);
+        m_fx->fake()->setProcessingDelay(400ms);
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         const QByteArray body = chatBody("leaving later");
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test-key-aaaa\r\nContent-Length: " +
                          QByteArray::number(body.size()) + "\r\n\r\n" + body);
         QNetworkReply *stayer = send("POST", "/v1/chat/completions", chatBody("staying"));
-        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QTRY_COMPARE(m_fx->fake()->batches().size(), 1);
         raw.socket.abort();
         QVERIFY(finished(stayer));
         QCOMPARE(status(stayer), 200);
         QCOMPARE(chatContent(stayer->readAll()), QStringLiteral("echo: staying"));
-        QTRY_COMPARE(m_proxy->core()->inFlight(), 0);
+        QTRY_COMPARE(m_fx->proxy()->core()->inFlight(), 0);
     }
 
     void statsAndHealth() {
@@ -961,9 +936,9 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0},
                          ListenAddress{QHostAddress(QHostAddress::LocalHostIPv6), 0}};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QTcpSocket v6;
-        v6.connectToHost(QHostAddress::LocalHostIPv6, m_port);
+        v6.connectToHost(QHostAddress::LocalHostIPv6, m_fx->port());
         if (!QTest::qWaitFor([&] { return v6.state() == QAbstractSocket::ConnectedState; }, 3000))
             QSKIP("no IPv6 loopback on this machine");
         v6.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -977,69 +952,69 @@ private Q_SLOTS:
     }
 
     void pauseHoldsRequestsUntilResumed() {
-        m_proxy->setPaused(true);
+        m_fx->proxy()->setPaused(true);
         QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("held a"));
         QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("held b"));
-        QTRY_COMPARE(m_proxy->core()->queued(), 2);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 2);
         QTest::qWait(600); // two windows: nothing may leave while paused
-        QCOMPARE(m_fake->batches().size(), 0);
-        QVERIFY(m_proxy->snapshot().paused);
-        QCOMPARE(m_proxy->snapshot().stats.queued, quint64(2));
-        m_proxy->setPaused(false);
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
+        QVERIFY(m_fx->proxy()->snapshot().paused);
+        QCOMPARE(m_fx->proxy()->snapshot().stats.queued, quint64(2));
+        m_fx->proxy()->setPaused(false);
         QVERIFY(finished(a));
         QVERIFY(finished(b));
         QCOMPARE(status(a), 200);
-        QCOMPARE(m_fake->batches().size(), 1);
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
     }
 
     void pausedRequestWhoseClientLeavesIsNeverSent() {
         Config config = baseConfig();
         config.batchSize = 1; // closes a batch at once, which pausing must hold back
-        startProxy(config);
-        m_proxy->setPaused(true);
+        QVERIFY(m_fx->startProxy(config));
+        m_fx->proxy()->setPaused(true);
         RawClient raw;
-        QVERIFY(raw.connectTo(m_port));
+        QVERIFY(raw.connectTo(m_fx->port()));
         const QByteArray body = chatBody("bye");
         raw.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test\r\nContent-Length: " +
                          QByteArray::number(body.size()) + "\r\n\r\n" + body);
-        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
         raw.socket.abort();
-        QTRY_COMPARE(m_proxy->core()->queued(), 0);
-        m_proxy->setPaused(false);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 0);
+        m_fx->proxy()->setPaused(false);
         QTest::qWait(200);
-        QCOMPARE(m_fake->inputLinesTotal(), 0);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 0);
     }
 
     void flushNowSendsAtOnce() {
         Config config = baseConfig();
         config.batchWindow = 60s;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("now please"));
-        QTRY_COMPARE(m_proxy->core()->queued(), 1);
-        m_proxy->flushNow();
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
+        m_fx->proxy()->flushNow();
         QVERIFY(finished(reply, 5000));
         QCOMPARE(status(reply), 200);
     }
 
     void snapshotDescribesBatches() {
-        m_fake->setProcessingDelay(500ms);
+        m_fx->fake()->setProcessingDelay(500ms);
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("watch me"));
-        QTRY_VERIFY(!m_proxy->snapshot().batches.isEmpty());
+        QTRY_VERIFY(!m_fx->proxy()->snapshot().batches.isEmpty());
         // The normalised word, whatever the provider calls it (OpenAI in_progress, Together
         // IN_PROGRESS).
-        QTRY_COMPARE(m_proxy->snapshot().batches.first().status, QByteArray("running"));
-        const BatchProgress active = m_proxy->snapshot().batches.first();
+        QTRY_COMPARE(m_fx->proxy()->snapshot().batches.first().status, QByteArray("running"));
+        const BatchProgress active = m_fx->proxy()->snapshot().batches.first();
         QVERIFY(active.active);
         QCOMPARE(active.total, 1);
         QCOMPARE(active.model, QByteArray("gpt-4o-mini"));
         QCOMPARE(active.endpoint, QByteArray("/v1/chat/completions"));
         QCOMPARE(active.keyHint, QByteArray("…aaaa"));
         QVERIFY(active.batchId.startsWith("batch_"));
-        QSignalSpy finishedSpy(m_proxy.get(), &ProxyService::batchFinished);
+        QSignalSpy finishedSpy(m_fx->proxy(), &ProxyService::batchFinished);
         QVERIFY(finished(reply));
         QTRY_COMPARE(finishedSpy.size(), 1);
-        const ProxySnapshot after = m_proxy->snapshot();
+        const ProxySnapshot after = m_fx->proxy()->snapshot();
         QCOMPARE(after.batches.size(), 1);
         QVERIFY(!after.batches.first().active);
         QCOMPARE(after.batches.first().status, QByteArray("completed"));
@@ -1048,7 +1023,7 @@ private Q_SLOTS:
         QCOMPARE(after.batchesSubmitted, quint64(1));
         QCOMPARE(after.batchesEnded, quint64(1));
         QCOMPARE(after.listenUrls,
-                 QStringList{QStringLiteral("http://127.0.0.1:%1/v1").arg(m_port)});
+                 QStringList{QStringLiteral("http://127.0.0.1:%1/v1").arg(m_fx->port())});
         QCOMPARE(finishedSpy.first().first().value<BatchProgress>().batchId, active.batchId);
     }
 
@@ -1056,7 +1031,7 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.batchSize = 2;
         config.batchWindow = 60s;
-        m_proxy->applyConfig(config); // size 2 now closes a batch without waiting
+        m_fx->proxy()->applyConfig(config); // size 2 now closes a batch without waiting
         QNetworkReply *a = send("POST", "/v1/chat/completions", chatBody("1"));
         QNetworkReply *b = send("POST", "/v1/chat/completions", chatBody("2"));
         QVERIFY(finished(a, 5000));
@@ -1068,10 +1043,10 @@ private Q_SLOTS:
         QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
         const quint16 freePort = probe.serverPort();
         probe.close();
-        const quint16 oldPort = m_port;
+        const quint16 oldPort = m_fx->port();
         config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), freePort}};
-        m_proxy->applyConfig(config);
-        m_port = freePort;
+        m_fx->proxy()->applyConfig(config);
+        m_fx->client()->setPort(freePort);
         QNetworkReply *health = send("GET", "/healthz", {});
         QVERIFY(finished(health));
         QCOMPARE(status(health), 200);
@@ -1083,12 +1058,12 @@ private Q_SLOTS:
         // A port that is taken: refused, and the proxy keeps its current address.
         QTcpServer squatter;
         QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
-        QSignalSpy failed(m_proxy.get(), &ProxyService::listenFailed);
+        QSignalSpy failed(m_fx->proxy(), &ProxyService::listenFailed);
         config.listen = {
             ListenAddress{QHostAddress(QHostAddress::LocalHost), squatter.serverPort()}};
-        m_proxy->applyConfig(config);
+        m_fx->proxy()->applyConfig(config);
         QCOMPARE(failed.size(), 1);
-        QVERIFY(!m_proxy->snapshot().listenError.isEmpty());
+        QVERIFY(!m_fx->proxy()->snapshot().listenError.isEmpty());
         QNetworkReply *still = send("GET", "/healthz", {});
         QVERIFY(finished(still));
         QCOMPARE(status(still), 200);
@@ -1099,9 +1074,9 @@ private Q_SLOTS:
     void otherThreadsServeWhileTheCoreThreadIsBusy() {
         Config config = baseConfig();
         config.ioThreads = 2;
-        m_proxy.reset();
-        startProxy(config);
-        const QByteArray answer = statsWhileThisThreadIsBusy(m_port);
+        m_fx->stopProxy();
+        QVERIFY(m_fx->startProxy(config));
+        const QByteArray answer = statsWhileThisThreadIsBusy(m_fx->port());
         QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
         QVERIFY2(answer.contains("\"queued\":"), answer.constData());
     }
@@ -1111,13 +1086,13 @@ private Q_SLOTS:
     void newPollIntervalReachesBatchesAlreadyOut() {
         Config config = baseConfig();
         config.pollInterval = 60s;
-        m_proxy.reset();
-        startProxy(config);
+        m_fx->stopProxy();
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *reply = send("POST", "/v1/chat/completions", chatBody("polled sooner"));
-        QTRY_COMPARE(m_fake->batches().size(), 1); // created; first poll due in 60 s
+        QTRY_COMPARE(m_fx->fake()->batches().size(), 1); // created; first poll due in 60 s
         QTest::qWait(100);
         config.pollInterval = 100ms;
-        m_proxy->applyConfig(config);
+        m_fx->proxy()->applyConfig(config);
         QVERIFY(finished(reply, 5000));
         QCOMPARE(status(reply), 200);
         QCOMPARE(chatContent(reply->readAll()), QStringLiteral("echo: polled sooner"));
@@ -1128,24 +1103,24 @@ private Q_SLOTS:
     void everyThreadFollowsANewListenAddress() {
         Config config = baseConfig();
         config.ioThreads = 2;
-        m_proxy.reset();
-        startProxy(config);
+        m_fx->stopProxy();
+        QVERIFY(m_fx->startProxy(config));
         QTcpServer probe;
         QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
         const quint16 next = probe.serverPort();
         probe.close();
         config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), next}};
-        m_proxy->applyConfig(config);
-        QCOMPARE(m_proxy->frontEnd()->ports(), QList<quint16>{next});
+        m_fx->proxy()->applyConfig(config);
+        QCOMPARE(m_fx->proxy()->frontEnd()->ports(), QList<quint16>{next});
         QByteArray answer = statsWhileThisThreadIsBusy(next);
         QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
 
         QTcpServer squatter;
         QVERIFY(squatter.listen(QHostAddress::LocalHost, 0));
-        QSignalSpy failed(m_proxy.get(), &ProxyService::listenFailed);
+        QSignalSpy failed(m_fx->proxy(), &ProxyService::listenFailed);
         config.listen = {
             ListenAddress{QHostAddress(QHostAddress::LocalHost), squatter.serverPort()}};
-        m_proxy->applyConfig(config);
+        m_fx->proxy()->applyConfig(config);
         QCOMPARE(failed.size(), 1);
         answer = statsWhileThisThreadIsBusy(next);
         QVERIFY2(answer.startsWith("HTTP/1.1 200"), answer.constData());
@@ -1159,12 +1134,12 @@ private Q_SLOTS:
         config.ioThreads = 3;
         config.batchSize = Clients;
         config.batchWindow = 30s;
-        m_proxy.reset();
-        startProxy(config);
+        m_fx->stopProxy();
+        QVERIFY(m_fx->startProxy(config));
         std::vector<std::unique_ptr<RawClient>> clients;
         for (int i = 0; i < Clients; ++i) {
             clients.push_back(std::make_unique<RawClient>());
-            QVERIFY(clients.back()->connectTo(m_port));
+            QVERIFY(clients.back()->connectTo(m_fx->port()));
             clients.back()->post("/v1/chat/completions",
                                  chatBody("client " + QByteArray::number(i)));
         }
@@ -1175,9 +1150,9 @@ private Q_SLOTS:
             QCOMPARE(chatContent(completeBody(raw.received)),
                      QStringLiteral("echo: client %1").arg(i));
         }
-        QCOMPARE(m_fake->batches().size(), 1);
-        QCOMPARE(m_fake->inputLinesTotal(), Clients);
-        QTRY_COMPARE(m_proxy->stats()->snapshot().requestsSuccessful, quint64(Clients));
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), Clients);
+        QTRY_COMPARE(m_fx->proxy()->stats()->snapshot().requestsSuccessful, quint64(Clients));
     }
 
     void shutdownAnswersWaitingClientsOnEveryThread() {
@@ -1185,17 +1160,17 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.ioThreads = 3;
         config.batchWindow = 30s;
-        m_proxy.reset();
-        startProxy(config);
+        m_fx->stopProxy();
+        QVERIFY(m_fx->startProxy(config));
         std::vector<std::unique_ptr<RawClient>> clients;
         for (int i = 0; i < Clients; ++i) {
             clients.push_back(std::make_unique<RawClient>());
-            QVERIFY(clients.back()->connectTo(m_port));
+            QVERIFY(clients.back()->connectTo(m_fx->port()));
             clients.back()->post("/v1/chat/completions",
                                  chatBody("waiting " + QByteArray::number(i)));
         }
-        QTRY_COMPARE(m_proxy->core()->queued(), Clients);
-        m_proxy->stop();
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), Clients);
+        m_fx->proxy()->stop();
         for (const auto &raw : clients) {
             QVERIFY(raw->waitFor([&raw] { return raw->received.contains("\r\n\r\n"); }));
             QVERIFY2(raw->received.startsWith("HTTP/1.1 503"), raw->received.constData());
@@ -1206,10 +1181,10 @@ private Q_SLOTS:
     void shutdownTellsWaitingClientsToRetry() {
         Config config = baseConfig();
         config.batchWindow = 30s;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *waiting = send("POST", "/v1/chat/completions", chatBody("x"));
-        QTRY_COMPARE(m_proxy->core()->queued(), 1);
-        m_proxy->stop();
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
+        m_fx->proxy()->stop();
         QVERIFY(finished(waiting));
         QCOMPARE(status(waiting), 503);
         QCOMPARE(waiting->rawHeader("x-should-retry"), QByteArray("true"));

@@ -4,6 +4,7 @@
 // process_* metrics.
 
 #include "stats/metrics.h"
+#include "stats/stats.h"
 
 #include <QDateTime>
 #include <QHash>
@@ -142,6 +143,45 @@ private Q_SLOTS:
         QVERIFY(text.endsWith('\n'));
     }
 
+    // The streams' gauge and counters (issue 11) come from Stats like the queue's gauges; every
+    // outcome is a series from the start, so rate() sees the first one.
+    void streamsHaveAGaugeAndCountersByOutcome() {
+        MetricsRegistry metrics;
+        const QHash<QByteArray, QByteArray> empty = samples(metrics.render({}));
+        QCOMPARE(empty.value("llm_proxy_waiting_streams"), QByteArray("0"));
+        for (const char *outcome : {"replayed", "error_event", "client_gone", "shutdown"}) {
+            QCOMPARE(empty.value("llm_proxy_streams_ended_total{outcome=\"" + QByteArray(outcome) +
+                                 "\"}"),
+                     QByteArray("0"));
+        }
+        QCOMPARE(empty.value("llm_proxy_stream_keepalives_total"), QByteArray("0"));
+
+        Stats stats;
+        for (int i = 0; i < 9; ++i)
+            stats.recordStreamStarted();
+        stats.recordStreamEnded(StreamEnd::Replayed);
+        stats.recordStreamEnded(StreamEnd::Replayed);
+        stats.recordStreamEnded(StreamEnd::ErrorEvent);
+        stats.recordStreamEnded(StreamEnd::ClientGone);
+        stats.recordStreamEnded(StreamEnd::Shutdown);
+        stats.recordStreamKeepAlives(512);
+        stats.recordStreamKeepAlives(30);
+        const QHash<QByteArray, QByteArray> all =
+            samples(metrics.render(MetricsGauges::of(stats.snapshot())));
+        QCOMPARE(all.value("llm_proxy_waiting_streams"), QByteArray("4"));
+        QCOMPARE(all.value(R"(llm_proxy_streams_ended_total{outcome="replayed"})"),
+                 QByteArray("2"));
+        QCOMPARE(all.value(R"(llm_proxy_streams_ended_total{outcome="error_event"})"),
+                 QByteArray("1"));
+        QCOMPARE(all.value(R"(llm_proxy_streams_ended_total{outcome="client_gone"})"),
+                 QByteArray("1"));
+        QCOMPARE(all.value(R"(llm_proxy_streams_ended_total{outcome="shutdown"})"),
+                 QByteArray("1"));
+        QCOMPARE(all.value("llm_proxy_stream_keepalives_total"), QByteArray("542"));
+        // /stats' streamed counts the answered ones: replayed and error events.
+        QCOMPARE(stats.snapshot().streamed, quint64(3));
+    }
+
     void everyFamilyHasHelpAndTypeOnce() {
         MetricsRegistry metrics;
         const QByteArray text = metrics.render({});
@@ -159,6 +199,9 @@ private Q_SLOTS:
             "llm_proxy_queued_requests",
             "llm_proxy_in_flight_requests",
             "llm_proxy_active_batches",
+            "llm_proxy_waiting_streams",
+            "llm_proxy_streams_ended_total",
+            "llm_proxy_stream_keepalives_total",
             "process_cpu_seconds_total",
             "process_open_fds",
             "process_max_fds",

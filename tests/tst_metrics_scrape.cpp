@@ -6,6 +6,7 @@
 #include "accounting/accountedrequest.h"
 #include "batch/batchcore.h"
 #include "fakeprovider.h"
+#include "proxyfixture.h"
 #include "proxyservice.h"
 #include "settings/config.h"
 #include "stats/metrics.h"
@@ -72,35 +73,29 @@ class tst_MetricsScrape final : public QObject {
     Q_OBJECT
 
 private:
-    std::unique_ptr<FakeProvider> m_fake;
-    std::unique_ptr<ProxyService> m_proxy;
-    std::unique_ptr<TestClient> m_client;
-    quint16 m_port = 0;
+    std::unique_ptr<ProxyFixture> m_fx;
 
     Config baseConfig() const {
-        Config config;
-        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
-        config.upstream = m_fake->baseUrl();
-        config.batchWindow = 200ms;
-        config.pollInterval = 40ms;
-        const int threads = qEnvironmentVariableIntValue("LLMPROXY_TEST_IO_THREADS");
-        config.ioThreads = threads > 0 ? threads : 3; // scrapes on other threads too
+        Config config = m_fx->baseConfig();
+        config.ioThreads = ProxyFixture::ioThreads(3); // scrapes on other threads too
         return config;
     }
 
-    void startProxy(const Config &config) {
-        m_proxy.reset();
-        m_proxy = std::make_unique<ProxyService>(config);
-        QSignalSpy started(m_proxy.get(), &ProxyService::started);
-        m_proxy->start();
-        QCOMPARE(started.size(), 1);
-        m_port = started.first().first().value<QList<quint16>>().first();
-        m_client->setPort(m_port);
+    // Opens a connection and posts a streaming chat request on it.
+    std::unique_ptr<RawClient> postStream(const QByteArray &content) {
+        auto client = std::make_unique<RawClient>();
+        if (!client->connectTo(m_fx->port()))
+            return nullptr;
+        client->post("/v1/chat/completions",
+                     R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user",)"
+                     R"("content":")" +
+                         content + R"("}]})");
+        return client;
     }
 
     // GET /metrics; the body, or a null array when it did not answer 200 in the right type.
     QByteArray scrape(const Headers &headers = {}) {
-        QNetworkReply *reply = m_client->send("GET", "/metrics", {}, headers);
+        QNetworkReply *reply = m_fx->client()->send("GET", "/metrics", {}, headers);
         if (!TestClient::finished(reply) || TestClient::status(reply) != 200)
             return {};
         if (reply->rawHeader("content-type") != "text/plain; version=0.0.4; charset=utf-8")
@@ -113,20 +108,12 @@ private:
 
 private Q_SLOTS:
     void init() {
-        m_fake = std::make_unique<FakeProvider>();
-        QVERIFY(m_fake->listen());
-        m_fake->setValidationDelay(10ms);
-        m_fake->setProcessingDelay(30ms);
-        m_fake->setFinalizingDelay(10ms);
-        m_client = std::make_unique<TestClient>();
-        startProxy(baseConfig());
+        m_fx = std::make_unique<ProxyFixture>(ProxyFixture::Store::None);
+        QVERIFY(m_fx->listening());
+        QVERIFY(m_fx->startProxy(baseConfig()));
     }
 
-    void cleanup() {
-        m_client.reset();
-        m_proxy.reset();
-        m_fake.reset();
-    }
+    void cleanup() { m_fx.reset(); }
 
     void gaugesFollowARealBatchAndItIsCounted() {
         const QByteArray before = scrape();
@@ -134,11 +121,11 @@ private Q_SLOTS:
         QCOMPARE(samples(before).value("llm_proxy_in_flight_requests"), QByteArray("0"));
         QVERIFY(!before.contains("llm_proxy_batches_total{"));
 
-        m_fake->setProcessingDelay(2500ms); // held in_progress long enough to be seen
+        m_fx->fake()->setProcessingDelay(2500ms); // held in_progress long enough to be seen
         QList<QNetworkReply *> replies;
         for (int i = 0; i < 3; ++i)
-            replies.append(m_client->send("POST", "/v1/chat/completions",
-                                          chatBody("question " + QByteArray::number(i))));
+            replies.append(m_fx->client()->send("POST", "/v1/chat/completions",
+                                                chatBody("question " + QByteArray::number(i))));
         // Queued first (the window is open), then in the batch.
         QTRY_COMPARE_WITH_TIMEOUT(scraped("llm_proxy_in_flight_requests"), QByteArray("3"), 5000);
         const QHash<QByteArray, QByteArray> held = samples(scrape());
@@ -170,10 +157,42 @@ private Q_SLOTS:
         QVERIFY(!scrape().contains("sk-test-key"));
     }
 
+    // A streaming client (issue 11) is a waiting stream while its batch runs, gets keep-alives,
+    // and is counted by how its wait ended: replayed, or gone when it hung up first.
+    void streamsAreCountedWhileTheyWaitAndWhenTheyEnd() {
+        Config config = baseConfig();
+        config.streamKeepAlive = 1s;
+        QVERIFY(m_fx->startProxy(config));
+        m_fx->fake()->setProcessingDelay(2500ms);
+        const QByteArray replayed = R"(llm_proxy_streams_ended_total{outcome="replayed"})";
+        const QByteArray gone = R"(llm_proxy_streams_ended_total{outcome="client_gone"})";
+        QCOMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("0"));
+        QCOMPARE(scraped(replayed), QByteArray("0"));
+
+        auto client = postStream("stream me");
+        QVERIFY(client);
+        QTRY_COMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("1"));
+        QTRY_VERIFY_WITH_TIMEOUT(scraped("llm_proxy_stream_keepalives_total").toInt() >= 1, 3000);
+        QVERIFY(
+            client->waitFor([&] { return client->received.contains("\r\n0\r\n\r\n"); }, 15'000));
+        QVERIFY(client->received.contains("data: [DONE]"));
+        QTRY_COMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("0"));
+        QCOMPARE(scraped(replayed), QByteArray("1"));
+        QCOMPARE(scraped(gone), QByteArray("0"));
+
+        auto leaving = postStream("never mind");
+        QVERIFY(leaving);
+        QTRY_COMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("1"));
+        leaving->socket.abort();
+        QTRY_COMPARE(scraped(gone), QByteArray("1"));
+        QCOMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("0"));
+        QCOMPARE(scraped(replayed), QByteArray("1"));
+    }
+
     void accountedRequestsReachTheCounters() {
         // The core emits requestAccounted for every final answer; emitted here directly, so
         // the wiring (core -> registry -> every front end's /metrics) is what is tested.
-        BatchCore *core = m_proxy->core();
+        BatchCore *core = m_fx->proxy()->core();
         Q_EMIT core->requestAccounted(probe("metrics-probe-model"));
         const QByteArray labels = "{route=\"relay\",model=\"metrics-probe-model\"}";
         const QByteArray requests = "llm_proxy_requests_total{route=\"relay\",endpoint=\"/v1/"
@@ -211,8 +230,8 @@ private Q_SLOTS:
     void servedOnlyWhereStatsIs() {
         // HEAD: the headers, no body.
         QNetworkAccessManager manager;
-        std::unique_ptr<QNetworkReply> head(manager.head(
-            QNetworkRequest(QUrl(QStringLiteral("http://127.0.0.1:%1/metrics").arg(m_port)))));
+        std::unique_ptr<QNetworkReply> head(manager.head(QNetworkRequest(
+            QUrl(QStringLiteral("http://127.0.0.1:%1/metrics").arg(m_fx->port())))));
         QVERIFY(TestClient::finished(head.get()));
         QCOMPARE(head->rawHeader("content-type"),
                  QByteArray("text/plain; version=0.0.4; charset=utf-8"));
@@ -222,9 +241,10 @@ private Q_SLOTS:
         Config config = baseConfig();
         config.apiKey = "sk-configured-0000";
         config.tokens = {{"alice", AliceToken}};
-        startProxy(config);
-        QCOMPARE(m_client->statusOf("GET", "/metrics", {}), 401);
-        QCOMPARE(m_client->statusOf("GET", "/metrics", {{"Authorization", "Bearer wrong"}}), 401);
+        QVERIFY(m_fx->startProxy(config));
+        QCOMPARE(m_fx->client()->statusOf("GET", "/metrics", {}), 401);
+        QCOMPARE(m_fx->client()->statusOf("GET", "/metrics", {{"Authorization", "Bearer wrong"}}),
+                 401);
         QVERIFY(!scrape({{"Authorization", "Bearer " + AliceToken}}).isEmpty());
     }
 
@@ -243,7 +263,7 @@ private Q_SLOTS:
             QSKIP("no non-loopback IPv4 address on this machine");
         const auto statusFrom = [&](const QByteArray &extra) {
             QTcpSocket socket;
-            socket.connectToHost(lan, m_port);
+            socket.connectToHost(lan, m_fx->port());
             if (!QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; },
                                  5000))
                 return 0;
@@ -261,10 +281,10 @@ private Q_SLOTS:
         };
         Config config = baseConfig();
         config.listen = {ListenAddress{lan, 0}};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QCOMPARE(statusFrom({}), 403);
         config.tokens = {{"alice", AliceToken}};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QCOMPARE(statusFrom({}), 401);
         QCOMPARE(statusFrom("Authorization: Bearer " + AliceToken + "\r\n"), 200);
     }
@@ -277,11 +297,11 @@ private Q_SLOTS:
         if (promtool.isEmpty())
             QSKIP("promtool is not installed (Debian package prometheus): "
                   "the scrape was not checked by Prometheus");
-        QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", chatBody("q"));
+        QNetworkReply *reply = m_fx->client()->send("POST", "/v1/chat/completions", chatBody("q"));
         QVERIFY(TestClient::finished(reply));
         QCOMPARE(TestClient::status(reply), 200);
         QTRY_COMPARE(scraped("llm_proxy_batches_total{status=\"completed\"}"), QByteArray("1"));
-        BatchCore *core = m_proxy->core();
+        BatchCore *core = m_fx->proxy()->core();
         for (const QByteArray &model :
              {QByteArray("gpt-4o-mini"), QByteArray("we\"ird\\model"), QByteArray("a\nb"),
               QByteArray("mod\xc3\xa8le"), QByteArray()}) {

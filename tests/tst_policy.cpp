@@ -4,6 +4,7 @@
 // and the binary refusing to offer the configured key to the network.
 
 #include "fakeprovider.h"
+#include "proxyfixture.h"
 #include "proxyservice.h"
 #include "settings/config.h"
 #include "testclient.h"
@@ -42,17 +43,11 @@ class tst_Policy final : public QObject {
     Q_OBJECT
 
 private:
-    std::unique_ptr<FakeProvider> m_fake;
-    std::unique_ptr<ProxyService> m_proxy;
-    std::unique_ptr<TestClient> m_client;
-    quint16 m_port = 0;
+    std::unique_ptr<ProxyFixture> m_fx;
 
     Config baseConfig() const {
-        Config config;
-        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
-        config.upstream = m_fake->baseUrl();
+        Config config = m_fx->baseConfig();
         config.batchWindow = 300ms;
-        config.pollInterval = 40ms;
         config.ioThreads = 2;
         config.inMemory = true;
         return config;
@@ -65,21 +60,11 @@ private:
         return config;
     }
 
-    void startProxy(const Config &config) {
-        m_proxy.reset();
-        m_proxy = std::make_unique<ProxyService>(config);
-        QSignalSpy started(m_proxy.get(), &ProxyService::started);
-        m_proxy->start();
-        QCOMPARE(started.size(), 1);
-        m_port = started.first().first().value<QList<quint16>>().first();
-        m_client->setPort(m_port);
-    }
-
     // One request on a connection of its own, exactly as written; its whole answer.
     RawAnswer exchange(const QByteArray &request) {
         RawClient raw;
         RawAnswer answer;
-        if (!raw.connectTo(m_port))
+        if (!raw.connectTo(m_fx->port()))
             return answer;
         raw.socket.write(request);
         raw.waitFor([&] {
@@ -120,30 +105,22 @@ private:
     // Nothing reached the provider: waits a batch window (and then some) first.
     void verifyNothingUpstream() {
         QTest::qWait(500);
-        QCOMPARE(m_fake->requests().size(), 0);
+        QCOMPARE(m_fx->fake()->requests().size(), 0);
     }
 
     QNetworkReply *send(const QByteArray &method, const QByteArray &path, const QByteArray &body,
                         const Headers &headers) {
-        return m_client->send(method, path, body, headers);
+        return m_fx->client()->send(method, path, body, headers);
     }
 
 private Q_SLOTS:
     void init() {
-        m_fake = std::make_unique<FakeProvider>();
-        QVERIFY(m_fake->listen());
-        m_fake->setValidationDelay(10ms);
-        m_fake->setProcessingDelay(30ms);
-        m_fake->setFinalizingDelay(10ms);
-        m_client = std::make_unique<TestClient>();
-        startProxy(baseConfig());
+        m_fx = std::make_unique<ProxyFixture>(ProxyFixture::Store::None);
+        QVERIFY(m_fx->listening());
+        QVERIFY(m_fx->startProxy(baseConfig()));
     }
 
-    void cleanup() {
-        m_client.reset();
-        m_proxy.reset();
-        m_fake.reset();
-    }
+    void cleanup() { m_fx.reset(); }
 
     // ---- Browsers -----------------------------------------------------------------------
 
@@ -175,7 +152,7 @@ private Q_SLOTS:
     void allowedOriginsGetCorsAnswers() {
         Config config = baseConfig();
         config.allowOrigins = {"http://localhost:5173"};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         // The preflight is the proxy's: answered here, allowing what the SDK sends.
         const RawAnswer preflight =
             exchange("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
@@ -227,7 +204,7 @@ private Q_SLOTS:
             exchange("GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n");
         QCOMPARE(twoHosts.status, 400);
         verifyNothingUpstream();
-        const QList<QByteArray> hosts{QByteArray("localhost:" + QByteArray::number(m_port)),
+        const QList<QByteArray> hosts{QByteArray("localhost:" + QByteArray::number(m_fx->port())),
                                       QByteArray("127.0.0.1"), QByteArray("[::1]:3030")};
         for (const QByteArray &host : hosts) {
             const RawAnswer answer = exchange("GET /stats HTTP/1.1\r\nHost: " + host + "\r\n\r\n");
@@ -238,7 +215,7 @@ private Q_SLOTS:
     void allowedHostNamesAreServed() {
         Config config = baseConfig();
         config.allowHosts = {"proxy.lan"};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QCOMPARE(exchange("GET /stats HTTP/1.1\r\nHost: Proxy.LAN:3030\r\n\r\n").status, 200);
         QCOMPARE(exchange("GET /stats HTTP/1.1\r\nHost: evil.example\r\n\r\n").status, 421);
     }
@@ -269,7 +246,7 @@ private Q_SLOTS:
     // ---- Proxy tokens ---------------------------------------------------------------------
 
     void tokensAreRequiredAndNeverGoUpstream() {
-        startProxy(tokenConfig());
+        QVERIFY(m_fx->startProxy(tokenConfig()));
         // Missing, wrong, or a provider key instead of a token: 401, nothing upstream.
         const QList<QByteArray> refused{
             QByteArray(), QByteArray("Authorization: Bearer wrong-token-000000000\r\n"),
@@ -308,9 +285,9 @@ private Q_SLOTS:
                      QString::fromLatin1("Bearer " + ConfiguredKey));
             QVERIFY(!headers.contains(u"x-api-key"));
         }
-        QCOMPARE(m_fake->batches().size(), 1);
-        QCOMPARE(m_fake->batches().first().authorization, "Bearer " + ConfiguredKey);
-        for (const FakeProvider::RequestRecord &record : m_fake->requests()) {
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
+        QCOMPARE(m_fx->fake()->batches().first().authorization, "Bearer " + ConfiguredKey);
+        for (const FakeProvider::RequestRecord &record : m_fx->fake()->requests()) {
             for (const QByteArray &value : record.headers) {
                 QVERIFY(!value.contains(AliceToken));
                 QVERIFY(!value.contains(BobToken));
@@ -321,7 +298,7 @@ private Q_SLOTS:
     void tokensWithTheClientsOwnProviderKey() {
         Config config = tokenConfig();
         config.apiKey.clear(); // clients bring their own keys
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QNetworkReply *own = send("GET", "/v1/echo/x", {},
                                   {{"Authorization", "Bearer " + AliceToken},
                                    {"X-Provider-Authorization", "Bearer sk-own-key-1111"}});
@@ -341,7 +318,8 @@ private Q_SLOTS:
         QCOMPARE(TestClient::status(noKey), 401);
         QCOMPARE(TestClient::status(keyNoToken), 401);
         QCOMPARE(TestClient::status(batched), 200);
-        QCOMPARE(m_fake->batches().first().authorization, QByteArray("Bearer sk-own-key-2222"));
+        QCOMPARE(m_fx->fake()->batches().first().authorization,
+                 QByteArray("Bearer sk-own-key-2222"));
     }
 
     // A peer off loopback: the proxy listens on this machine's own LAN address and the test
@@ -359,7 +337,7 @@ private Q_SLOTS:
             QSKIP("no non-loopback IPv4 address on this machine");
         auto statsFrom = [&](const QByteArray &extra) {
             QTcpSocket socket;
-            socket.connectToHost(lan, m_port);
+            socket.connectToHost(lan, m_fx->port());
             if (!QTest::qWaitFor([&] { return socket.state() == QAbstractSocket::ConnectedState; },
                                  5000))
                 return 0;
@@ -378,22 +356,22 @@ private Q_SLOTS:
         // Without tokens (clients bring their own keys): loopback peers only.
         Config config = baseConfig();
         config.listen = {ListenAddress{lan, 0}};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QCOMPARE(statsFrom({}), 403);
         // With tokens: the token, from anywhere.
         config.tokens = {{"alice", AliceToken}};
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QCOMPARE(statsFrom({}), 401);
         QCOMPARE(statsFrom("Authorization: Bearer " + AliceToken + "\r\n"), 200);
         // And loopback without tokens keeps its /stats.
-        startProxy(baseConfig());
+        QVERIFY(m_fx->startProxy(baseConfig()));
         QCOMPARE(exchange(get("/stats")).status, 200);
     }
 
     // ---- Caller identity: adoption and Idempotency-Key ----------------------------------
 
     void adoptionStaysWithinOneCaller() {
-        startProxy(tokenConfig());
+        QVERIFY(m_fx->startProxy(tokenConfig()));
         const QByteArray body = chatBody("same question");
         auto headersOf = [](const QByteArray &token) {
             return Headers{{"Authorization", "Bearer " + token},
@@ -409,18 +387,18 @@ private Q_SLOTS:
             QCOMPARE(TestClient::status(reply), 200);
         }
         // Same key, same body: Alice's retry adopted her request; Bob's is his own.
-        QCOMPARE(m_fake->inputLinesTotal(), 2);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 2);
         QCOMPARE(alice->rawHeader("x-request-id"), aliceAgain->rawHeader("x-request-id"));
         QVERIFY(alice->rawHeader("x-request-id") != bob->rawHeader("x-request-id"));
     }
 
     void idempotencyKeyWithAnotherBodyIs409() {
-        startProxy(tokenConfig());
+        QVERIFY(m_fx->startProxy(tokenConfig()));
         const Headers headers{{"Authorization", "Bearer " + AliceToken},
                               {"Idempotency-Key", "key-7"},
                               {"Content-Type", "application/json"}};
         QNetworkReply *first = send("POST", "/v1/chat/completions", chatBody("one"), headers);
-        QTRY_COMPARE(m_proxy->stats()->snapshot().queued, quint64(1));
+        QTRY_COMPARE(m_fx->proxy()->stats()->snapshot().queued, quint64(1));
         QNetworkReply *second = send("POST", "/v1/chat/completions", chatBody("two"), headers);
         QVERIFY(TestClient::finished(second));
         QCOMPARE(TestClient::status(second), 409);
@@ -430,15 +408,15 @@ private Q_SLOTS:
         QVERIFY(TestClient::finished(first));
         QCOMPARE(TestClient::status(first), 200);
         QCOMPARE(chatContent(first->readAll()), QStringLiteral("echo: one"));
-        QCOMPARE(m_fake->inputLinesTotal(), 1);
+        QCOMPARE(m_fx->fake()->inputLinesTotal(), 1);
 
         // Under a shared configured key without tokens (the case) too.
         Config shared = baseConfig();
         shared.apiKey = ConfiguredKey;
-        startProxy(shared);
+        QVERIFY(m_fx->startProxy(shared));
         const Headers anyone{{"Idempotency-Key", "key-8"}, {"Content-Type", "application/json"}};
         QNetworkReply *mine = send("POST", "/v1/chat/completions", chatBody("mine"), anyone);
-        QTRY_COMPARE(m_proxy->stats()->snapshot().queued, quint64(1));
+        QTRY_COMPARE(m_fx->proxy()->stats()->snapshot().queued, quint64(1));
         QNetworkReply *theirs = send("POST", "/v1/chat/completions", chatBody("theirs"), anyone);
         QVERIFY(TestClient::finished(theirs));
         QCOMPARE(TestClient::status(theirs), 409);

@@ -548,8 +548,8 @@ void TestStats::jsonExactText() {
     stats.recordStreamStarted();
     stats.recordStreamStarted();
     stats.recordStreamStarted();
-    stats.recordStreamEnded(true);
-    stats.recordStreamEnded(false);
+    stats.recordStreamEnded(StreamEnd::Replayed);
+    stats.recordStreamEnded(StreamEnd::ClientGone);
 
     // requests: mean 1000.5 / 4 = 250.125; p50 = rank 2; p95, p99 = rank 4.
     // batches: mean 6000.875 / 3 = 2000.29166... -> 2000.292; p50 = rank 2; p95, p99 = rank 3.

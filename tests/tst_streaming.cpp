@@ -6,6 +6,7 @@
 
 #include "batch/batchcore.h"
 #include "fakeprovider.h"
+#include "proxyfixture.h"
 #include "proxyservice.h"
 #include "settings/config.h"
 #include "testclient.h"
@@ -17,7 +18,6 @@
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QSignalSpy>
-#include <QTemporaryDir>
 #include <QTest>
 
 #include <memory>
@@ -134,51 +134,21 @@ class tst_Streaming final : public QObject {
     Q_OBJECT
 
 private:
-    std::unique_ptr<QTemporaryDir> m_dir;
-    std::unique_ptr<FakeProvider> m_fake;
-    std::unique_ptr<ProxyService> m_proxy;
-    std::unique_ptr<TestClient> m_client;
+    std::unique_ptr<ProxyFixture> m_fx;
     QList<QByteArray> m_inputFiles; // each batch's input file, read when it was created
 
     Config baseConfig() const {
-        Config config;
-        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
-        config.upstream = m_fake->baseUrl();
+        Config config = m_fx->baseConfig();
         config.batchWindow = 100ms;
-        config.pollInterval = 40ms;
-        config.dataDir = m_dir->path();
         config.streamKeepAlive = 1s;
         return config;
-    }
-
-    void startProxy(const Config &config) {
-        m_proxy.reset();
-        m_proxy = std::make_unique<ProxyService>(config);
-        QSignalSpy started(m_proxy.get(), &ProxyService::started);
-        m_proxy->start();
-        QCOMPARE(started.size(), 1);
-        m_client->setPort(started.first().first().value<QList<quint16>>().first());
-    }
-
-    int paidLines() const {
-        int lines = 0;
-        for (const auto &batch : m_fake->batches())
-            lines += int(batch.customIds.size());
-        return lines;
-    }
-
-    QJsonObject statsJson() {
-        QNetworkReply *reply = m_client->send("GET", "/stats", {}, {});
-        if (!TestClient::finished(reply) || TestClient::status(reply) != 200)
-            return {};
-        return jsonOf(reply->readAll());
     }
 
     // Opens a connection and posts a streaming request on it.
     std::unique_ptr<RawClient> postStream(const QByteArray &body,
                                           const QByteArray &path = "/v1/chat/completions") {
         auto client = std::make_unique<RawClient>();
-        if (!client->connectTo(m_client->port()))
+        if (!client->connectTo(m_fx->client()->port()))
             return nullptr;
         client->post(path, body);
         return client;
@@ -190,34 +160,24 @@ private:
 
 private Q_SLOTS:
     void init() {
-        m_dir = std::make_unique<QTemporaryDir>();
-        m_fake = std::make_unique<FakeProvider>();
-        QVERIFY(m_fake->listen());
-        m_fake->setValidationDelay(10ms);
-        m_fake->setProcessingDelay(30ms);
-        m_fake->setFinalizingDelay(10ms);
+        m_fx = std::make_unique<ProxyFixture>();
+        QVERIFY(m_fx->listening());
         m_inputFiles.clear();
-        connect(m_fake.get(), &FakeProvider::batchCreated, this, [this](const QByteArray &id) {
-            for (const auto &batch : m_fake->batches()) {
+        connect(m_fx->fake(), &FakeProvider::batchCreated, this, [this](const QByteArray &id) {
+            for (const auto &batch : m_fx->fake()->batches()) {
                 if (batch.id == id)
-                    m_inputFiles.append(m_fake->fileContent(batch.inputFileId));
+                    m_inputFiles.append(m_fx->fake()->fileContent(batch.inputFileId));
             }
         });
-        m_client = std::make_unique<TestClient>();
-        startProxy(baseConfig());
+        QVERIFY(m_fx->startProxy(baseConfig()));
     }
 
-    void cleanup() {
-        m_client.reset();
-        m_proxy.reset();
-        m_fake.reset();
-        m_dir.reset();
-    }
+    void cleanup() { m_fx.reset(); }
 
     // The headers come when the request is accepted, long before the batch ends; the replay's
     // text is the non-streamed answer's; the connection then serves the next request.
     void headersAtOnceThenTheReplayOfTheResult() {
-        m_fake->setProcessingDelay(1500ms);
+        m_fx->fake()->setProcessingDelay(1500ms);
         QElapsedTimer timer;
         timer.start();
         auto client = postStream(streamBody("hello stream"));
@@ -230,7 +190,7 @@ private Q_SLOTS:
         QVERIFY(early.head.contains("\r\ncache-control: no-cache"));
         QVERIFY(early.head.contains("\r\ntransfer-encoding: chunked"));
         QVERIFY(!early.ended);
-        QCOMPARE(statsJson()[u"waiting_streams"].toInteger(), 1);
+        QCOMPARE(m_fx->statsJson()[u"waiting_streams"].toInteger(), 1);
         // The batch's id as soon as the provider created it, while the batch still runs.
         QVERIFY(client->waitFor(
             [&] { return decode(client->received).body.contains(": x-llm-proxy-batch-id batch_"); },
@@ -244,13 +204,14 @@ private Q_SLOTS:
         QVERIFY(!all.isEmpty());
         QCOMPARE(all.last().data, QByteArray("[DONE]"));
         QCOMPARE(joinedChatText(reply.body), QStringLiteral("echo: hello stream"));
-        QCOMPARE(commentCount(reply.body, "x-llm-proxy-batch-id " + m_fake->batches().first().id),
-                 1);
-        QCOMPARE(paidLines(), 1);
+        QCOMPARE(
+            commentCount(reply.body, "x-llm-proxy-batch-id " + m_fx->fake()->batches().first().id),
+            1);
+        QCOMPARE(m_fx->paidLines(), 1);
 
         // The same body without "stream": its answer's text is the replay's.
         QNetworkReply *plain =
-            m_client->send("POST", "/v1/chat/completions", chatBody("hello stream"));
+            m_fx->client()->send("POST", "/v1/chat/completions", chatBody("hello stream"));
         QVERIFY(TestClient::finished(plain));
         QCOMPARE(TestClient::status(plain), 200);
         QCOMPARE(chatContent(plain->readAll()), joinedChatText(reply.body));
@@ -261,7 +222,7 @@ private Q_SLOTS:
         QVERIFY(client->waitFor([&] { return client->received.contains("{\"status\":\"ok\"}"); }));
         QVERIFY(client->received.startsWith("HTTP/1.1 200"));
 
-        const QJsonObject stats = statsJson();
+        const QJsonObject stats = m_fx->statsJson();
         QCOMPARE(stats[u"streamed"].toInteger(), 1);
         QCOMPARE(stats[u"waiting_streams"].toInteger(), 0);
         QCOMPARE(stats[u"relayed"].toInteger(), 0);
@@ -293,7 +254,7 @@ private Q_SLOTS:
 
     // While the batch runs, a comment every --stream-keepalive (1 s here).
     void keepAlivesAtTheConfiguredInterval() {
-        m_fake->setProcessingDelay(3500ms);
+        m_fx->fake()->setProcessingDelay(3500ms);
         auto client = postStream(streamBody("keep me"));
         QVERIFY(client);
         QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 1000));
@@ -342,8 +303,8 @@ private Q_SLOTS:
 
     // The proxy's own failures once the headers are out: the batch failed.
     void batchFailureIsTheErrorEvent() {
-        m_fake->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "invalid_request",
-                                QStringLiteral("nope"));
+        m_fx->fake()->setBatchOutcome(FakeProvider::BatchOutcome::Fail, 1, "invalid_request",
+                                      QStringLiteral("nope"));
         auto client = postStream(streamBody("doomed"));
         QVERIFY(client);
         QVERIFY(waitEnded(*client));
@@ -364,60 +325,60 @@ private Q_SLOTS:
 
     // A client that hangs up while its request waits for the batch window: taken out, never sent.
     void hangUpCancelsTheWaitingStream() {
-        m_proxy.reset();
+        m_fx->stopProxy();
         Config config = baseConfig();
         config.batchWindow = 600ms;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         auto client = postStream(streamBody("never mind"));
         QVERIFY(client);
         QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 1000));
-        QTRY_COMPARE(m_proxy->core()->queued(), 1);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
         client->socket.abort();
-        QTRY_COMPARE(m_proxy->core()->queued(), 0);
-        QTRY_COMPARE(statsJson()[u"waiting_streams"].toInteger(), 0);
+        QTRY_COMPARE(m_fx->proxy()->core()->queued(), 0);
+        QTRY_COMPARE(m_fx->statsJson()[u"waiting_streams"].toInteger(), 0);
         QTest::qWait(800);
-        QCOMPARE(m_fake->batches().size(), 0);
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
     }
 
     // Adoption matches like with like: a stream never takes over a non-streamed request with
     // the same body (nor the reverse), but a retried stream takes over its own.
     void streamsAndNonStreamsAreNotAdoptedTogether() {
-        m_fake->setProcessingDelay(600ms);
+        m_fx->fake()->setProcessingDelay(600ms);
         RawClient plain;
-        QVERIFY(plain.connectTo(m_client->port()));
+        QVERIFY(plain.connectTo(m_fx->client()->port()));
         plain.post("/v1/chat/completions", chatBody("twins"));
-        QTRY_COMPARE(m_fake->batches().size(), 1);
+        QTRY_COMPARE(m_fx->fake()->batches().size(), 1);
         plain.socket.abort(); // its result will wait for a retry...
         auto stream = postStream(R"({"model":"gpt-4o-mini","messages":[{"role":"user",)"
                                  R"("content":"twins"}],"stream":true})");
         QVERIFY(stream); // ...but not for this one: another request
         QVERIFY(waitEnded(*stream));
         QCOMPARE(joinedChatText(decode(stream->received).body), QStringLiteral("echo: twins"));
-        QCOMPARE(paidLines(), 2);
-        QCOMPARE(m_proxy->core()->adopted(), quint64(0));
+        QCOMPARE(m_fx->paidLines(), 2);
+        QCOMPARE(m_fx->proxy()->core()->adopted(), quint64(0));
 
         // A stream whose client left is adopted by the same stream, retried.
         auto first = postStream(streamBody("retry me"));
         QVERIFY(first);
-        QTRY_COMPARE(m_fake->batches().size(), 3);
+        QTRY_COMPARE(m_fx->fake()->batches().size(), 3);
         first->socket.abort();
         auto retry = postStream(streamBody("retry me"));
         QVERIFY(retry);
         QVERIFY(waitEnded(*retry));
         QCOMPARE(joinedChatText(decode(retry->received).body), QStringLiteral("echo: retry me"));
-        QCOMPARE(paidLines(), 3);
-        QCOMPARE(m_proxy->core()->adopted(), quint64(1));
+        QCOMPARE(m_fx->paidLines(), 3);
+        QCOMPARE(m_fx->proxy()->core()->adopted(), quint64(1));
     }
 
     // Shutting down: a waiting stream gets the error event and its connection closes; the
     // restarted proxy resumes the batch, and the retried stream adopts the stored result.
     void shutdownErrorEventThenRestartAndAdopt() {
-        m_fake->setProcessingDelay(800ms);
+        m_fx->fake()->setProcessingDelay(800ms);
         auto client = postStream(streamBody("survive"));
         QVERIFY(client);
-        QTRY_COMPARE(m_fake->batches().size(), 1);
-        QTRY_COMPARE(m_proxy->core()->inFlight(), 1);
-        m_proxy->stop();
+        QTRY_COMPARE(m_fx->fake()->batches().size(), 1);
+        QTRY_COMPARE(m_fx->proxy()->core()->inFlight(), 1);
+        m_fx->proxy()->stop();
         QVERIFY(client->waitClosed());
         client->received += client->socket.readAll();
         const QList<Event> all = events(decode(client->received).body);
@@ -426,20 +387,20 @@ private Q_SLOTS:
             QJsonDocument::fromJson(all.last().data).object()[u"error"].toObject();
         QCOMPARE(error[u"code"].toString(), QStringLiteral("proxy_shutting_down"));
 
-        startProxy(baseConfig()); // resumes the batch at once
-        QTRY_COMPARE_WITH_TIMEOUT(m_proxy->core()->unclaimed(), 1, 10'000);
+        QVERIFY(m_fx->startProxy(baseConfig())); // resumes the batch at once
+        QTRY_COMPARE_WITH_TIMEOUT(m_fx->proxy()->core()->unclaimed(), 1, 10'000);
         auto retry = postStream(streamBody("survive"));
         QVERIFY(retry);
         QVERIFY(waitEnded(*retry));
         QCOMPARE(joinedChatText(decode(retry->received).body), QStringLiteral("echo: survive"));
-        QCOMPARE(paidLines(), 1);
-        QCOMPARE(m_proxy->core()->adopted(), quint64(1));
+        QCOMPARE(m_fx->paidLines(), 1);
+        QCOMPARE(m_fx->proxy()->core()->adopted(), quint64(1));
     }
 
     // --streams relay, and X-Batch: off, relay streams at full price as before.
     void relayedWhenAskedTo() {
         RawClient off;
-        QVERIFY(off.connectTo(m_client->port()));
+        QVERIFY(off.connectTo(m_fx->client()->port()));
         const QByteArray body = streamBody("full price");
         off.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Authorization: Bearer sk-test-key-aaaa\r\nX-Batch: off\r\n"
@@ -447,25 +408,25 @@ private Q_SLOTS:
                          QByteArray::number(body.size()) + "\r\n\r\n" + body);
         QVERIFY(waitEnded(off));
         QCOMPARE(joinedChatText(decode(off.received).body), QStringLiteral("echo: full price"));
-        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 1);
+        QCOMPARE(m_fx->fake()->count("POST", "/v1/chat/completions"), 1);
 
-        m_proxy.reset();
+        m_fx->stopProxy();
         Config config = baseConfig();
         config.relayStreams = true;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         auto relayed = postStream(streamBody("relay me"));
         QVERIFY(relayed);
         QVERIFY(waitEnded(*relayed));
         QCOMPARE(joinedChatText(decode(relayed->received).body), QStringLiteral("echo: relay me"));
-        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 2);
-        QCOMPARE(m_fake->batches().size(), 0);
-        QCOMPARE(statsJson()[u"relayed"].toInteger(), 1);
+        QCOMPARE(m_fx->fake()->count("POST", "/v1/chat/completions"), 2);
+        QCOMPARE(m_fx->fake()->batches().size(), 0);
+        QCOMPARE(m_fx->statsJson()[u"relayed"].toInteger(), 1);
     }
 
     // Connection: close: the stream is delimited by the end of the connection.
     void closeDelimitedWithoutKeepAlive() {
         RawClient client;
-        QVERIFY(client.connectTo(m_client->port()));
+        QVERIFY(client.connectTo(m_fx->client()->port()));
         const QByteArray body =
             R"({"model":"gpt-3.5-turbo-instruct","stream":true,"prompt":"and close"})";
         client.socket.write("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"

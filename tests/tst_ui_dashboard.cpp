@@ -91,6 +91,7 @@ private slots:
     void pauseFollowsSnapshots();
     void closeHidesOrQuits();
     void manyBatches();
+    void waitingStreamsNextToWaitingRequests();
 
 private:
     template <typename T>
@@ -456,6 +457,21 @@ void TestUiDashboard::manyBatches() {
     QCOMPARE(find<QTableView>("activeBatchesTable")->model()->rowCount(), 200);
     QCOMPARE(find<QTableView>("historyTable")->model()->rowCount(), 500);
     QCOMPARE(text("batchesActiveValue"), QStringLiteral("200"));
+}
+
+// How many of the waiting requests are streams (issue 11), next to the waiting requests.
+void TestUiDashboard::waitingStreamsNextToWaitingRequests() {
+    ProxySnapshot snapshot = baseSnapshot();
+    snapshot.stats.queued = 40;
+    snapshot.stats.inFlight = 2'000;
+    snapshot.stats.waitingStreams = 1'234;
+    m_app->showSnapshot(snapshot);
+    QCOMPARE(text("queuedValue"), QStringLiteral("40"));
+    QCOMPARE(text("waitingStreamsValue"), QStringLiteral("1,234"));
+
+    snapshot.stats.waitingStreams = 0;
+    m_app->showSnapshot(snapshot);
+    QCOMPARE(text("waitingStreamsValue"), QStringLiteral("0"));
 }
 
 QTEST_MAIN(TestUiDashboard)

@@ -11,6 +11,7 @@
 #include "accounting/ledger.h"
 #include "batch/batchcore.h"
 #include "fakeprovider.h"
+#include "proxyfixture.h"
 #include "proxyservice.h"
 #include "queue/store.h"
 #include "settings/config.h"
@@ -21,7 +22,6 @@
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QSignalSpy>
-#include <QTemporaryDir>
 #include <QTest>
 
 #include <memory>
@@ -34,37 +34,10 @@ class tst_Usage final : public QObject {
     Q_OBJECT
 
 private:
-    std::unique_ptr<QTemporaryDir> m_dir;
-    std::unique_ptr<FakeProvider> m_fake;
-    std::unique_ptr<ProxyService> m_proxy;
-    std::unique_ptr<TestClient> m_client;
-
-    Config baseConfig() const {
-        Config config;
-        config.listen = {ListenAddress{QHostAddress(QHostAddress::LocalHost), 0}};
-        config.upstream = m_fake->baseUrl();
-        config.batchWindow = 200ms;
-        config.pollInterval = 40ms;
-        config.dataDir = m_dir->path();
-        return config;
-    }
-
-    void startProxy(const Config &config) {
-        m_proxy.reset();
-        m_proxy = std::make_unique<ProxyService>(config);
-        QSignalSpy started(m_proxy.get(), &ProxyService::started);
-        m_proxy->start();
-        QCOMPARE(started.size(), 1);
-        m_client->setPort(started.first().first().value<QList<quint16>>().first());
-    }
+    std::unique_ptr<ProxyFixture> m_fx;
 
     QByteArray get(const QByteArray &path, int *status = nullptr) {
-        QNetworkReply *reply = m_client->send("GET", path, {}, {});
-        if (!TestClient::finished(reply))
-            return {};
-        if (status)
-            *status = TestClient::status(reply);
-        return reply->readAll();
+        return m_fx->get(path, status);
     }
 
     QJsonObject usageTotals() { return jsonOf(get("/usage")).value(u"totals").toObject(); }
@@ -74,7 +47,7 @@ private:
         accounting::LedgerQuery all;
         all.fromMs = 0;
         all.toMs = std::numeric_limits<qint64>::max();
-        const auto report = m_proxy->store()->ledgerReport(all, nullptr);
+        const auto report = m_fx->proxy()->store()->ledgerReport(all, nullptr);
         return report ? report->total() : accounting::LedgerRow();
     }
 
@@ -82,10 +55,11 @@ private:
     void sendKnownTraffic() {
         QList<QNetworkReply *> replies;
         for (const QByteArray &content : {QByteArray("a"), QByteArray("b c"), QByteArray("d e f")})
-            replies.append(m_client->send("POST", "/v1/chat/completions", chatBody(content)));
+            replies.append(m_fx->client()->send("POST", "/v1/chat/completions", chatBody(content)));
         Headers relayed = KeyA;
         relayed.emplaceBack("X-Batch", "off");
-        replies.append(m_client->send("POST", "/v1/chat/completions", chatBody("g h"), relayed));
+        replies.append(
+            m_fx->client()->send("POST", "/v1/chat/completions", chatBody("g h"), relayed));
         for (QNetworkReply *reply : std::as_const(replies)) {
             QVERIFY(TestClient::finished(reply));
             QCOMPARE(TestClient::status(reply), 200);
@@ -94,25 +68,15 @@ private:
 
 private Q_SLOTS:
     void init() {
-        m_dir = std::make_unique<QTemporaryDir>();
-        m_fake = std::make_unique<FakeProvider>();
-        QVERIFY(m_fake->listen());
-        m_fake->setValidationDelay(10ms);
-        m_fake->setProcessingDelay(30ms);
-        m_fake->setFinalizingDelay(10ms);
-        m_client = std::make_unique<TestClient>();
-        startProxy(baseConfig());
+        m_fx = std::make_unique<ProxyFixture>();
+        QVERIFY(m_fx->listening());
+        QVERIFY(m_fx->startProxy(m_fx->baseConfig()));
     }
 
-    void cleanup() {
-        m_client.reset();
-        m_proxy.reset();
-        m_fake.reset();
-        m_dir.reset();
-    }
+    void cleanup() { m_fx.reset(); }
 
     void ledgerUsageAndStatsAgreeWithTheTokensBilled() {
-        QSignalSpy accounted(m_proxy->core(), &BatchCore::requestAccounted);
+        QSignalSpy accounted(m_fx->proxy()->core(), &BatchCore::requestAccounted);
         sendKnownTraffic();
         QTRY_COMPARE(usageTotals().value(u"requests").toInteger(), 4);
         QCOMPARE(accounted.size(), 4);
@@ -146,7 +110,8 @@ private Q_SLOTS:
 
         // The CSV says the same.
         int status = 0;
-        QNetworkReply *csvReply = m_client->send("GET", "/usage?format=csv&group_by=route", {}, {});
+        QNetworkReply *csvReply =
+            m_fx->client()->send("GET", "/usage?format=csv&group_by=route", {}, {});
         QVERIFY(TestClient::finished(csvReply));
         QCOMPARE(TestClient::status(csvReply), 200);
         QVERIFY(csvReply->header(QNetworkRequest::ContentTypeHeader)
@@ -179,7 +144,7 @@ private Q_SLOTS:
 
         // After a restart: the ledger is the same, /stats' all-time includes it, since-start
         // starts again.
-        startProxy(baseConfig());
+        QVERIFY(m_fx->startProxy(m_fx->baseConfig()));
         QCOMPARE(ledgerTotal().paid, 5'250'000);
         const QJsonObject after = usageTotals();
         QCOMPARE(after.value(u"requests").toInteger(), 4);
@@ -212,8 +177,8 @@ private Q_SLOTS:
     }
 
     void unknownModelsHaveTokensButNoCost() {
-        QNetworkReply *reply =
-            m_client->send("POST", "/v1/chat/completions", chatBody("x y", "not-a-priced-model"));
+        QNetworkReply *reply = m_fx->client()->send("POST", "/v1/chat/completions",
+                                                    chatBody("x y", "not-a-priced-model"));
         QVERIFY(TestClient::finished(reply));
         QCOMPARE(TestClient::status(reply), 200);
         QTRY_COMPARE(usageTotals().value(u"requests").toInteger(), 1);
@@ -236,7 +201,8 @@ private Q_SLOTS:
         // Streams are batched by default (issue 11): X-Batch: off relays them.
         const Headers relayed = KeyA + Headers{{"X-Batch", "off"}};
         for (const QByteArray &body : {asked, notAsked}) {
-            QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", body, relayed);
+            QNetworkReply *reply =
+                m_fx->client()->send("POST", "/v1/chat/completions", body, relayed);
             QVERIFY(TestClient::finished(reply));
             QCOMPARE(TestClient::status(reply), 200);
             QVERIFY(reply->readAll().contains("data: [DONE]"));
@@ -247,7 +213,7 @@ private Q_SLOTS:
         QCOMPARE(totals.value(u"input_tokens").toInteger(), 2);
         QCOMPARE(totals.value(u"output_tokens").toInteger(), 3);
         // The relayed request went upstream as the client sent it.
-        QCOMPARE(m_fake->count("POST", "/v1/chat/completions"), 2);
+        QCOMPARE(m_fx->fake()->count("POST", "/v1/chat/completions"), 2);
     }
 
     void badParametersAreRefusedNamingThem_data() {
@@ -271,15 +237,15 @@ private Q_SLOTS:
     }
 
     void syncFallbackIsPaidAtTheStandardPrice() {
-        m_fake->setNeverFinish(true);
-        m_fake->setCancelFractionDone(0.5);
-        Config config = baseConfig();
+        m_fx->fake()->setNeverFinish(true);
+        m_fx->fake()->setCancelFractionDone(0.5);
+        Config config = m_fx->baseConfig();
         config.gracePeriod = 300ms;
-        startProxy(config);
+        QVERIFY(m_fx->startProxy(config));
         QList<QNetworkReply *> replies;
         for (int i = 0; i < 4; ++i)
-            replies.append(m_client->send("POST", "/v1/chat/completions",
-                                          chatBody("half " + QByteArray::number(i))));
+            replies.append(m_fx->client()->send("POST", "/v1/chat/completions",
+                                                chatBody("half " + QByteArray::number(i))));
         for (QNetworkReply *reply : std::as_const(replies)) {
             QVERIFY(TestClient::finished(reply, 15'000));
             QCOMPARE(TestClient::status(reply), 200);

@@ -148,6 +148,11 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     m_relayed =
         addValue(requestGrid, 2, 2, DashboardPage::tr("Relayed"), QStringLiteral("relayedValue"),
                  DashboardPage::tr("Passed through unbatched, at full price"));
+    m_waitingStreams = addValue(
+        requestGrid, 3, 2, DashboardPage::tr("Waiting streams"),
+        QStringLiteral("waitingStreamsValue"),
+        DashboardPage::tr("Streaming clients waiting for their batch (counted in Waiting or In "
+                          "flight too)"));
     totals->addWidget(requests);
 
     auto *latency = new QGroupBox(DashboardPage::tr("Latency"), this);
@@ -289,6 +294,7 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     m_relayed->setText(display::count(s.relayed));
     m_queued->setText(display::count(s.queued));
     m_inFlight->setText(display::count(s.inFlight));
+    m_waitingStreams->setText(display::count(s.waitingStreams));
     m_requestAvg->setText(display::latency(s.requestAvgMs));
     m_requestP50->setText(display::latency(s.requestP50Ms));
     m_requestP95->setText(display::latency(s.requestP95Ms));

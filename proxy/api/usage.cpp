@@ -3,6 +3,9 @@
 
 #include "api/json.h"
 
+#include <algorithm>
+#include <initializer_list>
+
 namespace llmproxy {
 
 namespace {
@@ -37,18 +40,28 @@ Read readNestedCount(const QList<json::Member> &members, QByteArrayView parent, 
     return readCount(*inner, key, out);
 }
 
-} // namespace
-
-Usage usageFromAnswer(QByteArrayView body) {
+// The members of an answer's "usage" object: nullopt if the body is not a JSON object or has
+// no usage object (absent, null or another kind).
+std::optional<QList<json::Member>> usageMembers(QByteArrayView body) {
     const std::optional<QList<json::Member>> top =
         json::objectMembers(body, json::Strictness::Lenient);
     if (!top)
-        return {};
-    const json::Member *usageMember = json::find(*top, "usage");
-    if (!usageMember || usageMember->kind != json::Kind::Object)
-        return {};
-    const std::optional<QList<json::Member>> usage =
-        json::objectMembers(usageMember->value, json::Strictness::Lenient);
+        return std::nullopt;
+    const json::Member *usage = json::find(*top, "usage");
+    if (!usage || usage->kind != json::Kind::Object)
+        return std::nullopt;
+    return json::objectMembers(usage->value, json::Strictness::Lenient);
+}
+
+// Every count was absent or usable: none makes the usage object untrustworthy.
+bool noneBad(std::initializer_list<Read> reads) {
+    return std::none_of(reads.begin(), reads.end(), [](Read r) { return r == Read::Bad; });
+}
+
+} // namespace
+
+Usage usageFromAnswer(QByteArrayView body) {
+    const std::optional<QList<json::Member>> usage = usageMembers(body);
     if (!usage)
         return {};
 
@@ -61,16 +74,11 @@ Usage usageFromAnswer(QByteArrayView body) {
         responses ? "output_tokens_details" : "completion_tokens_details";
 
     Usage result;
-    const Read reads[] = {
-        readCount(*usage, inputKey, result.input),
-        readCount(*usage, outputKey, result.output),
-        readNestedCount(*usage, inputDetails, "cached_tokens", result.cachedInput),
-        readNestedCount(*usage, outputDetails, "reasoning_tokens", result.reasoning),
-    };
-    for (const Read r : reads) {
-        if (r == Read::Bad)
-            return {};
-    }
+    if (!noneBad({readCount(*usage, inputKey, result.input),
+                  readCount(*usage, outputKey, result.output),
+                  readNestedCount(*usage, inputDetails, "cached_tokens", result.cachedInput),
+                  readNestedCount(*usage, outputDetails, "reasoning_tokens", result.reasoning)}))
+        return {};
     if (!result.input)
         return {};
     // A part larger than its whole is not a usage we can bill.
@@ -83,29 +91,16 @@ Usage usageFromAnswer(QByteArrayView body) {
 }
 
 Usage anthropicUsageFromAnswer(QByteArrayView body) {
-    const std::optional<QList<json::Member>> top =
-        json::objectMembers(body, json::Strictness::Lenient);
-    if (!top)
-        return {};
-    const json::Member *usageMember = json::find(*top, "usage");
-    if (!usageMember || usageMember->kind != json::Kind::Object)
-        return {};
-    const std::optional<QList<json::Member>> usage =
-        json::objectMembers(usageMember->value, json::Strictness::Lenient);
+    const std::optional<QList<json::Member>> usage = usageMembers(body);
     if (!usage)
         return {};
 
     std::optional<qint64> uncached, cacheWrite, cacheRead, output;
-    const Read reads[] = {
-        readCount(*usage, "input_tokens", uncached),
-        readCount(*usage, "cache_creation_input_tokens", cacheWrite),
-        readCount(*usage, "cache_read_input_tokens", cacheRead),
-        readCount(*usage, "output_tokens", output),
-    };
-    for (const Read r : reads) {
-        if (r == Read::Bad)
-            return {};
-    }
+    if (!noneBad({readCount(*usage, "input_tokens", uncached),
+                  readCount(*usage, "cache_creation_input_tokens", cacheWrite),
+                  readCount(*usage, "cache_read_input_tokens", cacheRead),
+                  readCount(*usage, "output_tokens", output)}))
+        return {};
     if (!uncached)
         return {};
     qint64 input = 0;

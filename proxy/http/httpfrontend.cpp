@@ -1464,10 +1464,8 @@ void HttpFrontEnd::holdAndSubmit(BatchRequest batched, QTcpSocket *socket, bool 
 
 HttpAnswer HttpFrontEnd::metricsAnswer() const {
     MetricsGauges gauges;
-    if (m_stats) {
-        const StatsSnapshot s = m_stats->snapshot();
-        gauges = {s.queued, s.inFlight, s.activeBatches};
-    }
+    if (m_stats)
+        gauges = MetricsGauges::of(m_stats->snapshot());
     HttpAnswer answer;
     answer.contentType = QByteArray(MetricsRegistry::ContentType);
     answer.body = m_metrics->render(gauges);

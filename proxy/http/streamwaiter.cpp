@@ -77,10 +77,18 @@ void StreamWaiter::write(const Stream &stream, const QByteArray &bytes) {
 }
 
 StreamWaiter::Ended StreamWaiter::finish(const Stream &stream, const QByteArray &events) {
-    write(stream, events);
-    if (stream.keepAlive && stream.socket &&
-        stream.socket->state() == QAbstractSocket::ConnectedState)
-        stream.socket->write(lastChunk());
+    QTcpSocket *socket = stream.socket.data();
+    if (socket && socket->state() == QAbstractSocket::ConnectedState) {
+        // The events and the last chunk in one write: written as two, the socket sent them in
+        // two turns of the event loop (two sends, two wake-ups of the client, and the write
+        // notifier armed twice), for every one of thousands of streams answered together.
+        if (!stream.keepAlive)
+            socket->write(events);
+        else if (events.isEmpty())
+            socket->write(lastChunk());
+        else
+            socket->write(chunk(events) + lastChunk());
+    }
     return Ended{stream.socket, stream.keepAlive};
 }
 
@@ -90,8 +98,6 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
         return std::nullopt;
     const Stream stream = it->second;
     m_streams.erase(it);
-    if (m_stats)
-        m_stats->recordStreamEnded(true);
     QByteArray events;
     for (const auto &[name, value] : answer.headers) {
         if (!stream.batchNamed && name.compare(BatchIdHeader, Qt::CaseInsensitive) == 0) {
@@ -103,23 +109,28 @@ std::optional<StreamWaiter::Ended> StreamWaiter::answer(quint64 ticket, const Ht
         sse::ReplayOptions options;
         options.endpoint = stream.endpoint;
         options.includeUsage = stream.includeUsage;
-        sse::ReplayResult replay = sse::replayToBytes(options, answer.body);
-        if (!replay.error) {
-            events += replay.stream;
+        // Straight into the events (the replay writes nothing when it fails).
+        events.reserve(events.size() + 3 * answer.body.size() + 512);
+        const std::optional<sse::ReplayError> error = sse::replay(
+            options, answer.body, [&events](const QByteArray &more) { events += more; });
+        if (!error) {
+            ended(StreamEnd::Replayed);
             return finish(stream, events);
         }
         qCWarning(lcHttp).noquote()
-            << "an answer could not be replayed as a stream:" << replay.error->message;
+            << "an answer could not be replayed as a stream:" << error->message;
         events += sse::errorEvent(
             stream.endpoint,
             errorAnswer(502,
                         QStringLiteral("llm-proxy could not replay the batch's answer as a "
                                        "stream: ") +
-                            replay.error->message,
+                            error->message,
                         ErrorType::Server, "stream_replay_failed"));
+        ended(StreamEnd::ErrorEvent);
         return finish(stream, events);
     }
     events += sse::errorEvent(stream.endpoint, answer);
+    ended(StreamEnd::ErrorEvent);
     return finish(stream, events);
 }
 
@@ -131,22 +142,26 @@ void StreamWaiter::batchKnown(quint64 ticket, const QByteArray &batchId) {
 }
 
 void StreamWaiter::forget(quint64 ticket) {
-    if (m_streams.erase(ticket) > 0 && m_stats)
-        m_stats->recordStreamEnded(false);
+    if (m_streams.erase(ticket) > 0)
+        ended(StreamEnd::ClientGone);
 }
 
 QList<StreamWaiter::Ended> StreamWaiter::failAll(const HttpAnswer &failure) {
-    QList<Ended> ended;
+    QList<Ended> endedStreams;
     const auto streams = std::exchange(m_streams, {});
     m_due.clear();
     m_named.clear();
     m_timer.stop();
     for (const auto &[ticket, stream] : streams) {
-        if (m_stats)
-            m_stats->recordStreamEnded(false);
-        ended.append(finish(stream, sse::errorEvent(stream.endpoint, failure)));
+        ended(StreamEnd::Shutdown);
+        endedStreams.append(finish(stream, sse::errorEvent(stream.endpoint, failure)));
     }
-    return ended;
+    return endedStreams;
+}
+
+void StreamWaiter::ended(StreamEnd how) {
+    if (m_stats)
+        m_stats->recordStreamEnded(how);
 }
 
 void StreamWaiter::sweep() {
@@ -154,6 +169,7 @@ void StreamWaiter::sweep() {
     // Those due a little later go now too: fewer wake-ups, and no comment comes late.
     const SteadyTime horizon = now + std::min<std::chrono::milliseconds>(m_interval / 10, 1s);
     int budget = SweepBudget;
+    quint64 keepAlives = 0;
     while (!m_named.empty() && budget > 0) {
         const auto [ticket, batchId] = std::move(m_named.front());
         m_named.pop_front();
@@ -174,10 +190,13 @@ void StreamWaiter::sweep() {
             continue; // answered or gone
         --budget;
         write(it->second, sse::keepAliveFor(it->second.endpoint));
+        ++keepAlives;
         if (it->second.socket)
             settle(it->second.socket.data());
         m_due.emplace_back(ticket, now + m_interval);
     }
+    if (keepAlives > 0 && m_stats)
+        m_stats->recordStreamKeepAlives(keepAlives);
     if (budget == 0 && (!m_named.empty() || (!m_due.empty() && m_due.front().second <= horizon))) {
         m_timer.start(0); // more are due: after the events that waited
         return;

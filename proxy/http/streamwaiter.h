@@ -18,6 +18,7 @@
 #include "api/clock.h"
 #include "api/httpanswer.h"
 #include "api/ssereplay.h"
+#include "stats/stats.h"
 
 #include <QObject>
 #include <QPointer>
@@ -31,8 +32,6 @@
 class QTcpSocket;
 
 namespace llmproxy {
-
-class Stats;
 
 namespace http {
 
@@ -84,6 +83,7 @@ private:
     };
     void write(const Stream &stream, const QByteArray &bytes);
     Ended finish(const Stream &stream, const QByteArray &events);
+    void ended(StreamEnd how); // counted in Stats
     void sweep();
     void rearm();
 

@@ -34,6 +34,11 @@ QByteArray routeLabel(int route) {
     return accounting::routeName(Route(route)).toLatin1();
 }
 
+// llm_proxy_streams_ended_total's outcome label, by StreamEnd.
+constexpr std::array<const char *, StreamEndCount> StreamEndLabels = {
+    "outcome=\"replayed\"", "outcome=\"error_event\"", "outcome=\"client_gone\"",
+    "outcome=\"shutdown\""};
+
 // The bucket bounds as written in le="...", made once.
 const std::array<QByteArray, MetricsRegistry::DurationBuckets.size()> &bucketBounds() {
     static const auto bounds = [] {
@@ -163,6 +168,15 @@ MetricsRegistry::MetricsRegistry()
             m_startTime = double(boot) + double(started) / double(ticks);
     }
 #endif
+}
+
+MetricsGauges MetricsGauges::of(const StatsSnapshot &s) {
+    return {.queued = s.queued,
+            .inFlight = s.inFlight,
+            .activeBatches = s.activeBatches,
+            .waitingStreams = s.waitingStreams,
+            .streamsEnded = s.streamsEnded,
+            .streamKeepAlives = s.streamKeepAlives};
 }
 
 QByteArray MetricsRegistry::escapeLabelValue(QByteArrayView value) {
@@ -402,6 +416,21 @@ QByteArray MetricsRegistry::render(const MetricsGauges &gauges) const {
     sample(out, "llm_proxy_in_flight_requests", {}, gauges.inFlight);
     family(out, "llm_proxy_active_batches", "gauge", "Batches not ended yet.");
     sample(out, "llm_proxy_active_batches", {}, gauges.activeBatches);
+
+    family(out, "llm_proxy_waiting_streams", "gauge",
+           "Streaming clients waiting for their batch, headers sent (counted in "
+           "llm_proxy_queued_requests or llm_proxy_in_flight_requests too).");
+    sample(out, "llm_proxy_waiting_streams", {}, gauges.waitingStreams);
+    family(out, "llm_proxy_streams_ended_total", "counter",
+           "Batched streaming clients whose wait ended, by outcome: replayed (the answer as "
+           "the endpoint's events), error_event (the request failed: its error event), "
+           "client_gone (hung up first), shutdown (the proxy stopped: an error event).");
+    for (std::size_t i = 0; i < StreamEndLabels.size(); ++i) {
+        sample(out, "llm_proxy_streams_ended_total", StreamEndLabels[i], gauges.streamsEnded[i]);
+    }
+    family(out, "llm_proxy_stream_keepalives_total", "counter",
+           "SSE keep-alive comments written to streaming clients while their batch ran.");
+    sample(out, "llm_proxy_stream_keepalives_total", {}, gauges.streamKeepAlives);
 
 #ifdef Q_OS_LINUX
     const QList<QByteArray> fields = selfStatFields();

@@ -15,6 +15,7 @@
 // or is too long is folded too. Nothing here carries a key: the records have none.
 
 #include "accounting/accountedrequest.h"
+#include "stats/stats.h"
 
 #include <QByteArray>
 #include <QByteArrayView>
@@ -29,11 +30,17 @@
 
 namespace llmproxy {
 
-// The values the scrape reads from the core's gauges (Stats::snapshot()).
+// The values the scrape reads from Stats::snapshot(): the core's gauges, and the streams'
+// gauge and counters (kept by Stats, which the I/O threads' stream waiters report to).
 struct MetricsGauges {
     quint64 queued = 0;
     quint64 inFlight = 0;
     quint64 activeBatches = 0;
+    quint64 waitingStreams = 0;
+    std::array<quint64, StreamEndCount> streamsEnded{}; // by StreamEnd
+    quint64 streamKeepAlives = 0;
+
+    static MetricsGauges of(const StatsSnapshot &s);
 };
 
 // Thread-safe: the core records on its thread while every I/O thread's front end renders.

@@ -191,12 +191,18 @@ void Stats::recordStreamStarted() {
     ++m_waitingStreams;
 }
 
-void Stats::recordStreamEnded(bool answered) {
+void Stats::recordStreamEnded(StreamEnd how) {
     const std::lock_guard lock(m_mutex);
     if (m_waitingStreams > 0)
         --m_waitingStreams;
-    if (answered)
+    if (how == StreamEnd::Replayed || how == StreamEnd::ErrorEvent)
         ++m_streamed;
+    ++m_streamsEnded[std::size_t(how)];
+}
+
+void Stats::recordStreamKeepAlives(quint64 count) {
+    const std::lock_guard lock(m_mutex);
+    m_streamKeepAlives += count;
 }
 
 void Stats::setQueued(quint64 n) {
@@ -255,6 +261,8 @@ StatsSnapshot Stats::snapshot() const {
     s.usageAllTime = UsageTotals::of(allTime);
     s.streamed = m_streamed;
     s.waitingStreams = m_waitingStreams;
+    s.streamsEnded = m_streamsEnded;
+    s.streamKeepAlives = m_streamKeepAlives;
     return s;
 }
 

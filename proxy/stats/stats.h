@@ -17,6 +17,12 @@
 
 namespace llmproxy {
 
+// How a batched streaming client's wait ended: its replay was written, or an error event for
+// a failed request (the provider's error, a batch that failed, a body that could not be
+// replayed), or the client hung up, or the proxy stopped (an error event, then the end).
+enum class StreamEnd { Replayed, ErrorEvent, ClientGone, Shutdown };
+inline constexpr std::size_t StreamEndCount = 4;
+
 // Latency samples in logarithmic buckets (relative error under 1%), from 0.01 ms up to
 // about 10 days; memory is fixed however many samples arrive.
 // Percentiles use the nearest-rank definition and never leave [min, max]; min, max and mean are
@@ -102,6 +108,10 @@ struct StatsSnapshot {
     // queued or in_flight as well).
     quint64 streamed = 0;
     quint64 waitingStreams = 0;
+    // Streams whose wait ended, by StreamEnd (for /metrics; streamed = Replayed + ErrorEvent),
+    // and the keep-alive comments written to waiting streams.
+    std::array<quint64, StreamEndCount> streamsEnded{};
+    quint64 streamKeepAlives = 0;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -124,10 +134,12 @@ public:
     void recordUsage(const accounting::LedgerRow &row);
     // What the ledger held when the proxy started (before any recordUsage()).
     void setUsageBeforeStart(const accounting::LedgerRow &total);
-    // A streaming client started waiting for its batch; its wait ended with its stream written
-    // (`answered`) or not (it hung up, or the proxy stopped).
+    // A streaming client started waiting for its batch; its wait ended (`how`): Replayed and
+    // ErrorEvent count as streamed.
     void recordStreamStarted();
-    void recordStreamEnded(bool answered);
+    void recordStreamEnded(StreamEnd how);
+    // `count` keep-alive comments were written to waiting streams (one call per sweep).
+    void recordStreamKeepAlives(quint64 count);
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
     void setActiveBatches(quint64 n);
@@ -160,6 +172,8 @@ private:
     QList<StatsBatch> m_batchList;
     accounting::LedgerRow m_usageSinceStart, m_usageBeforeStart; // labels empty
     quint64 m_streamed = 0, m_waitingStreams = 0;
+    std::array<quint64, StreamEndCount> m_streamsEnded{};
+    quint64 m_streamKeepAlives = 0;
 };
 
 } // namespace llmproxy

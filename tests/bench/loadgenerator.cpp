@@ -150,6 +150,7 @@ void LoadGenerator::run() {
         publish();
     }
 
+    checkAnswers();
     // Whoever is still waiting has no answer.
     for (size_t i = 0; i < m_connections.size(); ++i) {
         Connection &c = m_connections[i];
@@ -329,7 +330,15 @@ void LoadGenerator::onEvent(int index, quint32 events) {
             finishConnection(index, "bad response: " + c.parser.error());
             return;
         case ResponseParser::State::Complete:
-            finishConnection(index, m_workload.verify(index, c.parser.status(), c.parser.body()));
+            if (m_live.phase == Phase::Connecting) { // an early answer: checked at once
+                finishConnection(index,
+                                 m_workload.verify(index, c.parser.status(), c.parser.body()));
+                return;
+            }
+            c.status = c.parser.status();
+            c.body = c.parser.body();
+            c.unchecked = true;
+            finishConnection(index, {}); // counted as right until checkAnswers()
             return;
         }
     }
@@ -363,6 +372,23 @@ void LoadGenerator::finishConnection(int index, const QByteArray &failure) {
     if (m_live.phase == Phase::Connecting)
         abort("request " + QByteArray::number(index) +
               " ended before all requests were queued: " + failure);
+}
+
+void LoadGenerator::checkAnswers() {
+    for (size_t i = 0; i < m_connections.size(); ++i) {
+        Connection &c = m_connections[i];
+        if (!c.unchecked)
+            continue;
+        c.unchecked = false;
+        const QByteArray failure = m_workload.verify(static_cast<int>(i), c.status, c.body);
+        c.body = QByteArray();
+        if (failure.isEmpty())
+            continue;
+        --m_live.answered;
+        ++m_live.failed;
+        if (m_live.failures.size() < MaxRecordedFailures)
+            m_live.failures.append(Failure{static_cast<int>(i), failure});
+    }
 }
 
 void LoadGenerator::pollStats(Clock::time_point now) {
