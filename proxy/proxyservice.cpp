@@ -281,13 +281,12 @@ void ProxyService::applyConfig(const Config &config) {
     m_config = config;
     if (!m_core)
         return;
-    // Providers are read at start; the "openai" one follows --upstream and OPENAI_API_KEY.
     QString providerError;
     const QList<ConfiguredProvider> providers = providersOf(m_config, &providerError);
-    if (providerError.isEmpty() && !m_providers.isEmpty()) {
-        m_providers.first().baseUrl = providers.constFirst().baseUrl;
-        m_providers.first().apiKey = providers.constFirst().apiKey;
-    }
+    if (providerError.isEmpty() && !m_providers.isEmpty())
+        applyProviders(providers);
+    else if (!providerError.isEmpty())
+        qCWarning(lcApp).noquote() << providerError << "(the providers are not changed)";
     m_core->setSettings(coreSettings(m_config, m_providers));
     m_limiter->setLimits(m_config.frontDoor.maxConnections, m_config.frontDoor.maxConnectionsPerIp);
     m_frontEnd->setSettings(frontEndSettings(m_config, m_limiter, m_providers));
@@ -320,6 +319,37 @@ void ProxyService::applyConfig(const Config &config) {
         }
     }
     Q_EMIT snapshotReady(snapshot());
+}
+
+void ProxyService::applyProviders(const QList<ConfiguredProvider> &providers) {
+    // The "openai" provider follows --upstream and its key; its profile stays the one it
+    // started with (the test hook's shape included).
+    QList<ConfiguredProvider> next = providers;
+    next.first().profile = m_providers.constFirst().profile;
+    for (const ConfiguredProvider &configured : std::as_const(next)) {
+        OpenAiProvider *client = m_providerClients.value(configured.name);
+        if (client && configured.name != DefaultProviderName &&
+            client->profile().name != configured.profile->name) {
+            // Another profile under the same name: a client of its own for new batches; the
+            // batches already out keep the old one (it stays, a child of this service).
+            client = nullptr;
+        }
+        if (!client) {
+            client = new OpenAiProvider(m_nam, configured.baseUrl, this);
+            client->setMaxLineBytes(m_config.maxResultLine);
+            client->setProfile(*configured.profile);
+            m_providerClients.insert(configured.name, client);
+            m_core->addProvider(configured.name, client);
+            qCInfo(lcApp).noquote()
+                << "provider" << configured.name << "added (" << configured.profile->name << ")"
+                << configured.baseUrl.toDisplayString();
+        } else if (client->baseUrl() != configured.baseUrl) {
+            client->setBaseUrl(configured.baseUrl);
+        }
+    }
+    // A provider no longer configured keeps its client for its batches still out; the router
+    // sends no new request to it.
+    m_providers = next;
 }
 
 bool ProxyService::startIoThreads(int count, QString *error) {

@@ -64,8 +64,8 @@ public Q_SLOTS:
     // Hold every request (nothing is sent) / send again.
     void setPaused(bool paused);
     // New settings, applied without a restart: limits, poll interval, upstream, key, body
-    // limit, and the listen address (re-bound in place; on failure the old one stays and
-    // listenFailed() says why).
+    // limit, providers, routes and their keys (for new requests), and the listen address (re-bound
+    // in place; on failure the old one stays and listenFailed() says why).
     void applyConfig(const llmproxy::Config &config);
 
 Q_SIGNALS:
@@ -80,6 +80,9 @@ private:
     struct IoThread;
 
     void applyToParts();
+    // New routing for new requests: clients for new providers (or a new profile under an old
+    // name), new URLs for the others; batches already out keep the client they have.
+    void applyProviders(const QList<ConfiguredProvider> &providers);
     // The shipped price table with the user's overrides; null (and startFailed()) when the
     // override file is broken.
     std::shared_ptr<const accounting::PriceTable> loadPriceTable();

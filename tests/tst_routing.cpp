@@ -10,9 +10,11 @@
 #include "fakeprovider.h"
 #include "proxyservice.h"
 #include "settings/config.h"
+#include "settings/settingsstore.h"
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -233,6 +235,63 @@ private Q_SLOTS:
         QCOMPARE(TestClient::status(routed), 200);
         delete routed;
         QCOMPARE(m_openAi->requests().size(), 0);
+    }
+
+    // What --no-gui does at start (main.cpp: the stored settings, then the command line over
+    // them): a provider whose key variable is unset takes the key kept for it in the settings
+    // file (0600), and its batches go out with it (the fake refuses any other key).
+    void aProviderKeyComesFromTheSettingsFileWithoutItsVariable() {
+        qunsetenv(GeminiKeyVariable);
+        SettingsStore store(m_dir->filePath(QStringLiteral("llm-proxy.conf")));
+        QVERIFY(store.save(config()));
+        QVERIFY(store.storeProviderKeyInFile("gemini", GeminiKey));
+        QCOMPARE(QFileInfo(store.filePath()).permissions() &
+                     (QFile::ReadGroup | QFile::WriteGroup | QFile::ReadOther | QFile::WriteOther),
+                 QFile::Permissions());
+        const CommandLine line =
+            parseCommandLine({QStringLiteral("llm-proxy"), QStringLiteral("--no-gui"),
+                              QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0")},
+                             OpenAiKey, store.load());
+        QCOMPARE(line.action, CommandLine::Action::Run);
+        QCOMPARE(line.config.providerKeys.value("gemini"), QByteArray(GeminiKey));
+        Config c = line.config;
+        c.listen = config().listen;
+        c.batchWindow = 200ms;
+        c.pollInterval = 40ms;
+        c.ioThreads = 2;
+        QVERIFY(start(c));
+        QNetworkReply *reply = send("/v1/chat/completions", chatFor("gemini-2.5-flash", "filed"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        delete reply;
+        QCOMPARE(m_gemini->batches().size(), 1);
+        QCOMPARE(m_gemini->batches().constFirst().authorization, "Bearer " + QByteArray(GeminiKey));
+        // The environment wins over the file when it is set.
+        QString error;
+        const QList<ConfiguredProvider> fromEnvironment = configuredProviders(
+            c, [](const QByteArray &) { return QByteArrayLiteral("gm-env"); }, &error);
+        QCOMPARE(fromEnvironment.at(1).apiKey, QByteArray("gm-env"));
+    }
+
+    // New providers and routes apply without a restart (the desktop app's Providers page): a
+    // request after applyConfig() goes to the provider just added, with the key kept for it.
+    void newRoutingAppliesWithoutARestart() {
+        qunsetenv(GeminiKeyVariable);
+        QVERIFY(start(config(false)));
+        QNetworkReply *before = send("/v1/chat/completions", chatFor("gpt-4o-mini", "before"));
+        QVERIFY(TestClient::finished(before, 15'000));
+        QCOMPARE(TestClient::status(before), 200);
+        delete before;
+        Config next = config();
+        next.providerKeys.insert("gemini", GeminiKey);
+        m_proxy->applyConfig(next);
+        QNetworkReply *after = send("/v1/chat/completions", chatFor("gemini-2.5-flash", "after"));
+        QVERIFY(TestClient::finished(after, 15'000));
+        QCOMPARE(TestClient::status(after), 200);
+        delete after;
+        QCOMPARE(m_gemini->batches().size(), 1);
+        QCOMPARE(m_gemini->batches().constFirst().authorization, "Bearer " + QByteArray(GeminiKey));
+        QCOMPARE(m_openAi->batches().size(), 1);
     }
 
     // A restart finds each batch's provider: both batches resume where they were made, none is

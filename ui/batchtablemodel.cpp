@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/batchtablemodel.h"
 
+#include "provider/providerprofile.h"
 #include "ui/displaytext.h"
 #include "ui/errorstyle.h"
 
@@ -109,6 +110,9 @@ QVariant BatchTableModel::display(const BatchProgress &batch, int column) const 
         return display::batchName(batch);
     case GroupColumn:
         return display::group(batch);
+    case ProviderColumn:
+        return QString::fromUtf8(batch.provider.isEmpty() ? QByteArray(DefaultProviderName)
+                                                          : batch.provider);
     case KeyColumn:
         return display::who(batch);
     case StatusColumn:
@@ -184,6 +188,8 @@ QVariant BatchTableModel::headerData(int section, Qt::Orientation orientation, i
         return BatchTableModel::tr("Batch");
     case GroupColumn:
         return BatchTableModel::tr("Group");
+    case ProviderColumn:
+        return BatchTableModel::tr("Provider");
     case KeyColumn:
         return BatchTableModel::tr("Key");
     case StatusColumn:

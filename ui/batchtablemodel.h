@@ -24,6 +24,7 @@ public:
     enum Column {
         BatchColumn,
         GroupColumn,
+        ProviderColumn, // the configured provider the batch went to ("openai", "gemini", ...)
         KeyColumn,
         StatusColumn,
         ProgressColumn,

@@ -10,6 +10,7 @@
 #include "ui/firstrunpanel.h"
 #include "ui/historypage.h"
 #include "ui/mainwindow.h"
+#include "ui/providerssettings.h"
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
 #include "ui/snapshothistory.h"
@@ -75,6 +76,35 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
             });
     connect(page->startAtLogin(), &StartAtLoginCheckBox::failed, page,
             [page](const QString &error) { page->showMessage(error, true); });
+
+    // Providers: the page edits the lists and takes keys; the controller keeps and applies them.
+    ProvidersSettings *providers = m_window->providers();
+    providers->setConfig(settings->config());
+    const auto showProviderKeys = [settings, providers] {
+        QHash<QByteArray, KeyState> states;
+        states.insert(QByteArray(DefaultProviderName), settings->keyState());
+        for (const QByteArray &text : settings->config().providers) {
+            QString problem;
+            if (const auto spec = parseProviderSpec(QString::fromUtf8(text), &problem))
+                states.insert(spec->name, settings->providerKeyState(spec->name));
+        }
+        providers->setKeyStates(states);
+    };
+    showProviderKeys();
+    connect(providers, &ProvidersSettings::applyRequested, settings,
+            &SettingsController::applyProviders);
+    connect(providers, &ProvidersSettings::keyEntered, settings,
+            &SettingsController::setProviderKey);
+    connect(providers, &ProvidersSettings::forgetKeyRequested, settings,
+            &SettingsController::forgetProviderKey);
+    connect(settings, &SettingsController::configChanged, providers,
+            [providers, showProviderKeys](const Config &config) {
+                providers->setConfig(config);
+                showProviderKeys();
+            });
+    connect(settings, &SettingsController::providerKeysChanged, providers, showProviderKeys);
+    connect(settings, &SettingsController::keyStateChanged, providers, showProviderKeys);
+    connect(settings, &SettingsController::message, providers, &ProvidersSettings::showMessage);
 
     FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
     firstRun->setKeyState(settings->keyState());

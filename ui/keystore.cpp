@@ -9,10 +9,13 @@
 
 namespace llmproxy {
 
+QString KeyStore::providerKeyEntry(const QByteArray &provider) {
+    return QStringLiteral("provider-") + QString::fromLatin1(provider) + QStringLiteral("-api-key");
+}
+
 #ifndef LLMPROXY_NO_KEYCHAIN
 
 namespace {
-const QString EntryName = QStringLiteral("openai-api-key");
 
 QString reasonFor(KeyStore::Operation operation, const QKeychain::Job &job) {
     QString what;
@@ -59,20 +62,20 @@ KeyStore::~KeyStore() {
 // Each job deletes itself once it has finished (autoDelete), so it needs no other owner.
 void KeyStore::read() {
     auto *job = new QKeychain::ReadPasswordJob(m_service);
-    job->setKey(EntryName);
+    job->setKey(m_entry);
     begin(Operation::Read, job);
 }
 
 void KeyStore::write(const QByteArray &key) {
     auto *job = new QKeychain::WritePasswordJob(m_service);
-    job->setKey(EntryName);
+    job->setKey(m_entry);
     job->setBinaryData(key);
     begin(Operation::Write, job);
 }
 
 void KeyStore::remove() {
     auto *job = new QKeychain::DeletePasswordJob(m_service);
-    job->setKey(EntryName);
+    job->setKey(m_entry);
     begin(Operation::Remove, job);
 }
 

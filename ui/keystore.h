@@ -36,6 +36,13 @@ public:
     // unlock prompt nobody answers). Default 20 s.
     void setTimeout(std::chrono::milliseconds timeout) { m_timeout = timeout; }
     bool isBusy() const { return m_job != nullptr; }
+    QString service() const { return m_service; }
+    // The entry the next operations use (default "openai-api-key"; another provider's key has
+    // one of its own, providerKeyEntry()).
+    void setEntry(const QString &entry) { m_entry = entry; }
+    QString entry() const { return m_entry; }
+    // The keychain entry of a provider's key: "provider-<name>-api-key".
+    static QString providerKeyEntry(const QByteArray &provider);
 
     // One operation at a time; starting another while busy fails it at once.
     void read();
@@ -55,6 +62,7 @@ private:
     void timedOut();
 
     QString m_service;
+    QString m_entry = QStringLiteral("openai-api-key");
     QKeychain::Job *m_job = nullptr;
     Operation m_operation = Operation::Read;
     QTimer m_timer;

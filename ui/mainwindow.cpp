@@ -6,6 +6,7 @@
 #include "ui/historypage.h"
 #include "ui/icons.h"
 #include "ui/mnemonics.h"
+#include "ui/providerssettings.h"
 #include "ui/settingspage.h"
 
 #include <QAction>
@@ -25,7 +26,8 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
     , m_tabs(new QTabWidget(this))
     , m_dashboard(new DashboardPage(actions, active, history, m_tabs))
     , m_history(new HistoryPage(finished, m_tabs))
-    , m_settings(new SettingsPage) {
+    , m_settings(new SettingsPage)
+    , m_providers(new ProvidersSettings) {
     setObjectName(QStringLiteral("mainWindow"));
     setWindowTitle(QStringLiteral("llm-proxy")); // the program's name, not translated
     setWindowIcon(icons::application());
@@ -37,6 +39,11 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
     scroll->setFrameShape(QFrame::NoFrame);
     scroll->setWidget(m_settings);
     m_tabs->addTab(scroll, tr("&Settings"));
+    auto *providersScroll = new QScrollArea(m_tabs);
+    providersScroll->setWidgetResizable(true);
+    providersScroll->setFrameShape(QFrame::NoFrame);
+    providersScroll->setWidget(m_providers);
+    m_tabs->addTab(providersScroll, tr("Pro&viders"));
     setCentralWidget(m_tabs);
 
     QMenu *file = menuBar()->addMenu(tr("&Proxy"));
@@ -69,7 +76,7 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
         windowLetters.insert(mnemonics::of(m_tabs->tabText(i)));
     windowLetters.remove(QChar());
     for (QWidget *page : {static_cast<QWidget *>(m_dashboard), static_cast<QWidget *>(m_history),
-                          static_cast<QWidget *>(m_settings)})
+                          static_cast<QWidget *>(m_settings), static_cast<QWidget *>(m_providers)})
         mnemonics::assignUnder(page, windowLetters);
     resize(1180, 820);
 }

@@ -15,6 +15,7 @@ class AppActions;
 class BatchTableModel;
 class DashboardPage;
 class HistoryPage;
+class ProvidersSettings;
 class SettingsPage;
 class SnapshotHistory;
 
@@ -28,6 +29,7 @@ public:
     DashboardPage *dashboard() const { return m_dashboard; }
     HistoryPage *history() const { return m_history; }
     SettingsPage *settings() const { return m_settings; }
+    ProvidersSettings *providers() const { return m_providers; }
     QTabWidget *tabs() const { return m_tabs; }
 
     // With a tray, closing only hides the window.
@@ -46,6 +48,7 @@ private:
     DashboardPage *m_dashboard;
     HistoryPage *m_history;
     SettingsPage *m_settings;
+    ProvidersSettings *m_providers;
     bool m_hideOnClose = false;
 };
 

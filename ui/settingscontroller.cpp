@@ -4,6 +4,7 @@
 #include "api/logging.h"
 #include "settings/settingsstore.h"
 #include "ui/keystore.h"
+#include "ui/providerkeys.h"
 #include "ui/uilogging.h"
 
 #include <QFileInfo>
@@ -17,7 +18,8 @@ SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
     , m_store(store)
     , m_keys(keys)
     , m_config(effective)
-    , m_environmentKey(environmentKey.trimmed()) {
+    , m_environmentKey(environmentKey.trimmed())
+    , m_providerKeys(new ProviderKeys(store, keys->service(), this)) {
     connect(m_keys, &KeyStore::readFinished, this, &SettingsController::onKeychainRead);
     connect(m_keys, &KeyStore::written, this, &SettingsController::onKeychainWritten);
     connect(m_keys, &KeyStore::removed, this, &SettingsController::onKeychainRemoved);
@@ -30,7 +32,7 @@ SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                                    true);
                     if (m_loading) {
                         m_loading = false;
-                        Q_EMIT ready();
+                        loadProviderKeys();
                     }
                     return;
                 case KeyStore::Operation::Write:
@@ -43,6 +45,52 @@ SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                     Q_EMIT message(reason, true);
                     return;
                 }
+            });
+
+    connect(m_providerKeys, &ProviderKeys::loaded, this,
+            [this](const QHash<QByteArray, QByteArray> &loaded, const QStringList &problems) {
+                for (auto it = loaded.cbegin(); it != loaded.cend(); ++it)
+                    m_config.providerKeys.insert(it.key(), it.value());
+                for (const QString &problem : problems)
+                    Q_EMIT message(problem, true);
+                Q_EMIT providerKeysChanged();
+                Q_EMIT ready();
+            });
+    connect(m_providerKeys, &ProviderKeys::stored, this,
+            [this](const QByteArray &provider, const QByteArray &key, KeyLocation location) {
+                m_sessionProviderKeys.remove(provider);
+                m_providerKeyProblems.remove(provider);
+                useProviderKey(provider, key);
+                Q_EMIT message(location == KeyLocation::Keychain
+                                   ? SettingsController::tr(
+                                         "The key of provider %1 is saved in the system keychain")
+                                         .arg(QString::fromLatin1(provider))
+                                   : SettingsController::tr("The key of provider %1 is saved in "
+                                                            "%2, readable only by you")
+                                         .arg(QString::fromLatin1(provider), m_store->filePath()),
+                               false);
+            });
+    connect(m_providerKeys, &ProviderKeys::storeFailed, this,
+            [this](const QByteArray &provider, const QByteArray &key, const QString &reason) {
+                // In use now; kept nowhere. The user may choose the settings file instead.
+                m_sessionProviderKeys.insert(provider);
+                useProviderKey(provider, key);
+                Q_EMIT message(SettingsController::tr("Provider %1: %2. The key is in use until "
+                                                      "you quit; choose the settings file to "
+                                                      "keep it.")
+                                   .arg(QString::fromLatin1(provider), reason),
+                               true);
+            });
+    connect(m_providerKeys, &ProviderKeys::forgotten, this, [this](const QByteArray &provider) {
+        Q_EMIT message(SettingsController::tr("The stored key of provider %1 is forgotten")
+                           .arg(QString::fromLatin1(provider)),
+                       false);
+    });
+    connect(m_providerKeys, &ProviderKeys::failed, this,
+            [this](const QByteArray &provider, const QString &reason) {
+                Q_EMIT message(SettingsController::tr("Provider %1: %2")
+                                   .arg(QString::fromLatin1(provider), reason),
+                               true);
             });
 }
 
@@ -79,7 +127,11 @@ void SettingsController::loadKey() {
             break;
         }
     }
-    QMetaObject::invokeMethod(this, &SettingsController::ready, Qt::QueuedConnection);
+    loadProviderKeys(); // asynchronous, then ready()
+}
+
+void SettingsController::loadProviderKeys() {
+    m_providerKeys->load();
 }
 
 void SettingsController::onKeychainRead(const QByteArray &key) {
@@ -93,7 +145,7 @@ void SettingsController::onKeychainRead(const QByteArray &key) {
         m_config.apiKey = key;
         setKeyState(KeyState::Source::Keychain, key);
     }
-    Q_EMIT ready();
+    loadProviderKeys();
 }
 
 void SettingsController::applySettings(const Config &edited) {
@@ -179,6 +231,132 @@ void SettingsController::forgetApiKey() {
         m_keys->remove(); // removed() or failed() reports
     else
         Q_EMIT message(SettingsController::tr("The stored key is forgotten"), false);
+}
+
+void SettingsController::applyProviders(const Config &edited) {
+    // The command line's checks: each entry, then routes and the default against the providers.
+    Config next = m_config;
+    QStringList names;
+    for (Setting setting : {Setting::Providers, Setting::Routes, Setting::DefaultProvider}) {
+        const QString text = settingText(edited, setting);
+        if (text == settingText(m_config, setting))
+            continue;
+        const QString problem = applySetting(next, setting, text);
+        if (!problem.isEmpty()) { // the page checks first; this is a safety net
+            Q_EMIT message(settingOption(setting) + u' ' + problem, true);
+            return;
+        }
+        names.append(settingOption(setting));
+    }
+    if (names.isEmpty())
+        return;
+    QString problem;
+    configuredProviders(
+        next, [](const QByteArray &) { return QByteArray(); }, &problem);
+    if (!problem.isEmpty()) {
+        Q_EMIT message(problem, true);
+        return;
+    }
+    Config stored = m_store->load();
+    for (Setting setting : {Setting::Providers, Setting::Routes, Setting::DefaultProvider})
+        applySetting(stored, setting, settingText(next, setting));
+    m_config.providers = next.providers;
+    m_config.routes = next.routes;
+    m_config.defaultProvider = next.defaultProvider;
+    const bool saved = m_store->save(stored);
+    qCInfo(lcUi).noquote() << "providers changed:" << names.join(QStringLiteral(", "));
+    Q_EMIT configChanged(m_config);
+    Q_EMIT providerKeysChanged();
+    if (saved) {
+        Q_EMIT message(SettingsController::tr("Providers applied to new requests and saved; "
+                                              "batches already sent keep their provider"),
+                       false);
+    } else {
+        Q_EMIT message(SettingsController::tr("Applied, but not saved: ") + m_store->error(), true);
+    }
+}
+
+void SettingsController::setProviderKey(const QByteArray &provider, const QByteArray &key,
+                                        bool inFile) {
+    if (key.trimmed().isEmpty() || provider.isEmpty())
+        return;
+    if (provider == DefaultProviderName) { // the OpenAI key has its own row
+        if (inFile) {
+            m_pendingKey = key.trimmed();
+            keepKeyInFile();
+        } else {
+            setApiKey(key);
+        }
+        return;
+    }
+    m_providerKeys->store(provider, key, inFile ? KeyLocation::File : KeyLocation::Keychain);
+}
+
+void SettingsController::forgetProviderKey(const QByteArray &provider) {
+    if (provider == DefaultProviderName) {
+        forgetApiKey();
+        return;
+    }
+    m_sessionProviderKeys.remove(provider);
+    useProviderKey(provider, QByteArray());
+    m_providerKeys->forget(provider);
+}
+
+KeyState SettingsController::providerKeyState(const QByteArray &provider) const {
+    if (provider == DefaultProviderName)
+        return m_keyState;
+    KeyState state;
+    QByteArray variable;
+    for (const QByteArray &text : m_config.providers) {
+        QString problem;
+        const auto spec = parseProviderSpec(QString::fromUtf8(text), &problem);
+        if (spec && spec->name == provider) {
+            variable = spec->keyEnvironment.isEmpty()
+                           ? providerProfile(spec->profile)->keyEnvironment
+                           : spec->keyEnvironment;
+        }
+    }
+    const QByteArray fromEnvironment =
+        variable.isEmpty() ? QByteArray() : qgetenv(variable.constData()).trimmed();
+    const QByteArray key = m_config.providerKeys.value(provider);
+    if (!fromEnvironment.isEmpty()) {
+        state.source = KeyState::Source::Environment;
+        state.hint = redactedKey(fromEnvironment);
+    } else if (m_sessionProviderKeys.contains(provider) && !key.isEmpty()) {
+        state.source = KeyState::Source::Session;
+        state.hint = redactedKey(key);
+    } else {
+        switch (m_store->providerKeyLocation(provider)) {
+        case KeyLocation::Keychain:
+            state.source = KeyState::Source::Keychain;
+            break;
+        case KeyLocation::File:
+            state.source = KeyState::Source::File;
+            break;
+        case KeyLocation::None:
+            break;
+        }
+        if (state.source != KeyState::Source::None) {
+            if (key.isEmpty())
+                state.problem = SettingsController::tr("the stored key could not be read");
+            else
+                state.hint = redactedKey(key);
+        }
+    }
+    return state;
+}
+
+void SettingsController::useProviderKey(const QByteArray &provider, const QByteArray &key) {
+    bool changed = false;
+    if (key.isEmpty()) {
+        changed = m_config.providerKeys.remove(provider) > 0;
+    } else if (m_config.providerKeys.value(provider) != key) {
+        m_config.providerKeys.insert(provider, key);
+        changed = true;
+    }
+    if (changed)
+        Q_EMIT configChanged(m_config);
+    Q_EMIT providerKeysChanged();
 }
 
 void SettingsController::onKeychainRemoved() {

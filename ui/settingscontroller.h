@@ -9,6 +9,7 @@
 
 #include <QByteArray>
 #include <QObject>
+#include <QSet>
 #include <QString>
 
 #include <optional>
@@ -16,6 +17,7 @@
 namespace llmproxy {
 
 class KeyStore;
+class ProviderKeys;
 class SettingsStore;
 
 // Where the key in use comes from, for display. Never the key itself.
@@ -51,9 +53,15 @@ public:
     // Where proxy tokens are read and written: Config.tokensFile, else defaultTokensFile().
     QString tokensFile() const;
 
-    // At start: fetch the stored key (from the keychain when it is kept there), then ready().
-    // config() then carries the key. Always asynchronous.
+    // At start: fetch the stored key (from the keychain when it is kept there), then the
+    // other providers' keys kept in the keychain, then ready(). config() then carries the keys.
+    // Always asynchronous.
     void loadKey();
+
+    // Where a configured provider's key comes from (the environment, the keychain, the settings
+    // file, this session only, or none); "openai" is keyState(). Never the key itself.
+    KeyState providerKeyState(const QByteArray &provider) const;
+    ProviderKeys *providerKeys() const { return m_providerKeys; }
 
 public Q_SLOTS:
     // The page's values: the settings that differ from config() are saved and applied.
@@ -64,6 +72,15 @@ public Q_SLOTS:
     // The user accepts keeping the offered key in the settings file (mode 0600).
     void keepKeyInFile();
     void forgetApiKey();
+    // The providers, routes and default provider of `edited` (the rest is ignored), checked by
+    // the command line's rules: saved, and applied by the core to new requests (batches
+    // already out keep their provider).
+    void applyProviders(const llmproxy::Config &edited);
+    // A provider's key, kept in the system keychain, or in the settings file (0600) when
+    // `inFile`. When the keychain fails the key is used for this session and message() says
+    // why.
+    void setProviderKey(const QByteArray &provider, const QByteArray &key, bool inFile);
+    void forgetProviderKey(const QByteArray &provider);
     void setNotificationsEnabled(bool enabled);
     void setChartSpan(int span);
     void setFirstRunDone();
@@ -76,6 +93,8 @@ Q_SIGNALS:
     void ready();
     void configChanged(const llmproxy::Config &config);
     void keyStateChanged(const llmproxy::KeyState &state);
+    // A provider's key state changed (providerKeyState()).
+    void providerKeysChanged();
     void fileFallbackOffered(const QString &reason);
     void message(const QString &text, bool isError);
     void notificationsChanged(bool enabled);
@@ -90,6 +109,8 @@ private:
     void onKeychainRemoved();
     std::optional<QList<ProxyToken>> currentTokens(); // nullopt: proxyTokenFailed said why
     bool writeTokens(const QList<ProxyToken> &tokens);
+    void loadProviderKeys(); // at start, after the OpenAI key: then ready()
+    void useProviderKey(const QByteArray &provider, const QByteArray &key);
 
     SettingsStore *m_store;
     KeyStore *m_keys;
@@ -98,6 +119,9 @@ private:
     QByteArray m_pendingKey; // entered, waiting for the keychain or the user's choice
     KeyState m_keyState;
     bool m_loading = false;
+    ProviderKeys *m_providerKeys = nullptr;
+    QSet<QByteArray> m_sessionProviderKeys; // in use, not kept (the keychain failed)
+    QHash<QByteArray, QString> m_providerKeyProblems;
 };
 
 } // namespace llmproxy

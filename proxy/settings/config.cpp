@@ -1313,15 +1313,17 @@ std::optional<QList<ListenAddress>> parseListen(QStringView text) {
 }
 
 QString exposureProblem(const Config &config) {
-    if (config.apiKey.isEmpty() || !config.tokens.isEmpty())
+    // The stored keys of other providers count as much as the OpenAI key.
+    if ((config.apiKey.isEmpty() && config.providerKeys.isEmpty()) || !config.tokens.isEmpty())
         return QString();
     for (const ListenAddress &listen : config.listen) {
         if (!listen.address.isLoopback()) {
             return QStringLiteral("llm-proxy: listening on %1 would let anyone who reaches it "
-                                  "spend the configured OpenAI key; add proxy tokens "
+                                  "spend the configured %2; add proxy tokens "
                                   "(--tokens-file FILE, \"name token\" lines, mode 0600) or "
                                   "listen on loopback (--listen 127.0.0.1:PORT)")
-                .arg(config.listenText);
+                .arg(config.listenText, config.apiKey.isEmpty() ? QStringLiteral("provider keys")
+                                                                : QStringLiteral("OpenAI key"));
         }
     }
     return QString();
@@ -1401,6 +1403,8 @@ configuredProviders(const Config &config,
         const QByteArray variable =
             spec->keyEnvironment.isEmpty() ? profile->keyEnvironment : spec->keyEnvironment;
         provider.apiKey = environment(variable).trimmed();
+        if (provider.apiKey.isEmpty())
+            provider.apiKey = config.providerKeys.value(spec->name).trimmed();
         if (provider.apiKey.isEmpty() && isDefault)
             provider.apiKey = config.apiKey;
         const auto same = std::find_if(out.begin(), out.end(), [&](const ConfiguredProvider &p) {

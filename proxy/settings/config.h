@@ -7,6 +7,7 @@
 #include "settings/proxytokens.h"
 
 #include <QByteArray>
+#include <QHash>
 #include <QHostAddress>
 #include <QList>
 #include <QString>
@@ -69,6 +70,11 @@ struct Config {
     // A flex call that sends nothing back for this long is given up and the request goes into
     // a batch (--flex-timeout; flex answers can take minutes, OpenAI suggests 15).
     std::chrono::milliseconds flexTimeout{std::chrono::minutes(15)};
+    // Keys the desktop app keeps for providers other than "openai" (system keychain, or the
+    // settings file with mode 0600), by provider name. A provider's environment variable
+    // (key_env=, or its profile's) wins over them. Not a setting: never written as one, never
+    // logged or printed.
+    QHash<QByteArray, QByteArray> providerKeys;
     std::chrono::milliseconds batchWindow{4000};
     int batchSize = 1000;
     qint64 batchBytes = 25'000'000;
@@ -266,7 +272,8 @@ struct CommandLine {
 };
 
 // The providers `config` configures, the implicit "openai" one (--upstream, config.apiKey) first,
-// each with its key from its environment variable (`environment` looks one up). Empty (and
+// each with its key from its environment variable (`environment` looks one up), else the key
+// stored for it (config.providerKeys). Empty (and
 // *error) when a route or the default names a provider that is not configured.
 QList<ConfiguredProvider>
 configuredProviders(const Config &config,

@@ -13,6 +13,12 @@ namespace {
 
 constexpr QLatin1StringView KeyLocationName("key/location");
 constexpr QLatin1StringView FileKeyName("key/openai_api_key");
+// provider_keys/<name>/location and provider_keys/<name>/key (names are [a-z0-9_-]).
+constexpr QLatin1StringView ProviderKeysGroup("provider_keys");
+
+QString providerKeyName(const QByteArray &provider, QLatin1StringView what) {
+    return ProviderKeysGroup + u'/' + QString::fromLatin1(provider) + u'/' + what;
+}
 
 constexpr QFile::Permissions OwnerOnly = QFile::ReadOwner | QFile::WriteOwner;
 
@@ -66,6 +72,10 @@ Config SettingsStore::load(QStringList *problems) const {
     }
     if (keyLocation() == KeyLocation::File)
         config.apiKey = fileKey();
+    for (const QByteArray &provider : providersWithStoredKeys()) {
+        if (const QByteArray key = providerFileKey(provider); !key.isEmpty())
+            config.providerKeys.insert(provider, key);
+    }
     return config;
 }
 
@@ -113,6 +123,60 @@ bool SettingsStore::setKeyLocation(KeyLocation location) {
     else
         m_settings->setValue(KeyLocationName, locationText(location));
     return sync();
+}
+
+KeyLocation SettingsStore::providerKeyLocation(const QByteArray &provider) const {
+    const QString text =
+        m_settings->value(providerKeyName(provider, QLatin1StringView("location"))).toString();
+    if (text == QLatin1StringView("keychain"))
+        return KeyLocation::Keychain;
+    if (text == QLatin1StringView("file"))
+        return KeyLocation::File;
+    return KeyLocation::None;
+}
+
+QByteArray SettingsStore::providerFileKey(const QByteArray &provider) const {
+    if (providerKeyLocation(provider) != KeyLocation::File)
+        return QByteArray();
+    return m_settings->value(providerKeyName(provider, QLatin1StringView("key")))
+        .toString()
+        .toUtf8()
+        .trimmed();
+}
+
+bool SettingsStore::storeProviderKeyInFile(const QByteArray &provider, const QByteArray &key) {
+    m_settings->setValue(providerKeyName(provider, QLatin1StringView("key")),
+                         QString::fromUtf8(key.trimmed()));
+    m_settings->setValue(providerKeyName(provider, QLatin1StringView("location")),
+                         locationText(KeyLocation::File));
+    return sync();
+}
+
+bool SettingsStore::setProviderKeyLocation(const QByteArray &provider, KeyLocation location) {
+    if (location == KeyLocation::File)
+        return storeProviderKeyInFile(provider, providerFileKey(provider));
+    if (location == KeyLocation::None) {
+        m_settings->remove(ProviderKeysGroup + u'/' + QString::fromLatin1(provider));
+    } else {
+        m_settings->remove(providerKeyName(provider, QLatin1StringView("key")));
+        m_settings->setValue(providerKeyName(provider, QLatin1StringView("location")),
+                             locationText(location));
+    }
+    return sync();
+}
+
+QList<QByteArray> SettingsStore::providersWithStoredKeys() const {
+    m_settings->beginGroup(ProviderKeysGroup);
+    const QStringList groups = m_settings->childGroups();
+    m_settings->endGroup();
+    QList<QByteArray> names;
+    for (const QString &group : groups) {
+        const QByteArray name = group.toLatin1();
+        if (providerKeyLocation(name) != KeyLocation::None)
+            names.append(name);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 bool SettingsStore::notificationsEnabled() const {

@@ -66,6 +66,17 @@ public:
     // Note where the key is now: Keychain or None (either removes a key kept in this file).
     bool setKeyLocation(KeyLocation location);
 
+    // The keys of other providers (routing), one entry per provider name, kept the same way:
+    // where each is (keychain or this file) and, for the file, the key. load() fills
+    // Config.providerKeys with the ones kept here.
+    KeyLocation providerKeyLocation(const QByteArray &provider) const;
+    QByteArray providerFileKey(const QByteArray &provider) const;
+    bool storeProviderKeyInFile(const QByteArray &provider, const QByteArray &key);
+    // Keychain or None (either removes a key kept in this file for that provider).
+    bool setProviderKeyLocation(const QByteArray &provider, KeyLocation location);
+    // The providers with a stored key (keychain or file), sorted.
+    QList<QByteArray> providersWithStoredKeys() const;
+
     bool notificationsEnabled() const;
     bool setNotificationsEnabled(bool enabled);
     int chartSpan() const;

@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The Providers page (issue 12, routing): the configured providers with where each key comes
+// from; a provider added with its profile's URL and a key that goes to the key store (the
+// keychain, or the 0600 settings file when chosen), never into the settings' own lines; route
+// rules and the default saved through the settings store and loaded back as the core loads
+// them; bad entries refused with the command line's reason next to the field; the provider of
+// each batch in the batch tables. Without a keychain here (no D-Bus session, on purpose), a key
+// meant for it is used for the session only; tst_ui_providers's realKeychain child checks the
+// keychain itself inside dbus-run-session when gnome-keyring is installed.
+
+#include "settings/settingsstore.h"
+#include "ui/batchtablemodel.h"
+#include "ui/desktopapp.h"
+#include "ui/keystore.h"
+#include "ui/mainwindow.h"
+#include "ui/providerssettings.h"
+#include "ui/settingscontroller.h"
+
+#include <QAbstractItemModelTester>
+#include <QComboBox>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QProcess>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace llmproxy;
+
+namespace {
+const QByteArray GeminiKey = "gm-providers-test-0123456789-gggg";
+const QString Service = QStringLiteral("llm-proxy-test-providers");
+constexpr auto ChildVariable = "LLMPROXY_TEST_REAL_KEYCHAIN";
+
+bool isChild() {
+    return qEnvironmentVariableIsSet(ChildVariable);
+}
+
+QByteArray fileText(const QString &path) {
+    QFile file(path);
+    return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
+}
+} // namespace
+
+class TestUiProviders final : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void tableShowsProvidersAndKeySources();
+    void addingGeminiKeepsItsKeyOutOfTheSettings();
+    void keyInTheFileIsUsedAtStartAndForgotten();
+    void routingRoundTripsThroughTheStore();
+    void badEntriesAreRefusedNextToTheField();
+    void providerColumnShowsEachBatchsProvider();
+    void realKeychain();
+    void realKeychainChild();
+
+private:
+    Config baseConfig() const;
+    void buildApp(const Config &effective);
+    ProvidersSettings *page() const { return m_app->window()->providers(); }
+    template <typename T>
+    T *find(const char *name) const {
+        return page()->findChild<T *>(QString::fromLatin1(name));
+    }
+    // The editor filled in for a new provider, then saved.
+    bool addProvider(const QString &name, const QString &profile, const QByteArray &key,
+                     bool inFile);
+
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<SettingsStore> m_store;
+    std::unique_ptr<KeyStore> m_keys;
+    std::unique_ptr<SettingsController> m_settings;
+    std::unique_ptr<DesktopApp> m_app;
+    QString m_path;
+};
+
+void TestUiProviders::initTestCase() {
+    if (isChild())
+        return;
+    // No keychain: no session bus, and no X display to autolaunch one.
+    qputenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/llm-proxy-test-bus");
+    qunsetenv("DISPLAY");
+    qunsetenv("WAYLAND_DISPLAY");
+    qunsetenv("GEMINI_API_KEY");
+    qunsetenv("GROQ_API_KEY");
+}
+
+void TestUiProviders::init() {
+    m_dir = std::make_unique<QTemporaryDir>();
+    m_path = m_dir->filePath(QStringLiteral("llm-proxy.conf"));
+    m_store = std::make_unique<SettingsStore>(m_path);
+    m_keys = std::make_unique<KeyStore>(Service);
+}
+
+void TestUiProviders::cleanup() {
+    m_app.reset();
+    m_settings.reset();
+    m_keys.reset();
+    m_store.reset();
+    m_dir.reset();
+    qunsetenv("LLMPROXY_TEST_GROQ_KEY");
+}
+
+Config TestUiProviders::baseConfig() const {
+    Config config = m_store->load();
+    config.dataDir = m_dir->filePath(QStringLiteral("data"));
+    config.upstream = QUrl(QStringLiteral("http://127.0.0.1:9/v1"));
+    return config;
+}
+
+void TestUiProviders::buildApp(const Config &effective) {
+    m_settings =
+        std::make_unique<SettingsController>(m_store.get(), m_keys.get(), effective, QByteArray());
+    m_app = std::make_unique<DesktopApp>(m_settings.get());
+}
+
+bool TestUiProviders::addProvider(const QString &name, const QString &profile,
+                                  const QByteArray &key, bool inFile) {
+    find<QPushButton>("addProviderButton")->click();
+    if (!find<QWidget>("providerEditor")->isVisibleTo(page()))
+        return false;
+    find<QLineEdit>("providerNameEdit")->setText(name);
+    auto *profiles = find<QComboBox>("providerProfileCombo");
+    profiles->setCurrentIndex(profiles->findData(profile));
+    find<QLineEdit>("providerKeyEdit")->setText(QString::fromUtf8(key));
+    find<QComboBox>("providerKeyLocationCombo")->setCurrentIndex(inFile ? 1 : 0);
+    find<QPushButton>("saveProviderButton")->click();
+    return !find<QWidget>("providerEditor")->isVisibleTo(page());
+}
+
+void TestUiProviders::tableShowsProvidersAndKeySources() {
+    qputenv("LLMPROXY_TEST_GROQ_KEY", "gq-from-the-environment-0000-qqqq");
+    Config config = baseConfig();
+    config.providers = {"gemini=gemini", "groq=groq;key_env=LLMPROXY_TEST_GROQ_KEY"};
+    buildApp(config);
+    auto *table = find<QTableWidget>("providersTable");
+    QVERIFY(table);
+    QCOMPARE(table->rowCount(), 3);
+    QCOMPARE(table->item(0, ProvidersSettings::NameColumn)->text(), QStringLiteral("openai"));
+    QCOMPARE(table->item(0, ProvidersSettings::UrlColumn)->text(),
+             QStringLiteral("http://127.0.0.1:9/v1"));
+    QCOMPARE(table->item(1, ProvidersSettings::NameColumn)->text(), QStringLiteral("gemini"));
+    QVERIFY(table->item(1, ProvidersSettings::ProfileColumn)->text().startsWith(u"Gemini"));
+    QVERIFY(table->item(1, ProvidersSettings::UrlColumn)
+                ->text()
+                .startsWith(QStringLiteral("https://generativelanguage.googleapis.com")));
+    QVERIFY2(table->item(1, ProvidersSettings::KeyColumn)->text().startsWith(u"missing"),
+             qPrintable(table->item(1, ProvidersSettings::KeyColumn)->text()));
+    // From the environment: the variable and the last four characters, never the key.
+    const QString groqKey = table->item(2, ProvidersSettings::KeyColumn)->text();
+    QVERIFY2(groqKey.contains(QStringLiteral("environment (LLMPROXY_TEST_GROQ_KEY)")),
+             qPrintable(groqKey));
+    QVERIFY(groqKey.contains(QStringLiteral("qqqq")));
+    QVERIFY(!groqKey.contains(QStringLiteral("from-the-environment")));
+    // The implicit openai row is the Settings page's: neither edited nor removed here.
+    table->selectRow(0);
+    QVERIFY(!find<QPushButton>("editProviderButton")->isEnabled());
+    QVERIFY(!find<QPushButton>("removeProviderButton")->isEnabled());
+    table->selectRow(1);
+    QVERIFY(find<QPushButton>("editProviderButton")->isEnabled());
+}
+
+void TestUiProviders::addingGeminiKeepsItsKeyOutOfTheSettings() {
+    buildApp(baseConfig());
+    QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
+    QVERIFY(addProvider(QStringLiteral("gemini"), QStringLiteral("gemini"), GeminiKey, false));
+    // The profile's URL was filled in; the key field is a password field, emptied on save.
+    QCOMPARE(find<QLineEdit>("providerKeyEdit")->echoMode(), QLineEdit::Password);
+    QVERIFY(find<QLineEdit>("providerKeyEdit")->text().isEmpty());
+    auto *table = find<QTableWidget>("providersTable");
+    QCOMPARE(table->rowCount(), 2);
+    QVERIFY(table->item(1, ProvidersSettings::KeyColumn)->text().contains(u"on Apply"));
+    find<QPushButton>("applyProvidersButton")->click();
+    // No keychain here: the key is in use for this session and kept nowhere.
+    QTRY_VERIFY(m_settings->config().providerKeys.value("gemini") == GeminiKey);
+    QCOMPARE(m_settings->config().providers, QList<QByteArray>{"gemini=gemini"});
+    QTRY_COMPARE(m_settings->providerKeyState("gemini").source, KeyState::Source::Session);
+    QTRY_VERIFY(table->item(1, ProvidersSettings::KeyColumn)->text().contains(u"session"));
+    QVERIFY(table->item(1, ProvidersSettings::KeyColumn)->text().contains(u"gggg"));
+    QVERIFY(find<QLabel>("providersMessage")->text().contains(u"keychain"));
+    QVERIFY(!fileText(m_path).contains(GeminiKey));
+    QVERIFY(fileText(m_path).contains("gemini=gemini"));
+    QCOMPARE(m_store->providerKeyLocation("gemini"), KeyLocation::None);
+
+    // Edited again with "in the settings file": kept there (0600), used, shown by its end.
+    table->selectRow(1);
+    find<QPushButton>("editProviderButton")->click();
+    QVERIFY(find<QLineEdit>("providerNameEdit")->isReadOnly());
+    find<QLineEdit>("providerKeyEdit")->setText(QString::fromUtf8(GeminiKey));
+    find<QComboBox>("providerKeyLocationCombo")->setCurrentIndex(1);
+    find<QPushButton>("saveProviderButton")->click();
+    find<QPushButton>("applyProvidersButton")->click();
+    QTRY_COMPARE(m_store->providerKeyLocation("gemini"), KeyLocation::File);
+    QCOMPARE(m_store->providerFileKey("gemini"), GeminiKey);
+    QCOMPARE(QFileInfo(m_path).permissions() &
+                 (QFile::ReadGroup | QFile::WriteGroup | QFile::ReadOther | QFile::WriteOther),
+             QFile::Permissions());
+    QTRY_COMPARE(m_settings->providerKeyState("gemini").source, KeyState::Source::File);
+    // Only in the key's own entry, never in the provider's line.
+    QVERIFY(!m_store->load().providers.constFirst().contains(GeminiKey));
+    QVERIFY(!table->item(1, ProvidersSettings::KeyColumn)
+                 ->text()
+                 .contains(QString::fromUtf8(GeminiKey)));
+}
+
+void TestUiProviders::keyInTheFileIsUsedAtStartAndForgotten() {
+    // What --no-gui and the desktop app both do at start: the stored settings, then loadKey().
+    QVERIFY(m_store->storeProviderKeyInFile("gemini", GeminiKey));
+    Config stored = m_store->load();
+    stored.providers = {"gemini=gemini"};
+    QVERIFY(m_store->save(stored));
+    const CommandLine line = parseCommandLine(
+        {QStringLiteral("llm-proxy"), QStringLiteral("--no-gui")}, QByteArray(), m_store->load());
+    QCOMPARE(line.action, CommandLine::Action::Run);
+    SettingsController controller(m_store.get(), m_keys.get(), line.config, QByteArray());
+    QSignalSpy ready(&controller, &SettingsController::ready);
+    controller.loadKey();
+    QVERIFY(ready.wait(10'000));
+    QCOMPARE(controller.providerKeyState("gemini").source, KeyState::Source::File);
+    QString error;
+    const QList<ConfiguredProvider> providers = configuredProviders(
+        controller.config(), [](const QByteArray &) { return QByteArray(); }, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(providers.size(), 2);
+    QCOMPARE(providers.at(1).apiKey, GeminiKey);
+
+    QSignalSpy messages(&controller, &SettingsController::message);
+    controller.forgetProviderKey("gemini");
+    QTRY_VERIFY(!messages.isEmpty());
+    QVERIFY(messages.constLast().at(0).toString().contains(u"forgotten"));
+    QCOMPARE(m_store->providerKeyLocation("gemini"), KeyLocation::None);
+    QVERIFY(!fileText(m_path).contains(GeminiKey));
+    QVERIFY(!controller.config().providerKeys.contains("gemini"));
+}
+
+void TestUiProviders::routingRoundTripsThroughTheStore() {
+    buildApp(baseConfig());
+    QVERIFY(addProvider(QStringLiteral("gemini"), QStringLiteral("gemini"), QByteArray(), false));
+    QVERIFY(addProvider(QStringLiteral("azure"), QStringLiteral("azure"), QByteArray(), false) ==
+            false); // Azure has no default URL: refused until one is given
+    QVERIFY(!find<QLabel>("providerUrlError")->text().isEmpty());
+    find<QLineEdit>("providerUrlEdit")->setText(QStringLiteral("https://team.openai.azure.com"));
+    find<QPushButton>("saveProviderButton")->click();
+    QVERIFY(!find<QWidget>("providerEditor")->isVisibleTo(page()));
+
+    auto *pattern = find<QLineEdit>("routePatternEdit");
+    auto *target = find<QComboBox>("routeProviderCombo");
+    pattern->setText(QStringLiteral("gemini-*"));
+    target->setCurrentText(QStringLiteral("gemini"));
+    find<QPushButton>("addRouteButton")->click();
+    pattern->setText(QStringLiteral("my-deployment"));
+    target->setCurrentText(QStringLiteral("azure"));
+    find<QPushButton>("addRouteButton")->click();
+    QCOMPARE(find<QListWidget>("routesList")->count(), 2);
+    auto *defaults = find<QComboBox>("defaultProviderCombo");
+    defaults->setCurrentIndex(defaults->findData(QStringLiteral("none")));
+    Q_EMIT defaults->activated(defaults->currentIndex());
+
+    QVERIFY(find<QPushButton>("applyProvidersButton")->isEnabled());
+    find<QPushButton>("applyProvidersButton")->click();
+    QVERIFY(!find<QPushButton>("applyProvidersButton")->isEnabled());
+
+    // In the settings file as the command line writes them; loaded back, the core's view.
+    SettingsStore reread(m_path);
+    const Config loaded = reread.load();
+    QCOMPARE(loaded.providers,
+             (QList<QByteArray>{"gemini=gemini", "azure=azure;url=https://team.openai.azure.com"}));
+    QCOMPARE(loaded.routes, (QList<QByteArray>{"gemini-*=gemini", "my-deployment=azure"}));
+    QVERIFY(loaded.defaultProvider.isEmpty());
+    QCOMPARE(m_settings->config().routes, loaded.routes);
+    QString error;
+    const QList<ConfiguredProvider> providers = configuredProviders(
+        loaded, [](const QByteArray &) { return QByteArray(); }, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(providers.size(), 3);
+    QCOMPARE(providers.at(2).baseUrl,
+             QUrl(QStringLiteral("https://team.openai.azure.com/openai/v1")));
+    const ProviderRouter router = providerRouter(loaded, providers);
+    QCOMPARE(router.route("/v1/chat/completions", "gemini-2.5-flash").value_or(""), "gemini");
+    QCOMPARE(router.route("/v1/chat/completions", "my-deployment").value_or(""), "azure");
+    QVERIFY(!router.route("/v1/chat/completions", "gpt-4o-mini"));
+    // The command line accepts what the window saved.
+    QCOMPARE(parseCommandLine({QStringLiteral("llm-proxy")}, QByteArray(), loaded).action,
+             CommandLine::Action::Run);
+}
+
+void TestUiProviders::badEntriesAreRefusedNextToTheField() {
+    Config config = baseConfig();
+    config.providers = {"gemini=gemini"};
+    config.routes = {"gemini-*=gemini"};
+    buildApp(config);
+    auto *table = find<QTableWidget>("providersTable");
+    QVERIFY(!addProvider(QStringLiteral("Bad Name"), QStringLiteral("groq"), QByteArray(), false));
+    QVERIFY(find<QLabel>("providerNameError")->text().contains(u"NAME=PROFILE"));
+    find<QPushButton>("cancelProviderButton")->click();
+    QVERIFY(!addProvider(QStringLiteral("gemini"), QStringLiteral("groq"), QByteArray(), false));
+    QVERIFY(find<QLabel>("providerNameError")->text().contains(u"already"));
+    find<QLineEdit>("providerNameEdit")->setText(QStringLiteral("groq"));
+    find<QLineEdit>("providerUrlEdit")->setText(QStringLiteral("ftp://groq.example"));
+    find<QPushButton>("saveProviderButton")->click();
+    QVERIFY(find<QLabel>("providerUrlError")->text().contains(u"http or https"));
+    find<QLineEdit>("providerUrlEdit")->setText(QStringLiteral("https://api.groq.com/openai/v1"));
+    find<QLineEdit>("providerKeyEnvEdit")->setText(QStringLiteral("1-NOT A VARIABLE"));
+    find<QPushButton>("saveProviderButton")->click();
+    QVERIFY(find<QLabel>("providerKeyEnvError")->text().contains(u"environment variable"));
+    find<QPushButton>("cancelProviderButton")->click();
+    QCOMPARE(table->rowCount(), 2);
+
+    auto *pattern = find<QLineEdit>("routePatternEdit");
+    pattern->setText(QStringLiteral("gem*ini"));
+    find<QPushButton>("addRouteButton")->click();
+    QVERIFY(find<QLabel>("routeError")->text().contains(u"'*'"));
+    QCOMPARE(find<QListWidget>("routesList")->count(), 1);
+
+    // Removing a provider a rule still names: the core's own check, and no Apply.
+    table->selectRow(1);
+    find<QPushButton>("removeProviderButton")->click();
+    QCOMPARE(table->rowCount(), 1);
+    QVERIFY(find<QLabel>("providersProblem")->text().contains(u"not configured"));
+    QVERIFY(!find<QPushButton>("applyProvidersButton")->isEnabled());
+    find<QPushButton>("revertProvidersButton")->click();
+    QCOMPARE(table->rowCount(), 2);
+    QVERIFY(find<QLabel>("providersProblem")->text().isEmpty());
+}
+
+void TestUiProviders::providerColumnShowsEachBatchsProvider() {
+    BatchTableModel model(BatchTableModel::Scope::Active);
+    QAbstractItemModelTester tester(&model);
+    BatchProgress gemini;
+    gemini.localId = "b1";
+    gemini.provider = "gemini";
+    gemini.model = "gemini-2.5-flash";
+    gemini.status = "running";
+    BatchProgress openAi;
+    openAi.localId = "b2";
+    openAi.model = "gpt-4o-mini";
+    openAi.status = "running";
+    model.setBatches({gemini, openAi}, QDateTime::currentDateTimeUtc());
+    QCOMPARE(model.headerData(BatchTableModel::ProviderColumn, Qt::Horizontal).toString(),
+             QStringLiteral("Provider"));
+    QCOMPARE(model.index(0, BatchTableModel::ProviderColumn).data().toString(),
+             QStringLiteral("gemini"));
+    QCOMPARE(model.index(1, BatchTableModel::ProviderColumn).data().toString(),
+             QStringLiteral("openai"));
+}
+
+void TestUiProviders::realKeychain() {
+    if (isChild())
+        QSKIP("the parent's test");
+    const QString dbusRun = QStandardPaths::findExecutable(QStringLiteral("dbus-run-session"));
+    const QString keyring = QStandardPaths::findExecutable(QStringLiteral("gnome-keyring-daemon"));
+    if (dbusRun.isEmpty() || keyring.isEmpty())
+        QSKIP("dbus-run-session or gnome-keyring-daemon is not installed");
+    QTemporaryDir home;
+    QVERIFY(QDir().mkpath(home.filePath(QStringLiteral("run"))));
+    QVERIFY(QFile::setPermissions(home.filePath(QStringLiteral("run")),
+                                  QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner));
+    QProcess child;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QString::fromLatin1(ChildVariable), QStringLiteral("1"));
+    env.insert(QStringLiteral("HOME"), home.path());
+    env.insert(QStringLiteral("XDG_RUNTIME_DIR"), home.filePath(QStringLiteral("run")));
+    env.insert(QStringLiteral("XDG_DATA_HOME"), home.filePath(QStringLiteral("data")));
+    env.remove(QStringLiteral("DBUS_SESSION_BUS_ADDRESS"));
+    env.remove(QStringLiteral("DISPLAY"));
+    env.remove(QStringLiteral("GEMINI_API_KEY"));
+    child.setProcessEnvironment(env);
+    child.setProcessChannelMode(QProcess::MergedChannels);
+    const QString script = QStringLiteral(
+        "eval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\" && "
+        "exec \"$0\" realKeychainChild");
+    child.start(dbusRun, {QStringLiteral("--"), QStringLiteral("sh"), QStringLiteral("-c"), script,
+                          QCoreApplication::applicationFilePath()});
+    QVERIFY(child.waitForFinished(120'000));
+    const QByteArray output = child.readAll();
+    QVERIFY2(child.exitStatus() == QProcess::NormalExit && child.exitCode() == 0,
+             output.constData());
+    QVERIFY2(output.contains("PASS   : TestUiProviders::realKeychainChild()"), output.constData());
+    QVERIFY(!output.contains(GeminiKey));
+}
+
+void TestUiProviders::realKeychainChild() {
+    if (!isChild())
+        QSKIP("runs inside dbus-run-session, started by realKeychain()");
+    // The page's Gemini key: into the keychain under its own entry, never the file.
+    buildApp(baseConfig());
+    QVERIFY(addProvider(QStringLiteral("gemini"), QStringLiteral("gemini"), GeminiKey, false));
+    find<QPushButton>("applyProvidersButton")->click();
+    QTRY_VERIFY_WITH_TIMEOUT(m_store->providerKeyLocation("gemini") == KeyLocation::Keychain,
+                             30'000);
+    QCOMPARE(m_settings->providerKeyState("gemini").source, KeyState::Source::Keychain);
+    QCOMPARE(m_settings->config().providerKeys.value("gemini"), GeminiKey);
+    QVERIFY(!fileText(m_path).contains(GeminiKey));
+    m_app.reset();
+    m_settings.reset();
+
+    // The next start (desktop or --no-gui) reads it back from the keychain.
+    SettingsController restarted(m_store.get(), m_keys.get(), m_store->load(), QByteArray());
+    QSignalSpy ready(&restarted, &SettingsController::ready);
+    restarted.loadKey();
+    QVERIFY(ready.wait(30'000));
+    QCOMPARE(restarted.config().providerKeys.value("gemini"), GeminiKey);
+    QSignalSpy messages(&restarted, &SettingsController::message);
+    restarted.forgetProviderKey("gemini");
+    QTRY_VERIFY_WITH_TIMEOUT(!messages.isEmpty() && messages.constLast().at(0).toString().contains(
+                                                        QStringLiteral("forgotten")),
+                             30'000);
+    KeyStore keys(Service);
+    keys.setEntry(KeyStore::providerKeyEntry("gemini"));
+    QSignalSpy read(&keys, &KeyStore::readFinished);
+    keys.read();
+    QVERIFY(read.wait(30'000));
+    QVERIFY(read.constFirst().constFirst().toByteArray().isEmpty());
+}
+
+QTEST_MAIN(TestUiProviders)
+#include "tst_ui_providers.moc"
