@@ -217,6 +217,15 @@ int main(int argc, char *argv[]) {
         QObject::connect(&host, &ProxyHost::batchFinished, view, &DesktopApp::showBatchFinished);
         QObject::connect(&host, &ProxyHost::listenFailed, view, &DesktopApp::showListenFailed);
         QObject::connect(&host, &ProxyHost::startFailed, view, &DesktopApp::showStartFailed);
+        QObject::connect(&host, &ProxyHost::moneyReady, view, &DesktopApp::showMoney);
+        QObject::connect(&host, &ProxyHost::pricesReloaded, view, &DesktopApp::showPricesReloaded);
+        QObject::connect(view, &DesktopApp::pricesChanged, &host, &ProxyHost::reloadPrices);
+        // The money figures now (the proxy may have started before the window), and again now
+        // and then, so "today" turns over at midnight without a request.
+        host.refreshMoney();
+        auto *moneyClock = new QTimer(view);
+        QObject::connect(moneyClock, &QTimer::timeout, &host, &ProxyHost::refreshMoney);
+        moneyClock->start(std::chrono::minutes(5));
         QObject::connect(view, &DesktopApp::pauseRequested, &host, &ProxyHost::setPaused);
         QObject::connect(view, &DesktopApp::flushRequested, &host, &ProxyHost::flushNow);
         QObject::connect(view, &DesktopApp::quitRequested, &host, &ProxyHost::stop);

@@ -241,6 +241,20 @@ std::shared_ptr<const accounting::PriceTable> ProxyService::loadPriceTable() {
     return std::make_shared<const accounting::PriceTable>(std::move(loaded.table));
 }
 
+QString ProxyService::reloadPrices() {
+    accounting::LoadedPrices loaded =
+        accounting::loadPrices(accounting::PriceTable::defaultOverridePath());
+    if (!loaded.error.isEmpty()) {
+        qCWarning(lcApp).noquote() << "prices not reloaded:" << loaded.error;
+        return loaded.error;
+    }
+    if (!m_core)
+        return QStringLiteral("the proxy is not running");
+    qCInfo(lcApp).noquote() << "prices reloaded:" << loaded.table.models().size() << "models";
+    m_core->setPriceTable(std::make_shared<const accounting::PriceTable>(std::move(loaded.table)));
+    return QString();
+}
+
 void ProxyService::stop() {
     m_snapshotTimer.stop();
     if (m_core)

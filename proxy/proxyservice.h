@@ -67,6 +67,10 @@ public Q_SLOTS:
     // limit, providers, routes and their keys (for new requests), and the listen address (re-bound
     // in place; on failure the old one stays and listenFailed() says why).
     void applyConfig(const llmproxy::Config &config);
+    // Read the price table again (the shipped one with the user's override file, as at start)
+    // and price every request accounted from now on with it; what was counted keeps its cost.
+    // Empty when it was loaded; else why not (the prices in use stay).
+    QString reloadPrices();
 
 Q_SIGNALS:
     void started(const QList<quint16> &ports);

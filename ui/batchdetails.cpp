@@ -2,6 +2,7 @@
 #include "ui/batchdetails.h"
 
 #include "ui/displaytext.h"
+#include "ui/moneytext.h"
 
 namespace llmproxy {
 
@@ -75,6 +76,23 @@ QString BatchDetails::html(const BatchProgress &batch) {
     text += row(BatchDetails::tr("Until submitted"), between(batch.createdAt, batch.submittedAt));
     text += row(BatchDetails::tr("At the provider"), between(batch.submittedAt, batch.endedAt));
     text += row(BatchDetails::tr("In all"), between(batch.createdAt, batch.endedAt));
+    // Its lines' usage and cost (issue 10), as this run of the proxy recorded them.
+    const accounting::LedgerRow &usage = batch.usage;
+    if (usage.requests > usage.requestsWithoutUsage) {
+        using accounting::LedgerRow;
+        text += row(BatchDetails::tr("Input tokens"),
+                    BatchDetails::tr("%1 (%2 cached)")
+                        .arg(money::tokens(usage.input), money::tokens(usage.cachedInput)));
+        text += row(BatchDetails::tr("Output tokens"),
+                    BatchDetails::tr("%1 (%2 reasoning)")
+                        .arg(money::tokens(usage.output), money::tokens(usage.reasoning)));
+        text += row(BatchDetails::tr("Paid"), money::exactAmount(usage, &LedgerRow::paid));
+        text += row(BatchDetails::tr("List price"), money::exactAmount(usage, &LedgerRow::list));
+        text += row(BatchDetails::tr("Saved"), money::exactAmount(usage, &LedgerRow::saved));
+    } else {
+        text += row(BatchDetails::tr("Tokens and cost"),
+                    BatchDetails::tr("none recorded by this run of llm-proxy"));
+    }
     text += QStringLiteral("</table>");
     if (batch.errors.isEmpty()) {
         text += BatchDetails::tr("<p>No errors from the provider.</p>");

@@ -4,6 +4,7 @@
 #include "provider/providerprofile.h"
 #include "ui/displaytext.h"
 #include "ui/errorstyle.h"
+#include "ui/moneytext.h"
 
 #include <QBrush>
 #include <QColor>
@@ -127,6 +128,18 @@ QVariant BatchTableModel::display(const BatchProgress &batch, int column) const 
         const qint64 ms = timeMs(batch);
         return ms < 0 ? QString() : display::duration(ms);
     }
+    case TokensColumn:
+        return batch.usage.requests > batch.usage.requestsWithoutUsage
+                   ? money::tokens(batch.usage.input + batch.usage.output)
+                   : QString();
+    case PaidColumn:
+        return batch.usage.requests > batch.usage.requestsWithoutUsage
+                   ? money::amount(batch.usage, &accounting::LedgerRow::paid)
+                   : QString();
+    case SavedColumn:
+        return batch.usage.requests > batch.usage.requestsWithoutUsage
+                   ? money::amount(batch.usage, &accounting::LedgerRow::saved)
+                   : QString();
     default:
         return QVariant();
     }
@@ -141,6 +154,12 @@ QVariant BatchTableModel::sortValue(const BatchProgress &batch, int column) cons
         return batch.createdAt.isValid() ? batch.createdAt.toMSecsSinceEpoch() : qint64(0);
     case TimeColumn:
         return timeMs(batch);
+    case TokensColumn:
+        return batch.usage.input + batch.usage.output;
+    case PaidColumn:
+        return money::knownOf(batch.usage) == money::Known::None ? qint64(-1) : batch.usage.paid;
+    case SavedColumn:
+        return money::knownOf(batch.usage) == money::Known::None ? qint64(-1) : batch.usage.saved;
     default:
         return display(batch, column);
     }
@@ -156,6 +175,16 @@ QVariant BatchTableModel::data(const QModelIndex &index, int role) const {
     case Qt::ToolTipRole:
         if (index.column() == StatusColumn && !batch.errors.isEmpty())
             return batch.errors.join(u'\n');
+        if (index.column() == TokensColumn && batch.usage.requests > 0)
+            return BatchTableModel::tr("%1 input (%2 cached), %3 output (%4 reasoning)")
+                .arg(money::tokens(batch.usage.input), money::tokens(batch.usage.cachedInput),
+                     money::tokens(batch.usage.output), money::tokens(batch.usage.reasoning));
+        if (index.column() == PaidColumn && batch.usage.requests > 0)
+            return BatchTableModel::tr("Paid %1\nList price %2")
+                .arg(money::exactAmount(batch.usage, &accounting::LedgerRow::paid),
+                     money::exactAmount(batch.usage, &accounting::LedgerRow::list));
+        if (index.column() == SavedColumn && batch.usage.requests > 0)
+            return money::exactAmount(batch.usage, &accounting::LedgerRow::saved);
         if (index.column() == KeyColumn)
             return display::whoInWords(batch);
         return QVariant();
@@ -164,7 +193,7 @@ QVariant BatchTableModel::data(const QModelIndex &index, int role) const {
             return QBrush(errorstyle::color(QGuiApplication::palette()));
         return QVariant();
     case Qt::TextAlignmentRole:
-        if (index.column() == TimeColumn)
+        if (index.column() == TimeColumn || index.column() >= TokensColumn)
             return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
         return QVariant();
     case SortRole:
@@ -200,6 +229,12 @@ QVariant BatchTableModel::headerData(int section, Qt::Orientation orientation, i
         return BatchTableModel::tr("Created");
     case TimeColumn:
         return m_scope == Scope::Active ? BatchTableModel::tr("Age") : BatchTableModel::tr("Took");
+    case TokensColumn:
+        return BatchTableModel::tr("Tokens");
+    case PaidColumn:
+        return BatchTableModel::tr("Paid");
+    case SavedColumn:
+        return BatchTableModel::tr("Saved");
     default:
         return QVariant();
     }

@@ -30,6 +30,10 @@ public:
         ProgressColumn,
         CreatedColumn,
         TimeColumn, // age of an active batch; how long a finished one took
+        // What its answered lines used and cost (issue 10): input + output tokens, paid, saved.
+        TokensColumn,
+        PaidColumn,
+        SavedColumn,
         ColumnCount
     };
     enum Role {

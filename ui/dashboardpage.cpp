@@ -9,6 +9,7 @@
 #include "ui/errorstyle.h"
 #include "ui/firstrunpanel.h"
 #include "ui/icons.h"
+#include "ui/moneypanel.h"
 #include "ui/progressdelegate.h"
 #include "ui/traystate.h"
 
@@ -120,6 +121,10 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
     m_listenError->setWordWrap(true);
     m_listenError->hide();
     layout->addWidget(m_listenError);
+
+    // Money first (issue 10): saved today, this month, since install; fed by moneyReady.
+    m_money = new MoneyPanel(this);
+    layout->addWidget(m_money);
 
     m_firstRun = new FirstRunPanel(this);
     layout->addWidget(m_firstRun);

@@ -22,6 +22,7 @@ class BatchFilterModel;
 class BatchTableModel;
 class ChartsWidget;
 class FirstRunPanel;
+class MoneyPanel;
 class SnapshotHistory;
 
 class DashboardPage final : public QWidget {
@@ -34,6 +35,8 @@ public:
     ChartsWidget *charts() const { return m_charts; }
     // Connect a client: shown until a request has been handled, and on request afterwards.
     FirstRunPanel *firstRun() const { return m_firstRun; }
+    // Money saved, paid and tokens, first on the page (issue 10).
+    MoneyPanel *money() const { return m_money; }
     // The base URL the copy button copies ("http://127.0.0.1:3030/v1"; empty when not listening).
     QString baseUrl() const { return m_baseUrl; }
 
@@ -88,6 +91,7 @@ private:
     QTableView *m_activeTable = nullptr;
     ChartsWidget *m_charts = nullptr;
     FirstRunPanel *m_firstRun = nullptr;
+    MoneyPanel *m_money = nullptr;
     bool m_firstRunDone = false; // a request was handled, or the user hid the panel
     QString m_baseUrl;
 };

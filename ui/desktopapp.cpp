@@ -10,6 +10,8 @@
 #include "ui/firstrunpanel.h"
 #include "ui/historypage.h"
 #include "ui/mainwindow.h"
+#include "ui/moneypanel.h"
+#include "ui/pricessettings.h"
 #include "ui/providerssettings.h"
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
@@ -118,6 +120,9 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     connect(dashboard, &DashboardPage::firstRunCompleted, settings,
             &SettingsController::setFirstRunDone);
 
+    // Prices: a saved override goes to the running proxy.
+    connect(page->prices(), &PricesSettings::pricesSaved, this, &DesktopApp::pricesChanged);
+
     ChartsWidget *charts = m_window->dashboard()->charts();
     charts->setSpan(static_cast<ChartSpan>(settings->chartSpan()));
     connect(charts, &ChartsWidget::spanChanged, settings,
@@ -147,6 +152,15 @@ void DesktopApp::showSnapshot(const ProxySnapshot &snapshot) {
 
 void DesktopApp::showBatchFinished(const BatchProgress &batch) {
     m_tray->notifyBatchFinished(batch);
+}
+
+void DesktopApp::showMoney(const MoneySummary &summary) {
+    m_window->dashboard()->money()->showSummary(summary);
+    m_tray->showMoney(summary);
+}
+
+void DesktopApp::showPricesReloaded(const QString &error) {
+    m_window->settings()->prices()->showReloaded(error);
 }
 
 void DesktopApp::showListenFailed(const QString &error) {

@@ -6,6 +6,7 @@
 // as signals (the composition root connects them to the ProxyHost).
 
 #include "proxysnapshot.h"
+#include "ui/moneysummary.h"
 
 #include <QObject>
 
@@ -45,6 +46,10 @@ public Q_SLOTS:
     void showBatchFinished(const llmproxy::BatchProgress &batch);
     void showListenFailed(const QString &error);
     void showStartFailed(const QString &error);
+    // Money (issue 10): the dashboard's panel and the tray's tooltip.
+    void showMoney(const llmproxy::MoneySummary &summary);
+    // The proxy read the price overrides again (empty error) or could not.
+    void showPricesReloaded(const QString &error);
     // Another launch asked us to come forward.
     void activate();
 
@@ -52,6 +57,8 @@ Q_SIGNALS:
     void pauseRequested(bool paused);
     void flushRequested();
     void quitRequested();
+    // The user saved price overrides: the running proxy should read them.
+    void pricesChanged();
 
 private:
     SettingsController *m_settings;

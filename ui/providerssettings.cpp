@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/providerssettings.h"
 
+#include "ui/errorstyle.h"
+
 #include <QComboBox>
 #include <QGridLayout>
 #include <QGroupBox>
@@ -16,13 +18,12 @@
 namespace llmproxy {
 
 namespace {
-const QString ErrorStyle = QStringLiteral("color: #b02020;");
 constexpr QLatin1StringView NoDefault("none");
 
 QLabel *errorLabel(const QString &name, QWidget *parent) {
     auto *label = new QLabel(parent);
     label->setObjectName(name);
-    label->setStyleSheet(ErrorStyle);
+    errorstyle::setLabelError(label);
     label->setWordWrap(true);
     return label;
 }
@@ -576,7 +577,7 @@ void ProvidersSettings::setKeyStates(const QHash<QByteArray, KeyState> &states) 
 
 void ProvidersSettings::showMessage(const QString &text, bool isError) {
     m_message->setText(text);
-    m_message->setStyleSheet(isError ? ErrorStyle : QString());
+    errorstyle::setLabelError(m_message, isError);
 }
 
 } // namespace llmproxy

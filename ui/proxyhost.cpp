@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/proxyhost.h"
 
+#include "batch/batchcore.h"
 #include "eventloop/epolleventdispatcher.h"
 #include "proxyservice.h"
+
+#include <QTimer>
 
 namespace llmproxy {
 
@@ -11,6 +14,7 @@ ProxyHost::ProxyHost(QObject *parent)
     qRegisterMetaType<ProxySnapshot>();
     qRegisterMetaType<BatchProgress>();
     qRegisterMetaType<Config>();
+    qRegisterMetaType<MoneySummary>();
 }
 
 ProxyHost::~ProxyHost() {
@@ -39,9 +43,10 @@ void ProxyHost::launch(const Config &config) {
     m_thread->start();
 
     const auto interval = m_snapshotInterval;
+    const auto moneyInterval = m_moneyInterval;
     QMetaObject::invokeMethod(
         m_anchor,
-        [this, anchor = m_anchor, config, interval] {
+        [this, anchor = m_anchor, config, interval, moneyInterval] {
             // On the worker thread. `this` outlives it: endThread() waits for the thread.
             auto *service = new ProxyService(config, anchor);
             service->setSnapshotInterval(interval);
@@ -61,6 +66,23 @@ void ProxyHost::launch(const Config &config) {
             connect(service, &ProxyService::snapshotReady, this, &ProxyHost::snapshotReady);
             connect(service, &ProxyService::listenFailed, this, &ProxyHost::listenFailed);
             connect(service, &ProxyService::batchFinished, this, &ProxyHost::batchFinished);
+            // Money: the figures at the start, then after accounted requests, at most once
+            // per interval however many there are (the query runs here, on the store's thread).
+            auto *moneyTimer = new QTimer(service);
+            moneyTimer->setSingleShot(true);
+            moneyTimer->setInterval(moneyInterval);
+            connect(moneyTimer, &QTimer::timeout, service, [this, service] {
+                Q_EMIT moneyReady(
+                    queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
+            });
+            connect(service, &ProxyService::started, service, [this, service, moneyTimer] {
+                Q_EMIT moneyReady(
+                    queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
+                connect(service->core(), &BatchCore::requestAccounted, moneyTimer, [moneyTimer] {
+                    if (!moneyTimer->isActive())
+                        moneyTimer->start();
+                });
+            });
             service->start();
         },
         Qt::QueuedConnection);
@@ -103,6 +125,18 @@ void ProxyHost::applyConfig(const Config &config) {
         return;
     }
     withService([config](ProxyService *service) { service->applyConfig(config); });
+}
+
+void ProxyHost::refreshMoney() {
+    withService([this](ProxyService *service) {
+        if (service->core())
+            Q_EMIT moneyReady(
+                queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
+    });
+}
+
+void ProxyHost::reloadPrices() {
+    withService([this](ProxyService *service) { Q_EMIT pricesReloaded(service->reloadPrices()); });
 }
 
 void ProxyHost::stop() {

@@ -10,6 +10,7 @@
 
 #include "proxysnapshot.h"
 #include "settings/config.h"
+#include "ui/moneysummary.h"
 
 #include <QList>
 #include <QObject>
@@ -35,6 +36,9 @@ public:
     State state() const { return m_state; }
     // How often the service sends snapshots (default 1 s); applies to services started later.
     void setSnapshotInterval(std::chrono::milliseconds interval) { m_snapshotInterval = interval; }
+    // At most how often moneyReady() follows accounted requests (default 1 s); applies to
+    // services started later.
+    void setMoneyInterval(std::chrono::milliseconds interval) { m_moneyInterval = interval; }
 
 public Q_SLOTS:
     void start(const llmproxy::Config &config);
@@ -43,6 +47,12 @@ public Q_SLOTS:
     void applyConfig(const llmproxy::Config &config);
     // Stop serving (waiting clients are told to retry), then stopped().
     void stop();
+    // The money figures now (moneyReady()); they also follow by themselves once the proxy runs:
+    // at its start, and at most every money interval while requests are accounted.
+    void refreshMoney();
+    // The price override file changed: the running proxy reads the prices again
+    // (pricesReloaded(), with an empty error when they are in use).
+    void reloadPrices();
 
 Q_SIGNALS:
     void started(const QList<quint16> &ports);
@@ -51,6 +61,8 @@ Q_SIGNALS:
     void snapshotReady(const llmproxy::ProxySnapshot &snapshot);
     void listenFailed(const QString &error);
     void batchFinished(const llmproxy::BatchProgress &batch);
+    void moneyReady(const llmproxy::MoneySummary &summary);
+    void pricesReloaded(const QString &error);
 
 private:
     void launch(const Config &config);
@@ -64,6 +76,7 @@ private:
     QObject *m_anchor = nullptr;
     State m_state = State::NotStarted;
     std::chrono::milliseconds m_snapshotInterval{1000};
+    std::chrono::milliseconds m_moneyInterval{1000};
 };
 
 } // namespace llmproxy

@@ -4,6 +4,7 @@
 #include "ui/accesssettings.h"
 #include "ui/connectiontestrow.h"
 #include "ui/errorstyle.h"
+#include "ui/pricessettings.h"
 #include "ui/startatlogincheckbox.h"
 
 #include <QCheckBox>
@@ -115,6 +116,10 @@ SettingsPage::SettingsPage(QWidget *parent)
     m_access = new AccessSettings(this);
     connect(m_access, &AccessSettings::edited, this, &SettingsPage::validate);
     layout->addWidget(m_access);
+
+    // Prices (issue 10): the table in force and the user's overrides; saved on its own.
+    m_prices = new PricesSettings(this);
+    layout->addWidget(m_prices);
 
     auto *desktop = new QGroupBox(tr("Desktop"), this);
     auto *desktopLayout = new QVBoxLayout(desktop);

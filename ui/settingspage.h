@@ -30,6 +30,7 @@ class QUrl;
 namespace llmproxy {
 
 class AccessSettings;
+class PricesSettings;
 class ConnectionTestRow;
 class StartAtLoginCheckBox;
 
@@ -50,6 +51,8 @@ public:
     // The "Access" group: allowed origins and hosts (applied with the rest), proxy tokens.
     AccessSettings *access() const { return m_access; }
     ConnectionTestRow *connectionTest() const { return m_connectionTest; }
+    // The "Prices" group: the price table and the user's overrides (saved by itself).
+    PricesSettings *prices() const { return m_prices; }
     StartAtLoginCheckBox *startAtLogin() const { return m_startAtLogin; }
 
     // Opens a URL for Open data folder (QDesktopServices::openUrl unless replaced; tests
@@ -98,6 +101,7 @@ private:
     QFrame *m_fallback = nullptr;
     QLabel *m_fallbackText = nullptr;
     AccessSettings *m_access = nullptr;
+    PricesSettings *m_prices = nullptr;
     ConnectionTestRow *m_connectionTest = nullptr;
     StartAtLoginCheckBox *m_startAtLogin = nullptr;
     QCheckBox *m_notifications = nullptr;

@@ -4,6 +4,7 @@
 #include "ui/appactions.h"
 #include "ui/displaytext.h"
 #include "ui/icons.h"
+#include "ui/moneytext.h"
 
 namespace llmproxy {
 
@@ -18,7 +19,8 @@ TrayController::TrayController(AppActions *actions, QObject *parent)
     m_menu.addAction(actions->quit());
     m_icon.setContextMenu(&m_menu);
     setState(TrayState::Idle, false);
-    m_icon.setToolTip(TrayController::tr("llm-proxy: starting"));
+    m_stateTip = TrayController::tr("llm-proxy: starting");
+    m_icon.setToolTip(m_stateTip);
     connect(&m_icon, &QSystemTrayIcon::activated, this,
             [this, actions](QSystemTrayIcon::ActivationReason reason) {
                 if (reason == QSystemTrayIcon::Trigger || reason == QSystemTrayIcon::DoubleClick) {
@@ -54,7 +56,17 @@ void TrayController::setState(TrayState state, bool paused) {
 
 void TrayController::showSnapshot(const ProxySnapshot &snapshot) {
     setState(trayStateFor(snapshot), snapshot.paused);
-    m_icon.setToolTip(trayToolTip(snapshot));
+    m_stateTip = trayToolTip(snapshot);
+    updateToolTip();
+}
+
+void TrayController::showMoney(const MoneySummary &summary) {
+    m_moneyTip = money::savedToday(summary);
+    updateToolTip();
+}
+
+void TrayController::updateToolTip() {
+    m_icon.setToolTip(m_moneyTip.isEmpty() ? m_stateTip : m_stateTip + u'\n' + m_moneyTip);
 }
 
 void TrayController::notifyBatchFinished(const BatchProgress &batch) {
@@ -68,9 +80,16 @@ void TrayController::notifyBatchFinished(const BatchProgress &batch) {
         notify(tr("Batch %1").arg(QString::fromUtf8(batch.status)), message,
                QSystemTrayIcon::Warning);
     } else {
-        notify(tr("Batch finished"),
-               tr("Batch %1 completed (%2)").arg(display::batchName(batch), what),
-               QSystemTrayIcon::Information);
+        QString message = tr("Batch %1 completed (%2)").arg(display::batchName(batch), what);
+        // What it saved, when its lines reported usage (issue 10).
+        const accounting::LedgerRow &usage = batch.usage;
+        if (usage.requests > usage.requestsWithoutUsage) {
+            message += u'\n' + tr("Saved %1 (paid %2 instead of %3)")
+                                   .arg(money::amount(usage, &accounting::LedgerRow::saved),
+                                        money::amount(usage, &accounting::LedgerRow::paid),
+                                        money::amount(usage, &accounting::LedgerRow::list));
+        }
+        notify(tr("Batch finished"), message, QSystemTrayIcon::Information);
     }
 }
 

@@ -6,6 +6,7 @@
 // desktop has no tray, isAvailable() is false and nothing is shown (the window shows instead).
 
 #include "proxysnapshot.h"
+#include "ui/moneysummary.h"
 #include "ui/traystate.h"
 
 #include <QMenu>
@@ -37,6 +38,8 @@ public Q_SLOTS:
     void notifyBatchFinished(const llmproxy::BatchProgress &batch);
     void notifyError(const QString &title, const QString &message);
     void setNotificationsEnabled(bool enabled) { m_notify = enabled; }
+    // The money figures: the tooltip's last line says what was saved today.
+    void showMoney(const llmproxy::MoneySummary &summary);
 
 Q_SIGNALS:
     // A notification was shown (or would have been, where the desktop cannot show one).
@@ -45,6 +48,7 @@ Q_SIGNALS:
 
 private:
     void setState(TrayState state, bool paused);
+    void updateToolTip();
     void notify(const QString &title, const QString &message, QSystemTrayIcon::MessageIcon icon);
 
     QSystemTrayIcon m_icon;
@@ -53,6 +57,8 @@ private:
     bool m_paused = false;
     bool m_stateKnown = false;
     bool m_notify = true;
+    QString m_stateTip; // from the last snapshot
+    QString m_moneyTip; // "Saved today: $1.23", empty without a ledger
 };
 
 } // namespace llmproxy

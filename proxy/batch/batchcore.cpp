@@ -1083,19 +1083,21 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
     deliver(requestId, answer, true);
 }
 
-void BatchCore::recordResult(quint64 requestId, const HttpAnswer &answer) {
-    recordAnswer(requestId, answer, accounting::Route::Batch);
+std::optional<accounting::LedgerRow> BatchCore::recordResult(quint64 requestId,
+                                                             const HttpAnswer &answer) {
+    return recordAnswer(requestId, answer, accounting::Route::Batch);
 }
 
-void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route) {
+std::optional<accounting::LedgerRow>
+BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
-        return;
+        return std::nullopt;
     const qint64 now = m_clock->wallMs();
     // A result stored before (a re-delivery) was counted with it: never count it twice.
     if (m_store && !m_store->storeResult(requestId, answer.status, encodeHeaders(answer),
                                          answer.body, answer.synthesized, now))
-        return;
+        return std::nullopt;
     const Request &r = it->second;
     accounting::AccountedRequest accounted;
     accounted.route = route;
@@ -1112,10 +1114,10 @@ void BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accoun
                               : usageFromAnswer(answer.body);
     accounted.answeredAtMs = now;
     accounted.seconds = std::chrono::duration<double>(m_clock->now() - r.arrival).count();
-    account(accounted, true);
+    return account(accounted, true);
 }
 
-void BatchCore::account(accounting::AccountedRequest &request, bool toLedger) {
+accounting::LedgerRow BatchCore::account(accounting::AccountedRequest &request, bool toLedger) {
     if (request.provider.isEmpty())
         request.provider = QByteArrayLiteral("openai");
     if (request.usage.reported) {
@@ -1131,6 +1133,7 @@ void BatchCore::account(accounting::AccountedRequest &request, bool toLedger) {
     if (m_stats)
         m_stats->recordUsage(row);
     Q_EMIT requestAccounted(request);
+    return row;
 }
 
 void BatchCore::accountRelayed(accounting::AccountedRequest request) {

@@ -239,7 +239,8 @@ private:
         return m_settings.gracePeriod;
     }
     // Store a request's answer (durable with the next commit) before it is delivered.
-    void recordResult(quint64 requestId, const HttpAnswer &answer) override;
+    std::optional<accounting::LedgerRow> recordResult(quint64 requestId,
+                                                      const HttpAnswer &answer) override;
     // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
     void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) override;
     // A batch that keeps not fitting the provider's quota: form two new ones from its requests.
@@ -258,11 +259,13 @@ private:
     void sendSynchronousAttempt(quint64 requestId, const Credentials &credentials, int attempt);
     // Store the answer with its ledger row (one transaction), unless it was stored before, and
     // account for it (stats, requestAccounted).
-    void recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting::Route route);
+    std::optional<accounting::LedgerRow> recordAnswer(quint64 requestId, const HttpAnswer &answer,
+                                                      accounting::Route route);
     // The batches /stats lists, with their provider (Stats::setBatchList).
     void publishBatchList();
     // Price `request`, add it to the ledger (when `toLedger`) and the stats, and emit it.
-    void account(accounting::AccountedRequest &request, bool toLedger);
+    // Returns the ledger increment.
+    accounting::LedgerRow account(accounting::AccountedRequest &request, bool toLedger);
     // The same caller text shared by every request that has it.
     QByteArray internCaller(const QByteArray &caller);
     // Tells waiting streams their batch (setAnswerRoute's batchKnown).

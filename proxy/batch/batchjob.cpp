@@ -515,11 +515,16 @@ void BatchJob::onLineTooLong(const TooLongLine &line) {
     queueAnswer(*requestId, answerForTooLongLine(m_record.batchId, line.bytes, line.limit));
 }
 
+void BatchJob::record(quint64 requestId, const HttpAnswer &answer) {
+    if (const auto row = m_host->recordResult(requestId, answer))
+        m_progress.usage.add(*row);
+}
+
 void BatchJob::queueAnswer(quint64 requestId, HttpAnswer answer) {
     // Bounds what waits here: at most MaxPendingBytes of bodies, plus one line.
     constexpr qsizetype MaxPendingAnswers = 256;
     constexpr qint64 MaxPendingBytes = 16 * 1024 * 1024;
-    m_host->recordResult(requestId, answer);
+    record(requestId, answer);
     m_pendingBytes += answer.body.size();
     m_pendingDelivery.append({requestId, std::move(answer)});
     if (m_pendingDelivery.size() >= MaxPendingAnswers || m_pendingBytes >= MaxPendingBytes)
@@ -567,7 +572,7 @@ void BatchJob::answerRemaining() {
                 qCWarning(lcBatch).noquote() << waiting.size() << "requests of" << m_record.batchId
                                              << "are missing from its results";
             for (quint64 id : waiting)
-                m_host->recordResult(id, answer);
+                record(id, answer);
             m_host->commit();
             for (quint64 id : waiting)
                 m_host->deliver(id, answer, true);
@@ -610,7 +615,7 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
     const HttpAnswer answer = answerForProviderFailure(error, step);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
-        m_host->recordResult(id, answer);
+        record(id, answer);
     m_host->commit();
     for (quint64 id : waiting)
         m_host->deliver(id, answer, true);

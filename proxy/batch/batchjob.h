@@ -38,8 +38,10 @@ public:
     virtual void saveBatch(const StoredBatch &batch) = 0;
     virtual bool commitNow() = 0;
     virtual void commit() = 0;
-    // Store a request's answer (durable with the next commit) before it is delivered.
-    virtual void recordResult(quint64 requestId, const HttpAnswer &answer) = 0;
+    // Store a request's answer (durable with the next commit) before it is delivered; what it
+    // added to the ledger, nullopt when it was recorded before (or the request is unknown).
+    virtual std::optional<accounting::LedgerRow> recordResult(quint64 requestId,
+                                                              const HttpAnswer &answer) = 0;
     // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
     virtual void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) = 0;
     // A request must go out again (it never ran): queue it if someone waits, else keep it.
@@ -95,6 +97,8 @@ public:
 
 private:
     QByteArray keyHint() const;
+    // recordResult(), counted in the batch's usage.
+    void record(quint64 requestId, const HttpAnswer &answer);
     void stage();
     void create();
     void reconcile();

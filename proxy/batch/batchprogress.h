@@ -3,6 +3,8 @@
 
 // What the dashboard shows of one batch: a plain value, safe to copy across threads.
 
+#include "accounting/ledger.h"
+
 #include <QByteArray>
 #include <QDateTime>
 #include <QMetaType>
@@ -30,6 +32,10 @@ struct BatchProgress {
     QDateTime submittedAt;
     QDateTime endedAt;
     QStringList errors; // the provider's messages, if any
+    // What its answered lines used and cost (labels and hour empty): requests, tokens, paid,
+    // list and saved, as the ledger counted them. Only lines recorded by this run of the proxy
+    // (a batch resumed after a restart counts the lines it downloads after it).
+    accounting::LedgerRow usage;
 };
 
 } // namespace llmproxy
