@@ -133,27 +133,17 @@ void ProxyService::start() {
         return;
     }
     for (const ConfiguredProvider &configured : std::as_const(m_providers)) {
-        if (configured.profile->messagesApi) {
-            // Anthropic's Message Batches: its own client, behind the same contract.
-            if (configured.name == DefaultProviderName) {
-                const QString error = QStringLiteral(
-                    "llm-proxy: the provider named openai cannot use the anthropic profile; give "
-                    "it a name of its own (--provider anthropic=anthropic)");
-                qCCritical(lcApp).noquote() << error;
-                Q_EMIT startFailed(error);
-                return;
-            }
-            auto *client = new AnthropicProvider(m_nam, configured.baseUrl, this);
-            client->setMaxLineBytes(m_config.maxResultLine);
-            m_providerClients.insert(configured.name, client);
-            continue;
+        if (configured.profile->messagesApi && configured.name == DefaultProviderName) {
+            const QString error = QStringLiteral(
+                "llm-proxy: the provider named openai cannot use the anthropic profile; give "
+                "it a name of its own (--provider anthropic=anthropic)");
+            qCCritical(lcApp).noquote() << error;
+            Q_EMIT startFailed(error);
+            return;
         }
-        auto *client = new OpenAiProvider(m_nam, configured.baseUrl, this);
-        client->setMaxLineBytes(m_config.maxResultLine);
-        client->setProfile(*configured.profile);
-        m_providerClients.insert(configured.name, client);
+        HttpProviderBase *client = makeClient(configured);
         if (configured.name == DefaultProviderName)
-            m_provider = client;
+            m_provider = static_cast<OpenAiProvider *>(client);
     }
     // Test hook, not a setting: with LLMPROXY_TEST_PROVIDER_SHAPE=together (or another profile's
     // name) the suites run the whole lifecycle against the fake playing that profile as the
@@ -335,24 +325,40 @@ void ProxyService::applyConfig(const Config &config) {
     Q_EMIT snapshotReady(snapshot());
 }
 
+// A client for a configured provider: Anthropic's Message Batches, or the OpenAI family's
+// Files + Batches in its profile's shape.
+HttpProviderBase *ProxyService::makeClient(const ConfiguredProvider &configured) {
+    HttpProviderBase *client = nullptr;
+    if (configured.profile->messagesApi) {
+        client = new AnthropicProvider(m_nam, configured.baseUrl, this);
+    } else {
+        auto *openai = new OpenAiProvider(m_nam, configured.baseUrl, this);
+        openai->setProfile(*configured.profile);
+        client = openai;
+    }
+    client->setMaxLineBytes(m_config.maxResultLine);
+    m_providerClients.insert(configured.name, client);
+    m_clientProfiles.insert(configured.name, configured.profile->name);
+    return client;
+}
+
 void ProxyService::applyProviders(const QList<ConfiguredProvider> &providers) {
     // The "openai" provider follows --upstream and its key; its profile stays the one it
     // started with (the test hook's shape included).
     QList<ConfiguredProvider> next = providers;
     next.first().profile = m_providers.constFirst().profile;
     for (const ConfiguredProvider &configured : std::as_const(next)) {
-        OpenAiProvider *client = m_providerClients.value(configured.name);
+        HttpProviderBase *client = m_providerClients.value(configured.name);
         if (client && configured.name != DefaultProviderName &&
-            client->profile().name != configured.profile->name) {
+            m_clientProfiles.value(configured.name) != configured.profile->name) {
             // Another profile under the same name: a client of its own for new batches; the
             // batches already out keep the old one (it stays, a child of this service).
             client = nullptr;
         }
         if (!client) {
-            client = new OpenAiProvider(m_nam, configured.baseUrl, this);
-            client->setMaxLineBytes(m_config.maxResultLine);
-            client->setProfile(*configured.profile);
-            m_providerClients.insert(configured.name, client);
+            if (configured.profile->messagesApi && configured.name == DefaultProviderName)
+                continue; // refused at start; the "openai" provider keeps its client
+            client = makeClient(configured);
             m_core->addProvider(configured.name, client);
             qCInfo(lcApp).noquote()
                 << "provider" << configured.name << "added (" << configured.profile->name << ")"

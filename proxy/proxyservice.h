@@ -25,6 +25,7 @@ namespace llmproxy {
 class BatchCore;
 class HttpFrontEnd;
 class MetricsRegistry;
+class HttpProviderBase;
 class OpenAiProvider;
 class Provider;
 class Stats;
@@ -86,6 +87,7 @@ private:
     void applyToParts();
     // New routing for new requests: clients for new providers (or a new profile under an old
     // name), new URLs for the others; batches already out keep the client they have.
+    HttpProviderBase *makeClient(const ConfiguredProvider &configured);
     void applyProviders(const QList<ConfiguredProvider> &providers);
     // The shipped price table with the user's overrides; null (and startFailed()) when the
     // override file is broken.
@@ -108,7 +110,8 @@ private:
     OpenAiProvider *m_provider = nullptr; // "openai": --upstream
     // Every configured provider (routing), "openai" first, and its client.
     QList<ConfiguredProvider> m_providers;
-    QHash<QByteArray, Provider *> m_providerClients;
+    QHash<QByteArray, HttpProviderBase *> m_providerClients;
+    QHash<QByteArray, QByteArray> m_clientProfiles; // the profile each client was made for
     BatchCore *m_core = nullptr;
     HttpFrontEnd *m_frontEnd = nullptr;
     QTimer m_snapshotTimer;

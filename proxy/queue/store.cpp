@@ -16,7 +16,6 @@ namespace llmproxy {
 
 namespace {
 
-
 // Each entry moves the schema from version i to i + 1.
 const char *const Migrations[] = {
     R"(CREATE TABLE keys(
