@@ -59,6 +59,7 @@ private slots:
 
     void tableShowsProvidersAndKeySources();
     void addingGeminiKeepsItsKeyOutOfTheSettings();
+    void anthropicIsOneOfTheProfiles();
     void keyInTheFileIsUsedAtStartAndForgotten();
     void routingRoundTripsThroughTheStore();
     void badEntriesAreRefusedNextToTheField();
@@ -213,6 +214,21 @@ void TestUiProviders::addingGeminiKeepsItsKeyOutOfTheSettings() {
     QVERIFY(!table->item(1, ProvidersSettings::KeyColumn)
                  ->text()
                  .contains(QString::fromUtf8(GeminiKey)));
+}
+
+// Claude through Message Batches is added like the others: its profile, its URL, its line.
+void TestUiProviders::anthropicIsOneOfTheProfiles() {
+    buildApp(baseConfig());
+    QVERIFY(find<QComboBox>("providerProfileCombo")->findData(QStringLiteral("anthropic")) >= 0);
+    QVERIFY(addProvider(QStringLiteral("claude"), QStringLiteral("anthropic"),
+                        "sk-ant-test-key-0000-aaaa", true));
+    auto *table = find<QTableWidget>("providersTable");
+    QCOMPARE(table->rowCount(), 2);
+    QVERIFY(table->item(1, ProvidersSettings::UrlColumn)
+                ->text()
+                .startsWith(QStringLiteral("https://api.anthropic.com")));
+    find<QPushButton>("applyProvidersButton")->click();
+    QTRY_COMPARE(m_settings->config().providers, QList<QByteArray>{"claude=anthropic"});
 }
 
 void TestUiProviders::keyInTheFileIsUsedAtStartAndForgotten() {

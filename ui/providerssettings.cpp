@@ -88,6 +88,7 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
     m_profile->setObjectName(QStringLiteral("providerProfileCombo"));
     for (const ProviderProfile &profile : providerProfiles())
         m_profile->addItem(profile.title, QString::fromLatin1(profile.name));
+    m_profile->addItem(anthropicProfile().title, QString::fromLatin1(anthropicProfile().name));
     m_url = new QLineEdit(m_editor);
     m_url->setObjectName(QStringLiteral("providerUrlEdit"));
     m_urlError = errorLabel(QStringLiteral("providerUrlError"), m_editor);
