@@ -96,6 +96,20 @@ QByteArray encodeHeaders(const HttpAnswer &answer) {
     return out;
 }
 
+// A synchronous call's answer as the provider gave it: status, type, the headers worth passing
+// on and the body, byte for byte.
+HttpAnswer providerAnswer(SyncAnswer &&value) {
+    HttpAnswer answer;
+    answer.status = value.httpStatus;
+    if (!value.contentType.isEmpty())
+        answer.contentType = std::move(value.contentType);
+    for (auto &header : value.headers)
+        answer.headers.append(std::move(header));
+    answer.body = std::move(value.body);
+    answer.synthesized = false;
+    return answer;
+}
+
 HttpAnswer decodeAnswer(const StoredRequest &stored) {
     HttpAnswer answer;
     answer.status = stored.resultStatus;
@@ -680,15 +694,7 @@ void BatchCore::onFlexAnswer(quint64 requestId, int attempt, ProviderResult<Sync
     }
     // The provider's own answer, whatever its status (a 2xx at the flex price, or an error
     // that a batch would not mend), byte for byte.
-    SyncAnswer &value = *result.value;
-    HttpAnswer answer;
-    answer.status = value.httpStatus;
-    if (!value.contentType.isEmpty())
-        answer.contentType = value.contentType;
-    for (auto &header : value.headers)
-        answer.headers.append(std::move(header));
-    answer.body = std::move(value.body);
-    answer.synthesized = false;
+    HttpAnswer answer = providerAnswer(std::move(*result.value));
     answer.headers.emplaceBack(RouteHeader, "flex");
     recordAnswer(requestId, answer, accounting::Route::Flex);
     commit();
@@ -1059,14 +1065,7 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
     HttpAnswer answer;
     if (result.ok()) {
         // The provider's own answer, whatever its status, byte for byte.
-        SyncAnswer &value = *result.value;
-        answer.status = value.httpStatus;
-        if (!value.contentType.isEmpty())
-            answer.contentType = value.contentType;
-        for (auto &header : value.headers)
-            answer.headers.append(std::move(header));
-        answer.body = std::move(value.body);
-        answer.synthesized = false;
+        answer = providerAnswer(std::move(*result.value));
         if (m_stats)
             m_stats->recordSyncFallback();
     } else {
