@@ -218,6 +218,19 @@ void TestUiFirstRun::snippetsCarryTheAddressAndTimeouts() {
     // No key here: the client must send its own.
     QVERIFY(curl.contains(QStringLiteral("Authorization: Bearer $OPENAI_API_KEY")));
     QVERIFY(!python.contains(QStringLiteral("api_key")));
+    // Claude: the Anthropic SDK's base URL is the proxy's root (it adds /v1/messages itself).
+    const QString claude = find<QPlainTextEdit>("snippetAnthropic")->toPlainText();
+    QVERIFY2(claude.contains(QStringLiteral("base_url=\"http://127.0.0.1:4042\", timeout=3600")),
+             qPrintable(claude));
+    QVERIFY(claude.contains(QStringLiteral("ANTHROPIC_BASE_URL=http://127.0.0.1:4042 claude")));
+    QVERIFY(!claude.contains(QStringLiteral("api_key")));
+    // With proxy tokens, the token is the SDK's key.
+    const QString withToken = FirstRunPanel::snippetFor(FirstRunPanel::Language::Anthropic,
+                                                        QStringLiteral("http://127.0.0.1:4042/v1"),
+                                                        false, "tok-first-run-0123456789");
+    QVERIFY2(withToken.contains(QStringLiteral("api_key=\"tok-first-run-0123456789\"")),
+             qPrintable(withToken));
+    QVERIFY(withToken.startsWith(QStringLiteral("import os\n")));
 }
 
 void TestUiFirstRun::keyStateIsShown() {

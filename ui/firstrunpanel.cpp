@@ -62,6 +62,7 @@ FirstRunPanel::FirstRunPanel(QWidget *parent)
     , m_python(snippetView(QStringLiteral("snippetPython"), m_snippets))
     , m_node(snippetView(QStringLiteral("snippetNode"), m_snippets))
     , m_curl(snippetView(QStringLiteral("snippetCurl"), m_snippets))
+    , m_anthropic(snippetView(QStringLiteral("snippetAnthropic"), m_snippets))
     , m_test(new QPushButton(FirstRunPanel::tr("Send a &test request"), this))
     , m_outcome(new QLabel(this))
     , m_network(new QNetworkAccessManager(this)) {
@@ -102,6 +103,7 @@ FirstRunPanel::FirstRunPanel(QWidget *parent)
     m_snippets->addTab(m_python, FirstRunPanel::tr("Python"));
     m_snippets->addTab(m_node, FirstRunPanel::tr("Node"));
     m_snippets->addTab(m_curl, QStringLiteral("curl"));
+    m_snippets->addTab(m_anthropic, FirstRunPanel::tr("Claude (Python)"));
     layout->addWidget(m_snippets);
 
     auto *testRow = new QHBoxLayout;
@@ -219,6 +221,33 @@ QString FirstRunPanel::snippetFor(Language language, const QString &baseUrl, boo
                               "\"content\":\"Hello\"}]}'\n")
             .arg(url, headers);
     }
+    case Language::Anthropic: {
+        // The Anthropic SDKs add /v1/messages to a base URL without /v1. The key: the proxy
+        // token when there are tokens (the client's own Anthropic key then goes in
+        // X-Provider-Authorization unless the proxy has one); else the SDK's ANTHROPIC_API_KEY,
+        // which a key configured in the proxy replaces.
+        QString root = url;
+        if (root.endsWith(QStringLiteral("/v1")))
+            root.chop(3);
+        const QString key =
+            token.isEmpty()
+                ? QString()
+                : QStringLiteral(" api_key=\"%1\",\n"
+                                 "    # Your own Anthropic key, unless llm-proxy has one:\n"
+                                 "    # default_headers={\"X-Provider-Authorization\": "
+                                 "\"Bearer \" + os.environ[\"ANTHROPIC_API_KEY\"]},\n"
+                                 "   ")
+                      .arg(token);
+        return QStringLiteral("%3import anthropic  # pip install anthropic\n"
+                              "# Batched answers take minutes to hours: wait up to an hour.\n"
+                              "client = anthropic.Anthropic(base_url=\"%1\",%2 timeout=3600)\n"
+                              "m = client.messages.create(model=\"claude-opus-4-1\", "
+                              "max_tokens=1024,\n"
+                              "    messages=[{\"role\": \"user\", \"content\": \"Hello\"}])\n"
+                              "print(m.content[0].text)\n"
+                              "# Claude Code: ANTHROPIC_BASE_URL=%1 claude\n")
+            .arg(root, key, token.isEmpty() ? QString() : QStringLiteral("import os\n"));
+    }
     }
     return QString();
 }
@@ -275,6 +304,7 @@ void FirstRunPanel::refreshSnippets() {
     m_python->setPlainText(snippet(Language::Python));
     m_node->setPlainText(snippet(Language::Node));
     m_curl->setPlainText(snippet(Language::Curl));
+    m_anthropic->setPlainText(snippet(Language::Anthropic));
 }
 
 void FirstRunPanel::sendTestRequest() {

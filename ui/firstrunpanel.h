@@ -27,7 +27,8 @@ class FirstRunPanel final : public QGroupBox {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(FirstRunPanel)
 public:
-    enum class Language { Python, Node, Curl };
+    // Anthropic: Claude through /v1/messages, with the Anthropic Python SDK.
+    enum class Language { Python, Node, Curl, Anthropic };
     Q_ENUM(Language)
 
     explicit FirstRunPanel(QWidget *parent = nullptr);
@@ -68,6 +69,7 @@ private:
     QPlainTextEdit *m_python;
     QPlainTextEdit *m_node;
     QPlainTextEdit *m_curl;
+    QPlainTextEdit *m_anthropic;
     QPushButton *m_test;
     QLabel *m_outcome;
     QNetworkAccessManager *m_network;
