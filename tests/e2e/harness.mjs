@@ -127,21 +127,8 @@ class Child {
 // The fake OpenAI provider with its /_fake control endpoints.
 export class FakeOpenAI {
   // `extraArgs`: e.g. ['--profile', 'gemini', '--accept-key', KEY] to play another provider.
-  static async start(extraArgs = []) {
-    const fake = new FakeOpenAI();
-    fake.child = new Child('fake-openai', executable('FAKE_OPENAI'), ['--port', '0', ...extraArgs], {
-      ...process.env,
-    });
-    let match;
-    try {
-      match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/\S*)/);
-    } catch (error) {
-      await fake.child.stop().catch(() => {});
-      throw error;
-    }
-    fake.baseURL = match[1];
-    fake.origin = new URL(fake.baseURL).origin;
-    return fake;
+  static start(extraArgs = []) {
+    return launchFake(new FakeOpenAI(), 'fake-openai', 'FAKE_OPENAI', extraArgs);
   }
 
   async control(method, path, body) {
@@ -170,29 +157,34 @@ export class FakeOpenAI {
     assert.equal(
       code,
       0,
-      `fake-openai exited with ${code} (signal ${signal}); ${this.child.report()}`,
+      `${this.child.name} exited with ${code} (signal ${signal}); ${this.child.report()}`,
     );
   }
 }
 
 // The fake Anthropic API (fake-anthropic) with the same /_fake control endpoints.
 export class FakeAnthropic extends FakeOpenAI {
-  static async start(extraArgs = []) {
-    const fake = new FakeAnthropic();
-    fake.child = new Child('fake-anthropic', executable('FAKE_ANTHROPIC'), ['--port', '0', ...extraArgs], {
-      ...process.env,
-    });
-    let match;
-    try {
-      match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/\S*)/);
-    } catch (error) {
-      await fake.child.stop().catch(() => {});
-      throw error;
-    }
-    fake.baseURL = match[1];
-    fake.origin = new URL(fake.baseURL).origin;
-    return fake;
+  static start(extraArgs = []) {
+    return launchFake(new FakeAnthropic(), 'fake-anthropic', 'FAKE_ANTHROPIC', extraArgs);
   }
+}
+
+// Starts a fake server (`variable`: the environment variable naming its binary) on a free port
+// and fills in `fake.child`, `fake.baseURL` and `fake.origin` from the line it prints.
+async function launchFake(fake, name, variable, extraArgs) {
+  fake.child = new Child(name, executable(variable), ['--port', '0', ...extraArgs], {
+    ...process.env,
+  });
+  let match;
+  try {
+    match = await fake.child.waitForLine(/listening on (http:\/\/127\.0\.0\.1:\d+\/\S*)/);
+  } catch (error) {
+    await fake.child.stop().catch(() => {});
+    throw error;
+  }
+  fake.baseURL = match[1];
+  fake.origin = new URL(fake.baseURL).origin;
+  return fake;
 }
 
 // One llm-proxy process. Without `apiKey` its environment has no OPENAI_API_KEY, so each
