@@ -9,6 +9,8 @@
 #include "ui/keystore.h"
 #include "ui/settingscontroller.h"
 
+#include "keychainsession.h"
+
 #include <QDir>
 #include <QFile>
 #include <QProcess>
@@ -235,35 +237,14 @@ void TestUiKeyStore::environmentKeyWins() {
 void TestUiKeyStore::realKeychain() {
     if (isChild())
         QSKIP("the parent's test");
-    const QString dbusRun = QStandardPaths::findExecutable(QStringLiteral("dbus-run-session"));
-    const QString keyring = QStandardPaths::findExecutable(QStringLiteral("gnome-keyring-daemon"));
-    if (dbusRun.isEmpty() || keyring.isEmpty())
-        QSKIP("dbus-run-session or gnome-keyring-daemon is not installed");
-    QTemporaryDir home;
-    QVERIFY(QDir().mkpath(home.filePath(QStringLiteral("run"))));
-    QVERIFY(QFile::setPermissions(home.filePath(QStringLiteral("run")),
-                                  QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner));
-    QProcess child;
-    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
-    env.insert(QString::fromLatin1(ChildVariable), QStringLiteral("1"));
-    env.insert(QStringLiteral("HOME"), home.path());
-    env.insert(QStringLiteral("XDG_RUNTIME_DIR"), home.filePath(QStringLiteral("run")));
-    env.insert(QStringLiteral("XDG_DATA_HOME"), home.filePath(QStringLiteral("data")));
-    env.remove(QStringLiteral("DBUS_SESSION_BUS_ADDRESS"));
-    env.remove(QStringLiteral("DISPLAY"));
-    child.setProcessEnvironment(env);
-    child.setProcessChannelMode(QProcess::MergedChannels);
-    const QString script = QStringLiteral(
-        "eval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\" && "
-        "exec \"$0\" realKeychainChild");
-    child.start(dbusRun, {QStringLiteral("--"), QStringLiteral("sh"), QStringLiteral("-c"), script,
-                          QCoreApplication::applicationFilePath()});
-    QVERIFY(child.waitForFinished(120'000));
-    const QByteArray output = child.readAll();
-    QVERIFY2(child.exitStatus() == QProcess::NormalExit && child.exitCode() == 0,
-             output.constData());
-    QVERIFY2(output.contains("PASS   : TestUiKeyStore::realKeychainChild()"), output.constData());
-    QVERIFY(!output.contains(TestKey));
+    const KeychainSession child =
+        runInKeychainSession(ChildVariable, QStringLiteral("realKeychainChild"));
+    if (!child.skipped.isEmpty())
+        QSKIP(qPrintable(child.skipped));
+    QVERIFY2(child.succeeded, child.output.constData());
+    QVERIFY2(child.output.contains("PASS   : TestUiKeyStore::realKeychainChild()"),
+             child.output.constData());
+    QVERIFY(!child.output.contains(TestKey));
 }
 
 void TestUiKeyStore::realKeychainChild() {
