@@ -133,11 +133,11 @@ private Q_SLOTS:
         first.socket.abort();
         // The batch ends with nobody waiting: the result is stored, not thrown away.
         QTRY_COMPARE(m_fx->proxy()->core()->unclaimed(), 1);
-        QElapsedTimer timer;
-        timer.start();
         QNetworkReply *retry = send(chatBody("keep it"));
         QVERIFY(TestClient::finished(retry));
-        QVERIFY(timer.elapsed() < 150); // answered from the store, not a new batch window
+        // Answered from the store: no new batch was made for it (a wall-clock bound here
+        // flaked on a loaded machine).
+        QCOMPARE(m_fx->fake()->batches().size(), 1);
         QCOMPARE(TestClient::status(retry), 200);
         QCOMPARE(chatContent(retry->readAll()), QStringLiteral("echo: keep it"));
         QCOMPARE(m_fx->paidLines(), 1);

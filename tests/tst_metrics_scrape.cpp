@@ -172,7 +172,7 @@ private Q_SLOTS:
         auto client = postStream("stream me");
         QVERIFY(client);
         QTRY_COMPARE(scraped("llm_proxy_waiting_streams"), QByteArray("1"));
-        QTRY_VERIFY_WITH_TIMEOUT(scraped("llm_proxy_stream_keepalives_total").toInt() >= 1, 3000);
+        QTRY_VERIFY_WITH_TIMEOUT(scraped("llm_proxy_stream_keepalives_total").toInt() >= 1, 10'000);
         QVERIFY(
             client->waitFor([&] { return client->received.contains("\r\n0\r\n\r\n"); }, 15'000));
         QVERIFY(client->received.contains("data: [DONE]"));

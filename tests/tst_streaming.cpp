@@ -177,13 +177,14 @@ private Q_SLOTS:
     // The headers come when the request is accepted, long before the batch ends; the replay's
     // text is the non-streamed answer's; the connection then serves the next request.
     void headersAtOnceThenTheReplayOfTheResult() {
-        m_fx->fake()->setProcessingDelay(1500ms);
+        // Headers that waited for the batch would come with the replay's end: they must come
+        // alone, long before (no wall-clock bound: those flake on a loaded machine).
+        m_fx->fake()->setProcessingDelay(2500ms);
         QElapsedTimer timer;
         timer.start();
         auto client = postStream(streamBody("hello stream"));
         QVERIFY(client);
-        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 1000));
-        QVERIFY2(timer.elapsed() < 1000, "the headers waited for the batch");
+        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 5000));
         const StreamReply early = decode(client->received);
         QVERIFY(early.head.startsWith("http/1.1 200"));
         QVERIFY(early.head.contains("\r\ncontent-type: text/event-stream"));
@@ -194,11 +195,11 @@ private Q_SLOTS:
         // The batch's id as soon as the provider created it, while the batch still runs.
         QVERIFY(client->waitFor(
             [&] { return decode(client->received).body.contains(": x-llm-proxy-batch-id batch_"); },
-            1400));
+            5000));
         QVERIFY(!decode(client->received).ended);
 
         QVERIFY(waitEnded(*client));
-        QVERIFY(timer.elapsed() >= 1500);
+        QVERIFY(timer.elapsed() >= 2500);
         const StreamReply reply = decode(client->received);
         const QList<Event> all = events(reply.body);
         QVERIFY(!all.isEmpty());
@@ -254,10 +255,10 @@ private Q_SLOTS:
 
     // While the batch runs, a comment every --stream-keepalive (1 s here).
     void keepAlivesAtTheConfiguredInterval() {
-        m_fx->fake()->setProcessingDelay(3500ms);
+        m_fx->fake()->setProcessingDelay(5000ms);
         auto client = postStream(streamBody("keep me"));
         QVERIFY(client);
-        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 1000));
+        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 5000));
         QElapsedTimer timer;
         timer.start();
         QList<qint64> seen;
@@ -268,11 +269,12 @@ private Q_SLOTS:
                     seen.append(timer.elapsed());
                 return n >= 3;
             },
-            6000));
-        // The first after about 1 s, then one a second.
-        QVERIFY2(seen.at(0) >= 700 && seen.at(0) <= 1600, qPrintable(QString::number(seen.at(0))));
+            8000));
+        // The first after about 1 s, then one a second. A timer never fires early, but a loaded
+        // machine may run it late: the upper bounds only tell 1 s from the 15 s default.
+        QVERIFY2(seen.at(0) >= 700 && seen.at(0) <= 2500, qPrintable(QString::number(seen.at(0))));
         const qint64 gap = seen.at(2) - seen.at(1);
-        QVERIFY2(gap >= 700 && gap <= 1400, qPrintable(QString::number(gap)));
+        QVERIFY2(gap >= 700 && gap <= 2500, qPrintable(QString::number(gap)));
         QVERIFY(waitEnded(*client));
         QCOMPARE(joinedChatText(decode(client->received).body), QStringLiteral("echo: keep me"));
     }
@@ -331,7 +333,7 @@ private Q_SLOTS:
         QVERIFY(m_fx->startProxy(config));
         auto client = postStream(streamBody("never mind"));
         QVERIFY(client);
-        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 1000));
+        QVERIFY(client->waitFor([&] { return decode(client->received).headersDone; }, 5000));
         QTRY_COMPARE(m_fx->proxy()->core()->queued(), 1);
         client->socket.abort();
         QTRY_COMPARE(m_fx->proxy()->core()->queued(), 0);

@@ -72,11 +72,11 @@ void ProxyHost::launch(const Config &config) {
             moneyTimer->setSingleShot(true);
             moneyTimer->setInterval(moneyInterval);
             connect(moneyTimer, &QTimer::timeout, service, [this, service] {
-                Q_EMIT moneyReady(
+                postMoney(
                     queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
             });
             connect(service, &ProxyService::started, service, [this, service, moneyTimer] {
-                Q_EMIT moneyReady(
+                postMoney(
                     queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
                 connect(service->core(), &BatchCore::requestAccounted, moneyTimer, [moneyTimer] {
                     if (!moneyTimer->isActive())
@@ -130,13 +130,22 @@ void ProxyHost::applyConfig(const Config &config) {
 void ProxyHost::refreshMoney() {
     withService([this](ProxyService *service) {
         if (service->core())
-            Q_EMIT moneyReady(
-                queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
+            postMoney(queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
     });
 }
 
 void ProxyHost::reloadPrices() {
-    withService([this](ProxyService *service) { Q_EMIT pricesReloaded(service->reloadPrices()); });
+    withService([this](ProxyService *service) { postPricesReloaded(service->reloadPrices()); });
+}
+
+void ProxyHost::postMoney(const MoneySummary &summary) {
+    QMetaObject::invokeMethod(
+        this, [this, summary] { Q_EMIT moneyReady(summary); }, Qt::QueuedConnection);
+}
+
+void ProxyHost::postPricesReloaded(const QString &error) {
+    QMetaObject::invokeMethod(
+        this, [this, error] { Q_EMIT pricesReloaded(error); }, Qt::QueuedConnection);
 }
 
 void ProxyHost::stop() {

@@ -69,6 +69,10 @@ private:
     void endThread();
     // Runs `call` with the service, on the service's thread, after everything queued before.
     void withService(std::function<void(ProxyService *)> call);
+    // From the proxy's thread: the host's signals are emitted on the host's own thread, so a
+    // receiver (or a QSignalSpy, which records where the signal is emitted) never races it.
+    void postMoney(const llmproxy::MoneySummary &summary);
+    void postPricesReloaded(const QString &error);
 
     std::unique_ptr<QThread> m_thread;
     // Lives on m_thread; the service is born there as its child (so every member of the
