@@ -8,6 +8,7 @@
 // The fake counts words: "a b" is 2 prompt tokens, its answer "echo: a b" 3 completion tokens.
 // gpt-4o-mini's standard price: 150,000 / 600,000 pico-USD per input / output token.
 
+#include "batch/answercache.h"
 #include "batch/batchcore.h"
 #include "fakeprovider.h"
 #include "proxyfixture.h"
@@ -106,8 +107,11 @@ private Q_SLOTS:
         QVERIFY2(metrics.contains(
                      R"(llm_proxy_saved_usd_total{route="cache",model="gpt-4o-mini"} 0.0000021)"),
                  metrics.constData());
+        const QJsonObject stats = m_fx->statsJson();
+        QCOMPARE(stats.value(u"cache_hits").toInteger(), 1);
+        QCOMPARE(stats.value(u"requests").toObject().value(u"total").toInteger(), 2);
         const QJsonObject sinceStart =
-            m_fx->statsJson().value(u"usage").toObject().value(u"since_start").toObject();
+            stats.value(u"usage").toObject().value(u"since_start").toObject();
         QCOMPARE(sinceStart.value(u"requests").toInteger(), 2);
         QCOMPARE(sinceStart.value(u"input_tokens").toInteger(), 4);
     }
@@ -231,6 +235,27 @@ private Q_SLOTS:
         QVERIFY(m_fx->startProxy(cachedConfig()));
         QCOMPARE(m_fx->proxy()->core()->answerCache().size(), 0);
         QCOMPARE(m_fx->paidLines(), 2);
+    }
+
+    // The index alone: eviction of the oldest past the bound, expiry by the window, an answer
+    // larger than the bound never kept, replacement counted once.
+    void theIndexEvictsTheOldestAndExpiresByTime() {
+        AnswerCache cache(100);
+        QVERIFY(cache.insert("a", 1000, 40).isEmpty());
+        QVERIFY(cache.insert("b", 2000, 40).isEmpty());
+        QCOMPARE(cache.insert("c", 3000, 40), QList<QByteArray>{"a"});
+        QCOMPARE(cache.bytes(), 80);
+        QVERIFY(!cache.fresh("a", 0));
+        QVERIFY(cache.fresh("b", 2000));
+        QVERIFY(!cache.fresh("b", 2001));
+        QVERIFY(cache.insert("b", 4000, 50).isEmpty()); // replaced: 40 + 50
+        QCOMPARE(cache.bytes(), 90);
+        QCOMPARE(cache.insert("huge", 5000, 101), QList<QByteArray>{"huge"});
+        QCOMPARE(cache.size(), 2);
+        QCOMPARE(cache.expire(3500), QList<QByteArray>{"c"});
+        QCOMPARE(cache.setMaxBytes(10), QList<QByteArray>{"b"});
+        QCOMPARE(cache.size(), 0);
+        QCOMPARE(cache.bytes(), 0);
     }
 
     void offByDefault() {

@@ -1214,8 +1214,10 @@ bool BatchCore::answerFromCache(const BatchRequest &request, const QByteArray &k
     accounted.seconds = std::chrono::duration<double>(m_clock->now() - request.arrival).count();
     account(accounted, true);
     scheduleCommit();
-    if (m_stats)
+    if (m_stats) {
         m_stats->recordRequest(answer.status, false, accounted.seconds * 1000);
+        m_stats->recordCacheHit();
+    }
     answerTicket(request.id, answer);
     return true;
 }
