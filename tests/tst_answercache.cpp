@@ -258,6 +258,21 @@ private Q_SLOTS:
         QCOMPARE(cache.bytes(), 0);
     }
 
+    // Turned off in the settings of a running proxy: nothing more is answered from it, and what
+    // it held is gone (also after turning it on again).
+    void turningTheCacheOffEmptiesIt() {
+        QVERIFY(m_fx->startProxy(cachedConfig()));
+        QCOMPARE(post(chatBody("switch")).status, 200);
+        QCOMPARE(m_fx->proxy()->core()->answerCache().size(), 1);
+        m_fx->proxy()->applyConfig(m_fx->baseConfig());
+        QCOMPARE(m_fx->proxy()->core()->answerCache().size(), 0);
+        QVERIFY(post(chatBody("switch")).cacheHeader.isEmpty());
+        m_fx->proxy()->applyConfig(cachedConfig());
+        QVERIFY(post(chatBody("switch")).cacheHeader.isEmpty());
+        QCOMPARE(post(chatBody("switch")).cacheHeader, QByteArray("hit"));
+        QCOMPARE(m_fx->paidLines(), 3);
+    }
+
     void offByDefault() {
         QVERIFY(m_fx->startProxy(m_fx->baseConfig()));
         QCOMPARE(post(chatBody("twice")).status, 200);

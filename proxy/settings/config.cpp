@@ -583,7 +583,13 @@ const std::vector<Entry> &entries() {
                           "Cache-Control: no-cache skips it (default: %1; 1s to 30 days, or "
                           "off). Off by default: frameworks resend identical requests on "
                           "purpose to get a new answer."_L1,
-                  .storeKey = "proxy/cache"_L1},
+                  .storeKey = "proxy/cache"_L1,
+                  .label = "Answer cache"_L1,
+                  .objectName = "cache"_L1,
+                  .hint = "Answer a request identical to one answered this recently (same "
+                          "caller, key, endpoint and body) from the stored answer, paying nothing "
+                          "(1s to 30 days, e.g. 1h; off or empty: never)"_L1,
+                  .changeName = "answer cache"_L1},
          .field = [](Config &c) -> Field { return {.maybeOff = &c.cache}; }},
         {.decl = {.setting = Setting::CacheMaxBytes,
                   .option = "cache-max-bytes"_L1,
