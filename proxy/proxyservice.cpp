@@ -47,6 +47,8 @@ CoreSettings coreSettings(const Config &config, const QList<ConfiguredProvider> 
     core.pollInterval = config.pollInterval;
     core.resultTtl = config.resultTtl;
     core.gracePeriod = config.gracePeriod;
+    core.cacheWindow = config.cache;
+    core.cacheMaxBytes = config.cacheMaxBytes;
     core.configuredKey = config.apiKey;
     core.flexTimeout = config.flexTimeout;
     return core;

@@ -311,6 +311,42 @@ private Q_SLOTS:
         QCOMPARE(m_fake->batches().size(), 1);
     }
 
+    // The answer cache (--cache) on /v1/messages: an identical request gets the stored message
+    // without a new batch line, and an identical stream gets it replayed as Anthropic's events.
+    void anIdenticalMessagesRequestIsAnsweredFromTheCache() {
+        Config config = baseConfig();
+        config.cache = 1h;
+        startProxy(config);
+        QByteArray firstBody;
+        for (int i = 0; i < 2; ++i) {
+            QNetworkReply *reply = send(messagesBody("cached"));
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 200);
+            const QByteArray body = reply->readAll();
+            QCOMPARE(messageText(body), QStringLiteral("echo: cached"));
+            QCOMPARE(reply->rawHeader(CacheHeader), i ? QByteArray("hit") : QByteArray());
+            if (i == 0)
+                firstBody = body;
+            else
+                QCOMPARE(body, firstBody);
+        }
+        QCOMPARE(paidLines(), 1);
+
+        const QByteArray streamed = R"({"model":"claude-sonnet-4-5","max_tokens":64,)"
+                                    R"("stream":true,"messages":[{"role":"user",)"
+                                    R"("content":"cached"}]})";
+        for (int i = 0; i < 2; ++i) {
+            QNetworkReply *reply = send(streamed);
+            QVERIFY(TestClient::finished(reply));
+            QCOMPARE(TestClient::status(reply), 200);
+            const QByteArray events = reply->readAll();
+            QVERIFY2(events.contains("event: message_stop"), events.constData());
+            QVERIFY(events.contains("echo: cached"));
+        }
+        QCOMPARE(paidLines(), 2); // the stream is its own entry, paid once
+        QCOMPARE(m_proxy->core()->cacheHits(), quint64(2));
+    }
+
     void shutdownAndRestartMidBatchTheRetriedClientAdoptsTheStoredResult() {
         m_fake->setProcessingDelay(800ms);
         QNetworkReply *waiting = send(messagesBody("across a restart"));

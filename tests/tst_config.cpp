@@ -45,6 +45,10 @@ QString fieldText(const Config &config, const QString &field) {
                                   : QStringLiteral("off");
     if (field == QLatin1StringView("resultTtl"))
         return QString::number(config.resultTtl.count());
+    if (field == QLatin1StringView("cache"))
+        return config.cache ? QString::number(config.cache->count()) : QStringLiteral("off");
+    if (field == QLatin1StringView("cacheMaxBytes"))
+        return QString::number(config.cacheMaxBytes);
     if (field == QLatin1StringView("dataDir"))
         return config.dataDir;
     if (field == QLatin1StringView("maxBody"))
@@ -532,6 +536,12 @@ void TestConfig::options_data() {
     row("grace period shortest", {s("--grace-period=1s")}, "gracePeriod", s("1000"));
     row("grace period 30 days", {s("--grace-period=720h")}, "gracePeriod", s("2592000000"));
     row("grace period fraction", {s("--grace-period"), s("1.5s")}, "gracePeriod", s("1500"));
+    row("cache default off", {}, "cache", s("off"));
+    row("cache", {s("--cache"), s("10m")}, "cache", s("600000"));
+    row("cache 30 days", {s("--cache=720h")}, "cache", s("2592000000"));
+    row("cache off", {s("--cache=1h"), s("--cache=off")}, "cache", s("off"));
+    row("cache max bytes default", {}, "cacheMaxBytes", s("268435456"));
+    row("cache max bytes", {s("--cache-max-bytes=2GiB")}, "cacheMaxBytes", s("2147483648"));
     row("in memory default", {}, "inMemory", s("false"));
     row("in memory", {s("--in-memory")}, "inMemory", s("true"));
     row("in memory keeps the default data dir", {s("--in-memory")}, "dataDir", defaultDataDir());
@@ -572,7 +582,8 @@ void TestConfig::otherFieldsKeepDefaults() {
                              QStringLiteral("dataDir"),     QStringLiteral("maxBody"),
                              QStringLiteral("verbose"),     QStringLiteral("noGui"),
                              QStringLiteral("gracePeriod"), QStringLiteral("resultTtl"),
-                             QStringLiteral("inMemory"),    QStringLiteral("ioThreads")};
+                             QStringLiteral("inMemory"),    QStringLiteral("ioThreads"),
+                             QStringLiteral("cache"),       QStringLiteral("cacheMaxBytes")};
     for (const QString &field : fields)
         QCOMPARE(fieldText(line.config, field), fieldText(defaults, field));
     QCOMPARE(line.config.batchSize, 5);
@@ -626,6 +637,15 @@ void TestConfig::errors_data() {
     row("grace period missing", {s("--grace-period")}, "--grace-period",
         "missing value (expected a duration or off");
 
+    row("cache too short", {s("--cache=500ms")}, "--cache", "\"500ms\" is out of range");
+    row("cache over 30 days", {s("--cache=721h")}, "--cache",
+        "\"721h\" is out of range (expected 1s to 30 days, or off)");
+    row("cache not a duration", {s("--cache=forever")}, "--cache",
+        "\"forever\" is not a duration or off");
+    row("cache max bytes too small", {s("--cache-max-bytes=1KB")}, "--cache-max-bytes",
+        "\"1KB\" is out of range (expected 1MB to 1TB)");
+    row("cache max bytes not a size", {s("--cache-max-bytes=lots")}, "--cache-max-bytes",
+        "\"lots\" is not a size");
     row("result ttl not a duration", {s("--result-ttl=forever")}, "--result-ttl",
         "\"forever\" is not a duration");
     row("result ttl over 30 days", {s("--result-ttl=31d")}, "--result-ttl", "not a duration");

@@ -136,6 +136,8 @@ void TestSettingsStore::roundTrip_data() {
     QTest::newRow("grace period") << Setting::GracePeriod << QStringLiteral("2h");
     QTest::newRow("grace period seconds") << Setting::GracePeriod << QStringLiteral("90s");
     QTest::newRow("grace period fraction") << Setting::GracePeriod << QStringLiteral("1.5s");
+    QTest::newRow("answer cache") << Setting::Cache << QStringLiteral("10m");
+    QTest::newRow("answer cache bytes") << Setting::CacheMaxBytes << QStringLiteral("64MiB");
     QTest::newRow("one origin") << Setting::AllowOrigins << QStringLiteral("http://localhost:5173");
     QTest::newRow("origins") << Setting::AllowOrigins
                              << QStringLiteral("http://localhost:5173 https://tool.example "

@@ -414,6 +414,45 @@ private Q_SLOTS:
         QSqlDatabase::removeDatabase(QStringLiteral("reader"));
     }
 
+    // The answer cache's table: answers survive reopening, the index loads without bodies,
+    // oldest first, and an answer written in a transaction that failed is not there.
+    void cachedAnswersSurviveReopeningAndFailWithTheirTransaction() {
+        QTemporaryDir dir;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            store->putCachedAnswer(CachedAnswer{"k2", 200, "content-type: application/json\n",
+                                                R"({"b":2})", 2000, 39});
+            store->putCachedAnswer(CachedAnswer{"k1", 201, {}, R"({"a":1})", 1000, 7});
+            QVERIFY(store->commit());
+            QVERIFY(store->simulateWriteFailureForTests(true));
+            store->putCachedAnswer(CachedAnswer{"k3", 200, {}, "{}", 3000, 2});
+            QVERIFY(!store->commit());
+            QVERIFY(store->simulateWriteFailureForTests(false));
+        }
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        const QList<CachedAnswer> index = store->loadCacheIndex();
+        QCOMPARE(index.size(), 2);
+        QCOMPARE(index.at(0).key, QByteArray("k1"));
+        QCOMPARE(index.at(0).storedMs, 1000);
+        QCOMPARE(index.at(0).bytes, 7);
+        QVERIFY(index.at(0).body.isEmpty());
+        QCOMPARE(index.at(1).key, QByteArray("k2"));
+        const std::optional<CachedAnswer> k2 = store->cachedAnswer("k2");
+        QVERIFY(k2);
+        QCOMPARE(k2->status, 200);
+        QCOMPARE(k2->headers, QByteArray("content-type: application/json\n"));
+        QCOMPARE(k2->body, QByteArray(R"({"b":2})"));
+        QVERIFY(!store->cachedAnswer("k3"));
+        store->deleteCachedAnswer("k1");
+        QVERIFY(store->commit());
+        QVERIFY(!store->cachedAnswer("k1"));
+        store->clearCachedAnswers();
+        QVERIFY(store->commit());
+        QVERIFY(store->loadCacheIndex().isEmpty());
+    }
+
     void deleteAndRequeue() {
         QTemporaryDir dir;
         auto store = Store::open(dir.path(), nullptr);

@@ -110,13 +110,15 @@ HttpAnswer providerAnswer(SyncAnswer &&value) {
     return answer;
 }
 
-HttpAnswer decodeAnswer(const StoredRequest &stored) {
+// An answer as stored (encodeHeaders()): a result kept for adoption, or the answer cache's.
+HttpAnswer decodeAnswer(int status, const QByteArray &headers, const QByteArray &body,
+                        bool synthesized) {
     HttpAnswer answer;
-    answer.status = stored.resultStatus;
-    answer.body = stored.resultBody;
-    answer.synthesized = stored.resultSynthesized;
+    answer.status = status;
+    answer.body = body;
+    answer.synthesized = synthesized;
     answer.contentType.clear();
-    for (const QByteArray &line : stored.resultHeaders.split('\n')) {
+    for (const QByteArray &line : headers.split('\n')) {
         const qsizetype colon = line.indexOf(": ");
         if (colon <= 0)
             continue;
@@ -128,6 +130,20 @@ HttpAnswer decodeAnswer(const StoredRequest &stored) {
             answer.headers.emplaceBack(name, value);
     }
     return answer;
+}
+
+HttpAnswer decodeAnswer(const StoredRequest &stored) {
+    return decodeAnswer(stored.resultStatus, stored.resultHeaders, stored.resultBody,
+                        stored.resultSynthesized);
+}
+
+// What a provider's answer on `endpoint` says it used; only its own successful answers carry
+// usage (the proxy's are errors).
+Usage usageOf(const QByteArray &endpoint, const HttpAnswer &answer) {
+    if (answer.synthesized || answer.status < 200 || answer.status >= 300)
+        return {};
+    return endpoint == AnthropicMessagesPath ? anthropicUsageFromAnswer(answer.body)
+                                             : usageFromAnswer(answer.body);
 }
 } // namespace
 
@@ -176,6 +192,10 @@ BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store
     m_settings.pollInterval = timerInterval(m_settings.pollInterval);
     if (m_store)
         m_nextRequestId = m_store->nextRequestId();
+    dropCached(m_cache.setMaxBytes(m_settings.cacheMaxBytes));
+    if (!m_store && m_settings.cacheWindow)
+        qCWarning(lcQueue) << "the answer cache keeps its answers in the store: it is off "
+                              "without one (--in-memory)";
 }
 
 BatchCore::~BatchCore() {
@@ -189,6 +209,13 @@ void BatchCore::setSettings(const CoreSettings &settings) {
     m_settings.pollInterval = timerInterval(m_settings.pollInterval);
     m_batcher.setLimits(settings.limits);
     m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
+    dropCached(m_cache.setMaxBytes(m_settings.cacheMaxBytes));
+    if (!cacheOn() && m_cache.size() > 0) {
+        m_cache.clear();
+        if (m_store)
+            m_store->clearCachedAnswers();
+        scheduleCommit();
+    }
     rearmTimer();
     // Batches already out follow a new poll interval or grace period from their next wait.
     const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
@@ -371,6 +398,15 @@ void BatchCore::restore() {
         for (quint64 id : it.value())
             requeue(id);
     }
+    // The answer cache's index; its answers stay on disk. Off: nothing is kept.
+    if (cacheOn()) {
+        const QList<CachedAnswer> cached = m_store->loadCacheIndex();
+        for (const CachedAnswer &entry : cached)
+            dropCached(m_cache.insert(entry.key, entry.storedMs, entry.bytes));
+        dropCached(m_cache.expire(wallNow - m_settings.cacheWindow->count()));
+    } else {
+        m_store->clearCachedAnswers();
+    }
     // A client's key is kept only while a batch made with it is unfinished.
     m_store->deleteUnusedKeys();
     // /stats' all-time usage starts from what the ledger holds.
@@ -543,10 +579,16 @@ void BatchCore::submit(BatchRequest request) {
         }
     }
 
-    const quint64 id = m_nextRequestId++;
     const QByteArray caller =
         internCaller(request.caller.isEmpty() ? accounting::keyHint(request.credentials.apiKey)
                                               : request.caller);
+    // The answer cache keys on the body: an Idempotency-Key names one request instead (its
+    // retries adopt it above), so such requests neither use nor fill the cache.
+    const bool cacheable = cacheOn() && request.idempotencyKey.isEmpty();
+    if (cacheable && request.cacheRead && answerFromCache(request, dedupe, caller))
+        return;
+
+    const quint64 id = m_nextRequestId++;
     if (m_store) {
         StoredRequest s;
         s.id = id;
@@ -580,6 +622,7 @@ void BatchCore::submit(BatchRequest request) {
     r.caller = caller;
     r.embeddingInputs = request.embeddingInputs;
     r.streaming = request.streaming;
+    r.cacheable = cacheable && request.cacheWrite;
     r.tickets.append(ticket);
     rememberKey(request.group.keyHash, request.credentials.apiKey);
     m_ticketToRequest.emplace(ticket, id);
@@ -1098,6 +1141,8 @@ BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting:
                                          answer.body, answer.synthesized, now))
         return std::nullopt;
     const Request &r = it->second;
+    if (route != accounting::Route::Relay)
+        cacheAnswer(r, answer, now);
     accounting::AccountedRequest accounted;
     accounted.route = route;
     accounted.endpoint = r.group.endpoint;
@@ -1106,14 +1151,75 @@ BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting:
     accounted.httpStatus = answer.status;
     accounted.provider = r.group.provider;
     accounted.streamed = r.streaming;
-    // Only the provider's own successful answers carry usage; the proxy's are errors.
-    if (!answer.synthesized && answer.status >= 200 && answer.status < 300)
-        accounted.usage = r.group.endpoint == AnthropicMessagesPath
-                              ? anthropicUsageFromAnswer(answer.body)
-                              : usageFromAnswer(answer.body);
+    accounted.usage = usageOf(r.group.endpoint, answer);
     accounted.answeredAtMs = now;
     accounted.seconds = std::chrono::duration<double>(m_clock->now() - r.arrival).count();
     return account(accounted, true);
+}
+
+void BatchCore::cacheAnswer(const Request &r, const HttpAnswer &answer, qint64 nowMs) {
+    if (!r.cacheable || !cacheOn() || answer.synthesized || answer.status < 200 ||
+        answer.status >= 300)
+        return; // errors are never cached: the next identical request tries again
+    CachedAnswer cached;
+    cached.key = r.dedupe;
+    cached.status = answer.status;
+    cached.headers = encodeHeaders(answer);
+    cached.body = answer.body;
+    cached.storedMs = nowMs;
+    cached.bytes = cached.headers.size() + cached.body.size();
+    const QList<QByteArray> evicted = m_cache.insert(cached.key, nowMs, cached.bytes);
+    if (!evicted.contains(cached.key))
+        m_store->putCachedAnswer(cached); // with the result, in the same transaction
+    dropCached(evicted);
+}
+
+void BatchCore::dropCached(const QList<QByteArray> &keys) {
+    if (!m_store)
+        return;
+    for (const QByteArray &key : keys)
+        m_store->deleteCachedAnswer(key);
+    if (!keys.isEmpty())
+        scheduleCommit();
+}
+
+bool BatchCore::answerFromCache(const BatchRequest &request, const QByteArray &key,
+                                const QByteArray &caller) {
+    const qint64 now = m_clock->wallMs();
+    if (!m_cache.fresh(key, now - m_settings.cacheWindow->count()))
+        return false;
+    const std::optional<CachedAnswer> cached = m_store->cachedAnswer(key);
+    if (!cached) { // its write was rolled back
+        m_cache.remove(key);
+        return false;
+    }
+    HttpAnswer answer = decodeAnswer(cached->status, cached->headers, cached->body, false);
+    // How it was answered then (flex, the synchronous fallback) is not how it is answered now.
+    answer.headers.removeIf([](const QPair<QByteArray, QByteArray> &header) {
+        return header.first == SyncFallbackHeader || header.first == RouteHeader;
+    });
+    answer.headers.emplaceBack(CacheHeader, "hit");
+    ++m_cacheHits;
+    // Counted as route "cache": the stored usage, paid nothing, its whole list cost saved.
+    accounting::AccountedRequest accounted;
+    accounted.route = accounting::Route::Cache;
+    accounted.endpoint = request.group.endpoint;
+    accounted.model = request.group.model;
+    accounted.caller = caller;
+    accounted.httpStatus = answer.status;
+    accounted.provider = request.group.provider;
+    accounted.streamed = request.streaming;
+    accounted.usage = usageOf(request.group.endpoint, answer);
+    accounted.answeredAtMs = now;
+    accounted.seconds = std::chrono::duration<double>(m_clock->now() - request.arrival).count();
+    account(accounted, true);
+    scheduleCommit();
+    if (m_stats) {
+        m_stats->recordRequest(answer.status, false, accounted.seconds * 1000);
+        m_stats->recordCacheHit();
+    }
+    answerTicket(request.id, answer);
+    return true;
 }
 
 accounting::LedgerRow BatchCore::account(accounting::AccountedRequest &request, bool toLedger) {
@@ -1282,6 +1388,8 @@ void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
 void BatchCore::purge() {
     if (m_store) {
         m_store->purgeLedger(m_clock->wallMs() - accounting::LedgerKeepMs);
+        if (cacheOn())
+            dropCached(m_cache.expire(m_clock->wallMs() - m_settings.cacheWindow->count()));
         scheduleCommit();
     }
     const SteadyTime cutoff = m_clock->now() - m_settings.resultTtl;

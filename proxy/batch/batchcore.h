@@ -15,6 +15,7 @@
 #include "accounting/prices.h"
 #include "api/clock.h"
 #include "api/httpanswer.h"
+#include "batch/answercache.h"
 #include "batch/batcher.h"
 #include "batch/batchjob.h"
 #include "batch/batchprogress.h"
@@ -62,6 +63,10 @@ struct BatchRequest {
     // the rule named the model itself, so flex is tried even without a flex price for it.
     ModelRoute route = ModelRoute::Batch;
     bool routeExact = false;
+    // The client's Cache-Control: no-cache (or no-store) asks for a new answer, not the answer
+    // cache's; no-store also keeps its answer out of the cache.
+    bool cacheRead = true;
+    bool cacheWrite = true;
 };
 
 struct CoreSettings {
@@ -80,6 +85,10 @@ struct CoreSettings {
     QHash<QByteArray, QByteArray> providerKeys;
     // A flex call's transfer timeout (--flex-timeout): then the request goes into a batch.
     std::chrono::milliseconds flexTimeout{std::chrono::minutes(15)};
+    // The answer cache (--cache): how long a successful answer answers identical requests
+    // (off when unset), and how many bytes of answers the store keeps for it. Needs the store.
+    std::optional<std::chrono::milliseconds> cacheWindow;
+    qint64 cacheMaxBytes = 256LL * 1024 * 1024;
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
@@ -87,6 +96,8 @@ struct CoreSettings {
 inline constexpr char SyncFallbackHeader[] = "x-llm-proxy-fallback";
 // Names an answer that came from OpenAI's flex processing (value "flex"), at the flex price.
 inline constexpr char RouteHeader[] = "x-llm-proxy-route";
+// Names an answer that came from the answer cache (value "hit"), paid nothing.
+inline constexpr char CacheHeader[] = "x-llm-proxy-cache";
 
 // The custom_id of a request inside a batch file: unique by construction, and within
 // ^[A-Za-z0-9_-]{1,64}$.
@@ -145,6 +156,9 @@ public:
     qsizetype unclaimed() const { return m_unclaimed; }
     qsizetype activeBatches() const { return m_jobs; }
     quint64 adopted() const { return m_adopted; }
+    // Requests answered from the answer cache since start, and what it holds now.
+    quint64 cacheHits() const { return m_cacheHits; }
+    const AnswerCache &answerCache() const { return m_cache; }
     // Clients' own keys held in memory now (bounded by the requests that need them).
     qsizetype keysInMemory() const;
     // Active batches, then the last finished ones, newest first.
@@ -201,6 +215,7 @@ private:
         QVarLengthArray<quint64, 1> tickets;  // clients waiting for it: nearly always one
         bool hasResult = false;               // Unclaimed with a stored answer (else: never sent)
         bool streaming = false;               // its clients asked for a stream
+        bool cacheable = false;               // its answer goes into the answer cache
         ModelRoute route = ModelRoute::Batch; // Flex/FlexThenBatch while flex is being tried
         SteadyTime unclaimedSince;
         std::shared_ptr<const HttpAnswer> memoryResult; // without a store
@@ -218,6 +233,14 @@ private:
     void updateGauges();
     void scheduleCommit();
     void purge();
+    // The answer cache (--cache): answer `request` from it (true), or not (false: a miss, the
+    // cache off, or the client said no-cache); keep a successful answer of request `r` in it.
+    bool answerFromCache(const BatchRequest &request, const QByteArray &key,
+                         const QByteArray &caller);
+    void cacheAnswer(const Request &r, const HttpAnswer &answer, qint64 nowMs);
+    bool cacheOn() const { return m_store && m_settings.cacheWindow.has_value(); }
+    // Delete from the store what the cache's index let go.
+    void dropCached(const QList<QByteArray> &keys);
     Credentials credentialsFor(const GroupKey &group) const;
     // The group's provider; nullptr when it is not configured (any more).
     Provider *providerFor(const GroupKey &group) const;
@@ -340,6 +363,8 @@ private:
     qsizetype m_submitted = 0;
     qsizetype m_unclaimed = 0;
     quint64 m_adopted = 0;
+    AnswerCache m_cache;
+    quint64 m_cacheHits = 0;
     quint64 m_batchesStarted = 0;
     quint64 m_batchesEnded = 0;
     bool m_paused = false;

@@ -88,6 +88,7 @@ constexpr std::array FixedAllowHeaders{
     "x-batch",        "x-api-key",
     "openai-beta",    "openai-organization",
     "openai-project", "x-provider-authorization",
+    "cache-control",
 };
 
 constexpr std::array AllowedHeaderPrefixes{"openai-", "anthropic-", "x-stainless-"};
@@ -265,7 +266,7 @@ QByteArray corsExposeHeaders() {
                              "x-ratelimit-limit-requests, x-ratelimit-limit-tokens, "
                              "x-ratelimit-remaining-requests, x-ratelimit-remaining-tokens, "
                              "x-ratelimit-reset-requests, x-ratelimit-reset-tokens, "
-                             "x-llm-proxy-batch-id, x-llm-proxy-fallback");
+                             "x-llm-proxy-batch-id, x-llm-proxy-fallback, x-llm-proxy-cache");
 }
 
 } // namespace llmproxy::frontdoor

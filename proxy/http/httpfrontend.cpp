@@ -31,6 +31,26 @@ namespace {
 
 constexpr qint64 MaxDrainBytes = 256LL * 1024 * 1024;
 
+// The client's Cache-Control request directives for the answer cache: no-cache asks for a new
+// answer; no-store also keeps this one out of the cache (RFC 9111, 5.2.1).
+void applyCacheControl(const QHttpServerRequest &request, BatchRequest &batched) {
+    for (const auto &[name, value] : request.headers()) {
+        if (name.compare("cache-control", Qt::CaseInsensitive) != 0)
+            continue;
+        for (const QByteArray &part : value.split(',')) {
+            const QByteArray directive = part.trimmed().toLower();
+            const qsizetype equals = directive.indexOf('=');
+            const QByteArray word = equals < 0 ? directive : directive.left(equals).trimmed();
+            if (word == "no-cache") {
+                batched.cacheRead = false;
+            } else if (word == "no-store") {
+                batched.cacheRead = false;
+                batched.cacheWrite = false;
+            }
+        }
+    }
+}
+
 constexpr QByteArrayView BatchedEndpoints[] = {
     "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses", "/v1/moderations",
 };
@@ -1273,6 +1293,7 @@ void HttpFrontEnd::handleMessages(const QHttpServerRequest &request, QTcpSocket 
     batched.arrival = m_clock->now();
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
     batched.caller = admission.caller;
+    applyCacheControl(request, batched);
     holdAndSubmit(std::move(batched), socket, keepAlive, admission,
                   streaming ? std::optional(sse::Endpoint::Messages) : std::nullopt, false);
 }
@@ -1419,6 +1440,7 @@ void HttpFrontEnd::handleBatched(const QHttpServerRequest &request, QTcpSocket *
     batched.arrival = m_clock->now();
     batched.idempotencyKey = request.value("idempotency-key").trimmed();
     batched.caller = admission.caller;
+    applyCacheControl(request, batched);
     if (flexible) {
         batched.route = modelRoute.route;
         batched.routeExact = modelRoute.exact;

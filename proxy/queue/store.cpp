@@ -86,6 +86,11 @@ const char *const Migrations[] = {
     // own key is no longer held: the key's hint ("…abcd") and its callers' token names.
     R"(ALTER TABLE batches ADD COLUMN key_hint BLOB;
        ALTER TABLE batches ADD COLUMN callers BLOB;)",
+    // 8 -> 9: the answer cache (--cache): successful answers by a hash of who asked what
+    // (caller, key, endpoint, body), kept for the cache's window within its byte bound.
+    R"(CREATE TABLE IF NOT EXISTS answer_cache(
+           cache_key BLOB PRIMARY KEY, status INTEGER NOT NULL, headers BLOB,
+           body BLOB NOT NULL, stored_ms INTEGER NOT NULL, bytes INTEGER NOT NULL);)",
 };
 static_assert(std::size(Migrations) == Store::SchemaVersion);
 

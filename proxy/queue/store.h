@@ -90,10 +90,21 @@ struct StoredBatch {
     qint64 cancelRequestedMs = 0;
 };
 
+// One answer of the answer cache (--cache): the provider's successful answer to a request,
+// under the hash that names who asked what (BatchCore's dedupe key).
+struct CachedAnswer {
+    QByteArray key;
+    int status = 0;
+    QByteArray headers; // "name: value\n" lines, as a stored result's
+    QByteArray body;    // not loaded by loadCacheIndex()
+    qint64 storedMs = 0;
+    qint64 bytes = 0; // headers + body: what the cache's bound counts
+};
+
 class Store {
 public:
     // The database's user_version this build writes: one migration per version before it.
-    static constexpr int SchemaVersion = 8;
+    static constexpr int SchemaVersion = 9;
 
     ~Store();
     Store(const Store &) = delete;
@@ -140,6 +151,14 @@ public:
     // store there, or it has no ledger yet.
     static std::optional<accounting::LedgerReport>
     readLedger(const QString &directory, const accounting::LedgerQuery &query, QString *error);
+    // The answer cache (queue/storecache.cpp), written in the open transaction (so an answer
+    // is cached with its result, or not at all).
+    void putCachedAnswer(const CachedAnswer &answer); // insert or replace
+    std::optional<CachedAnswer> cachedAnswer(const QByteArray &key);
+    void deleteCachedAnswer(const QByteArray &key);
+    void clearCachedAnswers();
+    // Every cached answer without its body, oldest first: the cache's index after a restart.
+    QList<CachedAnswer> loadCacheIndex();
     void deleteRequest(quint64 id);
     QByteArray requestBody(quint64 id);
     std::optional<StoredRequest> requestWithResult(quint64 id);

@@ -569,6 +569,40 @@ const std::vector<Entry> &entries() {
                   .help = "How long answers nobody collected are kept for a client that "
                           "retries (default: %1; 1s to 30 days)."_L1},
          .field = [](Config &c) -> Field { return {.duration = &c.resultTtl}; }},
+        // Missing from the file (written before it was a setting, or off, the default): off.
+        {.decl = {.setting = Setting::Cache,
+                  .option = "cache"_L1,
+                  .valueName = "DUR"_L1,
+                  .kind = Kind::DurationOrOff,
+                  .minimum = 1000,
+                  .maximum = 30 * Day,
+                  .expected = "1s to 30 days, or off"_L1,
+                  .missing = "a duration or off, examples: 10m, 2h, off"_L1,
+                  .help = "Answer a request identical to one answered within DUR (same caller, "
+                          "key, endpoint and body) from the stored answer, paying nothing; "
+                          "Cache-Control: no-cache skips it (default: %1; 1s to 30 days, or "
+                          "off). Off by default: frameworks resend identical requests on "
+                          "purpose to get a new answer."_L1,
+                  .storeKey = "proxy/cache"_L1,
+                  .label = "Answer cache"_L1,
+                  .objectName = "cache"_L1,
+                  .hint = "Answer a request identical to one answered this recently (same "
+                          "caller, key, endpoint and body) from the stored answer, paying nothing "
+                          "(1s to 30 days, e.g. 1h; off or empty: never)"_L1,
+                  .changeName = "answer cache"_L1},
+         .field = [](Config &c) -> Field { return {.maybeOff = &c.cache}; }},
+        {.decl = {.setting = Setting::CacheMaxBytes,
+                  .option = "cache-max-bytes"_L1,
+                  .valueName = "SIZE"_L1,
+                  .kind = Kind::Size,
+                  .minimum = 1000 * 1000,
+                  .maximum = 1000LL * 1000 * 1000 * 1000,
+                  .expected = "1MB to 1TB"_L1,
+                  .missing = SizeValue,
+                  .help = "Most bytes of answers the cache keeps; the oldest go first (default: "
+                          "%1; 1MB to 1TB)."_L1,
+                  .storeKey = "proxy/cache_max_bytes"_L1},
+         .field = [](Config &c) -> Field { return {.size = &c.cacheMaxBytes}; }},
         {.decl = {.setting = Setting::Streams,
                   .option = "streams"_L1,
                   .valueName = "batch|relay"_L1,

@@ -95,6 +95,12 @@ struct Config {
     // delivered, the rest go through the synchronous API at full price (--grace-period; off).
     // A setting like the others (Setting::GracePeriod): "off" or an empty value turn it off.
     std::optional<std::chrono::milliseconds> gracePeriod;
+    // The answer cache (--cache DUR; off by default: frameworks resend identical bodies on
+    // purpose to get a new sample): a request identical to one answered within DUR (same
+    // caller, key, endpoint, body, streaming or not) gets the stored answer, paid nothing. Its
+    // answers are kept in the store, at most cacheMaxBytes of them (--cache-max-bytes).
+    std::optional<std::chrono::milliseconds> cache;
+    qint64 cacheMaxBytes = 256LL * 1024 * 1024;
     // Streaming requests ("stream": true on chat, completions, responses): batched and answered
     // with a replay of the finished result (--streams batch, the default), or relayed at full
     // price (--streams relay). X-Batch: off relays either way.
@@ -175,6 +181,8 @@ enum class Setting {
     MaxBody,
     GracePeriod, // 1s to 30 days; "off" (any case) or empty text: off
     ResultTtl,
+    Cache,           // 1s to 30 days; "off" (any case) or empty text: off
+    CacheMaxBytes,   // 1MB to 1TB
     Streams,         // batch | relay (Config.relayStreams)
     StreamKeepAlive, // 1s to 5min
     IoThreads,

@@ -186,6 +186,11 @@ void Stats::recordSyncFallback() {
     ++m_syncFallback;
 }
 
+void Stats::recordCacheHit() {
+    const std::lock_guard lock(m_mutex);
+    ++m_cacheHits;
+}
+
 void Stats::recordStreamStarted() {
     const std::lock_guard lock(m_mutex);
     ++m_waitingStreams;
@@ -254,6 +259,7 @@ StatsSnapshot Stats::snapshot() const {
     s.inFlight = m_inFlight;
     s.relayed = m_relayed;
     s.syncFallback = m_syncFallback;
+    s.cacheHits = m_cacheHits;
     s.activeBatches = m_activeBatches;
     s.usageSinceStart = UsageTotals::of(m_usageSinceStart);
     accounting::LedgerRow allTime = m_usageBeforeStart;
@@ -320,6 +326,8 @@ QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batche
     count("relayed", s.relayed);
     out += ',';
     count("sync_fallback", s.syncFallback);
+    out += ',';
+    count("cache_hits", s.cacheHits);
     out += ',';
     count("streamed", s.streamed);
     out += ',';

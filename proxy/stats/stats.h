@@ -97,6 +97,8 @@ struct StatsSnapshot {
     // Requests of batches cancelled after the grace period that were answered through the
     // synchronous API instead (at full price). They are counted in requests* as well.
     quint64 syncFallback = 0;
+    // Requests answered from the answer cache (--cache; counted in requests* as well).
+    quint64 cacheHits = 0;
     // Batches not ended yet (for /metrics; not in /stats' JSON).
     quint64 activeBatches = 0;
     // Tokens and money of every answered request (the ledger's counts): since this start, and
@@ -129,6 +131,8 @@ public:
     // A request was answered through the synchronous API after its batch was cancelled for
     // taking longer than the grace period (the provider answered; recordRequest() counts it too).
     void recordSyncFallback();
+    // A request was answered from the answer cache (recordRequest() counts it too).
+    void recordCacheHit();
     // One answered request's usage and cost (accounting::ledgerRowFor), counted since start and
     // all time.
     void recordUsage(const accounting::LedgerRow &row);
@@ -167,7 +171,7 @@ private:
     LatencyHistogram m_batchLatency;
     quint64 m_requestsSuccessful = 0, m_requestsFailed = 0, m_synthesized = 0;
     quint64 m_batchesSuccessful = 0, m_batchesFailed = 0;
-    quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0;
+    quint64 m_queued = 0, m_inFlight = 0, m_relayed = 0, m_syncFallback = 0, m_cacheHits = 0;
     quint64 m_activeBatches = 0;
     QList<StatsBatch> m_batchList;
     accounting::LedgerRow m_usageSinceStart, m_usageBeforeStart; // labels empty
