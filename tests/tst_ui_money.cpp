@@ -525,6 +525,13 @@ void TestUiMoney::liveFiguresBatchCostAndNotificationFromARunningProxy() {
     QCOMPARE(child<QLabel>(dashboard, "paidAllTimeLabel")->toolTip(),
              QStringLiteral("Paid $0.00000315 USD\nList price $0.0000063 USD"));
     QVERIFY(m_app->tray()->toolTip().endsWith(u"\nSaved today: < $0.01"));
+    // The chart has today's point: what the batch paid against its list price, in USD, on an
+    // axis fine enough to show it.
+    MoneyChart *chart = dashboard->money()->chart();
+    QVERIFY(!chart->isHidden());
+    QCOMPARE(chart->series(u"paidSeries"_qs)->points().constLast().y(), 0.00000315);
+    QCOMPARE(chart->series(u"listSeries"_qs)->points().constLast().y(), 0.0000063);
+    QCOMPARE(chart->valueLabels().constLast(), QStringLiteral("$0.0000100"));
 
     // The history: the batch's tokens and cost, exact in the tooltip and the details.
     BatchTableModel *finished = m_app->finishedModel();

@@ -69,7 +69,7 @@ MoneyChart::MoneyChart(QWidget *parent)
     m_view = new QChartView(m_chart, this); // the view owns the chart
     m_view->setObjectName(QStringLiteral("moneyChartView"));
     m_view->setRenderHint(QPainter::Antialiasing);
-    m_view->setMinimumSize(320, 200);
+    m_view->setMinimumSize(320, 180);
     layout->addWidget(m_view, 1);
 
     m_note = new QLabel(this);
@@ -159,8 +159,8 @@ void MoneyChart::showSummary(const MoneySummary &summary) {
     m_days->setTickCount(std::clamp(int(paid.size()), 2, 6));
 
     // The money axis: round steps, labelled in the user's number format with as many decimals
-    // as the steps need (at least cents).
-    const double ceiling = niceCeiling(top * 1.1, 0.01);
+    // as the steps need (at least cents; fractions of a cent for tiny amounts, so they show).
+    const double ceiling = niceCeiling(top * 1.1, top > 0 ? 1e-9 : 0.01);
     const double step = ceiling / MoneyTicks;
     const int decimals = std::clamp(int(std::ceil(-std::log10(step))) + 1, 2, 8);
     for (const QString &label : m_money->categoriesLabels())

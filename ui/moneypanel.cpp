@@ -74,7 +74,7 @@ MoneyPanel::MoneyPanel(QWidget *parent)
     auto *details = new QHBoxLayout;
     m_chart = new MoneyChart(this);
     m_chart->hide(); // until there is something to draw
-    details->addWidget(m_chart, 1);
+    details->addWidget(m_chart, 2);
 
     m_models = new QTableWidget(0, ModelColumns, this);
     m_models->setObjectName(QStringLiteral("moneyModelsTable"));
@@ -85,11 +85,12 @@ MoneyPanel::MoneyPanel(QWidget *parent)
     m_models->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_models->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_models->verticalHeader()->hide();
+    m_models->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_models->horizontalHeader()->setSectionResizeMode(ModelName, QHeaderView::Stretch);
     m_models->setMaximumHeight(220);
     m_models->setTabKeyNavigation(false); // Tab leaves the table (arrows move in it)
     m_models->hide();
-    details->addWidget(m_models, 1, Qt::AlignTop);
+    details->addWidget(m_models, 3, Qt::AlignTop);
     layout->addLayout(details);
 
     m_tokens->setText(tr("No requests counted yet"));
