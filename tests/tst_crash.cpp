@@ -7,6 +7,7 @@
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QJsonArray>
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QProcess>
@@ -62,6 +63,27 @@ private:
         for (const auto &batch : fake.batches())
             lines += int(batch.customIds.size());
         return lines;
+    }
+
+    // "requests input output" of the one batch in /stats' batch_list once it ended.
+    static QByteArray finishedBatchUsage(TestClient &client) {
+        QByteArray usage;
+        [[maybe_unused]] const bool ended = QTest::qWaitFor(
+            [&] {
+                QNetworkReply *stats = client.send("GET", "/stats", {}, {});
+                if (!TestClient::finished(stats) || TestClient::status(stats) != 200)
+                    return false;
+                const QJsonArray list = jsonOf(stats->readAll()).value(u"batch_list").toArray();
+                if (list.size() != 1 || list.at(0).toObject().value(u"active").toBool())
+                    return false;
+                const QJsonObject u = list.at(0).toObject().value(u"usage").toObject();
+                usage = QByteArray::number(u.value(u"requests").toInteger()) + ' ' +
+                        QByteArray::number(u.value(u"input_tokens").toInteger()) + ' ' +
+                        QByteArray::number(u.value(u"output_tokens").toInteger());
+                return true;
+            },
+            20'000);
+        return usage;
     }
 
 private Q_SLOTS:
@@ -121,11 +143,23 @@ private Q_SLOTS:
         const QByteArray receipt = report.readAllStandardOutput();
         QVERIFY2(receipt.contains("gpt-4o-mini") && receipt.contains("batch"), receipt.constData());
 
+        // So did its batch (the history's tokens and cost): its lines' usage is stored with
+        // their results, and kept once the batch ended, through another restart.
+        QCOMPARE(finishedBatchUsage(client), QByteArray("1 2 3"));
+
         second.process->terminate();
         QVERIFY(QTest::qWaitFor([&] { return second.process->state() == QProcess::NotRunning; },
                                 10'000));
         QCOMPARE(second.process->exitStatus(), QProcess::NormalExit);
         QCOMPARE(second.process->exitCode(), 0);
+
+        Proxy third = launch(fake, dir.path(), {});
+        QVERIFY2(third.port != 0, third.output.constData());
+        client.setPort(third.port);
+        QCOMPARE(finishedBatchUsage(client), QByteArray("1 2 3"));
+        third.process->terminate();
+        QVERIFY(QTest::qWaitFor([&] { return third.process->state() == QProcess::NotRunning; },
+                                10'000));
     }
 };
 

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The ledger (issue 10) at the store's level: the hour's row each answer adds to, the 400 days it
 // is kept, the migration that adds it to a version-5 database, a result counted once, the
-// read-only reader of --report, and the texts /usage answers with.
+// read-only reader of --report, and the texts /usage answers with. Each batch's tokens and cost
+// (batch_history): added with its lines, kept through a restart and its end, lost with a failed
+// transaction together with the result, and the migration that adds them.
 
 #include "accounting/answerusage.h"
 #include "accounting/ledger.h"
+#include "batch/batchprogress.h"
 #include "queue/store.h"
 
 #include <QDateTime>
@@ -164,7 +167,8 @@ private Q_SLOTS:
         // A version-5 database: no ledger, no provider columns (schema 7), no batch key hints
         // and callers (schema 8), one answered
         // request waiting for its client.
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE ledger"),
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+                              QStringLiteral("DROP TABLE ledger"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
@@ -238,6 +242,191 @@ private Q_SLOTS:
         store->addToLedger(ledgerRowFor(answered(T0)));
         QVERIFY(store->commit());
         QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 1);
+    }
+
+    void aBatchsUsageSurvivesRestartsAndItsEnd() {
+        QTemporaryDir dir;
+        StoredBatch running;
+        running.localId = "batch-1";
+        running.keyHash = "h";
+        running.endpoint = "/v1/chat/completions";
+        running.model = "gpt-4o-mini";
+        running.phase = StoredBatch::Phase::Created;
+        running.createdMs = T0;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            store->saveBatch(running);
+            store->addBatchUsage("batch-1", ledgerRowFor(answered(T0)));
+            QVERIFY(store->commit());
+            store->saveBatch(running); // a later step of the batch keeps its usage
+            store->addBatchUsage("batch-1", ledgerRowFor(answered(T0 + 5)));
+            QVERIFY(store->commit());
+        }
+        BatchProgress ended;
+        {
+            auto store = Store::open(dir.path(), nullptr); // a restart while it runs
+            QVERIFY(store);
+            const QList<StoredBatch> batches = store->loadBatches();
+            QCOMPARE(batches.size(), 1);
+            const LedgerRow &usage = batches.constFirst().usage;
+            QCOMPARE(usage.requests, 2);
+            QCOMPARE(usage.input, 200);
+            QCOMPARE(usage.cachedInput, 40);
+            QCOMPARE(usage.output, 100);
+            QCOMPARE(usage.reasoning, 20);
+            QCOMPARE(usage.paid, 2000);
+            QCOMPARE(usage.list, 4000);
+            QCOMPARE(usage.saved, 2000);
+            QCOMPARE(usage.unknownCost, 0);
+            // It ends: the history keeps it, with the store's sums (not the progress' own).
+            ended.localId = "batch-1";
+            ended.batchId = "batch_abc";
+            ended.endpoint = running.endpoint;
+            ended.model = running.model;
+            ended.provider = "openai";
+            ended.keyHint = "…abcd";
+            ended.status = "completed";
+            ended.active = false;
+            ended.total = ended.completed = 2;
+            ended.createdAt = QDateTime::fromMSecsSinceEpoch(T0, Qt::UTC);
+            ended.endedAt = QDateTime::fromMSecsSinceEpoch(T0 + 60'000, Qt::UTC);
+            ended.errors = QStringList{u"one"_qs, u"two"_qs};
+            store->saveFinishedBatch(ended);
+            store->deleteBatch("batch-1");
+            QVERIFY(store->commit());
+        }
+        auto store = Store::open(dir.path(), nullptr); // and after another restart
+        QVERIFY(store);
+        QVERIFY(store->loadBatches().isEmpty());
+        const QList<BatchProgress> history = store->loadFinishedBatches(10);
+        QCOMPARE(history.size(), 1);
+        const BatchProgress &kept = history.constFirst();
+        QCOMPARE(kept.localId, ended.localId);
+        QCOMPARE(kept.batchId, ended.batchId);
+        QCOMPARE(kept.status, ended.status);
+        QCOMPARE(kept.keyHint, ended.keyHint);
+        QVERIFY(!kept.active);
+        QCOMPARE(kept.completed, 2);
+        QCOMPARE(kept.endedAt, ended.endedAt);
+        QCOMPARE(kept.errors, ended.errors);
+        QCOMPARE(kept.usage.requests, 2);
+        QCOMPARE(kept.usage.paid, 2000);
+        QCOMPARE(kept.usage.list, 4000);
+        QCOMPARE(kept.usage.output, 100);
+    }
+
+    void aBatchWithoutPricesKeepsItsCostUnknown() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        AccountedRequest unpriced = answered(T0, "mystery-model");
+        unpriced.cost = Cost{}; // no price: unknown, not 0
+        store->addBatchUsage("b", ledgerRowFor(unpriced));
+        BatchProgress ended;
+        ended.localId = "b";
+        ended.status = "completed";
+        store->saveFinishedBatch(ended);
+        QVERIFY(store->commit());
+        const LedgerRow usage = store->loadFinishedBatches(10).constFirst().usage;
+        QCOMPARE(usage.requests, 1);
+        QCOMPARE(usage.input, 100);
+        QCOMPARE(usage.unknownCost, 1);
+    }
+
+    void aFailedTransactionLosesTheBatchsUsageWithItsResult() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        StoredRequest r;
+        r.id = 1;
+        r.keyHash = "h";
+        r.endpoint = "/v1/chat/completions";
+        r.dedupe = "d";
+        r.body = "{}";
+        QVERIFY(store->insertRequest(r));
+        store->addBatchUsage("b", ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        QVERIFY(store->simulateWriteFailureForTests(true));
+        QVERIFY(!store->storeResult(1, 200, {}, "{}", false, T0));
+        store->addToLedger(ledgerRowFor(answered(T0)));
+        store->addBatchUsage("b", ledgerRowFor(answered(T0)));
+        QVERIFY(!store->commit());
+        QVERIFY(store->simulateWriteFailureForTests(false));
+        BatchProgress ended;
+        ended.localId = "b";
+        store->saveFinishedBatch(ended);
+        QVERIFY(store->commit());
+        QCOMPARE(store->loadFinishedBatches(10).constFirst().usage.requests, 1);
+        QCOMPARE(store->ledgerReport(everything(), nullptr)->total().requests, 0);
+    }
+
+    void onlyTheNewestFinishedBatchesAreKept() {
+        QTemporaryDir dir;
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        for (int i = 0; i < Store::FinishedBatchesKept + 2; ++i) {
+            BatchProgress ended;
+            ended.localId = QByteArray::number(i);
+            ended.endedAt = QDateTime::fromMSecsSinceEpoch(T0 + i, Qt::UTC);
+            store->saveFinishedBatch(ended);
+        }
+        // An unfinished batch's usage is not a finished batch: it is not trimmed.
+        store->addBatchUsage("running", ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        const QList<BatchProgress> kept = store->loadFinishedBatches(10'000);
+        QCOMPARE(kept.size(), Store::FinishedBatchesKept);
+        QCOMPARE(kept.constFirst().localId, QByteArray("2")); // oldest first
+        QCOMPARE(kept.constLast().localId, QByteArray::number(Store::FinishedBatchesKept + 1));
+        QCOMPARE(store->loadFinishedBatches(3).constFirst().localId,
+                 QByteArray::number(Store::FinishedBatchesKept - 1));
+        store->saveBatch([] {
+            StoredBatch b;
+            b.localId = "running";
+            b.keyHash = "h";
+            b.endpoint = "/v1/chat/completions";
+            return b;
+        }());
+        QVERIFY(store->commit());
+        QCOMPARE(store->loadBatches().constFirst().usage.requests, 1);
+        // A batch forgotten unfinished (dissolved, split) takes its usage with it.
+        store->deleteBatch("running");
+        store->saveBatch([] {
+            StoredBatch b;
+            b.localId = "running";
+            b.keyHash = "h";
+            b.endpoint = "/v1/chat/completions";
+            return b;
+        }());
+        QVERIFY(store->commit());
+        QCOMPARE(store->loadBatches().constFirst().usage.requests, 0);
+    }
+
+    void migrationFromV8AddsBatchUsage() {
+        QTemporaryDir dir;
+        QString path;
+        {
+            auto store = Store::open(dir.path(), nullptr);
+            QVERIFY(store);
+            path = store->path();
+            StoredBatch b;
+            b.localId = "old";
+            b.keyHash = "h";
+            b.endpoint = "/v1/chat/completions";
+            b.phase = StoredBatch::Phase::Created;
+            store->saveBatch(b);
+            QVERIFY(store->commit());
+        }
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+                              QStringLiteral("PRAGMA user_version=8")}));
+        auto store = Store::open(dir.path(), nullptr);
+        QVERIFY(store);
+        QCOMPARE(userVersion(path), Store::SchemaVersion);
+        QCOMPARE(store->loadBatches().constFirst().usage.requests, 0); // not known: none counted
+        QVERIFY(store->loadFinishedBatches(10).isEmpty());
+        store->addBatchUsage("old", ledgerRowFor(answered(T0)));
+        QVERIFY(store->commit());
+        QCOMPARE(store->loadBatches().constFirst().usage.requests, 1);
     }
 
     void reportReadsTheStoreReadOnlyWhileItIsOpen() {

@@ -578,17 +578,33 @@ void TestStats::jsonListsEachBatchWithItsProvider() {
     StatsBatch openai{
         "b1", "batch_abc", "openai", "/v1/chat/completions", "gpt-4o-mini", "completed", false,
         2,    2,           0};
+    // Its lines' tokens and cost, as the ledger counted them (exact decimals).
+    openai.usage.requests = 2;
+    openai.usage.input = 6;
+    openai.usage.output = 9;
+    openai.usage.paid = 3'150'000;
+    openai.usage.list = 6'300'000;
+    openai.usage.saved = 3'150'000;
+    const char *noUsage =
+        R"({"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,)"
+        R"("cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,)"
+        R"("list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0})";
     stats.setBatchList({gemini, openai});
     const QByteArray json = Stats::toJson(stats.snapshot(), stats.batchList());
-    QVERIFY2(
-        json.endsWith(
-            R"(,"batch_list":[{"id":"b2","batch_id":"batches/xyz","provider":"gemini",)"
-            R"("endpoint":"/v1/chat/completions","model":"gemini-2.5-flash","status":"running",)"
-            R"("active":true,"requests":4,"completed":1,"failed":0},)"
-            R"({"id":"b1","batch_id":"batch_abc","provider":"openai",)"
-            R"("endpoint":"/v1/chat/completions","model":"gpt-4o-mini","status":"completed",)"
-            R"("active":false,"requests":2,"completed":2,"failed":0}]})"),
-        json.constData());
+    const QByteArray expected =
+        R"(,"batch_list":[{"id":"b2","batch_id":"batches/xyz","provider":"gemini",)"
+        R"("endpoint":"/v1/chat/completions","model":"gemini-2.5-flash","status":"running",)"
+        R"("active":true,"requests":4,"completed":1,"failed":0,"usage":)" +
+        QByteArray(noUsage) +
+        R"(},)"
+        R"({"id":"b1","batch_id":"batch_abc","provider":"openai",)"
+        R"("endpoint":"/v1/chat/completions","model":"gpt-4o-mini","status":"completed",)"
+        R"("active":false,"requests":2,"completed":2,"failed":0,"usage":)"
+        R"({"requests":2,"requests_without_usage":0,"input_tokens":6,)"
+        R"("cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":9,)"
+        R"("reasoning_tokens":0,"cost_usd":0.00000315,"list_cost_usd":0.0000063,)"
+        R"("saved_usd":0.00000315,"unknown_cost_requests":0}}]})";
+    QVERIFY2(json.endsWith(expected), json.constData());
     // Bounded: only the first MaxListedBatches are kept.
     stats.setBatchList(QList<StatsBatch>(Stats::MaxListedBatches + 10, openai));
     QCOMPARE(stats.batchList().size(), Stats::MaxListedBatches);

@@ -101,7 +101,8 @@ private Q_SLOTS:
             store->saveBatch(batch("running", "h-running"));
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
@@ -254,7 +255,8 @@ private Q_SLOTS:
                                                 "abcd"));
             QCOMPARE(loaded.callers, QByteArray("alice, bob +"));
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("PRAGMA user_version=7")}));
         auto store = Store::open(dir.path(), nullptr);
@@ -294,7 +296,8 @@ private Q_SLOTS:
             QCOMPARE(providers.value("running"), QByteArray("gemini"));
             QCOMPARE(providers.value("old"), QByteArray("openai"));
         }
-        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+                              QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
                               QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),
@@ -316,7 +319,8 @@ private Q_SLOTS:
         }
         QVERIFY(execOn(
             path,
-            {QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
+            {QStringLiteral("DROP TABLE batch_history"),
+             QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
              QStringLiteral("ALTER TABLE requests DROP COLUMN provider"),

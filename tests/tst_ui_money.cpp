@@ -2,9 +2,11 @@
 // Money in the desktop app (issue 10): the dashboard's money panel shows the ledger's exact
 // figures (cents on screen, every digit in the tooltip) and names the models without a price
 // instead of showing $0; the tray's tooltip says what was saved today and the batch-finished
-// notification what the batch saved; the history shows each batch's tokens and cost; the
-// settings' price editor writes an override file the proxy's parser loads, refuses a bad
-// figure next to its field, and the running proxy prices with it at once.
+// notification what the batch saved; the history shows each batch's tokens and cost, after a
+// restart too; the chart draws paid against list per day and notes the unpriced requests; the
+// figures follow accounted requests without reading the whole ledger again; the settings'
+// price editor writes an override file the proxy's parser loads, refuses a bad figure next to
+// its field, and the running proxy prices with it at once.
 //
 // The fake provider counts words: "a b" is 2 prompt tokens, its answer "echo: a b" 3 completion
 // tokens. gpt-4o-mini (resources/prices.json): standard 0.15 / 0.6, batch 0.075 / 0.3 USD per
@@ -24,6 +26,7 @@
 #include "ui/desktopapp.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
+#include "ui/moneychart.h"
 #include "ui/moneypanel.h"
 #include "ui/moneysummary.h"
 #include "ui/moneytext.h"
@@ -35,9 +38,11 @@
 #include "ui/traycontroller.h"
 
 #include <QApplication>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QLabel>
 #include <QLineEdit>
+#include <QLineSeries>
 #include <QLocale>
 #include <QNetworkReply>
 #include <QPushButton>
@@ -93,6 +98,33 @@ T *child(QObject *root, const char *name) {
     return root->findChild<T *>(QString::fromLatin1(name));
 }
 
+// A report's rows as text, to compare two reports whole.
+QString dump(const QList<LedgerRow> &rows) {
+    QString out;
+    for (const LedgerRow &r : rows)
+        out += QStringLiteral("%1 %2: %3 %4 %5 %6 %7 %8 %9 %10 %11 %12\n")
+                   .arg(r.hourMs)
+                   .arg(QString::fromUtf8(r.model))
+                   .arg(r.requests)
+                   .arg(r.requestsWithoutUsage)
+                   .arg(r.input)
+                   .arg(r.cachedInput)
+                   .arg(r.output)
+                   .arg(r.reasoning)
+                   .arg(r.paid)
+                   .arg(r.list)
+                   .arg(r.saved)
+                   .arg(r.unknownCost);
+    return out;
+}
+
+QString dump(const LedgerReport &report) {
+    QStringList unpriced;
+    for (const QByteArray &model : report.unpricedModels)
+        unpriced.append(QString::fromUtf8(model));
+    return dump(report.rows) + u"unpriced: "_qs + unpriced.join(u',');
+}
+
 QString labelText(QObject *root, const char *name) {
     auto *label = child<QLabel>(root, name);
     return label ? label->text() : QStringLiteral("<no %1>").arg(QString::fromLatin1(name));
@@ -111,7 +143,10 @@ private slots:
     void usdIsRoundedToCentsAndExactInFull();
     void panelShowsTheLedgerExactlyAndNamesUnpricedModels();
     void withoutAStoreThePanelSaysSo();
+    void chartDrawsPaidAgainstListPerDayAndNotesUnpricedRequests();
+    void tallyFollowsAccountedRequestsWithoutReadingTheLedgerAgain();
     void liveFiguresBatchCostAndNotificationFromARunningProxy();
+    void historyShowsEachBatchsCostAfterARestart();
     void overrideIsWrittenSoTheParserLoadsIt();
     void badFigureIsRefusedNextToItsField_data();
     void badFigureIsRefusedNextToItsField();
@@ -121,6 +156,7 @@ private slots:
 private:
     void startApp();
     void startProxy();
+    void restartAppAndProxy();
 
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<SettingsStore> m_store;
@@ -196,6 +232,18 @@ void TestUiMoney::startProxy() {
     QVERIFY(started.wait(10'000));
     m_client = std::make_unique<test::TestClient>();
     m_client->setPort(started.constFirst().constFirst().value<QList<quint16>>().constFirst());
+}
+
+void TestUiMoney::restartAppAndProxy() {
+    QSignalSpy stopped(m_host.get(), &ProxyHost::stopped);
+    m_host->stop();
+    QVERIFY(stopped.wait(10'000));
+    m_client.reset();
+    m_host.reset();
+    m_fake.reset();
+    m_app = std::make_unique<DesktopApp>(m_settings.get()); // the same settings and data folder
+    m_app->show();
+    startProxy();
 }
 
 void TestUiMoney::usdIsRoundedToCentsAndExactInFull_data() {
@@ -304,6 +352,150 @@ void TestUiMoney::withoutAStoreThePanelSaysSo() {
     QVERIFY(!tray.toolTip().contains(u"Saved"));
 }
 
+void TestUiMoney::chartDrawsPaidAgainstListPerDayAndNotesUnpricedRequests() {
+    QTemporaryDir dir;
+    auto store = Store::open(dir.path(), nullptr);
+    QVERIFY(store);
+    // Dec 6: gpt-4o batched, 1M in + 1M out: paid 6.25, list 12.5; a model without a price.
+    // Dec 2: gpt-4o-mini batched, 2M in + 1M out: paid 0.45, list 0.9.
+    // Nov 20: gpt-4o relayed, 1M in: paid = list = 2.5. Oct 1: outside the chart's 30 days.
+    store->addToLedger(ledgerRowFor(
+        answered(utc("2026-12-06T10:15:00Z"), "gpt-4o", Route::Batch, 1'000'000, 1'000'000)));
+    store->addToLedger(
+        ledgerRowFor(answered(utc("2026-12-06T11:00:00Z"), "mystery-model", Route::Batch, 10, 10)));
+    store->addToLedger(ledgerRowFor(
+        answered(utc("2026-12-02T09:00:00Z"), "gpt-4o-mini", Route::Batch, 2'000'000, 1'000'000)));
+    store->addToLedger(
+        ledgerRowFor(answered(utc("2026-11-20T09:00:00Z"), "gpt-4o", Route::Relay, 1'000'000, 0)));
+    store->addToLedger(
+        ledgerRowFor(answered(utc("2026-10-01T09:00:00Z"), "gpt-4o", Route::Relay, 1'000'000, 0)));
+    QVERIFY(store->commit());
+
+    const MoneySummary summary =
+        queryMoney(store.get(), MoneyPeriods::at(utc("2026-12-06T15:30:00Z")));
+    QVERIFY2(summary.valid, qPrintable(summary.error));
+    QCOMPARE(summary.days.size(), 3);
+    QCOMPARE(summary.days.at(2).paid, 6'250'000'000'000LL);
+    QCOMPARE(summary.days.at(2).unknownCost, 1);
+
+    MoneyPanel panel;
+    panel.resize(900, 600);
+    panel.showSummary(summary);
+    MoneyChart *chart = panel.chart();
+    QVERIFY(!chart->isHidden());
+    QLineSeries *paid = chart->series(u"paidSeries"_qs);
+    QLineSeries *list = chart->series(u"listSeries"_qs);
+    QVERIFY(paid && list);
+    QCOMPARE(paid->name(), QStringLiteral("paid"));
+    QCOMPARE(list->name(), QStringLiteral("list price"));
+    // One point a day from Nov 20 to Dec 6; a day without requests cost nothing.
+    QCOMPARE(paid->count(), 17);
+    QCOMPARE(list->count(), 17);
+    const auto day = [](const char *date) { return double(utc(date).toMSecsSinceEpoch()); };
+    QCOMPARE(paid->at(0), QPointF(day("2026-11-20T00:00:00Z"), 2.5));
+    QCOMPARE(list->at(0), QPointF(day("2026-11-20T00:00:00Z"), 2.5));
+    QCOMPARE(paid->at(1), QPointF(day("2026-11-21T00:00:00Z"), 0));
+    QCOMPARE(paid->at(12), QPointF(day("2026-12-02T00:00:00Z"), 0.45));
+    QCOMPARE(list->at(12), QPointF(day("2026-12-02T00:00:00Z"), 0.9));
+    QCOMPARE(paid->at(16), QPointF(day("2026-12-06T00:00:00Z"), 6.25));
+    QCOMPARE(list->at(16), QPointF(day("2026-12-06T00:00:00Z"), 12.5));
+    // The unpriced request is not drawn as $0: it is named under the chart.
+    auto *note = child<QLabel>(chart, "chartUnknownLabel");
+    QVERIFY(!note->isHidden());
+    QCOMPARE(note->text(), QStringLiteral("1 request(s) of unpriced models not included"));
+    // The money axis in the user's format.
+    QCOMPARE(chart->valueLabels(),
+             (QStringList{u"$0.00"_qs, u"$5.00"_qs, u"$10.00"_qs, u"$15.00"_qs, u"$20.00"_qs}));
+    QLocale::setDefault(QLocale(QLocale::German, QLocale::Germany));
+    chart->showSummary(summary);
+    QCOMPARE(chart->valueLabels().at(1), QStringLiteral("$5,00"));
+    QLocale::setDefault(QLocale(QLocale::English, QLocale::UnitedStates));
+
+    // All priced: no note. Nothing counted in the last 30 days, or no ledger: no chart.
+    MoneySummary priced = summary;
+    priced.days = {summary.days.at(1)}; // Dec 2 only: the chart shows a week back from today
+    chart->showSummary(priced);
+    QVERIFY(note->isHidden());
+    QCOMPARE(paid->count(), 7);
+    QCOMPARE(paid->at(0), QPointF(day("2026-11-30T00:00:00Z"), 0));
+    QCOMPARE(paid->at(2), QPointF(day("2026-12-02T00:00:00Z"), 0.45));
+    MoneySummary quiet = summary;
+    quiet.days.clear();
+    panel.showSummary(quiet);
+    QVERIFY(chart->isHidden());
+    panel.showSummary(queryMoney(nullptr, summary.periods));
+    QVERIFY(chart->isHidden());
+}
+
+void TestUiMoney::tallyFollowsAccountedRequestsWithoutReadingTheLedgerAgain() {
+    QTemporaryDir dir;
+    auto store = Store::open(dir.path(), nullptr);
+    QVERIFY(store);
+    // A year of use up to this morning: 365 days x 24 hours x 3 models.
+    const QDateTime start = utc("2025-12-06T10:00:00Z");
+    const QByteArray models[] = {"gpt-4o", "gpt-4o-mini", "mystery-model"};
+    for (int hour = 0; hour < 365 * 24; ++hour) {
+        for (const QByteArray &model : models)
+            store->addToLedger(ledgerRowFor(
+                answered(start.addSecs(qint64(hour) * 3600), model, Route::Batch, 1000, 100)));
+    }
+    QVERIFY(store->commit());
+
+    const MoneyPeriods morning = MoneyPeriods::at(utc("2026-12-06T09:30:00Z"));
+    MoneyTally tally;
+    QElapsedTimer timer;
+    timer.start();
+    const MoneySummary first = tally.summary(store.get(), morning);
+    const qint64 readNs = timer.nsecsElapsed();
+    QVERIFY(first.valid);
+    QCOMPARE(tally.reads(), 1);
+
+    // Requests accounted through the day, as the core writes and signals them: new models, an
+    // unpriced one, a relayed one, one without usage.
+    const MoneyPeriods evening = MoneyPeriods::at(utc("2026-12-06T21:00:00Z"));
+    qint64 tallyNs = 0;
+    for (int i = 0; i < 50; ++i) {
+        AccountedRequest request = answered(utc("2026-12-06T10:00:00Z").addSecs(i * 600),
+                                            i % 5 == 0 ? QByteArray("o3-mini") : models[i % 3],
+                                            i % 2 ? Route::Relay : Route::Batch, 100 + i, 10 + i);
+        if (i % 7 == 0) {
+            request.model = "never-priced";
+            request.cost = Cost{};
+        }
+        if (i == 13)
+            request.usage = Usage{};
+        store->addToLedger(ledgerRowFor(request));
+        timer.restart();
+        tally.add(request);
+        tally.summary(store.get(), evening);
+        tallyNs += timer.nsecsElapsed();
+    }
+    QVERIFY(store->commit());
+    QCOMPARE(tally.reads(), 1);
+    timer.restart();
+    const MoneySummary read = queryMoney(store.get(), evening);
+    const qint64 fullNs = timer.nsecsElapsed();
+    const MoneySummary kept = tally.summary(store.get(), evening);
+    QCOMPARE(tally.reads(), 1);
+    QCOMPARE(dump(kept.today), dump(read.today));
+    QCOMPARE(dump(kept.month), dump(read.month));
+    QCOMPARE(dump(kept.allTime), dump(read.allTime));
+    QCOMPARE(dump(kept.days), dump(read.days));
+    QVERIFY(kept.today.unpricedModels.contains("never-priced"));
+    QCOMPARE(kept.periods.nowMs, evening.nowMs);
+    qInfo("money figures over %lld ledger rows: read in full %.1f ms (and %.1f ms), kept up to "
+          "date %.3f ms per accounted request",
+          qint64(365 * 24 * 3), double(readNs) / 1e6, double(fullNs) / 1e6,
+          double(tallyNs) / 50 / 1e6);
+
+    // The next day: today, the month and the chart's days move, so the ledger is read again.
+    const MoneySummary tomorrow =
+        tally.summary(store.get(), MoneyPeriods::at(utc("2026-12-07T00:10:00Z")));
+    QCOMPARE(tally.reads(), 2);
+    QCOMPARE(tomorrow.today.total().requests, 0);
+    QCOMPARE(tomorrow.allTime.total().requests, read.allTime.total().requests);
+}
+
 void TestUiMoney::liveFiguresBatchCostAndNotificationFromARunningProxy() {
     startApp();
     startProxy();
@@ -333,6 +525,13 @@ void TestUiMoney::liveFiguresBatchCostAndNotificationFromARunningProxy() {
     QCOMPARE(child<QLabel>(dashboard, "paidAllTimeLabel")->toolTip(),
              QStringLiteral("Paid $0.00000315 USD\nList price $0.0000063 USD"));
     QVERIFY(m_app->tray()->toolTip().endsWith(u"\nSaved today: < $0.01"));
+    // The chart has today's point: what the batch paid against its list price, in USD, on an
+    // axis fine enough to show it.
+    MoneyChart *chart = dashboard->money()->chart();
+    QVERIFY(!chart->isHidden());
+    QCOMPARE(chart->series(u"paidSeries"_qs)->points().constLast().y(), 0.00000315);
+    QCOMPARE(chart->series(u"listSeries"_qs)->points().constLast().y(), 0.0000063);
+    QCOMPARE(chart->valueLabels().constLast(), QStringLiteral("$0.0000100"));
 
     // The history: the batch's tokens and cost, exact in the tooltip and the details.
     BatchTableModel *finished = m_app->finishedModel();
@@ -358,6 +557,29 @@ void TestUiMoney::liveFiguresBatchCostAndNotificationFromARunningProxy() {
     const QString message = notified.constLast().at(1).toString();
     QVERIFY2(message.contains(u"Saved < $0.01 (paid < $0.01 instead of < $0.01)"),
              qPrintable(message));
+}
+
+void TestUiMoney::historyShowsEachBatchsCostAfterARestart() {
+    startApp();
+    startProxy();
+    QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", test::chatBody("a b"));
+    QVERIFY(test::TestClient::finished(reply));
+    QCOMPARE(test::TestClient::status(reply), 200);
+    QTRY_COMPARE_WITH_TIMEOUT(m_app->finishedModel()->rowCount(), 1, 10'000);
+
+    restartAppAndProxy();
+    // 2 input + 3 output tokens; paid 2 x 75,000 + 3 x 300,000, list 2 x 150,000 + 3 x 600,000.
+    BatchTableModel *finished = m_app->finishedModel();
+    QTRY_COMPARE_WITH_TIMEOUT(finished->rowCount(), 1, 10'000);
+    QCOMPARE(finished->index(0, BatchTableModel::TokensColumn).data().toString(),
+             QStringLiteral("5"));
+    QCOMPARE(finished->index(0, BatchTableModel::PaidColumn)
+                 .data(BatchTableModel::SortRole)
+                 .toLongLong(),
+             1'050'000LL);
+    QCOMPARE(finished->index(0, BatchTableModel::SavedColumn).data(Qt::ToolTipRole).toString(),
+             QStringLiteral("$0.00000105 USD"));
+    QVERIFY(BatchDetails::html(finished->batchAt(0)).contains(u"$0.0000021 USD"));
 }
 
 void TestUiMoney::overrideIsWrittenSoTheParserLoadsIt() {
@@ -477,9 +699,10 @@ void TestUiMoney::savedPricesReachTheRunningProxy() {
     child<QLineEdit>(prices, "priceInputEdit")->setText(QStringLiteral("1"));
     child<QLineEdit>(prices, "priceOutputEdit")->setText(QStringLiteral("2"));
     prices->save();
-    QVERIFY(reloaded.wait(10'000));
+    // Emitted on the proxy's thread, maybe before wait() would start listening: a count.
+    QTRY_VERIFY_WITH_TIMEOUT(!reloaded.isEmpty(), 10'000);
     QCOMPARE(reloaded.constFirst().constFirst().toString(), QString());
-    QVERIFY(labelText(prices, "priceMessageLabel").contains(u"from now on"));
+    QTRY_VERIFY(labelText(prices, "priceMessageLabel").contains(u"from now on")); // queued
 
     QSignalSpy money(m_host.get(), &ProxyHost::moneyReady);
     QNetworkReply *reply = m_client->send("POST", "/v1/chat/completions", test::chatBody("a b"));

@@ -76,7 +76,7 @@ QString BatchDetails::html(const BatchProgress &batch) {
     text += row(BatchDetails::tr("Until submitted"), between(batch.createdAt, batch.submittedAt));
     text += row(BatchDetails::tr("At the provider"), between(batch.submittedAt, batch.endedAt));
     text += row(BatchDetails::tr("In all"), between(batch.createdAt, batch.endedAt));
-    // Its lines' usage and cost (issue 10), as this run of the proxy recorded them.
+    // Its lines' usage and cost (issue 10), as the store kept them with their results.
     const accounting::LedgerRow &usage = batch.usage;
     if (usage.requests > usage.requestsWithoutUsage) {
         using accounting::LedgerRow;
@@ -90,8 +90,7 @@ QString BatchDetails::html(const BatchProgress &batch) {
         text += row(BatchDetails::tr("List price"), money::exactAmount(usage, &LedgerRow::list));
         text += row(BatchDetails::tr("Saved"), money::exactAmount(usage, &LedgerRow::saved));
     } else {
-        text += row(BatchDetails::tr("Tokens and cost"),
-                    BatchDetails::tr("none recorded by this run of llm-proxy"));
+        text += row(BatchDetails::tr("Tokens and cost"), BatchDetails::tr("none recorded"));
     }
     text += QStringLiteral("</table>");
     if (batch.errors.isEmpty()) {

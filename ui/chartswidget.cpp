@@ -21,9 +21,6 @@
 
 namespace llmproxy {
 
-namespace {
-
-// A "nice" upper bound for a value axis: 1, 2 or 5 times a power of ten, at least `floor`.
 double niceCeiling(double value, double floor) {
     value = std::max(value, floor);
     const double magnitude = std::pow(10.0, std::floor(std::log10(value)));
@@ -33,8 +30,6 @@ double niceCeiling(double value, double floor) {
     }
     return 10.0 * magnitude;
 }
-
-} // namespace
 
 ChartsWidget::ChartsWidget(SnapshotHistory *history, QWidget *parent)
     : QWidget(parent)

@@ -20,6 +20,9 @@ class QValueAxis;
 
 namespace llmproxy {
 
+// A "nice" upper bound for a value axis: 1, 2 or 5 times a power of ten, at least `floor`.
+double niceCeiling(double value, double floor);
+
 class ChartsWidget final : public QWidget {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(ChartsWidget)

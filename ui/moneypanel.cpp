@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/moneypanel.h"
 
+#include "ui/moneychart.h"
 #include "ui/moneytext.h"
 
 #include <QHBoxLayout>
@@ -69,6 +70,12 @@ MoneyPanel::MoneyPanel(QWidget *parent)
     m_error->hide();
     layout->addWidget(m_error);
 
+    // The chart and the table side by side: the dashboard has more below.
+    auto *details = new QHBoxLayout;
+    m_chart = new MoneyChart(this);
+    m_chart->hide(); // until there is something to draw
+    details->addWidget(m_chart, 2);
+
     m_models = new QTableWidget(0, ModelColumns, this);
     m_models->setObjectName(QStringLiteral("moneyModelsTable"));
     m_models->setHorizontalHeaderLabels({tr("Model"), tr("Requests"), tr("Input tokens"),
@@ -78,11 +85,13 @@ MoneyPanel::MoneyPanel(QWidget *parent)
     m_models->setEditTriggers(QAbstractItemView::NoEditTriggers);
     m_models->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_models->verticalHeader()->hide();
+    m_models->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
     m_models->horizontalHeader()->setSectionResizeMode(ModelName, QHeaderView::Stretch);
-    m_models->setMaximumHeight(140);
+    m_models->setMaximumHeight(220);
     m_models->setTabKeyNavigation(false); // Tab leaves the table (arrows move in it)
     m_models->hide();
-    layout->addWidget(m_models);
+    details->addWidget(m_models, 3, Qt::AlignTop);
+    layout->addLayout(details);
 
     m_tokens->setText(tr("No requests counted yet"));
 }
@@ -109,6 +118,7 @@ MoneyPanel::Period MoneyPanel::addPeriod(QLayout *row, const QString &title, con
 }
 
 void MoneyPanel::showSummary(const MoneySummary &summary) {
+    m_chart->showSummary(summary);
     m_error->setVisible(!summary.valid);
     if (!summary.valid) {
         m_error->setText(summary.error);

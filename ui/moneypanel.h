@@ -2,7 +2,8 @@
 #pragma once
 
 // The dashboard's first panel (issue 10): money saved today, this month and since install,
-// what was paid against the list price, the tokens, and a table per model since install.
+// what was paid against the list price, the tokens, a chart of paid against list per day and
+// a table per model since install.
 // Models without a price are named ("Cost unknown for: …"), never counted as $0. A view of
 // the MoneySummary values the proxy's thread sends (ProxyHost::moneyReady).
 
@@ -15,11 +16,14 @@ class QTableWidget;
 
 namespace llmproxy {
 
+class MoneyChart;
+
 class MoneyPanel final : public QGroupBox {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(MoneyPanel)
 public:
     explicit MoneyPanel(QWidget *parent = nullptr);
+    MoneyChart *chart() const { return m_chart; }
 
 public Q_SLOTS:
     void showSummary(const llmproxy::MoneySummary &summary);
@@ -38,6 +42,7 @@ private:
     QLabel *m_unknown = nullptr;
     QLabel *m_error = nullptr;
     QTableWidget *m_models = nullptr;
+    MoneyChart *m_chart = nullptr;
 };
 
 } // namespace llmproxy

@@ -4,6 +4,8 @@
 #include <QCoreApplication>
 #include <QLocale>
 
+#include <cmath>
+
 namespace llmproxy::money {
 
 namespace {
@@ -28,6 +30,11 @@ QString usd(accounting::Picos picos) {
                          locale.decimalPoint() +
                          QStringLiteral("%1").arg(cents % 100, 2, 10, QLatin1Char('0'));
     return negative ? QStringLiteral("-") + text : text;
+}
+
+QString axisUsd(double dollars, int decimals) {
+    const QString number = QLocale().toString(std::abs(dollars), 'f', decimals);
+    return dollars < 0 ? QStringLiteral("-$") + number : QStringLiteral("$") + number;
 }
 
 QString exactUsd(accounting::Picos picos) {

@@ -16,6 +16,9 @@ namespace llmproxy::money {
 // "$1,234.57", "$0.00", "-$0.42"; an amount that is not zero but under half a cent is
 // "< $0.01" (or "> -$0.01").
 QString usd(accounting::Picos picos);
+// A chart axis' figure (a double, for drawing only; never an amount): "$1,250.5" with
+// `decimals` decimals, in the default locale's format.
+QString axisUsd(double dollars, int decimals);
 // Every digit there is: "$0.00000315 USD" (formatUsd()).
 QString exactUsd(accounting::Picos picos);
 // 1234567 → "1,234,567" in the default locale's grouping.

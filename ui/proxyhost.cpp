@@ -67,21 +67,23 @@ void ProxyHost::launch(const Config &config) {
             connect(service, &ProxyService::listenFailed, this, &ProxyHost::listenFailed);
             connect(service, &ProxyService::batchFinished, this, &ProxyHost::batchFinished);
             // Money: the figures at the start, then after accounted requests, at most once
-            // per interval however many there are (the query runs here, on the store's thread).
+            // per interval however many there are. The ledger is read here, on the store's
+            // thread, once (and again when the day changes); each accounted request is added
+            // to the figures kept (MoneyTally), not read back from the whole ledger.
+            auto *tally = new MoneyTally(service);
             auto *moneyTimer = new QTimer(service);
             moneyTimer->setSingleShot(true);
             moneyTimer->setInterval(moneyInterval);
-            connect(moneyTimer, &QTimer::timeout, service, [this, service] {
-                postMoney(
-                    queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
-            });
-            connect(service, &ProxyService::started, service, [this, service, moneyTimer] {
-                postMoney(
-                    queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
-                connect(service->core(), &BatchCore::requestAccounted, moneyTimer, [moneyTimer] {
-                    if (!moneyTimer->isActive())
-                        moneyTimer->start();
-                });
+            connect(moneyTimer, &QTimer::timeout, service,
+                    [this, service, tally] { emitMoney(service, tally); });
+            connect(service, &ProxyService::started, service, [this, service, tally, moneyTimer] {
+                emitMoney(service, tally);
+                connect(service->core(), &BatchCore::requestAccounted, moneyTimer,
+                        [tally, moneyTimer](const accounting::AccountedRequest &request) {
+                            tally->add(request);
+                            if (!moneyTimer->isActive())
+                                moneyTimer->start();
+                        });
             });
             service->start();
         },
@@ -129,9 +131,18 @@ void ProxyHost::applyConfig(const Config &config) {
 
 void ProxyHost::refreshMoney() {
     withService([this](ProxyService *service) {
-        if (service->core())
-            postMoney(queryMoney(service->store(), MoneyPeriods::at(QDateTime::currentDateTime())));
+        if (!service->core())
+            return;
+        // The figures kept; read again if the day changed since (the app asks every few
+        // minutes, so "today" turns over at midnight without a request).
+        emitMoney(service, service->findChild<MoneyTally *>(QString(), Qt::FindDirectChildrenOnly));
     });
+}
+
+void ProxyHost::emitMoney(ProxyService *service, MoneyTally *tally) {
+    const MoneyPeriods periods = MoneyPeriods::at(QDateTime::currentDateTime());
+    postMoney(tally ? tally->summary(service->store(), periods)
+                    : queryMoney(service->store(), periods));
 }
 
 void ProxyHost::reloadPrices() {

@@ -55,6 +55,7 @@ struct LedgerQuery {
     qint64 toMs = 0; // exclusive
     bool byModel = true, byRoute = true, byEndpoint = true, byCaller = true;
     bool byDay = false, byProvider = false;
+    bool byHour = false; // each hour apart (ignored when byDay)
 };
 
 // The parameters of GET /usage: from, to (ISO 8601 date or date-time, or a duration back from

@@ -341,6 +341,8 @@ void BatchCore::restore() {
         m_requests.emplace(s.id, std::move(r));
         m_nextRequestId = std::max(m_nextRequestId, s.id + 1);
     }
+    // The history: the batches that ended before, with their tokens and cost.
+    m_history = m_store->loadFinishedBatches(HistorySize);
     const QList<StoredBatch> batches = m_store->loadBatches();
     int resumed = 0;
     for (const StoredBatch &batch : batches) {
@@ -369,6 +371,7 @@ void BatchCore::restore() {
             shown.active = false;
             shown.total = batch.requestCount;
             shown.createdAt = QDateTime::fromMSecsSinceEpoch(batch.createdMs, Qt::UTC);
+            shown.usage = batch.usage;
             shown.errors.append(QStringLiteral("provider '%1' is not configured: the batch is kept "
                                                "until it is configured again")
                                     .arg(QString::fromUtf8(batch.provider)));
@@ -1126,8 +1129,12 @@ void BatchCore::onSynchronousAnswer(quint64 requestId, const Credentials &creden
 }
 
 std::optional<accounting::LedgerRow> BatchCore::recordResult(quint64 requestId,
-                                                             const HttpAnswer &answer) {
-    return recordAnswer(requestId, answer, accounting::Route::Batch);
+                                                             const HttpAnswer &answer,
+                                                             const QByteArray &batchLocalId) {
+    const auto row = recordAnswer(requestId, answer, accounting::Route::Batch);
+    if (row && m_store && !batchLocalId.isEmpty())
+        m_store->addBatchUsage(batchLocalId, *row);
+    return row;
 }
 
 std::optional<accounting::LedgerRow>
@@ -1282,7 +1289,7 @@ void BatchCore::deliver(quint64 requestId, const HttpAnswer &answer, bool alread
     if (r.tickets.isEmpty()) {
         // Nobody waits: keep the answer for a client that comes back (an SDK retry).
         if (!alreadyRecorded)
-            recordResult(requestId, answer);
+            recordResult(requestId, answer, QByteArray());
         if (!m_store)
             r.memoryResult = std::make_shared<const HttpAnswer>(answer);
         if (r.state == State::Submitted)
@@ -1358,6 +1365,8 @@ void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
                          std::chrono::milliseconds duration) {
     --m_jobs;
     if (m_store) {
+        if (counted) // in the history after a restart too, with its tokens and cost
+            m_store->saveFinishedBatch(job->progress());
         m_store->deleteBatch(job->localId());
         // The key goes with the last unfinished batch made with it.
         const QByteArray keyHash = job->group().keyHash;
@@ -1427,7 +1436,7 @@ void BatchCore::publishBatchList() {
         if (list.size() >= Stats::MaxListedBatches)
             break;
         list.append(StatsBatch{p.localId, p.batchId, p.provider, p.endpoint, p.model, p.status,
-                               p.active, p.total, p.completed, p.failed});
+                               p.active, p.total, p.completed, p.failed, p.usage});
     }
     m_stats->setBatchList(std::move(list));
 }

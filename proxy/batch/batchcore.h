@@ -261,9 +261,10 @@ private:
     std::optional<std::chrono::milliseconds> gracePeriod() const override {
         return m_settings.gracePeriod;
     }
-    // Store a request's answer (durable with the next commit) before it is delivered.
-    std::optional<accounting::LedgerRow> recordResult(quint64 requestId,
-                                                      const HttpAnswer &answer) override;
+    // Store a request's answer (durable with the next commit) before it is delivered; a batch
+    // line's usage is added to its batch's in the same transaction.
+    std::optional<accounting::LedgerRow> recordResult(quint64 requestId, const HttpAnswer &answer,
+                                                      const QByteArray &batchLocalId) override;
     // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
     void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) override;
     // A batch that keeps not fitting the provider's quota: form two new ones from its requests.

@@ -65,6 +65,7 @@ BatchJob::BatchJob(BatchJobHost *host, Provider *provider, const Clock *clock,
     if (m_record.submittedMs > 0)
         m_progress.submittedAt = QDateTime::fromMSecsSinceEpoch(m_record.submittedMs, Qt::UTC);
     m_progress.status = m_record.status.isEmpty() ? QByteArray("uploading") : m_record.status;
+    m_progress.usage = m_record.usage; // what its lines recorded before a restart
 }
 
 // The hint recorded when the batch was made: a client's own key is not held after a restart
@@ -516,7 +517,7 @@ void BatchJob::onLineTooLong(const TooLongLine &line) {
 }
 
 void BatchJob::record(quint64 requestId, const HttpAnswer &answer) {
-    if (const auto row = m_host->recordResult(requestId, answer))
+    if (const auto row = m_host->recordResult(requestId, answer, m_record.localId))
         m_progress.usage.add(*row);
 }
 

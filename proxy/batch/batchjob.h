@@ -39,9 +39,10 @@ public:
     virtual bool commitNow() = 0;
     virtual void commit() = 0;
     // Store a request's answer (durable with the next commit) before it is delivered; what it
-    // added to the ledger, nullopt when it was recorded before (or the request is unknown).
-    virtual std::optional<accounting::LedgerRow> recordResult(quint64 requestId,
-                                                              const HttpAnswer &answer) = 0;
+    // added to the ledger and to the usage of the batch `batchLocalId`, nullopt when it was
+    // recorded before (or the request is unknown).
+    virtual std::optional<accounting::LedgerRow>
+    recordResult(quint64 requestId, const HttpAnswer &answer, const QByteArray &batchLocalId) = 0;
     // Answer whoever waits for the request; with nobody waiting, keep it for adoption.
     virtual void deliver(quint64 requestId, const HttpAnswer &answer, bool alreadyRecorded) = 0;
     // A request must go out again (it never ran): queue it if someone waits, else keep it.

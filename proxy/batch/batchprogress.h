@@ -33,8 +33,8 @@ struct BatchProgress {
     QDateTime endedAt;
     QStringList errors; // the provider's messages, if any
     // What its answered lines used and cost (labels and hour empty): requests, tokens, paid,
-    // list and saved, as the ledger counted them. Only lines recorded by this run of the proxy
-    // (a batch resumed after a restart counts the lines it downloads after it).
+    // list and saved, as the ledger counted them; kept in the store with the lines' results
+    // (batch_history), so a restart keeps them.
     accounting::LedgerRow usage;
 };
 

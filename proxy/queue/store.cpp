@@ -2,6 +2,7 @@
 #include "queue/store.h"
 
 #include "api/logging.h"
+#include "queue/storeusage.h"
 
 #include <QDir>
 #include <QFile>
@@ -91,6 +92,26 @@ const char *const Migrations[] = {
     R"(CREATE TABLE IF NOT EXISTS answer_cache(
            cache_key BLOB PRIMARY KEY, status INTEGER NOT NULL, headers BLOB,
            body BLOB NOT NULL, stored_ms INTEGER NOT NULL, bytes INTEGER NOT NULL);)",
+    // 9 -> 10: each batch's tokens and cost (issue 10), added with each line's result and
+    // ledger row while it runs (finished = 0), and once it ended what the history shows of it
+    // (finished = 1): the batches table forgets a batch (and its key) when it ends.
+    R"(CREATE TABLE batch_history(
+           local_id TEXT PRIMARY KEY, finished INTEGER NOT NULL DEFAULT 0,
+           batch_id TEXT, endpoint TEXT, model TEXT, provider TEXT, key_hint BLOB, callers BLOB,
+           status TEXT, request_count INTEGER NOT NULL DEFAULT 0,
+           completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+           created_ms INTEGER, submitted_ms INTEGER, ended_ms INTEGER, errors TEXT,
+           requests INTEGER NOT NULL DEFAULT 0,
+           requests_without_usage INTEGER NOT NULL DEFAULT 0,
+           input_tokens INTEGER NOT NULL DEFAULT 0,
+           cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+           cache_write_input_tokens INTEGER NOT NULL DEFAULT 0,
+           output_tokens INTEGER NOT NULL DEFAULT 0,
+           reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+           paid_picos INTEGER NOT NULL DEFAULT 0, list_picos INTEGER NOT NULL DEFAULT 0,
+           saved_picos INTEGER NOT NULL DEFAULT 0,
+           unknown_cost_requests INTEGER NOT NULL DEFAULT 0);
+       CREATE INDEX batch_history_by_end ON batch_history(finished, ended_ms);)",
 };
 static_assert(std::size(Migrations) == Store::SchemaVersion);
 
@@ -495,10 +516,13 @@ void Store::saveBatch(const StoredBatch &b) {
 
 void Store::deleteBatch(const QByteArray &localId) {
     beginIfNeeded();
-    QSqlQuery &q = prepared(QStringLiteral("DELETE FROM batches WHERE local_id = ?"));
-    q.addBindValue(QString::fromLatin1(localId));
-    q.exec();
-    checkWrite(q, "deleting a batch");
+    for (const char *sql : {"DELETE FROM batches WHERE local_id = ?",
+                            "DELETE FROM batch_history WHERE local_id = ? AND finished = 0"}) {
+        QSqlQuery &q = prepared(QString::fromLatin1(sql));
+        q.addBindValue(QString::fromLatin1(localId));
+        q.exec();
+        checkWrite(q, "deleting a batch");
+    }
 }
 
 QList<StoredRequest> Store::loadRequests() {
@@ -542,12 +566,14 @@ QList<StoredBatch> Store::loadBatches() {
     QList<StoredBatch> out;
     QSqlQuery q(QSqlDatabase::database(m_connection, false));
     q.setForwardOnly(true);
-    if (!q.exec(QStringLiteral(
-            "SELECT local_id, key_hash, organization, project, endpoint, model, phase,"
-            " batch_id, status, provider_state, request_count,"
-            " created_ms, submitted_ms, ended_ms, errors, attempts, cancel_requested_ms,"
-            " provider, key_hint, callers FROM batches"
-            " ORDER BY created_ms"))) {
+    if (!q.exec(
+            QStringLiteral(
+                "SELECT b.local_id, b.key_hash, b.organization, b.project, b.endpoint, b.model,"
+                " b.phase, b.batch_id, b.status, b.provider_state, b.request_count, b.created_ms,"
+                " b.submitted_ms, b.ended_ms, b.errors, b.attempts, b.cancel_requested_ms,"
+                " b.provider, b.key_hint, b.callers, %1 FROM batches b"
+                " LEFT JOIN batch_history h ON h.local_id = b.local_id ORDER BY b.created_ms")
+                .arg(storeusage::columns(QLatin1StringView("h."))))) {
         warnOnFailure(q, "loading batches");
         return out;
     }
@@ -573,6 +599,7 @@ QList<StoredBatch> Store::loadBatches() {
         b.provider = bytes(q.value(17));
         b.keyHint = q.value(18).toByteArray();
         b.callers = q.value(19).toByteArray();
+        b.usage = storeusage::at(q, 20); // zeros (NULL) when no line was recorded
         out.append(b);
     }
     return out;

@@ -15,6 +15,8 @@
 // commit(), which returns false, and writable() stays false until a commit (or probe())
 // succeeds again.
 
+#include "accounting/ledger.h"
+
 #include <QByteArray>
 #include <QDateTime>
 #include <QList>
@@ -28,11 +30,7 @@
 
 namespace llmproxy {
 
-namespace accounting {
-struct LedgerQuery;
-struct LedgerReport;
-struct LedgerRow;
-} // namespace accounting
+struct BatchProgress;
 
 struct StoredRequest {
     enum class State { Queued = 0, Submitted = 1, Answered = 2 };
@@ -88,6 +86,8 @@ struct StoredBatch {
     // When the grace period ran out and we asked the provider to cancel the batch (0: never).
     // Its lines that never ran then go through the synchronous API for clients still waiting.
     qint64 cancelRequestedMs = 0;
+    // What its answered lines used and cost (addBatchUsage()), as loadBatches() reads it.
+    accounting::LedgerRow usage;
 };
 
 // One answer of the answer cache (--cache): the provider's successful answer to a request,
@@ -104,7 +104,7 @@ struct CachedAnswer {
 class Store {
 public:
     // The database's user_version this build writes: one migration per version before it.
-    static constexpr int SchemaVersion = 9;
+    static constexpr int SchemaVersion = 10;
 
     ~Store();
     Store(const Store &) = delete;
@@ -159,11 +159,24 @@ public:
     void clearCachedAnswers();
     // Every cached answer without its body, oldest first: the cache's index after a restart.
     QList<CachedAnswer> loadCacheIndex();
+
+    // Each batch's tokens and cost (issue 10), kept in batch_history: add a recorded line's
+    // ledger increment to its batch's usage, in the open transaction with the result and the
+    // ledger row (so a crash never counts a line twice in either).
+    void addBatchUsage(const QByteArray &localId, const accounting::LedgerRow &row);
+    // A batch ended: keep what the history shows of it, with the usage its lines added (the
+    // store's sums, not `batch.usage`). Only the newest FinishedBatchesKept are kept.
+    void saveFinishedBatch(const BatchProgress &batch);
+    static constexpr int FinishedBatchesKept = 500;
+    // The finished batches kept, oldest first, at most the newest `limit`.
+    QList<BatchProgress> loadFinishedBatches(qsizetype limit);
+
     void deleteRequest(quint64 id);
     QByteArray requestBody(quint64 id);
     std::optional<StoredRequest> requestWithResult(quint64 id);
 
     void saveBatch(const StoredBatch &batch); // insert or replace
+    // Forgets an unfinished batch (with its usage; a finished one stays in the history).
     void deleteBatch(const QByteArray &localId);
 
     // Everything, without bodies, for a restart.

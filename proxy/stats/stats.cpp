@@ -349,7 +349,7 @@ QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batche
         count("completed", quint64(qMax(0, b.completed)));
         out += ',';
         count("failed", quint64(qMax(0, b.failed)));
-        out += '}';
+        out += ",\"usage\":" + accounting::totalsJson(b.usage) + '}';
     }
     out += "]}";
     return out;

@@ -77,6 +77,7 @@ struct StatsBatch {
     QByteArray status; // BatchProgress::status
     bool active = true;
     int total = 0, completed = 0, failed = 0;
+    accounting::LedgerRow usage = {}; // its answered lines' tokens and cost (BatchProgress)
 };
 
 // A plain copyable value: it crosses threads in queued signals (see Q_DECLARE_METATYPE below).
@@ -159,7 +160,7 @@ public:
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback",
     // "streamed", "waiting_streams" at the top level, and "batch_list": one object per listed
     // batch {"id","batch_id","provider","endpoint","model","status","active","requests",
-    // "completed","failed"}.
+    // "completed","failed","usage"} ("usage": its lines' tokens and cost, totalsJson()).
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
