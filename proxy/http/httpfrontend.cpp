@@ -1269,7 +1269,10 @@ void HttpFrontEnd::handleMessages(const QHttpServerRequest &request, QTcpSocket 
                                  "bytes at most) is not a valid header value"));
         return;
     }
-    if (streaming && m_settings.relayStreams) {
+    // Relayed at full price: a stream with --streams relay, or a model whose --model-route is
+    // relay (flex is OpenAI's only; any other route is batched).
+    if ((streaming && m_settings.relayStreams) ||
+        m_settings.modelRoutes.match(*model).route == ModelRoute::Relay) {
         relay(request, socket, keepAlive, key, admission.caller, provider);
         return;
     }
@@ -1558,7 +1561,7 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         relayed.pathAndQuery += '?' + query;
     relayed.body = request.body();
     relayed.keepAlive = keepAlive && !m_closing;
-    relayed.anthropicErrors = isAnthropicPath(request.url().path(QUrl::FullyEncoded).toUtf8());
+    relayed.anthropic = isAnthropicPath(request.url().path(QUrl::FullyEncoded).toUtf8());
     QList<QByteArray> connectionTokens;
     for (const auto &[name, value] : request.headers()) {
         if (name.compare("connection", Qt::CaseInsensitive) == 0) {
@@ -1588,11 +1591,12 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
     if (m_stats)
         m_stats->recordRelayed();
     qCDebug(lcRelay).noquote() << "relaying" << relayed.method << relayed.pathAndQuery;
-    // A model call is counted in the ledger from the usage its answer reports.
+    // A model call (OpenAI's or Anthropic's) is counted in the ledger from the usage its
+    // answer reports.
     std::optional<accounting::AccountedRequest> accounted;
     if (request.method() == QHttpServerRequest::Method::Post) {
         const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
-        if (isBatchedEndpoint(path)) {
+        if (isBatchedEndpoint(path) || path == AnthropicMessagesPath) {
             accounted = relayAccounting(path, relayed.body,
                                         caller.isEmpty() ? accounting::keyHint(key) : caller);
             accounted->provider = provider.name;
