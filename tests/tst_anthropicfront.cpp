@@ -381,6 +381,25 @@ private Q_SLOTS:
         QVERIFY(sonnet.value(u"cost_usd").isNull());
     }
 
+    // The grace period's synchronous fallback is paid, and counted, at the standard price too.
+    void theSyncFallbackIsCountedAtTheStandardPrice() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0); // nothing ran: the request goes to /v1/messages
+        Config config = baseConfig();
+        config.gracePeriod = 300ms;
+        startProxy(config);
+        QNetworkReply *reply = send(cachedBody("1h", "[[cache:100:40]] hi"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        const auto fallback = [this] {
+            return usageRows("route").value(QStringLiteral("sync_fallback"));
+        };
+        QTRY_COMPARE(fallback().value(u"requests").toInteger(), 1);
+        // As relayedMessagesAreCountedAtTheStandardPrice: 5,220 per million.
+        QCOMPARE(fallback().value(u"cache_write_input_tokens").toInteger(), 100);
+        QCOMPARE(fallback().value(u"cost_usd").toDouble(), 0.00522);
+    }
+
     // The 1-hour cache-write price end to end through Message Batches: the fake reports the
     // writes split by TTL when the request asks for caching, and /usage bills them at the batch
     // tier's cache_write_1h (given here by a price override: the shipped table has no batch
