@@ -13,7 +13,10 @@
 #include "testclient.h"
 #include "testmain.h"
 
+#include <QDir>
+#include <QFile>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkReply>
 #include <QSignalSpy>
@@ -46,6 +49,22 @@ QByteArray anthropicErrorTypeOf(const QByteArray &body) {
         .value(QLatin1StringView("type"))
         .toString()
         .toUtf8();
+}
+
+// A claude-opus-4-1 request whose system prompt is a cache breakpoint with the given TTL.
+QByteArray cachedBody(const char *ttl, const char *text) {
+    const QJsonObject system{{QStringLiteral("type"), QStringLiteral("text")},
+                             {QStringLiteral("text"), QStringLiteral("a long prompt")},
+                             {QStringLiteral("cache_control"),
+                              QJsonObject{{QStringLiteral("type"), QStringLiteral("ephemeral")},
+                                          {QStringLiteral("ttl"), QString::fromLatin1(ttl)}}}};
+    const QJsonObject user{{QStringLiteral("role"), QStringLiteral("user")},
+                           {QStringLiteral("content"), QString::fromLatin1(text)}};
+    return QJsonDocument(QJsonObject{{QStringLiteral("model"), QStringLiteral("claude-opus-4-1")},
+                                     {QStringLiteral("max_tokens"), 64},
+                                     {QStringLiteral("system"), QJsonArray{system}},
+                                     {QStringLiteral("messages"), QJsonArray{user}}})
+        .toJson(QJsonDocument::Compact);
 }
 
 QString messageText(const QByteArray &body) {
@@ -94,6 +113,22 @@ private:
     QNetworkReply *send(const QByteArray &body, const Headers &headers = AnthropicKey,
                         const QByteArray &path = "/v1/messages") {
         return m_client->send("POST", path, body, headers);
+    }
+
+    QByteArray get(const QByteArray &path) {
+        QNetworkReply *reply = m_client->send("GET", path, {}, {});
+        if (!TestClient::finished(reply))
+            return {};
+        return reply->readAll();
+    }
+    // /usage's rows grouped by `groupBy`, by that column's value.
+    QHash<QString, QJsonObject> usageRows(const QByteArray &groupBy) {
+        QHash<QString, QJsonObject> rows;
+        const QJsonObject usage = jsonOf(get("/usage?group_by=" + groupBy));
+        for (const QJsonValue &row : usage.value(u"rows").toArray())
+            rows.insert(row.toObject().value(QString::fromLatin1(groupBy)).toString(),
+                        row.toObject());
+        return rows;
     }
 
     int paidLines() const {
@@ -283,6 +318,130 @@ private Q_SLOTS:
         QCOMPARE(m_fake->batches().size(), 0);
         for (const auto &request : m_fake->requests())
             QCOMPARE(request.headers.value("x-api-key"), ClientKey);
+    }
+
+    // Relayed /v1/messages calls (X-Batch: off, a relay model route, a relayed stream) are in
+    // the ledger at the standard price, from Anthropic's usage: a JSON answer's, and a stream's
+    // message_start (input, cache) and message_delta (output) events; the request went to
+    // Anthropic as the client sent it.
+    void relayedMessagesAreCountedAtTheStandardPrice() {
+        Config config = baseConfig();
+        config.modelRoutes = {"claude-opus-4-1=relay"};
+        startProxy(config);
+        const Headers off = AnthropicKey + Headers{{"X-Batch", "off"}};
+        // 1-hour cache writes: 100 written, 40 read; 19 bytes of text after the breakpoint.
+        QNetworkReply *json = send(cachedBody("1h", "[[cache:100:40]] hi")); // route: relay
+        QVERIFY(TestClient::finished(json));
+        QCOMPARE(TestClient::status(json), 200);
+        const QByteArray streamBody = R"({"model":"claude-opus-4-1","max_tokens":64,)"
+                                      R"("stream":true,"messages":[{"role":"user",)"
+                                      R"("content":"stream me"}]})";
+        QNetworkReply *stream = send(streamBody, off);
+        QVERIFY(TestClient::finished(stream));
+        QCOMPARE(TestClient::status(stream), 200);
+        const QByteArray events = stream->readAll();
+        QVERIFY(events.contains("event: message_delta"));
+        QVERIFY(events.contains(R"("output_tokens":1)"));          // message_start's first count
+        QNetworkReply *unpriced = send(messagesBody("free"), off); // claude-sonnet-4-5
+        QVERIFY(TestClient::finished(unpriced));
+        QCOMPARE(TestClient::status(unpriced), 200);
+        QNetworkReply *refused = send(messagesBody("[[error:rate_limit_error]]", "claude-opus-4-1"),
+                                      off); // an answer without usage
+        QVERIFY(TestClient::finished(refused));
+        QCOMPARE(TestClient::status(refused), 429);
+        QCOMPARE(m_fake->batches().size(), 0);
+        QCOMPARE(m_fake->count("POST", "/v1/messages"), 4);
+        QCOMPARE(m_fake->requests().at(1).bodySize, streamBody.size()); // sent as it came
+
+        QTRY_COMPARE(
+            jsonOf(get("/usage")).value(u"totals").toObject().value(u"requests").toInteger(), 4);
+        const QHash<QString, QJsonObject> routes = usageRows("route");
+        QCOMPARE(routes.keys(), QList<QString>{QStringLiteral("relay")});
+        const QJsonObject relay = routes.value(QStringLiteral("relay"));
+        QCOMPARE(relay.value(u"requests").toInteger(), 4);
+        QCOMPARE(relay.value(u"requests_without_usage").toInteger(), 1);
+        const QHash<QString, QJsonObject> models = usageRows("model");
+        // claude-opus-4-1 at the standard price (USD per million: input 15, cache read 1.5,
+        // 1-hour cache write 30, output 75). JSON: input 19 + 100 + 40, output 25
+        // (19 x 15 + 40 x 1.5 + 100 x 30 + 25 x 75 = 5,220); stream: input 9, output 15
+        // (9 x 15 + 15 x 75 = 1,260). 6,480 per million: $0.00648.
+        const QJsonObject opus = models.value(QStringLiteral("claude-opus-4-1"));
+        QCOMPARE(opus.value(u"requests").toInteger(), 3);
+        QCOMPARE(opus.value(u"requests_without_usage").toInteger(), 1);
+        QCOMPARE(opus.value(u"input_tokens").toInteger(), 159 + 9);
+        QCOMPARE(opus.value(u"cached_input_tokens").toInteger(), 40);
+        QCOMPARE(opus.value(u"cache_write_input_tokens").toInteger(), 100);
+        QCOMPARE(opus.value(u"output_tokens").toInteger(), 25 + 15);
+        QCOMPARE(opus.value(u"cost_usd").toDouble(), 0.00648);
+        QCOMPARE(opus.value(u"saved_usd").toDouble(), 0.0);
+        // claude-sonnet-4-5 is not priced: its tokens counted, its cost unknown.
+        const QJsonObject sonnet = models.value(QStringLiteral("claude-sonnet-4-5"));
+        QCOMPARE(sonnet.value(u"input_tokens").toInteger(), 4);
+        QCOMPARE(sonnet.value(u"output_tokens").toInteger(), 10);
+        QVERIFY(sonnet.value(u"cost_usd").isNull());
+    }
+
+    // The grace period's synchronous fallback is paid, and counted, at the standard price too.
+    void theSyncFallbackIsCountedAtTheStandardPrice() {
+        m_fake->setNeverFinish(true);
+        m_fake->setCancelFractionDone(0); // nothing ran: the request goes to /v1/messages
+        Config config = baseConfig();
+        config.gracePeriod = 300ms;
+        startProxy(config);
+        QNetworkReply *reply = send(cachedBody("1h", "[[cache:100:40]] hi"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        const auto fallback = [this] {
+            return usageRows("route").value(QStringLiteral("sync_fallback"));
+        };
+        QTRY_COMPARE(fallback().value(u"requests").toInteger(), 1);
+        // As relayedMessagesAreCountedAtTheStandardPrice: 5,220 per million.
+        QCOMPARE(fallback().value(u"cache_write_input_tokens").toInteger(), 100);
+        QCOMPARE(fallback().value(u"cost_usd").toDouble(), 0.00522);
+    }
+
+    // The 1-hour cache-write price end to end through Message Batches: the fake reports the
+    // writes split by TTL when the request asks for caching, and /usage bills them at the batch
+    // tier's cache_write_1h (given here by a price override: the shipped table has no batch
+    // cache prices for Claude).
+    void oneHourCacheWritesInABatchArePricedAtTheirOwnRate() {
+        QTemporaryDir config;
+        QVERIFY(QDir(config.path()).mkpath(QStringLiteral("llm-proxy")));
+        QFile prices(config.filePath(QStringLiteral("llm-proxy/prices.json")));
+        QVERIFY(prices.open(QIODevice::WriteOnly));
+        // A normal string: moc reads "//" in a raw string as a comment.
+        prices.write("{\"schema\":1,\"providers\":{\"anthropic\":{\"models\":{\"claude-opu"
+                     "s-4-1\":{\"tiers\":{\"standard\":{\"input\":15,\"cached_input\":1.5,"
+                     "\"cache_write\":18.75,\"cache_write_1h\":30,\"output\":75,\"source\""
+                     ":\"https://example.com/p\",\"date\":\"2026-12-06\"},\"batch\":{\"inp"
+                     "ut\":7.5,\"cached_input\":0.75,\"cache_write\":9.375,\"cache_write_1"
+                     "h\":15,\"output\":37.5,\"source\":\"https://example.com/p\",\"date\""
+                     ":\"2026-12-06\"}}}}}}}");
+        prices.close();
+        const QByteArray previous = qgetenv("XDG_CONFIG_HOME");
+        qputenv("XDG_CONFIG_HOME", config.path().toUtf8());
+        startProxy(baseConfig());
+        qputenv("XDG_CONFIG_HOME", previous);
+        QNetworkReply *hour = send(cachedBody("1h", "[[cache:1000:0]] a"));
+        QNetworkReply *minutes = send(cachedBody("5m", "[[cache:1000:0]] b"));
+        QVERIFY(TestClient::finished(hour));
+        QVERIFY(TestClient::finished(minutes));
+        QCOMPARE(TestClient::status(hour), 200);
+        QCOMPARE(TestClient::status(minutes), 200);
+        const QJsonObject split =
+            jsonOf(hour->readAll()).value(u"usage").toObject().value(u"cache_creation").toObject();
+        QCOMPARE(split.value(u"ephemeral_1h_input_tokens").toInteger(), 1000);
+        QCOMPARE(split.value(u"ephemeral_5m_input_tokens").toInteger(), 0);
+        QCOMPARE(m_fake->batches().size(), 1);
+        const auto batched = [this] {
+            return usageRows("route").value(QStringLiteral("batch")).value(u"requests").toInteger();
+        };
+        QTRY_COMPARE(batched(), 2);
+        // Each: 18 input after the breakpoint, 1,000 written, 24 output, at the batch tier.
+        // 1 h: 18 x 7.5 + 1,000 x 15 + 24 x 37.5 = 16,035; 5 min: 135 + 9,375 + 900 = 10,410.
+        const QJsonObject batch = usageRows("route").value(QStringLiteral("batch"));
+        QCOMPARE(batch.value(u"cache_write_input_tokens").toInteger(), 2000);
+        QCOMPARE(batch.value(u"cost_usd").toDouble(), 0.026445);
     }
 
     void aStreamGetsPingsThenTheReplayedMessage() {

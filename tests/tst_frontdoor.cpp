@@ -2,6 +2,7 @@
 // The front door's pure rules (frontdoor.h) and the proxy tokens file (proxytokens.h), as
 // tables: request targets, Host values, origins, CORS headers, token lines, constant-time lookup.
 
+#include "api/httpanswer.h"
 #include "http/frontdoor.h"
 #include "settings/proxytokens.h"
 
@@ -64,6 +65,53 @@ private Q_SLOTS:
         QFETCH(bool, ok);
         const QString problem = targetProblem(target);
         QVERIFY2(problem.isEmpty() == ok, qPrintable(problem));
+    }
+
+    // Which request targets are Anthropic's (their errors in Anthropic's shape): the path as
+    // Qt's server reads it (checked against Qt 6.4.2), its dot segments resolved, the query,
+    // the fragment and an absolute form's host ignored.
+    void anthropicTargets_data() {
+        QTest::addColumn<QByteArray>("target");
+        QTest::addColumn<bool>("anthropic");
+        QTest::newRow("messages") << QByteArray("/v1/messages") << true;
+        QTest::newRow("query") << QByteArray("/v1/messages?beta=true") << true;
+        QTest::newRow("empty query") << QByteArray("/v1/messages?") << true;
+        QTest::newRow("fragment") << QByteArray("/v1/messages#x") << true;
+        QTest::newRow("count_tokens") << QByteArray("/v1/messages/count_tokens") << true;
+        QTest::newRow("batches") << QByteArray("/v1/messages/batches/msgbatch_1/results") << true;
+        QTest::newRow("complete") << QByteArray("/v1/complete") << true;
+        QTest::newRow("encoded letter") << QByteArray("/v1/%6Dessages") << true;
+        QTest::newRow("encoded v1") << QByteArray("/%76%31/me%73sages?") << true;
+        QTest::newRow("absolute form") << QByteArray("http://127.0.0.1:1/v1/messages?a") << true;
+        QTest::newRow("absolute form, upper case") << QByteArray("HTTP://h/v1/messages") << true;
+        QTest::newRow("dots into messages") << QByteArray("/v1/models/../messages") << true;
+        QTest::newRow("encoded dots into messages") << QByteArray("/v1/x/%2e%2E/messages") << true;
+        QTest::newRow("dot") << QByteArray("/v1/./messages") << true;
+        QTest::newRow("chat") << QByteArray("/v1/chat/completions") << false;
+        QTest::newRow("messages in the query")
+            << QByteArray("/v1/chat/completions?next=/v1/messages") << false;
+        QTest::newRow("dots out of messages") << QByteArray("/v1/messages/../models") << false;
+        QTest::newRow("encoded dots out") << QByteArray("/v1/messages/%2e%2e/models") << false;
+        QTest::newRow("dots to the parent") << QByteArray("/v1/messages/..") << false;
+        QTest::newRow("longer name") << QByteArray("/v1/messagesx") << false;
+        QTest::newRow("parameter") << QByteArray("/v1/messages;x") << false;
+        QTest::newRow("encoded query mark") << QByteArray("/v1/messages%3Fx") << false;
+        QTest::newRow("encoded slash") << QByteArray("/v1/messages%2Fcount_tokens") << false;
+        QTest::newRow("case") << QByteArray("/v1/Messages") << false;
+        QTest::newRow("double slash") << QByteArray("/v1//messages") << false;
+        QTest::newRow("authority") << QByteArray("//v1/messages") << false; // /messages on v1
+        QTest::newRow("no slash") << QByteArray("v1/messages") << false;
+        QTest::newRow("asterisk") << QByteArray("*") << false;
+        QTest::newRow("empty") << QByteArray() << false;
+    }
+    void anthropicTargets() {
+        QFETCH(QByteArray, target);
+        QTEST(isAnthropicTarget(target), "anthropic");
+        // The same in a request line, whole or cut short after its target.
+        QTEST(
+            isAnthropicRequestStart(QByteArray("\r\nPOST  " + target + " HTTP/1.1\r\nHost: x\r\n")),
+            "anthropic");
+        QTEST(isAnthropicRequestStart(QByteArray("POST " + target)), "anthropic");
     }
 
     void hosts_data() {

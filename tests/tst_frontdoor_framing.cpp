@@ -70,6 +70,22 @@ QJsonObject errorOf(const QByteArray &body) {
     return QJsonDocument::fromJson(body).object()[u"error"].toObject();
 }
 
+// Whether `body` is an error in Anthropic's shape ({"type":"error","error":{"type","message"}})
+// of the given type, or in OpenAI's ({"error":{"message","type","param","code"}}) when `type`
+// is empty.
+bool hasErrorShape(const QByteArray &body, const QByteArray &anthropicType) {
+    const QJsonObject top = QJsonDocument::fromJson(body).object();
+    const QJsonObject error = top[u"error"].toObject();
+    if (error[u"message"].toString().isEmpty())
+        return false;
+    if (anthropicType.isEmpty()) {
+        return !top.contains(u"type") && error.contains(u"code") && error.contains(u"param") &&
+               !error[u"type"].toString().isEmpty();
+    }
+    return top[u"type"].toString() == u"error" &&
+           error[u"type"].toString() == QString::fromLatin1(anthropicType) && error.size() == 2;
+}
+
 } // namespace
 
 class tst_FrontDoorFraming final : public QObject {
@@ -333,6 +349,138 @@ private Q_SLOTS:
         QCOMPARE(m_front->waiting(), 0);
     }
 
+    // Refusals made before the request's route is known (the gate's, here) are in the shape of
+    // the API its path belongs to: Anthropic's on Anthropic's paths, OpenAI's elsewhere.
+    void earlyRefusalsTakeTheShapeOfTheRequestsApi_data() {
+        QTest::addColumn<QByteArray>("request");
+        QTest::addColumn<int>("status");
+        QTest::addColumn<QByteArray>("anthropicType"); // empty: OpenAI's shape
+        const struct {
+            const char *name;
+            QByteArray target;
+            bool anthropic;
+        } targets[] = {{"anthropic", "/v1/messages?beta=true", true},
+                       {"openai", "/v1/chat/completions?x=1", false}};
+        const QByteArray host = " HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+        for (const auto &t : targets) {
+            const QByteArray post = "POST " + t.target + host;
+            const auto row = [&](const char *kind, const QByteArray &request, int status,
+                                 const char *type) {
+                QTest::addRow("%s: %s", kind, t.name)
+                    << request << status << QByteArray(t.anthropic ? type : "");
+            };
+            row("body over --max-body", post + "Content-Length: 70000\r\n\r\n", 413,
+                "request_too_large");
+            row("chunk over --max-body", post + "Transfer-Encoding: chunked\r\n\r\n10001\r\n", 413,
+                "request_too_large");
+            QByteArray fields;
+            for (int i = 0; i < 97; ++i)
+                fields += "X-Field-" + QByteArray::number(i) + ": 1\r\n";
+            row("too many fields", post + fields + "\r\n", 431, "invalid_request_error");
+            row("unfinished block too large", post + "X-Big: " + QByteArray(200'000, 'a'), 431,
+                "invalid_request_error");
+            row("bare LF", "POST " + t.target + " HTTP/1.1\nHost: x\n\n", 400,
+                "invalid_request_error");
+            row("both framings",
+                post + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+                "invalid_request_error");
+            row("malformed chunk", post + "Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+                "invalid_request_error");
+            row("other coding", post + "Transfer-Encoding: gzip\r\n\r\n", 501,
+                "invalid_request_error");
+            row("request line too long",
+                "POST " + t.target + "&pad=" + QByteArray(20'000, 'a') + host + "\r\n", 414,
+                "invalid_request_error");
+            row("malformed request line", "POST " + t.target + " HTTP/9\r\nHost: 127.0.0.1\r\n\r\n",
+                400, "invalid_request_error");
+        }
+        // The path decides as the router reads it, whatever its spelling.
+        const auto tooLarge = [&](const char *name, const QByteArray &target, bool anthropic) {
+            QTest::addRow("413 at %s", name)
+                << QByteArray("POST " + target + host + "Content-Length: 70000\r\n\r\n") << 413
+                << QByteArray(anthropic ? "request_too_large" : "");
+        };
+        tooLarge("count_tokens", "/v1/messages/count_tokens", true);
+        tooLarge("encoded letter", "/v1/%6Dessages", true);
+        tooLarge("absolute form", "http://127.0.0.1/v1/messages", true);
+        tooLarge("dots into messages", "/v1/models/../messages", true);
+        tooLarge("dots out of messages", "/v1/messages/../models", false);
+        tooLarge("longer name", "/v1/messagesx", false);
+        tooLarge("messages in the query", "/v1/embeddings?x=/v1/messages", false);
+    }
+    void earlyRefusalsTakeTheShapeOfTheRequestsApi() {
+        QFETCH(QByteArray, request);
+        QFETCH(int, status);
+        QFETCH(QByteArray, anthropicType);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write(request);
+        QVERIFY(raw.waitFor([&] { return !answersIn(raw.received).isEmpty(); }));
+        const Answer answer = answersIn(raw.received).constFirst();
+        QVERIFY2(answer.statusLine.startsWith(QByteArray("HTTP/1.1 " + QByteArray::number(status))),
+                 answer.statusLine.constData());
+        QVERIFY2(hasErrorShape(answer.body, anthropicType), answer.body.constData());
+        QCOMPARE(m_front->waiting(), 0);
+    }
+
+    // The deadlines' 408s too: a timeout_error on Anthropic's paths.
+    void deadlinesOnAnthropicPathsAreTimeoutErrors_data() {
+        QTest::addColumn<QByteArray>("start");
+        QTest::addColumn<QByteArray>("anthropicType");
+        QTest::newRow("headers, anthropic")
+            << QByteArray("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            << QByteArray("timeout_error");
+        QTest::newRow("request line, anthropic")
+            << QByteArray("POST /v1/messages/count_tokens?a=") << QByteArray("timeout_error");
+        QTest::newRow("body, anthropic")
+            << QByteArray("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Content-Length: 50000\r\n\r\n{")
+            << QByteArray("timeout_error");
+        QTest::newRow("headers, openai")
+            << QByteArray("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            << QByteArray();
+        QTest::newRow("body, openai")
+            << QByteArray("POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          "Content-Length: 50000\r\n\r\n{")
+            << QByteArray();
+    }
+    void deadlinesOnAnthropicPathsAreTimeoutErrors() {
+        QFETCH(QByteArray, start);
+        QFETCH(QByteArray, anthropicType);
+        RawClient raw;
+        QVERIFY(raw.connectTo(m_port));
+        raw.socket.write(start);
+        QTRY_VERIFY(m_front->framedBytes() > 0);
+        m_clock.advance(45s); // past every deadline
+        QVERIFY(raw.waitFor([&] { return !answersIn(raw.received).isEmpty(); }));
+        const Answer answer = answersIn(raw.received).constFirst();
+        QVERIFY2(answer.statusLine.startsWith("HTTP/1.1 408"), answer.statusLine.constData());
+        QVERIFY2(hasErrorShape(answer.body, anthropicType), answer.body.constData());
+    }
+
+    // The proxy token's 401 (checked before the route): authentication_error on /v1/messages.
+    void aMissingProxyTokenOnAnthropicPathsIsAnAuthenticationError() {
+        FrontEndSettings settings = smallSettings();
+        settings.tokens = {{"alice", "0123456789abcdef0123"}};
+        startFrontEnd(settings);
+        const auto refusal = [&](const QByteArray &path, const QByteArray &key) {
+            RawClient raw;
+            if (!raw.connectTo(m_port))
+                return Answer{};
+            raw.socket.write("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: " + key +
+                             "\r\nContent-Length: 2\r\n\r\n{}");
+            if (!raw.waitFor([&] { return !answersIn(raw.received).isEmpty(); }))
+                return Answer{};
+            return answersIn(raw.received).constFirst();
+        };
+        const Answer anthropic = refusal("/v1/messages?beta=true", "sk-ant-not-a-token");
+        QVERIFY2(anthropic.statusLine.startsWith("HTTP/1.1 401"), anthropic.statusLine.constData());
+        QVERIFY2(hasErrorShape(anthropic.body, "authentication_error"), anthropic.body.constData());
+        const Answer openAi = refusal("/v1/chat/completions", "sk-not-a-token");
+        QVERIFY2(openAi.statusLine.startsWith("HTTP/1.1 401"), openAi.statusLine.constData());
+        QVERIFY2(hasErrorShape(openAi.body, {}), openAi.body.constData());
+    }
+
     // Item 7: a header block trickled in is cut off at the deadline (20 s, extended by 1 s per
     // 500 bytes up to 40 s), measured by the injected clock.
     void trickledHeadersAreCutOff() {
@@ -428,6 +576,23 @@ private Q_SLOTS:
         QVERIFY(answers.at(0).head.toLower().contains("retry-after: 5"));
         QCOMPARE(errorOf(answers.at(0).body)[u"code"].toString(),
                  QStringLiteral("too_many_connections"));
+        // A client that speaks first is answered in the shape of its request's API.
+        RawClient anthropic;
+        QVERIFY(anthropic.connectTo(m_port));
+        anthropic.socket.write("POST /v1/messages?beta=true HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        QVERIFY(anthropic.waitClosed());
+        const QList<Answer> overloaded = answersIn(anthropic.received);
+        QCOMPARE(overloaded.size(), 1);
+        QVERIFY(overloaded.at(0).statusLine.startsWith("HTTP/1.1 503"));
+        QVERIFY(overloaded.at(0).head.toLower().contains("retry-after: 5"));
+        QVERIFY2(hasErrorShape(overloaded.at(0).body, "overloaded_error"),
+                 overloaded.at(0).body.constData());
+        RawClient openAi;
+        QVERIFY(openAi.connectTo(m_port));
+        openAi.socket.write("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        QVERIFY(openAi.waitClosed());
+        QCOMPARE(answersIn(openAi.received).size(), 1);
+        QVERIFY(hasErrorShape(answersIn(openAi.received).at(0).body, {}));
         first.reset();
         QTRY_COMPARE(m_front->connections(), 1);
         RawClient fourth;

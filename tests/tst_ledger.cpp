@@ -585,6 +585,57 @@ private Q_SLOTS:
         }
     }
 
+    // Anthropic's streams: the input counts come in message_start (the first event), the final
+    // output count in message_delta (near the end); a stream long enough that only its tail is
+    // kept still has its start read, and a stream without either has no usage (never zero).
+    void anthropicStreamUsageJoinsItsFirstAndLastUsageEvents_data() {
+        QTest::addColumn<QByteArray>("stream");
+        QTest::addColumn<bool>("reported");
+        QTest::addColumn<qint64>("cacheWrite1h");
+        QTest::addColumn<qint64>("output");
+        const QByteArray start =
+            "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":"
+            "\"msg_1\",\"content\":[],\"usage\":{\"input_tokens\":7,"
+            "\"cache_creation_input_tokens\":30,\"cache_read_input_tokens\":5,"
+            "\"cache_creation\":{\"ephemeral_5m_input_tokens\":10,"
+            "\"ephemeral_1h_input_tokens\":20},\"output_tokens\":1}}}\r\n\r\n";
+        const QByteArray delta = "event: content_block_delta\r\ndata: {\"type\":"
+                                 "\"content_block_delta\",\"index\":0,\"delta\":{\"type\":"
+                                 "\"text_delta\",\"text\":\"" +
+                                 QByteArray(100, 'x') + "\"}}\r\n\r\n";
+        const QByteArray end = "event: message_delta\r\ndata: {\"type\":\"message_delta\","
+                               "\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{"
+                               "\"output_tokens\":42}}\r\n\r\nevent: message_stop\r\n"
+                               "data: {\"type\":\"message_stop\"}\r\n\r\n";
+        QTest::newRow("short") << QByteArray(start + delta + end) << true << 20LL << 42LL;
+        QTest::newRow("long") << QByteArray(start + delta.repeated(8000) + end) << true << 20LL
+                              << 42LL;
+        QTest::newRow("error event")
+            << QByteArray("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                          "\"overloaded_error\",\"message\":\"x\"}}\n\n")
+            << false << 0LL << 0LL;
+    }
+    void anthropicStreamUsageJoinsItsFirstAndLastUsageEvents() {
+        QFETCH(QByteArray, stream);
+        QFETCH(bool, reported);
+        QFETCH(qint64, cacheWrite1h);
+        QFETCH(qint64, output);
+        AnswerCapture capture;
+        capture.start(true, true, true);
+        for (qsizetype i = 0; i < stream.size(); i += 4096)
+            capture.append(
+                QByteArrayView(stream).sliced(i, std::min<qsizetype>(4096, stream.size() - i)));
+        const Usage usage = capture.usage();
+        QCOMPARE(usage.reported, reported);
+        if (reported) {
+            QCOMPARE(*usage.input, 7 + 30 + 5); // every input token
+            QCOMPARE(*usage.cachedInput, 5);
+            QCOMPARE(*usage.cacheWriteInput, 30);
+            QCOMPARE(*usage.cacheWrite1hInput, cacheWrite1h);
+            QCOMPARE(*usage.output, output); // message_delta's, not message_start's 1
+        }
+    }
+
 private:
     static int rowCount(const QString &path) {
         const QString name = QUuid::createUuid().toString();

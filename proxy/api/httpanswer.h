@@ -51,11 +51,23 @@ HttpAnswer errorAnswer(int status, const QString &message, const char *type,
 inline constexpr char AnthropicMessagesPath[] = "/v1/messages";
 // A path of Anthropic's API that no OpenAI client uses: /v1/messages and everything under it
 // (count_tokens, batches), and the legacy /v1/complete. Errors on these are Anthropic-shaped.
+// `path` is a URL's path (no query): its dot segments are resolved first (RFC 3986 §5.2.4), so
+// /v1/messages/../models is not one and /v1/models/../messages is. The one rule that decides
+// both where a request goes and the shape of the proxy's errors on it.
 bool isAnthropicPath(QByteArrayView path);
+// The same for a request target as the request line carries it (origin form with its query
+// and fragment, or absolute form), read as Qt's HTTP server reads it (QUrl::fromEncoded:
+// "/v1/%6Dessages" is /v1/messages, "//v1/messages" is /messages on host v1): for answers the
+// front door makes before Qt has parsed the request.
+bool isAnthropicTarget(QByteArrayView target);
+// The same for the first bytes of a request (leading blank lines allowed; the request line may
+// be cut short, and is then judged by what came of it): "POST /v1/messages HTTP/1.1...".
+bool isAnthropicRequestStart(QByteArrayView head);
 // The Anthropic error type of an HTTP status: 400 invalid_request_error, 401
-// authentication_error, 403 permission_error, 404 not_found_error, 413 request_too_large, 429
-// rate_limit_error, 504 timeout_error, 529 overloaded_error; other 4xx invalid_request_error,
-// anything else api_error.
+// authentication_error, 403 permission_error, 404 not_found_error, 408 and 504 timeout_error,
+// 413 request_too_large, 429 rate_limit_error, 529 overloaded_error; other 4xx and the
+// refusals of what the client sent (501 unsupported framing, 505 HTTP version)
+// invalid_request_error, anything else api_error.
 QByteArray anthropicErrorType(int status);
 // The one place that makes an Anthropic-shaped answer:
 // {"type":"error","error":{"type":...,"message":...}} with the given status, marked synthesized.

@@ -428,23 +428,48 @@ void HttpFrontEnd::turnAway(QTcpSocket *socket, http::ConnectionLimiter::Verdict
                              << (inAll ? "too many connections"
                                        : "too many connections from one address");
     socket->setParent(this); // ours until it goes (QtHttpServer never sees it)
-    HttpAnswer answer =
-        errorAnswer(503,
-                    inAll ? QStringLiteral("llm-proxy has too many open connections; retry later")
-                          : QStringLiteral("Too many open connections from your address; close "
-                                           "some or retry later"),
-                    ErrorType::Server, "too_many_connections");
-    answer.headers.emplaceBack("retry-after", "5");
-    // Whatever the client sends is read and dropped, so that closing does not reset the
-    // connection under the answer; it goes once the answer is out, or after 2 s at most.
-    connect(socket, &QIODevice::readyRead, socket, [socket] { socket->skip(1 << 20); });
-    connect(socket, &QAbstractSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(2s, socket, [socket] {
-        socket->abort();
-        socket->deleteLater();
+    const QString message =
+        inAll ? QStringLiteral("llm-proxy has too many open connections; retry later")
+              : QStringLiteral("Too many open connections from your address; close some or "
+                               "retry later");
+    // The answer's shape follows the request's path: it is sent once the request line is in
+    // (clients speak first), or after a short wait with what came of it. Whatever the client
+    // sends is read and dropped, so that closing does not reset the connection under the
+    // answer; it goes once the answer is out, or 2 s later at most.
+    constexpr qsizetype RequestLineBytes = 2048;
+    auto head = std::make_shared<QByteArray>();
+    auto answered = std::make_shared<bool>(false);
+    const auto answer = [socket, message, head, answered] {
+        if (std::exchange(*answered, true))
+            return;
+        HttpAnswer refusal =
+            isAnthropicRequestStart(*head)
+                ? anthropicErrorAnswer(503, message, "overloaded_error")
+                : errorAnswer(503, message, ErrorType::Server, "too_many_connections");
+        *head = QByteArray();
+        refusal.headers.emplaceBack("retry-after", "5");
+        socket->write(http::serialize(refusal, false));
+        socket->disconnectFromHost();
+        QTimer::singleShot(2s, socket, [socket] {
+            socket->abort();
+            socket->deleteLater();
+        });
+    };
+    connect(socket, &QIODevice::readyRead, socket, [socket, head, answered, answer] {
+        if (*answered) {
+            socket->skip(1 << 20);
+            return;
+        }
+        head->append(socket->read(RequestLineBytes - head->size()));
+        socket->skip(1 << 20);
+        qsizetype start = 0; // blank lines before the request line are allowed
+        while (start < head->size() && (head->at(start) == '\r' || head->at(start) == '\n'))
+            ++start;
+        if (head->size() >= RequestLineBytes || head->indexOf('\n', start) >= 0)
+            answer();
     });
-    socket->write(http::serialize(answer, false));
-    socket->disconnectFromHost();
+    connect(socket, &QAbstractSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(500ms, socket, answer);
 }
 
 qint64 HttpFrontEnd::unsentBytes() const {
@@ -751,8 +776,10 @@ void HttpFrontEnd::refuse(QTcpSocket *socket, Connection &connection, int status
                             : status == 408 ? "request_timeout"
                             : status == 501 ? "not_implemented"
                                             : "invalid_request";
-    socket->write(
-        http::serialize(errorAnswer(status, message, ErrorType::InvalidRequest, code), false));
+    // Refused before Qt parsed it: the shape follows the request line, as far as it came.
+    const HttpAnswer answer = errorAnswer(status, message, ErrorType::InvalidRequest, code);
+    socket->write(http::serialize(
+        connection.gate.anthropicTarget() ? asAnthropicError(answer) : answer, false));
     // Most clients read the answer only once they have sent the whole body: keep reading and
     // discarding (never buffering) until the client goes quiet, then close. Bounded in bytes
     // and time so a client cannot keep us busy forever.
@@ -1262,7 +1289,10 @@ void HttpFrontEnd::handleMessages(const QHttpServerRequest &request, QTcpSocket 
                                  "bytes at most) is not a valid header value"));
         return;
     }
-    if (streaming && m_settings.relayStreams) {
+    // Relayed at full price: a stream with --streams relay, or a model whose --model-route is
+    // relay (flex is OpenAI's only; any other route is batched).
+    if ((streaming && m_settings.relayStreams) ||
+        m_settings.modelRoutes.match(*model).route == ModelRoute::Relay) {
         relay(request, socket, keepAlive, key, admission.caller, provider);
         return;
     }
@@ -1553,7 +1583,7 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
         relayed.pathAndQuery += '?' + query;
     relayed.body = request.body();
     relayed.keepAlive = keepAlive && !m_closing;
-    relayed.anthropicErrors = isAnthropicPath(request.url().path(QUrl::FullyEncoded).toUtf8());
+    relayed.anthropic = isAnthropicPath(request.url().path(QUrl::FullyEncoded).toUtf8());
     QList<QByteArray> connectionTokens;
     for (const auto &[name, value] : request.headers()) {
         if (name.compare("connection", Qt::CaseInsensitive) == 0) {
@@ -1583,11 +1613,12 @@ void HttpFrontEnd::relay(const QHttpServerRequest &request, QTcpSocket *socket, 
     if (m_stats)
         m_stats->recordRelayed();
     qCDebug(lcRelay).noquote() << "relaying" << relayed.method << relayed.pathAndQuery;
-    // A model call is counted in the ledger from the usage its answer reports.
+    // A model call (OpenAI's or Anthropic's) is counted in the ledger from the usage its
+    // answer reports.
     std::optional<accounting::AccountedRequest> accounted;
     if (request.method() == QHttpServerRequest::Method::Post) {
         const QByteArray path = request.url().path(QUrl::FullyEncoded).toUtf8();
-        if (isBatchedEndpoint(path)) {
+        if (isBatchedEndpoint(path) || path == AnthropicMessagesPath) {
             accounted = relayAccounting(path, relayed.body,
                                         caller.isEmpty() ? accounting::keyHint(key) : caller);
             accounted->provider = provider.name;

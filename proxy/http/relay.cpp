@@ -135,7 +135,7 @@ RelayCall::RelayCall(UpstreamClient *upstream, const QUrl &upstreamBase, RelayRe
     , m_client(client)
     , m_keepAlive(request.keepAlive)
     , m_head(request.method == "HEAD")
-    , m_anthropicErrors(request.anthropicErrors)
+    , m_anthropic(request.anthropic)
     , m_answerHeaders(std::move(request.answerHeaders))
     , m_captureUsage(request.captureUsage) {
     const UpstreamOrigin &origin = upstream->origin(upstreamBase);
@@ -234,7 +234,7 @@ QByteArray RelayCall::headBytes(qsizetype extra) {
             else if (name.compare("content-encoding", Qt::CaseInsensitive) == 0)
                 identity = value.isEmpty() || value == "identity";
         }
-        m_capture.start(eventStream, identity && status >= 200 && status < 300);
+        m_capture.start(eventStream, identity && status >= 200 && status < 300, m_anthropic);
     }
     const bool noBody = m_head || status == 204 || status == 304 || (status >= 100 && status < 200);
     m_chunked = !hasLength && !noBody;
@@ -318,7 +318,7 @@ void RelayCall::unreachable() {
     HttpAnswer answer =
         errorAnswer(502, QStringLiteral("llm-proxy could not reach the upstream API: ") + reason,
                     ErrorType::Server, "upstream_unreachable");
-    if (m_anthropicErrors)
+    if (m_anthropic)
         answer = asAnthropicError(answer);
     writeToClient(m_client, http::serialize(answer, m_keepAlive, m_head));
     end(m_keepAlive);

@@ -28,8 +28,9 @@ struct RelayRequest {
     HeaderList answerHeaders;
     // Keep what the ledger needs of the answer (its usage) while it passes: see usage().
     bool captureUsage = false;
-    // An Anthropic client's call: the proxy's own error (upstream unreachable) in its shape.
-    bool anthropicErrors = false;
+    // A call on Anthropic's API (an Anthropic path): the proxy's own error (upstream
+    // unreachable) in its shape, and the answer's usage read by Anthropic's names and events.
+    bool anthropic = false;
 };
 
 // The upstream URL for a client path under /v1: "/v1/models?x=1" with base
@@ -73,7 +74,7 @@ private:
     std::unique_ptr<UpstreamReply> m_reply;
     bool m_keepAlive;
     bool m_head;
-    bool m_anthropicErrors;
+    bool m_anthropic;
     HeaderList m_answerHeaders;
     bool m_headWritten = false;
     bool m_chunked = false;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "http/requestgate.h"
 
+#include "api/httpanswer.h"
+
 #include <QAbstractSocket>
 
 #include <algorithm>
@@ -74,6 +76,12 @@ RequestGate::Stage RequestGate::stage() const {
     return Stage::Body;
 }
 
+bool RequestGate::anthropicTarget() const {
+    if (m_phase == Phase::Headers && !m_buffer.isEmpty())
+        return isAnthropicRequestStart(m_buffer); // a request line still arriving
+    return m_anthropic;
+}
+
 RequestGate::Verdict RequestGate::feed(QByteArrayView bytes) {
     return run(bytes, false);
 }
@@ -132,8 +140,16 @@ RequestGate::Verdict RequestGate::run(QByteArrayView &bytes, bool stopAtMessageE
             const qsizetype fresh = end >= 0 ? end + terminator.size() - before : bytes.size();
             // Qt 6.4 also ends lines at a bare LF: the gate would frame such a request
             // differently (and miss its body), so it is refused.
-            if (headers && bareLineFeed(bytes.first(std::min(fresh, tooLargeAt - before)),
-                                        before > 0 ? m_buffer.back() : '\0') >= 0) {
+            const bool bareLf =
+                headers && bareLineFeed(bytes.first(std::min(fresh, tooLargeAt - before)),
+                                        before > 0 ? m_buffer.back() : '\0') >= 0;
+            if (headers && (tooLarge || bareLf)) {
+                // Refused before the block is whole: judged by the request line so far.
+                QByteArray seen = m_buffer;
+                seen.append(bytes.first(std::min<qsizetype>(bytes.size(), tooLargeAt)));
+                m_anthropic = isAnthropicRequestStart(seen);
+            }
+            if (bareLf) {
                 m_phase = Phase::Failed;
                 return reject(400, QStringLiteral("Malformed request: a line ends in a bare LF"));
             }
@@ -272,6 +288,7 @@ RequestGate::Verdict RequestGate::parseHeaders(qsizetype end) {
         }
         return out;
     }();
+    m_anthropic = isAnthropicRequestStart(block);
     const std::optional<bool> olderThan11 =
         lines.isEmpty() ? std::nullopt : parseRequestLine(lines.constFirst());
     if (!olderThan11) {

@@ -48,6 +48,11 @@ public:
     enum class Stage { Idle, Headers, Body };
     Stage stage() const;
 
+    // Whether the request being framed (or, between requests, the last one) targets an
+    // Anthropic path (isAnthropicRequestStart), judged from as much of its request line as came:
+    // the front end's own refusals of it are then in Anthropic's error shape.
+    bool anthropicTarget() const;
+
     // For each request whose headers were seen, in order: whether the connection may stay
     // open after its answer. The front end takes one per request it handles.
     bool takeKeepAlive();
@@ -60,11 +65,12 @@ private:
 
     GateLimits m_limits;
     Phase m_phase = Phase::Headers;
-    QByteArray m_buffer;     // header block (or a chunk-size line) so far
-    qint64 m_remaining = 0;  // body or chunk bytes still to come
-    qint64 m_bodyBytes = 0;  // decoded body bytes of this message so far
-    QList<bool> m_keepAlive; // freed when empty: nothing for a connection between requests
-    bool m_ended = false;    // a message ended in the current run()
+    QByteArray m_buffer;      // header block (or a chunk-size line) so far
+    qint64 m_remaining = 0;   // body or chunk bytes still to come
+    qint64 m_bodyBytes = 0;   // decoded body bytes of this message so far
+    QList<bool> m_keepAlive;  // freed when empty: nothing for a connection between requests
+    bool m_ended = false;     // a message ended in the current run()
+    bool m_anthropic = false; // the last request line seen targets an Anthropic path
 };
 
 // Frees a connection's read and write buffers while they are empty, e.g. once its request is

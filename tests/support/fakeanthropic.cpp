@@ -109,6 +109,26 @@ QString paramsProblem(const QJsonObject &params) {
     return {};
 }
 
+// The TTL of each cache_control breakpoint in the request, in the order the prompt is cached
+// (tools, then system, then messages): "5m" unless the breakpoint says "ttl":"1h".
+QStringList cacheBreakpointTtls(const QJsonObject &params) {
+    QStringList ttls;
+    const auto note = [&ttls](const QJsonValue &block) {
+        const QJsonValue control = block.toObject().value("cache_control"_L1);
+        if (control.isObject())
+            ttls.append(control.toObject().value("ttl"_L1).toString(u"5m"_s));
+    };
+    for (const QJsonValue &tool : params.value("tools"_L1).toArray())
+        note(tool);
+    for (const QJsonValue &block : params.value("system"_L1).toArray())
+        note(block);
+    for (const QJsonValue &message : params.value("messages"_L1).toArray()) {
+        for (const QJsonValue &block : message.toObject().value("content"_L1).toArray())
+            note(block);
+    }
+    return ttls;
+}
+
 struct ModelResult {
     QString errorType; // empty: a message
     QString errorMessage;
@@ -143,6 +163,15 @@ ModelResult runModel(const QJsonObject &params, bool batched) {
     if (const QRegularExpressionMatch m = cacheScript.match(text); m.hasMatch()) {
         usage.insert("cache_creation_input_tokens"_L1, m.captured(1).toLongLong());
         usage.insert("cache_read_input_tokens"_L1, m.captured(2).toLongLong());
+    }
+    // A request that asks for caching gets the cache writes split by TTL, as the API reports
+    // them (usage.cache_creation); the fake writes them all at its last breakpoint's TTL.
+    if (const QStringList ttls = cacheBreakpointTtls(params); !ttls.isEmpty()) {
+        const qint64 written = usage.value("cache_creation_input_tokens"_L1).toInteger();
+        const bool oneHour = ttls.constLast() == "1h"_L1;
+        usage.insert("cache_creation"_L1,
+                     QJsonObject{{"ephemeral_5m_input_tokens"_L1, oneHour ? 0 : written},
+                                 {"ephemeral_1h_input_tokens"_L1, oneHour ? written : 0}});
     }
     if (batched)
         usage.insert("service_tier"_L1, "batch"_L1);
@@ -732,7 +761,61 @@ FakeAnthropic::Answer FakeAnthropic::messages(const Incoming &in) {
     const ModelResult r = runModel(doc.object(), false);
     if (!r.errorType.isEmpty())
         return Answer::error(statusOfErrorType(r.errorType), r.errorType, r.errorMessage);
+    if (doc.object().value("stream"_L1).toBool())
+        return messageStream(r.message);
     return Answer::json(200, r.message);
+}
+
+FakeAnthropic::Answer FakeAnthropic::messageStream(const QJsonObject &message) {
+    // The API's event sequence: message_start (the message without content; its usage has the
+    // input counts and a first output count), one content block per block, message_delta (the
+    // stop reason and the final output count), message_stop.
+    QByteArray events;
+    const auto event = [&events](const char *name, const QJsonObject &data) {
+        events += "event: " + QByteArray(name) +
+                  "\ndata: " + QJsonDocument(data).toJson(QJsonDocument::Compact) + "\n\n";
+    };
+    const QJsonObject usage = message.value("usage"_L1).toObject();
+    QJsonObject startUsage = usage;
+    startUsage.insert("output_tokens"_L1, 1);
+    QJsonObject start = message;
+    start.insert("content"_L1, QJsonArray());
+    start.insert("stop_reason"_L1, QJsonValue::Null);
+    start.insert("usage"_L1, startUsage);
+    event("message_start", {{"type"_L1, "message_start"_L1}, {"message"_L1, start}});
+    event("ping", {{"type"_L1, "ping"_L1}});
+    const QJsonArray content = message.value("content"_L1).toArray();
+    for (qsizetype i = 0; i < content.size(); ++i) {
+        const QJsonObject block = content.at(i).toObject();
+        const bool text = block.value("type"_L1).toString() == "text"_L1;
+        QJsonObject empty = block;
+        if (text)
+            empty.insert("text"_L1, QString());
+        else
+            empty.insert("input"_L1, QJsonObject());
+        event("content_block_start", {{"type"_L1, "content_block_start"_L1},
+                                      {"index"_L1, int(i)},
+                                      {"content_block"_L1, empty}});
+        const QJsonObject delta =
+            text ? QJsonObject{{"type"_L1, "text_delta"_L1}, {"text"_L1, block.value("text"_L1)}}
+                 : QJsonObject{{"type"_L1, "input_json_delta"_L1},
+                               {"partial_json"_L1,
+                                QString::fromUtf8(QJsonDocument(block.value("input"_L1).toObject())
+                                                      .toJson(QJsonDocument::Compact))}};
+        event("content_block_delta",
+              {{"type"_L1, "content_block_delta"_L1}, {"index"_L1, int(i)}, {"delta"_L1, delta}});
+        event("content_block_stop", {{"type"_L1, "content_block_stop"_L1}, {"index"_L1, int(i)}});
+    }
+    event("message_delta",
+          {{"type"_L1, "message_delta"_L1},
+           {"delta"_L1, QJsonObject{{"stop_reason"_L1, message.value("stop_reason"_L1)},
+                                    {"stop_sequence"_L1, QJsonValue::Null}}},
+           {"usage"_L1, QJsonObject{{"output_tokens"_L1, usage.value("output_tokens"_L1)}}}});
+    event("message_stop", {{"type"_L1, "message_stop"_L1}});
+    Answer answer;
+    answer.contentType = QByteArrayLiteral("text/event-stream");
+    answer.body = events;
+    return answer;
 }
 
 } // namespace llmproxy::test

@@ -47,9 +47,13 @@ class FakeAnthropicHttpServer;
 // as the API does, asynchronously for a batch: a request without model, messages or with
 // max_tokens < 1 (or with "stream") ends errored with invalid_request_error. Magic strings in
 // the text: [[error:TYPE]] (errored with that error type, or that error's status for
-// /v1/messages), [[cache:W:R]] (usage reports W cache-written and R cache-read tokens). A
-// request with `tools` is answered with that text and a tool_use block calling the first tool
-// with {"text": <the text>} (stop_reason tool_use).
+// /v1/messages), [[cache:W:R]] (usage reports W cache-written and R cache-read tokens; when the
+// request has cache_control breakpoints, usage.cache_creation splits the W tokens by TTL:
+// all of them under the last breakpoint's, ephemeral_1h_input_tokens for "ttl":"1h", else
+// ephemeral_5m_input_tokens). "stream": true on /v1/messages answers with the API's event
+// stream (message_start with the input usage, the content blocks, message_delta with the
+// output count, message_stop). A request with `tools` is answered with that text and a
+// tool_use block calling the first tool with {"text": <the text>} (stop_reason tool_use).
 //
 // Lifecycle: in_progress (processingDelay) -> ended. setExpireAfter(): the batch ends after
 // that delay with the first fraction of its requests succeeded and the rest expired.
@@ -137,6 +141,7 @@ private:
     Answer cancelBatch(Batch &batch);
     Answer results(const Batch &batch);
     Answer messages(const Incoming &in);
+    static Answer messageStream(const QJsonObject &message);
     std::optional<Answer> fault(Operation op);
     Batch *findBatch(const QByteArray &id) const;
     QJsonObject batchJson(const Batch &batch) const;
