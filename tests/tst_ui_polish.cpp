@@ -17,13 +17,16 @@
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
 #include "ui/mnemonics.h"
+#include "ui/quantityedit.h"
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
 
 #include <QAbstractButton>
 #include <QAction>
 #include <QApplication>
+#include <QComboBox>
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QGroupBox>
 #include <QLabel>
@@ -184,14 +187,25 @@ void TestUiPolish::restoreDefaultsFillsTheTableDefaults() {
         const QString expected = settingText(defaults, decl.setting);
         if (auto *spin = find<QSpinBox>(name))
             QCOMPARE(QString::number(spin->value()), expected);
+        else if (auto *units = find<QuantityEdit>(name))
+            QCOMPARE(units->text(), expected);
         else
             QCOMPARE(find<QLineEdit>(name)->text(), expected);
     }
     QCOMPARE(find<QLineEdit>(QStringLiteral("listenEdit"))->text(),
              QStringLiteral("localhost:3030"));
-    QCOMPARE(find<QLineEdit>(QStringLiteral("batchWindowEdit"))->text(), QStringLiteral("4s"));
+    // As number and unit: 4 s, 32 MiB, off (the units of 1500 ms and 2 MiB are not kept).
+    auto *window = find<QuantityEdit>(QStringLiteral("batchWindowEdit"));
+    QCOMPARE(window->text(), QStringLiteral("4s"));
+    QCOMPARE(window->numberBox()->value(), 4.0);
+    QCOMPARE(window->unitBox()->currentText(), QStringLiteral("s"));
+    auto *body = find<QuantityEdit>(QStringLiteral("maxBodyEdit"));
+    QCOMPARE(body->numberBox()->value(), 32.0);
+    QCOMPARE(body->unitBox()->currentText(), QStringLiteral("MiB"));
     QCOMPARE(find<QSpinBox>(QStringLiteral("batchSizeEdit"))->value(), 1000);
-    QCOMPARE(find<QLineEdit>(QStringLiteral("gracePeriodEdit"))->text(), QStringLiteral("off"));
+    QCOMPARE(find<QuantityEdit>(QStringLiteral("gracePeriodEdit"))->text(), QStringLiteral("off"));
+    QCOMPARE(find<QDoubleSpinBox>(QStringLiteral("gracePeriodNumber"))->text(),
+             QStringLiteral("off"));
     QCOMPARE(find<QListWidget>(QStringLiteral("allowHostsList"))->count(), 0);
     QVERIFY(page()->isValid());
     QVERIFY(page()->hasChanges());
@@ -222,11 +236,14 @@ void TestUiPolish::restoreDefaultsIsUndoneByRevert() {
              QString());
     buildApp(config);
     QTest::mouseClick(find<QPushButton>(QStringLiteral("restoreDefaultsButton")), Qt::LeftButton);
-    QCOMPARE(find<QLineEdit>(QStringLiteral("batchWindowEdit"))->text(), QStringLiteral("4s"));
+    QCOMPARE(find<QuantityEdit>(QStringLiteral("batchWindowEdit"))->text(), QStringLiteral("4s"));
     auto *revert = find<QPushButton>(QStringLiteral("revertButton"));
     QVERIFY(revert->isEnabled());
     QTest::mouseClick(revert, Qt::LeftButton);
-    QCOMPARE(find<QLineEdit>(QStringLiteral("batchWindowEdit"))->text(), QStringLiteral("1500ms"));
+    QCOMPARE(find<QuantityEdit>(QStringLiteral("batchWindowEdit"))->text(),
+             QStringLiteral("1500ms"));
+    QCOMPARE(find<QComboBox>(QStringLiteral("batchWindowUnit"))->currentText(),
+             QStringLiteral("ms"));
     QCOMPARE(find<QListWidget>(QStringLiteral("allowOriginsList"))->count(), 1);
     QVERIFY(!page()->hasChanges());
     QCOMPARE(m_settings->config().batchWindow, 1500ms);
@@ -289,7 +306,7 @@ void TestUiPolish::tabReachesEveryControlInReadingOrder() {
     }
     QVERIFY(expected.size() >= 15);
     // Enable what starts disabled, so it is in the walk too.
-    find<QLineEdit>(QStringLiteral("batchWindowEdit"))->setText(QStringLiteral("5s"));
+    find<QuantityEdit>(QStringLiteral("batchWindowEdit"))->setText(QStringLiteral("5s"));
 
     QWidget *first = find<QWidget>(QStringLiteral("listenEdit"));
     first->setFocus(Qt::TabFocusReason);
@@ -369,7 +386,8 @@ void TestUiPolish::mnemonicsAreUniqueOnEveryPage() {
     for (const SettingDeclaration &decl : settingDeclarations()) {
         if (!decl.shownInWindow() || decl.kind == SettingDeclaration::Kind::List)
             continue;
-        auto *editor = find<QWidget>(QString(decl.objectName) + QStringLiteral("Edit"));
+        auto *field = find<QWidget>(QString(decl.objectName) + QStringLiteral("Edit"));
+        QWidget *editor = field->focusProxy() ? field->focusProxy() : field; // a number and unit
         bool found = false;
         for (const QLabel *label : window->findChildren<QLabel *>())
             found = found || (label->buddy() == editor && !mnemonics::of(label->text()).isNull());
@@ -377,12 +395,19 @@ void TestUiPolish::mnemonicsAreUniqueOnEveryPage() {
     }
 }
 
-// Alt plus a field label's letter puts the cursor in that field.
+// Alt plus a field label's letter puts the cursor in that field (in the number of a number and
+// unit).
 void TestUiPolish::mnemonicReachesItsField() {
     buildApp(baseConfig());
     showSettings();
-    for (const char *name : {"batchWindowEdit", "batchSizeEdit", "pollIntervalEdit"}) {
-        auto *editor = find<QWidget>(QString::fromLatin1(name));
+    for (const char *name :
+         {"batchWindowEdit", "batchSizeEdit", "batchBytesEdit", "pollIntervalEdit", "maxBodyEdit",
+          "gracePeriodEdit", "upstreamEdit"}) {
+        auto *field = find<QWidget>(QString::fromLatin1(name));
+        QVERIFY2(field, name);
+        QWidget *editor = field;
+        if (auto *units = qobject_cast<QuantityEdit *>(field))
+            editor = units->numberBox();
         QLabel *title = nullptr;
         for (QLabel *label : m_app->window()->findChildren<QLabel *>()) {
             if (label->buddy() == editor)
@@ -393,6 +418,7 @@ void TestUiPolish::mnemonicReachesItsField() {
         QVERIFY2(!letter.isNull(), name);
         find<QWidget>(QStringLiteral("listenEdit"))->setFocus();
         QTRY_VERIFY(find<QWidget>(QStringLiteral("listenEdit"))->hasFocus());
+        QVERIFY(!editor->hasFocus() && !editor->isAncestorOf(QApplication::focusWidget()));
         QTest::keyClick(m_app->window(), static_cast<Qt::Key>(letter.toUpper().unicode()),
                         Qt::AltModifier);
         QWidget *focus = QApplication::focusWidget();
@@ -560,8 +586,9 @@ void TestUiPolish::errorsReadOnLightAndDarkThemes() {
     QApplication::setPalette(light);
     buildApp(baseConfig());
     showSettings();
-    auto *field = find<QLineEdit>(QStringLiteral("batchWindowEdit"));
-    field->setText(QStringLiteral("soon"));
+    auto *window = find<QuantityEdit>(QStringLiteral("batchWindowEdit"));
+    QWidget *field = window->numberBox();
+    window->setText(QStringLiteral("25h")); // beyond 24h
     auto *error = find<QLabel>(QStringLiteral("batchWindowError"));
     QVERIFY(!error->text().isEmpty());
     QCOMPARE(error->palette().color(QPalette::WindowText), errorstyle::color(light));
@@ -570,10 +597,10 @@ void TestUiPolish::errorsReadOnLightAndDarkThemes() {
     // The theme turns dark while the message shows: the message turns the lighter red.
     QApplication::setPalette(dark);
     QTRY_COMPARE(error->palette().color(QPalette::WindowText), errorstyle::color(dark));
-    field->setText(QStringLiteral("later"));
+    window->setText(QStringLiteral("26h"));
     QVERIFY(field->styleSheet().contains(errorstyle::color(dark).name()));
     // Fixed: the border goes; the (now empty) message label keeps its red for the next one.
-    field->setText(QStringLiteral("5s"));
+    window->setText(QStringLiteral("5s"));
     QVERIFY(field->styleSheet().isEmpty());
     QVERIFY(error->text().isEmpty());
 }

@@ -4,7 +4,9 @@
 // real ProxyService on its worker thread: a new listen address re-binds in place, a taken port
 // is reported next to the field; a proxy that could not start starts with the next address.
 // The grace period is a setting like the others (empty means off) and reaches batches already
-// out. The key field is write-only, and without a keychain the settings file is offered.
+// out. Durations and sizes are a number and a unit (DurationEdit, SizeEdit) that show a saved
+// value as written and give back the text the settings file keeps. The key field is
+// write-only, and without a keychain the settings file is offered.
 
 #include "fakeprovider.h"
 #include "settings/settingsstore.h"
@@ -14,13 +16,17 @@
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
 #include "ui/proxyhost.h"
+#include "ui/quantityedit.h"
 #include "ui/settingscontroller.h"
 #include "ui/settingspage.h"
 #include "ui/traycontroller.h"
 
+#include <QApplication>
 #include <QCheckBox>
 #include <QClipboard>
+#include <QComboBox>
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileInfo>
 #include <QFrame>
@@ -30,8 +36,10 @@
 #include <QListWidget>
 #include <QNetworkReply>
 #include <QPushButton>
+#include <QSettings>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QTabWidget>
 #include <QTableWidget>
 #include <QTcpServer>
 #include <QTemporaryDir>
@@ -63,6 +71,11 @@ private slots:
     void formShowsConfig();
     void formHasARowForEveryWindowSetting();
     void countsStayWithinTheDeclaredBounds();
+    void quantityEditRoundTrips();
+    void quantityEditsFitTheirSetting();
+    void numberAndUnitTypedAreSavedAsSettingsText();
+    void savedValuesLoadBackAsWritten();
+    void arrowsStopAtTheDeclaredBounds();
     void validatedAsTyped_data();
     void validatedAsTyped();
     void applySavesOnlyChangedSettings();
@@ -87,9 +100,11 @@ private:
     Config baseConfig() const;
     void buildApp(const Config &effective);
     QLineEdit *edit(const char *name) const;
+    QuantityEdit *quantity(const char *name) const;
     QLabel *label(const char *name) const;
     void typeInto(const char *name, const QString &text);
     void clickApply();
+    void showSettings(); // the settings tab, in the active window (for the keyboard)
     ProxySnapshot waitForSnapshot(const std::function<bool(const ProxySnapshot &)> &until);
     QPushButton *button(const char *name) const;
     quint16 startHost(); // the proxy on 127.0.0.1:0, fed by the controller; its port
@@ -146,11 +161,40 @@ QLineEdit *TestUiSettings::edit(const char *name) const {
     return m_app->window()->findChild<QLineEdit *>(QString::fromLatin1(name));
 }
 
+QuantityEdit *TestUiSettings::quantity(const char *name) const {
+    return m_app->window()->findChild<QuantityEdit *>(QString::fromLatin1(name));
+}
+
 QLabel *TestUiSettings::label(const char *name) const {
     return m_app->window()->findChild<QLabel *>(QString::fromLatin1(name));
 }
 
+// Into a number and unit: the unit chosen in its list, then the number typed ("750ms": 750 and
+// ms; "0" in an editor that allows off: off).
 void TestUiSettings::typeInto(const char *name, const QString &text) {
+    if (QuantityEdit *field = quantity(name)) {
+        qsizetype digits = 0;
+        while (digits < text.size() && text[digits].isDigit())
+            ++digits;
+        const QString unit = text.sliced(digits);
+        QComboBox *units = field->unitBox();
+        if (!unit.isEmpty()) {
+            int index = -1;
+            for (int i = 0; i < units->count(); ++i) {
+                units->setCurrentIndex(i);
+                if (field->unitName() == unit)
+                    index = i;
+            }
+            QVERIFY2(index >= 0, qPrintable(text));
+            units->setCurrentIndex(index);
+        }
+        QDoubleSpinBox *number = field->numberBox();
+        number->selectAll();
+        QTest::keyClick(number, Qt::Key_Backspace);
+        QTest::keyClicks(number, text.first(digits));
+        QCOMPARE(field->text(), field->text() == u"off" ? QStringLiteral("off") : text);
+        return;
+    }
     if (auto *spin = m_app->window()->findChild<QSpinBox *>(QString::fromLatin1(name))) {
         spin->selectAll();
         QTest::keyClick(spin, Qt::Key_Backspace);
@@ -162,6 +206,17 @@ void TestUiSettings::typeInto(const char *name, const QString &text) {
     field->selectAll();
     QTest::keyClick(field, Qt::Key_Backspace);
     QTest::keyClicks(field, text);
+}
+
+void TestUiSettings::showSettings() {
+    QTabWidget *tabs = m_app->window()->tabs();
+    for (int i = 0; i < tabs->count(); ++i) {
+        if (tabs->widget(i)->isAncestorOf(m_app->window()->settings()))
+            tabs->setCurrentIndex(i);
+    }
+    QVERIFY(m_app->window()->settings()->isVisible());
+    QApplication::setActiveWindow(m_app->window());
+    QVERIFY(QTest::qWaitForWindowActive(m_app->window()));
 }
 
 void TestUiSettings::clickApply() {
@@ -218,19 +273,33 @@ void TestUiSettings::formHasARowForEveryWindowSetting() {
         }
         auto *spin = qobject_cast<QSpinBox *>(editor);
         auto *line = qobject_cast<QLineEdit *>(editor);
-        if (decl.kind == SettingDeclaration::Kind::Count) {
+        auto *units = qobject_cast<QuantityEdit *>(editor);
+        using Kind = SettingDeclaration::Kind;
+        if (decl.kind == Kind::Count) {
             QVERIFY2(spin, name.constData());
             QCOMPARE(spin->minimum(), int(decl.minimum));
             QCOMPARE(spin->maximum(), int(decl.maximum));
             QCOMPARE(QString::number(spin->value()), settingText(config, decl.setting));
+        } else if (decl.kind == Kind::Duration || decl.kind == Kind::DurationOrOff) {
+            QVERIFY2(qobject_cast<DurationEdit *>(editor), name.constData());
+            QCOMPARE(units->minimum(), decl.minimum);
+            QCOMPARE(units->maximum(), decl.maximum);
+            QCOMPARE(units->text(), settingText(config, decl.setting));
+        } else if (decl.kind == Kind::Size) {
+            QVERIFY2(qobject_cast<SizeEdit *>(editor), name.constData());
+            QCOMPARE(units->minimum(), decl.minimum);
+            QCOMPARE(units->maximum(), decl.maximum);
+            QCOMPARE(units->text(), settingText(config, decl.setting));
         } else {
             QVERIFY2(line, name.constData());
             QCOMPARE(line->text(), settingText(config, decl.setting));
         }
         QCOMPARE(editor->toolTip(), QString(decl.hint));
+        // The label's buddy is what takes the focus: the number box of a number and unit.
+        QWidget *focus = editor->focusProxy() ? editor->focusProxy() : editor;
         for (const QLabel *title : labels) {
             labelled = labelled ||
-                       (title->buddy() == editor && withoutMnemonic(title->text()) == decl.label);
+                       (title->buddy() == focus && withoutMnemonic(title->text()) == decl.label);
         }
         QVERIFY2(labelled, name.constData());
         // The one-line explanation: the table's help, with the default filled in.
@@ -276,19 +345,219 @@ void TestUiSettings::countsStayWithinTheDeclaredBounds() {
     QVERIFY(counts >= 1);
 }
 
+// The editor alone: the settings' text in, shown as written (the unit kept when the value is
+// a whole number of it), the same text out; a unit changed keeps the number typed.
+void TestUiSettings::quantityEditRoundTrips() {
+    const SettingDeclaration &window = settingDeclaration(Setting::BatchWindow);
+    DurationEdit duration(window.minimum, window.maximum, false);
+    for (const char *text : {"90s", "60m", "1500ms", "24h", "1m", "100ms"}) {
+        duration.setText(QString::fromLatin1(text));
+        QCOMPARE(duration.text(), QString::fromLatin1(text));
+    }
+    duration.setText(QStringLiteral("90s"));
+    QCOMPARE(duration.numberBox()->value(), 90.0);
+    QCOMPARE(duration.unitBox()->currentText(), QStringLiteral("s"));
+    // Written otherwise: the largest unit that holds it whole.
+    duration.setText(QStringLiteral("0.5"));
+    QCOMPARE(duration.text(), QStringLiteral("500ms"));
+    duration.setText(QStringLiteral("120"));
+    QCOMPARE(duration.text(), QStringLiteral("2m"));
+    QCOMPARE(duration.unitBox()->currentText(), QStringLiteral("min"));
+    // Not a duration: left as it was.
+    duration.setText(QStringLiteral("soon"));
+    QCOMPARE(duration.text(), QStringLiteral("2m"));
+    // Another unit, the same number.
+    QSignalSpy edited(&duration, &QuantityEdit::edited);
+    duration.unitBox()->setCurrentIndex(duration.unitBox()->findText(QStringLiteral("h")));
+    QCOMPARE(duration.text(), QStringLiteral("2h"));
+    QVERIFY(edited.count() >= 1);
+    // The batch window's units stop at hours.
+    QStringList units;
+    for (int i = 0; i < duration.unitBox()->count(); ++i)
+        units.append(duration.unitBox()->itemText(i));
+    QCOMPARE(units, (QStringList{QStringLiteral("ms"), QStringLiteral("s"), QStringLiteral("min"),
+                                 QStringLiteral("h")}));
+
+    const SettingDeclaration &bytes = settingDeclaration(Setting::BatchBytes);
+    SizeEdit size(bytes.minimum, bytes.maximum);
+    for (const char *text : {"25MB", "1000KB", "32MiB", "1000KiB", "1500B"}) {
+        size.setText(QString::fromLatin1(text));
+        QCOMPARE(size.text(), QString::fromLatin1(text));
+    }
+    size.setText(QStringLiteral("2000000"));
+    QCOMPARE(size.text(), QStringLiteral("2MB"));
+    // No gigabytes where the most is 200MB.
+    QCOMPARE(size.unitBox()->findText(QStringLiteral("GB")), -1);
+    QCOMPARE(size.unitBox()->findText(QStringLiteral("GiB")), -1);
+    QVERIFY(size.unitBox()->findText(QStringLiteral("bytes")) >= 0);
+    QVERIFY(size.unitBox()->findText(QStringLiteral("MiB")) >= 0);
+
+    const SettingDeclaration &grace = settingDeclaration(Setting::GracePeriod);
+    DurationEdit off(grace.minimum, grace.maximum, true);
+    off.setText(QStringLiteral("off"));
+    QCOMPARE(off.text(), QStringLiteral("off"));
+    QCOMPARE(off.numberBox()->text(), QStringLiteral("off"));
+    off.setText(QStringLiteral("720h"));
+    QCOMPARE(off.text(), QStringLiteral("720h"));
+    off.setText(QString());
+    QCOMPARE(off.text(), QStringLiteral("off"));
+}
+
+// Every duration and size the window shows is a number and a unit, within its declared bounds,
+// and every unit it offers is one the command line takes: the text it gives is accepted.
+void TestUiSettings::quantityEditsFitTheirSetting() {
+    buildApp(baseConfig());
+    int quantities = 0;
+    for (const SettingDeclaration &decl : settingDeclarations()) {
+        using Kind = SettingDeclaration::Kind;
+        if (!decl.shownInWindow() || (decl.kind != Kind::Duration &&
+                                      decl.kind != Kind::DurationOrOff && decl.kind != Kind::Size))
+            continue;
+        ++quantities;
+        const QByteArray name = QByteArray(decl.objectName.data(), decl.objectName.size());
+        QuantityEdit *field = quantity(QByteArray(name + "Edit").constData());
+        QVERIFY2(field, name.constData());
+        QCOMPARE(field->numberBox()->objectName(), QString::fromLatin1(name + "Number"));
+        QCOMPARE(field->unitBox()->objectName(), QString::fromLatin1(name + "Unit"));
+        QCOMPARE(field->focusProxy(), field->numberBox());
+        QVERIFY(!field->unitBox()->accessibleName().isEmpty());
+        for (int i = 0; i < field->unitBox()->count(); ++i) {
+            field->unitBox()->setCurrentIndex(i);
+            field->numberBox()->setValue(1);
+            Config scratch;
+            const QString problem = applySetting(scratch, decl.setting, field->text());
+            // One of the unit is accepted, or refused only as out of range.
+            QVERIFY2(problem.isEmpty() || problem.contains(u"out of range") ||
+                         problem.contains(u"too "),
+                     qPrintable(problem));
+        }
+    }
+    QCOMPARE(quantities, 5);
+}
+
+// Typed and chosen with the keyboard: 90 in the number box, "s" picked in the unit list with the
+// arrow keys; Apply saves "90s" in the settings file, and the form still says 90 s.
+void TestUiSettings::numberAndUnitTypedAreSavedAsSettingsText() {
+    buildApp(baseConfig());
+    showSettings();
+    QuantityEdit *window = quantity("batchWindowEdit");
+    window->setText(QStringLiteral("3m"));
+    QDoubleSpinBox *number = window->numberBox();
+    number->setFocus();
+    QTRY_VERIFY(number->hasFocus());
+    number->selectAll();
+    QTest::keyClicks(number, QStringLiteral("90"));
+    QCOMPARE(window->text(), QStringLiteral("90m"));
+    QTest::keyClick(QApplication::focusWidget(), Qt::Key_Tab);
+    QTRY_VERIFY(window->unitBox()->hasFocus());
+    QTest::keyClick(window->unitBox(), Qt::Key_Up); // from min to s
+    QCOMPARE(window->unitBox()->currentText(), QStringLiteral("s"));
+    QCOMPARE(window->text(), QStringLiteral("90s"));
+
+    QuantityEdit *body = quantity("maxBodyEdit");
+    typeInto("maxBodyEdit", QStringLiteral("3MB"));
+    QCOMPARE(body->unitBox()->currentText(), QStringLiteral("MB"));
+    clickApply();
+
+    QCOMPARE(m_settings->config().batchWindow, 90s);
+    QCOMPARE(m_settings->config().maxBody, qint64(3'000'000));
+    QSettings file(m_store->filePath(), QSettings::IniFormat);
+    QCOMPARE(file.value(QStringLiteral("proxy/batch_window")).toString(), QStringLiteral("90s"));
+    QCOMPARE(file.value(QStringLiteral("proxy/max_body")).toString(), QStringLiteral("3MB"));
+    QCOMPARE(window->numberBox()->value(), 90.0);
+    QCOMPARE(window->unitBox()->currentText(), QStringLiteral("s"));
+    QVERIFY(!m_app->window()->settings()->hasChanges());
+}
+
+// A settings file written by hand or by an older version loads into the editors as it was
+// written, and an untouched form changes nothing in it.
+void TestUiSettings::savedValuesLoadBackAsWritten() {
+    {
+        QSettings file(m_store->filePath(), QSettings::IniFormat);
+        file.setValue(QStringLiteral("proxy/batch_window"), QStringLiteral("90s"));
+        file.setValue(QStringLiteral("proxy/poll_interval"), QStringLiteral("1500ms"));
+        file.setValue(QStringLiteral("proxy/batch_bytes"), QStringLiteral("512KiB"));
+        file.setValue(QStringLiteral("proxy/max_body"), QStringLiteral("1GB"));
+        file.setValue(QStringLiteral("proxy/grace_period"), QStringLiteral("36h"));
+    }
+    buildApp(baseConfig());
+    const auto shows = [this](const char *name, double number, const QString &unit) {
+        QuantityEdit *field = quantity(name);
+        return field && field->numberBox()->value() == number &&
+               field->unitBox()->currentText() == unit;
+    };
+    QVERIFY(shows("batchWindowEdit", 90, QStringLiteral("s")));
+    QVERIFY(shows("pollIntervalEdit", 1500, QStringLiteral("ms")));
+    QVERIFY(shows("batchBytesEdit", 512, QStringLiteral("KiB")));
+    QVERIFY(shows("maxBodyEdit", 1, QStringLiteral("GB")));
+    QVERIFY(shows("gracePeriodEdit", 36, QStringLiteral("h")));
+    QVERIFY(!m_app->window()->settings()->hasChanges());
+    QVERIFY(!m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"))->isEnabled());
+    // Saved again as it is: the file keeps the same texts.
+    QVERIFY(m_store->save(m_app->window()->settings()->editedConfig()));
+    QSettings file(m_store->filePath(), QSettings::IniFormat);
+    QCOMPARE(file.value(QStringLiteral("proxy/batch_window")).toString(), QStringLiteral("90s"));
+    QCOMPARE(file.value(QStringLiteral("proxy/poll_interval")).toString(),
+             QStringLiteral("1500ms"));
+    QCOMPARE(file.value(QStringLiteral("proxy/batch_bytes")).toString(), QStringLiteral("512KiB"));
+    QCOMPARE(file.value(QStringLiteral("proxy/grace_period")).toString(), QStringLiteral("36h"));
+}
+
+// The arrow keys stop at the declared bounds; a number typed beyond them stays, and is refused
+// with the command line's reason next to the field (Apply stays off) until it is fixed.
+void TestUiSettings::arrowsStopAtTheDeclaredBounds() {
+    buildApp(baseConfig());
+    showSettings();
+    const auto press = [this](const char *name, Qt::Key key) {
+        QDoubleSpinBox *number = quantity(name)->numberBox();
+        number->setFocus();
+        QTest::keyClick(number, key);
+        return quantity(name)->text();
+    };
+    typeInto("batchWindowEdit", QStringLiteral("24h"));
+    QCOMPARE(press("batchWindowEdit", Qt::Key_Up), QStringLiteral("24h"));
+    QCOMPARE(press("batchWindowEdit", Qt::Key_Down), QStringLiteral("23h"));
+    typeInto("batchWindowEdit", QStringLiteral("1s"));
+    QCOMPARE(press("batchWindowEdit", Qt::Key_Down), QStringLiteral("1s")); // 0s is refused
+    typeInto("batchBytesEdit", QStringLiteral("200MB"));
+    QCOMPARE(press("batchBytesEdit", Qt::Key_PageUp), QStringLiteral("200MB"));
+    typeInto("pollIntervalEdit", QStringLiteral("100ms"));
+    QCOMPARE(press("pollIntervalEdit", Qt::Key_Down), QStringLiteral("100ms"));
+    // Below a grace period's least, off.
+    typeInto("gracePeriodEdit", QStringLiteral("1s"));
+    QCOMPARE(press("gracePeriodEdit", Qt::Key_Down), QStringLiteral("off"));
+    QCOMPARE(press("gracePeriodEdit", Qt::Key_Up), QStringLiteral("1s"));
+    typeInto("gracePeriodEdit", QStringLiteral("720h"));
+    QCOMPARE(press("gracePeriodEdit", Qt::Key_Up), QStringLiteral("720h"));
+    QVERIFY(label("gracePeriodError")->text().isEmpty());
+
+    // Typed beyond the most: kept, refused, explained; an arrow brings it back within.
+    typeInto("batchWindowEdit", QStringLiteral("25h"));
+    QCOMPARE(quantity("batchWindowEdit")->numberBox()->text(), QStringLiteral("25"));
+    QCOMPARE(label("batchWindowError")->text(),
+             QStringLiteral("\"25h\" is out of range (expected more than 0 and at most 24h)"));
+    QVERIFY(!m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"))->isEnabled());
+    QCOMPARE(press("batchWindowEdit", Qt::Key_Down), QStringLiteral("24h"));
+    QVERIFY(label("batchWindowError")->text().isEmpty());
+}
+
 void TestUiSettings::formShowsConfig() {
     Config config = baseConfig();
     QCOMPARE(applySetting(config, Setting::BatchWindow, QStringLiteral("1500ms")), QString());
     buildApp(config);
     QCOMPARE(edit("listenEdit")->text(), QStringLiteral("localhost:3030"));
     QCOMPARE(edit("upstreamEdit")->text(), QStringLiteral("http://127.0.0.1:9/v1"));
-    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("1500ms"));
+    QCOMPARE(quantity("batchWindowEdit")->text(), QStringLiteral("1500ms"));
+    QCOMPARE(quantity("batchWindowEdit")->numberBox()->value(), 1500.0);
+    QCOMPARE(quantity("batchWindowEdit")->unitBox()->currentText(), QStringLiteral("ms"));
     QCOMPARE(m_app->window()->findChild<QSpinBox *>(QStringLiteral("batchSizeEdit"))->value(),
              1000);
-    QCOMPARE(edit("batchBytesEdit")->text(), QStringLiteral("25MB"));
-    QCOMPARE(edit("pollIntervalEdit")->text(), QStringLiteral("10s"));
-    QCOMPARE(edit("maxBodyEdit")->text(), QStringLiteral("32MiB"));
-    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("off"));
+    QCOMPARE(quantity("batchBytesEdit")->text(), QStringLiteral("25MB"));
+    QCOMPARE(quantity("pollIntervalEdit")->text(), QStringLiteral("10s"));
+    QCOMPARE(quantity("maxBodyEdit")->text(), QStringLiteral("32MiB"));
+    QCOMPARE(quantity("maxBodyEdit")->unitBox()->currentText(), QStringLiteral("MiB"));
+    QCOMPARE(quantity("gracePeriodEdit")->text(), QStringLiteral("off"));
+    QCOMPARE(quantity("gracePeriodEdit")->numberBox()->text(), QStringLiteral("off"));
     for (const char *name :
          {"listenError", "upstreamError", "batchWindowError", "batchSizeError", "batchBytesError",
           "pollIntervalError", "maxBodyError", "gracePeriodError"}) {
@@ -313,7 +582,7 @@ void TestUiSettings::validatedAsTyped_data() {
                               << "https://example.com/v1";
     QTest::newRow("window") << "batchWindowEdit"
                             << "--batch-window"
-                            << "4x"
+                            << "0s"
                             << "2s";
     QTest::newRow("window range") << "batchWindowEdit"
                                   << "--batch-window"
@@ -321,7 +590,7 @@ void TestUiSettings::validatedAsTyped_data() {
                                   << "24h";
     QTest::newRow("bytes") << "batchBytesEdit"
                            << "--batch-bytes"
-                           << "1GB"
+                           << "201MB"
                            << "200MB";
     QTest::newRow("poll") << "pollIntervalEdit"
                           << "--poll-interval"
@@ -329,16 +598,12 @@ void TestUiSettings::validatedAsTyped_data() {
                           << "100ms";
     QTest::newRow("body") << "maxBodyEdit"
                           << "--max-body"
-                          << "12"
+                          << "12B"
                           << "1KiB";
-    QTest::newRow("grace") << "gracePeriodEdit"
-                           << "--grace-period"
-                           << "later"
-                           << "90s";
     QTest::newRow("grace range") << "gracePeriodEdit"
                                  << "--grace-period"
                                  << "500ms"
-                                 << "1s";
+                                 << "90s";
     QTest::newRow("grace too long") << "gracePeriodEdit"
                                     << "--grace-period"
                                     << "721h"
@@ -394,17 +659,18 @@ void TestUiSettings::applySavesOnlyChangedSettings() {
     QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("batch window")));
     QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("largest body")));
     // The form now shows what is in force, and nothing is pending.
-    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("750ms"));
+    QCOMPARE(quantity("batchWindowEdit")->text(), QStringLiteral("750ms"));
     QVERIFY(!m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"))->isEnabled());
 }
 
 void TestUiSettings::revert() {
     buildApp(baseConfig());
-    typeInto("batchWindowEdit", QStringLiteral("nonsense"));
+    typeInto("batchWindowEdit", QStringLiteral("25h"));
+    QVERIFY(!label("batchWindowError")->text().isEmpty());
     auto *revert = m_app->window()->findChild<QPushButton *>(QStringLiteral("revertButton"));
     QVERIFY(revert->isEnabled());
     QTest::mouseClick(revert, Qt::LeftButton);
-    QCOMPARE(edit("batchWindowEdit")->text(), QStringLiteral("4s"));
+    QCOMPARE(quantity("batchWindowEdit")->text(), QStringLiteral("4s"));
     QVERIFY(label("batchWindowError")->text().isEmpty());
 }
 
@@ -562,12 +828,12 @@ void TestUiSettings::gracePeriodIsARealSetting() {
     Config config = baseConfig();
     QCOMPARE(applySetting(config, Setting::GracePeriod, QStringLiteral("2h")), QString());
     buildApp(config);
-    QLineEdit *grace = edit("gracePeriodEdit");
+    QuantityEdit *grace = quantity("gracePeriodEdit");
     QVERIFY(grace);
     QVERIFY(grace->isEnabled());
-    QVERIFY(!grace->isReadOnly());
+    QVERIFY(!grace->numberBox()->isReadOnly());
     QCOMPARE(grace->text(), QStringLiteral("2h"));
-    QCOMPARE(grace->placeholderText(), QStringLiteral("off")); // what an empty field means
+    QCOMPARE(grace->numberBox()->specialValueText(), QStringLiteral("off")); // what 0 means
     QVERIFY(label("gracePeriodError"));
     QVERIFY(label("gracePeriodError")->text().isEmpty());
     QVERIFY(!edit("graceEdit")); // the old disabled placeholder is gone
@@ -582,17 +848,16 @@ void TestUiSettings::gracePeriodBadValueIsNotApplied() {
     buildApp(baseConfig());
     QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
     auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
-    typeInto("gracePeriodEdit", QStringLiteral("30d"));
+    typeInto("gracePeriodEdit", QStringLiteral("721h"));
     const QString reason = label("gracePeriodError")->text();
-    QCOMPARE(reason, QStringLiteral("\"30d\" is not a duration or off (examples: 4s, 500ms, 0.5, "
-                                    "2m)"));
+    QCOMPARE(reason, QStringLiteral("\"721h\" is out of range (expected 1s to 30 days, or off)"));
     QVERIFY(!apply->isEnabled());
     // Return in the field applies only a valid form.
-    QTest::keyClick(edit("gracePeriodEdit"), Qt::Key_Return);
-    typeInto("gracePeriodEdit", QStringLiteral("0.5s"));
+    QTest::keyClick(quantity("gracePeriodEdit")->numberBox(), Qt::Key_Return);
+    typeInto("gracePeriodEdit", QStringLiteral("500ms"));
     QCOMPARE(label("gracePeriodError")->text(),
-             QStringLiteral("\"0.5s\" is out of range (expected 1s to 30 days, or off)"));
-    QTest::keyClick(edit("gracePeriodEdit"), Qt::Key_Return);
+             QStringLiteral("\"500ms\" is out of range (expected 1s to 30 days, or off)"));
+    QTest::keyClick(quantity("gracePeriodEdit")->numberBox(), Qt::Key_Return);
     QVERIFY(!apply->isEnabled());
     // A good value elsewhere does not carry the bad one along.
     typeInto("batchSizeEdit", QStringLiteral("7"));
@@ -606,6 +871,7 @@ void TestUiSettings::gracePeriodBadValueIsNotApplied() {
     QCOMPARE(stored.batchSize, 1000);
 }
 
+// 0 is off, and reads "off".
 void TestUiSettings::gracePeriodEmptyMeansOff() {
     // In force: a grace period of 1h, stored.
     Config effective = baseConfig();
@@ -614,11 +880,12 @@ void TestUiSettings::gracePeriodEmptyMeansOff() {
     buildApp(effective);
     auto *apply = m_app->window()->findChild<QPushButton *>(QStringLiteral("applyButton"));
     QSignalSpy configs(m_settings.get(), &SettingsController::configChanged);
-    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("1h"));
-    // "60m" is the value in force: nothing to apply.
+    QCOMPARE(quantity("gracePeriodEdit")->text(), QStringLiteral("1h"));
+    // 60 min is the value in force: nothing to apply.
     typeInto("gracePeriodEdit", QStringLiteral("60m"));
     QVERIFY(!apply->isEnabled());
-    typeInto("gracePeriodEdit", QString());
+    typeInto("gracePeriodEdit", QStringLiteral("0"));
+    QCOMPARE(quantity("gracePeriodEdit")->text(), QStringLiteral("off"));
     QVERIFY(label("gracePeriodError")->text().isEmpty());
     clickApply();
     QCOMPARE(configs.count(), 1);
@@ -627,12 +894,11 @@ void TestUiSettings::gracePeriodEmptyMeansOff() {
     QVERIFY(label("settingsMessage")->text().contains(QStringLiteral("grace period")));
     // Off is the default: the stored value is removed, and the form says "off".
     QVERIFY(!SettingsStore(m_store->filePath()).load().gracePeriod.has_value());
-    QCOMPARE(edit("gracePeriodEdit")->text(), QStringLiteral("off"));
+    QCOMPARE(quantity("gracePeriodEdit")->text(), QStringLiteral("off"));
+    QCOMPARE(quantity("gracePeriodEdit")->numberBox()->text(), QStringLiteral("off"));
     QVERIFY(!apply->isEnabled());
-    // An empty field over "off" is no change either.
-    typeInto("gracePeriodEdit", QString());
-    QVERIFY(!apply->isEnabled());
-    typeInto("gracePeriodEdit", QStringLiteral("OFF"));
+    // 0 in any unit over "off" is no change either.
+    typeInto("gracePeriodEdit", QStringLiteral("0h"));
     QVERIFY(!apply->isEnabled());
 }
 

@@ -80,10 +80,12 @@ void setLabelError(QLabel *label, bool isError) {
     label->setPalette(QPalette()); // only the text role was set: inherit everything again
 }
 
-void setFieldError(QLineEdit *field, bool isError) {
+void setFieldError(QWidget *field, bool isError) {
     // The window's palette: a field with a style sheet holds on to the one it was polished with.
-    field->setStyleSheet(isError ? QStringLiteral("QLineEdit { border: 1px solid %1; }")
-                                       .arg(color(field->window()->palette()).name())
+    // The selector is the field's own class ("QLineEdit", "QDoubleSpinBox").
+    field->setStyleSheet(isError ? QStringLiteral("%1 { border: 1px solid %2; }")
+                                       .arg(QLatin1StringView(field->metaObject()->className()),
+                                            color(field->window()->palette()).name())
                                  : QString());
 }
 

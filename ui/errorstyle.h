@@ -9,8 +9,8 @@
 #include <QColor>
 
 class QLabel;
-class QLineEdit;
 class QPalette;
+class QWidget;
 
 namespace llmproxy::errorstyle {
 
@@ -19,7 +19,7 @@ QColor color(const QPalette &palette);
 double contrast(const QColor &a, const QColor &b);
 // Shows the label's text in the red (or back in the palette's text colour).
 void setLabelError(QLabel *label, bool isError = true);
-// Draws the field's border in the red (or the style's own border again).
-void setFieldError(QLineEdit *field, bool isError);
+// Draws the field's border in the red (or the style's own border again): a line edit, a spin box.
+void setFieldError(QWidget *field, bool isError);
 
 } // namespace llmproxy::errorstyle

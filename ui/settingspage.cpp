@@ -5,12 +5,15 @@
 #include "ui/connectiontestrow.h"
 #include "ui/errorstyle.h"
 #include "ui/pricessettings.h"
+#include "ui/quantityedit.h"
 #include "ui/startatlogincheckbox.h"
 
 #include <QCheckBox>
+#include <QComboBox>
 #include <QCoreApplication>
 #include <QDesktopServices>
 #include <QDir>
+#include <QDoubleSpinBox>
 #include <QFileInfo>
 #include <QFrame>
 #include <QGridLayout>
@@ -188,7 +191,28 @@ void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration
     QWidget *parent = grid->parentWidget();
     Field field;
     QWidget *editor = nullptr;
-    if (decl.kind == SettingDeclaration::Kind::Count) {
+    QWidget *focus = nullptr; // what the label's mnemonic focuses
+    using Kind = SettingDeclaration::Kind;
+    if (decl.kind == Kind::Duration || decl.kind == Kind::DurationOrOff ||
+        decl.kind == Kind::Size) {
+        // A whole number and a unit, within the declared bounds as the command line checks them.
+        if (decl.kind == Kind::Size)
+            field.quantity = new SizeEdit(decl.minimum, decl.maximum, parent);
+        else
+            field.quantity = new DurationEdit(decl.minimum, decl.maximum,
+                                              decl.kind == Kind::DurationOrOff, parent);
+        field.quantity->numberBox()->setObjectName(name + QStringLiteral("Number"));
+        field.quantity->unitBox()->setObjectName(name + QStringLiteral("Unit"));
+        field.quantity->unitBox()->setAccessibleName(tr("%1 unit").arg(tableText(decl.label)));
+        field.quantity->unitBox()->setToolTip(hint);
+        connect(field.quantity, &QuantityEdit::edited, this, &SettingsPage::validate);
+        connect(field.quantity, &QuantityEdit::returnPressed, this, [this] {
+            if (m_apply->isEnabled())
+                apply();
+        });
+        editor = field.quantity;
+        focus = field.quantity->numberBox();
+    } else if (decl.kind == Kind::Count) {
         // A whole number within the declared bounds: the spin box cannot hold anything else.
         field.spin = new QSpinBox(parent);
         field.spin->setRange(clampedToInt(decl.minimum), clampedToInt(decl.maximum));
@@ -196,11 +220,9 @@ void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration
         connect(field.spin, &QSpinBox::valueChanged, this, &SettingsPage::validate);
         editor = field.spin;
     } else {
-        // Durations and sizes take a number with a unit ("4s", "25MB"), addresses and URLs
-        // their text: each checked as typed by the command line's own rules (validate()).
+        // Addresses and URLs: their text, checked as typed by the command line's own rules
+        // (validate()).
         field.edit = new QLineEdit(parent);
-        if (decl.kind == SettingDeclaration::Kind::DurationOrOff)
-            field.edit->setPlaceholderText(tr("off")); // empty means off, and says so
         connect(field.edit, &QLineEdit::textChanged, this, &SettingsPage::validate);
         connect(field.edit, &QLineEdit::returnPressed, this, [this] {
             if (m_apply->isEnabled())
@@ -217,7 +239,7 @@ void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration
     field.error->setWordWrap(true);
     auto *title = new QLabel(tableText(decl.label), parent);
     title->setToolTip(hint);
-    title->setBuddy(editor);
+    title->setBuddy(focus ? focus : editor);
     // One line under the field: the table's help, with the default and the bounds.
     auto *help = new QLabel(helpLine(decl), parent);
     help->setObjectName(name + QStringLiteral("Help"));
@@ -234,11 +256,15 @@ void SettingsPage::addField(QGridLayout *grid, int row, const SettingDeclaration
 }
 
 QString SettingsPage::fieldText(const Field &field) {
+    if (field.quantity)
+        return field.quantity->text();
     return field.spin ? QString::number(field.spin->value()) : field.edit->text();
 }
 
 void SettingsPage::setFieldText(const Field &field, const QString &text) {
-    if (field.spin)
+    if (field.quantity)
+        field.quantity->setText(text);
+    else if (field.spin)
         field.spin->setValue(text.toInt());
     else
         field.edit->setText(text);
@@ -308,7 +334,7 @@ bool SettingsPage::hasChanges() const {
     if (!m_key->text().trimmed().isEmpty() || m_access->hasChanges(m_base))
         return true;
     for (auto it = m_fields.cbegin(); it != m_fields.cend(); ++it) {
-        // Compared as values: an empty grace period is "off", "4000ms" is "4s".
+        // Compared as values: a grace period of 0 is "off", 4000 ms is 4 s.
         Config scratch = m_base;
         if (!applySetting(scratch, it.key(), fieldText(it.value())).isEmpty())
             return true;
@@ -331,6 +357,8 @@ void SettingsPage::validate() {
         it.value().error->setText(problem);
         if (it.value().edit)
             errorstyle::setFieldError(it.value().edit, bad);
+        else if (it.value().quantity)
+            errorstyle::setFieldError(it.value().quantity->numberBox(), bad);
     }
     const bool changed = hasChanges();
     m_apply->setEnabled(valid && changed);

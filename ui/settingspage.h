@@ -2,9 +2,10 @@
 #pragma once
 
 // The settings form, one row per setting the table shows (settingDeclarations()): an editor
-// that fits the setting's kind (a spin box within the declared bounds for a count; a line edit
-// for durations, sizes, addresses and URLs, checked as typed by the command line's own rules,
-// with the reason next to a bad value) and the table's help text under it. Apply is offered
+// that fits the setting's kind (a spin box within the declared bounds for a count; a number and
+// a unit for a duration or a size, DurationEdit and SizeEdit; a line edit for addresses and
+// URLs), each checked as typed by the command line's own rules, with the reason next to a bad
+// value, and the table's help text under it. Apply is offered
 // only when all are good; Revert goes back to the configuration in force, Restore defaults
 // fills in the table's defaults (applied with Apply like any edit). Open data folder shows the
 // proxy's data folder in the file manager. The API key is write-only: the page shows where the
@@ -32,6 +33,7 @@ namespace llmproxy {
 class AccessSettings;
 class PricesSettings;
 class ConnectionTestRow;
+class QuantityEdit;
 class StartAtLoginCheckBox;
 
 class SettingsPage final : public QWidget {
@@ -46,7 +48,7 @@ public:
     Config editedConfig() const;
     bool isValid() const;
     // Whether the form differs from the configuration in force (or a key was typed). Values are
-    // compared, not texts: an empty grace period equals "off", "4000ms" equals "4s".
+    // compared, not texts: a grace period of 0 equals "off", 4000 ms equals 4 s.
     bool hasChanges() const;
     // The "Access" group: allowed origins and hosts (applied with the rest), proxy tokens.
     AccessSettings *access() const { return m_access; }
@@ -79,10 +81,12 @@ Q_SIGNALS:
     void notificationsToggled(bool enabled);
 
 private:
-    // One editor is set: a spin box for a count, a line edit otherwise.
+    // One editor is set: a spin box for a count, a number and unit for a duration or a size, a
+    // line edit otherwise.
     struct Field {
         QLineEdit *edit = nullptr;
         QSpinBox *spin = nullptr;
+        QuantityEdit *quantity = nullptr;
         QLabel *error = nullptr;
     };
     void addField(QGridLayout *grid, int row, const SettingDeclaration &decl);

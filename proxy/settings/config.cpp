@@ -451,7 +451,7 @@ const std::vector<Entry> &entries() {
                   .valueName = "DUR"_L1,
                   .kind = Kind::Duration,
                   .minimum = 1,
-                  .maximum = Day,
+                  .maximum = MaxBatchWindow.count(),
                   .expected = "more than 0 and at most 24h"_L1,
                   .missing = DurationValue,
                   .help = "How long a batch collects requests, counted from its first request "
@@ -555,7 +555,7 @@ const std::vector<Entry> &entries() {
                   .objectName = "gracePeriod"_L1,
                   .hint = "Cancel a batch not finished this long after it was created; what it "
                           "did not run goes through the synchronous API at full price (1s to 30 "
-                          "days, e.g. 2h; off or empty: never)"_L1,
+                          "days, e.g. 2h; 0 or off: never)"_L1,
                   .changeName = "grace period"_L1},
          .field = [](Config &c) -> Field { return {.maybeOff = &c.gracePeriod}; }},
         {.decl = {.setting = Setting::ResultTtl,
@@ -1401,6 +1401,26 @@ const QList<SettingDeclaration> &settingDeclarations() {
 
 const SettingDeclaration &settingDeclaration(Setting setting) {
     return entry(setting).decl;
+}
+
+namespace {
+template <std::size_t N>
+QList<ValueUnit> namedUnits(const std::array<Unit, N> &units) {
+    QList<ValueUnit> named;
+    for (const Unit &unit : units) {
+        if (!unit.name.isEmpty())
+            named.append(ValueUnit{unit.name, unit.factor});
+    }
+    return named;
+}
+} // namespace
+
+QList<ValueUnit> durationUnits() {
+    return namedUnits(DurationUnits);
+}
+
+QList<ValueUnit> sizeUnits() {
+    return namedUnits(SizeUnits);
 }
 
 QString applySetting(Config &config, Setting setting, const QString &text) {

@@ -144,6 +144,16 @@ std::optional<std::chrono::milliseconds> parseDuration(QStringView text);
 // "1000", "25MB" (10^6), "32MiB" (2^20), "1KB", "1KiB", "1GB", "1GiB", "100B"; case-insensitive
 // units, optional space; integral or decimal ("1.5MB"). nullopt if malformed or negative.
 std::optional<qint64> parseSize(QStringView text);
+// The units a duration or a size is written with, as parseDuration and parseSize read them and
+// settingText writes them: the name ("ms", "s", "m", "h"; "B", "KB", "MB", "GB", "KiB", "MiB",
+// "GiB") and what one is worth (milliseconds, bytes), smallest first within each family. The
+// bare number (seconds, bytes) is not among them. For editors that take a number and a unit.
+struct ValueUnit {
+    QLatin1StringView name;
+    qint64 factor = 1;
+};
+QList<ValueUnit> durationUnits();
+QList<ValueUnit> sizeUnits();
 // "127.0.0.1:3030", "[::1]:3030", "localhost:3030", ":3030" (all interfaces). nullopt if bad.
 std::optional<QList<ListenAddress>> parseListen(QStringView text);
 
@@ -238,10 +248,11 @@ struct SettingDeclaration {
     QLatin1StringView help{};
     QLatin1StringView
         storeKey{}; // INI key in the settings file ("proxy/batch_window"); empty: none
-    // The settings window: the label (empty: not shown), the objectName prefix of its line edit
-    // and error label ("batchWindow" → batchWindowEdit, batchWindowError), the tooltip, and the
-    // name in "Applied and saved: ..." messages. The form has a row for each shown setting but
-    // the lists, which the Access group (AccessSettings) edits entry by entry.
+    // The settings window: the label (empty: not shown), the objectName prefix of its editor
+    // and error label ("batchWindow" → batchWindowEdit, batchWindowError; a number and unit's
+    // parts batchWindowNumber, batchWindowUnit), the tooltip, and the name in "Applied and
+    // saved: ..." messages. The form has a row for each shown setting but the lists, which the
+    // Access group (AccessSettings) edits entry by entry.
     QLatin1StringView label{};
     QLatin1StringView objectName{};
     QLatin1StringView hint{};
