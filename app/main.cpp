@@ -15,11 +15,10 @@
 #include "ui/desktopapp.h"
 #include "ui/icons.h"
 #include "ui/mainwindow.h"
+#include "ui/screenshot.h"
 #include "ui/singleinstance.h"
 
 #include <QApplication>
-#include <QImage>
-#include <QPixmap>
 #endif
 
 #include <QCoreApplication>
@@ -60,18 +59,6 @@ void printListening(const Config &config, const QList<quint16> &ports) {
             QStringLiteral("llm-proxy listening on http://%1:%2/v1").arg(host).arg(ports.at(i)));
     }
 }
-
-#ifdef LLMPROXY_WITH_GUI
-// Saves the main window as a PNG; returns an error, or an empty string.
-QString saveScreenshot(MainWindow *window, const QString &path) {
-    const QImage image = window->grab().toImage();
-    if (image.isNull())
-        return QStringLiteral("could not capture the window");
-    if (!image.save(path, "PNG"))
-        return QStringLiteral("could not write ") + path;
-    return QString();
-}
-#endif
 
 } // namespace
 
@@ -238,7 +225,8 @@ int main(int argc, char *argv[]) {
             // is pictured too, but the exit status says so.
             const auto shoot = [&, view](bool served) {
                 QTimer::singleShot(config.screenshotDelay, view, [&, view, served] {
-                    const QString error = saveScreenshot(view->window(), config.screenshotPath);
+                    const QString error = saveScreenshots(view->window(), config.screenshotPath,
+                                                          config.screenshotPages);
                     if (!error.isEmpty()) {
                         printLine(stderr, QStringLiteral("llm-proxy: --screenshot: ") + error);
                         exitCode = 1;

@@ -1130,9 +1130,12 @@ void TestConfig::everyOptionInTheHelpIsParsed() {
                         : decl->setting == Setting::Providers   ? QStringLiteral("gemini=gemini")
                         : decl->setting == Setting::Routes      ? QStringLiteral("gpt-*=openai")
                         : decl->setting == Setting::ModelRoutes ? QStringLiteral("gpt-5=flex")
-                                                                : QStringLiteral("proxy.lan");
+                        : decl->setting == Setting::ScreenshotPages ? QStringLiteral("settings")
+                                                                    : QStringLiteral("proxy.lan");
             args.append(value);
         }
+        if (decl->setting == Setting::ScreenshotPages) // a page of the --screenshot FILE
+            args << QStringLiteral("--screenshot") << QDir::tempPath() + QStringLiteral("/x.png");
         if (decl->setting == Setting::TokensFile)
             continue; // needs a real file: tokensFile()
         const CommandLine parsed = parseCommandLine(withProgram(args));

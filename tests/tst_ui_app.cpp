@@ -336,18 +336,23 @@ void TestUiApp::noDisplayRunsHeadless() {
 }
 
 void TestUiApp::screenshotNeedsNoDisplay() {
-    const QString shot = m_dir->filePath(QStringLiteral("idle.png"));
+    // Two pages: a folder with PAGE.png for each (the README's pictures are made so).
+    const QString shots = m_dir->filePath(QStringLiteral("shots"));
     Child app(m_proxy);
     app.start({QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
                QStringLiteral("--data-dir"), m_dir->filePath(QStringLiteral("state")),
-               QStringLiteral("--screenshot"), shot, QStringLiteral("--screenshot-delay"),
-               QStringLiteral("200ms")},
+               QStringLiteral("--screenshot"), shots, QStringLiteral("--screenshot-page"),
+               QStringLiteral("first-run"), QStringLiteral("--screenshot-page=settings"),
+               QStringLiteral("--screenshot-delay"), QStringLiteral("200ms")},
               environment(false));
     QVERIFY(app.waitForExit(60'000));
     QVERIFY2(app.exitCode() == 0, app.output().constData());
-    QImage image;
-    QVERIFY(image.load(shot, "PNG"));
-    QVERIFY(image.width() >= 640);
+    QImage firstRun;
+    QVERIFY(firstRun.load(QDir(shots).filePath(QStringLiteral("first-run.png")), "PNG"));
+    QVERIFY(firstRun.width() >= 640);
+    QImage settings;
+    QVERIFY(settings.load(QDir(shots).filePath(QStringLiteral("settings.png")), "PNG"));
+    QVERIFY(settings != firstRun);
 }
 
 void TestUiApp::startInTrayIsAccepted() {

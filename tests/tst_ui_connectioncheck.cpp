@@ -4,8 +4,13 @@
 // that does not resolve, a server that never answers, a plain-TCP server and a self-signed
 // TLS server for an https URL, the fake provider refusing the key (401), a scripted 403 and
 // 500, a wrong base URL (404), and the fake's model list. The key never appears in a message.
+// Other providers in their own API's form: Anthropic's Models API (x-api-key,
+// anthropic-version, its error shape) against the fake Anthropic, Azure's api-key header,
+// Google's 400 for a wrong key, Together's bare list.
 
+#include "fakeanthropic.h"
 #include "fakeprovider.h"
+#include "provider/providerrouting.h"
 #include "testcertificate.h"
 #include "ui/connectionchecker.h"
 
@@ -88,6 +93,7 @@ private slots:
     void timedOut();
     void tlsAgainstPlainTcp();
     void tlsSelfSigned();
+    void tlsClosedDuringHandshake();
     void unauthorized();
     void unauthorizedWithoutKey();
     void forbidden();
@@ -95,14 +101,32 @@ private slots:
     void otherHttpStatus();
     void notAModelList();
     void fineWithModels();
+    void anthropicFine();
+    void anthropicUnauthorized();
+    void anthropicForbidden();
+    void azureSendsItsApiKeyHeader();
+    void googleKeyRefusalIsUnauthorized();
+    void bareModelList();
 
 private:
+    static ConnectionChecker::Target target(const char *profile, const QUrl &url,
+                                            const QByteArray &key) {
+        return ConnectionChecker::targetFor(
+            ConfiguredProvider{"p", providerProfile(profile), url, key});
+    }
+    ConnectionChecker::Result run(const ConnectionChecker::Target &target) {
+        return run(target.baseUrl, target.key, 10s, &target);
+    }
     ConnectionChecker::Result run(const QUrl &upstream, const QByteArray &key,
-                                  std::chrono::milliseconds timeout = 10s) {
+                                  std::chrono::milliseconds timeout = 10s,
+                                  const ConnectionChecker::Target *target = nullptr) {
         ConnectionChecker checker;
         checker.setTimeout(timeout);
         QSignalSpy finished(&checker, &ConnectionChecker::finished);
-        checker.check(upstream, key);
+        if (target)
+            checker.check(*target);
+        else
+            checker.check(upstream, key);
         [&] { QVERIFY(finished.wait(20'000)); }();
         const ConnectionChecker::Result result = checker.result();
         qInfo().noquote() << result.message;
@@ -181,6 +205,30 @@ void TestUiConnectionCheck::tlsSelfSigned() {
                  r.message.contains(QStringLiteral("self-signed"), Qt::CaseInsensitive),
              qPrintable(r.message));
     QVERIFY(server.seen().isEmpty()); // no request (and no key) was sent
+}
+
+void TestUiConnectionCheck::tlsClosedDuringHandshake() {
+    if (!QSslSocket::supportsSsl())
+        QSKIP("no TLS backend");
+    // A server that hangs up on the TLS hello, as some plain servers and filters do.
+    QTcpServer server;
+    QVERIFY(server.listen(QHostAddress::LocalHost, 0));
+    connect(&server, &QTcpServer::pendingConnectionAvailable, &server, [&server] {
+        while (QTcpSocket *socket = server.nextPendingConnection()) {
+            connect(socket, &QTcpSocket::readyRead, socket, [socket] { socket->abort(); });
+            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+        }
+    });
+    const auto r =
+        run(QUrl(QStringLiteral("https://127.0.0.1:%1/v1").arg(server.serverPort())), TestKey);
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Tls);
+    QVERIFY2(r.message.contains(QStringLiteral("closed the connection before the secure "
+                                               "connection was set up")),
+             qPrintable(r.message));
+    // Closed after the request (plain http): unreachable, not TLS.
+    const auto plain =
+        run(QUrl(QStringLiteral("http://127.0.0.1:%1/v1").arg(server.serverPort())), TestKey);
+    QCOMPARE(plain.outcome, ConnectionChecker::Outcome::Unreachable);
 }
 
 void TestUiConnectionCheck::unauthorized() {
@@ -265,6 +313,94 @@ void TestUiConnectionCheck::fineWithModels() {
                             .arg(fake.port()));
     QCOMPARE(fake.requests().constLast().headers.value("authorization"),
              QByteArray("Bearer " + TestKey));
+}
+
+void TestUiConnectionCheck::anthropicFine() {
+    FakeAnthropic fake;
+    QVERIFY(fake.listen());
+    const QByteArray key = "sk-ant-check-test-0123456789";
+    fake.setAcceptedKey(key);
+    const auto r = run(target("anthropic", fake.baseUrl(), key));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Fine);
+    QCOMPARE(r.models, (QStringList{QStringLiteral("claude-3-5-haiku-20241022"),
+                                    QStringLiteral("claude-opus-4-1-20250805"),
+                                    QStringLiteral("claude-sonnet-4-20250514")}));
+    QVERIFY2(r.message.contains(QStringLiteral("which can use 3 models")), qPrintable(r.message));
+    // Anthropic's form: x-api-key and anthropic-version, no Bearer, the largest page.
+    const FakeAnthropic::RequestRecord &request = fake.requests().constLast();
+    QCOMPARE(request.path, QByteArray("/v1/models"));
+    QCOMPARE(request.query, QByteArray("limit=1000"));
+    QCOMPARE(request.headers.value("x-api-key"), key);
+    QCOMPARE(request.headers.value("anthropic-version"), QByteArray("2023-06-01"));
+    QVERIFY(!request.headers.contains("authorization"));
+}
+
+void TestUiConnectionCheck::anthropicUnauthorized() {
+    FakeAnthropic fake;
+    QVERIFY(fake.listen());
+    fake.setAcceptedKey("sk-ant-the-right-one-000000");
+    const auto r = run(target("anthropic", fake.baseUrl(), "sk-ant-a-wrong-one-0000000"));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Unauthorized);
+    QVERIFY2(
+        r.message.startsWith(QStringLiteral("401: 127.0.0.1:%1 refused the key").arg(fake.port())),
+        qPrintable(r.message));
+    // Without a key: where a provider's key goes.
+    const auto none = run(target("anthropic", fake.baseUrl(), QByteArray()));
+    QCOMPARE(none.outcome, ConnectionChecker::Outcome::Unauthorized);
+    QVERIFY2(none.message.contains(QStringLiteral("in this provider's Key field")),
+             qPrintable(none.message));
+}
+
+void TestUiConnectionCheck::anthropicForbidden() {
+    FakeAnthropic fake;
+    QVERIFY(fake.listen());
+    const QByteArray key = "sk-ant-forbidden-0123456789";
+    fake.setForbiddenKey(key);
+    const auto r = run(target("anthropic", fake.baseUrl(), key));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Forbidden);
+    QVERIFY2(r.message.contains(QStringLiteral("It said: Your API key does not have permission "
+                                               "to use the specified resource.")),
+             qPrintable(r.message));
+}
+
+void TestUiConnectionCheck::azureSendsItsApiKeyHeader() {
+    FakeProvider fake;
+    fake.setShape(FakeProvider::Shape::Azure);
+    QVERIFY(fake.listen());
+    fake.setAcceptedKey(TestKey);
+    // The resource's URL as the user types it; the profile adds /openai/v1.
+    const QUrl resource(QStringLiteral("http://127.0.0.1:%1").arg(fake.port()));
+    const auto r = run(target("azure", providerProfile("azure")->baseUrlFor(resource), TestKey));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Fine);
+    QCOMPARE(fake.requests().constLast().path, QByteArray("/openai/v1/models"));
+    QCOMPARE(fake.requests().constLast().headers.value("api-key"), TestKey);
+    QVERIFY(!fake.requests().constLast().headers.contains("authorization"));
+}
+
+void TestUiConnectionCheck::googleKeyRefusalIsUnauthorized() {
+    const QByteArray body =
+        R"([{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.",)"
+        R"("status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/)"
+        R"(google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}])";
+    CannedServer server("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                        "Content-Length: " +
+                        QByteArray::number(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    QVERIFY(server.listen());
+    const auto r = run(target("gemini", server.url("http"), "AIzaSyCheckTest0123456789abcdef"));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Unauthorized);
+    QVERIFY(server.seen().contains("Authorization: Bearer AIzaSyCheckTest0123456789abcdef"));
+}
+
+void TestUiConnectionCheck::bareModelList() {
+    // Together answers /v1/models with the list itself.
+    const QByteArray body =
+        R"([{"id":"meta-llama/Llama-3.3-70B-Instruct-Turbo","object":"model"}])";
+    CannedServer server("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                        QByteArray::number(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    QVERIFY(server.listen());
+    const auto r = run(target("together", server.url("http"), TestKey));
+    QCOMPARE(r.outcome, ConnectionChecker::Outcome::Fine);
+    QCOMPARE(r.models, QStringList{QStringLiteral("meta-llama/Llama-3.3-70B-Instruct-Turbo")});
 }
 
 QTEST_GUILESS_MAIN(TestUiConnectionCheck)

@@ -312,8 +312,10 @@ void TestUiFirstRun::testRequestShowsA401() {
 void TestUiFirstRun::settingsTestConnection() {
     buildApp(TestKey);
     m_fake->setAcceptedKey(TestKey);
-    auto *button = find<QPushButton>("testConnectionButton");
-    auto *result = find<QLabel>("testConnectionResult");
+    // The Settings page's (the Providers page has one of its own).
+    SettingsPage *settings = m_app->window()->settings();
+    auto *button = settings->findChild<QPushButton *>(QStringLiteral("testConnectionButton"));
+    auto *result = settings->findChild<QLabel *>(QStringLiteral("testConnectionResult"));
     QVERIFY(button);
     QVERIFY(result);
     QTest::mouseClick(button, Qt::LeftButton);

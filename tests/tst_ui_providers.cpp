@@ -6,10 +6,15 @@
 // them; bad entries refused with the command line's reason next to the field; the provider of
 // each batch in the batch tables. Without a keychain here (no D-Bus session, on purpose), a key
 // meant for it is used for the session only; tst_ui_providers's realKeychain child checks the
-// keychain itself inside dbus-run-session when gnome-keyring is installed.
+// keychain itself inside dbus-run-session when gnome-keyring is installed. Test connection per
+// provider, against the fakes: fine with the models, 401, 403, unreachable and TLS for Gemini
+// and Groq profiles, and Anthropic's form with a key typed and not applied yet.
 
+#include "fakeanthropic.h"
+#include "fakeprovider.h"
 #include "settings/settingsstore.h"
 #include "ui/batchtablemodel.h"
+#include "ui/connectiontestrow.h"
 #include "ui/desktopapp.h"
 #include "ui/keystore.h"
 #include "ui/mainwindow.h"
@@ -29,12 +34,15 @@
 #include <QProcess>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QSslSocket>
 #include <QStandardPaths>
 #include <QTableWidget>
+#include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
 
 using namespace llmproxy;
+using namespace llmproxy::test;
 
 namespace {
 const QByteArray GeminiKey = "gm-providers-test-0123456789-gggg";
@@ -66,6 +74,8 @@ private slots:
     void routingRoundTripsThroughTheStore();
     void badEntriesAreRefusedNextToTheField();
     void providerColumnShowsEachBatchsProvider();
+    void testConnectionPerProvider();
+    void testConnectionAnthropicWithTypedKey();
     void realKeychain();
     void realKeychainChild();
 
@@ -80,6 +90,9 @@ private:
     // The editor filled in for a new provider, then saved.
     bool addProvider(const QString &name, const QString &profile, const QByteArray &key,
                      bool inFile);
+
+    // Selects the provider's row, presses Test connection and waits for the answer.
+    QString testConnection(const QString &name);
 
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<SettingsStore> m_store;
@@ -114,6 +127,7 @@ void TestUiProviders::cleanup() {
     m_store.reset();
     m_dir.reset();
     qunsetenv("LLMPROXY_TEST_GROQ_KEY");
+    qunsetenv("LLMPROXY_TEST_GEMINI_KEY");
 }
 
 Config TestUiProviders::baseConfig() const {
@@ -141,6 +155,23 @@ bool TestUiProviders::addProvider(const QString &name, const QString &profile,
     find<QComboBox>("providerKeyLocationCombo")->setCurrentIndex(inFile ? 1 : 0);
     find<QPushButton>("saveProviderButton")->click();
     return !find<QWidget>("providerEditor")->isVisibleTo(page());
+}
+
+QString TestUiProviders::testConnection(const QString &name) {
+    auto *table = find<QTableWidget>("providersTable");
+    const QList<QTableWidgetItem *> found = table->findItems(name, Qt::MatchExactly);
+    if (found.isEmpty())
+        return QStringLiteral("no row named ") + name;
+    table->selectRow(found.constFirst()->row());
+    auto *row = find<ConnectionTestRow>("providerConnectionTest");
+    auto *button = row->findChild<QPushButton *>(QStringLiteral("testConnectionButton"));
+    if (!button->isEnabled())
+        return QStringLiteral("button disabled");
+    QSignalSpy finished(row->checker(), &ConnectionChecker::finished);
+    button->click();
+    if (!finished.wait(20'000))
+        return QStringLiteral("no answer");
+    return row->resultText();
 }
 
 void TestUiProviders::tableShowsProvidersAndKeySources() {
@@ -372,6 +403,113 @@ void TestUiProviders::providerColumnShowsEachBatchsProvider() {
              QStringLiteral("gemini"));
     QCOMPARE(model.index(1, BatchTableModel::ProviderColumn).data().toString(),
              QStringLiteral("openai"));
+}
+
+void TestUiProviders::testConnectionPerProvider() {
+    FakeProvider gemini;
+    gemini.setShape(FakeProvider::Shape::Gemini);
+    QVERIFY(gemini.listen());
+    gemini.setAcceptedKey(GeminiKey);
+    const QByteArray forbidden = "gm-providers-forbidden-0123-ffff";
+    gemini.setForbiddenKey(forbidden);
+    quint16 closed = 0;
+    {
+        QTcpServer probe;
+        QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
+        closed = probe.serverPort();
+    }
+    Config config = baseConfig();
+    config.providers = {
+        QByteArray("gemini=gemini;url=" + gemini.baseUrl().toEncoded() +
+                   ";key_env=LLMPROXY_TEST_GEMINI_KEY"),
+        QByteArray("groq=groq;url=http://127.0.0.1:" + QByteArray::number(closed) + "/openai/v1"),
+        // A plain HTTP server behind an https URL: the TLS handshake fails.
+        QByteArray("gemtls=gemini;url=https://127.0.0.1:" + QByteArray::number(gemini.port()) +
+                   "/v1beta/openai;key_env=LLMPROXY_TEST_GEMINI_KEY")};
+    qputenv("LLMPROXY_TEST_GEMINI_KEY", GeminiKey);
+    buildApp(config);
+    // Nothing selected, nothing to test.
+    QVERIFY(!find<ConnectionTestRow>("providerConnectionTest")
+                 ->findChild<QPushButton *>(QStringLiteral("testConnectionButton"))
+                 ->isEnabled());
+
+    // Fine: the key from the provider's variable, the models it can use, the key never shown.
+    QString text = testConnection(QStringLiteral("gemini"));
+    QVERIFY2(text.startsWith(QStringLiteral("gemini: Fine: 127.0.0.1:%1 accepted the key, which "
+                                            "can use 4 models: gpt-4o")
+                                 .arg(gemini.port())),
+             qPrintable(text));
+    QCOMPARE(gemini.requests().constLast().path, QByteArray("/v1beta/openai/models"));
+    QCOMPARE(gemini.requests().constLast().headers.value("authorization"),
+             QByteArray("Bearer " + GeminiKey));
+    QVERIFY(!text.contains(QString::fromUtf8(GeminiKey)));
+
+    // 401: a key the provider does not know.
+    qputenv("LLMPROXY_TEST_GEMINI_KEY", "gm-providers-wrong-0123456-wwww");
+    text = testConnection(QStringLiteral("gemini"));
+    QVERIFY2(text.startsWith(QStringLiteral("gemini: 401: ")), qPrintable(text));
+    QVERIFY(text.contains(QStringLiteral("refused the key")));
+
+    // 403: a key it knows but does not permit, with what the provider said.
+    qputenv("LLMPROXY_TEST_GEMINI_KEY", forbidden);
+    text = testConnection(QStringLiteral("gemini"));
+    QVERIFY2(text.startsWith(QStringLiteral("gemini: 403: ")), qPrintable(text));
+    QVERIFY2(text.contains(QStringLiteral("It said: Country, region, or territory not "
+                                          "supported")),
+             qPrintable(text));
+    QVERIFY(!text.contains(QString::fromUtf8(forbidden)));
+
+    // Unreachable: nothing listens at Groq's configured port.
+    text = testConnection(QStringLiteral("groq"));
+    QVERIFY2(text.startsWith(QStringLiteral("groq: Unreachable: 127.0.0.1:%1 refused the "
+                                            "connection")
+                                 .arg(closed)),
+             qPrintable(text));
+
+    // TLS: the Gemini profile at an https URL that a plain server answers.
+    if (QSslSocket::supportsSsl()) {
+        qputenv("LLMPROXY_TEST_GEMINI_KEY", GeminiKey);
+        const int before = int(gemini.requests().size());
+        text = testConnection(QStringLiteral("gemtls"));
+        QVERIFY2(text.startsWith(QStringLiteral("gemtls: TLS failed: ")), qPrintable(text));
+        QCOMPARE(int(gemini.requests().size()), before); // the key never went out in the clear
+    }
+    // Another row selected: the previous answer goes.
+    find<QTableWidget>("providersTable")->selectRow(0);
+    QVERIFY(find<ConnectionTestRow>("providerConnectionTest")->resultText().isEmpty());
+}
+
+void TestUiProviders::testConnectionAnthropicWithTypedKey() {
+    FakeAnthropic claude;
+    QVERIFY(claude.listen());
+    const QByteArray key = "sk-ant-providers-typed-0123-cccc";
+    claude.setAcceptedKey(key);
+    buildApp(baseConfig());
+    find<QPushButton>("addProviderButton")->click();
+    find<QLineEdit>("providerNameEdit")->setText(QStringLiteral("claude"));
+    auto *profiles = find<QComboBox>("providerProfileCombo");
+    profiles->setCurrentIndex(profiles->findData(QStringLiteral("anthropic")));
+    find<QLineEdit>("providerUrlEdit")->setText(claude.baseUrl().toString());
+    find<QLineEdit>("providerKeyEdit")->setText(QString::fromUtf8(key));
+    find<QPushButton>("saveProviderButton")->click();
+    QVERIFY(!find<QWidget>("providerEditor")->isVisibleTo(page()));
+    // Before Apply: the provider as edited, with the key typed for it.
+    const QString text = testConnection(QStringLiteral("claude"));
+    QVERIFY2(text.startsWith(QStringLiteral("claude: Fine: 127.0.0.1:%1 accepted the key, which "
+                                            "can use 3 models: claude-3-5-haiku-20241022")
+                                 .arg(claude.port())),
+             qPrintable(text));
+    QVERIFY(!text.contains(QString::fromUtf8(key)));
+    const FakeAnthropic::RequestRecord &request = claude.requests().constLast();
+    QCOMPARE(request.path, QByteArray("/v1/models"));
+    QCOMPARE(request.headers.value("x-api-key"), key);
+    QCOMPARE(request.headers.value("anthropic-version"), QByteArray("2023-06-01"));
+    QVERIFY(m_settings->config().providers.isEmpty()); // nothing applied by the check
+
+    // A wrong key is Anthropic's 401.
+    claude.setAcceptedKey("sk-ant-another-one-0000-dddd");
+    const QString refused = testConnection(QStringLiteral("claude"));
+    QVERIFY2(refused.startsWith(QStringLiteral("claude: 401: ")), qPrintable(refused));
 }
 
 void TestUiProviders::realKeychain() {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/connectiontestrow.h"
 
-#include "ui/connectionchecker.h"
-
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPushButton>
@@ -33,16 +31,40 @@ QString ConnectionTestRow::resultText() const {
     return m_result->text();
 }
 
+void ConnectionTestRow::setAvailable(bool available) {
+    m_available = available;
+    m_button->setEnabled(available && !m_checker->isRunning());
+}
+
+void ConnectionTestRow::setButtonToolTip(const QString &tip) {
+    m_button->setToolTip(tip);
+}
+
+void ConnectionTestRow::clearResult() {
+    if (!m_checker->isRunning())
+        m_result->clear();
+}
+
 void ConnectionTestRow::check(const QUrl &upstream, const QByteArray &key) {
+    ConnectionChecker::Target target;
+    target.baseUrl = upstream;
+    target.key = key;
+    checkTarget(target, QString());
+}
+
+void ConnectionTestRow::checkTarget(const ConnectionChecker::Target &target,
+                                    const QString &subject) {
+    m_subject = subject;
     m_button->setEnabled(false);
-    m_result->setText(ConnectionTestRow::tr("Asking %1 for its model list…")
-                          .arg(upstream.toDisplayString(QUrl::RemoveUserInfo)));
-    m_checker->check(upstream, key);
+    const QString asking = ConnectionTestRow::tr("Asking %1 for its model list…")
+                               .arg(target.baseUrl.toDisplayString(QUrl::RemoveUserInfo));
+    m_result->setText(subject.isEmpty() ? asking : subject + QStringLiteral(": ") + asking);
+    m_checker->check(target);
 }
 
 void ConnectionTestRow::showResult(const QString &message, bool ok) {
-    m_button->setEnabled(true);
-    m_result->setText(message);
+    m_button->setEnabled(m_available);
+    m_result->setText(m_subject.isEmpty() ? message : m_subject + QStringLiteral(": ") + message);
     // Bold for a failure, in the palette's own colour (readable in dark themes too).
     QFont font = m_result->font();
     font.setBold(!ok);

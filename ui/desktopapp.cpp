@@ -107,6 +107,29 @@ DesktopApp::DesktopApp(SettingsController *settings, QObject *parent)
     connect(settings, &SettingsController::providerKeysChanged, providers, showProviderKeys);
     connect(settings, &SettingsController::keyStateChanged, providers, showProviderKeys);
     connect(settings, &SettingsController::message, providers, &ProvidersSettings::showMessage);
+    // Test connection of one provider: as edited on the page, with the key the proxy would use
+    // for it (its variable, else the stored or typed one; "openai": the Settings page's).
+    connect(providers, &ProvidersSettings::connectionCheckRequested, settings,
+            [settings, providers](const QByteArray &name, const QList<QByteArray> &lines,
+                                  const QByteArray &enteredKey) {
+                Config config = settings->config();
+                config.providers = lines;
+                config.routes.clear(); // their problems are the page's, not the check's
+                config.defaultProvider.clear();
+                if (!enteredKey.isEmpty())
+                    config.providerKeys.insert(name, enteredKey);
+                QString error;
+                const QList<ConfiguredProvider> configured = configuredProviders(
+                    config,
+                    [](const QByteArray &variable) { return qgetenv(variable.constData()); },
+                    &error);
+                for (const ConfiguredProvider &provider : configured) {
+                    if (provider.name == name) {
+                        providers->connectionTest()->checkTarget(
+                            ConnectionChecker::targetFor(provider), QString::fromUtf8(name));
+                    }
+                }
+            });
 
     FirstRunPanel *firstRun = m_window->dashboard()->firstRun();
     firstRun->setKeyState(settings->keyState());

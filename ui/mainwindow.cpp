@@ -57,8 +57,7 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
     QAction *connectClient = help->addAction(tr("&Connect a client…"));
     connectClient->setObjectName(QStringLiteral("connectClientAction"));
     connect(connectClient, &QAction::triggered, this, [this] {
-        m_tabs->setCurrentWidget(m_dashboard);
-        m_dashboard->showFirstRun();
+        showPage("first-run");
         bringForward();
     });
 
@@ -79,6 +78,32 @@ MainWindow::MainWindow(AppActions *actions, BatchTableModel *active, BatchTableM
                           static_cast<QWidget *>(m_settings), static_cast<QWidget *>(m_providers)})
         mnemonics::assignUnder(page, windowLetters);
     resize(1180, 820);
+}
+
+bool MainWindow::showPage(QByteArrayView name) {
+    // The settings pages sit in scroll areas: their tab is the area around them.
+    const auto tabOf = [this](QWidget *page) {
+        for (int i = 0; i < m_tabs->count(); ++i) {
+            if (m_tabs->widget(i) == page || m_tabs->widget(i)->isAncestorOf(page))
+                return i;
+        }
+        return -1;
+    };
+    QWidget *page = nullptr;
+    if (name == "dashboard" || name == "first-run")
+        page = m_dashboard;
+    else if (name == "history")
+        page = m_history;
+    else if (name == "settings")
+        page = m_settings;
+    else if (name == "providers")
+        page = m_providers;
+    if (!page)
+        return false;
+    m_tabs->setCurrentIndex(tabOf(page));
+    if (name == "first-run")
+        m_dashboard->showFirstRun();
+    return true;
 }
 
 void MainWindow::bringForward() {

@@ -35,6 +35,9 @@ public:
     // With a tray, closing only hides the window.
     void setCloseHidesToTray(bool hides) { m_hideOnClose = hides; }
     void bringForward();
+    // Shows a page by its --screenshot-page name (screenshotPageNames()): its tab, and for
+    // "first-run" the dashboard's Connect a client panel. False for an unknown name.
+    bool showPage(QByteArrayView name);
 
 Q_SIGNALS:
     void quitRequested();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "ui/providerssettings.h"
 
+#include "ui/connectiontestrow.h"
 #include "ui/errorstyle.h"
 
 #include <QComboBox>
@@ -71,7 +72,14 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
     tableButtons->addWidget(m_add);
     tableButtons->addWidget(m_edit);
     tableButtons->addWidget(m_remove);
-    tableButtons->addStretch(1);
+    // Test connection of the selected row, its answer beside it.
+    m_connectionTest = new ConnectionTestRow(providers);
+    m_connectionTest->setObjectName(QStringLiteral("providerConnectionTest"));
+    m_connectionTest->setButtonToolTip(
+        tr("Ask the selected provider for its model list, as edited here, with the key it "
+           "would use (free)"));
+    m_connectionTest->setAvailable(false);
+    tableButtons->addWidget(m_connectionTest, 1);
     providersLayout->addLayout(tableButtons);
 
     // The editor of one provider, under the table.
@@ -199,6 +207,10 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
     connect(m_edit, &QPushButton::clicked, this, &ProvidersSettings::editSelected);
     connect(m_remove, &QPushButton::clicked, this, &ProvidersSettings::removeSelected);
     connect(m_table, &QTableWidget::itemSelectionChanged, this, &ProvidersSettings::validate);
+    connect(m_table, &QTableWidget::itemSelectionChanged, m_connectionTest,
+            &ConnectionTestRow::clearResult);
+    connect(m_connectionTest, &ConnectionTestRow::checkRequested, this,
+            &ProvidersSettings::requestConnectionCheck);
     connect(m_table, &QTableWidget::itemDoubleClicked, this, &ProvidersSettings::editSelected);
     connect(m_save, &QPushButton::clicked, this, &ProvidersSettings::saveEditedProvider);
     connect(cancel, &QPushButton::clicked, this, &ProvidersSettings::closeEditor);
@@ -380,17 +392,26 @@ void ProvidersSettings::validate() {
     const bool changed = hasChanges();
     m_apply->setEnabled(changed && trouble.isEmpty() && m_editing == -2);
     m_revert->setEnabled(changed);
-    const int row = m_table->currentRow();
-    const QByteArray selected =
-        row >= 0 && m_table->item(row, NameColumn)
-            ? m_table->item(row, NameColumn)->data(Qt::UserRole).toByteArray()
-            : QByteArray();
+    const QByteArray selected = selectedName();
+    m_connectionTest->setAvailable(!selected.isEmpty());
     const bool configured = std::any_of(m_specs.cbegin(), m_specs.cend(),
                                         [&](const ProviderSpec &s) { return s.name == selected; });
     m_edit->setEnabled(configured && m_editing == -2);
     m_remove->setEnabled(configured && m_editing == -2);
     m_add->setEnabled(m_editing == -2);
     m_removeRoute->setEnabled(m_routeList->currentRow() >= 0);
+}
+
+QByteArray ProvidersSettings::selectedName() const {
+    const QList<QTableWidgetItem *> items = m_table->selectedItems();
+    return items.isEmpty() ? QByteArray() : items.constFirst()->data(Qt::UserRole).toByteArray();
+}
+
+void ProvidersSettings::requestConnectionCheck() {
+    const QByteArray name = selectedName();
+    if (name.isEmpty())
+        return;
+    Q_EMIT connectionCheckRequested(name, editedConfig().providers, m_pendingKeys.value(name).key);
 }
 
 void ProvidersSettings::addProvider() {

@@ -8,7 +8,8 @@
 // line's own parser (parseProviderSpec, parseRouteRule, configuredProviders), with the reason
 // next to the field. Apply hands the edited lists to the controller (applyRequested) and the
 // typed keys one by one (keyEntered); keys are never kept in the page once applied, and the
-// table shows only where a key is and its last four characters.
+// table shows only where a key is and its last four characters. Test connection asks the
+// selected provider for its model list, as edited (before Apply too), with the key it would use.
 
 #include "settings/config.h"
 #include "ui/settingscontroller.h"
@@ -25,6 +26,8 @@ class QTableWidget;
 
 namespace llmproxy {
 
+class ConnectionTestRow;
+
 class ProvidersSettings final : public QWidget {
     Q_OBJECT
     Q_DISABLE_COPY_MOVE(ProvidersSettings)
@@ -40,6 +43,7 @@ public:
     bool hasChanges() const;
     // Why the edited lists cannot be applied (empty: they can).
     QString problem() const;
+    ConnectionTestRow *connectionTest() const { return m_connectionTest; }
 
 public Q_SLOTS:
     // Where each provider's key comes from, by name (SettingsController::providerKeyState()).
@@ -60,6 +64,11 @@ Q_SIGNALS:
     // A key typed for `provider`, to keep in the keychain, or in the settings file if `inFile`.
     void keyEntered(const QByteArray &provider, const QByteArray &key, bool inFile);
     void forgetKeyRequested(const QByteArray &provider);
+    // Test connection for `provider` as edited: the edited provider lines and the key typed for
+    // it and not applied yet (empty: the one it has). The owner answers with
+    // connectionTest()->checkTarget().
+    void connectionCheckRequested(const QByteArray &provider, const QList<QByteArray> &providers,
+                                  const QByteArray &enteredKey);
 
 private:
     struct PendingKey {
@@ -73,6 +82,8 @@ private:
     void profileChosen();
     QList<QByteArray> providerNames() const; // "openai" first, then the edited providers
     QString keyText(const QByteArray &name) const;
+    QByteArray selectedName() const;
+    void requestConnectionCheck();
 
     Config m_base;
     QList<ProviderSpec> m_specs;
@@ -88,6 +99,7 @@ private:
     QPushButton *m_add = nullptr;
     QPushButton *m_edit = nullptr;
     QPushButton *m_remove = nullptr;
+    ConnectionTestRow *m_connectionTest = nullptr;
     QWidget *m_editor = nullptr;
     QLineEdit *m_name = nullptr;
     QLabel *m_nameError = nullptr;

@@ -325,6 +325,13 @@ std::optional<QByteArray> modelRouteItem(const QString &value) {
     return value.trimmed().toUtf8();
 }
 
+std::optional<QByteArray> screenshotPageItem(const QString &value) {
+    const QByteArray name = value.trimmed().toLower().toUtf8();
+    if (!screenshotPageNames().contains(name))
+        return std::nullopt;
+    return name;
+}
+
 std::optional<QByteArray> routeItem(const QString &value) {
     QString error;
     if (!parseRouteRule(value, &error))
@@ -797,6 +804,18 @@ const std::vector<Entry> &entries() {
                   .help = "How long the app serves before the screenshot (default: %1; at most "
                           "1h)."_L1},
          .field = [](Config &c) -> Field { return {.duration = &c.screenshotDelay}; }},
+        {.decl = {.setting = Setting::ScreenshotPages,
+                  .option = "screenshot-page"_L1,
+                  .valueName = "PAGE"_L1,
+                  .kind = Kind::List,
+                  .expected = "a page: dashboard, first-run, history, settings or providers"_L1,
+                  .missing = "a page (dashboard, first-run, history, settings, providers)"_L1,
+                  .help = "The page --screenshot pictures: dashboard, first-run (the Connect a "
+                          "client panel), history, settings or providers. Repeatable: with "
+                          "several, FILE is a folder and each page is saved in it as PAGE.png, "
+                          "in the order given."_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.screenshotPages}; },
+         .item = screenshotPageItem},
         {.decl = {.setting = Setting::Verbose,
                   .option = "verbose"_L1,
                   .kind = Kind::Switch,
@@ -1200,6 +1219,11 @@ public:
             error = errorLine(settingOption(Setting::Screenshot),
                               QStringLiteral("needs the desktop app (drop --no-gui)"));
         }
+        if (error.isEmpty() && !m_config.screenshotPages.isEmpty() &&
+            m_config.screenshotPath.isEmpty()) {
+            error = errorLine(settingOption(Setting::ScreenshotPages),
+                              QStringLiteral("needs --screenshot FILE"));
+        }
         if (error.isEmpty() && m_config.inMemory && given.contains(Setting::DataDir))
             error = QStringLiteral("llm-proxy: --in-memory and --data-dir exclude each other");
         if (error.isEmpty() && !help && !version)
@@ -1387,6 +1411,12 @@ CommandLine parseCommandLine(const QStringList &args, const QByteArray &openAiAp
 
 QString SettingDeclaration::optionName() const {
     return QStringLiteral("--") + option;
+}
+
+const QList<QByteArray> &screenshotPageNames() {
+    static const QList<QByteArray> names{"dashboard", "first-run", "history", "settings",
+                                         "providers"};
+    return names;
 }
 
 const QList<SettingDeclaration> &settingDeclarations() {

@@ -132,6 +132,9 @@ struct Config {
     // Desktop app only: save the main window as a PNG here after screenshotDelay, then exit.
     QString screenshotPath;
     std::chrono::milliseconds screenshotDelay{1000};
+    // The pages pictured, in order (screenshotPageNames()); empty: the window as it opens. With
+    // more than one, screenshotPath is a folder that gets PAGE.png for each.
+    QList<QByteArray> screenshotPages;
 
     // The provider's hard limits: a batch never exceeds them whatever the flags say.
     static constexpr int ProviderMaxRequests = 50'000;
@@ -214,6 +217,7 @@ enum class Setting {
     StartInTray,
     Screenshot,
     ScreenshotDelay,
+    ScreenshotPages,
     Verbose,
     Help,
     Version,
@@ -263,6 +267,10 @@ struct SettingDeclaration {
     bool stored() const { return !storeKey.isEmpty(); }
     bool shownInWindow() const { return !label.isEmpty(); }
 };
+
+// What --screenshot-page accepts: dashboard, first-run (the dashboard with the Connect a client
+// panel, as Help → Connect a client shows it), history, settings, providers.
+const QList<QByteArray> &screenshotPageNames();
 
 // All settings, in --help order.
 const QList<SettingDeclaration> &settingDeclarations();

@@ -345,6 +345,7 @@ void FakeAnthropic::reset() {
     m_maxRequests = 100000;
     m_maxBytes = 256LL * 1024 * 1024;
     m_acceptedKey.clear();
+    m_forbiddenKey.clear();
     m_faults.clear();
     m_requests.clear();
     m_batches.clear();
@@ -530,6 +531,10 @@ FakeAnthropic::Answer FakeAnthropic::route(const Incoming &in) {
         key = in.header("authorization").mid(7).trimmed();
     if (key.isEmpty())
         return Answer::error(401, u"authentication_error"_s, u"x-api-key header is required"_s);
+    if (!m_forbiddenKey.isEmpty() && key == m_forbiddenKey)
+        return Answer::error(403, u"permission_error"_s,
+                             u"Your API key does not have permission to use the specified "
+                             "resource."_s);
     if (!m_acceptedKey.isEmpty() && key != m_acceptedKey)
         return Answer::error(401, u"authentication_error"_s, u"invalid x-api-key"_s);
     if (in.header("anthropic-version").isEmpty())
@@ -537,6 +542,35 @@ FakeAnthropic::Answer FakeAnthropic::route(const Incoming &in) {
                              u"anthropic-version: header is required"_s);
 
     static const QByteArray batches = QByteArrayLiteral("/v1/messages/batches");
+    if (in.path == "/v1/models" && in.method == "GET") {
+        // Newest first, `limit` (1 to 1000, default 20) to a page.
+        static const char *const Models[][3] = {
+            {"claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"},
+            {"claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z"},
+            {"claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"},
+        };
+        bool ok = false;
+        int limit = in.urlQuery.queryItemValue(u"limit"_s).toInt(&ok);
+        if (!ok)
+            limit = 20;
+        if (limit < 1 || limit > 1000)
+            return Answer::error(400, u"invalid_request_error"_s,
+                                 u"limit: Input should be between 1 and 1000"_s);
+        QJsonArray data;
+        for (const auto &model : Models) {
+            if (data.size() == limit)
+                break;
+            data.append(QJsonObject{{"type"_L1, "model"_L1},
+                                    {"id"_L1, QLatin1StringView(model[0])},
+                                    {"display_name"_L1, QLatin1StringView(model[1])},
+                                    {"created_at"_L1, QLatin1StringView(model[2])}});
+        }
+        return Answer::json(200,
+                            QJsonObject{{"data"_L1, data},
+                                        {"has_more"_L1, data.size() < qsizetype(std::size(Models))},
+                                        {"first_id"_L1, data.first()[u"id"_s]},
+                                        {"last_id"_L1, data.last()[u"id"_s]}});
+    }
     if (in.path == "/v1/messages" && in.method == "POST") {
         if (auto f = fault(Operation::Messages))
             return *f;

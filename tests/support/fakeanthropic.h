@@ -39,6 +39,8 @@ class FakeAnthropicHttpServer;
 //   GET    /v1/messages/batches/{id}/results JSONL (once ended), in reverse input order
 //   DELETE /v1/messages/batches/{id}         once ended (else 400)
 //   POST   /v1/messages                      the synchronous Messages API
+//   GET    /v1/models?limit=                 the Models API: {data [{type, id, display_name,
+//                                            created_at}], has_more, first_id, last_id}
 // Every call needs x-api-key (or Authorization: Bearer) and anthropic-version; errors are
 // {"type":"error","error":{"type","message"},"request_id"}; answers carry request-id.
 //
@@ -106,6 +108,9 @@ public:
     void setLimits(int maxRequests, qint64 maxBytes);
     // Only this key is accepted (empty: any); others get 401 authentication_error.
     void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
+    // This key (empty: none) is known but not permitted: 403 permission_error on every call,
+    // before the accepted-key check.
+    void setForbiddenKey(const QByteArray &key) { m_forbiddenKey = key; }
     // The next `count` calls of `op` answer `httpStatus` with an Anthropic error body (and a
     // retry-after header if given); 0 closes the connection without an answer.
     void failNext(Operation op, int count, int httpStatus, const QByteArray &retryAfter = {});
@@ -159,6 +164,7 @@ private:
     int m_maxRequests = 100000;
     qint64 m_maxBytes = 256LL * 1024 * 1024;
     QByteArray m_acceptedKey;
+    QByteArray m_forbiddenKey;
     std::map<Operation, Fault> m_faults;
     QList<RequestRecord> m_requests;
     std::vector<std::unique_ptr<Batch>> m_batches; // in creation order

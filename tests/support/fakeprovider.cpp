@@ -369,6 +369,7 @@ void FakeProvider::clearScripting() {
     m_failBatchesCount = 0;
     m_setCookie.clear();
     m_acceptedKey.clear();
+    m_forbiddenKey.clear();
     m_maxRequestsPerFile = 0;
     m_flexRefusals = 0;
     m_flexUnsupported.clear();
@@ -502,6 +503,11 @@ FakeProvider::Answer FakeProvider::route(const Incoming &in) {
             401, openAiError(u"You didn't provide an API key. You need to provide your API key "
                              u"in an Authorization header using Bearer auth."_s,
                              u"invalid_request_error"_s, QJsonValue::Null, u"invalid_api_key"_s));
+    }
+    if (!m_forbiddenKey.isEmpty() && auth.mid(7).trimmed() == m_forbiddenKey) {
+        return Answer::json(403, openAiError(u"Country, region, or territory not supported"_s,
+                                             u"request_forbidden"_s, QJsonValue::Null,
+                                             u"unsupported_country_region_territory"_s));
     }
     if (!m_acceptedKey.isEmpty() && auth.mid(7).trimmed() != m_acceptedKey) {
         return Answer::json(

@@ -142,6 +142,9 @@ public:
     // Only this key is accepted from now on (empty: any key); others get OpenAI's 401
     // "Incorrect API key provided".
     void setAcceptedKey(const QByteArray &key) { m_acceptedKey = key; }
+    // This key (empty: none) is known but not permitted: every call with it gets OpenAI's 403
+    // "unsupported_country_region_territory" (request_forbidden), before the accepted-key check.
+    void setForbiddenKey(const QByteArray &key) { m_forbiddenKey = key; }
     // OpenAI's flex processing: a synchronous chat or responses call with "service_tier":"flex"
     // is answered like any other, with "service_tier":"flex" in the answer (as OpenAI echoes
     // the tier it served). The next `count` flex calls are refused with 429 "Resource
@@ -247,6 +250,7 @@ private:
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
     QByteArray m_acceptedKey;
+    QByteArray m_forbiddenKey;
     Shape m_shape = Shape::OpenAi;
     int m_maxRequestsPerFile = 0; // 0: the shape's own limit (/_fake/config max_requests_per_file)
     int m_flexRefusals = 0;       // /_fake/config flex_refuse_next
