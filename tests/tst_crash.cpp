@@ -124,6 +124,10 @@ private Q_SLOTS:
         QCOMPARE(path.content(back->readAll()),
                  QStringLiteral("echo: ") + QString::fromLatin1(text));
         QCOMPARE(path.batchesCreated(), 1); // never created twice
+        // Killed before the batch's id was stored: its stored intent made the restart look for
+        // it in the provider's batch list (an inline batch has no file to find it by).
+        if (point == "after_create")
+            QVERIFY(path.lists() >= 1);
         QCOMPARE(path.paidLines(), 1);
         // The ledger counted it once (issue 10): its result and its row were stored together,
         // and a result stored before the crash is not counted again when it is delivered.
