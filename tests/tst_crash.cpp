@@ -157,6 +157,64 @@ private Q_SLOTS:
         QCOMPARE(second.process->exitStatus(), QProcess::NormalExit);
         QCOMPARE(second.process->exitCode(), 0);
     }
+
+    // Killed after creating a batch, before storing its id, while another batch of the same
+    // size (another model's, its id stored) runs: the restart finds its own batch upstream, not
+    // the other one. (Anthropic's batch list says only when a batch was made and how many
+    // requests it holds.)
+    void killedAfterCreateBesideAnotherBatch_data() { BatchPath::addRows(); }
+    void killedAfterCreateBesideAnotherBatch() {
+        QFETCH(QByteArray, provider);
+        QTemporaryDir dir;
+        FakeProvider fake;
+        QVERIFY(fake.listen());
+        fake.setValidationDelay(20ms);
+        BatchPath path(BatchPath::named(provider), &fake);
+        QVERIFY(path.listening());
+        if (path.repeatedForAnotherShape())
+            QSKIP("Anthropic's path is the same with any OpenAI-family shape: run in tst_crash");
+        path.setProcessingDelay(3s);
+        TestClient client;
+        const QByteArray first = path.body("first batch");
+        const QByteArray second = path.body("second batch", true);
+
+        // The first batch is made and its id stored; then the proxy dies.
+        Proxy running = launch(fake, path, dir.path(), {});
+        QVERIFY2(running.port != 0, running.output.constData());
+        client.setPort(running.port);
+        client.send("POST", path.path(), first, path.headers());
+        QVERIFY(QTest::qWaitFor([&] { return path.batchesCreated() == 1; }, 10'000));
+        QTest::qWait(300); // its id is stored at once; give the commit time all the same
+        running.process->kill();
+        QVERIFY(running.process->waitForFinished(5'000));
+
+        // Started again, it resumes the first; the second is made and the proxy dies before
+        // storing its id.
+        Proxy crashing = launch(fake, path, dir.path(), "after_create");
+        QVERIFY2(crashing.port != 0, crashing.output.constData());
+        client.setPort(crashing.port);
+        client.send("POST", path.path(), second, path.headers());
+        QVERIFY(QTest::qWaitFor([&] { return crashing.process->state() == QProcess::NotRunning; },
+                                15'000));
+        QCOMPARE(crashing.process->exitStatus(), QProcess::CrashExit);
+        QCOMPARE(path.batchesCreated(), 2);
+
+        Proxy back = launch(fake, path, dir.path(), {});
+        QVERIFY2(back.port != 0, back.output.constData());
+        client.setPort(back.port);
+        QNetworkReply *firstAgain = client.send("POST", path.path(), first, path.headers());
+        QNetworkReply *secondAgain = client.send("POST", path.path(), second, path.headers());
+        QVERIFY(TestClient::finished(firstAgain, 20'000));
+        QVERIFY(TestClient::finished(secondAgain, 20'000));
+        QCOMPARE(TestClient::status(firstAgain), 200);
+        QCOMPARE(TestClient::status(secondAgain), 200);
+        QCOMPARE(path.content(firstAgain->readAll()), QStringLiteral("echo: first batch"));
+        QCOMPARE(path.content(secondAgain->readAll()), QStringLiteral("echo: second batch"));
+        QCOMPARE(path.batchesCreated(), 2); // nothing made twice
+        QCOMPARE(path.paidLines(), 2);
+        back.process->terminate();
+        QVERIFY(back.process->waitForFinished(10'000));
+    }
 };
 
 LLMPROXY_TEST_MAIN(tst_Crash)

@@ -79,18 +79,20 @@ QByteArray BatchPath::key() const {
     return isAnthropic() ? AnthropicKey : QByteArray("sk-test-key-aaaa");
 }
 
-QByteArray BatchPath::model() const {
-    return isAnthropic() ? "claude-sonnet-4-5" : "gpt-4o-mini";
+QByteArray BatchPath::model(bool other) const {
+    if (isAnthropic())
+        return other ? "claude-haiku-4-5" : "claude-sonnet-4-5";
+    return other ? "gpt-4o" : "gpt-4o-mini";
 }
 
 QByteArray BatchPath::requestIdHeader() const {
     return isAnthropic() ? "request-id" : "x-request-id";
 }
 
-QByteArray BatchPath::body(const QByteArray &text) const {
+QByteArray BatchPath::body(const QByteArray &text, bool otherModel) const {
     if (!isAnthropic())
-        return chatBody(text, model());
-    return R"({"model":")" + model() +
+        return chatBody(text, model(otherModel));
+    return R"({"model":")" + model(otherModel) +
            R"(","max_tokens":64,"messages":[{"role":"user","content":")" + text + R"("}]})";
 }
 

@@ -48,9 +48,10 @@ public:
     QByteArray path() const;
     Headers headers() const; // the client's key, as this API's SDK sends it
     QByteArray key() const;  // that key
-    QByteArray body(const QByteArray &text) const;
+    // A request for `text` to model() or, `otherModel`, to another: a batch of its own.
+    QByteArray body(const QByteArray &text, bool otherModel = false) const;
     QString content(const QByteArray &answer) const; // the answer's text
-    QByteArray model() const;                        // the model body() asks for
+    QByteArray model(bool other = false) const;      // the model body() asks for
     QByteArray requestIdHeader() const; // the provider's request id, as the client gets it
 
     // The fake: batches it created, lines over all of them (what was paid for), calls.
