@@ -611,7 +611,13 @@ private Q_SLOTS:
     void anthropicBatchMadeBeforeACrashIsFoundByItsIntent() {
         QVERIFY(startAnthropic());
         m_anthropicFake->setNeverFinish(true);
-        const BatchSubmission mine{"local-mine", "/v1/messages", {}, 2};
+        // Another batch of the proxy, of the same size, made just before this one's intent.
+        const BatchSubmission before{"local-before", "/v1/messages", {}, 2};
+        const QByteArray beforeInput = lines({"x", "y"});
+        const std::optional<BatchStatus> madeBefore =
+            submit(before, *stage(before, beforeInput), beforeInput);
+        QVERIFY(madeBefore);
+        BatchSubmission mine{"local-mine", "/v1/messages", {}, 2};
         const QByteArray input = lines({"one", "two"});
         const std::optional<QByteArray> state = stage(mine, input);
         QVERIFY(state);
@@ -629,11 +635,18 @@ private Q_SLOTS:
                 [&](ProviderResult<std::optional<BatchStatus>> r) { found = std::move(r); });
             return waitFor(found);
         };
+        // When and how many cannot tell the two apart: the one the proxy holds is not ours.
+        const auto taken = findWith(mine, *state);
+        QVERIFY(taken && taken->ok() && taken->value->has_value());
+        QCOMPARE((*taken->value)->id, madeBefore->id);
+        mine.heldElsewhere = [id = madeBefore->id](const QByteArray &batchId) {
+            return batchId == id;
+        };
         const auto found = findWith(mine, *state);
         QVERIFY(found && found->ok());
         QVERIFY(found->value->has_value());
         QCOMPARE((*found->value)->id, created->id);
-        QCOMPARE(m_anthropicFake->count("GET", "/v1/messages/batches"), 1);
+        QCOMPARE(m_anthropicFake->count("GET", "/v1/messages/batches"), 2);
         // An intent from two hours ago matches nothing made now.
         const QByteArray old = QByteArray(R"({"intent_ms":)") +
                                QByteArray::number(QDateTime::currentMSecsSinceEpoch() - 7'200'000) +

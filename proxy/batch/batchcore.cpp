@@ -518,6 +518,18 @@ void BatchCore::setAnswerRoute(int frontEnd, QObject *context, AnswerFunction de
                                                 std::move(batchKnown)});
 }
 
+bool BatchCore::batchHeldElsewhere(const QByteArray &batchId, const BatchJob *asker) const {
+    if (batchId.isEmpty())
+        return false;
+    const QList<BatchJob *> jobs = findChildren<BatchJob *>(Qt::FindDirectChildrenOnly);
+    const bool running = std::any_of(jobs.cbegin(), jobs.cend(), [&](const BatchJob *job) {
+        return job != asker && job->batchId() == batchId;
+    });
+    return running ||
+           std::any_of(m_history.cbegin(), m_history.cend(),
+                       [&](const BatchProgress &ended) { return ended.batchId == batchId; });
+}
+
 void BatchCore::jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) {
     Q_EMIT batchSubmitted(batchId, int(requestIds.size()));
     for (quint64 id : requestIds) {

@@ -292,6 +292,7 @@ private:
     accounting::LedgerRow account(accounting::AccountedRequest &request, bool toLedger);
     // The same caller text shared by every request that has it.
     QByteArray internCaller(const QByteArray &caller);
+    bool batchHeldElsewhere(const QByteArray &batchId, const BatchJob *asker) const override;
     // Tells waiting streams their batch (setAnswerRoute's batchKnown).
     void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) override;
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,

@@ -81,7 +81,10 @@ GroupKey BatchJob::group() const {
 
 BatchSubmission BatchJob::submission() const {
     return BatchSubmission{m_record.localId, m_record.endpoint, m_record.model,
-                           int(m_requestIds.size())};
+                           int(m_requestIds.size()),
+                           [host = m_host, self = this](const QByteArray &batchId) {
+                               return host->batchHeldElsewhere(batchId, self);
+                           }};
 }
 
 void BatchJob::setCredentials(const Credentials &credentials) {

@@ -55,6 +55,8 @@ public:
                             const QList<quint64> &requestIds) = 0;
     // The provider refused this key (401): forget it, in memory and in the store.
     virtual void keyRefused(const QByteArray &keyHash) = 0;
+    // Whether a batch other than `asker`'s, running or ended in this run, has this provider id.
+    virtual bool batchHeldElsewhere(const QByteArray &batchId, const BatchJob *asker) const = 0;
     // The provider created the batch: its id and the requests in it.
     virtual void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) = 0;
     // `counted`: a real batch that ended (stats, history); false when dissolved or split.

@@ -419,12 +419,14 @@ void AnthropicProvider::find(QObject *context, const Credentials &creds,
             Qt::QueuedConnection);
         return;
     }
-    findPage(context, creds, s.intentMs, s.requests > 0 ? s.requests : submission.requests, {}, 0,
-             std::nullopt, std::move(done));
+    findPage(context, creds, s.intentMs, s.requests > 0 ? s.requests : submission.requests,
+             submission.heldElsewhere, {}, 0, std::nullopt, std::move(done));
 }
 
 void AnthropicProvider::findPage(QObject *context, const Credentials &creds, qint64 intentMs,
-                                 int requests, const QByteArray &afterId, int page,
+                                 int requests,
+                                 std::function<bool(const QByteArray &)> heldElsewhere,
+                                 const QByteArray &afterId, int page,
                                  std::optional<MessageBatchInfo> best,
                                  Callback<std::optional<BatchStatus>> done) {
     QByteArray query = QByteArrayLiteral("limit=100");
@@ -434,7 +436,8 @@ void AnthropicProvider::findPage(QObject *context, const Credentials &creds, qin
     QNetworkReply *reply =
         m_nam->get(makeRequest(creds, endpointUrl(QByteArrayLiteral("/messages/batches"), query)));
     track(reply,
-          bound(context, [this, context, creds, intentMs, requests, page, best = std::move(best),
+          bound(context, [this, context, creds, intentMs, requests,
+                          heldElsewhere = std::move(heldElsewhere), page, best = std::move(best),
                           done = std::move(done)](QNetworkReply *r) mutable {
               const QByteArray body = readRest(r);
               ProviderResult<std::optional<BatchStatus>> out;
@@ -457,12 +460,16 @@ void AnthropicProvider::findPage(QObject *context, const Credentials &creds, qin
                   }
                   if (b.total() != requests || b.createdAtMs > intentMs + kFindWindowMs)
                       continue;
+                  // Another batch of ours, made just before this one's intent, looks the same
+                  // (when, how many): the one it belongs to holds its id.
+                  if (heldElsewhere && heldElsewhere(b.id))
+                      continue;
                   if (!best || b.createdAtMs < best->createdAtMs)
                       best = b; // the earliest: a later one would be a second create
               }
               if (!older && list->hasMore && page + 1 < kFindPages)
-                  return findPage(context, creds, intentMs, requests, list->lastId, page + 1,
-                                  std::move(best), std::move(done));
+                  return findPage(context, creds, intentMs, requests, std::move(heldElsewhere),
+                                  list->lastId, page + 1, std::move(best), std::move(done));
               out.value = best ? std::optional<BatchStatus>(batchStatusFrom(*best))
                                : std::optional<BatchStatus>();
               done(std::move(out));

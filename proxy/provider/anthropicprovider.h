@@ -105,7 +105,8 @@ private:
     void expectBatch(QObject *context, QNetworkReply *reply, const Credentials &creds,
                      StatusCallback done);
     void findPage(QObject *context, const Credentials &creds, qint64 intentMs, int requests,
-                  const QByteArray &afterId, int page, std::optional<MessageBatchInfo> best,
+                  std::function<bool(const QByteArray &)> heldElsewhere, const QByteArray &afterId,
+                  int page, std::optional<MessageBatchInfo> best,
                   Callback<std::optional<BatchStatus>> done);
 };
 

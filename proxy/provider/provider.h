@@ -124,6 +124,9 @@ struct BatchSubmission {
     QByteArray endpoint; // the API path every line goes to ("/v1/chat/completions")
     QByteArray model;
     int requests = 0;
+    // Whether another batch of the proxy (running, or ended in this run) holds this provider
+    // id: find() never takes such a batch for this one. Unset: none is known.
+    std::function<bool(const QByteArray &batchId)> heldElsewhere = {};
 };
 
 class Provider : public QObject {

@@ -2,10 +2,12 @@
 // Anthropic's Messages API through llm-proxy (issue 13), with the official Anthropic TypeScript
 // SDK pointed at the proxy as Claude Code would be (ANTHROPIC_BASE_URL): /v1/messages is
 // answered from Message Batches at the fake Anthropic API, streams are replayed from the
-// finished message, errors come in Anthropic's shape, and a batch that expires half-done is
-// sent again while its clients wait.
+// finished message, errors come in Anthropic's shape, a batch that expires half-done is sent
+// again while its clients wait, and a proxy killed mid-batch and started again answers the
+// SDK's retry from the batch it had made, without making another.
 
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import Anthropic from '@anthropic-ai/sdk';
@@ -25,13 +27,14 @@ describe('Anthropic SDK', () => {
   let fake;
   let proxy;
   let client;
+  const proxyOptions = () => ({
+    upstream: fake.baseURL, // the OpenAI provider: unused here
+    env: { ANTHROPIC_API_KEY: ANTHROPIC_KEY },
+    extraArgs: ['--provider', `anthropic=anthropic;url=${fake.baseURL}`],
+  });
   before(async () => {
     fake = await FakeAnthropic.start(['--processing-delay-ms', '200']);
-    proxy = await LlmProxy.start({
-      upstream: fake.baseURL, // the OpenAI provider: unused here
-      env: { ANTHROPIC_API_KEY: ANTHROPIC_KEY },
-      extraArgs: ['--provider', `anthropic=anthropic;url=${fake.baseURL}`],
-    });
+    proxy = await LlmProxy.start(proxyOptions());
     client = new Anthropic({
       baseURL: proxy.origin, // as ANTHROPIC_BASE_URL: the SDK adds /v1/messages
       apiKey: CLIENT_KEY,
@@ -170,5 +173,49 @@ describe('Anthropic SDK', () => {
       await fake.config({ processing_delay_ms: 200, expire_after_ms: -1 });
     }
     await eventually(async () => assert.equal((await proxy.stats()).in_flight, 0));
+  });
+
+  test('killed mid-batch and restarted: the SDK retry gets the answer, one batch made', TEST, async () => {
+    await proxy.idle();
+    await fake.reset();
+    await fake.config({ processing_delay_ms: 4_000 }); // time to crash before it ends
+    // A proxy of its own, on its own data directory, that this test kills.
+    const first = await LlmProxy.start(proxyOptions());
+    let second;
+    try {
+      const retrying = new Anthropic({
+        baseURL: first.origin,
+        apiKey: CLIENT_KEY,
+        maxRetries: 6, // the SDK's own retries carry the call across the restart
+        timeout: 30_000,
+      });
+      const answer = retrying.messages.create(ask('through a crash')).withResponse();
+      answer.catch(() => {}); // awaited below
+      await eventually(async () => {
+        const { batches } = await fake.state();
+        assert.equal(batches.length, 1);
+        assert.equal(batches[0].processing_status, 'in_progress');
+      });
+      const killed = await first.kill(); // SIGKILL: the batch is made, its result not yet in
+      assert.equal(killed.signal, 'SIGKILL');
+      second = await LlmProxy.start({ ...proxyOptions(), restartOf: first });
+      const { data, response } = await answer;
+      assert.equal(data.content[0].text, 'echo: through a crash');
+      const { batches } = await fake.state();
+      assert.equal(batches.length, 1, JSON.stringify(batches)); // resumed, not made again
+      assert.equal(batches[0].custom_ids.length, 1);
+      assert.equal(response.headers.get('x-llm-proxy-batch-id'), batches[0].id);
+      // The ledger counted it once, in the restarted proxy's store.
+      const usage = await (await second.fetch('/usage')).json();
+      assert.equal(usage.totals.requests, 1, JSON.stringify(usage));
+    } finally {
+      await fake.config({ processing_delay_ms: 200 });
+      if (second) {
+        await second.stop([ANTHROPIC_KEY, CLIENT_KEY]);
+      } else {
+        await first.kill();
+        rmSync(first.dataDir, { recursive: true, force: true });
+      }
+    }
   });
 });

@@ -188,11 +188,19 @@ async function launchFake(fake, name, variable, extraArgs) {
 }
 
 // One llm-proxy process. Without `apiKey` its environment has no OPENAI_API_KEY, so each
-// client's bearer key is passed through.
+// client's bearer key is passed through. `restartOf`: a proxy killed before, whose data
+// directory and port this one takes over (a restart after a crash).
 export class LlmProxy {
-  static async start({ upstream, apiKey, batchWindow = '0.5', extraArgs = [], env: extraEnv = {} } = {}) {
+  static async start({
+    upstream,
+    apiKey,
+    batchWindow = '0.5',
+    extraArgs = [],
+    env: extraEnv = {},
+    restartOf,
+  } = {}) {
     const proxy = new LlmProxy();
-    proxy.dataDir = mkdtempSync(join(tmpdir(), 'llm-proxy-e2e-'));
+    proxy.dataDir = restartOf?.dataDir ?? mkdtempSync(join(tmpdir(), 'llm-proxy-e2e-'));
     const env = { ...process.env };
     delete env.OPENAI_API_KEY;
     if (apiKey !== undefined) env.OPENAI_API_KEY = apiKey;
@@ -201,7 +209,7 @@ export class LlmProxy {
       '--no-gui',
       '--verbose', // the most log text, so the key-leak check below sees everything
       '--listen',
-      '127.0.0.1:0',
+      restartOf ? `127.0.0.1:${new URL(restartOf.origin).port}` : '127.0.0.1:0',
       '--upstream',
       upstream,
       '--batch-window',
@@ -274,6 +282,13 @@ export class LlmProxy {
     });
   }
 
+
+  // SIGKILL, as a crash: nothing is shut down cleanly, and the data directory stays for the
+  // proxy started again with `restartOf`.
+  async kill() {
+    this.child.process.kill('SIGKILL');
+    return this.child.exited;
+  }
 
   // Stops the proxy, checks it exited 0, and that no key reached its output.
   async stop(secrets = [KEY_A, KEY_B, SERVER_KEY]) {

@@ -11,11 +11,12 @@ using namespace std::chrono_literals;
 
 namespace llmproxy::test {
 
-ProxyFixture::ProxyFixture(Store store)
+ProxyFixture::ProxyFixture(Store store, BatchPath::Provider provider)
     : m_dir(store == Store::TemporaryFolder ? std::make_unique<QTemporaryDir>() : nullptr)
     , m_fake(std::make_unique<FakeProvider>())
+    , m_path(std::make_unique<BatchPath>(provider, m_fake.get()))
     , m_client(std::make_unique<TestClient>()) {
-    m_listening = m_fake->listen() && (!m_dir || m_dir->isValid());
+    m_listening = m_fake->listen() && m_path->listening() && (!m_dir || m_dir->isValid());
     m_fake->setValidationDelay(10ms);
     m_fake->setProcessingDelay(30ms);
     m_fake->setFinalizingDelay(10ms);
@@ -24,6 +25,7 @@ ProxyFixture::ProxyFixture(Store store)
 ProxyFixture::~ProxyFixture() {
     m_client.reset();
     m_proxy.reset();
+    m_path.reset();
     m_fake.reset();
     m_dir.reset();
 }
@@ -35,6 +37,8 @@ Config ProxyFixture::baseConfig() const {
     config.batchWindow = 200ms;
     config.pollInterval = 40ms;
     config.dataDir = dataDir();
+    if (const QByteArray item = m_path->providerItem(); !item.isEmpty())
+        config.providers = {item};
     return config;
 }
 
@@ -70,10 +74,7 @@ QString ProxyFixture::filePath(const QString &name) const {
 }
 
 int ProxyFixture::paidLines() const {
-    int lines = 0;
-    for (const auto &batch : m_fake->batches())
-        lines += int(batch.customIds.size());
-    return lines;
+    return m_path->paidLines();
 }
 
 QByteArray ProxyFixture::get(const QByteArray &path, int *status) {

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 
-// The proxy as the loopback tests run it: the fake OpenAI provider with quick delays, a
+// The proxy as the loopback tests run it: the fake OpenAI provider with quick delays (and, on
+// Anthropic's path, the fake Anthropic API as its "anthropic" provider), a
 // ProxyService started on this thread against it (its store in a temporary folder, or none),
 // and a TestClient pointed at the proxy's port. One per test function: made in init(), dropped
 // in cleanup().
 
+#include "batchpath.h"
 #include "settings/config.h"
 #include "testclient.h"
 
@@ -29,13 +31,14 @@ public:
 
     // Starts the fake provider (validation 10 ms, processing 30 ms, finalizing 10 ms); check
     // listening() before using it.
-    explicit ProxyFixture(Store store = Store::TemporaryFolder);
+    explicit ProxyFixture(Store store = Store::TemporaryFolder,
+                          BatchPath::Provider provider = BatchPath::Provider::OpenAI);
     ~ProxyFixture(); // the client, the proxy, the fake, then the folder
 
     bool listening() const { return m_listening; }
 
     // Listening on 127.0.0.1, port 0; upstream: the fake; batch window 200 ms, polls every
-    // 40 ms; the data folder (Store::TemporaryFolder) or none.
+    // 40 ms; the data folder (Store::TemporaryFolder) or none; the path's provider.
     Config baseConfig() const;
     // LLMPROXY_TEST_IO_THREADS if set (CTest runs some suites with 3 and with 1), else
     // `otherwise`.
@@ -47,6 +50,7 @@ public:
     void stopProxy();
 
     FakeProvider *fake() const { return m_fake.get(); }
+    BatchPath *path() const { return m_path.get(); }
     ProxyService *proxy() const { return m_proxy.get(); }
     TestClient *client() const { return m_client.get(); }
     quint16 port() const { return m_client->port(); } // where the client sends
@@ -54,7 +58,8 @@ public:
     QString dataDir() const;
     QString filePath(const QString &name) const;
 
-    // Lines the provider was asked to run, over every batch it created: what was paid for.
+    // Lines the path's provider was asked to run, over every batch it created: what was paid
+    // for.
     int paidLines() const;
     // GET `path` through the client: the body (empty if it did not finish) and the status.
     QByteArray get(const QByteArray &path, int *status = nullptr);
@@ -64,6 +69,7 @@ public:
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<FakeProvider> m_fake;
+    std::unique_ptr<BatchPath> m_path;
     std::unique_ptr<ProxyService> m_proxy;
     std::unique_ptr<TestClient> m_client;
     bool m_listening = false;
