@@ -164,6 +164,8 @@ private Q_SLOTS:
         QCOMPARE(totals.value(u"requests").toInteger(), 1);
         QCOMPARE(totals.value(u"input_tokens").toInteger(), input);
         QCOMPARE(totals.value(u"output_tokens").toInteger(), output);
+        const QByteArray batchUsage =
+            "1 " + QByteArray::number(input) + ' ' + QByteArray::number(output);
         // The receipt reads the same ledger while the proxy holds the store.
         QProcess report;
         report.start(QStringLiteral(LLMPROXY_BINARY),
@@ -175,7 +177,7 @@ private Q_SLOTS:
 
         // So did its batch (the history's tokens and cost): its lines' usage is stored with
         // their results, and kept once the batch ended, through another restart.
-        QCOMPARE(finishedBatchUsage(client), QByteArray("1 2 3"));
+        QCOMPARE(finishedBatchUsage(client), batchUsage);
 
         second.process->terminate();
         QVERIFY(QTest::qWaitFor([&] { return second.process->state() == QProcess::NotRunning; },
@@ -186,7 +188,7 @@ private Q_SLOTS:
         Proxy third = launch(fake, path, dir.path(), {});
         QVERIFY2(third.port != 0, third.output.constData());
         client.setPort(third.port);
-        QCOMPARE(finishedBatchUsage(client), QByteArray("1 2 3"));
+        QCOMPARE(finishedBatchUsage(client), batchUsage);
         third.process->terminate();
         QVERIFY(QTest::qWaitFor([&] { return third.process->state() == QProcess::NotRunning; },
                                 10'000));

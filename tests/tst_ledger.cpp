@@ -49,6 +49,18 @@ AccountedRequest answered(qint64 atMs, const QByteArray &model = "gpt-4o-mini",
     return r;
 }
 
+// Request 1, a chat completion, as the store keeps it before its result.
+StoredRequest requestOne() {
+    StoredRequest r;
+    r.id = 1;
+    r.keyHash = "h";
+    r.endpoint = "/v1/chat/completions";
+    r.model = "m";
+    r.dedupe = "d";
+    r.body = "{}";
+    return r;
+}
+
 LedgerQuery everything() {
     LedgerQuery q;
     q.fromMs = 0;
@@ -198,14 +210,7 @@ private Q_SLOTS:
         QTemporaryDir dir;
         auto store = Store::open(dir.path(), nullptr);
         QVERIFY(store);
-        StoredRequest r;
-        r.id = 1;
-        r.keyHash = "h";
-        r.endpoint = "/v1/chat/completions";
-        r.model = "m";
-        r.dedupe = "d";
-        r.body = "{}";
-        QVERIFY(store->insertRequest(r));
+        QVERIFY(store->insertRequest(requestOne()));
         QVERIFY(store->storeResult(1, 200, {}, "{}", false, T0));
         // A re-delivery (a result read again after a restart) finds it recorded.
         QVERIFY(!store->storeResult(1, 200, {}, "{\"again\":1}", false, T0));
@@ -222,13 +227,7 @@ private Q_SLOTS:
         QTemporaryDir dir;
         auto store = Store::open(dir.path(), nullptr);
         QVERIFY(store);
-        StoredRequest r;
-        r.id = 1;
-        r.keyHash = "h";
-        r.endpoint = "/v1/chat/completions";
-        r.dedupe = "d";
-        r.body = "{}";
-        QVERIFY(store->insertRequest(r));
+        QVERIFY(store->insertRequest(requestOne()));
         QVERIFY(store->commit());
         QVERIFY(store->simulateWriteFailureForTests(true));
         QVERIFY(!store->storeResult(1, 200, {}, "{}", false, T0));
@@ -338,13 +337,7 @@ private Q_SLOTS:
         QTemporaryDir dir;
         auto store = Store::open(dir.path(), nullptr);
         QVERIFY(store);
-        StoredRequest r;
-        r.id = 1;
-        r.keyHash = "h";
-        r.endpoint = "/v1/chat/completions";
-        r.dedupe = "d";
-        r.body = "{}";
-        QVERIFY(store->insertRequest(r));
+        QVERIFY(store->insertRequest(requestOne()));
         store->addBatchUsage("b", ledgerRowFor(answered(T0)));
         QVERIFY(store->commit());
         QVERIFY(store->simulateWriteFailureForTests(true));

@@ -256,6 +256,7 @@ private Q_SLOTS:
         QCOMPARE(line.config.providerKeys.value("gemini"), QByteArray(GeminiKey));
         Config c = line.config;
         c.listen = config().listen;
+        c.dataDir = config().dataDir; // not the user's data folder, which the parser defaults to
         c.batchWindow = 200ms;
         c.pollInterval = 40ms;
         c.ioThreads = 2;

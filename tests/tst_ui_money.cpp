@@ -358,7 +358,7 @@ void TestUiMoney::chartDrawsPaidAgainstListPerDayAndNotesUnpricedRequests() {
     QVERIFY(store);
     // Dec 6: gpt-4o batched, 1M in + 1M out: paid 6.25, list 12.5; a model without a price.
     // Dec 2: gpt-4o-mini batched, 2M in + 1M out: paid 0.45, list 0.9.
-    // Nov 20: gpt-4o relayed, 1M in: paid = list = 2.5. Oct 1: outside the chart's 30 days.
+    // Nov 20: gpt-4o relayed, 1M in: paid = list = 2.5. Oct 1: outside the chart's four weeks.
     store->addToLedger(ledgerRowFor(
         answered(utc("2026-12-06T10:15:00Z"), "gpt-4o", Route::Batch, 1'000'000, 1'000'000)));
     store->addToLedger(
@@ -399,6 +399,9 @@ void TestUiMoney::chartDrawsPaidAgainstListPerDayAndNotesUnpricedRequests() {
     QCOMPARE(list->at(12), QPointF(day("2026-12-02T00:00:00Z"), 0.9));
     QCOMPARE(paid->at(16), QPointF(day("2026-12-06T00:00:00Z"), 6.25));
     QCOMPARE(list->at(16), QPointF(day("2026-12-06T00:00:00Z"), 12.5));
+    // The day axis' ticks fall on midnights: 16 days in 4 intervals of 4 (6 ticks labelled
+    // days 3.2 days apart).
+    QCOMPARE(chart->dayTickCount(), 5);
     // The unpriced request is not drawn as $0: it is named under the chart.
     auto *note = child<QLabel>(chart, "chartUnknownLabel");
     QVERIFY(!note->isHidden());
@@ -411,7 +414,7 @@ void TestUiMoney::chartDrawsPaidAgainstListPerDayAndNotesUnpricedRequests() {
     QCOMPARE(chart->valueLabels().at(1), QStringLiteral("$5,00"));
     QLocale::setDefault(QLocale(QLocale::English, QLocale::UnitedStates));
 
-    // All priced: no note. Nothing counted in the last 30 days, or no ledger: no chart.
+    // All priced: no note. Nothing counted in the last four weeks, or no ledger: no chart.
     MoneySummary priced = summary;
     priced.days = {summary.days.at(1)}; // Dec 2 only: the chart shows a week back from today
     chart->showSummary(priced);

@@ -27,6 +27,18 @@ using accounting::LedgerRow;
 constexpr double PicosPerUsd = 1e12;
 constexpr int MoneyTicks = 4; // intervals on the money axis
 
+// How many ticks the day axis gets for `span` days: one a day up to a week, then as many as
+// split the span into whole days (at most 8); 2 (its two ends) when none does.
+int dayTicks(qint64 span) {
+    if (span <= 7)
+        return int(std::max<qint64>(span, 1)) + 1;
+    for (int ticks = 8; ticks >= 4; --ticks) {
+        if (span % (ticks - 1) == 0)
+            return ticks;
+    }
+    return 2;
+}
+
 } // namespace
 
 MoneyChart::MoneyChart(QWidget *parent)
@@ -69,7 +81,9 @@ MoneyChart::MoneyChart(QWidget *parent)
     m_view = new QChartView(m_chart, this); // the view owns the chart
     m_view->setObjectName(QStringLiteral("moneyChartView"));
     m_view->setRenderHint(QPainter::Antialiasing);
-    m_view->setMinimumSize(320, 180);
+    // Tall enough for each money label: QtCharts elides a label to "..." when its share of the
+    // axis' height (a fifth here) is shorter than the text.
+    m_view->setMinimumSize(320, 240);
     layout->addWidget(m_view, 1);
 
     m_note = new QLabel(this);
@@ -115,6 +129,10 @@ QLineSeries *MoneyChart::series(const QString &name) const {
     return nullptr;
 }
 
+int MoneyChart::dayTickCount() const {
+    return m_days->tickCount();
+}
+
 QStringList MoneyChart::valueLabels() const {
     return m_money->categoriesLabels();
 }
@@ -132,6 +150,16 @@ void MoneyChart::showSummary(const MoneySummary &summary) {
     first = std::min(
         first, QDateTime::fromMSecsSinceEpoch(today, periods.spec).addDays(-6).toMSecsSinceEpoch());
     first = std::max(first, periods.chartFromMs);
+    // The day axis' ticks fall on midnights only when its days divide evenly into its
+    // intervals: a span that does not, and can start a day earlier within the window (a day
+    // without requests, drawn as nothing spent), does.
+    {
+        const qint64 span = QDateTime::fromMSecsSinceEpoch(first, periods.spec)
+                                .daysTo(QDateTime::fromMSecsSinceEpoch(today, periods.spec));
+        if (dayTicks(span) == 2 && span > 1 && first - accounting::DayMs >= periods.chartFromMs)
+            first =
+                QDateTime::fromMSecsSinceEpoch(first, periods.spec).addDays(-1).toMSecsSinceEpoch();
+    }
     QList<QPointF> paid, list;
     double top = 0;
     qint64 unknown = 0;
@@ -156,7 +184,7 @@ void MoneyChart::showSummary(const MoneySummary &summary) {
     m_days->setRange(
         QDateTime::fromMSecsSinceEpoch(first, periods.spec),
         QDateTime::fromMSecsSinceEpoch(std::max(today, first + accounting::DayMs), periods.spec));
-    m_days->setTickCount(std::clamp(int(paid.size()), 2, 6));
+    m_days->setTickCount(dayTicks(int(paid.size()) - 1));
 
     // The money axis: round steps, labelled in the user's number format with as many decimals
     // as the steps need (at least cents; fractions of a cent for tiny amounts, so they show).

@@ -30,6 +30,7 @@ public:
     QLineSeries *series(const QString &name) const;
     // The money axis' labels, bottom to top ("$0.00", "$2.50", ...).
     QStringList valueLabels() const;
+    int dayTickCount() const; // the day axis' ticks, first and last day included
 
 protected:
     void changeEvent(QEvent *event) override;

@@ -30,7 +30,8 @@ struct MoneyPeriods {
     qint64 chartFromMs = 0; // the local midnight ChartDays - 1 days before today's
     qint64 nowMs = 0;
     Qt::TimeSpec spec = Qt::LocalTime; // the zone the days are counted in
-    static constexpr int ChartDays = 30;
+    // Four weeks back and today: 28 days split evenly, so the day axis' ticks fall on days.
+    static constexpr int ChartDays = 29;
     // The periods as seen at `now` in its time zone.
     static MoneyPeriods at(const QDateTime &now);
     // The start of the local day `ms` falls in.

@@ -137,13 +137,27 @@ HttpAnswer decodeAnswer(const StoredRequest &stored) {
                         stored.resultSynthesized);
 }
 
-// What a provider's answer on `endpoint` says it used; only its own successful answers carry
-// usage (the proxy's are errors).
-Usage usageOf(const QByteArray &endpoint, const HttpAnswer &answer) {
-    if (answer.synthesized || answer.status < 200 || answer.status >= 300)
-        return {};
-    return endpoint == AnthropicMessagesPath ? anthropicUsageFromAnswer(answer.body)
-                                             : usageFromAnswer(answer.body);
+// An answer to account for: what a provider's answer says it used (only its own successful
+// answers carry usage; the proxy's are errors), with who asked what and how long it took.
+accounting::AccountedRequest accountedAnswer(accounting::Route route, const GroupKey &group,
+                                             const QByteArray &caller, bool streamed,
+                                             const HttpAnswer &answer, qint64 answeredAtMs,
+                                             double seconds) {
+    accounting::AccountedRequest accounted;
+    accounted.route = route;
+    accounted.endpoint = group.endpoint;
+    accounted.model = group.model;
+    accounted.caller = caller;
+    accounted.httpStatus = answer.status;
+    accounted.provider = group.provider;
+    accounted.streamed = streamed;
+    if (!answer.synthesized && answer.status >= 200 && answer.status < 300)
+        accounted.usage = group.endpoint == AnthropicMessagesPath
+                              ? anthropicUsageFromAnswer(answer.body)
+                              : usageFromAnswer(answer.body);
+    accounted.answeredAtMs = answeredAtMs;
+    accounted.seconds = seconds;
+    return accounted;
 }
 } // namespace
 
@@ -1162,17 +1176,9 @@ BatchCore::recordAnswer(quint64 requestId, const HttpAnswer &answer, accounting:
     const Request &r = it->second;
     if (route != accounting::Route::Relay)
         cacheAnswer(r, answer, now);
-    accounting::AccountedRequest accounted;
-    accounted.route = route;
-    accounted.endpoint = r.group.endpoint;
-    accounted.model = r.group.model;
-    accounted.caller = r.caller;
-    accounted.httpStatus = answer.status;
-    accounted.provider = r.group.provider;
-    accounted.streamed = r.streaming;
-    accounted.usage = usageOf(r.group.endpoint, answer);
-    accounted.answeredAtMs = now;
-    accounted.seconds = std::chrono::duration<double>(m_clock->now() - r.arrival).count();
+    accounting::AccountedRequest accounted =
+        accountedAnswer(route, r.group, r.caller, r.streaming, answer, now,
+                        std::chrono::duration<double>(m_clock->now() - r.arrival).count());
     return account(accounted, true);
 }
 
@@ -1220,17 +1226,9 @@ bool BatchCore::answerFromCache(const BatchRequest &request, const QByteArray &k
     answer.headers.emplaceBack(CacheHeader, "hit");
     ++m_cacheHits;
     // Counted as route "cache": the stored usage, paid nothing, its whole list cost saved.
-    accounting::AccountedRequest accounted;
-    accounted.route = accounting::Route::Cache;
-    accounted.endpoint = request.group.endpoint;
-    accounted.model = request.group.model;
-    accounted.caller = caller;
-    accounted.httpStatus = answer.status;
-    accounted.provider = request.group.provider;
-    accounted.streamed = request.streaming;
-    accounted.usage = usageOf(request.group.endpoint, answer);
-    accounted.answeredAtMs = now;
-    accounted.seconds = std::chrono::duration<double>(m_clock->now() - request.arrival).count();
+    accounting::AccountedRequest accounted = accountedAnswer(
+        accounting::Route::Cache, request.group, caller, request.streaming, answer, now,
+        std::chrono::duration<double>(m_clock->now() - request.arrival).count());
     account(accounted, true);
     scheduleCommit();
     if (m_stats) {

@@ -585,8 +585,8 @@ const std::vector<Entry> &entries() {
                   .maximum = 30 * Day,
                   .expected = "1s to 30 days, or off"_L1,
                   .missing = "a duration or off, examples: 10m, 2h, off"_L1,
-                  .help = "Answer a request identical to one answered within DUR (same caller, "
-                          "key, endpoint and body) from the stored answer, paying nothing; "
+                  .help = "Answer a request identical to one answered this recently (same "
+                          "caller, key, endpoint and body) from the stored answer, paying nothing; "
                           "Cache-Control: no-cache skips it (default: %1; 1s to 30 days, or "
                           "off). Off by default: frameworks resend identical requests on "
                           "purpose to get a new answer."_L1,

@@ -13,7 +13,7 @@ set -euo pipefail
 build="$(cd "${1:?usage: capture.sh BUILD_DIR [SECONDS]}" && pwd)"
 seconds="${2:-240}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-work="$(mktemp -d)"
+work="$(mktemp -d -t llm-proxy-screenshots.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/config" "$work/run" "$work/data" "$work/state"
 chmod 700 "$work/run"
