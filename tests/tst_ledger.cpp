@@ -61,6 +61,15 @@ StoredRequest requestOne() {
     return r;
 }
 
+// A chat completions batch as the store keeps it while it runs.
+StoredBatch batchNamed(const QByteArray &localId) {
+    StoredBatch b;
+    b.localId = localId;
+    b.keyHash = "h";
+    b.endpoint = "/v1/chat/completions";
+    return b;
+}
+
 LedgerQuery everything() {
     LedgerQuery q;
     q.fromMs = 0;
@@ -245,10 +254,7 @@ private Q_SLOTS:
 
     void aBatchsUsageSurvivesRestartsAndItsEnd() {
         QTemporaryDir dir;
-        StoredBatch running;
-        running.localId = "batch-1";
-        running.keyHash = "h";
-        running.endpoint = "/v1/chat/completions";
+        StoredBatch running = batchNamed("batch-1");
         running.model = "gpt-4o-mini";
         running.phase = StoredBatch::Phase::Created;
         running.createdMs = T0;
@@ -373,24 +379,12 @@ private Q_SLOTS:
         QCOMPARE(kept.constLast().localId, QByteArray::number(Store::FinishedBatchesKept + 1));
         QCOMPARE(store->loadFinishedBatches(3).constFirst().localId,
                  QByteArray::number(Store::FinishedBatchesKept - 1));
-        store->saveBatch([] {
-            StoredBatch b;
-            b.localId = "running";
-            b.keyHash = "h";
-            b.endpoint = "/v1/chat/completions";
-            return b;
-        }());
+        store->saveBatch(batchNamed("running"));
         QVERIFY(store->commit());
         QCOMPARE(store->loadBatches().constFirst().usage.requests, 1);
         // A batch forgotten unfinished (dissolved, split) takes its usage with it.
         store->deleteBatch("running");
-        store->saveBatch([] {
-            StoredBatch b;
-            b.localId = "running";
-            b.keyHash = "h";
-            b.endpoint = "/v1/chat/completions";
-            return b;
-        }());
+        store->saveBatch(batchNamed("running"));
         QVERIFY(store->commit());
         QCOMPARE(store->loadBatches().constFirst().usage.requests, 0);
     }
@@ -402,10 +396,7 @@ private Q_SLOTS:
             auto store = Store::open(dir.path(), nullptr);
             QVERIFY(store);
             path = store->path();
-            StoredBatch b;
-            b.localId = "old";
-            b.keyHash = "h";
-            b.endpoint = "/v1/chat/completions";
+            StoredBatch b = batchNamed("old");
             b.phase = StoredBatch::Phase::Created;
             store->saveBatch(b);
             QVERIFY(store->commit());

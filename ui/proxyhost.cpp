@@ -75,9 +75,9 @@ void ProxyHost::launch(const Config &config) {
             moneyTimer->setSingleShot(true);
             moneyTimer->setInterval(moneyInterval);
             connect(moneyTimer, &QTimer::timeout, service,
-                    [this, service, tally] { emitMoney(service, tally); });
+                    [this, service, tally] { postMoneyOf(service, tally); });
             connect(service, &ProxyService::started, service, [this, service, tally, moneyTimer] {
-                emitMoney(service, tally);
+                postMoneyOf(service, tally);
                 connect(service->core(), &BatchCore::requestAccounted, moneyTimer,
                         [tally, moneyTimer](const accounting::AccountedRequest &request) {
                             tally->add(request);
@@ -135,11 +135,12 @@ void ProxyHost::refreshMoney() {
             return;
         // The figures kept; read again if the day changed since (the app asks every few
         // minutes, so "today" turns over at midnight without a request).
-        emitMoney(service, service->findChild<MoneyTally *>(QString(), Qt::FindDirectChildrenOnly));
+        postMoneyOf(service,
+                    service->findChild<MoneyTally *>(QString(), Qt::FindDirectChildrenOnly));
     });
 }
 
-void ProxyHost::emitMoney(ProxyService *service, MoneyTally *tally) {
+void ProxyHost::postMoneyOf(ProxyService *service, MoneyTally *tally) {
     const MoneyPeriods periods = MoneyPeriods::at(QDateTime::currentDateTime());
     postMoney(tally ? tally->summary(service->store(), periods)
                     : queryMoney(service->store(), periods));

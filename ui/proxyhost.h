@@ -69,7 +69,7 @@ private:
     void launch(const Config &config);
     void endThread();
     // On the service's thread: moneyReady() with the figures `tally` keeps (or read afresh).
-    void emitMoney(ProxyService *service, MoneyTally *tally);
+    void postMoneyOf(ProxyService *service, MoneyTally *tally);
     // Runs `call` with the service, on the service's thread, after everything queued before.
     void withService(std::function<void(ProxyService *)> call);
     // From the proxy's thread: the host's signals are emitted on the host's own thread, so a
