@@ -51,6 +51,9 @@ CoreSettings coreSettings(const Config &config, const QList<ConfiguredProvider> 
     core.cacheMaxBytes = config.cacheMaxBytes;
     core.configuredKey = config.apiKey;
     core.flexTimeout = config.flexTimeout;
+    QString queueError; // each item was checked when it was parsed
+    core.queueLimits =
+        QueueLimits::fromSpecs(config.queueLimits, &queueError).value_or(QueueLimits());
     return core;
 }
 

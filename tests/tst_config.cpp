@@ -1130,6 +1130,7 @@ void TestConfig::everyOptionInTheHelpIsParsed() {
                         : decl->setting == Setting::Providers   ? QStringLiteral("gemini=gemini")
                         : decl->setting == Setting::Routes      ? QStringLiteral("gpt-*=openai")
                         : decl->setting == Setting::ModelRoutes ? QStringLiteral("gpt-5=flex")
+                        : decl->setting == Setting::QueueLimits ? QStringLiteral("gpt-4o=90k")
                         : decl->setting == Setting::ScreenshotPages ? QStringLiteral("settings")
                                                                     : QStringLiteral("proxy.lan");
             args.append(value);

@@ -188,7 +188,8 @@ private Q_SLOTS:
         // A version-5 database: no ledger, no provider columns (schema 7), no batch key hints
         // and callers (schema 8), one answered
         // request waiting for its client.
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+                              QStringLiteral("DROP TABLE batch_history"),
                               QStringLiteral("DROP TABLE ledger"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
@@ -401,7 +402,8 @@ private Q_SLOTS:
             store->saveBatch(b);
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+                              QStringLiteral("DROP TABLE batch_history"),
                               QStringLiteral("PRAGMA user_version=8")}));
         auto store = Store::open(dir.path(), nullptr);
         QVERIFY(store);

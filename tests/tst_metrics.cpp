@@ -20,6 +20,7 @@
 
 using namespace llmproxy;
 using namespace Qt::StringLiterals;
+using namespace std::chrono_literals;
 using accounting::AccountedRequest;
 using accounting::Cost;
 using accounting::Route;
@@ -104,7 +105,7 @@ private Q_SLOTS:
         relay.endpoint = "/v1/responses";
         metrics.record(relay); // no usage: counted as such
 
-        const QByteArray text = metrics.render({3, 7, 2});
+        const QByteArray text = metrics.render({.queued = 3, .inFlight = 7, .activeBatches = 2});
         const QList<QByteArray> all = lines(text);
         const QList<QByteArray> expected = {
             R"(llm_proxy_requests_total{route="batch",endpoint="/v1/chat/completions",model="gpt-4o-mini",code="200"} 2)",
@@ -145,6 +146,35 @@ private Q_SLOTS:
 
     // The streams' gauge and counters (issue 11) come from Stats like the queue's gauges; every
     // outcome is a series from the start, so rate() sees the first one.
+    // Queue limits (--queue-limit): requests waiting for room, and each limited queue's limit
+    // and estimate, by provider and model (escaped; at most MaxModels queues).
+    void queueLimitsHaveGaugesByProviderAndModel() {
+        MetricsRegistry metrics;
+        const QHash<QByteArray, QByteArray> empty = samples(metrics.render({}));
+        QCOMPARE(empty.value("llm_proxy_requests_waiting_for_quota"), QByteArray("0"));
+        QVERIFY(!metrics.render({}).contains("llm_proxy_queue_limit_tokens{"));
+
+        Stats stats;
+        QList<StatsQueue> queues{{"openai", "gpt-4o-mini", 2'000'000, 630},
+                                 {"azure", "my\"deployment", 90'000, 0}};
+        for (int i = 0; i < MetricsRegistry::MaxModels + 5; ++i)
+            queues.append({"groq", "m" + QByteArray::number(i), 10, 1});
+        stats.setQuota(7, queues);
+        const QByteArray text = metrics.render(MetricsGauges::of(stats.snapshot(), stats.queues()));
+        const QHash<QByteArray, QByteArray> all = samples(text);
+        QCOMPARE(all.value("llm_proxy_requests_waiting_for_quota"), QByteArray("7"));
+        QCOMPARE(
+            all.value(R"(llm_proxy_queue_limit_tokens{provider="openai",model="gpt-4o-mini"})"),
+            QByteArray("2000000"));
+        QCOMPARE(
+            all.value(R"(llm_proxy_queue_enqueued_tokens{provider="openai",model="gpt-4o-mini"})"),
+            QByteArray("630"));
+        const QByteArray escaped =
+            "llm_proxy_queue_limit_tokens{provider=\"azure\",model=\"my\\\"deployment\"}";
+        QCOMPARE(all.value(escaped), QByteArray("90000"));
+        QCOMPARE(text.count("\nllm_proxy_queue_limit_tokens{"), MetricsRegistry::MaxModels);
+    }
+
     void streamsHaveAGaugeAndCountersByOutcome() {
         MetricsRegistry metrics;
         const QHash<QByteArray, QByteArray> empty = samples(metrics.render({}));
@@ -444,7 +474,7 @@ private Q_SLOTS:
         r.cost = cost(10, 20);
         metrics.record(r);
         metrics.recordBatch("completed", 100);
-        QByteArray before = metrics.render({5, 5, 1});
+        QByteArray before = metrics.render({.queued = 5, .inFlight = 5, .activeBatches = 1});
         for (int round = 0; round < 4; ++round) {
             AccountedRequest next = r;
             next.route = round % 2 ? Route::Relay : Route::Batch;
@@ -453,7 +483,8 @@ private Q_SLOTS:
             metrics.record(next);
             metrics.record(r);
             metrics.recordBatch(round % 2 ? "failed" : "completed", round * 100.0);
-            const QByteArray after = metrics.render({0, 0, 0});
+            const QByteArray after =
+                metrics.render({.queued = 0, .inFlight = 0, .activeBatches = 0});
             const QHash<QByteArray, QByteArray> old = samples(before);
             const QHash<QByteArray, QByteArray> now = samples(after);
             QList<QByteArray> monotonic = familiesOfType(after, "counter");
@@ -517,6 +548,10 @@ private Q_SLOTS:
                     if (!text.endsWith('\n'))
                         return;
                     ++renders;
+                    // A scrape holds the registry's lock while it renders: back to back, two
+                    // of them can starve the recording thread for minutes (std::mutex is not
+                    // fair). Scrapers come seconds apart; a millisecond is plenty here.
+                    std::this_thread::sleep_for(1ms);
                 }
             });
         }

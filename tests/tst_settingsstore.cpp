@@ -635,6 +635,8 @@ void TestSettingsStore::everyDeclaredSettingIsStored() {
                         ? QStringLiteral("gemini-*=gemini my-deployment=work")
                     : decl.setting == Setting::ModelRoutes
                         ? QStringLiteral("gpt-5*=flex-then-batch gpt-4o=relay")
+                    : decl.setting == Setting::QueueLimits
+                        ? QStringLiteral("gpt-4o-mini=2M gpt-4o*=90k")
                         : QStringLiteral("proxy.lan box.lan:8080");
             break;
         case Kind::Name:

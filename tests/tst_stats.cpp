@@ -80,6 +80,7 @@ private slots:
     void snapshotIsRegisteredValue();
 
     void jsonExactText();
+    void jsonListsEachLimitedQueue();
     void jsonEmpty();
     void jsonNumbers_data();
     void jsonNumbers();
@@ -509,7 +510,7 @@ void TestStats::syncFallbackCounter() {
     QCOMPARE(s.synthesizedErrors, quint64{0});
     QCOMPARE(s.relayed, quint64{0});
     QVERIFY(Stats::toJson(s).contains(
-        R"("relayed":0,"sync_fallback":2,"cache_hits":0,"streamed":0,"waiting_streams":0,"usage":{)"));
+        R"("relayed":0,"sync_fallback":2,"cache_hits":0,"streamed":0,"waiting_streams":0,"waiting_for_quota":0,"usage":{)"));
 }
 
 void TestStats::snapshotIsRegisteredValue() {
@@ -558,8 +559,8 @@ void TestStats::jsonExactText() {
         R"("avg_time_ms":250.125,"p50_time_ms":200,"p95_time_ms":400.5,"p99_time_ms":400.5},)"
         R"("batches":{"total":3,"successful":2,"failed":1,"avg_time_ms":2000.292,)"
         R"("p50_time_ms":2000.25,"p95_time_ms":3000.125,"p99_time_ms":3000.125},)"
-        R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2,"cache_hits":0,"streamed":1,"waiting_streams":1)"
-        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"batch_list":[]})");
+        R"("queued":7,"in_flight":3,"relayed":3,"sync_fallback":2,"cache_hits":0,"streamed":1,"waiting_streams":1,"waiting_for_quota":0)"
+        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"queues":[],"batch_list":[]})");
     QCOMPARE(Stats::toJson(stats.snapshot()), expected);
 }
 
@@ -610,14 +611,31 @@ void TestStats::jsonListsEachBatchWithItsProvider() {
     QCOMPARE(stats.batchList().size(), Stats::MaxListedBatches);
 }
 
+void TestStats::jsonListsEachLimitedQueue() {
+    Stats stats;
+    stats.setQuota(3, {StatsQueue{"openai", "gpt-4o-mini", 2'000'000, 630},
+                       StatsQueue{"azure", "my \"deployment\"", 90'000, 0}});
+    QCOMPARE(stats.snapshot().waitingForQuota, 3u);
+    const QByteArray json = Stats::toJson(stats.snapshot(), {}, stats.queues());
+    QVERIFY2(json.contains(R"("waiting_for_quota":3,"usage":{)"), json.constData());
+    QVERIFY2(json.contains(
+                 R"("queues":[{"provider":"openai","model":"gpt-4o-mini","limit_tokens":2000000,)"
+                 R"("enqueued_tokens":630},{"provider":"azure","model":"my \"deployment\"",)"
+                 R"("limit_tokens":90000,"enqueued_tokens":0}],"batch_list":[])"),
+             json.constData());
+    QJsonParseError error;
+    QJsonDocument::fromJson(json, &error);
+    QCOMPARE(error.error, QJsonParseError::NoError);
+}
+
 void TestStats::jsonEmpty() {
     const QByteArray expected = QByteArrayLiteral(
         R"({"requests":{"total":0,"successful":0,"failed":0,"synthesized_error_responses":0,)"
         R"("avg_time_ms":0,"p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
         R"("batches":{"total":0,"successful":0,"failed":0,"avg_time_ms":0,)"
         R"("p50_time_ms":0,"p95_time_ms":0,"p99_time_ms":0},)"
-        R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0,"cache_hits":0,"streamed":0,"waiting_streams":0)"
-        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"batch_list":[]})");
+        R"("queued":0,"in_flight":0,"relayed":0,"sync_fallback":0,"cache_hits":0,"streamed":0,"waiting_streams":0,"waiting_for_quota":0)"
+        R"(,"usage":{"since_start":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0},"all_time":{"requests":0,"requests_without_usage":0,"input_tokens":0,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":0,"reasoning_tokens":0,"cost_usd":0,"list_cost_usd":0,"saved_usd":0,"unknown_cost_requests":0}},"queues":[],"batch_list":[]})");
     QCOMPARE(Stats::toJson(Stats().snapshot()), expected);
     QCOMPARE(Stats::toJson(StatsSnapshot{}), expected);
 }
@@ -708,8 +726,8 @@ void TestStats::jsonParses() {
     QVERIFY(doc.isObject());
     const QJsonObject root = doc.object();
     // and "streamed", "waiting_streams" (issue 11), "usage" (issue 10), "batch_list" (issue 12),
-    // "cache_hits" (the answer cache)
-    QCOMPARE(root.size(), 11);
+    // "cache_hits" (the answer cache), "waiting_for_quota" and "queues" (queue limits)
+    QCOMPARE(root.size(), 13);
     const QJsonObject requests = root.value(QLatin1StringView("requests")).toObject();
     const QJsonObject batches = root.value(QLatin1StringView("batches")).toObject();
     QCOMPARE(requests.size(), 8);
@@ -733,8 +751,9 @@ void TestStats::jsonParses() {
     QCOMPARE(root.value(QLatin1StringView("sync_fallback")).toInteger(), 4);
     // The prototype's fields first, in their order; the additions after them.
     QVERIFY(json.indexOf("\"relayed\"") < json.indexOf("\"sync_fallback\""));
-    QVERIFY(json.contains(
-        ",\"sync_fallback\":4,\"cache_hits\":0,\"streamed\":0,\"waiting_streams\":0,\"usage\":{"));
+    QVERIFY(
+        json.contains(",\"sync_fallback\":4,\"cache_hits\":0,\"streamed\":0,\"waiting_streams\":0,"
+                      "\"waiting_for_quota\":0,\"usage\":{"));
     QCOMPARE(root.value(QLatin1StringView("streamed")).toInteger(), 0);
     QCOMPARE(root.value(QLatin1StringView("waiting_streams")).toInteger(), 0);
 }

@@ -101,7 +101,8 @@ private Q_SLOTS:
             store->saveBatch(batch("running", "h-running"));
             QVERIFY(store->commit());
         }
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+                              QStringLiteral("DROP TABLE batch_history"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
@@ -255,7 +256,8 @@ private Q_SLOTS:
                                                 "abcd"));
             QCOMPARE(loaded.callers, QByteArray("alice, bob +"));
         }
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+                              QStringLiteral("DROP TABLE batch_history"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("PRAGMA user_version=7")}));
@@ -296,7 +298,8 @@ private Q_SLOTS:
             QCOMPARE(providers.value("running"), QByteArray("gemini"));
             QCOMPARE(providers.value("old"), QByteArray("openai"));
         }
-        QVERIFY(execOn(path, {QStringLiteral("DROP TABLE batch_history"),
+        QVERIFY(execOn(path, {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+                              QStringLiteral("DROP TABLE batch_history"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
                               QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),
@@ -319,7 +322,8 @@ private Q_SLOTS:
         }
         QVERIFY(execOn(
             path,
-            {QStringLiteral("DROP TABLE batch_history"),
+            {QStringLiteral("ALTER TABLE batches DROP COLUMN queue_tokens"),
+             QStringLiteral("DROP TABLE batch_history"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN key_hint"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN callers"),
              QStringLiteral("ALTER TABLE batches DROP COLUMN provider"),

@@ -472,6 +472,12 @@ void TestUiDashboard::waitingStreamsNextToWaitingRequests() {
     snapshot.stats.waitingStreams = 0;
     m_app->showSnapshot(snapshot);
     QCOMPARE(text("waitingStreamsValue"), QStringLiteral("0"));
+
+    // And how many wait for room in their model's queue at the provider (--queue-limit).
+    QCOMPARE(text("waitingForQuotaValue"), QStringLiteral("0"));
+    snapshot.stats.waitingForQuota = 12'500;
+    m_app->showSnapshot(snapshot);
+    QCOMPARE(text("waitingForQuotaValue"), QStringLiteral("12,500"));
 }
 
 QTEST_MAIN(TestUiDashboard)

@@ -158,6 +158,11 @@ DashboardPage::DashboardPage(AppActions *actions, BatchTableModel *active, Snaps
         QStringLiteral("waitingStreamsValue"),
         DashboardPage::tr("Streaming clients waiting for their batch (counted in Waiting or In "
                           "flight too)"));
+    m_waitingForQuota = addValue(
+        requestGrid, 4, 2, DashboardPage::tr("Waiting for quota"),
+        QStringLiteral("waitingForQuotaValue"),
+        DashboardPage::tr("Waiting for room in their model's queue at the provider (the queue "
+                          "limits; counted in Waiting too)"));
     totals->addWidget(requests);
 
     auto *latency = new QGroupBox(DashboardPage::tr("Latency"), this);
@@ -300,6 +305,7 @@ void DashboardPage::showSnapshot(const ProxySnapshot &snapshot) {
     m_queued->setText(display::count(s.queued));
     m_inFlight->setText(display::count(s.inFlight));
     m_waitingStreams->setText(display::count(s.waitingStreams));
+    m_waitingForQuota->setText(display::count(s.waitingForQuota));
     m_requestAvg->setText(display::latency(s.requestAvgMs));
     m_requestP50->setText(display::latency(s.requestP50Ms));
     m_requestP95->setText(display::latency(s.requestP95Ms));

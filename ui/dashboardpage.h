@@ -75,6 +75,7 @@ private:
     QLabel *m_queued = nullptr;
     QLabel *m_inFlight = nullptr;
     QLabel *m_waitingStreams = nullptr;
+    QLabel *m_waitingForQuota = nullptr;
     QLabel *m_requestAvg = nullptr;
     QLabel *m_requestP50 = nullptr;
     QLabel *m_requestP95 = nullptr;

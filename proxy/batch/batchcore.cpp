@@ -189,6 +189,7 @@ BatchCore::BatchCore(Provider *provider, const Clock *clock, Stats *stats, Store
     , m_store(store)
     , m_settings(settings)
     , m_batcher(settings.limits) {
+    m_budget.setLimits(m_settings.queueLimits, m_settings.limits);
     m_providers.insert(QByteArray(DefaultProviderName), provider);
     m_timer.setSingleShot(true);
     m_timer.setTimerType(Qt::PreciseTimer);
@@ -222,6 +223,7 @@ void BatchCore::setSettings(const CoreSettings &settings) {
     m_settings = settings;
     m_settings.pollInterval = timerInterval(m_settings.pollInterval);
     m_batcher.setLimits(settings.limits);
+    m_budget.setLimits(m_settings.queueLimits, m_settings.limits);
     m_purgeTimer.setInterval(std::min<std::chrono::milliseconds>(m_settings.resultTtl / 4, 1min));
     dropCached(m_cache.setMaxBytes(m_settings.cacheMaxBytes));
     if (!cacheOn() && m_cache.size() > 0) {
@@ -241,6 +243,9 @@ void BatchCore::setSettings(const CoreSettings &settings) {
             job->setCredentials(credentialsFor(job->group()));
         job->settingsChanged(m_settings.pollInterval);
     }
+    // A limit raised or removed: batches that waited for room may go now.
+    startAdmitted(m_budget.admitWaiting());
+    updateGauges();
 }
 
 void BatchCore::commit() {
@@ -403,6 +408,9 @@ void BatchCore::restore() {
         }
         const Credentials credentials = credentialsFor(group);
         rememberKey(group.keyHash, credentials.apiKey); // for its lines that go out again
+        // Let in before the restart: it counts against its model's queue while it is there.
+        if (batch.phase <= StoredBatch::Phase::Created)
+            m_budget.reserve(batch.localId, group, batch.queueTokens);
         auto *job = new BatchJob(this, provider, m_clock, credentials, batch, ids, {},
                                  m_settings.pollInterval, true, this);
         ++m_jobs;
@@ -846,13 +854,15 @@ void BatchCore::enqueue(quint64 id, Request &request) {
                       request.embeddingInputs, m_clock->now()));
 }
 
-QByteArray BatchCore::lineFor(quint64 requestId) {
+QByteArray BatchCore::lineFor(quint64 requestId, qsizetype *bodyBytes) {
     const auto it = m_requests.find(requestId);
     if (it == m_requests.end())
         return {};
     const QByteArray body = bodyFor(requestId);
     if (body.isEmpty())
         return {};
+    if (bodyBytes)
+        *bodyBytes = body.size();
     const Provider *provider = providerFor(it->second.group);
     if (!provider)
         return {};
@@ -897,6 +907,8 @@ void BatchCore::cancel(quint64 ticket) {
             removed = true;
         }
     }
+    if (!removed) // waiting for room in its model's queue at the provider
+        removed = m_budget.remove(id);
     if (removed) {
         // Not sent yet: it will never be paid for.
         eraseRequest(id);
@@ -992,7 +1004,52 @@ void BatchCore::rearmTimer() {
 void BatchCore::startBatch(const Flush &flush) {
     if (flush.requestIds.isEmpty())
         return;
+    if (m_budget.limited(flush.group))
+        return offerBatch(flush.group, flush.requestIds, 0);
     startJob(flush.group, flush.requestIds, 0);
+}
+
+void BatchCore::offerBatch(const GroupKey &group, const QList<quint64> &ids, int attempts) {
+    QueueBudget::Pending pending{group, {}, attempts};
+    pending.items.reserve(ids.size());
+    const Provider *provider = providerFor(group);
+    for (quint64 id : ids) {
+        const auto it = m_requests.find(id);
+        if (it == m_requests.end())
+            continue;
+        const qsizetype size =
+            it->second.body.isEmpty() ? bodyFor(id).size() : it->second.body.size();
+        pending.items.append(
+            {id, estimatedQueueTokens(size),
+             provider ? inputLineSize(*provider, id, group.endpoint, size) : qint64(size)});
+    }
+    const qsizetype waitingBefore = m_budget.waitingRequests();
+    const QList<QueueBudget::Pending> admitted = m_budget.offer(std::move(pending));
+    if (const qsizetype held = m_budget.waitingRequests() - waitingBefore; held > 0)
+        qCInfo(lcBatch).noquote() << held << "requests for" << group.model
+                                  << "wait for room in its queue at"
+                                  << (group.provider.isEmpty() ? QByteArray(DefaultProviderName)
+                                                               : group.provider)
+                                  << "(about" << m_budget.enqueued(group)
+                                  << "tokens of ours there, limit"
+                                  << m_budget.limits().limitFor(group.model).value_or(0) << ")";
+    startAdmitted(admitted);
+}
+
+void BatchCore::startAdmitted(const QList<QueueBudget::Pending> &admitted) {
+    for (const QueueBudget::Pending &batch : admitted) {
+        if (m_paused) { // held like any batch closed while paused (offered again on resume)
+            m_heldFlushes.append(Flush{batch.group, batch.requestIds(), batch.bytes()});
+            m_heldRequests += batch.items.size();
+            continue;
+        }
+        startJob(batch.group, batch.requestIds(), batch.attempts);
+    }
+}
+
+void BatchCore::jobLeftQueue(BatchJob *job) {
+    startAdmitted(m_budget.release(job->localId()));
+    updateGauges();
 }
 
 void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int attempts) {
@@ -1016,11 +1073,13 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
         const auto it = m_requests.find(id);
         if (it == m_requests.end())
             continue;
-        const QByteArray line = lineFor(id);
+        qsizetype bodyBytes = 0;
+        const QByteArray line = lineFor(id, &bodyBytes);
         if (line.isEmpty())
             continue;
         jsonl += line;
         included.append(id);
+        record.queueTokens += estimatedQueueTokens(bodyBytes);
         Request &r = it->second;
         // A request without a token is counted for its key's hint: that is not a name.
         if (!r.caller.isEmpty() && r.caller != record.keyHint && callers.size() < CallersKept &&
@@ -1047,6 +1106,7 @@ void BatchCore::startJob(const GroupKey &group, const QList<quint64> &ids, int a
         m_store->saveBatch(record);
         scheduleCommit();
     }
+    m_budget.reserve(record.localId, group, record.queueTokens);
     auto *job = new BatchJob(this, providerFor(group), m_clock, credentials, record, included,
                              std::move(jsonl), m_settings.pollInterval, false, this);
     ++m_jobs;
@@ -1062,8 +1122,12 @@ void BatchCore::splitBatch(BatchJob *job, const StoredBatch &record,
     const qsizetype half = requestIds.size() / 2;
     qCInfo(lcBatch).noquote() << "splitting batch" << record.localId << "into two of" << half
                               << "and" << requestIds.size() - half << "requests";
-    startJob(group, requestIds.first(half), record.attempts);
-    startJob(group, requestIds.sliced(half), record.attempts);
+    for (const QList<quint64> &part : {requestIds.first(half), requestIds.sliced(half)}) {
+        if (m_budget.limited(group))
+            offerBatch(group, part, record.attempts);
+        else
+            startJob(group, part, record.attempts);
+    }
 }
 
 bool BatchCore::hasWaitingClient(quint64 requestId) const {
@@ -1374,6 +1438,7 @@ void BatchCore::saveBatch(const StoredBatch &batch) {
 void BatchCore::jobEnded(BatchJob *job, bool counted, bool successful,
                          std::chrono::milliseconds duration) {
     --m_jobs;
+    jobLeftQueue(job); // if it had not already (a batch split, dissolved or failed)
     if (m_store) {
         if (counted) // in the history after a restart too, with its tokens and cost
             m_store->saveFinishedBatch(job->progress());
@@ -1433,6 +1498,10 @@ void BatchCore::updateGauges() {
     m_stats->setQueued(quint64(queued()));
     m_stats->setInFlight(quint64(inFlight()));
     m_stats->setActiveBatches(quint64(activeBatches()));
+    QList<StatsQueue> queues;
+    for (const QueueBudget::Queue &q : m_budget.queues())
+        queues.append(StatsQueue{q.provider, q.model, q.limit, q.enqueued});
+    m_stats->setQuota(quint64(waitingForQuota()), std::move(queues));
     publishBatchList();
 }
 

@@ -19,6 +19,7 @@
 #include "batch/batcher.h"
 #include "batch/batchjob.h"
 #include "batch/batchprogress.h"
+#include "batch/queuebudget.h"
 #include "provider/modelroute.h"
 #include "provider/provider.h"
 
@@ -89,6 +90,9 @@ struct CoreSettings {
     // (off when unset), and how many bytes of answers the store keeps for it. Needs the store.
     std::optional<std::chrono::milliseconds> cacheWindow;
     qint64 cacheMaxBytes = 256LL * 1024 * 1024;
+    // Each model's queue limit at its provider (--queue-limit, queuelimit.h): batches wait
+    // until what the proxy has enqueued for the model leaves room for them.
+    QueueLimits queueLimits;
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
@@ -148,8 +152,15 @@ public:
     // after the restart) instead of having them taken out of the queue.
     void prepareShutdown() { m_shuttingDown = true; }
 
-    // Accepted but not yet sent (waiting for their window, or held while paused).
-    qsizetype queued() const { return m_batcher.queued() + m_heldRequests; }
+    // Accepted but not yet sent (waiting for their window, held while paused, or waiting for
+    // room in their model's queue at the provider).
+    qsizetype queued() const {
+        return m_batcher.queued() + m_heldRequests + m_budget.waitingRequests();
+    }
+    // Of those, the ones waiting for room in their model's queue (--queue-limit).
+    qsizetype waitingForQuota() const { return m_budget.waitingRequests(); }
+    // The models' queues with a limit: what of ours is in each (estimated tokens).
+    QList<QueueBudget::Queue> providerQueues() const { return m_budget.queues(); }
     // In a batch that was sent, not answered yet.
     qsizetype inFlight() const { return m_submitted; }
     // Kept for clients that may come back: results nobody collected, requests never sent.
@@ -227,6 +238,11 @@ private:
     void rearmTimer();
     void startBatch(const Flush &flush);
     void startJob(const GroupKey &group, const QList<quint64> &ids, int attempts);
+    // A batch of `ids` for a group whose model has a queue limit: made now if it fits, else
+    // it waits in m_budget (cut to fit when it is bigger than the limit).
+    void offerBatch(const GroupKey &group, const QList<quint64> &ids, int attempts);
+    // Make the batches the budget let in.
+    void startAdmitted(const QList<QueueBudget::Pending> &admitted);
     void startBatches(const QList<Flush> &flushes);
     void enqueue(quint64 id, Request &request);
     void adopt(quint64 id, Request &request, quint64 ticket);
@@ -295,6 +311,7 @@ private:
     bool batchHeldElsewhere(const QByteArray &batchId, const BatchJob *asker) const override;
     // Tells waiting streams their batch (setAnswerRoute's batchKnown).
     void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) override;
+    void jobLeftQueue(BatchJob *job) override;
     void onSynchronousAnswer(quint64 requestId, const Credentials &credentials, int attempt,
                              ProviderResult<SyncAnswer> result);
     // OpenAI's flex processing (modelroute.h): whether this request tries it first, the call
@@ -303,8 +320,9 @@ private:
     bool wantsFlex(const BatchRequest &request) const;
     void sendFlex(quint64 requestId, int attempt);
     void onFlexAnswer(quint64 requestId, int attempt, ProviderResult<SyncAnswer> result);
-    // The request's JSONL input line for a batch file, made from bodyFor().
-    QByteArray lineFor(quint64 requestId);
+    // The request's JSONL input line for a batch file, made from bodyFor() (whose size goes
+    // to *bodyBytes if given).
+    QByteArray lineFor(quint64 requestId, qsizetype *bodyBytes = nullptr);
     // The client's body: the one in memory, else the store's (empty if neither has it).
     QByteArray bodyFor(quint64 requestId);
     // The group as every request of it shares it, counted per request that uses it.
@@ -330,6 +348,7 @@ private:
     Store *m_store;
     CoreSettings m_settings;
     Batcher m_batcher;
+    QueueBudget m_budget;
     QTimer m_timer;
     QTimer m_commitTimer;
     QTimer m_purgeTimer;

@@ -238,6 +238,11 @@ void BatchJob::create() {
     m_provider->submit(this, m_credentials, submission(), m_record.providerState, m_jsonl,
                        [this](ProviderResult<BatchStatus> result) {
                            if (!result.ok()) {
+                               // The model's queue is full and the provider says so at once
+                               // (Azure's fail-fast deployments): wait, as for a batch that
+                               // failed that way after validating.
+                               if (m_provider->queueFull(result.error))
+                                   return resubmitLater();
                                if (result.error.retryable() && m_attempt + 1 < MaxAttempts) {
                                    // It may exist anyway (the answer was lost): look before trying
                                    // again.
@@ -365,6 +370,7 @@ void BatchJob::takeEnded() {
     m_record.errors = m_status.errors.join(QLatin1Char('\n'));
     m_record.phase = StoredBatch::Phase::Ended;
     persist(true);
+    m_host->jobLeftQueue(this);
     download();
 }
 
@@ -442,10 +448,12 @@ void BatchJob::resubmitLater() {
         std::max<std::chrono::milliseconds>(m_pollInterval, 1s) *
             (1LL << std::min(m_record.attempts - 1, 10)),
         10min);
-    qCWarning(lcBatch).noquote() << "batch" << m_record.batchId << "failed as"
-                                 << m_status.providerStatus
-                                 << "with the provider's queue full; submitting again in"
-                                 << delay.count() << "ms (attempt" << m_record.attempts << ")";
+    qCWarning(lcBatch).noquote() << "batch"
+                                 << (m_record.batchId.isEmpty() ? m_record.localId
+                                                                : m_record.batchId)
+                                 << "did not fit the provider's queue for" << m_record.model
+                                 << "; submitting again in" << delay.count() << "ms (attempt"
+                                 << m_record.attempts << ")";
     m_record.batchId.clear();
     m_record.status.clear();
     m_record.phase = StoredBatch::Phase::Uploaded;

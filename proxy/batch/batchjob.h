@@ -59,6 +59,9 @@ public:
     virtual bool batchHeldElsewhere(const QByteArray &batchId, const BatchJob *asker) const = 0;
     // The provider created the batch: its id and the requests in it.
     virtual void jobSubmitted(const QByteArray &batchId, const QList<quint64> &requestIds) = 0;
+    // The batch is no longer in the provider's queue (it ended there): what it counted
+    // against the model's queue limit is free for the batches that wait (queuebudget.h).
+    virtual void jobLeftQueue(BatchJob *job) = 0;
     // `counted`: a real batch that ended (stats, history); false when dissolved or split.
     virtual void jobEnded(BatchJob *job, bool counted, bool successful,
                           std::chrono::milliseconds duration) = 0;

@@ -892,8 +892,9 @@ bool HttpFrontEnd::handleRequest(const QHttpServerRequest &request, QTcpSocket *
     }
     if (path == "/stats") {
         HttpAnswer answer;
-        answer.body = m_stats ? Stats::toJson(m_stats->snapshot(), m_stats->batchList())
-                              : QByteArrayLiteral("{}");
+        answer.body =
+            m_stats ? Stats::toJson(m_stats->snapshot(), m_stats->batchList(), m_stats->queues())
+                    : QByteArrayLiteral("{}");
         answer.headers.emplaceBack("cache-control", "no-store");
         respond(socket, answer, keepAlive, head);
         return true;
@@ -1517,7 +1518,7 @@ void HttpFrontEnd::holdAndSubmit(BatchRequest batched, QTcpSocket *socket, bool 
 HttpAnswer HttpFrontEnd::metricsAnswer() const {
     MetricsGauges gauges;
     if (m_stats)
-        gauges = MetricsGauges::of(m_stats->snapshot());
+        gauges = MetricsGauges::of(m_stats->snapshot(), m_stats->queues());
     HttpAnswer answer;
     answer.contentType = QByteArray(MetricsRegistry::ContentType);
     answer.body = m_metrics->render(gauges);

@@ -35,7 +35,7 @@ std::optional<ModelRouteRule> parseModelRouteRule(QStringView text, QString *err
         return std::nullopt;
     }
     ModelRouteRule rule;
-    QByteArray pattern = trimmed.left(equals).trimmed().toString().toUtf8();
+    const QStringView pattern = trimmed.left(equals);
     const QByteArray route = trimmed.sliced(equals + 1).trimmed().toString().toUtf8();
     const std::optional<ModelRoute> parsed = modelRouteFromName(route);
     if (!parsed) {
@@ -44,25 +44,36 @@ std::optional<ModelRouteRule> parseModelRouteRule(QStringView text, QString *err
         return std::nullopt;
     }
     rule.route = *parsed;
+    const std::optional<ModelPattern> model = parseModelPattern(pattern, error);
+    if (!model)
+        return std::nullopt;
+    rule.pattern = model->pattern;
+    rule.prefix = model->prefix;
+    return rule;
+}
+
+std::optional<ModelPattern> parseModelPattern(QStringView text, QString *error) {
+    QByteArray pattern = text.trimmed().toString().toUtf8();
     if (pattern.startsWith('/')) {
-        *error = QStringLiteral("names a path: routes are chosen per model (a model name, or a "
+        *error = QStringLiteral("names a path: the rule is per model (a model name, or a "
                                 "prefix ending in *)");
         return std::nullopt;
     }
+    ModelPattern out;
     if (pattern.endsWith('*')) {
-        rule.prefix = true;
+        out.prefix = true;
         pattern.chop(1);
     }
     if (pattern.contains('*')) {
         *error = QStringLiteral("has a '*' that is not at the end of the pattern");
         return std::nullopt;
     }
-    if (pattern.isEmpty() && !rule.prefix) {
+    if (pattern.isEmpty() && !out.prefix) {
         *error = QStringLiteral("has an empty pattern");
         return std::nullopt;
     }
-    rule.pattern = pattern;
-    return rule;
+    out.pattern = pattern;
+    return out;
 }
 
 ModelRoutes::ModelRoutes(QList<ModelRouteRule> rules)
@@ -84,17 +95,8 @@ std::optional<ModelRoutes> ModelRoutes::fromSpecs(const QList<QByteArray> &specs
 }
 
 ModelRouteMatch ModelRoutes::match(QByteArrayView model) const {
-    const ModelRouteRule *best = nullptr;
-    for (const ModelRouteRule &rule : m_rules) {
-        if (!rule.prefix) {
-            if (model == rule.pattern)
-                return {rule.route, true};
-            continue;
-        }
-        if (model.startsWith(rule.pattern) && (!best || rule.pattern.size() > best->pattern.size()))
-            best = &rule;
-    }
-    return best ? ModelRouteMatch{best->route, false} : ModelRouteMatch{};
+    const ModelRouteRule *best = bestModelRule(m_rules, model);
+    return best ? ModelRouteMatch{best->route, !best->prefix} : ModelRouteMatch{};
 }
 
 } // namespace llmproxy

@@ -34,6 +34,33 @@ inline bool isFlex(ModelRoute route) {
 // How many flex calls a request on the `flex` route makes before it goes into a batch.
 inline constexpr int FlexAttempts = 3;
 
+// A pattern of model names: an exact name, or a prefix ending in '*' ('*' alone: every model).
+// nullopt and *error (a phrase to follow the value) when it names a path, has a '*' elsewhere
+// than at its end, or is empty.
+struct ModelPattern {
+    QByteArray pattern; // without the '*'
+    bool prefix = false;
+};
+std::optional<ModelPattern> parseModelPattern(QStringView text, QString *error);
+
+// Of rules with a pattern and a prefix flag (ModelRouteRule, QueueLimitRule), the one that names
+// `model` best: the rule with its exact name, else the longest prefix that matches (nullptr:
+// none).
+template <typename Rule>
+const Rule *bestModelRule(const QList<Rule> &rules, QByteArrayView model) {
+    const Rule *best = nullptr;
+    for (const Rule &rule : rules) {
+        if (!rule.prefix) {
+            if (model == rule.pattern)
+                return &rule;
+            continue;
+        }
+        if (model.startsWith(rule.pattern) && (!best || rule.pattern.size() > best->pattern.size()))
+            best = &rule;
+    }
+    return best;
+}
+
 struct ModelRouteRule {
     QByteArray pattern; // without the '*'
     bool prefix = false;

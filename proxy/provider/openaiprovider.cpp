@@ -27,6 +27,10 @@ namespace llmproxy {
 
 namespace {
 
+// The error code of a batch (or, on Azure's fail-fast deployments, of a create call) that did
+// not fit the organization's queue for its model.
+constexpr QByteArrayView QueueFullCode = "token_limit_exceeded";
+
 QByteArray pathSegment(const QByteArray &id) {
     return QUrl::toPercentEncoding(QString::fromUtf8(id));
 }
@@ -350,7 +354,7 @@ BatchStatus batchStatusFromInfo(const BatchInfo &info, const ProviderProfile &pr
     for (const BatchErrorItem &item : info.errors) {
         out.errors.append(item.message);
         // The organisation's queue for the model is full: the same requests fit later.
-        if (out.end == BatchEnd::Failed && item.code == "token_limit_exceeded")
+        if (out.end == BatchEnd::Failed && item.code == QueueFullCode)
             out.retryLater = true;
     }
     out.createdAtMs = info.createdAt > 0 ? info.createdAt * 1000 : 0;
@@ -417,6 +421,10 @@ std::optional<ResultLine> OpenAiProvider::decodeResultLine(QByteArrayView line,
     if (!decoded)
         return std::nullopt;
     return fromOpenAiOutputLine(std::move(*decoded));
+}
+
+bool OpenAiProvider::queueFull(const ProviderError &error) const {
+    return error.code == QueueFullCode;
 }
 
 std::optional<QByteArray> OpenAiProvider::customIdFromLineStart(QByteArrayView lineStart) const {

@@ -82,6 +82,7 @@ public:
                           QByteArrayView body) const override;
     std::optional<ResultLine> decodeResultLine(QByteArrayView line, QString *error) const override;
     std::optional<QByteArray> customIdFromLineStart(QByteArrayView lineStart) const override;
+    bool queueFull(const ProviderError &error) const override;
     void stage(QObject *context, const Credentials &creds, const BatchSubmission &submission,
                const QByteArray &lines, Callback<QByteArray> done) override;
     void submit(QObject *context, const Credentials &creds, const BatchSubmission &submission,

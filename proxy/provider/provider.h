@@ -211,6 +211,14 @@ public:
                                        const QByteArray &body, std::chrono::milliseconds timeout,
                                        Callback<SyncAnswer> done);
 
+    // Whether refusing to create a batch means the model's queue is full (Azure's fail-fast
+    // deployments: 400 token_limit_exceeded at create): the same requests fit later, so they
+    // wait and are submitted again instead of failing.
+    virtual bool queueFull(const ProviderError &error) const {
+        Q_UNUSED(error);
+        return false;
+    }
+
     // A poll error that will not go away: the key is refused (401), or the batch is gone (404)
     // or hidden (403) from it. Its clients are answered with the provider's error.
     static bool isPermanentPollError(const ProviderError &error);

@@ -112,6 +112,9 @@ const char *const Migrations[] = {
            saved_picos INTEGER NOT NULL DEFAULT 0,
            unknown_cost_requests INTEGER NOT NULL DEFAULT 0);
        CREATE INDEX batch_history_by_end ON batch_history(finished, ended_ms);)",
+    // 10 -> 11: what a batch counts against its model's queue at the provider (--queue-limit),
+    // so that a restart knows how full each queue is before it makes anything new.
+    R"(ALTER TABLE batches ADD COLUMN queue_tokens INTEGER NOT NULL DEFAULT 0;)",
 };
 static_assert(std::size(Migrations) == Store::SchemaVersion);
 
@@ -488,8 +491,8 @@ void Store::saveBatch(const StoredBatch &b) {
         "INSERT OR REPLACE INTO batches(local_id, key_hash, organization, project, endpoint,"
         " model, phase, batch_id, status, provider_state,"
         " request_count, created_ms, submitted_ms, ended_ms, errors, attempts,"
-        " cancel_requested_ms, provider, key_hint, callers)"
-        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        " cancel_requested_ms, provider, key_hint, callers, queue_tokens)"
+        " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     q.addBindValue(QString::fromLatin1(b.localId));
     q.addBindValue(QString::fromLatin1(b.keyHash));
     q.addBindValue(b.organization);
@@ -510,6 +513,7 @@ void Store::saveBatch(const StoredBatch &b) {
     q.addBindValue(QString::fromUtf8(b.provider.isEmpty() ? QByteArray("openai") : b.provider));
     q.addBindValue(b.keyHint);
     q.addBindValue(b.callers);
+    q.addBindValue(b.queueTokens);
     q.exec();
     checkWrite(q, "saving a batch");
 }
@@ -571,7 +575,7 @@ QList<StoredBatch> Store::loadBatches() {
                 "SELECT b.local_id, b.key_hash, b.organization, b.project, b.endpoint, b.model,"
                 " b.phase, b.batch_id, b.status, b.provider_state, b.request_count, b.created_ms,"
                 " b.submitted_ms, b.ended_ms, b.errors, b.attempts, b.cancel_requested_ms,"
-                " b.provider, b.key_hint, b.callers, %1 FROM batches b"
+                " b.provider, b.key_hint, b.callers, b.queue_tokens, %1 FROM batches b"
                 " LEFT JOIN batch_history h ON h.local_id = b.local_id ORDER BY b.created_ms")
                 .arg(storeusage::columns(QLatin1StringView("h."))))) {
         warnOnFailure(q, "loading batches");
@@ -599,7 +603,8 @@ QList<StoredBatch> Store::loadBatches() {
         b.provider = bytes(q.value(17));
         b.keyHint = q.value(18).toByteArray();
         b.callers = q.value(19).toByteArray();
-        b.usage = storeusage::at(q, 20); // zeros (NULL) when no line was recorded
+        b.queueTokens = q.value(20).toLongLong();
+        b.usage = storeusage::at(q, 21); // zeros (NULL) when no line was recorded
         out.append(b);
     }
     return out;

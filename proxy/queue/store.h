@@ -83,6 +83,9 @@ struct StoredBatch {
     qint64 createdMs = 0, submittedMs = 0, endedMs = 0;
     QString errors;   // provider's messages, one a line
     int attempts = 0; // resubmissions after the provider's queue was full
+    // The prompt tokens it is counted as in its model's queue at the provider
+    // (estimatedQueueTokens() of its requests' bodies; 0 for batches made before version 11).
+    qint64 queueTokens = 0;
     // When the grace period ran out and we asked the provider to cancel the batch (0: never).
     // Its lines that never ran then go through the synchronous API for clients still waiting.
     qint64 cancelRequestedMs = 0;
@@ -104,7 +107,7 @@ struct CachedAnswer {
 class Store {
 public:
     // The database's user_version this build writes: one migration per version before it.
-    static constexpr int SchemaVersion = 10;
+    static constexpr int SchemaVersion = 11;
 
     ~Store();
     Store(const Store &) = delete;

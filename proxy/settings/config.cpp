@@ -3,6 +3,7 @@
 
 #include "provider/modelroute.h"
 #include "provider/providerprofile.h"
+#include "provider/queuelimit.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -325,6 +326,13 @@ std::optional<QByteArray> modelRouteItem(const QString &value) {
     return value.trimmed().toUtf8();
 }
 
+std::optional<QByteArray> queueLimitItem(const QString &value) {
+    QString error;
+    if (!parseQueueLimitRule(value, &error))
+        return std::nullopt;
+    return value.trimmed().toUtf8();
+}
+
 std::optional<QByteArray> screenshotPageItem(const QString &value) {
     const QByteArray name = value.trimmed().toLower().toUtf8();
     if (!screenshotPageNames().contains(name))
@@ -453,6 +461,23 @@ const std::vector<Entry> &entries() {
                           "into a batch instead (default: %1; 1s to 1h)."_L1,
                   .storeKey = "providers/flex_timeout"_L1},
          .field = [](Config &c) -> Field { return {.duration = &c.flexTimeout}; }},
+        {.decl = {.setting = Setting::QueueLimits,
+                  .option = "queue-limit"_L1,
+                  .valueName = "PATTERN=TOKENS"_L1,
+                  .kind = Kind::List,
+                  .expected = "PATTERN=TOKENS, TOKENS a count of prompt tokens from 1 to 10^13 "
+                              "(examples: gpt-4o-mini=2M, gpt-4o*=90k)"_L1,
+                  .missing = "PATTERN=TOKENS, example: gpt-4o-mini=2M"_L1,
+                  .help = "The provider's queue limit for a model (exact name, or a prefix "
+                          "ending in *): the prompt tokens of its batches that may wait at the "
+                          "provider at once (OpenAI: the Batch queue limit on your organization's "
+                          "Limits page). Batches that would go over it wait in the proxy until "
+                          "earlier ones end, instead of failing with token_limit_exceeded. "
+                          "Tokens are estimated as a quarter of the request's bytes. "
+                          "Repeatable."_L1,
+                  .storeKey = "providers/queue_limits"_L1},
+         .field = [](Config &c) -> Field { return {.list = &c.queueLimits}; },
+         .item = queueLimitItem},
         {.decl = {.setting = Setting::BatchWindow,
                   .option = "batch-window"_L1,
                   .valueName = "DUR"_L1,

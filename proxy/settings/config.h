@@ -70,6 +70,10 @@ struct Config {
     // A flex call that sends nothing back for this long is given up and the request goes into
     // a batch (--flex-timeout; flex answers can take minutes, OpenAI suggests 15).
     std::chrono::milliseconds flexTimeout{std::chrono::minutes(15)};
+    // Each model's queue limit at its provider (provider/queuelimit.h): --queue-limit
+    // PATTERN=TOKENS, exact names or prefixes ending in '*'. None by default: the limit is the
+    // account's (OpenAI shows it on the organization's Limits page).
+    QList<QByteArray> queueLimits;
     // Keys the desktop app keeps for providers other than "openai" (system keychain, or the
     // settings file with mode 0600), by provider name. A provider's environment variable
     // (key_env=, or its profile's) wins over them. Not a setting: never written as one, never
@@ -185,6 +189,7 @@ enum class Setting {
     DefaultProvider, // a provider's name, or "none"
     ModelRoutes,     // list; entries PATTERN=batch|flex|flex-then-batch|relay
     FlexTimeout,     // 1s to 1h
+    QueueLimits,     // list; entries PATTERN=TOKENS
     BatchWindow,
     BatchSize,
     BatchBytes,

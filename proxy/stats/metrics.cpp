@@ -170,13 +170,15 @@ MetricsRegistry::MetricsRegistry()
 #endif
 }
 
-MetricsGauges MetricsGauges::of(const StatsSnapshot &s) {
+MetricsGauges MetricsGauges::of(const StatsSnapshot &s, QList<StatsQueue> queues) {
     return {.queued = s.queued,
             .inFlight = s.inFlight,
             .activeBatches = s.activeBatches,
             .waitingStreams = s.waitingStreams,
             .streamsEnded = s.streamsEnded,
-            .streamKeepAlives = s.streamKeepAlives};
+            .streamKeepAlives = s.streamKeepAlives,
+            .waitingForQuota = s.waitingForQuota,
+            .queues = std::move(queues)};
 }
 
 QByteArray MetricsRegistry::escapeLabelValue(QByteArrayView value) {
@@ -416,6 +418,25 @@ QByteArray MetricsRegistry::render(const MetricsGauges &gauges) const {
     sample(out, "llm_proxy_in_flight_requests", {}, gauges.inFlight);
     family(out, "llm_proxy_active_batches", "gauge", "Batches not ended yet.");
     sample(out, "llm_proxy_active_batches", {}, gauges.activeBatches);
+
+    family(out, "llm_proxy_requests_waiting_for_quota", "gauge",
+           "Requests waiting for room in their model's queue at the provider (--queue-limit; "
+           "counted in llm_proxy_queued_requests too).");
+    sample(out, "llm_proxy_requests_waiting_for_quota", {}, gauges.waitingForQuota);
+    family(out, "llm_proxy_queue_limit_tokens", "gauge",
+           "The queue limit of a model at its provider (--queue-limit), in prompt tokens.");
+    family(out, "llm_proxy_queue_enqueued_tokens", "gauge",
+           "Prompt tokens of the proxy's batches in a model's queue at its provider, as the "
+           "proxy estimates them (a quarter of the request bytes).");
+    for (qsizetype i = 0; i < gauges.queues.size() && i < MaxModels; ++i) {
+        const StatsQueue &q = gauges.queues.at(i);
+        const QByteArray labels = "provider=\"" + escapeLabelValue(q.provider) + "\",model=\"" +
+                                  escapeLabelValue(q.model) + '"';
+        sample(out, "llm_proxy_queue_limit_tokens", labels,
+               quint64(qMax<qint64>(0, q.limitTokens)));
+        sample(out, "llm_proxy_queue_enqueued_tokens", labels,
+               quint64(qMax<qint64>(0, q.enqueuedTokens)));
+    }
 
     family(out, "llm_proxy_waiting_streams", "gauge",
            "Streaming clients waiting for their batch, headers sent (counted in "

@@ -39,8 +39,10 @@ struct MetricsGauges {
     quint64 waitingStreams = 0;
     std::array<quint64, StreamEndCount> streamsEnded{}; // by StreamEnd
     quint64 streamKeepAlives = 0;
+    quint64 waitingForQuota = 0;
+    QList<StatsQueue> queues = {};
 
-    static MetricsGauges of(const StatsSnapshot &s);
+    static MetricsGauges of(const StatsSnapshot &s, QList<StatsQueue> queues = {});
 };
 
 // Thread-safe: the core records on its thread while every I/O thread's front end renders.

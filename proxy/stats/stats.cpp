@@ -225,6 +225,17 @@ void Stats::setActiveBatches(quint64 n) {
     m_activeBatches = n;
 }
 
+void Stats::setQuota(quint64 waitingForQuota, QList<StatsQueue> queues) {
+    const std::lock_guard lock(m_mutex);
+    m_waitingForQuota = waitingForQuota;
+    m_queues = std::move(queues);
+}
+
+QList<StatsQueue> Stats::queues() const {
+    const std::lock_guard lock(m_mutex);
+    return m_queues;
+}
+
 void Stats::setBatchList(QList<StatsBatch> batches) {
     if (batches.size() > MaxListedBatches)
         batches.resize(MaxListedBatches);
@@ -269,10 +280,12 @@ StatsSnapshot Stats::snapshot() const {
     s.waitingStreams = m_waitingStreams;
     s.streamsEnded = m_streamsEnded;
     s.streamKeepAlives = m_streamKeepAlives;
+    s.waitingForQuota = m_waitingForQuota;
     return s;
 }
 
-QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches) {
+QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches,
+                         const QList<StatsQueue> &queues) {
     QByteArray out;
     out.reserve(512);
     const auto count = [&out](const char *key, quint64 value) {
@@ -332,8 +345,21 @@ QByteArray Stats::toJson(const StatsSnapshot &s, const QList<StatsBatch> &batche
     count("streamed", s.streamed);
     out += ',';
     count("waiting_streams", s.waitingStreams);
+    out += ',';
+    count("waiting_for_quota", s.waitingForQuota);
     out += ",\"usage\":{\"since_start\":" + accounting::totalsJson(s.usageSinceStart.toRow()) +
            ",\"all_time\":" + accounting::totalsJson(s.usageAllTime.toRow()) + "}";
+    out += ",\"queues\":[";
+    for (qsizetype i = 0; i < queues.size(); ++i) {
+        const StatsQueue &q = queues.at(i);
+        out += (i > 0 ? ",{\"provider\":" : "{\"provider\":") + json::quoted(q.provider) +
+               ",\"model\":" + json::quoted(q.model) + ',';
+        count("limit_tokens", quint64(qMax<qint64>(0, q.limitTokens)));
+        out += ',';
+        count("enqueued_tokens", quint64(qMax<qint64>(0, q.enqueuedTokens)));
+        out += '}';
+    }
+    out += "]";
     out += ",\"batch_list\":[";
     for (qsizetype i = 0; i < batches.size(); ++i) {
         const StatsBatch &b = batches.at(i);

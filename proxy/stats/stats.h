@@ -67,6 +67,15 @@ struct UsageTotals {
     accounting::LedgerRow toRow() const;
 };
 
+// One model's queue at its provider that has a limit (--queue-limit): how much of it the
+// proxy's batches fill now, by its estimate.
+struct StatsQueue {
+    QByteArray provider;
+    QByteArray model;
+    qint64 limitTokens = 0;
+    qint64 enqueuedTokens = 0;
+};
+
 // One batch as /stats lists it: which provider it went to, and how far it is.
 struct StatsBatch {
     QByteArray id;       // ours (the local id), stable from the start
@@ -115,6 +124,9 @@ struct StatsSnapshot {
     // and the keep-alive comments written to waiting streams.
     std::array<quint64, StreamEndCount> streamsEnded{};
     quint64 streamKeepAlives = 0;
+    // Requests waiting for room in their model's queue at the provider (counted in queued as
+    // well). The queues themselves: Stats::queues().
+    quint64 waitingForQuota = 0;
 };
 
 // Thread-safe: the core records batches and requests on its thread while every I/O thread's
@@ -148,6 +160,8 @@ public:
     void setQueued(quint64 n);
     void setInFlight(quint64 n);
     void setActiveBatches(quint64 n);
+    void setQuota(quint64 waitingForQuota, QList<StatsQueue> queues);
+    QList<StatsQueue> queues() const;
     // The batches /stats lists (the core's progress, active first, then recently ended ones);
     // at most MaxListedBatches are kept.
     void setBatchList(QList<StatsBatch> batches);
@@ -158,13 +172,16 @@ public:
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback" and
     // "usage": {"since_start": {...}, "all_time": {...}} (accounting::totalsJson) at the top level.
     // The prototype's JSON exactly, plus "queued", "in_flight", "relayed", "sync_fallback",
-    // "streamed", "waiting_streams" at the top level, and "batch_list": one object per listed
+    // "streamed", "waiting_streams", "waiting_for_quota" at the top level, "queues": one object
+    // per limited model queue {"provider","model","limit_tokens","enqueued_tokens"}, and
+    // "batch_list": one object per listed
     // batch {"id","batch_id","provider","endpoint","model","status","active","requests",
     // "completed","failed","usage"} ("usage": its lines' tokens and cost, totalsJson()).
     // Compact, fixed key order, no trailing newline. Times are rounded to 3 decimals and
     // written like Go's encoding/json (shortest form, "0" not "0.0"); a non-finite number is
     // written as 0.
-    static QByteArray toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches = {});
+    static QByteArray toJson(const StatsSnapshot &s, const QList<StatsBatch> &batches = {},
+                             const QList<StatsQueue> &queues = {});
 
 private:
     mutable std::mutex m_mutex;
@@ -179,6 +196,8 @@ private:
     quint64 m_streamed = 0, m_waitingStreams = 0;
     std::array<quint64, StreamEndCount> m_streamsEnded{};
     quint64 m_streamKeepAlives = 0;
+    quint64 m_waitingForQuota = 0;
+    QList<StatsQueue> m_queues;
 };
 
 } // namespace llmproxy

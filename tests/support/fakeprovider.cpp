@@ -220,6 +220,7 @@ struct FakeProvider::BatchEntry {
     QJsonArray errors;
     int completed = 0, failed = 0;
     qint64 inputTokens = 0, outputTokens = 0;
+    qint64 queueTokens = 0; // what it holds of its model's queue (setQueueLimit)
     QList<Line> lines;
 
     QJsonObject toJson() const {
@@ -387,6 +388,10 @@ void FakeProvider::reset() {
     m_deletedFileIds.clear();
     m_batches.clear();
     m_inputLinesTotal = 0;
+    m_queueLimit = 0;
+    m_queueFailFast = false;
+    m_queueRefusals = 0;
+    m_peakQueueTokens = 0;
     m_flexCalls = 0;
     m_standardCalls = 0;
 }
@@ -1031,17 +1036,27 @@ FakeProvider::Answer FakeProvider::createBatch(const Incoming &in) {
     batch->createdAt = now();
     batch->expiresAt = batch->createdAt + kDay;
     // What the test log needs now; the real checks happen in validate().
+    int lineCount = 0;
     for (const QByteArray &line : batch->content.split('\n')) {
         if (line.trimmed().isEmpty())
             continue;
-        ++m_inputLinesTotal;
+        ++lineCount;
         const QJsonObject object = QJsonDocument::fromJson(line).object();
         if (object.value("custom_id"_L1).isString())
             r.customIds.append(object.value("custom_id"_L1).toString().toUtf8());
-        const QJsonValue model = object.value("body"_L1).toObject().value("model"_L1);
+        const QJsonObject body = object.value("body"_L1).toObject();
+        const QJsonValue model = body.value("model"_L1);
         if (r.model.isEmpty() && model.isString())
             r.model = model.toString().toUtf8();
+        batch->queueTokens += (QJsonDocument(body).toJson(QJsonDocument::Compact).size() + 3) / 4;
     }
+    if (m_queueFailFast && !fitsQueue(*batch))
+        return Answer::error(
+            400,
+            u"Enqueued token limit reached for %1. Limit: %2 enqueued tokens."_s.arg(str(r.model))
+                .arg(m_queueLimit),
+            QJsonValue::Null, u"token_limit_exceeded"_s);
+    m_inputLinesTotal += lineCount;
     const QByteArray id = r.id;
     batch->upperCaseStatus = m_shape == Shape::Together;
     if (m_shape == Shape::Gemini)
@@ -1198,6 +1213,16 @@ void FakeProvider::validate(BatchEntry &batch) {
     batch.lines = lines;
     batch.record.model = model;
     batch.validated = true;
+    if (!m_queueFailFast && !fitsQueue(batch)) {
+        fail(batch, QJsonArray{lineError(
+                        u"token_limit_exceeded"_s,
+                        u"Enqueued token limit reached for %1 in organization org-fake. Limit: "
+                        u"%2 enqueued tokens. Please try again once some in_progress batches "
+                        u"have been completed."_s.arg(str(model))
+                            .arg(m_queueLimit),
+                        QJsonValue::Null, 0)});
+        return;
+    }
     if (m_failBatchesCount > 0) {
         --m_failBatchesCount;
         const QString message =
@@ -1210,6 +1235,29 @@ void FakeProvider::validate(BatchEntry &batch) {
         return;
     }
     startProcessing(batch);
+}
+
+qint64 FakeProvider::queueTokensOf(const QByteArray &model, const BatchEntry *except) const {
+    qint64 sum = 0;
+    for (const auto &other : m_batches) {
+        if (other.get() != except && other->record.model == model &&
+            (other->status == "validating" || other->status == "in_progress" ||
+             other->status == "finalizing" || other->status == "cancelling"))
+            sum += other->queueTokens;
+    }
+    return sum;
+}
+
+bool FakeProvider::fitsQueue(const BatchEntry &batch) {
+    if (m_queueLimit <= 0)
+        return true;
+    const qint64 held = queueTokensOf(batch.record.model, &batch) + batch.queueTokens;
+    if (held > m_queueLimit) {
+        ++m_queueRefusals;
+        return false;
+    }
+    m_peakQueueTokens = std::max(m_peakQueueTokens, held);
+    return true;
 }
 
 void FakeProvider::startProcessing(BatchEntry &batch) {

@@ -41,7 +41,11 @@ class FakeHttpServer;
 // (finalizingDelay) → completed. Output lines are written in reverse input order. Uploads take
 // OpenAI's upload purposes (assistants, batch, fine-tune, vision, user_data, evals); batch
 // input must be named *.jsonl.
-// Not modelled: the 24 h window in real time, per-model queue limits, file listing.
+// Per-model queue limit (setQueueLimit): a model's batches that have not ended may hold at most
+// that many prompt tokens, counted as a quarter of each line's compact body (rounded up); a
+// batch over it fails after validating with token_limit_exceeded (OpenAI), or, fail-fast
+// (Azure's fail-fast deployments), its create call gets 400 token_limit_exceeded.
+// Not modelled: the 24 h window in real time, file listing.
 //
 // Control over HTTP (no key needed, not in the request log), for the fake-openai executable:
 //   GET  /_fake/state   counts, per_model / per_endpoint {batches, lines}, batches [{id,
@@ -131,6 +135,14 @@ public:
                          const QString &message = {});
     // Batches stay in_progress until cancelled (or until this is switched off again).
     void setNeverFinish(bool neverFinish);
+    // The queue limit per model in tokens (0: none), and whether it is refused at create.
+    void setQueueLimit(qint64 tokens, bool failFast = false) {
+        m_queueLimit = tokens;
+        m_queueFailFast = failFast;
+    }
+    // Batches refused for the queue limit, and the most tokens a model's queue ever held.
+    int queueRefusals() const { return m_queueRefusals; }
+    qint64 peakQueueTokens() const { return m_peakQueueTokens; }
     // Batches expire `after` after going in_progress; the first `fractionDone` of the lines are
     // answered, the rest get batch_expired error lines. A negative delay switches this off.
     void setExpireAfter(std::chrono::milliseconds after, double fractionDone = 0.5);
@@ -246,6 +258,14 @@ private:
     double m_expireFractionDone = 0.5;
     double m_cancelFractionDone = 0.5;
     bool m_neverFinish = false;
+    qint64 m_queueLimit = 0;
+    bool m_queueFailFast = false;
+    int m_queueRefusals = 0;
+    qint64 m_peakQueueTokens = 0;
+    // The tokens of `model`'s batches that have not ended, but `except`.
+    qint64 queueTokensOf(const QByteArray &model, const BatchEntry *except) const;
+    // Whether `batch` fits its model's queue; counts a refusal when not, the peak when it does.
+    bool fitsQueue(const BatchEntry &batch);
     std::map<Operation, Fault> m_faults;
     int m_failBatchesCount = 0;
     QByteArray m_setCookie;
