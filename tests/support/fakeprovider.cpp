@@ -715,12 +715,14 @@ FakeProvider::Answer FakeProvider::control(const Incoming &in) {
 }
 
 bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
-    static const QSet<QString> known{
-        u"validation_delay_ms"_s, u"processing_delay_ms"_s,    u"finalizing_delay_ms"_s,
-        u"cancel_delay_ms"_s,     u"stream_chunk_delay_ms"_s,  u"never_finish"_s,
-        u"expire_after_ms"_s,     u"expire_fraction_done"_s,   u"cancel_fraction_done"_s,
-        u"fail_next"_s,           u"fail_batches"_s,           u"max_requests_per_file"_s,
-        u"flex_refuse_next"_s,    u"flex_unsupported_models"_s};
+    static const QSet<QString> known{u"validation_delay_ms"_s,   u"processing_delay_ms"_s,
+                                     u"finalizing_delay_ms"_s,   u"cancel_delay_ms"_s,
+                                     u"stream_chunk_delay_ms"_s, u"never_finish"_s,
+                                     u"expire_after_ms"_s,       u"expire_fraction_done"_s,
+                                     u"cancel_fraction_done"_s,  u"fail_next"_s,
+                                     u"fail_batches"_s,          u"max_requests_per_file"_s,
+                                     u"flex_refuse_next"_s,      u"flex_unsupported_models"_s,
+                                     u"queue_limit_tokens"_s,    u"queue_fail_fast"_s};
     for (auto it = config.begin(); it != config.end(); ++it) {
         if (!known.contains(it.key())) {
             *error = u"Unknown config key '%1'."_s.arg(it.key());
@@ -759,6 +761,16 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
     if (config.contains("flex_unsupported_models"_L1) &&
         !config.value("flex_unsupported_models"_L1).isArray()) {
         *error = u"'flex_unsupported_models' must be an array of model names."_s;
+        return false;
+    }
+    if (config.contains("queue_limit_tokens"_L1) &&
+        (!config.value("queue_limit_tokens"_L1).isDouble() ||
+         config.value("queue_limit_tokens"_L1).toDouble() < 0)) {
+        *error = u"'queue_limit_tokens' must be a non-negative number (0: no limit)."_s;
+        return false;
+    }
+    if (config.contains("queue_fail_fast"_L1) && !config.value("queue_fail_fast"_L1).isBool()) {
+        *error = u"'queue_fail_fast' must be a boolean."_s;
         return false;
     }
     if (config.contains("never_finish"_L1) && !config.value("never_finish"_L1).isBool()) {
@@ -823,6 +835,9 @@ bool FakeProvider::applyConfig(const QJsonObject &config, QString *error) {
         m_maxRequestsPerFile = config.value("max_requests_per_file"_L1).toInt();
     if (config.contains("never_finish"_L1))
         setNeverFinish(config.value("never_finish"_L1).toBool());
+    if (config.contains("queue_limit_tokens"_L1) || config.contains("queue_fail_fast"_L1))
+        setQueueLimit(config.value("queue_limit_tokens"_L1).toInteger(m_queueLimit),
+                      config.value("queue_fail_fast"_L1).toBool(m_queueFailFast));
     if (config.contains("flex_refuse_next"_L1))
         m_flexRefusals = config.value("flex_refuse_next"_L1).toInt();
     if (config.contains("flex_unsupported_models"_L1)) {
@@ -881,6 +896,8 @@ QJsonObject FakeProvider::stateJson() const {
                        {"flex_calls"_L1, m_flexCalls},
                        {"standard_calls"_L1, m_standardCalls},
                        {"input_lines_total"_L1, m_inputLinesTotal},
+                       {"queue_refusals"_L1, m_queueRefusals},
+                       {"peak_queue_tokens"_L1, m_peakQueueTokens},
                        {"files_live"_L1, filesLive()},
                        {"files_deleted"_L1, filesDeleted()},
                        {"per_model"_L1, perModel},

@@ -58,8 +58,8 @@ class FakeHttpServer;
 //                       fail_next: {op: "upload"|"create"|"retrieve"|"download"|"delete"|
 //                                   "cancel"|"list"|"chat", status, count?, retry_after?}
 //                                  (or an array of them),
-//                       fail_batches: {count, code?, message?}, max_requests_per_file}; unknown
-//                       keys are a 400.
+//                       fail_batches: {count, code?, message?}, max_requests_per_file,
+//                       queue_limit_tokens, queue_fail_fast}; unknown keys are a 400.
 //
 // Note for Qt clients: QNetworkAccessManager resends a request once when the connection closes
 // before any answer, so failNext(op, 1, 0) is invisible to it; use a count of 2.
