@@ -1024,16 +1024,17 @@ void BatchCore::offerBatch(const GroupKey &group, const QList<quint64> &ids, int
              provider ? inputLineSize(*provider, id, group.endpoint, size) : qint64(size)});
     }
     const qsizetype waitingBefore = m_budget.waitingRequests();
-    const QList<QueueBudget::Pending> admitted = m_budget.offer(std::move(pending));
+    startAdmitted(m_budget.offer(std::move(pending)));
     if (const qsizetype held = m_budget.waitingRequests() - waitingBefore; held > 0)
-        qCInfo(lcBatch).noquote() << held << "requests for" << group.model
-                                  << "wait for room in its queue at"
-                                  << (group.provider.isEmpty() ? QByteArray(DefaultProviderName)
-                                                               : group.provider)
-                                  << "(about" << m_budget.enqueued(group)
-                                  << "tokens of ours there, limit"
-                                  << m_budget.limits().limitFor(group.model).value_or(0) << ")";
-    startAdmitted(admitted);
+        qCInfo(lcBatch).noquote()
+            << QStringLiteral("%1 requests for %2 wait for room in its queue at %3 (about %4 "
+                              "tokens of ours there, limit %5)")
+                   .arg(held)
+                   .arg(QString::fromUtf8(group.model),
+                        QString::fromUtf8(group.provider.isEmpty() ? QByteArray(DefaultProviderName)
+                                                                   : group.provider))
+                   .arg(m_budget.enqueued(group))
+                   .arg(m_budget.limits().limitFor(group.model).value_or(0));
 }
 
 void BatchCore::startAdmitted(const QList<QueueBudget::Pending> &admitted) {
