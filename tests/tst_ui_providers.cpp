@@ -8,11 +8,20 @@
 // meant for it is used for the session only; tst_ui_providers's realKeychain child checks the
 // keychain itself inside dbus-run-session when gnome-keyring is installed. Test connection per
 // provider, against the fakes: fine with the models, 401, 403, unreachable and TLS for Gemini
-// and Groq profiles, and Anthropic's form with a key typed and not applied yet.
+// and Groq profiles, and Anthropic's form with a key typed and not applied yet. The Models
+// group: how each model is answered (--model-route) and its queue limit (--queue-limit), added,
+// removed, refused with the parsers' reasons, saved and loaded back, and applied to a running
+// proxy without a restart.
 
+#include "batch/batchcore.h"
 #include "fakeanthropic.h"
 #include "fakeprovider.h"
+#include "provider/modelroute.h"
+#include "provider/queuelimit.h"
+#include "proxyfixture.h"
+#include "proxyservice.h"
 #include "settings/settingsstore.h"
+#include "testclient.h"
 #include "ui/batchtablemodel.h"
 #include "ui/connectiontestrow.h"
 #include "ui/desktopapp.h"
@@ -28,9 +37,11 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QGroupBox>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
+#include <QNetworkReply>
 #include <QProcess>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -73,6 +84,9 @@ private slots:
     void keyInTheFileIsUsedAtStartAndForgotten();
     void routingRoundTripsThroughTheStore();
     void badEntriesAreRefusedNextToTheField();
+    void modelRulesRoundTripThroughTheStore();
+    void badModelRulesAreRefused();
+    void modelRulesApplyToTheRunningProxy();
     void providerColumnShowsEachBatchsProvider();
     void testConnectionPerProvider();
     void testConnectionAnthropicWithTypedKey();
@@ -90,6 +104,11 @@ private:
     // The editor filled in for a new provider, then saved.
     bool addProvider(const QString &name, const QString &profile, const QByteArray &key,
                      bool inFile);
+
+    // The Models group's rows, filled in and added.
+    void addModelRoute(const QString &pattern, const QString &route);
+    void addQueueLimit(const QString &pattern, const QString &tokens);
+    QStringList listTexts(const char *name) const;
 
     // Selects the provider's row, presses Test connection and waits for the answer.
     QString testConnection(const QString &name);
@@ -155,6 +174,27 @@ bool TestUiProviders::addProvider(const QString &name, const QString &profile,
     find<QComboBox>("providerKeyLocationCombo")->setCurrentIndex(inFile ? 1 : 0);
     find<QPushButton>("saveProviderButton")->click();
     return !find<QWidget>("providerEditor")->isVisibleTo(page());
+}
+
+void TestUiProviders::addModelRoute(const QString &pattern, const QString &route) {
+    find<QLineEdit>("modelRoutePatternEdit")->setText(pattern);
+    auto *routes = find<QComboBox>("modelRouteCombo");
+    routes->setCurrentIndex(routes->findData(route));
+    find<QPushButton>("addModelRouteButton")->click();
+}
+
+void TestUiProviders::addQueueLimit(const QString &pattern, const QString &tokens) {
+    find<QLineEdit>("queueLimitPatternEdit")->setText(pattern);
+    find<QLineEdit>("queueLimitTokensEdit")->setText(tokens);
+    find<QPushButton>("addQueueLimitButton")->click();
+}
+
+QStringList TestUiProviders::listTexts(const char *name) const {
+    QStringList texts;
+    auto *list = find<QListWidget>(name);
+    for (int row = 0; row < list->count(); ++row)
+        texts.append(list->item(row)->text());
+    return texts;
 }
 
 QString TestUiProviders::testConnection(const QString &name) {
@@ -382,6 +422,209 @@ void TestUiProviders::badEntriesAreRefusedNextToTheField() {
     find<QPushButton>("revertProvidersButton")->click();
     QCOMPARE(table->rowCount(), 2);
     QVERIFY(find<QLabel>("providersProblem")->text().isEmpty());
+}
+
+void TestUiProviders::modelRulesRoundTripThroughTheStore() {
+    buildApp(baseConfig());
+    QVERIFY(find<QGroupBox>("modelsGroup"));
+    auto *routes = find<QComboBox>("modelRouteCombo");
+    QCOMPARE(routes->count(), 4);
+    for (const char *name : {"batch", "flex", "flex-then-batch", "relay"})
+        QVERIFY2(routes->findData(QString::fromLatin1(name)) >= 0, name);
+    QVERIFY(!find<QPushButton>("applyProvidersButton")->isEnabled());
+
+    addModelRoute(QStringLiteral("gpt-5"), QStringLiteral("flex"));
+    addModelRoute(QStringLiteral("o4-*"), QStringLiteral("flex-then-batch"));
+    addModelRoute(QStringLiteral("gpt-4o"), QStringLiteral("relay"));
+    QVERIFY(find<QLineEdit>("modelRoutePatternEdit")->text().isEmpty());
+    QCOMPARE(listTexts("modelRoutesList"),
+             (QStringList{QStringLiteral("gpt-5 → flex"), QStringLiteral("o4-* → flex-then-batch"),
+                          QStringLiteral("gpt-4o → relay")}));
+    addQueueLimit(QStringLiteral("gpt-4o-mini"), QStringLiteral("2M"));
+    addQueueLimit(QStringLiteral("gpt-4o*"), QStringLiteral("90k"));
+    addQueueLimit(QStringLiteral("o3"), QStringLiteral("1.5B"));
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 3);
+    QVERIFY(listTexts("queueLimitsList").constFirst().startsWith(u"gpt-4o-mini: 2M"));
+    QVERIFY(find<QLabel>("modelRouteError")->text().isEmpty());
+    QVERIFY(find<QLabel>("queueLimitError")->text().isEmpty());
+    QVERIFY(page()->hasChanges());
+
+    // Remove: the selected rule of each list.
+    auto *removeRoute = find<QPushButton>("removeModelRouteButton");
+    QVERIFY(!removeRoute->isEnabled());
+    find<QListWidget>("modelRoutesList")->setCurrentRow(1);
+    QVERIFY(removeRoute->isEnabled());
+    removeRoute->click();
+    find<QListWidget>("queueLimitsList")->setCurrentRow(2);
+    find<QPushButton>("removeQueueLimitButton")->click();
+    QCOMPARE(listTexts("modelRoutesList"),
+             (QStringList{QStringLiteral("gpt-5 → flex"), QStringLiteral("gpt-4o → relay")}));
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 2);
+
+    QVERIFY(find<QLabel>("providersProblem")->text().isEmpty());
+    QVERIFY(find<QPushButton>("applyProvidersButton")->isEnabled());
+    find<QPushButton>("applyProvidersButton")->click();
+    QVERIFY(!find<QPushButton>("applyProvidersButton")->isEnabled());
+    QVERIFY(!page()->hasChanges());
+    QCOMPARE(m_settings->config().modelRoutes, (QList<QByteArray>{"gpt-5=flex", "gpt-4o=relay"}));
+    QCOMPARE(m_settings->config().queueLimits,
+             (QList<QByteArray>{"gpt-4o-mini=2M", "gpt-4o*=90k"}));
+
+    // In the settings file as the command line writes them; loaded back, the core's view.
+    SettingsStore reread(m_path);
+    const Config loaded = reread.load();
+    QCOMPARE(loaded.modelRoutes, (QList<QByteArray>{"gpt-5=flex", "gpt-4o=relay"}));
+    QCOMPARE(loaded.queueLimits, (QList<QByteArray>{"gpt-4o-mini=2M", "gpt-4o*=90k"}));
+    QVERIFY(fileText(m_path).contains("model_routes"));
+    QVERIFY(fileText(m_path).contains("queue_limits"));
+    QString error;
+    const auto modelRoutes = ModelRoutes::fromSpecs(loaded.modelRoutes, &error);
+    QVERIFY2(modelRoutes, qPrintable(error));
+    QCOMPARE(modelRoutes->match("gpt-5").route, ModelRoute::Flex);
+    QCOMPARE(modelRoutes->match("gpt-4o").route, ModelRoute::Relay);
+    QCOMPARE(modelRoutes->match("o4-mini").route, ModelRoute::Batch); // its rule was removed
+    const auto limits = QueueLimits::fromSpecs(loaded.queueLimits, &error);
+    QVERIFY2(limits, qPrintable(error));
+    QCOMPARE(limits->limitFor("gpt-4o-mini"), std::optional<qint64>(2'000'000));
+    QCOMPARE(limits->limitFor("gpt-4o-2024-08-06"), std::optional<qint64>(90'000));
+    QCOMPARE(limits->limitFor("o3"), std::optional<qint64>());
+    QCOMPARE(parseCommandLine({QStringLiteral("llm-proxy")}, QByteArray(), loaded).action,
+             CommandLine::Action::Run);
+
+    // The next start shows them, unchanged; Revert brings back what was applied.
+    m_app.reset();
+    m_settings.reset();
+    Config next = loaded;
+    next.dataDir = m_dir->filePath(QStringLiteral("data"));
+    buildApp(next);
+    QCOMPARE(listTexts("modelRoutesList"),
+             (QStringList{QStringLiteral("gpt-5 → flex"), QStringLiteral("gpt-4o → relay")}));
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 2);
+    QVERIFY(!page()->hasChanges());
+    find<QListWidget>("modelRoutesList")->setCurrentRow(0);
+    find<QPushButton>("removeModelRouteButton")->click();
+    addQueueLimit(QStringLiteral("o3"), QStringLiteral("40k"));
+    QVERIFY(page()->hasChanges());
+    QVERIFY(find<QPushButton>("revertProvidersButton")->isEnabled());
+    find<QPushButton>("revertProvidersButton")->click();
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 2);
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 2);
+    QVERIFY(!page()->hasChanges());
+}
+
+void TestUiProviders::badModelRulesAreRefused() {
+    Config config = baseConfig();
+    config.providers = {"gemini=gemini"};
+    config.routes = {"gemini-*=gemini"};
+    buildApp(config);
+    auto *routeError = find<QLabel>("modelRouteError");
+    // The parser's reasons, under the list; nothing added.
+    addModelRoute(QStringLiteral("gpt*5"), QStringLiteral("flex"));
+    QVERIFY2(routeError->text().contains(u"'*'"), qPrintable(routeError->text()));
+    addModelRoute(QStringLiteral("/v1/embeddings"), QStringLiteral("relay"));
+    QVERIFY2(routeError->text().contains(u"names a path"), qPrintable(routeError->text()));
+    addModelRoute(QString(), QStringLiteral("relay"));
+    QVERIFY2(routeError->text().contains(u"PATTERN=ROUTE"), qPrintable(routeError->text()));
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 0);
+    // Typing again clears the reason.
+    find<QLineEdit>("modelRoutePatternEdit")->setText(QStringLiteral("gpt-5"));
+    QVERIFY(routeError->text().isEmpty());
+    // A second rule for the same pattern (whatever its route) would never be used: refused.
+    addModelRoute(QStringLiteral("gpt-5"), QStringLiteral("flex"));
+    addModelRoute(QStringLiteral("gpt-5"), QStringLiteral("relay"));
+    QVERIFY2(routeError->text().contains(u"already"), qPrintable(routeError->text()));
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 1);
+    addModelRoute(QStringLiteral("gpt-5*"), QStringLiteral("relay")); // a prefix is another one
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 2);
+
+    auto *limitError = find<QLabel>("queueLimitError");
+    addQueueLimit(QStringLiteral("gpt-4o"), QStringLiteral("lots"));
+    QVERIFY2(limitError->text().contains(u"TOKENS"), qPrintable(limitError->text()));
+    addQueueLimit(QStringLiteral("gpt-4o"), QStringLiteral("0"));
+    QVERIFY2(limitError->text().contains(u"TOKENS"), qPrintable(limitError->text()));
+    addQueueLimit(QStringLiteral("gpt-4o"), QString());
+    QVERIFY(!limitError->text().isEmpty());
+    addQueueLimit(QStringLiteral("gp*t"), QStringLiteral("90k"));
+    QVERIFY2(limitError->text().contains(u"'*'"), qPrintable(limitError->text()));
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 0);
+    addQueueLimit(QStringLiteral("gpt-4o"), QStringLiteral("90k"));
+    QVERIFY(limitError->text().isEmpty());
+    addQueueLimit(QStringLiteral("gpt-4o"), QStringLiteral("2M"));
+    QVERIFY2(limitError->text().contains(u"already"), qPrintable(limitError->text()));
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 1);
+    QVERIFY(find<QLabel>("providersProblem")->text().isEmpty());
+    QVERIFY(find<QPushButton>("applyProvidersButton")->isEnabled());
+
+    // Flex is OpenAI's: a flex rule for models routed to Gemini is the core's refusal, no Apply.
+    addModelRoute(QStringLiteral("gemini-2.5-flash"), QStringLiteral("flex-then-batch"));
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 3);
+    const QString problem = find<QLabel>("providersProblem")->text();
+    QVERIFY2(problem.contains(u"--model-route gemini-2.5-flash=flex-then-batch") &&
+                 problem.contains(u"provider gemini"),
+             qPrintable(problem));
+    QCOMPARE(page()->problem(), problem);
+    QVERIFY(!find<QPushButton>("applyProvidersButton")->isEnabled());
+    // Its provider changed to OpenAI (no route sends it elsewhere): fine again.
+    find<QListWidget>("routesList")->setCurrentRow(0);
+    find<QPushButton>("removeRouteButton")->click();
+    QVERIFY(find<QLabel>("providersProblem")->text().isEmpty());
+    QVERIFY(find<QPushButton>("applyProvidersButton")->isEnabled());
+    find<QPushButton>("revertProvidersButton")->click();
+    QCOMPARE(find<QListWidget>("modelRoutesList")->count(), 0);
+    QCOMPARE(find<QListWidget>("queueLimitsList")->count(), 0);
+    QVERIFY(m_store->load().modelRoutes.isEmpty());
+}
+
+// Apply reaches a running proxy as the desktop app wires it (configChanged → applyConfig): the
+// core holds batches to the new queue limits and the front ends answer by the new model routes,
+// without a restart.
+void TestUiProviders::modelRulesApplyToTheRunningProxy() {
+    ProxyFixture fixture;
+    QVERIFY(fixture.listening());
+    Config config = fixture.baseConfig();
+    config.ioThreads = ProxyFixture::ioThreads(2);
+    QVERIFY(fixture.startProxy(config));
+    ProxyService *proxy = fixture.proxy();
+    QVERIFY(!proxy->core()->settings().queueLimits.limitFor("gpt-4o-mini"));
+    buildApp(config);
+    connect(m_settings.get(), &SettingsController::configChanged, proxy,
+            &ProxyService::applyConfig);
+
+    addModelRoute(QStringLiteral("gpt-4o-mini"), QStringLiteral("relay"));
+    addQueueLimit(QStringLiteral("gpt-4o*"), QStringLiteral("2M"));
+    QVERIFY(find<QPushButton>("applyProvidersButton")->isEnabled());
+    find<QPushButton>("applyProvidersButton")->click();
+
+    QCOMPARE(proxy->core()->settings().queueLimits.limitFor("gpt-4o-mini"),
+             std::optional<qint64>(2'000'000));
+    QCOMPARE(proxy->core()->settings().queueLimits.limitFor("gpt-4o-2024-08-06"),
+             std::optional<qint64>(2'000'000));
+    // gpt-4o-mini is relayed now: passed on at once, never batched.
+    for (int i = 0; i < 2; ++i) {
+        QNetworkReply *reply =
+            fixture.client()->send("POST", "/v1/chat/completions",
+                                   chatBody("relayed " + QByteArray::number(i), "gpt-4o-mini"));
+        QVERIFY(TestClient::finished(reply, 10'000));
+        QCOMPARE(TestClient::status(reply), 200);
+        delete reply;
+    }
+    QCOMPARE(fixture.fake()->standardCalls(), 2);
+    QCOMPARE(fixture.fake()->batches().size(), 0);
+
+    // Removed again: the limit goes and the model is batched, still without a restart.
+    find<QListWidget>("modelRoutesList")->setCurrentRow(0);
+    find<QPushButton>("removeModelRouteButton")->click();
+    find<QListWidget>("queueLimitsList")->setCurrentRow(0);
+    find<QPushButton>("removeQueueLimitButton")->click();
+    find<QPushButton>("applyProvidersButton")->click();
+    QVERIFY(proxy->core()->settings().queueLimits.empty());
+    QNetworkReply *reply =
+        fixture.client()->send("POST", "/v1/chat/completions", chatBody("batched", "gpt-4o-mini"));
+    QVERIFY(TestClient::finished(reply, 30'000));
+    QCOMPARE(TestClient::status(reply), 200);
+    delete reply;
+    QCOMPARE(fixture.fake()->standardCalls(), 2);
+    QCOMPARE(fixture.fake()->batches().size(), 1);
 }
 
 void TestUiProviders::providerColumnShowsEachBatchsProvider() {

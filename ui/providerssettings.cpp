@@ -4,6 +4,9 @@
 #include "ui/connectiontestrow.h"
 #include "ui/errorstyle.h"
 
+#include "provider/modelroute.h"
+#include "provider/queuelimit.h"
+
 #include <QComboBox>
 #include <QGridLayout>
 #include <QGroupBox>
@@ -35,6 +38,22 @@ QByteArray keyVariable(const ProviderSpec &spec) {
         return spec.keyEnvironment;
     const ProviderProfile *profile = providerProfile(spec.profile);
     return profile ? profile->keyEnvironment : QByteArray();
+}
+
+// The pattern of an entry "PATTERN=VALUE" as typed (with its '*').
+QString patternOf(const QByteArray &entry) {
+    return QString::fromUtf8(entry.left(entry.lastIndexOf('=')).trimmed());
+}
+
+// Whether one of `entries` (model route or queue limit rules) has `rule`'s pattern: a second
+// rule for it would never be used (the first one wins).
+template <typename Rule, typename Parse>
+bool hasPattern(const QList<QByteArray> &entries, const Rule &rule, Parse parse) {
+    return std::any_of(entries.cbegin(), entries.cend(), [&](const QByteArray &entry) {
+        QString problem;
+        const auto other = parse(QString::fromUtf8(entry), &problem);
+        return other && other->pattern == rule.pattern && other->prefix == rule.prefix;
+    });
 }
 } // namespace
 
@@ -187,6 +206,101 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
     routingLayout->addLayout(defaultRow);
     layout->addWidget(routing);
 
+    // Per model: how it is answered (--model-route) and its provider's queue limit
+    // (--queue-limit), each a list of PATTERN=VALUE rules like the routes above.
+    auto *models = new QGroupBox(tr("Models"), this);
+    models->setObjectName(QStringLiteral("modelsGroup"));
+    auto *modelsLayout = new QVBoxLayout(models);
+    auto *answeredTitle = new QLabel(tr("How each model is answered"), models);
+    QFont titleFont = answeredTitle->font();
+    titleFont.setBold(true);
+    answeredTitle->setFont(titleFont);
+    modelsLayout->addWidget(answeredTitle);
+    auto *answeredIntro =
+        new QLabel(tr("A model (exact name, or a prefix ending in *) no rule names is batched; "
+                      "flex is OpenAI's, at the batch price; relay pays full price."),
+                   models);
+    answeredIntro->setWordWrap(true);
+    modelsLayout->addWidget(answeredIntro);
+    m_modelRouteList = new QListWidget(models);
+    m_modelRouteList->setObjectName(QStringLiteral("modelRoutesList"));
+    m_modelRouteList->setMaximumHeight(100);
+    modelsLayout->addWidget(m_modelRouteList);
+    auto *modelRouteRow = new QHBoxLayout;
+    auto *modelRouteLabel = new QLabel(tr("Model:"), models);
+    m_modelRoutePattern = new QLineEdit(models);
+    m_modelRoutePattern->setObjectName(QStringLiteral("modelRoutePatternEdit"));
+    m_modelRoutePattern->setPlaceholderText(tr("gpt-5, o4-* or *"));
+    modelRouteLabel->setBuddy(m_modelRoutePattern);
+    auto *modelRouteArrow = new QLabel(QStringLiteral("→"), models);
+    m_modelRoute = new QComboBox(models);
+    m_modelRoute->setObjectName(QStringLiteral("modelRouteCombo"));
+    const QList<std::pair<ModelRoute, QString>> routeTips{
+        {ModelRoute::Batch, tr("A line of a provider batch: half price, minutes to hours")},
+        {ModelRoute::Flex, tr("OpenAI's flex processing at the batch price, tried up to %1 "
+                              "times, then a batch; never full price")
+                               .arg(FlexAttempts)},
+        {ModelRoute::FlexThenBatch,
+         tr("Flex processing, and a batch at its first refusal; never full price")},
+        {ModelRoute::Relay, tr("Passed on at once, at the standard (full) price")}};
+    for (const auto &[route, tip] : routeTips) {
+        const QString name = QString::fromLatin1(modelRouteName(route));
+        m_modelRoute->addItem(name, name);
+        m_modelRoute->setItemData(m_modelRoute->count() - 1, tip, Qt::ToolTipRole);
+    }
+    auto *addModelRouteButton = new QPushButton(tr("Add route"), models);
+    addModelRouteButton->setObjectName(QStringLiteral("addModelRouteButton"));
+    m_removeModelRoute = new QPushButton(tr("Remove route"), models);
+    m_removeModelRoute->setObjectName(QStringLiteral("removeModelRouteButton"));
+    modelRouteRow->addWidget(modelRouteLabel);
+    modelRouteRow->addWidget(m_modelRoutePattern, 1);
+    modelRouteRow->addWidget(modelRouteArrow);
+    modelRouteRow->addWidget(m_modelRoute);
+    modelRouteRow->addWidget(addModelRouteButton);
+    modelRouteRow->addWidget(m_removeModelRoute);
+    modelsLayout->addLayout(modelRouteRow);
+    m_modelRouteError = errorLabel(QStringLiteral("modelRouteError"), models);
+    modelsLayout->addWidget(m_modelRouteError);
+
+    auto *limitsTitle = new QLabel(tr("Queue limits"), models);
+    limitsTitle->setFont(titleFont);
+    modelsLayout->addWidget(limitsTitle);
+    auto *limitsIntro =
+        new QLabel(tr("The prompt tokens of a model's batches that may wait at the provider at "
+                      "once (OpenAI: Batch queue limit); batches over it wait in the proxy."),
+                   models);
+    limitsIntro->setWordWrap(true);
+    modelsLayout->addWidget(limitsIntro);
+    m_queueLimitList = new QListWidget(models);
+    m_queueLimitList->setObjectName(QStringLiteral("queueLimitsList"));
+    m_queueLimitList->setMaximumHeight(100);
+    modelsLayout->addWidget(m_queueLimitList);
+    auto *queueLimitRow = new QHBoxLayout;
+    auto *queueModelLabel = new QLabel(tr("Model:"), models);
+    m_queueLimitPattern = new QLineEdit(models);
+    m_queueLimitPattern->setObjectName(QStringLiteral("queueLimitPatternEdit"));
+    m_queueLimitPattern->setPlaceholderText(tr("gpt-4o-mini or gpt-4o*"));
+    queueModelLabel->setBuddy(m_queueLimitPattern);
+    auto *tokensLabel = new QLabel(tr("Tokens:"), models);
+    m_queueLimitTokens = new QLineEdit(models);
+    m_queueLimitTokens->setObjectName(QStringLiteral("queueLimitTokensEdit"));
+    m_queueLimitTokens->setPlaceholderText(tr("90k, 2M or 1.5B"));
+    tokensLabel->setBuddy(m_queueLimitTokens);
+    auto *addQueueLimitButton = new QPushButton(tr("Add limit"), models);
+    addQueueLimitButton->setObjectName(QStringLiteral("addQueueLimitButton"));
+    m_removeQueueLimit = new QPushButton(tr("Remove limit"), models);
+    m_removeQueueLimit->setObjectName(QStringLiteral("removeQueueLimitButton"));
+    queueLimitRow->addWidget(queueModelLabel);
+    queueLimitRow->addWidget(m_queueLimitPattern, 1);
+    queueLimitRow->addWidget(tokensLabel);
+    queueLimitRow->addWidget(m_queueLimitTokens);
+    queueLimitRow->addWidget(addQueueLimitButton);
+    queueLimitRow->addWidget(m_removeQueueLimit);
+    modelsLayout->addLayout(queueLimitRow);
+    m_queueLimitError = errorLabel(QStringLiteral("queueLimitError"), models);
+    modelsLayout->addWidget(m_queueLimitError);
+    layout->addWidget(models);
+
     m_problem = errorLabel(QStringLiteral("providersProblem"), this);
     layout->addWidget(m_problem);
     auto *buttons = new QHBoxLayout;
@@ -226,6 +340,34 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
         refresh();
     });
     connect(m_routeList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
+    connect(addModelRouteButton, &QPushButton::clicked, this, &ProvidersSettings::addModelRoute);
+    connect(m_modelRoutePattern, &QLineEdit::returnPressed, this,
+            &ProvidersSettings::addModelRoute);
+    connect(m_modelRoutePattern, &QLineEdit::textChanged, m_modelRouteError, &QLabel::clear);
+    connect(m_removeModelRoute, &QPushButton::clicked, this, [this] {
+        const int row = m_modelRouteList->currentRow();
+        if (row < 0 || row >= m_modelRoutes.size())
+            return;
+        m_modelRoutes.removeAt(row);
+        m_modelRouteError->clear();
+        refresh();
+    });
+    connect(m_modelRouteList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
+    connect(addQueueLimitButton, &QPushButton::clicked, this, &ProvidersSettings::addQueueLimit);
+    connect(m_queueLimitPattern, &QLineEdit::returnPressed, this,
+            &ProvidersSettings::addQueueLimit);
+    connect(m_queueLimitTokens, &QLineEdit::returnPressed, this, &ProvidersSettings::addQueueLimit);
+    connect(m_queueLimitPattern, &QLineEdit::textChanged, m_queueLimitError, &QLabel::clear);
+    connect(m_queueLimitTokens, &QLineEdit::textChanged, m_queueLimitError, &QLabel::clear);
+    connect(m_removeQueueLimit, &QPushButton::clicked, this, [this] {
+        const int row = m_queueLimitList->currentRow();
+        if (row < 0 || row >= m_queueLimits.size())
+            return;
+        m_queueLimits.removeAt(row);
+        m_queueLimitError->clear();
+        refresh();
+    });
+    connect(m_queueLimitList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
     connect(m_defaultProvider, &QComboBox::activated, this, [this] {
         const QString text = m_defaultProvider->currentData().toString();
         m_default = text == NoDefault ? QByteArray() : text.toUtf8();
@@ -249,6 +391,10 @@ void ProvidersSettings::setConfig(const Config &config) {
     }
     m_routes = config.routes;
     m_default = config.defaultProvider;
+    m_modelRoutes = config.modelRoutes;
+    m_queueLimits = config.queueLimits;
+    m_modelRouteError->clear();
+    m_queueLimitError->clear();
     m_pendingKeys.clear();
     m_removedKeys.clear();
     closeEditor();
@@ -262,6 +408,8 @@ Config ProvidersSettings::editedConfig() const {
         edited.providers.append(providerSpecText(spec));
     edited.routes = m_routes;
     edited.defaultProvider = m_default;
+    edited.modelRoutes = m_modelRoutes;
+    edited.queueLimits = m_queueLimits;
     return edited;
 }
 
@@ -269,7 +417,8 @@ bool ProvidersSettings::hasChanges() const {
     const Config edited = editedConfig();
     return !m_pendingKeys.isEmpty() || !m_removedKeys.isEmpty() ||
            edited.providers != m_base.providers || edited.routes != m_base.routes ||
-           edited.defaultProvider != m_base.defaultProvider;
+           edited.defaultProvider != m_base.defaultProvider ||
+           edited.modelRoutes != m_base.modelRoutes || edited.queueLimits != m_base.queueLimits;
 }
 
 QString ProvidersSettings::problem() const {
@@ -374,6 +523,20 @@ void ProvidersSettings::refresh() {
                                         QString::fromUtf8(rule->provider))
                                   : QString::fromUtf8(route));
     }
+    m_modelRouteList->clear();
+    for (const QByteArray &entry : std::as_const(m_modelRoutes)) {
+        QString problem;
+        const auto rule = parseModelRouteRule(QString::fromUtf8(entry), &problem);
+        m_modelRouteList->addItem(
+            rule ? QStringLiteral("%1 → %2").arg(patternOf(entry),
+                                                 QString::fromLatin1(modelRouteName(rule->route)))
+                 : QString::fromUtf8(entry));
+    }
+    m_queueLimitList->clear();
+    for (const QByteArray &entry : std::as_const(m_queueLimits)) {
+        const QString tokens = QString::fromUtf8(entry.mid(entry.lastIndexOf('=') + 1).trimmed());
+        m_queueLimitList->addItem(tr("%1: %2 tokens").arg(patternOf(entry), tokens));
+    }
     m_defaultProvider->clear();
     for (const QByteArray &name : names)
         m_defaultProvider->addItem(QString::fromUtf8(name), QString::fromUtf8(name));
@@ -400,6 +563,8 @@ void ProvidersSettings::validate() {
     m_remove->setEnabled(configured && m_editing == -2);
     m_add->setEnabled(m_editing == -2);
     m_removeRoute->setEnabled(m_routeList->currentRow() >= 0);
+    m_removeModelRoute->setEnabled(m_modelRouteList->currentRow() >= 0);
+    m_removeQueueLimit->setEnabled(m_queueLimitList->currentRow() >= 0);
 }
 
 QByteArray ProvidersSettings::selectedName() const {
@@ -567,13 +732,57 @@ bool ProvidersSettings::addRoute() {
     return true;
 }
 
+bool ProvidersSettings::addModelRoute() {
+    const QString text =
+        m_modelRoutePattern->text().trimmed() + u'=' + m_modelRoute->currentData().toString();
+    QString problem;
+    const auto rule = parseModelRouteRule(text, &problem);
+    if (!rule) {
+        m_modelRouteError->setText(tr("\"%1\" %2").arg(text, problem));
+        return false;
+    }
+    if (hasPattern(m_modelRoutes, *rule, parseModelRouteRule)) {
+        m_modelRouteError->setText(
+            tr("There is a rule for %1 already; remove it first").arg(patternOf(text.toUtf8())));
+        return false;
+    }
+    m_modelRoutes.append(text.toUtf8());
+    m_modelRoutePattern->clear();
+    m_modelRouteError->clear();
+    refresh();
+    return true;
+}
+
+bool ProvidersSettings::addQueueLimit() {
+    const QString text =
+        m_queueLimitPattern->text().trimmed() + u'=' + m_queueLimitTokens->text().trimmed();
+    QString problem;
+    const auto rule = parseQueueLimitRule(text, &problem);
+    if (!rule) {
+        m_queueLimitError->setText(tr("\"%1\" %2").arg(text, problem));
+        return false;
+    }
+    if (hasPattern(m_queueLimits, *rule, parseQueueLimitRule)) {
+        m_queueLimitError->setText(
+            tr("There is a limit for %1 already; remove it first").arg(patternOf(text.toUtf8())));
+        return false;
+    }
+    m_queueLimits.append(text.toUtf8());
+    m_queueLimitPattern->clear();
+    m_queueLimitTokens->clear();
+    m_queueLimitError->clear();
+    refresh();
+    return true;
+}
+
 void ProvidersSettings::apply() {
     if (!problem().isEmpty() || m_editing != -2)
         return;
     const Config edited = editedConfig();
-    const bool listsChanged = edited.providers != m_base.providers ||
-                              edited.routes != m_base.routes ||
-                              edited.defaultProvider != m_base.defaultProvider;
+    const bool listsChanged =
+        edited.providers != m_base.providers || edited.routes != m_base.routes ||
+        edited.defaultProvider != m_base.defaultProvider ||
+        edited.modelRoutes != m_base.modelRoutes || edited.queueLimits != m_base.queueLimits;
     const QHash<QByteArray, PendingKey> keys = std::exchange(m_pendingKeys, {});
     const QList<QByteArray> removed = std::exchange(m_removedKeys, {});
     if (listsChanged)

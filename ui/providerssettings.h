@@ -4,12 +4,14 @@
 // The Providers page (issue 12, routing): the configured providers as a table (name, profile,
 // URL, where the key comes from), an editor to add or change one (profile chooser that fills in
 // the profile's URL, a key field that echoes nothing, where to keep the key), the route rules
-// (pattern → provider) and the default provider. Every entry is checked as typed by the command
-// line's own parser (parseProviderSpec, parseRouteRule, configuredProviders), with the reason
-// next to the field. Apply hands the edited lists to the controller (applyRequested) and the
-// typed keys one by one (keyEntered); keys are never kept in the page once applied, and the
-// table shows only where a key is and its last four characters. Test connection asks the
-// selected provider for its model list, as edited (before Apply too), with the key it would use.
+// (pattern → provider), the default provider, and per model how it is answered (--model-route:
+// batch, flex, flex-then-batch, relay) and its provider's queue limit (--queue-limit). Every entry
+// is checked as typed by the command line's own parser (parseProviderSpec, parseRouteRule,
+// configuredProviders), with the reason next to the field. Apply hands the edited lists to the
+// controller (applyRequested) and the typed keys one by one (keyEntered); keys are never kept in
+// the page once applied, and the table shows only where a key is and its last four characters. Test
+// connection asks the selected provider for its model list, as edited (before Apply too), with the
+// key it would use.
 
 #include "settings/config.h"
 #include "ui/settingscontroller.h"
@@ -36,9 +38,11 @@ public:
 
     explicit ProvidersSettings(QWidget *parent = nullptr);
 
-    // The configuration in force: its providers, routes and default (discarding edits).
+    // The configuration in force: its providers, routes, default, model routes and queue
+    // limits (discarding edits).
     void setConfig(const Config &config);
-    // The configuration in force with the edited providers, routes and default.
+    // The configuration in force with the edited providers, routes, default, model routes and
+    // queue limits.
     Config editedConfig() const;
     bool hasChanges() const;
     // Why the edited lists cannot be applied (empty: they can).
@@ -57,6 +61,11 @@ public Q_SLOTS:
     // next to the field when it is refused.
     bool saveEditedProvider();
     bool addRoute();
+    // The pattern and route / tokens typed under the Models lists into them (checked by the
+    // command line's parser; a second rule for the same pattern is refused); false with the
+    // reason under the list when refused.
+    bool addModelRoute();
+    bool addQueueLimit();
     void apply();
 
 Q_SIGNALS:
@@ -89,6 +98,8 @@ private:
     QList<ProviderSpec> m_specs;
     QList<QByteArray> m_routes;
     QByteArray m_default;
+    QList<QByteArray> m_modelRoutes;
+    QList<QByteArray> m_queueLimits;
     QHash<QByteArray, PendingKey> m_pendingKeys;
     QList<QByteArray> m_removedKeys; // providers removed: their stored keys go on Apply
     QHash<QByteArray, KeyState> m_keyStates;
@@ -117,6 +128,16 @@ private:
     QLabel *m_routeError = nullptr;
     QPushButton *m_removeRoute = nullptr;
     QComboBox *m_defaultProvider = nullptr;
+    QListWidget *m_modelRouteList = nullptr;
+    QLineEdit *m_modelRoutePattern = nullptr;
+    QComboBox *m_modelRoute = nullptr;
+    QLabel *m_modelRouteError = nullptr;
+    QPushButton *m_removeModelRoute = nullptr;
+    QListWidget *m_queueLimitList = nullptr;
+    QLineEdit *m_queueLimitPattern = nullptr;
+    QLineEdit *m_queueLimitTokens = nullptr;
+    QLabel *m_queueLimitError = nullptr;
+    QPushButton *m_removeQueueLimit = nullptr;
     QLabel *m_problem = nullptr;
     QLabel *m_message = nullptr;
     QPushButton *m_apply = nullptr;

@@ -9,7 +9,15 @@
 
 #include <QFileInfo>
 
+#include <array>
+
 namespace llmproxy {
+
+namespace {
+// What the Providers page edits: applied together by applyProviders().
+constexpr std::array ProviderSettings{Setting::Providers, Setting::Routes, Setting::DefaultProvider,
+                                      Setting::ModelRoutes, Setting::QueueLimits};
+} // namespace
 
 SettingsController::SettingsController(SettingsStore *store, KeyStore *keys,
                                        const Config &effective, const QByteArray &environmentKey,
@@ -237,7 +245,7 @@ void SettingsController::applyProviders(const Config &edited) {
     // The command line's checks: each entry, then routes and the default against the providers.
     Config next = m_config;
     QStringList names;
-    for (Setting setting : {Setting::Providers, Setting::Routes, Setting::DefaultProvider}) {
+    for (Setting setting : ProviderSettings) {
         const QString text = settingText(edited, setting);
         if (text == settingText(m_config, setting))
             continue;
@@ -258,11 +266,13 @@ void SettingsController::applyProviders(const Config &edited) {
         return;
     }
     Config stored = m_store->load();
-    for (Setting setting : {Setting::Providers, Setting::Routes, Setting::DefaultProvider})
+    for (Setting setting : ProviderSettings)
         applySetting(stored, setting, settingText(next, setting));
     m_config.providers = next.providers;
     m_config.routes = next.routes;
     m_config.defaultProvider = next.defaultProvider;
+    m_config.modelRoutes = next.modelRoutes;
+    m_config.queueLimits = next.queueLimits;
     const bool saved = m_store->save(stored);
     qCInfo(lcUi).noquote() << "providers changed:" << names.join(QStringLiteral(", "));
     Q_EMIT configChanged(m_config);

@@ -72,9 +72,9 @@ public Q_SLOTS:
     // The user accepts keeping the offered key in the settings file (mode 0600).
     void keepKeyInFile();
     void forgetApiKey();
-    // The providers, routes and default provider of `edited` (the rest is ignored), checked by
-    // the command line's rules: saved, and applied by the core to new requests (batches
-    // already out keep their provider).
+    // The providers, routes, default provider, model routes and queue limits of `edited` (the
+    // rest is ignored), checked by the command line's rules: saved, and applied by the core to
+    // new requests (batches already out keep their provider) through configChanged().
     void applyProviders(const llmproxy::Config &edited);
     // A provider's key, kept in the system keychain, or in the settings file (0600) when
     // `inFile`. When the keychain fails the key is used for this session and message() says
