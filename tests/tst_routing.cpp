@@ -166,6 +166,36 @@ private Q_SLOTS:
                                         QStringLiteral("gemini/gemini-2.5-flash/completed")}));
     }
 
+    // A profile that does not match its provider (Gemini's API configured as "generic"): the
+    // batch's status is a word the profile does not know (BATCH_STATE_*), so it never seems to
+    // end. After unknownStatusLimit (and a few polls) its clients are told why, instead of
+    // waiting forever; the batch is left alone upstream.
+    void aProfileThatDoesNotMatchEndsItsClientsWithTheReason() {
+        Config c = config(false);
+        c.providers = {"gemini=generic;url=" + m_gemini->baseUrl().toString().toUtf8() +
+                       ";key_env=" + GeminiKeyVariable};
+        c.routes = {"gemini-*=gemini"};
+        QVERIFY(start(c));
+        CoreSettings settings = m_proxy->core()->settings();
+        settings.unknownStatusLimit = 300ms;
+        m_proxy->core()->setSettings(settings);
+        QNetworkReply *reply =
+            send("/v1/chat/completions", chatFor("gemini-2.5-flash", "which profile?"));
+        QVERIFY(TestClient::finished(reply, 15'000));
+        const QByteArray body = reply->readAll();
+        QCOMPARE(TestClient::status(reply), 502);
+        const QJsonObject error = QJsonDocument::fromJson(body).object().value(u"error").toObject();
+        QCOMPARE(error.value(u"code").toString(), QStringLiteral("batch_status_unknown"));
+        QCOMPARE(error.value(u"type").toString(), QStringLiteral("server_error"));
+        QVERIFY2(error.value(u"message").toString().contains(u"BATCH_STATE_"), body.constData());
+        QVERIFY2(error.value(u"message").toString().contains(u"--provider NAME=PROFILE"),
+                 body.constData());
+        delete reply;
+        QCOMPARE(m_gemini->batches().size(), 1);
+        QCOMPARE(m_gemini->count("POST", "/v1beta/openai/batches/"), 0); // not cancelled
+        QCOMPARE(m_gemini->filesDeleted(), 0);                           // nor its input deleted
+    }
+
     void theRelayGoesToTheChosenProviderWithItsKey() {
         QVERIFY(start(config()));
         // Batching off: straight to the provider the model routes to, at full price.

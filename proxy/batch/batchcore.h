@@ -93,6 +93,10 @@ struct CoreSettings {
     // Each model's queue limit at its provider (--queue-limit, queuelimit.h): batches wait
     // until what the proxy has enqueued for the model leaves room for them.
     QueueLimits queueLimits;
+    // A batch whose status its provider's profile does not know for this long (and at least
+    // BatchJob::UnknownStatusPolls polls) ends its clients with batch_status_unknown: a
+    // profile that does not match the provider would otherwise keep them waiting forever.
+    std::chrono::milliseconds unknownStatusLimit{std::chrono::minutes(10)};
 };
 
 // Names an answer that came through the synchronous API (value "sync") because the grace period
@@ -276,6 +280,9 @@ private:
     // What jobs may ask of the core (BatchJobHost).
     std::optional<std::chrono::milliseconds> gracePeriod() const override {
         return m_settings.gracePeriod;
+    }
+    std::chrono::milliseconds unknownStatusLimit() const override {
+        return m_settings.unknownStatusLimit;
     }
     // Store a request's answer (durable with the next commit) before it is delivered; a batch
     // line's usage is added to its batch's in the same transaction.

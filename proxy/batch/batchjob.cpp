@@ -349,6 +349,8 @@ void BatchJob::poll() {
                          }
                          takeStatus(*result.value);
                          crashPointForTests("while_polling");
+                         if (giveUpOnUnknownStatus())
+                             return;
                          qCDebug(lcBatch).noquote()
                              << "batch" << m_record.batchId << displayStatus() << m_status.succeeded
                              << "/" << m_status.total;
@@ -615,16 +617,48 @@ void BatchJob::dissolve() {
     finish(false);
 }
 
+bool BatchJob::giveUpOnUnknownStatus() {
+    if (!m_status.unknownStatus) {
+        m_unknownStatusPolls = 0;
+        return false;
+    }
+    if (m_unknownStatusPolls++ == 0)
+        m_unknownStatusSince = m_clock->now();
+    if (m_unknownStatusPolls < UnknownStatusPolls ||
+        m_clock->now() - m_unknownStatusSince < m_host->unknownStatusLimit())
+        return false;
+    const QString why =
+        QStringLiteral("the provider '%1' reports batch %2 as '%3', a status its profile does not "
+                       "know, since %4 s: check that the provider's profile matches it "
+                       "(--provider NAME=PROFILE); the batch was left as it is upstream")
+            .arg(QString::fromUtf8(m_record.provider), QString::fromUtf8(m_record.batchId),
+                 QString::fromUtf8(m_status.providerStatus.left(64)))
+            .arg(std::chrono::duration_cast<std::chrono::seconds>(m_clock->now() -
+                                                                  m_unknownStatusSince)
+                     .count());
+    failAllWith(errorAnswer(502,
+                            QStringLiteral("llm-proxy could not follow the batch for this "
+                                           "request: ") +
+                                why,
+                            ErrorType::Server, QByteArrayLiteral("batch_status_unknown")),
+                why, false);
+    return true;
+}
+
 void BatchJob::failAll(const ProviderError &error, const char *step) {
-    qCWarning(lcBatch).noquote() << "batch" << step << "failed (HTTP" << error.httpStatus
-                                 << "):" << error.message;
-    m_progress.errors.append(QStringLiteral("%1 failed (HTTP %2): %3")
-                                 .arg(QString::fromLatin1(step))
-                                 .arg(error.httpStatus)
-                                 .arg(error.message));
     if (error.httpStatus == 401 && !m_credentials.apiKey.isEmpty())
         m_host->keyRefused(m_record.keyHash); // not kept, in memory or in the store
-    const HttpAnswer answer = answerForProviderFailure(error, step);
+    failAllWith(answerForProviderFailure(error, step),
+                QStringLiteral("%1 failed (HTTP %2): %3")
+                    .arg(QString::fromLatin1(step))
+                    .arg(error.httpStatus)
+                    .arg(error.message),
+                true);
+}
+
+void BatchJob::failAllWith(const HttpAnswer &answer, const QString &why, bool cleanUp) {
+    qCWarning(lcBatch).noquote() << "batch" << m_record.localId << why;
+    m_progress.errors.append(why);
     const auto waiting = std::exchange(m_waiting, {});
     for (quint64 id : waiting)
         record(id, answer);
@@ -635,7 +669,7 @@ void BatchJob::failAll(const ProviderError &error, const char *step) {
     m_status.phase = BatchPhase::Ended;
     m_status.end = BatchEnd::Failed;
     m_status.providerStatus = m_record.status;
-    if (!m_credentials.apiKey.isEmpty())
+    if (cleanUp && !m_credentials.apiKey.isEmpty())
         m_provider->cleanUp(m_credentials, m_record.providerState);
     finish(true);
 }

@@ -33,6 +33,9 @@ public:
     // A batch still validating or running this long after its creation is cancelled (unset or
     // not positive: never).
     virtual std::optional<std::chrono::milliseconds> gracePeriod() const = 0;
+    // How long a batch may report a status its provider's profile does not know before its
+    // clients are told so (BatchJob::UnknownStatusPolls polls at least).
+    virtual std::chrono::milliseconds unknownStatusLimit() const = 0;
     // Save the record (durable with the next commit); commitNow() commits at once: false when
     // the store could not (the job waits and tries again).
     virtual void saveBatch(const StoredBatch &batch) = 0;
@@ -96,6 +99,9 @@ public:
 
     // Attempts for uploads, creates and downloads that fail in ways worth retrying.
     static constexpr int MaxAttempts = 8;
+    // Polls in a row with a status the profile does not know (and unknownStatusLimit()) before
+    // the clients are answered with batch_status_unknown instead of waiting forever.
+    static constexpr int UnknownStatusPolls = 5;
     // How long to wait before attempt `attempt + 1`: the provider's Retry-After when it sent
     // one, else exponential (0.5 s doubling, capped at 2 min) with jitter.
     static std::chrono::milliseconds
@@ -132,6 +138,12 @@ private:
     void cleanUp();
     void dissolve();
     void failAll(const ProviderError &error, const char *step);
+    // Every waiting client gets `answer`; the batch ends here (failed) and, if `cleanUp`, the
+    // provider's files for it are deleted.
+    void failAllWith(const HttpAnswer &answer, const QString &why, bool cleanUp);
+    // The status stayed one the profile does not know: tell the clients (the batch is left
+    // alone upstream: it may be running).
+    bool giveUpOnUnknownStatus();
     void finish(bool counted);
     void retryLater(const ProviderError &error, void (BatchJob::*step)());
     // Save the record; with `durableNow`, commit too: false when the store could not.
@@ -164,6 +176,8 @@ private:
     int m_badLines = 0;
     bool m_cancelSent = false; // by this process, for the current batch id
     int m_cancelAttempts = 0;
+    int m_unknownStatusPolls = 0;
+    SteadyTime m_unknownStatusSince{};
     SteadyTime m_submittedAt{};
     QTimer m_retryTimer;
     bool m_pollScheduled = false; // m_retryTimer waits for the next regular poll

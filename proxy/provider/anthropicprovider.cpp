@@ -196,6 +196,7 @@ BatchStatus AnthropicProvider::batchStatusFrom(const MessageBatchInfo &info) {
         qCWarning(lcProvider).noquote() << "batch" << info.id << "has an unknown status"
                                         << info.processingStatus << "- polling it again";
         out.phase = BatchPhase::Running;
+        out.unknownStatus = true;
     }
     out.total = info.total();
     out.succeeded = info.succeeded;

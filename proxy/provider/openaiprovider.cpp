@@ -347,6 +347,7 @@ BatchStatus batchStatusFromInfo(const BatchInfo &info, const ProviderProfile &pr
         qCWarning(lcProvider).noquote()
             << "batch" << info.id << "has an unknown status" << info.status << "- polling it again";
         out.phase = BatchPhase::Running;
+        out.unknownStatus = true;
     }
     out.total = info.total;
     out.succeeded = info.completed;

@@ -104,6 +104,9 @@ struct BatchStatus {
     // Failed because the provider's queue for this model is full (OpenAI: token_limit_exceeded):
     // the same requests may be submitted again later.
     bool retryLater = false;
+    // The provider's word for the status is not one its profile knows (a profile that does not
+    // match the provider, or a status added since): phase says Running, so it is polled again.
+    bool unknownStatus = false;
     QStringList errors;        // the provider's batch-level messages
     QByteArray providerStatus; // the provider's word for it, for people (logs, /stats, the UI)
     qint64 createdAtMs = 0;    // when the provider made it (0: unknown)
