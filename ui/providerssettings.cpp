@@ -19,6 +19,8 @@
 #include <QTableWidget>
 #include <QVBoxLayout>
 
+#include <functional>
+
 namespace llmproxy {
 
 namespace {
@@ -55,6 +57,55 @@ bool hasPattern(const QList<QByteArray> &entries, const Rule &rule, Parse parse)
         return other && other->pattern == rule.pattern && other->prefix == rule.prefix;
     });
 }
+// One list of PATTERN → VALUE rules as the page shows it: the list, a row to add one (a label
+// with its buddy, the pattern box, the widgets that say what it maps to, Add and Remove) and an
+// error line. Object names from `stem`: "<stem>sList", "<stem>PatternEdit", "add<Stem>Button",
+// "remove<Stem>Button", "<stem>Error".
+struct RuleList {
+    QListWidget *list = nullptr;
+    QLineEdit *pattern = nullptr;
+    QPushButton *add = nullptr;
+    QPushButton *remove = nullptr;
+    QLabel *error = nullptr;
+};
+
+struct RuleListText {
+    QString label, placeholder, add, remove;
+};
+
+// `value` makes the widgets between the pattern and Add, after the pattern box (tab order).
+RuleList addRuleList(QWidget *parent, QVBoxLayout *layout, const QString &stem,
+                     const RuleListText &text, const std::function<QList<QWidget *>()> &value,
+                     int listHeight) {
+    const QString Stem = stem.left(1).toUpper() + stem.mid(1);
+    RuleList rules;
+    rules.list = new QListWidget(parent);
+    rules.list->setObjectName(stem + QStringLiteral("sList"));
+    rules.list->setMaximumHeight(listHeight);
+    layout->addWidget(rules.list);
+    auto *row = new QHBoxLayout;
+    auto *label = new QLabel(text.label, parent);
+    rules.pattern = new QLineEdit(parent);
+    rules.pattern->setObjectName(stem + QStringLiteral("PatternEdit"));
+    rules.pattern->setPlaceholderText(text.placeholder);
+    label->setBuddy(rules.pattern);
+    const QList<QWidget *> between = value();
+    rules.add = new QPushButton(text.add, parent);
+    rules.add->setObjectName(QStringLiteral("add") + Stem + QStringLiteral("Button"));
+    rules.remove = new QPushButton(text.remove, parent);
+    rules.remove->setObjectName(QStringLiteral("remove") + Stem + QStringLiteral("Button"));
+    row->addWidget(label);
+    row->addWidget(rules.pattern, 1);
+    for (QWidget *widget : between)
+        row->addWidget(widget);
+    row->addWidget(rules.add);
+    row->addWidget(rules.remove);
+    layout->addLayout(row);
+    rules.error = errorLabel(stem + QStringLiteral("Error"), parent);
+    layout->addWidget(rules.error);
+    return rules;
+}
+
 } // namespace
 
 ProvidersSettings::ProvidersSettings(QWidget *parent)
@@ -167,32 +218,21 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
                                    routing);
     routesIntro->setWordWrap(true);
     routingLayout->addWidget(routesIntro);
-    m_routeList = new QListWidget(routing);
-    m_routeList->setObjectName(QStringLiteral("routesList"));
-    m_routeList->setMaximumHeight(120);
-    routingLayout->addWidget(m_routeList);
-    auto *routeRow = new QHBoxLayout;
-    auto *patternLabel = new QLabel(tr("Pattern:"), routing);
-    m_routePattern = new QLineEdit(routing);
-    m_routePattern->setObjectName(QStringLiteral("routePatternEdit"));
-    m_routePattern->setPlaceholderText(tr("gemini-*, my-deployment or /v1/embeddings"));
-    patternLabel->setBuddy(m_routePattern);
-    auto *arrow = new QLabel(QStringLiteral("→"), routing);
-    m_routeProvider = new QComboBox(routing);
-    m_routeProvider->setObjectName(QStringLiteral("routeProviderCombo"));
-    auto *addRouteButton = new QPushButton(tr("Add rule"), routing);
-    addRouteButton->setObjectName(QStringLiteral("addRouteButton"));
-    m_removeRoute = new QPushButton(tr("Remove rule"), routing);
-    m_removeRoute->setObjectName(QStringLiteral("removeRouteButton"));
-    routeRow->addWidget(patternLabel);
-    routeRow->addWidget(m_routePattern, 1);
-    routeRow->addWidget(arrow);
-    routeRow->addWidget(m_routeProvider);
-    routeRow->addWidget(addRouteButton);
-    routeRow->addWidget(m_removeRoute);
-    routingLayout->addLayout(routeRow);
-    m_routeError = errorLabel(QStringLiteral("routeError"), routing);
-    routingLayout->addWidget(m_routeError);
+    const RuleList routeRules = addRuleList(
+        routing, routingLayout, QStringLiteral("route"),
+        {tr("Pattern:"), tr("gemini-*, my-deployment or /v1/embeddings"), tr("Add rule"),
+         tr("Remove rule")},
+        [&]() -> QList<QWidget *> {
+            m_routeProvider = new QComboBox(routing);
+            m_routeProvider->setObjectName(QStringLiteral("routeProviderCombo"));
+            return {new QLabel(QStringLiteral("→"), routing), m_routeProvider};
+        },
+        120);
+    m_routeList = routeRules.list;
+    m_routePattern = routeRules.pattern;
+    QPushButton *addRouteButton = routeRules.add;
+    m_removeRoute = routeRules.remove;
+    m_routeError = routeRules.error;
     auto *defaultRow = new QHBoxLayout;
     auto *defaultLabel = new QLabel(tr("Default provider:"), routing);
     m_defaultProvider = new QComboBox(routing);
@@ -222,45 +262,33 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
                    models);
     answeredIntro->setWordWrap(true);
     modelsLayout->addWidget(answeredIntro);
-    m_modelRouteList = new QListWidget(models);
-    m_modelRouteList->setObjectName(QStringLiteral("modelRoutesList"));
-    m_modelRouteList->setMaximumHeight(100);
-    modelsLayout->addWidget(m_modelRouteList);
-    auto *modelRouteRow = new QHBoxLayout;
-    auto *modelRouteLabel = new QLabel(tr("Model:"), models);
-    m_modelRoutePattern = new QLineEdit(models);
-    m_modelRoutePattern->setObjectName(QStringLiteral("modelRoutePatternEdit"));
-    m_modelRoutePattern->setPlaceholderText(tr("gpt-5, o4-* or *"));
-    modelRouteLabel->setBuddy(m_modelRoutePattern);
-    auto *modelRouteArrow = new QLabel(QStringLiteral("→"), models);
-    m_modelRoute = new QComboBox(models);
-    m_modelRoute->setObjectName(QStringLiteral("modelRouteCombo"));
-    const QList<std::pair<ModelRoute, QString>> routeTips{
-        {ModelRoute::Batch, tr("A line of a provider batch: half price, minutes to hours")},
-        {ModelRoute::Flex, tr("OpenAI's flex processing at the batch price, tried up to %1 "
-                              "times, then a batch; never full price")
-                               .arg(FlexAttempts)},
-        {ModelRoute::FlexThenBatch,
-         tr("Flex processing, and a batch at its first refusal; never full price")},
-        {ModelRoute::Relay, tr("Passed on at once, at the standard (full) price")}};
-    for (const auto &[route, tip] : routeTips) {
-        const QString name = QString::fromLatin1(modelRouteName(route));
-        m_modelRoute->addItem(name, name);
-        m_modelRoute->setItemData(m_modelRoute->count() - 1, tip, Qt::ToolTipRole);
-    }
-    auto *addModelRouteButton = new QPushButton(tr("Add route"), models);
-    addModelRouteButton->setObjectName(QStringLiteral("addModelRouteButton"));
-    m_removeModelRoute = new QPushButton(tr("Remove route"), models);
-    m_removeModelRoute->setObjectName(QStringLiteral("removeModelRouteButton"));
-    modelRouteRow->addWidget(modelRouteLabel);
-    modelRouteRow->addWidget(m_modelRoutePattern, 1);
-    modelRouteRow->addWidget(modelRouteArrow);
-    modelRouteRow->addWidget(m_modelRoute);
-    modelRouteRow->addWidget(addModelRouteButton);
-    modelRouteRow->addWidget(m_removeModelRoute);
-    modelsLayout->addLayout(modelRouteRow);
-    m_modelRouteError = errorLabel(QStringLiteral("modelRouteError"), models);
-    modelsLayout->addWidget(m_modelRouteError);
+    const RuleList modelRouteRules = addRuleList(
+        models, modelsLayout, QStringLiteral("modelRoute"),
+        {tr("Model:"), tr("gpt-5, o4-* or *"), tr("Add route"), tr("Remove route")},
+        [&]() -> QList<QWidget *> {
+            m_modelRoute = new QComboBox(models);
+            m_modelRoute->setObjectName(QStringLiteral("modelRouteCombo"));
+            const QList<std::pair<ModelRoute, QString>> routeTips{
+                {ModelRoute::Batch, tr("A line of a provider batch: half price, minutes to hours")},
+                {ModelRoute::Flex, tr("OpenAI's flex processing at the batch price, tried up to %1 "
+                                      "times, then a batch; never full price")
+                                       .arg(FlexAttempts)},
+                {ModelRoute::FlexThenBatch,
+                 tr("Flex processing, and a batch at its first refusal; never full price")},
+                {ModelRoute::Relay, tr("Passed on at once, at the standard (full) price")}};
+            for (const auto &[route, tip] : routeTips) {
+                const QString name = QString::fromLatin1(modelRouteName(route));
+                m_modelRoute->addItem(name, name);
+                m_modelRoute->setItemData(m_modelRoute->count() - 1, tip, Qt::ToolTipRole);
+            }
+            return {new QLabel(QStringLiteral("→"), models), m_modelRoute};
+        },
+        100);
+    m_modelRouteList = modelRouteRules.list;
+    m_modelRoutePattern = modelRouteRules.pattern;
+    QPushButton *addModelRouteButton = modelRouteRules.add;
+    m_removeModelRoute = modelRouteRules.remove;
+    m_modelRouteError = modelRouteRules.error;
 
     auto *limitsTitle = new QLabel(tr("Queue limits"), models);
     limitsTitle->setFont(titleFont);
@@ -271,34 +299,23 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
                    models);
     limitsIntro->setWordWrap(true);
     modelsLayout->addWidget(limitsIntro);
-    m_queueLimitList = new QListWidget(models);
-    m_queueLimitList->setObjectName(QStringLiteral("queueLimitsList"));
-    m_queueLimitList->setMaximumHeight(100);
-    modelsLayout->addWidget(m_queueLimitList);
-    auto *queueLimitRow = new QHBoxLayout;
-    auto *queueModelLabel = new QLabel(tr("Model:"), models);
-    m_queueLimitPattern = new QLineEdit(models);
-    m_queueLimitPattern->setObjectName(QStringLiteral("queueLimitPatternEdit"));
-    m_queueLimitPattern->setPlaceholderText(tr("gpt-4o-mini or gpt-4o*"));
-    queueModelLabel->setBuddy(m_queueLimitPattern);
-    auto *tokensLabel = new QLabel(tr("Tokens:"), models);
-    m_queueLimitTokens = new QLineEdit(models);
-    m_queueLimitTokens->setObjectName(QStringLiteral("queueLimitTokensEdit"));
-    m_queueLimitTokens->setPlaceholderText(tr("90k, 2M or 1.5B"));
-    tokensLabel->setBuddy(m_queueLimitTokens);
-    auto *addQueueLimitButton = new QPushButton(tr("Add limit"), models);
-    addQueueLimitButton->setObjectName(QStringLiteral("addQueueLimitButton"));
-    m_removeQueueLimit = new QPushButton(tr("Remove limit"), models);
-    m_removeQueueLimit->setObjectName(QStringLiteral("removeQueueLimitButton"));
-    queueLimitRow->addWidget(queueModelLabel);
-    queueLimitRow->addWidget(m_queueLimitPattern, 1);
-    queueLimitRow->addWidget(tokensLabel);
-    queueLimitRow->addWidget(m_queueLimitTokens);
-    queueLimitRow->addWidget(addQueueLimitButton);
-    queueLimitRow->addWidget(m_removeQueueLimit);
-    modelsLayout->addLayout(queueLimitRow);
-    m_queueLimitError = errorLabel(QStringLiteral("queueLimitError"), models);
-    modelsLayout->addWidget(m_queueLimitError);
+    const RuleList queueLimitRules = addRuleList(
+        models, modelsLayout, QStringLiteral("queueLimit"),
+        {tr("Model:"), tr("gpt-4o-mini or gpt-4o*"), tr("Add limit"), tr("Remove limit")},
+        [&]() -> QList<QWidget *> {
+            auto *tokensLabel = new QLabel(tr("Tokens:"), models);
+            m_queueLimitTokens = new QLineEdit(models);
+            m_queueLimitTokens->setObjectName(QStringLiteral("queueLimitTokensEdit"));
+            m_queueLimitTokens->setPlaceholderText(tr("90k, 2M or 1.5B"));
+            tokensLabel->setBuddy(m_queueLimitTokens);
+            return {tokensLabel, m_queueLimitTokens};
+        },
+        100);
+    m_queueLimitList = queueLimitRules.list;
+    m_queueLimitPattern = queueLimitRules.pattern;
+    QPushButton *addQueueLimitButton = queueLimitRules.add;
+    m_removeQueueLimit = queueLimitRules.remove;
+    m_queueLimitError = queueLimitRules.error;
     layout->addWidget(models);
 
     m_problem = errorLabel(QStringLiteral("providersProblem"), this);

@@ -80,18 +80,11 @@ ModelRoutes::ModelRoutes(QList<ModelRouteRule> rules)
     : m_rules(std::move(rules)) {}
 
 std::optional<ModelRoutes> ModelRoutes::fromSpecs(const QList<QByteArray> &specs, QString *error) {
-    QList<ModelRouteRule> rules;
-    for (const QByteArray &spec : specs) {
-        QString why;
-        const std::optional<ModelRouteRule> rule =
-            parseModelRouteRule(QString::fromUtf8(spec), &why);
-        if (!rule) {
-            *error = QStringLiteral("--model-route %1: %2").arg(QString::fromUtf8(spec), why);
-            return std::nullopt;
-        }
-        rules.append(*rule);
-    }
-    return ModelRoutes(std::move(rules));
+    auto rules =
+        parseModelRules(specs, QLatin1StringView("model-route"), parseModelRouteRule, error);
+    if (!rules)
+        return std::nullopt;
+    return ModelRoutes(std::move(*rules));
 }
 
 ModelRouteMatch ModelRoutes::match(QByteArrayView model) const {

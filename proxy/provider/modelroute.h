@@ -61,6 +61,27 @@ const Rule *bestModelRule(const QList<Rule> &rules, QByteArrayView model) {
     return best;
 }
 
+// The rules of a repeatable option (--model-route, --queue-limit), each parsed by `parse`
+// (QStringView text, QString *why) -> std::optional<Rule>; nullopt and *error
+// ("--OPTION VALUE: why") at the first malformed one.
+template <typename Parse>
+auto parseModelRules(const QList<QByteArray> &specs, QLatin1StringView option, Parse parse,
+                     QString *error)
+    -> std::optional<QList<typename decltype(parse(QStringView(), error))::value_type>> {
+    QList<typename decltype(parse(QStringView(), error))::value_type> rules;
+    for (const QByteArray &spec : specs) {
+        QString why;
+        const QString text = QString::fromUtf8(spec);
+        const auto rule = parse(text, &why);
+        if (!rule) {
+            *error = QStringLiteral("--%1 %2: %3").arg(option, text, why);
+            return std::nullopt;
+        }
+        rules.append(*rule);
+    }
+    return rules;
+}
+
 struct ModelRouteRule {
     QByteArray pattern; // without the '*'
     bool prefix = false;

@@ -67,18 +67,11 @@ std::optional<QueueLimitRule> parseQueueLimitRule(QStringView text, QString *err
 }
 
 std::optional<QueueLimits> QueueLimits::fromSpecs(const QList<QByteArray> &specs, QString *error) {
-    QList<QueueLimitRule> rules;
-    for (const QByteArray &spec : specs) {
-        QString why;
-        const std::optional<QueueLimitRule> rule =
-            parseQueueLimitRule(QString::fromUtf8(spec), &why);
-        if (!rule) {
-            *error = QStringLiteral("--queue-limit %1: %2").arg(QString::fromUtf8(spec), why);
-            return std::nullopt;
-        }
-        rules.append(*rule);
-    }
-    return QueueLimits(std::move(rules));
+    auto rules =
+        parseModelRules(specs, QLatin1StringView("queue-limit"), parseQueueLimitRule, error);
+    if (!rules)
+        return std::nullopt;
+    return QueueLimits(std::move(*rules));
 }
 
 std::optional<qint64> QueueLimits::limitFor(QByteArrayView model) const {
