@@ -57,6 +57,28 @@ bool hasPattern(const QList<QByteArray> &entries, const Rule &rule, Parse parse)
         return other && other->pattern == rule.pattern && other->prefix == rule.prefix;
     });
 }
+
+// Adds the model rule `text` (PATTERN=VALUE, checked by `parse`) to `entries`; false with the
+// reason in `error` when it is malformed or its pattern has a rule already (`duplicate`, with
+// %1 for the pattern: the first rule would always win).
+template <typename Parse>
+bool addModelRule(QList<QByteArray> &entries, const QString &text, Parse parse, QLabel *error,
+                  const QString &duplicate) {
+    QString problem;
+    const auto rule = parse(text, &problem);
+    if (!rule) {
+        error->setText(QStringLiteral("\"%1\" %2").arg(text, problem));
+        return false;
+    }
+    if (hasPattern(entries, *rule, parse)) {
+        error->setText(duplicate.arg(patternOf(text.toUtf8())));
+        return false;
+    }
+    entries.append(text.toUtf8());
+    error->clear();
+    return true;
+}
+
 // One list of PATTERN → VALUE rules as the page shows it: the list, a row to add one (a label
 // with its buddy, the pattern box, the widgets that say what it maps to, Add and Remove) and an
 // error line. Object names from `stem`: "<stem>sList", "<stem>PatternEdit", "add<Stem>Button",
@@ -750,44 +772,26 @@ bool ProvidersSettings::addRoute() {
 }
 
 bool ProvidersSettings::addModelRoute() {
-    const QString text =
-        m_modelRoutePattern->text().trimmed() + u'=' + m_modelRoute->currentData().toString();
-    QString problem;
-    const auto rule = parseModelRouteRule(text, &problem);
-    if (!rule) {
-        m_modelRouteError->setText(tr("\"%1\" %2").arg(text, problem));
+    if (!addModelRule(m_modelRoutes,
+                      m_modelRoutePattern->text().trimmed() + u'=' +
+                          m_modelRoute->currentData().toString(),
+                      parseModelRouteRule, m_modelRouteError,
+                      tr("There is a rule for %1 already; remove it first")))
         return false;
-    }
-    if (hasPattern(m_modelRoutes, *rule, parseModelRouteRule)) {
-        m_modelRouteError->setText(
-            tr("There is a rule for %1 already; remove it first").arg(patternOf(text.toUtf8())));
-        return false;
-    }
-    m_modelRoutes.append(text.toUtf8());
     m_modelRoutePattern->clear();
-    m_modelRouteError->clear();
     refresh();
     return true;
 }
 
 bool ProvidersSettings::addQueueLimit() {
-    const QString text =
-        m_queueLimitPattern->text().trimmed() + u'=' + m_queueLimitTokens->text().trimmed();
-    QString problem;
-    const auto rule = parseQueueLimitRule(text, &problem);
-    if (!rule) {
-        m_queueLimitError->setText(tr("\"%1\" %2").arg(text, problem));
+    if (!addModelRule(m_queueLimits,
+                      m_queueLimitPattern->text().trimmed() + u'=' +
+                          m_queueLimitTokens->text().trimmed(),
+                      parseQueueLimitRule, m_queueLimitError,
+                      tr("There is a limit for %1 already; remove it first")))
         return false;
-    }
-    if (hasPattern(m_queueLimits, *rule, parseQueueLimitRule)) {
-        m_queueLimitError->setText(
-            tr("There is a limit for %1 already; remove it first").arg(patternOf(text.toUtf8())));
-        return false;
-    }
-    m_queueLimits.append(text.toUtf8());
     m_queueLimitPattern->clear();
     m_queueLimitTokens->clear();
-    m_queueLimitError->clear();
     refresh();
     return true;
 }
