@@ -450,12 +450,14 @@ void BatchJob::resubmitLater() {
         std::max<std::chrono::milliseconds>(m_pollInterval, 1s) *
             (1LL << std::min(m_record.attempts - 1, 10)),
         10min);
-    qCWarning(lcBatch).noquote() << "batch"
-                                 << (m_record.batchId.isEmpty() ? m_record.localId
-                                                                : m_record.batchId)
-                                 << "did not fit the provider's queue for" << m_record.model
-                                 << "; submitting again in" << delay.count() << "ms (attempt"
-                                 << m_record.attempts << ")";
+    qCWarning(lcBatch).noquote()
+        << QStringLiteral("batch %1 did not fit the provider's queue for %2; submitting again in "
+                          "%3 ms (attempt %4)")
+               .arg(QString::fromUtf8(m_record.batchId.isEmpty() ? m_record.localId
+                                                                 : m_record.batchId),
+                    QString::fromUtf8(m_record.model))
+               .arg(delay.count())
+               .arg(m_record.attempts);
     m_record.batchId.clear();
     m_record.status.clear();
     m_record.phase = StoredBatch::Phase::Uploaded;
