@@ -252,7 +252,6 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
         120);
     m_routeList = routeRules.list;
     m_routePattern = routeRules.pattern;
-    QPushButton *addRouteButton = routeRules.add;
     m_removeRoute = routeRules.remove;
     m_routeError = routeRules.error;
     auto *defaultRow = new QHBoxLayout;
@@ -308,7 +307,6 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
         100);
     m_modelRouteList = modelRouteRules.list;
     m_modelRoutePattern = modelRouteRules.pattern;
-    QPushButton *addModelRouteButton = modelRouteRules.add;
     m_removeModelRoute = modelRouteRules.remove;
     m_modelRouteError = modelRouteRules.error;
 
@@ -335,7 +333,6 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
         100);
     m_queueLimitList = queueLimitRules.list;
     m_queueLimitPattern = queueLimitRules.pattern;
-    QPushButton *addQueueLimitButton = queueLimitRules.add;
     m_removeQueueLimit = queueLimitRules.remove;
     m_queueLimitError = queueLimitRules.error;
     layout->addWidget(models);
@@ -368,45 +365,28 @@ ProvidersSettings::ProvidersSettings(QWidget *parent)
     connect(m_save, &QPushButton::clicked, this, &ProvidersSettings::saveEditedProvider);
     connect(cancel, &QPushButton::clicked, this, &ProvidersSettings::closeEditor);
     connect(m_profile, &QComboBox::currentIndexChanged, this, &ProvidersSettings::profileChosen);
-    connect(addRouteButton, &QPushButton::clicked, this, &ProvidersSettings::addRoute);
-    connect(m_routePattern, &QLineEdit::returnPressed, this, &ProvidersSettings::addRoute);
-    connect(m_routePattern, &QLineEdit::textChanged, m_routeError, &QLabel::clear);
-    connect(m_removeRoute, &QPushButton::clicked, this, [this] {
-        const int row = m_routeList->currentRow();
-        if (row < 0 || row >= m_routes.size())
-            return;
-        m_routes.removeAt(row);
-        refresh();
-    });
-    connect(m_routeList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
-    connect(addModelRouteButton, &QPushButton::clicked, this, &ProvidersSettings::addModelRoute);
-    connect(m_modelRoutePattern, &QLineEdit::returnPressed, this,
-            &ProvidersSettings::addModelRoute);
-    connect(m_modelRoutePattern, &QLineEdit::textChanged, m_modelRouteError, &QLabel::clear);
-    connect(m_removeModelRoute, &QPushButton::clicked, this, [this] {
-        const int row = m_modelRouteList->currentRow();
-        if (row < 0 || row >= m_modelRoutes.size())
-            return;
-        m_modelRoutes.removeAt(row);
-        m_modelRouteError->clear();
-        refresh();
-    });
-    connect(m_modelRouteList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
-    connect(addQueueLimitButton, &QPushButton::clicked, this, &ProvidersSettings::addQueueLimit);
-    connect(m_queueLimitPattern, &QLineEdit::returnPressed, this,
-            &ProvidersSettings::addQueueLimit);
+    // Each rule list: Add (its button, Enter in its boxes), Remove (the selected rule), its error
+    // cleared as the pattern changes, and the buttons' state with the selection.
+    const auto wireRules = [this](const RuleList &rules, QList<QByteArray> *entries,
+                                  bool (ProvidersSettings::*add)()) {
+        connect(rules.add, &QPushButton::clicked, this, add);
+        connect(rules.pattern, &QLineEdit::returnPressed, this, add);
+        connect(rules.pattern, &QLineEdit::textChanged, rules.error, &QLabel::clear);
+        connect(rules.remove, &QPushButton::clicked, this, [this, rules, entries] {
+            const int row = rules.list->currentRow();
+            if (row < 0 || row >= entries->size())
+                return;
+            entries->removeAt(row);
+            rules.error->clear();
+            refresh();
+        });
+        connect(rules.list, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
+    };
+    wireRules(routeRules, &m_routes, &ProvidersSettings::addRoute);
+    wireRules(modelRouteRules, &m_modelRoutes, &ProvidersSettings::addModelRoute);
+    wireRules(queueLimitRules, &m_queueLimits, &ProvidersSettings::addQueueLimit);
     connect(m_queueLimitTokens, &QLineEdit::returnPressed, this, &ProvidersSettings::addQueueLimit);
-    connect(m_queueLimitPattern, &QLineEdit::textChanged, m_queueLimitError, &QLabel::clear);
     connect(m_queueLimitTokens, &QLineEdit::textChanged, m_queueLimitError, &QLabel::clear);
-    connect(m_removeQueueLimit, &QPushButton::clicked, this, [this] {
-        const int row = m_queueLimitList->currentRow();
-        if (row < 0 || row >= m_queueLimits.size())
-            return;
-        m_queueLimits.removeAt(row);
-        m_queueLimitError->clear();
-        refresh();
-    });
-    connect(m_queueLimitList, &QListWidget::currentRowChanged, this, &ProvidersSettings::validate);
     connect(m_defaultProvider, &QComboBox::activated, this, [this] {
         const QString text = m_defaultProvider->currentData().toString();
         m_default = text == NoDefault ? QByteArray() : text.toUtf8();
