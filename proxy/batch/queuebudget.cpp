@@ -161,6 +161,8 @@ qint64 QueueBudget::enqueued(const GroupKey &group) const {
 }
 
 QList<QueueBudget::Queue> QueueBudget::queues() const {
+    if (m_limits.empty()) // the usual case, asked for at every request: nothing to list
+        return {};
     QMap<std::pair<QByteArray, QByteArray>, Queue> byModel;
     auto add = [&](const Key &key, qint64 enqueued) {
         const std::optional<qint64> limit = m_limits.limitFor(key.model);
